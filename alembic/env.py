@@ -1,0 +1,56 @@
+"""Alembic environment: async engines, SQLite (batch mode) and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlmodel import SQLModel
+
+import kraken.models  # noqa: F401  (registers the tables)
+from alembic import context
+from kraken.models.registry import load_all_models
+
+load_all_models()
+target_metadata = SQLModel.metadata
+
+
+def _url() -> str:
+    url = context.config.attributes.get("url") or os.environ.get("KRAKEN_DATABASE_URL")
+    if not url:
+        from kraken.core.config import Settings
+
+        url = Settings().effective_database_url
+    return str(url)
+
+
+def _configure(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Replicas starting together: one migrates, the others wait and find nothing to do.
+            connection.exec_driver_sql("SELECT pg_advisory_xact_lock(726172)")
+        context.run_migrations()
+
+
+async def _run_online() -> None:
+    engine = create_async_engine(_url())
+    async with engine.connect() as conn:
+        await conn.run_sync(_configure)
+        await conn.commit()
+    await engine.dispose()
+
+
+if context.is_offline_mode():
+    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    asyncio.run(_run_online())

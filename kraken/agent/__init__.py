@@ -1,0 +1,1 @@
+"""The build-machine side: websocket client, job runner, executors and tools."""

@@ -1,0 +1,116 @@
+"""The executor interface: where a job's steps run (the host, a container, ...).
+
+A job gets one executor instance for its whole life:  ``start()`` prepares the
+environment (a working directory, a container), ``exec()`` runs one command in it
+with live output, ``read_file``/``write_file`` move files in and out, ``stop()``
+removes everything.  Tools (``kraken.agent.tools``) keep their logic on the agent
+and drive the environment only through this interface, so an image needs no
+more than a POSIX shell.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+LineCallback = Callable[[str], Awaitable[None]]
+
+
+class ExecutorError(Exception):
+    """The environment could not be prepared or used (missing image, engine down...).
+
+    The message is shown to users as the job's reason, so it must say what failed and why.
+    """
+
+
+@dataclass
+class ExecResult:
+    exit_code: int | None
+    timed_out: bool = False
+    cancelled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out and not self.cancelled
+
+
+@dataclass
+class ExecutorCapability:
+    """What an agent reports for one executor it can use."""
+
+    name: str
+    version: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class JobEnvironment:
+    """What the executor needs to know about the job it hosts."""
+
+    job_id: int
+    agent_name: str
+    system: str
+    data_dir: str  # the agent's data dir (host path)
+    limits: dict[str, Any] = field(default_factory=dict)  # cpus, memory, pids, network
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+class Executor(abc.ABC):
+    name: ClassVar[str]
+
+    def __init__(self, env: JobEnvironment) -> None:
+        self.env = env
+
+    @property
+    @abc.abstractmethod
+    def workdir(self) -> str:
+        """The job's working directory, as a path inside the environment."""
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Prepare the environment; raise ExecutorError with a clear message on failure."""
+
+    @abc.abstractmethod
+    async def exec(
+        self,
+        command: Sequence[str],
+        *,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        on_line: LineCallback | None = None,
+    ) -> ExecResult:
+        """Run a command (argv) inside the environment, streaming merged stdout/stderr lines.
+
+        ``cwd`` relative paths are relative to ``workdir``.  On timeout the whole process
+        tree is killed and ``timed_out`` is set.
+        """
+
+    @abc.abstractmethod
+    async def read_file(self, path: str) -> AsyncIterator[bytes]:
+        """Stream a file's bytes out of the environment (relative paths: to workdir)."""
+        yield b""  # pragma: no cover
+
+    @abc.abstractmethod
+    async def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        """Create a file inside the environment (parent dirs are created)."""
+
+    @abc.abstractmethod
+    async def cancel(self) -> None:
+        """Kill whatever runs in the environment now (the running exec returns cancelled)."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Remove the environment (container, ...).  Must be safe to call twice."""
+
+    @classmethod
+    async def probe(cls) -> ExecutorCapability | None:
+        """Return the capability when this executor can work on this machine, else None."""
+        return None
+
+    @classmethod
+    async def remove_orphans(cls, agent_name: str) -> int:
+        """Remove environments an earlier run of this agent left behind; return how many."""
+        return 0

@@ -1,0 +1,173 @@
+"""Runs one job on the agent: prepares the executor, runs each step's tool, reports."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from kraken.agent.executors import executor_class
+from kraken.agent.executors.base import Executor, ExecutorError, JobEnvironment
+from kraken.agent.outbox import Outbox
+from kraken.agent.tools.base import StepOutcome, ToolContext, ToolError
+from kraken.agent.tools.registry import get_tool
+
+log = logging.getLogger(__name__)
+
+LOG_FLUSH_SECONDS = 0.05
+LOG_FLUSH_LINES = 1000
+
+
+class StepLog:
+    """Collects a step's output lines and sends them in batches."""
+
+    def __init__(self, outbox: Outbox, job_id: int, step_index: int | None) -> None:
+        self.outbox = outbox
+        self.job_id = job_id
+        self.step_index = step_index
+        self.lines: list[str] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._flushing: asyncio.Task[None] | None = None
+
+    async def line(self, text: str) -> None:
+        self.lines.append(text)
+        if len(self.lines) >= LOG_FLUSH_LINES:
+            await self.flush()
+        elif self._timer is None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(LOG_FLUSH_SECONDS, self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self._timer = None
+        self._flushing = asyncio.ensure_future(self.flush())
+
+    async def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self.lines:
+            return
+        lines, self.lines = self.lines, []
+        await self.outbox.put(self.job_id, {"type": "log", "step_index": self.step_index, "lines": lines})
+
+
+class JobRunner:
+    def __init__(self, job: dict[str, Any], outbox: Outbox, agent_name: str, data_dir: str) -> None:
+        self.job = job
+        self.job_id = int(job["id"])
+        self.outbox = outbox
+        self.agent_name = agent_name
+        self.data_dir = data_dir
+        self.executor: Executor | None = None
+        self.cancelled = False
+        self.task: asyncio.Task[None] | None = None
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.outbox.put(self.job_id, message)
+
+    async def cancel(self) -> None:
+        self.cancelled = True
+        if self.executor is not None:
+            await self.executor.cancel()
+
+    async def run(self) -> None:
+        job = self.job
+        deadline = time.monotonic() + float(job.get("timeout") or 3600)
+        env = JobEnvironment(
+            job_id=self.job_id,
+            agent_name=self.agent_name,
+            system=job.get("system") or "any",
+            data_dir=self.data_dir,
+            limits=job.get("limits") or {},
+        )
+        result, reason = "passed", None
+        setup_log = StepLog(self.outbox, self.job_id, None)
+        try:
+            self.executor = executor_class(job.get("executor") or "direct")(env)
+            await self.executor.start()
+        except (ExecutorError, KeyError) as exc:
+            msg = str(exc) if isinstance(exc, ExecutorError) else f"unknown executor {exc}"
+            await setup_log.line(f"cannot prepare the job's environment: {msg}")
+            await setup_log.flush()
+            await self.send({"type": "job_done", "result": "error", "reason": msg})
+            return
+        try:
+            result, reason = await self._steps(deadline)
+        finally:
+            with contextlib.suppress(Exception):
+                await self.executor.stop()
+        await self.send({"type": "job_done", "result": result, "reason": reason})
+
+    async def _steps(self, deadline: float) -> tuple[str, str | None]:
+        assert self.executor is not None
+        failed: str | None = None
+        reason: str | None = None
+        for step in self.job["steps"]:
+            index = int(step["index"])
+            when = step.get("when") or "prev_ok"
+            if self.cancelled:
+                return "cancelled", "cancelled"
+            if (failed and when != "always") or when == "never":
+                continue  # left queued: the server marks it skipped when the job ends
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return "timeout", f"job timed out after {self.job.get('timeout'):g} s"
+            timeout = min(float(step["timeout"]), remaining) if step.get("timeout") else remaining
+            job_timeout = step.get("timeout") is None or remaining < float(step["timeout"])
+            await self.send({"type": "step_started", "step_index": index})
+            outcome = await self._step(step, index, timeout)
+            if outcome.result == "timeout" and job_timeout:
+                outcome = StepOutcome("timeout", f"job timed out after {self.job.get('timeout'):g} s")
+            await self.send(
+                {
+                    "type": "step_done",
+                    "step_index": index,
+                    "result": outcome.result,
+                    "message": outcome.message,
+                    "exit_code": outcome.exit_code,
+                }
+            )
+            if outcome.result != "passed" and not failed:
+                failed = outcome.result
+                reason = f"step {index} ({step['tool']}): {outcome.message or outcome.result}"
+        if self.cancelled:
+            return "cancelled", "cancelled"
+        return (failed or "passed"), reason
+
+    async def _step(self, step: dict[str, Any], index: int, timeout: float) -> StepOutcome:
+        assert self.executor is not None
+        slog = StepLog(self.outbox, self.job_id, index)
+        try:
+            try:
+                tool = get_tool(step["tool"])()
+            except KeyError:
+                await slog.line(f"this agent has no tool '{step['tool']}'")
+                return StepOutcome("error", f"unknown tool '{step['tool']}'")
+            ctx = ToolContext(
+                executor=self.executor,
+                job_id=self.job_id,
+                step_index=index,
+                log=slog.line,
+                send=lambda m: self.send({**m, "step_index": index}),
+                timeout=timeout,
+                extra={"flow_kind": self.job.get("flow_kind"), "config": self.job.get("config")},
+            )
+            try:
+                outcome = await tool.run(ctx, dict(step.get("fields") or {}))
+            except ToolError as exc:
+                await slog.line(f"{step['tool']}: {exc}")
+                outcome = StepOutcome("error", str(exc))
+            except ExecutorError as exc:
+                await slog.line(f"environment error: {exc}")
+                outcome = StepOutcome("error", str(exc))
+            except Exception as exc:
+                log.exception("tool %s crashed", step["tool"])
+                await slog.line(f"internal error in tool {step['tool']}: {exc!r}")
+                outcome = StepOutcome("error", f"internal error: {exc!r}")
+            if self.cancelled:
+                outcome = StepOutcome("cancelled", "cancelled", outcome.exit_code)
+            return outcome
+        finally:
+            await slog.flush()

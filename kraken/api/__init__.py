@@ -1,0 +1,1 @@
+"""The REST API (FastAPI), the agents' websocket endpoint and the live streams."""

@@ -1,0 +1,73 @@
+"""The FastAPI application of ``kraken serve`` and ``kraken server``."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+import kraken
+from kraken.api.agent_hub import AgentHub
+from kraken.api.agent_hub import router as agent_router
+from kraken.api.state import ServerState
+from kraken.core.bootstrap import bootstrap
+from kraken.core.migrate import upgrade
+from kraken.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+ROUTER_MODULES = [
+    "kraken.api.routes.auth",
+    "kraken.api.routes.projects",
+    "kraken.api.routes.stages",
+    "kraken.api.routes.flows",
+    "kraken.api.routes.runs",
+    "kraken.api.routes.agents",
+    "kraken.api.routes.events",
+    "kraken.api.routes.results",
+]
+
+
+def api_router() -> APIRouter:
+    router = APIRouter(prefix="/api")
+    for name in ROUTER_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        router.include_router(module.router)
+    router.include_router(agent_router)
+    return router
+
+
+def create_app(runtime: Runtime, *, controller: bool = False, migrate: bool = True) -> FastAPI:
+    """``controller`` runs the scheduler and watchdog in this process (``kraken serve``)."""
+    state = ServerState(runtime=runtime)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if runtime.settings.is_sqlite:
+            runtime.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if migrate:
+            await upgrade(runtime.settings.effective_database_url)
+        await runtime.start()
+        state.secret_key, state.agent_token = await bootstrap(runtime.db, runtime.settings)
+        state.hub = AgentHub(state)
+        await state.hub.start()
+        if controller:
+            runtime.start_controller()
+        try:
+            yield
+        finally:
+            await state.hub.stop()
+            await runtime.stop()
+
+    app = FastAPI(title="Kraken", version=kraken.__version__, lifespan=lifespan)
+    app.state.kraken = state
+    app.include_router(api_router())
+    return app

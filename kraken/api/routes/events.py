@@ -1,0 +1,36 @@
+"""Live changes (flows, runs, jobs, steps, agents) as server-sent events, for the web UI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from kraken.api.deps import StateDep, UserDep
+from kraken.api.sse import sse_event, sse_response
+
+router = APIRouter(tags=["events"])
+
+KEEPALIVE_SECONDS = 15.0
+
+
+@router.get("/events")
+async def events(request: Request, state: StateDep, _: UserDep) -> StreamingResponse:
+    """Every change as an event named by its kind; a ``hello`` event first.  After a lost
+    connection a client re-reads what it shows and subscribes again."""
+
+    async def body() -> AsyncIterator[bytes]:
+        import asyncio
+
+        async with state.runtime.bus.listening("events") as sub:
+            yield sse_event("hello", {"instance": state.instance_id})
+            while not await request.is_disconnected():
+                try:
+                    _, msg = await asyncio.wait_for(sub.get(), KEEPALIVE_SECONDS)
+                except TimeoutError:
+                    yield b": keepalive\n\n"
+                    continue
+                yield sse_event(str(msg.get("kind", "change")), msg)
+
+    return sse_response(body())

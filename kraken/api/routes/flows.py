@@ -1,0 +1,82 @@
+"""Flows: start, list, read, cancel."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from fastapi import APIRouter, HTTPException, Query, status
+from sqlmodel import col, select
+
+from kraken.api.deps import SessionDep, StateDep, UserDep
+from kraken.control import orchestration
+from kraken.models import Branch, Flow, Run
+from kraken.models.enums import FlowKind
+from kraken.schemas.api import FlowIn, FlowOut, FlowPage, RunBrief
+
+router = APIRouter(tags=["flows"])
+
+
+async def flow_out(session: SessionDep, flow: Flow) -> FlowOut:
+    runs = (await session.execute(select(Run).where(Run.flow_id == flow.id).order_by(col(Run.id)))).scalars()
+    out = FlowOut.model_validate(flow)
+    out.runs = [RunBrief.model_validate(r) for r in runs]
+    return out
+
+
+@router.post("/branches/{branch_id}/flows", response_model=FlowOut, status_code=status.HTTP_201_CREATED)
+async def create_flow(branch_id: int, body: FlowIn, state: StateDep, user: UserDep) -> FlowOut:
+    async with state.write() as (session, effects):
+        branch = await session.get(Branch, branch_id)
+        if branch is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"branch {branch_id} not found")
+        flow = await orchestration.create_flow(
+            session, branch, FlowKind(body.kind), body.args, effects, {"reason": "manual", "user": user.username}
+        )
+        out = await flow_out(session, flow)
+    return out
+
+
+@router.get("/branches/{branch_id}/flows", response_model=FlowPage)
+async def list_flows(
+    branch_id: int,
+    session: SessionDep,
+    _: UserDep,
+    kind: FlowKind | None = None,
+    limit: int = Query(20, ge=1, le=200),
+    offset: int = Query(0, ge=0),
+) -> FlowPage:
+    where = [col(Flow.branch_id) == branch_id]
+    if kind is not None:
+        where.append(col(Flow.kind) == kind.value)
+    total = (await session.execute(select(sa.func.count()).select_from(Flow).where(*where))).scalar_one()
+    flows = (
+        await session.execute(select(Flow).where(*where).order_by(col(Flow.id).desc()).limit(limit).offset(offset))
+    ).scalars().all()
+    runs = (
+        await session.execute(select(Run).where(col(Run.flow_id).in_([f.id for f in flows])).order_by(col(Run.id)))
+    ).scalars().all()
+    items = []
+    for f in flows:
+        fo = FlowOut.model_validate(f)
+        fo.runs = [RunBrief.model_validate(r) for r in runs if r.flow_id == f.id]
+        items.append(fo)
+    return FlowPage(total=total, items=items)
+
+
+@router.get("/flows/{flow_id}", response_model=FlowOut)
+async def get_flow(flow_id: int, session: SessionDep, _: UserDep) -> FlowOut:
+    flow = await session.get(Flow, flow_id)
+    if flow is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"flow {flow_id} not found")
+    return await flow_out(session, flow)
+
+
+@router.post("/flows/{flow_id}/cancel", response_model=FlowOut)
+async def cancel_flow(flow_id: int, state: StateDep, _: UserDep) -> FlowOut:
+    async with state.write() as (session, effects):
+        if await session.get(Flow, flow_id) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"flow {flow_id} not found")
+        await orchestration.cancel_flow(session, flow_id, effects)
+    async with state.runtime.db.session() as session:
+        flow = await session.get(Flow, flow_id)
+        assert flow is not None
+        return await flow_out(session, flow)

@@ -1,0 +1,163 @@
+"""Runs and jobs: read, cancel, rerun, logs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.responses import PlainTextResponse, StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from kraken.api.deps import SessionDep, StateDep, UserDep
+from kraken.api.sse import sse_event, sse_response
+from kraken.control import orchestration
+from kraken.models import Job, LogChunk, Run, Step
+from kraken.models.enums import State
+from kraken.schemas.api import JobOut, RunOut, StepOut
+
+router = APIRouter(tags=["runs"])
+
+
+async def jobs_out(session: AsyncSession, jobs: list[Job]) -> list[JobOut]:
+    ids = [j.id for j in jobs]
+    steps = (
+        await session.execute(select(Step).where(col(Step.job_id).in_(ids)).order_by(col(Step.job_id), col(Step.index)))
+    ).scalars().all()
+    out = []
+    for j in jobs:
+        jo = JobOut.model_validate(j)
+        jo.steps = [StepOut.model_validate(s) for s in steps if s.job_id == j.id]
+        out.append(jo)
+    return out
+
+
+@router.get("/runs/{run_id}", response_model=RunOut)
+async def get_run(run_id: int, session: SessionDep, _: UserDep) -> Run:
+    run = await session.get(Run, run_id)
+    if run is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
+    return run
+
+
+@router.get("/runs/{run_id}/jobs", response_model=list[JobOut])
+async def list_jobs(run_id: int, session: SessionDep, _: UserDep, include_covered: bool = False) -> list[JobOut]:
+    if await session.get(Run, run_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
+    q = select(Job).where(Job.run_id == run_id)
+    if not include_covered:
+        q = q.where(col(Job.covered).is_(False))
+    jobs = list((await session.execute(q.order_by(col(Job.id)))).scalars())
+    return await jobs_out(session, jobs)
+
+
+@router.post("/runs/{run_id}/cancel", response_model=RunOut)
+async def cancel_run(run_id: int, state: StateDep, _: UserDep) -> Run:
+    async with state.write() as (session, effects):
+        if await session.get(Run, run_id) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
+        await orchestration.cancel_run(session, run_id, effects)
+        run = await session.get(Run, run_id)
+    assert run is not None
+    return run
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut)
+async def get_job(job_id: int, session: SessionDep, _: UserDep) -> JobOut:
+    job = await session.get(Job, job_id)
+    if job is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} not found")
+    return (await jobs_out(session, [job]))[0]
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut)
+async def cancel_job(job_id: int, state: StateDep, _: UserDep) -> JobOut:
+    async with state.write() as (session, effects):
+        if await session.get(Job, job_id) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} not found")
+        await orchestration.cancel_job(session, job_id, effects)
+    async with state.runtime.db.session() as session:
+        job = await session.get(Job, job_id)
+        assert job is not None
+        return (await jobs_out(session, [job]))[0]
+
+
+@router.post("/jobs/{job_id}/rerun", response_model=JobOut, status_code=status.HTTP_201_CREATED)
+async def rerun_job(job_id: int, state: StateDep, _: UserDep) -> JobOut:
+    async with state.write() as (session, effects):
+        try:
+            new = await orchestration.rerun_job(session, job_id, effects)
+        except LookupError as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} not found") from exc
+        except ValueError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    async with state.runtime.db.session() as session:
+        return (await jobs_out(session, [new]))[0]
+
+
+async def _chunks(session: AsyncSession, job_id: int, after_line: int = -1) -> AsyncIterator[LogChunk]:
+    result = await session.stream_scalars(
+        select(LogChunk)
+        .where(LogChunk.job_id == job_id, col(LogChunk.first_line) + col(LogChunk.line_count) > after_line + 1)
+        .order_by(col(LogChunk.first_line))
+        .execution_options(yield_per=500)
+    )
+    async for chunk in result:
+        yield chunk
+
+
+@router.get("/jobs/{job_id}/log", response_class=PlainTextResponse)
+async def job_log(job_id: int, state: StateDep, _: UserDep) -> StreamingResponse:
+    """The job's whole output as text, streamed from the database."""
+    async with state.runtime.db.session() as session:
+        if await session.get(Job, job_id) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} not found")
+
+    async def body() -> AsyncIterator[bytes]:
+        async with state.runtime.db.session() as session:
+            async for chunk in _chunks(session, job_id):
+                yield chunk.text.encode() + b"\n"
+
+    return StreamingResponse(body(), media_type="text/plain; charset=utf-8")
+
+
+@router.get("/jobs/{job_id}/log/stream")
+async def job_log_stream(
+    job_id: int, request: Request, state: StateDep, _: UserDep, after: int = -1
+) -> StreamingResponse:
+    """Server-sent events: ``lines`` events {first_line, lines} from line ``after``+1 on, live,
+    then ``end`` once the job is completed and all its lines were sent."""
+    async with state.runtime.db.session() as session:
+        if await session.get(Job, job_id) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} not found")
+
+    async def events() -> AsyncIterator[bytes]:
+        sent = after  # last line number sent
+        async with state.runtime.bus.listening(f"log:{job_id}", "events") as sub:
+            async with state.runtime.db.session() as session:
+                async for chunk in _chunks(session, job_id, sent):
+                    skip = max(0, sent + 1 - chunk.first_line)
+                    lines = chunk.text.split("\n")[skip:]
+                    yield sse_event("lines", {"first_line": chunk.first_line + skip, "lines": lines})
+                    sent = chunk.first_line + chunk.line_count - 1
+                job = await session.get(Job, job_id)
+                done = job is not None and job.state == State.COMPLETED
+            if done:
+                yield sse_event("end", {"lines": sent + 1})
+                return
+            while not await request.is_disconnected():
+                channel, msg = await sub.get()
+                if channel == "events":
+                    if msg.get("kind") == "job" and msg.get("id") == job_id and msg.get("state") == State.COMPLETED:
+                        yield sse_event("end", {"lines": sent + 1})
+                        return
+                    continue
+                first = int(msg["first_line"])
+                lines = msg["lines"][max(0, sent + 1 - first):]
+                if lines:
+                    yield sse_event("lines", {"first_line": max(first, sent + 1), "lines": lines})
+                    sent = first + len(msg["lines"]) - 1
+
+    return sse_response(events())
+
+

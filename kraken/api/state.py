@@ -1,0 +1,36 @@
+"""Per-process state of a server: runtime, secrets, the agents connected here."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kraken.control.effects import Effects
+from kraken.runtime import Runtime
+
+if TYPE_CHECKING:
+    from kraken.api.agent_hub import AgentHub
+
+
+@dataclass
+class ServerState:
+    runtime: Runtime
+    secret_key: str = ""
+    agent_token: str = ""
+    instance_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
+    hub: AgentHub | None = None
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[tuple[AsyncSession, Effects]]:
+        """A write transaction; its effects are applied after the commit."""
+        effects = Effects()
+        async with self.runtime.db.transaction() as session:
+            yield session, effects
+        await effects.apply(self.runtime.bus, self.runtime.queue)

@@ -1,0 +1,229 @@
+"""The ``kraken`` command: serve, server, controller, worker, agent, db upgrade.
+
+Every option can also come from a ``KRAKEN_<OPTION>`` environment variable; an
+option on the command line wins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from kraken.core.config import Settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Kraken CI")
+db_app = typer.Typer(no_args_is_help=True, help="Database maintenance")
+app.add_typer(db_app, name="db")
+
+DataDir = Annotated[Path | None, typer.Option(help="state directory [KRAKEN_DATA_DIR, default ./kraken-data]")]
+DbUrl = Annotated[
+    str | None, typer.Option(help="database URL, e.g. postgresql+asyncpg://u@h/db [KRAKEN_DATABASE_URL]")
+]
+RedisUrl = Annotated[str | None, typer.Option(help="redis://host:6379/0 [KRAKEN_REDIS_URL]")]
+Host = Annotated[str | None, typer.Option(help="listen address [KRAKEN_HOST, default 127.0.0.1]")]
+Port = Annotated[int | None, typer.Option(help="listen port [KRAKEN_PORT, default 8080]")]
+LogLevel = Annotated[str | None, typer.Option(help="debug, info, warning [KRAKEN_LOG_LEVEL]")]
+
+
+def settings_from(**options: Any) -> Settings:
+    given = {k: v for k, v in options.items() if v is not None and v != []}
+    settings = Settings(**given)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    return settings
+
+
+def _run(coro: Any) -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(coro)
+
+
+async def _serve_http(settings: Settings, role: str, *, local_agent: bool = False, sample: bool = False) -> None:
+    import uvicorn
+
+    from kraken.api.app import create_app
+    from kraken.runtime import Runtime
+
+    runtime = Runtime(settings, role=role)
+    api = create_app(runtime, controller=role == "serve")
+    config = uvicorn.Config(
+        api, host=settings.host, port=settings.port, log_level=settings.log_level, lifespan="on", ws_max_size=64 << 20
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn offers no started event
+        await asyncio.sleep(0.05)
+    extra: list[asyncio.Task[None]] = []
+    if server.started:
+        state = api.state.kraken
+        url = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else settings.host}:{settings.port}"
+        print(f"kraken {role}: listening on {url} (API under /api, OpenAPI at /openapi.json)", flush=True)
+        if sample:
+            from kraken.sample import ensure_sample_project
+
+            await ensure_sample_project(runtime.db, settings)
+        if local_agent:
+            from kraken.agent.client import Agent
+
+            agent = Agent(
+                url,
+                state.agent_token,
+                name=settings.name or "local",
+                data_dir=settings.data_dir / "agent",
+                groups=settings.groups,
+                labels=settings.labels,
+                executors=["direct"],
+                heartbeat_interval=settings.heartbeat_interval,
+            )
+            extra.append(asyncio.create_task(agent.run_forever()))
+    await serving
+    for task in extra:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
+@app.command()
+def serve(
+    data_dir: DataDir = None,
+    host: Host = None,
+    port: Port = None,
+    database_url: DbUrl = None,
+    admin_password: Annotated[str | None, typer.Option(help="[KRAKEN_ADMIN_PASSWORD]")] = None,
+    agent_token: Annotated[str | None, typer.Option(help="[KRAKEN_AGENT_TOKEN]")] = None,
+    local_agent: Annotated[bool, typer.Option(help="run one agent with the direct executor in-process")] = True,
+    sample_project: Annotated[bool, typer.Option(help="create the sample project 'demo' if missing")] = False,
+    log_level: LogLevel = None,
+) -> None:
+    """Everything in one process: API, controller, background tasks, SQLite, a local agent."""
+    settings = settings_from(
+        data_dir=data_dir, host=host, port=port, database_url=database_url, admin_password=admin_password,
+        agent_token=agent_token, log_level=log_level,
+    )
+    _run(_serve_http(settings, "serve", local_agent=local_agent, sample=sample_project))
+
+
+@app.command()
+def server(
+    database_url: DbUrl = None,
+    redis_url: RedisUrl = None,
+    host: Host = None,
+    port: Port = None,
+    data_dir: DataDir = None,
+    admin_password: Annotated[str | None, typer.Option(help="[KRAKEN_ADMIN_PASSWORD]")] = None,
+    agent_token: Annotated[str | None, typer.Option(help="[KRAKEN_AGENT_TOKEN]")] = None,
+    log_level: LogLevel = None,
+) -> None:
+    """The REST API and agent endpoint (scale-out: run several behind a load balancer)."""
+    settings = settings_from(
+        database_url=database_url, redis_url=redis_url, host=host, port=port, data_dir=data_dir,
+        admin_password=admin_password, agent_token=agent_token, log_level=log_level,
+    )
+    _run(_serve_http(settings, "server"))
+
+
+@app.command()
+def controller(database_url: DbUrl = None, redis_url: RedisUrl = None, log_level: LogLevel = None) -> None:
+    """Scheduler, watchdog and planner (scale-out)."""
+    settings = settings_from(database_url=database_url, redis_url=redis_url, log_level=log_level)
+
+    async def main() -> None:
+        from kraken.core.migrate import upgrade
+        from kraken.runtime import Runtime
+
+        await upgrade(settings.effective_database_url)
+        runtime = Runtime(settings, role="controller")
+        await runtime.start()
+        runtime.start_controller()
+        print("kraken controller: running", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await runtime.stop()
+
+    _run(main())
+
+
+@app.command()
+def worker(database_url: DbUrl = None, redis_url: RedisUrl = None, log_level: LogLevel = None) -> None:
+    """Background tasks from Redis through arq (scale-out)."""
+    settings = settings_from(database_url=database_url, redis_url=redis_url, log_level=log_level)
+    from arq.worker import Worker
+
+    from kraken.workers.arq_settings import worker_settings
+
+    print("kraken worker: running", flush=True)
+    Worker(**worker_settings(settings)).run()
+
+
+@app.command()
+def agent(
+    server: Annotated[str | None, typer.Option(help="server URL [KRAKEN_SERVER]")] = None,
+    token: Annotated[str | None, typer.Option(help="agent token [KRAKEN_AGENT_TOKEN]")] = None,
+    name: Annotated[str | None, typer.Option(help="agent name [KRAKEN_NAME, default hostname]")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="work directory [KRAKEN_DATA_DIR]")] = None,
+    group: Annotated[list[str] | None, typer.Option(help="agents group to join (repeatable)")] = None,
+    label: Annotated[list[str] | None, typer.Option(help="user label, e.g. gpu (repeatable)")] = None,
+    executor: Annotated[list[str] | None, typer.Option(help="executors to offer (default: all found)")] = None,
+    log_level: LogLevel = None,
+) -> None:
+    """Run jobs on this machine for the server at --server."""
+    settings = settings_from(
+        server=server, agent_token=token, name=name, data_dir=data_dir, groups=group, labels=label,
+        log_level=log_level,
+    )
+    if not settings.agent_token:
+        raise typer.BadParameter("the agent token is required (--token or KRAKEN_AGENT_TOKEN)")
+    from kraken.agent.client import Agent
+
+    a = Agent(
+        settings.server,
+        settings.agent_token,
+        name=settings.name,
+        data_dir=data_dir or (settings.data_dir if "KRAKEN_DATA_DIR" in os.environ else Path("./kraken-agent")),
+        groups=settings.groups,
+        labels=settings.labels,
+        executors=executor or None,
+        heartbeat_interval=settings.heartbeat_interval,
+    )
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.create_task(a.run_forever())
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    try:
+        asyncio.run(main())
+    except PermissionError as exc:
+        typer.echo(f"kraken agent: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@db_app.command("upgrade")
+def db_upgrade(database_url: DbUrl = None, data_dir: DataDir = None, revision: str = "head") -> None:
+    """Apply the database migrations."""
+    settings = settings_from(database_url=database_url, data_dir=data_dir)
+    if settings.is_sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    from kraken.core.migrate import upgrade_sync
+
+    upgrade_sync(settings.effective_database_url, revision)
+    typer.echo(f"database at {settings.effective_database_url} is at {revision}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Server-side control: orchestration (every state change), scheduler, watchdog, planner."""

@@ -1,0 +1,41 @@
+"""What a state change asks for once its transaction has committed."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kraken.core.bus import Bus
+    from kraken.workers.queue import TaskQueue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Effects:
+    publish: list[tuple[str, Any]] = field(default_factory=list)  # (channel, message)
+    tasks: list[tuple[str, str | None, dict[str, Any]]] = field(default_factory=list)  # (name, key, kwargs)
+    wake_scheduler: bool = False
+
+    def enqueue(self, name: str, key: str | None = None, **kwargs: Any) -> None:
+        self.tasks.append((name, key, kwargs))
+
+    def event(self, kind: str, **data: Any) -> None:
+        """A change the web UI and API streams show live."""
+        self.publish.append(("events", {"kind": kind, **data}))
+
+    def to_agent(self, agent_id: int, message: dict[str, Any]) -> None:
+        self.publish.append((f"agent:{agent_id}", message))
+
+    async def apply(self, bus: Bus, queue: TaskQueue) -> None:
+        for channel, message in self.publish:
+            await bus.publish(channel, message)
+        if self.wake_scheduler:
+            await bus.publish("sched", {})
+        for name, key, kwargs in self.tasks:
+            await queue.enqueue(name, key=key, **kwargs)
+        self.publish.clear()
+        self.tasks.clear()
+        self.wake_scheduler = False

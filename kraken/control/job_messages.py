@@ -1,0 +1,71 @@
+"""Handlers for the job messages every agent sends: step progress, log lines, job end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import select
+
+from kraken.control import orchestration
+from kraken.control.agent_messages import handles
+from kraken.control.effects import Effects
+from kraken.models import Job, LogChunk, Step
+from kraken.models.enums import Result, StepResult
+
+MAX_LINE = 10_000  # characters kept of one output line
+
+
+@handles("step_started")
+async def on_step_started(session: AsyncSession, job: Job, msg: dict[str, Any], effects: Effects) -> None:
+    await orchestration.step_started(session, job, int(msg["step_index"]), effects)
+
+
+@handles("log")
+async def on_log(session: AsyncSession, job: Job, msg: dict[str, Any], effects: Effects) -> None:
+    lines = [ln if len(ln) <= MAX_LINE else ln[:MAX_LINE] + " …[line truncated]" for ln in msg["lines"]]
+    if not lines:
+        return
+    first = job.log_lines
+    job.log_lines = first + len(lines)
+    session.add(
+        LogChunk(
+            job_id=job.id,  # type: ignore[arg-type]
+            seq=int(msg["seq"]),
+            step_index=msg.get("step_index"),
+            first_line=first,
+            line_count=len(lines),
+            text="\n".join(lines),
+        )
+    )
+    effects.publish.append(
+        (f"log:{job.id}", {"first_line": first, "step_index": msg.get("step_index"), "lines": lines})
+    )
+
+
+@handles("step_done")
+async def on_step_done(session: AsyncSession, job: Job, msg: dict[str, Any], effects: Effects) -> None:
+    await orchestration.step_completed(
+        session,
+        job,
+        int(msg["step_index"]),
+        StepResult(msg["result"]),
+        effects,
+        message=msg.get("message"),
+        exit_code=msg.get("exit_code"),
+    )
+
+
+@handles("step_info")
+async def on_step_info(session: AsyncSession, job: Job, msg: dict[str, Any], effects: Effects) -> None:
+    step = (
+        await session.execute(select(Step).where(Step.job_id == job.id, Step.index == int(msg["step_index"])))
+    ).scalar_one_or_none()
+    if step is not None:
+        step.info = {**step.info, **(msg.get("data") or {})}
+
+
+@handles("job_done")
+async def on_job_done(session: AsyncSession, job: Job, msg: dict[str, Any], effects: Effects) -> None:
+    result = Result(msg.get("result", Result.PASSED))
+    await orchestration.complete_job(session, job.id, result, effects, msg.get("reason"))  # type: ignore[arg-type]

@@ -1,0 +1,481 @@
+"""Every state change of flows, runs, jobs and steps happens here, and only here.
+
+Each function works inside the caller's write transaction (``Database.transaction()``)
+and records what must follow the commit (bus messages, background tasks, a
+scheduler wake-up) in an ``Effects``.  Lock order, to keep PostgreSQL free of
+deadlocks: flow, then run, then job, then agent.
+
+States: queued -> running -> completed; once completed a result is set:
+passed, failed, error, cancelled or timeout.  A run is ``error`` if any job
+errored, else ``failed`` if any job failed or any test failed, else ``passed``
+(cancelled/timeout jobs make the run cancelled/timeout); a flow takes the worst
+of its runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from kraken.control.effects import Effects
+from kraken.models import Agent, Branch, Flow, Job, Project, Run, Stage, Step
+from kraken.models.base import utcnow
+from kraken.models.enums import FlowKind, Result, State, StepResult, StepState, worst
+from kraken.stage import StageContext, StageSchemaError, evaluate_stage, expand_jobs, resolve_args
+
+log = logging.getLogger(__name__)
+
+ROOT = "root"
+
+
+# ---------------------------------------------------------------- flows and runs
+
+
+async def next_seq(session: AsyncSession, branch_id: int, column: str) -> int:
+    """Atomically increment one of the branch's sequence counters and return the new value."""
+    counter = getattr(Branch, column)
+    stmt = (
+        sa.update(Branch)
+        .where(col(Branch.id) == branch_id)
+        .values({column: counter + 1})
+        .returning(counter)
+    )
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def create_flow(
+    session: AsyncSession,
+    branch: Branch,
+    kind: FlowKind,
+    args: dict[str, Any],
+    effects: Effects,
+    trigger: dict[str, Any] | None = None,
+) -> Flow:
+    """Create a flow and start the runs of its root stages."""
+    assert branch.id is not None
+    seq = await next_seq(session, branch.id, "ci_flow_seq" if kind == FlowKind.CI else "dev_flow_seq")
+    flow = Flow(branch_id=branch.id, kind=kind.value, seq=seq, args=args, trigger=trigger or {"reason": "manual"})
+    session.add(flow)
+    await session.flush()
+    effects.event("flow", id=flow.id, branch_id=branch.id, state=flow.state, result=None, created=True)
+    stages = await branch_stages(session, branch.id)
+    roots = [s for s in stages if s.parent == ROOT]
+    for stage in roots:
+        await start_run(session, flow, stage, args, effects)
+    if not roots:
+        await _finish_flow(session, flow, effects, Result.PASSED)
+    return flow
+
+
+async def branch_stages(session: AsyncSession, branch_id: int) -> Sequence[Stage]:
+    rows = await session.execute(
+        select(Stage).where(Stage.branch_id == branch_id, col(Stage.enabled).is_(True)).order_by(col(Stage.id))
+    )
+    return rows.scalars().all()
+
+
+async def start_run(
+    session: AsyncSession, flow: Flow, stage: Stage, flow_args: dict[str, Any], effects: Effects
+) -> Run:
+    """Create a run of a stage: evaluate its schema with the run's args and queue its jobs."""
+    assert flow.id is not None and stage.id is not None
+    seq = await next_seq(session, flow.branch_id, "run_seq")
+    run = Run(flow_id=flow.id, stage_id=stage.id, stage_name=stage.name, seq=seq)
+    session.add(run)
+    await session.flush()
+    branch = await session.get(Branch, flow.branch_id)
+    project = await session.get(Project, branch.project_id) if branch else None
+    try:
+        args = resolve_args(stage.schema_, flow_args)
+        ctx = StageContext(
+            args=args,
+            branch_name=branch.branch_name if branch else "",
+            flow_kind=flow.kind,
+            project_name=project.name if project else "",
+            flow_id=flow.id,
+            flow_seq=flow.seq,
+            run_id=run.id,
+            stage_name=stage.name,
+            trigger=flow.trigger,
+        )
+        schema = await evaluate_stage(stage.schema_code, ctx)
+        args = resolve_args(schema, flow_args)
+        specs = expand_jobs(schema, args)
+    except StageSchemaError as exc:
+        run.reason = f"stage schema: {exc}"
+        effects.event("run", id=run.id, flow_id=flow.id, state=run.state, result=None, created=True)
+        await _finish_run(session, flow, run, effects, Result.ERROR)
+        return run
+    run.args = args
+    run.schema_ = schema
+    run.jobs_total = len(specs)
+    for spec in specs:
+        await _add_job(session, run, spec.name, spec, effects)
+    effects.event("run", id=run.id, flow_id=flow.id, state=run.state, result=None, created=True)
+    effects.wake_scheduler = True
+    return run
+
+
+async def _add_job(session: AsyncSession, run: Run, name: str, spec: Any, effects: Effects) -> Job:
+    assert run.id is not None
+    job = Job(
+        run_id=run.id,
+        name=name,
+        agents_group=spec.agents_group,
+        executor=spec.executor,
+        system=spec.system,
+        config_name=spec.config_name,
+        config=spec.config,
+        limits=spec.limits,
+        timeout=spec.timeout,
+    )
+    session.add(job)
+    await session.flush()
+    assert job.id is not None
+    session.add_all(
+        Step(job_id=job.id, index=s.index, tool=s.tool, name=s.name, fields=s.fields, timeout=s.timeout, when=s.when)
+        for s in spec.steps
+    )
+    effects.event("job", id=job.id, run_id=run.id, state=job.state, result=None, created=True)
+    return job
+
+
+# ---------------------------------------------------------------- assignment
+
+
+async def assign_job(session: AsyncSession, job_id: int, agent_id: int, effects: Effects) -> bool:
+    """Give a queued job to an idle agent; False when either changed meanwhile."""
+    now = utcnow()
+    got_agent = await session.execute(
+        sa.update(Agent)
+        .where(col(Agent.id) == agent_id, col(Agent.current_job_id).is_(None))
+        .values(current_job_id=job_id)
+    )
+    if got_agent.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    agent = await session.get(Agent, agent_id)
+    assert agent is not None
+    got_job = await session.execute(
+        sa.update(Job)
+        .where(col(Job.id) == job_id, col(Job.state) == State.QUEUED)
+        .values(state=State.RUNNING, agent_id=agent_id, agent_name=agent.name, assigned=now, reason=None)
+    )
+    if got_job.rowcount != 1:  # type: ignore[attr-defined]
+        await session.execute(sa.update(Agent).where(col(Agent.id) == agent_id).values(current_job_id=None))
+        return False
+    job = await session.get(Job, job_id)
+    assert job is not None
+    await session.refresh(job)
+    run = await session.get(Run, job.run_id)
+    assert run is not None
+    if run.state == State.QUEUED:
+        run.state = State.RUNNING
+        run.started = now
+        effects.event("run", id=run.id, flow_id=run.flow_id, state=run.state, result=None)
+        flow = await session.get(Flow, run.flow_id)
+        if flow is not None and flow.state == State.QUEUED:
+            flow.state = State.RUNNING
+            flow.started = now
+            effects.event("flow", id=flow.id, branch_id=flow.branch_id, state=flow.state, result=None)
+    effects.event("job", id=job.id, run_id=job.run_id, state=job.state, result=None, agent_name=agent.name)
+    effects.to_agent(agent_id, {"type": "assign", "job": await job_payload(session, job, run)})
+    return True
+
+
+async def job_payload(session: AsyncSession, job: Job, run: Run | None = None) -> dict[str, Any]:
+    """What the agent needs to run the job."""
+    run = run or await session.get(Run, job.run_id)
+    flow = await session.get(Flow, run.flow_id) if run else None
+    steps = (await session.execute(select(Step).where(Step.job_id == job.id).order_by(col(Step.index)))).scalars()
+    return {
+        "id": job.id,
+        "name": job.name,
+        "executor": job.executor,
+        "system": job.system,
+        "timeout": job.timeout,
+        "limits": job.limits,
+        "config": job.config,
+        "flow_kind": flow.kind if flow else "ci",
+        "last_seq": job.last_seq,
+        "steps": [
+            {"index": s.index, "tool": s.tool, "name": s.name, "fields": s.fields, "timeout": s.timeout, "when": s.when}
+            for s in steps
+        ],
+    }
+
+
+# ---------------------------------------------------------------- steps (agent messages)
+
+
+async def step_started(session: AsyncSession, job: Job, index: int, effects: Effects) -> None:
+    now = utcnow()
+    if job.started is None:
+        job.started = now
+    await session.execute(
+        sa.update(Step)
+        .where(col(Step.job_id) == job.id, col(Step.index) == index)
+        .values(state=StepState.RUNNING, started=now)
+    )
+    effects.event("step", job_id=job.id, index=index, state=StepState.RUNNING, result=None)
+
+
+async def step_completed(
+    session: AsyncSession,
+    job: Job,
+    index: int,
+    result: StepResult,
+    effects: Effects,
+    message: str | None = None,
+    exit_code: int | None = None,
+) -> None:
+    await session.execute(
+        sa.update(Step)
+        .where(col(Step.job_id) == job.id, col(Step.index) == index)
+        .values(state=StepState.COMPLETED, result=result, message=message, exit_code=exit_code, finished=utcnow())
+    )
+    effects.event("step", job_id=job.id, index=index, state=StepState.COMPLETED, result=result)
+
+
+# ---------------------------------------------------------------- completion
+
+
+def job_result_from_steps(step_results: Sequence[str | None]) -> Result:
+    rs = set(step_results)
+    for bad, res in (
+        (StepResult.ERROR, Result.ERROR),
+        (StepResult.TIMEOUT, Result.TIMEOUT),
+        (StepResult.CANCELLED, Result.CANCELLED),
+        (StepResult.FAILED, Result.FAILED),
+    ):
+        if bad in rs:
+            return res
+    return Result.PASSED
+
+
+async def lock_run(session: AsyncSession, run_id: int) -> tuple[Flow, Run]:
+    """Lock a run and its flow, in the documented order (flow first)."""
+    flow_id = (await session.execute(select(Run.flow_id).where(Run.id == run_id))).scalar_one()
+    flow = (await session.execute(select(Flow).where(Flow.id == flow_id).with_for_update())).scalar_one()
+    run = (await session.execute(select(Run).where(Run.id == run_id).with_for_update())).scalar_one()
+    return flow, run
+
+
+async def lock_job(session: AsyncSession, job_id: int) -> tuple[Flow, Run, Job]:
+    """Lock a job with its run and flow (flow, run, job)."""
+    run_id = (await session.execute(select(Job.run_id).where(Job.id == job_id))).scalar_one()
+    flow, run = await lock_run(session, run_id)
+    job = (await session.execute(select(Job).where(Job.id == job_id).with_for_update())).scalar_one()
+    return flow, run, job
+
+
+async def complete_job(
+    session: AsyncSession, job_id: int, result: Result, effects: Effects, reason: str | None = None
+) -> bool:
+    """Finish a job (from the agent's report, the watchdog or a cancel).  False if already completed."""
+    flow, run, job = await lock_job(session, job_id)
+    if job.state == State.COMPLETED:
+        return False
+    now = utcnow()
+    job.state = State.COMPLETED
+    job.result = result
+    job.finished = now
+    if reason:
+        job.reason = reason
+    # Steps that never finished end with the job.
+    open_result = {Result.CANCELLED: StepResult.CANCELLED, Result.TIMEOUT: StepResult.TIMEOUT}.get(
+        result, StepResult.ERROR
+    )
+    await session.execute(
+        sa.update(Step)
+        .where(col(Step.job_id) == job_id, col(Step.state) == StepState.RUNNING)
+        .values(state=StepState.COMPLETED, result=open_result, finished=now)
+    )
+    await session.execute(
+        sa.update(Step)
+        .where(col(Step.job_id) == job_id, col(Step.state) == StepState.QUEUED)
+        .values(state=StepState.COMPLETED, result=StepResult.SKIPPED)
+    )
+    if job.agent_id is not None:
+        await session.execute(
+            sa.update(Agent)
+            .where(col(Agent.id) == job.agent_id, col(Agent.current_job_id) == job_id)
+            .values(current_job_id=None)
+        )
+        effects.wake_scheduler = True
+    effects.event("job", id=job.id, run_id=job.run_id, state=job.state, result=result, reason=job.reason)
+    effects.enqueue("job_completed", key=f"job_completed:{job_id}", job_id=job_id)
+    await _maybe_finish_run(session, flow, run, effects)
+    return True
+
+
+async def _maybe_finish_run(session: AsyncSession, flow: Flow, run: Run, effects: Effects) -> None:
+    if run.state == State.COMPLETED:
+        return
+    rows = (
+        await session.execute(
+            select(Job.state, Job.result, Job.tests_failed).where(Job.run_id == run.id, col(Job.covered).is_(False))
+        )
+    ).all()
+    if any(state != State.COMPLETED for state, _, _ in rows):
+        return
+    results = {r for _, r, _ in rows}
+    tests_failed = sum(t for _, _, t in rows)
+    run.jobs_error = sum(1 for _, r, _ in rows if r == Result.ERROR)
+    if Result.ERROR in results:
+        result = Result.ERROR
+    elif Result.TIMEOUT in results:
+        result = Result.TIMEOUT
+    elif Result.CANCELLED in results:
+        result = Result.CANCELLED
+    elif Result.FAILED in results or tests_failed > 0:
+        result = Result.FAILED
+    else:
+        result = Result.PASSED
+    await _finish_run(session, flow, run, effects, result)
+
+
+async def _finish_run(session: AsyncSession, flow: Flow, run: Run, effects: Effects, result: Result) -> None:
+    now = utcnow()
+    run.state = State.COMPLETED
+    run.result = result
+    run.finished = now
+    if run.started is None:
+        run.started = now
+    effects.event("run", id=run.id, flow_id=run.flow_id, state=run.state, result=result)
+    effects.enqueue("run_completed", key=f"run_completed:{run.id}", run_id=run.id)
+    if result in (Result.PASSED, Result.FAILED) and flow.state != State.COMPLETED:
+        await _start_children(session, flow, run, effects)
+    await _maybe_finish_flow(session, flow, effects)
+
+
+async def _start_children(session: AsyncSession, flow: Flow, parent: Run, effects: Effects) -> None:
+    """Stages whose parent is this run's stage (and that trigger on their parent) start now."""
+    existing = set((await session.execute(select(Run.stage_name).where(Run.flow_id == flow.id))).scalars())
+    for stage in await branch_stages(session, flow.branch_id):
+        if stage.parent != parent.stage_name or stage.name in existing:
+            continue
+        if not stage.triggers.get("parent", True):
+            continue
+        await start_run(session, flow, stage, flow.args, effects)
+
+
+async def _maybe_finish_flow(session: AsyncSession, flow: Flow, effects: Effects) -> None:
+    if flow.state == State.COMPLETED:
+        return
+    rows = (await session.execute(select(Run.state, Run.result).where(Run.flow_id == flow.id))).all()
+    if any(state != State.COMPLETED for state, _ in rows):
+        return
+    await _finish_flow(session, flow, effects, worst([Result(r) for _, r in rows if r]))
+
+
+async def _finish_flow(session: AsyncSession, flow: Flow, effects: Effects, result: Result) -> None:
+    now = utcnow()
+    flow.state = State.COMPLETED
+    flow.result = result
+    flow.finished = now
+    if flow.started is None:
+        flow.started = now
+    effects.event("flow", id=flow.id, branch_id=flow.branch_id, state=flow.state, result=result)
+    effects.enqueue("flow_completed", key=f"flow_completed:{flow.id}", flow_id=flow.id)
+
+
+async def refresh_run_result(session: AsyncSession, run_id: int, effects: Effects) -> None:
+    """Recompute a completed run's result (e.g. when test results arrived after its jobs ended)."""
+    flow, run = await lock_run(session, run_id)
+    if run.state != State.COMPLETED:
+        return
+    run.state = State.RUNNING
+    await _maybe_finish_run(session, flow, run, effects)
+
+
+# ---------------------------------------------------------------- cancel and rerun
+
+
+async def cancel_job(session: AsyncSession, job_id: int, effects: Effects, reason: str = "cancelled by user") -> bool:
+    job = await session.get(Job, job_id)
+    if job is None or job.state == State.COMPLETED:
+        return False
+    agent_id = job.agent_id
+    done = await complete_job(session, job_id, Result.CANCELLED, effects, reason)
+    if done and agent_id is not None:
+        effects.to_agent(agent_id, {"type": "cancel", "job_id": job_id})
+    return done
+
+
+async def cancel_run(session: AsyncSession, run_id: int, effects: Effects, reason: str = "cancelled by user") -> None:
+    job_ids = (
+        await session.execute(select(Job.id).where(Job.run_id == run_id, col(Job.state) != State.COMPLETED))
+    ).scalars().all()
+    for job_id in job_ids:
+        assert job_id is not None
+        await cancel_job(session, job_id, effects, reason)
+    flow, run = await lock_run(session, run_id)
+    if run.state != State.COMPLETED:
+        await _finish_run(session, flow, run, effects, Result.CANCELLED)
+
+
+async def cancel_flow(session: AsyncSession, flow_id: int, effects: Effects, reason: str = "cancelled by user") -> None:
+    flow = (await session.execute(select(Flow).where(Flow.id == flow_id).with_for_update())).scalar_one()
+    if flow.state == State.COMPLETED:
+        return
+    # Completing runs must not start their children: mark the flow first.
+    run_ids = (
+        await session.execute(select(Run.id).where(Run.flow_id == flow_id, col(Run.state) != State.COMPLETED))
+    ).scalars().all()
+    for run_id in run_ids:
+        assert run_id is not None
+        await cancel_run(session, run_id, effects, reason)
+    await session.refresh(flow)
+    if flow.state != State.COMPLETED:
+        await _finish_flow(session, flow, effects, Result.CANCELLED)
+
+
+async def rerun_job(session: AsyncSession, job_id: int, effects: Effects) -> Job:
+    """Queue a copy of a completed job; the copy replaces it in the run's result."""
+    old = await session.get(Job, job_id)
+    if old is None:
+        raise LookupError(job_id)
+    if old.state != State.COMPLETED:
+        raise ValueError("only a completed job can be rerun")
+    flow, run = await lock_run(session, old.run_id)
+    old.covered = True
+    new = Job(
+        run_id=old.run_id,
+        name=old.name,
+        agents_group=old.agents_group,
+        executor=old.executor,
+        system=old.system,
+        config_name=old.config_name,
+        config=old.config,
+        limits=old.limits,
+        timeout=old.timeout,
+        rerun_of=old.id,
+    )
+    session.add(new)
+    await session.flush()
+    steps = (await session.execute(select(Step).where(Step.job_id == old.id).order_by(col(Step.index)))).scalars()
+    session.add_all(
+        Step(
+            job_id=new.id,  # type: ignore[arg-type]
+            index=s.index, tool=s.tool, name=s.name, fields=s.fields, timeout=s.timeout, when=s.when,
+        )
+        for s in steps
+    )
+    if run.state == State.COMPLETED:
+        run.state = State.RUNNING
+        run.result = None
+        run.finished = None
+        effects.event("run", id=run.id, flow_id=run.flow_id, state=run.state, result=None)
+    if flow.state == State.COMPLETED:
+        flow.state = State.RUNNING
+        flow.result = None
+        flow.finished = None
+        effects.event("flow", id=flow.id, branch_id=flow.branch_id, state=flow.state, result=None)
+    effects.event("job", id=new.id, run_id=new.run_id, state=new.state, result=None, created=True)
+    effects.wake_scheduler = True
+    return new

@@ -1,0 +1,143 @@
+"""Scheduler: gives queued jobs to idle agents that can run them.
+
+Event driven: a message on the ``sched`` channel (a job was queued, an agent
+connected or finished) triggers a pass at once; a slow sweep is only a safety
+net.  Jobs are taken in FIFO order; a job goes to an enabled, online, idle agent
+in the job's group whose capabilities include the job's executor and, for the
+direct executor, the job's system.  A job no agent could ever take gets a
+reason that the API shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+
+from kraken.control import orchestration
+from kraken.control.agents import agent_groups, online_clause
+from kraken.control.effects import Effects
+from kraken.control.service import Service
+from kraken.models import Agent, Job
+from kraken.models.enums import State
+
+log = logging.getLogger(__name__)
+
+BATCH = 200
+ANY_SYSTEM = {"any", ""}
+
+
+def agent_can_run(job: Job, agent: Agent, groups: Sequence[str]) -> str | None:
+    """None when the agent can run the job, else why not."""
+    if job.agents_group not in groups:
+        return f"not in group '{job.agents_group}'"
+    executors = agent.capabilities.get("executors") or {}
+    if job.executor not in executors:
+        return f"has no '{job.executor}' executor"
+    if job.executor == "direct" and job.system not in ANY_SYSTEM:
+        systems = agent.capabilities.get("systems") or []
+        if job.system not in systems:
+            return f"system is not '{job.system}'"
+    return None
+
+
+def no_agent_reason(job: Job) -> str:
+    what = f"executor '{job.executor}'"
+    if job.system not in ANY_SYSTEM:
+        what += f" and system '{job.system}'"
+    return f"no enabled agent in group '{job.agents_group}' has {what}"
+
+
+class Scheduler(Service):
+    name = "scheduler"
+
+    async def run_forever(self) -> None:
+        async with self.bus.listening("sched") as sub:
+            while True:
+                try:
+                    await self.schedule()
+                except Exception:
+                    log.exception("scheduler pass failed")
+                try:
+                    await asyncio.wait_for(sub.get(), self.settings.scheduler_sweep_interval)
+                except TimeoutError:
+                    continue
+                while not sub.queue.empty():  # coalesce a burst of wake-ups into one pass
+                    sub.queue.get_nowait()
+
+    async def schedule(self) -> int:
+        """One pass; returns the number of jobs assigned."""
+        assigned = 0
+        while True:
+            n, more = await self._pass()
+            assigned += n
+            if not more or n == 0:
+                return assigned
+
+    async def _pass(self) -> tuple[int, bool]:
+        async with self.db.session() as session:
+            jobs = (
+                await session.execute(
+                    select(Job)
+                    .where(col(Job.state) == State.QUEUED, col(Job.covered).is_(False))
+                    .order_by(col(Job.id))
+                    .limit(BATCH)
+                )
+            ).scalars().all()
+            if not jobs:
+                return 0, False
+            agents = (
+                await session.execute(select(Agent).where(col(Agent.enabled).is_(True)).order_by(col(Agent.id)))
+            ).scalars().all()
+            groups = await agent_groups(session, [a.id for a in agents if a.id is not None])
+        online = await self._online_ids()
+        idle = [a for a in agents if a.id in online and a.current_job_id is None]
+        plan: list[tuple[int, int]] = []
+        reasons: dict[int, str | None] = {}
+        for job in jobs:
+            capable = [a for a in agents if agent_can_run(job, a, groups[a.id or 0]) is None]
+            reasons[job.id] = None if capable else no_agent_reason(job)  # type: ignore[index]
+            pick = next((a for a in idle if a in capable), None)
+            if pick is not None:
+                idle.remove(pick)
+                plan.append((job.id, pick.id))  # type: ignore[arg-type]
+            elif capable and not any(a.id in online for a in capable):
+                reasons[job.id] = f"waiting: every capable agent is offline ({len(capable)})"  # type: ignore[index]
+        await self._set_reasons(jobs, reasons)
+        assigned = 0
+        for job_id, agent_id in plan:
+            effects = Effects()
+            async with self.db.transaction() as session:
+                ok = await orchestration.assign_job(session, job_id, agent_id, effects)
+            if ok:
+                assigned += 1
+                await effects.apply(self.bus, self.queue)
+        return assigned, len(jobs) == BATCH and assigned > 0
+
+    async def _online_ids(self) -> set[int]:
+        async with self.db.session() as session:
+            rows = await session.execute(select(Agent.id).where(online_clause(self.settings.agent_timeout)))
+            return {r for r in rows.scalars() if r is not None}
+
+    async def _set_reasons(self, jobs: Sequence[Job], reasons: dict[int, str | None]) -> None:
+        changed: dict[str | None, list[int]] = {}
+        for job in jobs:
+            new = reasons.get(job.id)  # type: ignore[arg-type]
+            if new is not None and job.reason != new:
+                changed.setdefault(new, []).append(job.id)  # type: ignore[arg-type]
+        if not changed:
+            return
+        effects = Effects()
+        async with self.db.transaction() as session:
+            for reason, ids in changed.items():
+                await session.execute(
+                    sa.update(Job)
+                    .where(col(Job.id).in_(ids), col(Job.state) == State.QUEUED)
+                    .values(reason=reason)
+                )
+                for job_id in ids:
+                    effects.event("job", id=job_id, state=State.QUEUED, reason=reason)
+        await effects.apply(self.bus, self.queue)

@@ -1,0 +1,153 @@
+"""Publish/subscribe between the parts of Kraken.
+
+``kraken serve`` uses the in-process ``MemoryBus``; scale-out roles use
+``RedisBus`` (Redis pub/sub) so every server replica, controller and worker
+sees the same messages.  Channels in use:
+
+- ``sched``: wake the scheduler (a job was queued, an agent became free);
+- ``agent:<id>``: deliver a message to the replica holding that agent's websocket;
+- ``log:<job_id>``: new log lines of a job (live log streams);
+- ``events``: flow/run/job/agent changes for the web UI.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import fnmatch
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+
+class Subscription:
+    def __init__(self, bus: Bus, patterns: tuple[str, ...]) -> None:
+        self.bus = bus
+        self.patterns = patterns
+        self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=10000)
+        self.dropped = 0
+
+    def deliver(self, channel: str, message: Any) -> None:
+        try:
+            self.queue.put_nowait((channel, message))
+        except asyncio.QueueFull:
+            self.dropped += 1  # a reader too slow to keep up catches up from the database
+
+    async def get(self) -> tuple[str, Any]:
+        return await self.queue.get()
+
+    def __aiter__(self) -> AsyncIterator[tuple[str, Any]]:
+        return self._iter()
+
+    async def _iter(self) -> AsyncIterator[tuple[str, Any]]:
+        while True:
+            yield await self.queue.get()
+
+    async def close(self) -> None:
+        await self.bus._unsubscribe(self)
+
+
+class Bus(abc.ABC):
+    @abc.abstractmethod
+    async def publish(self, channel: str, message: Any) -> None: ...
+
+    @abc.abstractmethod
+    async def subscribe(self, *patterns: str) -> Subscription:
+        """Patterns may use ``*`` (e.g. ``agent:*``)."""
+
+    @abc.abstractmethod
+    async def _unsubscribe(self, sub: Subscription) -> None: ...
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    @contextlib.asynccontextmanager
+    async def listening(self, *patterns: str) -> AsyncIterator[Subscription]:
+        sub = await self.subscribe(*patterns)
+        try:
+            yield sub
+        finally:
+            await sub.close()
+
+
+class MemoryBus(Bus):
+    def __init__(self) -> None:
+        self._subs: list[Subscription] = []
+
+    async def publish(self, channel: str, message: Any) -> None:
+        for sub in self._subs:
+            if any(fnmatch.fnmatchcase(channel, p) for p in sub.patterns):
+                sub.deliver(channel, message)
+
+    async def subscribe(self, *patterns: str) -> Subscription:
+        sub = Subscription(self, patterns)
+        self._subs.append(sub)
+        return sub
+
+    async def _unsubscribe(self, sub: Subscription) -> None:
+        with contextlib.suppress(ValueError):
+            self._subs.remove(sub)
+
+
+class RedisBus(Bus):
+    """One Redis pub/sub connection per process, fanned out to local subscriptions."""
+
+    PREFIX = "kraken:"
+
+    def __init__(self, url: str) -> None:
+        import redis.asyncio as aioredis
+
+        self._redis = aioredis.from_url(url)  # type: ignore[no-untyped-call]
+        self._pubsub = self._redis.pubsub()
+        self._subs: list[Subscription] = []
+        self._reader: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    async def start(self) -> None:
+        await self._pubsub.psubscribe(self.PREFIX + "*")
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        n = len(self.PREFIX)
+        while True:
+            try:
+                msg = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # connection trouble: redis-py reconnects on the next call
+                await asyncio.sleep(0.5)
+                continue
+            if msg is None or msg.get("type") != "pmessage":
+                continue
+            channel = msg["channel"].decode()[n:]
+            payload = orjson.loads(msg["data"])
+            for sub in self._subs:
+                if any(fnmatch.fnmatchcase(channel, p) for p in sub.patterns):
+                    sub.deliver(channel, payload)
+
+    async def publish(self, channel: str, message: Any) -> None:
+        await self._redis.publish(self.PREFIX + channel, orjson.dumps(message))
+
+    async def subscribe(self, *patterns: str) -> Subscription:
+        sub = Subscription(self, patterns)
+        self._subs.append(sub)
+        return sub
+
+    async def _unsubscribe(self, sub: Subscription) -> None:
+        with contextlib.suppress(ValueError):
+            self._subs.remove(sub)
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        with contextlib.suppress(Exception):
+            await self._pubsub.aclose()
+        with contextlib.suppress(Exception):
+            await self._redis.aclose()

@@ -1,0 +1,182 @@
+"""ORM tables: users, projects, branches, stages, flows, runs, jobs, steps, logs, agents."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from kraken.models.base import created_field, json_field
+
+
+class User(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(unique=True, index=True, max_length=100)
+    password_hash: str
+    is_admin: bool = False
+    created: datetime = created_field()
+
+
+class ServerSecret(SQLModel, table=True):
+    """Secrets shared by every server replica (login signing key, agent token)."""
+
+    __tablename__ = "server_secret"
+    name: str = Field(primary_key=True, max_length=64)
+    value: str
+
+
+class Project(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True, max_length=200)
+    description: str = ""
+    created: datetime = created_field()
+
+
+class Branch(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("project_id", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True, ondelete="CASCADE")
+    name: str = Field(max_length=200)  # display name
+    branch_name: str = Field(max_length=200)  # the repository's branch
+    repo_url: str | None = None
+    ci_flow_seq: int = 0
+    dev_flow_seq: int = 0
+    run_seq: int = 0
+    created: datetime = created_field()
+
+
+class Stage(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("branch_id", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    branch_id: int = Field(foreign_key="branch.id", index=True, ondelete="CASCADE")
+    name: str = Field(max_length=200)
+    description: str = ""
+    enabled: bool = True
+    schema_code: str
+    schema_: dict[str, Any] = json_field(dict, name="schema")  # evaluated with default args at save time
+    parent: str = "root"
+    triggers: dict[str, Any] = json_field(dict)
+    created: datetime = created_field()
+    updated: datetime = created_field()
+
+
+class Flow(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    branch_id: int = Field(foreign_key="branch.id", index=True, ondelete="CASCADE")
+    kind: str = Field(max_length=8)
+    seq: int
+    state: str = Field(default="queued", max_length=16, index=True)
+    result: str | None = Field(default=None, max_length=16)
+    args: dict[str, Any] = json_field(dict)
+    trigger: dict[str, Any] = json_field(dict)  # how it started: manual (user), webhook, ...
+    label: str | None = None
+    created: datetime = created_field()
+    started: datetime | None = None
+    finished: datetime | None = None
+
+
+class Run(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    flow_id: int = Field(foreign_key="flow.id", index=True, ondelete="CASCADE")
+    stage_id: int | None = Field(default=None, foreign_key="stage.id", ondelete="SET NULL")
+    stage_name: str = Field(max_length=200)
+    seq: int = 0
+    state: str = Field(default="queued", max_length=16, index=True)
+    result: str | None = Field(default=None, max_length=16)
+    reason: str | None = None
+    args: dict[str, Any] = json_field(dict)
+    schema_: dict[str, Any] = json_field(dict, name="schema")  # evaluated at run start with the run's args
+    jobs_total: int = 0
+    jobs_error: int = 0
+    created: datetime = created_field()
+    started: datetime | None = None
+    finished: datetime | None = None
+
+
+class Job(SQLModel, table=True):
+    __table_args__ = (sa.Index("ix_job_queue", "state", "agent_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id", index=True, ondelete="CASCADE")
+    name: str = Field(max_length=200)
+    state: str = Field(default="queued", max_length=16)
+    result: str | None = Field(default=None, max_length=16)
+    reason: str | None = None
+    agent_id: int | None = Field(default=None, foreign_key="agent.id", ondelete="SET NULL")
+    agent_name: str | None = None
+    agents_group: str = "all"
+    executor: str = "direct"
+    system: str = "any"
+    config_name: str | None = None
+    config: dict[str, Any] | None = json_field(None)
+    limits: dict[str, Any] = json_field(dict)
+    timeout: float = 3600.0
+    covered: bool = False  # superseded by a rerun
+    rerun_of: int | None = None
+    last_seq: int = 0  # highest agent message applied (exactly-once delivery)
+    log_lines: int = 0
+    tests_total: int = 0  # kept by result ingestion, read by the run result rule
+    tests_failed: int = 0
+    created: datetime = created_field()
+    assigned: datetime | None = None
+    started: datetime | None = None
+    finished: datetime | None = None
+
+
+class Step(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("job_id", "index"),)
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="job.id", index=True, ondelete="CASCADE")
+    index: int
+    tool: str = Field(max_length=100)
+    name: str | None = None
+    fields: dict[str, Any] = json_field(dict)
+    timeout: float | None = None
+    when: str | None = None
+    state: str = Field(default="queued", max_length=16)
+    result: str | None = Field(default=None, max_length=16)
+    message: str | None = None
+    exit_code: int | None = None
+    info: dict[str, Any] = json_field(dict)
+    started: datetime | None = None
+    finished: datetime | None = None
+
+
+class LogChunk(SQLModel, table=True):
+    """A batch of output lines of one job, as one agent message delivered them."""
+
+    __tablename__ = "log_chunk"
+    __table_args__ = (sa.UniqueConstraint("job_id", "seq"),)
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="job.id", ondelete="CASCADE")
+    seq: int
+    step_index: int | None = None
+    first_line: int  # number of the chunk's first line in the job's log (0-based)
+    line_count: int
+    text: str  # lines joined with "\n", no trailing newline
+
+
+class Agent(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True, max_length=200)
+    enabled: bool = True
+    connected_to: str | None = None  # the server replica holding its websocket
+    last_seen: datetime | None = None
+    capabilities: dict[str, Any] = json_field(dict)
+    current_job_id: int | None = None
+    address: str | None = None
+    created: datetime = created_field()
+
+
+class AgentGroup(SQLModel, table=True):
+    __tablename__ = "agent_group"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=200)
+    created: datetime = created_field()
+
+
+class AgentGroupLink(SQLModel, table=True):
+    __tablename__ = "agent_group_link"
+    agent_id: int = Field(foreign_key="agent.id", primary_key=True, ondelete="CASCADE")
+    group_id: int = Field(foreign_key="agent_group.id", primary_key=True, ondelete="CASCADE")

@@ -1,0 +1,60 @@
+"""What every role shares: the database, the bus and the task queue, wired for the role.
+
+- ``serve``: SQLite (or a given database), in-process bus and task queue;
+- ``server`` / ``controller`` / ``worker``: Redis bus and arq queue (``--redis-url`` required).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from kraken.control.service import Service
+from kraken.core.bus import Bus, MemoryBus, RedisBus
+from kraken.core.config import Settings
+from kraken.core.db import Database
+from kraken.models.registry import load_all_models
+from kraken.workers.queue import ArqQueue, InProcessQueue, TaskQueue
+from kraken.workers.registry import TaskContext
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self, settings: Settings, role: str) -> None:
+        self.settings = settings
+        self.role = role
+        self.embedded = role == "serve"
+        if not self.embedded and not settings.redis_url:
+            raise SystemExit(f"kraken {role}: --redis-url (KRAKEN_REDIS_URL) is required in scale-out mode")
+        load_all_models()
+        self.db = Database(settings.effective_database_url)
+        self.bus: Bus = MemoryBus() if self.embedded else RedisBus(settings.redis_url or "")
+        self.queue: TaskQueue = InProcessQueue() if self.embedded else ArqQueue(settings.redis_url or "")
+        self.services: list[Service] = []
+
+    @property
+    def task_context(self) -> TaskContext:
+        return TaskContext(db=self.db, bus=self.bus, queue=self.queue, settings=self.settings)
+
+    async def start(self) -> None:
+        if self.settings.is_sqlite:
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await self.bus.start()
+        if isinstance(self.queue, InProcessQueue):
+            self.queue.bind(self.task_context)
+
+    def start_controller(self) -> None:
+        from kraken.control.scheduler import Scheduler
+        from kraken.control.watchdog import Watchdog
+
+        for cls in (Scheduler, Watchdog):
+            svc = cls(self.db, self.bus, self.queue, self.settings)
+            svc.start()
+            self.services.append(svc)
+
+    async def stop(self) -> None:
+        for svc in self.services:
+            await svc.stop()
+        await self.queue.close()
+        await self.bus.close()
+        await self.db.dispose()

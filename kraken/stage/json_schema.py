@@ -1,0 +1,150 @@
+"""The JSON Schema of what ``stage(ctx)`` returns (before normalization, aliases included).
+
+Strict (no unknown keys) at the top level, in jobs, environments, limits, triggers,
+parameters and in the steps' common keys; a step's other keys are its tool's fields,
+validated separately with the tool's own ``fields_schema`` (see ``kraken.stage.tools``).
+Formats (cron, intervals, memory sizes, dates) are checked during normalization.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema
+
+from kraken.stage.schema_errors import to_stage_error
+
+EXECUTORS = ["direct", "docker", "lxd"]
+EXECUTOR_ALIASES = {"local": "direct"}
+PARAMETER_TYPES = ["string", "integer", "number", "boolean"]
+STEP_COMMON_KEYS = ("tool", "name", "timeout", "when", "attempts", "sleep_time_after_attempt")
+
+_NAME: dict[str, Any] = {"type": "string", "minLength": 1}
+_TEXT: dict[str, Any] = {"type": "string"}
+_SECONDS: dict[str, Any] = {"type": "number", "exclusiveMinimum": 0}
+
+LIMITS: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "cpus": {"type": "number", "exclusiveMinimum": 0},
+        "memory": {"type": ["integer", "string"]},
+        "pids": {"type": "integer", "minimum": 1},
+        "network": {"type": "boolean"},
+    },
+}
+
+ENVIRONMENT: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "system": {"type": ["string", "array"], "minLength": 1, "minItems": 1, "items": _NAME},
+        "agents_group": _NAME,
+        "executor_group": _NAME,
+        "executor": {"enum": EXECUTORS + list(EXECUTOR_ALIASES)},
+        "config": _NAME,
+        "limits": LIMITS,
+    },
+}
+
+STEP: dict[str, Any] = {
+    "type": "object",
+    "required": ["tool"],
+    "properties": {
+        "tool": {
+            "type": "string",
+            "pattern": r"^[A-Za-z0-9_.-]+(@[A-Za-z0-9_.+-]+)?$",
+            "x-hint": "a tool name, optionally with a version: 'name@1.2'",
+        },
+        "name": _TEXT,
+        "timeout": _SECONDS,
+        "when": {"type": "string", "minLength": 1},
+        "attempts": {"type": "integer", "minimum": 1},
+        "sleep_time_after_attempt": {"type": "number", "minimum": 0},
+    },
+}
+
+JOB: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "steps", "environments"],
+    "properties": {
+        "name": _NAME,
+        "timeout": _SECONDS,
+        "steps": {"type": "array", "minItems": 1, "items": STEP},
+        "environments": {"type": "array", "minItems": 1, "items": ENVIRONMENT},
+        "limits": LIMITS,
+    },
+}
+
+_REPOSITORY: dict[str, Any] = {"type": ["boolean", "object", "array"], "items": {"type": "object"}}
+
+TRIGGERS: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "parent": {"type": "boolean"},
+        "manual": {"type": "boolean"},
+        "cron": {"type": "string", "minLength": 1},
+        "interval": {"type": ["number", "string"]},
+        "date": {"type": "string", "minLength": 1},
+        "repository": _REPOSITORY,
+        "repo": _REPOSITORY,
+        "webhook": {"type": ["boolean", "object"]},
+    },
+}
+
+PARAMETER: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name"],
+    "properties": {
+        "name": {
+            "type": "string",
+            "pattern": r"^[A-Za-z_][A-Za-z0-9_-]*$",
+            "x-hint": "letters, digits, '_' and '-', not starting with a digit",
+        },
+        "type": {"enum": PARAMETER_TYPES},
+        "default": {},
+        "description": _TEXT,
+    },
+}
+
+CONFIG: dict[str, Any] = {"type": "object", "required": ["name"], "properties": {"name": _NAME}}
+
+NOTIFICATION: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "changes": {"type": "object"},
+        "started": {"type": "object"},
+        "completed": {"type": "object"},
+    },
+}
+
+STAGE: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["jobs"],
+    "properties": {
+        "parent": _NAME,
+        "triggers": TRIGGERS,
+        "parameters": {"type": "array", "items": PARAMETER},
+        "configs": {"type": "array", "items": CONFIG},
+        "jobs": {"type": "array", "minItems": 1, "items": JOB},
+        "notification": NOTIFICATION,
+        "flow_label": _TEXT,
+        "run_label": _TEXT,
+        "timeout": _SECONDS,
+        "description": _TEXT,
+    },
+}
+
+_VALIDATOR = jsonschema.Draft202012Validator(STAGE)
+
+
+def validate_document(document: dict[str, Any]) -> None:
+    """Raise ``StageSchemaError`` (with the key path) for the most relevant violation, if any."""
+    error = jsonschema.exceptions.best_match(_VALIDATOR.iter_errors(document))
+    if error is not None:
+        raise to_stage_error(error)

@@ -1,0 +1,108 @@
+"""Normalization of a stage's ``jobs``: steps, environments, limits (after JSON Schema validation).
+
+- ``executor_group`` → ``agents_group`` (both given and different → error); default ``all``
+- ``executor``: ``local`` → ``direct``; default ``direct``
+- ``system``: a list becomes one environment per system; default ``any``
+- ``limits.memory`` → bytes
+- step ``tool: "name@version"`` → ``tool: "name"``, ``tool_version: "version"``
+- job ``timeout`` default ``DEFAULT_JOB_TIMEOUT``
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from kraken.stage.errors import StageSchemaError
+from kraken.stage.json_schema import EXECUTOR_ALIASES, STEP_COMMON_KEYS
+from kraken.stage.paths import join
+from kraken.stage.specs import DEFAULT_JOB_TIMEOUT
+from kraken.stage.tools import check_tool_fields, split_tool
+from kraken.stage.units import MEMORY_HINT, parse_memory
+
+
+def normalize_limits(limits: dict[str, Any], path: str) -> dict[str, Any]:
+    out = dict(limits)
+    if "memory" in out:
+        try:
+            out["memory"] = parse_memory(out["memory"])
+        except ValueError:
+            raise StageSchemaError(
+                f"{out['memory']!r} is not a memory size ({MEMORY_HINT})", path=join(path, "memory")
+            ) from None
+    return out
+
+
+def normalize_step(step: dict[str, Any], path: str) -> dict[str, Any]:
+    tool, version = split_tool(step["tool"])
+    fields = {key: value for key, value in step.items() if key not in STEP_COMMON_KEYS}
+    check_tool_fields(tool, fields, path)
+    out: dict[str, Any] = {"tool": tool}
+    if version is not None:
+        out["tool_version"] = version
+    out.update((key, value) for key, value in step.items() if key != "tool")
+    return out
+
+
+def _agents_group(env: dict[str, Any], path: str) -> str:
+    group, alias = env.get("agents_group"), env.get("executor_group")
+    if group is not None and alias is not None and group != alias:
+        raise StageSchemaError(
+            f"'agents_group' ({group!r}) and its alias 'executor_group' ({alias!r}) differ; give one",
+            path=join(path, "executor_group"),
+        )
+    return str(group or alias or "all")
+
+
+def normalize_environment(
+    env: dict[str, Any], path: str, config_names: Collection[str]
+) -> list[dict[str, Any]]:
+    """One normalized environment per system."""
+    executor = env.get("executor", "direct")
+    base: dict[str, Any] = {
+        "agents_group": _agents_group(env, path),
+        "executor": EXECUTOR_ALIASES.get(executor, executor),
+    }
+    if "config" in env:
+        if env["config"] not in config_names:
+            known = ", ".join(f"'{name}'" for name in config_names) or "none are defined"
+            raise StageSchemaError(
+                f"unknown config '{env['config']}' (configs: {known})", path=join(path, "config")
+            )
+        base["config"] = env["config"]
+    if "limits" in env:
+        base["limits"] = normalize_limits(env["limits"], join(path, "limits"))
+    systems = env.get("system", "any")
+    if isinstance(systems, str):
+        systems = [systems]
+    return [{"system": system, **base} for system in systems]
+
+
+def normalize_job(job: dict[str, Any], path: str, config_names: Collection[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": job["name"],
+        "timeout": job.get("timeout", DEFAULT_JOB_TIMEOUT),
+        "steps": [normalize_step(step, join(join(path, "steps"), i)) for i, step in enumerate(job["steps"])],
+        "environments": [
+            normalized
+            for i, env in enumerate(job["environments"])
+            for normalized in normalize_environment(env, join(join(path, "environments"), i), config_names)
+        ],
+    }
+    if "limits" in job:
+        out["limits"] = normalize_limits(job["limits"], join(path, "limits"))
+    return out
+
+
+def normalize_jobs(jobs: list[dict[str, Any]], config_names: Collection[str]) -> list[dict[str, Any]]:
+    seen: dict[str, int] = {}
+    out = []
+    for i, job in enumerate(jobs):
+        path = join("jobs", i)
+        first = seen.setdefault(job["name"], i)
+        if first != i:
+            raise StageSchemaError(
+                f"duplicate job name '{job['name']}' (also jobs[{first}])", path=join(path, "name")
+            )
+        out.append(normalize_job(job, path, config_names))
+    return out

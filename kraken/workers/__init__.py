@@ -1,0 +1,1 @@
+"""Background tasks: run in-process by ``kraken serve``, through arq by ``kraken worker``."""
