@@ -13,6 +13,8 @@ from kraken.core.bus import Bus, MemoryBus, RedisBus
 from kraken.core.config import Settings
 from kraken.core.db import Database
 from kraken.models.registry import load_all_models
+from kraken.stage import shutdown_sandbox
+from kraken.stage.sandbox import start_sandbox
 from kraken.workers.queue import ArqQueue, InProcessQueue, TaskQueue
 from kraken.workers.registry import TaskContext
 
@@ -39,6 +41,7 @@ class Runtime:
     async def start(self) -> None:
         if self.settings.is_sqlite:
             self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        start_sandbox()  # warm stage-evaluation workers: the first flow need not wait for them
         await self.bus.start()
         if isinstance(self.queue, InProcessQueue):
             self.queue.bind(self.task_context)
@@ -58,3 +61,4 @@ class Runtime:
         await self.queue.close()
         await self.bus.close()
         await self.db.dispose()
+        await shutdown_sandbox()

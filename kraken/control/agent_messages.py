@@ -25,7 +25,7 @@ MessageEffects = Effects  # publish / enqueue(name, key, **kwargs) / wake_schedu
 
 Handler = Callable[[AsyncSession, Job, dict[str, Any], MessageEffects], Awaitable[None]]
 
-HANDLER_MODULES = ["kraken.control.job_messages"]
+HANDLER_MODULES = ["kraken.control.job_messages", "kraken.results.ingest"]
 
 _HANDLERS: dict[str, Handler] = {}
 _loaded = False

@@ -13,7 +13,7 @@ from kraken.stage.evaluate import check_stage_code, evaluate_stage
 from kraken.stage.expand import expand_jobs
 from kraken.stage.graph import check_stage_graph
 from kraken.stage.interpolate import interpolate
-from kraken.stage.sandbox import SandboxLimits, configure_sandbox, shutdown_sandbox
+from kraken.stage.sandbox import SandboxLimits, configure_sandbox, shutdown_sandbox, start_sandbox
 from kraken.stage.specs import DEFAULT_JOB_TIMEOUT, JobSpec, StepSpec
 from kraken.stage.tools import PLANNED_TOOLS
 
@@ -33,4 +33,5 @@ __all__ = [
     "interpolate",
     "resolve_args",
     "shutdown_sandbox",
+    "start_sandbox",
 ]

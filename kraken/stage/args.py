@@ -37,9 +37,7 @@ def _convert(value: Any, kind: str) -> Any:
         return value
     if isinstance(value, str):
         number = float(value.strip())
-        return (
-            int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
-        )
+        return int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
     raise ValueError
 
 

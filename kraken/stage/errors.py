@@ -34,10 +34,7 @@ class StageSchemaError(Exception):
         return self.message
 
     def __repr__(self) -> str:
-        return (
-            f"StageSchemaError({self.message!r}, line={self.line!r}, column={self.column!r}, "
-            f"path={self.path!r})"
-        )
+        return f"StageSchemaError({self.message!r}, line={self.line!r}, column={self.column!r}, path={self.path!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (self.message, self.line, self.column, self.path))

@@ -68,10 +68,7 @@ def expand_jobs(schema: dict[str, Any], args: Mapping[str, Any]) -> list[JobSpec
                             agents_group=env.get("agents_group") or env.get("executor_group") or "all",
                             config=dict(config) if config is not None else None,
                             config_name=config["name"] if config is not None else None,
-                            steps=[
-                                _step(j, step, values, join(steps_path, j))
-                                for j, step in enumerate(job["steps"])
-                            ],
+                            steps=[_step(j, step, values, join(steps_path, j)) for j, step in enumerate(job["steps"])],
                             limits={**job.get("limits", {}), **env.get("limits", {})},
                         )
                     )

@@ -20,8 +20,7 @@ def check_stage_graph(parents: Mapping[str, str | None]) -> None:
         if not _is_root(parent) and parent not in parents:
             known = ", ".join(f"'{name}'" for name in sorted(parents))
             raise StageSchemaError(
-                f"stage '{stage}' has parent '{parent}', which is not a stage of this branch "
-                f"(stages: {known})",
+                f"stage '{stage}' has parent '{parent}', which is not a stage of this branch (stages: {known})",
                 path="parent",
             )
     done: set[str] = set()

@@ -75,9 +75,7 @@ def normalize_parameters(parameters: list[dict[str, Any]]) -> list[dict[str, Any
         path = join("parameters", i)
         name = param["name"]
         if name in RESERVED_ARG_NAMES:
-            raise StageSchemaError(
-                f"'{name}' is reserved, choose another parameter name", path=join(path, "name")
-            )
+            raise StageSchemaError(f"'{name}' is reserved, choose another parameter name", path=join(path, "name"))
         first = seen.setdefault(name, i)
         if first != i:
             raise StageSchemaError(
@@ -85,9 +83,7 @@ def normalize_parameters(parameters: list[dict[str, Any]]) -> list[dict[str, Any
             )
         kind = param.get("type", "string")
         if "default" in param and not _matches_type(param["default"], kind):
-            raise StageSchemaError(
-                f"expected {kind}, got {describe(param['default'])}", path=join(path, "default")
-            )
+            raise StageSchemaError(f"expected {kind}, got {describe(param['default'])}", path=join(path, "default"))
         normalized: dict[str, Any] = {"name": name, "type": kind, "description": param.get("description", "")}
         if "default" in param:
             normalized["default"] = param["default"]

@@ -54,9 +54,7 @@ def _agents_group(env: dict[str, Any], path: str) -> str:
     return str(group or alias or "all")
 
 
-def normalize_environment(
-    env: dict[str, Any], path: str, config_names: Collection[str]
-) -> list[dict[str, Any]]:
+def normalize_environment(env: dict[str, Any], path: str, config_names: Collection[str]) -> list[dict[str, Any]]:
     """One normalized environment per system."""
     executor = env.get("executor", "direct")
     base: dict[str, Any] = {
@@ -66,9 +64,7 @@ def normalize_environment(
     if "config" in env:
         if env["config"] not in config_names:
             known = ", ".join(f"'{name}'" for name in config_names) or "none are defined"
-            raise StageSchemaError(
-                f"unknown config '{env['config']}' (configs: {known})", path=join(path, "config")
-            )
+            raise StageSchemaError(f"unknown config '{env['config']}' (configs: {known})", path=join(path, "config"))
         base["config"] = env["config"]
     if "limits" in env:
         base["limits"] = normalize_limits(env["limits"], join(path, "limits"))
@@ -101,8 +97,6 @@ def normalize_jobs(jobs: list[dict[str, Any]], config_names: Collection[str]) ->
         path = join("jobs", i)
         first = seen.setdefault(job["name"], i)
         if first != i:
-            raise StageSchemaError(
-                f"duplicate job name '{job['name']}' (also jobs[{first}])", path=join(path, "name")
-            )
+            raise StageSchemaError(f"duplicate job name '{job['name']}' (also jobs[{first}])", path=join(path, "name"))
         out.append(normalize_job(job, path, config_names))
     return out

@@ -23,13 +23,18 @@ import os
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 WORKER_SCRIPT = Path(__file__).with_name("sandbox_worker.py")
 MAX_REPLY = 8 * 1024 * 1024 + 1024
+_ENV_PASSED = ("PATH", "LD_LIBRARY_PATH", "LANG", "LC_ALL", "TMPDIR")  # nothing else reaches a worker
+
+
+def _default_max_workers() -> int:
+    return max(2, os.cpu_count() or 2)
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,7 @@ class SandboxLimits:
     timeout: float = 2.0  # seconds of wall-clock time per evaluation
     memory_mb: int = 256  # address-space cap of a worker
     pool_size: int = 2  # workers kept warm
-    max_workers: int = 8  # concurrent evaluations; more callers wait
+    max_workers: int = field(default_factory=_default_max_workers)  # concurrent evaluations; more wait
     grace: float = 1.0  # after the deadline, how long a worker may take to answer before it is killed
     cooperative: bool = True  # worker cancels its own evaluation at the deadline
 
@@ -62,7 +67,7 @@ class Worker:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-                env={"PATH": os.defpath},
+                env={key: os.environ[key] for key in _ENV_PASSED if key in os.environ},
             )
         except BaseException:
             os.close(req_w)
@@ -78,11 +83,11 @@ class Worker:
     def pid(self) -> int:
         return self.proc.pid
 
-    async def call(self, request: dict[str, Any], wait: float) -> dict[str, Any]:
-        """Send one request and wait up to ``wait`` seconds for the reply."""
+    async def call(self, request: bytes, wait: float) -> dict[str, Any]:
+        """Send one (JSON) request and wait up to ``wait`` seconds for the reply."""
         loop = asyncio.get_running_loop()
         try:
-            self._requests.send_bytes(json.dumps(request).encode())
+            self._requests.send_bytes(request)
         except OSError:
             raise SandboxCrash("crash", self._exit_detail()) from None
         ready: asyncio.Future[None] = loop.create_future()
@@ -174,10 +179,11 @@ class SandboxPool:
             "timeout": self.limits.timeout,
             "cooperative": self.limits.cooperative,
         }
+        data = json.dumps(request, default=str).encode()
         worker = await self._acquire()
         healthy = False
         try:
-            reply = await worker.call(request, self.limits.timeout + self.limits.grace)
+            reply = await worker.call(data, self.limits.timeout + self.limits.grace)
             healthy = reply.get("ok") is True or reply.get("kind") not in ("memory", "internal")
             return reply
         finally:
@@ -286,15 +292,16 @@ def _fail_waiter(waiter: asyncio.Future[Worker]) -> None:
 
 _state_lock = threading.Lock()
 _pool: SandboxPool | None = None
+_pool_pid = 0
 _limits = SandboxLimits()
 
 
 def get_pool() -> SandboxPool:
     """The process-wide pool, started (and warmed up) on first use."""
-    global _pool
+    global _pool, _pool_pid
     with _state_lock:
-        if _pool is None:
-            _pool = SandboxPool(_limits)
+        if _pool is None or _pool_pid != os.getpid():  # a forked child must not share its parent's workers
+            _pool, _pool_pid = SandboxPool(_limits), os.getpid()
             created = True
         else:
             created = False
@@ -302,6 +309,11 @@ def get_pool() -> SandboxPool:
     if created:
         pool.warm_up()
     return pool
+
+
+def start_sandbox() -> None:
+    """Start the process-wide pool's workers now (e.g. at server start-up) rather than on first use."""
+    get_pool()
 
 
 def configure_sandbox(limits: SandboxLimits) -> None:
@@ -319,7 +331,7 @@ async def shutdown_sandbox() -> None:
     global _pool
     with _state_lock:
         old, _pool = _pool, None
-    if old is not None:
+    if old is not None and _pool_pid == os.getpid():
         await asyncio.get_running_loop().run_in_executor(None, old.close)
 
 

@@ -87,9 +87,7 @@ def to_stage_error(error: Any, base: str = "") -> StageSchemaError:
         extra = sorted(key for key in instance if key not in allowed)
         if extra:
             listed = ", ".join(allowed) if allowed else "none"
-            return StageSchemaError(
-                f"unknown key '{extra[0]}' (allowed: {listed})", path=join(path, extra[0])
-            )
+            return StageSchemaError(f"unknown key '{extra[0]}' (allowed: {listed})", path=join(path, extra[0]))
     if validator == "required" and isinstance(instance, dict):
         missing = [key for key in value if key not in instance]
         if missing:

@@ -90,9 +90,7 @@ def _last_line(code: str) -> int:
 
 
 def _type_name(name: str) -> str:
-    return {"NoneType": "None", "str": "string", "int": "integer", "float": "number", "bool": "boolean"}.get(
-        name, name
-    )
+    return {"NoneType": "None", "str": "string", "int": "integer", "float": "number", "bool": "boolean"}.get(name, name)
 
 
 def from_reply(reply: dict[str, Any], code: str, timeout: float, memory_mb: int) -> StageSchemaError:
@@ -118,4 +116,9 @@ def sandbox_failure(reason: str, detail: str, timeout: float, memory_mb: int) ->
         return StageSchemaError(f"stage evaluation took longer than {timeout:g} s")
     if reason == "memory":
         return StageSchemaError(f"stage evaluation exceeded the memory limit ({memory_mb} MB)")
+    if reason == "crash":
+        return StageSchemaError(
+            f"stage evaluation crashed{' (' + detail + ')' if detail else ''}; "
+            "very deeply nested code or data can cause this"
+        )
     return StageSchemaError(f"stage evaluation failed ({reason}{': ' + detail if detail else ''})")

@@ -29,7 +29,7 @@ class TaskContext:
 TaskFn = Callable[..., Awaitable[Any]]
 F = TypeVar("F", bound=TaskFn)
 
-TASK_MODULES = ["kraken.workers.tasks"]
+TASK_MODULES = ["kraken.workers.tasks", "kraken.results.analysis"]
 
 _TASKS: dict[str, TaskFn] = {}
 _loaded = False

@@ -10,6 +10,11 @@ from kraken.agent.tools.base import Tool
 TOOL_MODULES = [
     "kraken.agent.tools.shell",
     "kraken.agent.tools.git",
+    "kraken.agent.tools.pytest_tool",
+    "kraken.agent.tools.junit",
+    "kraken.agent.tools.gotest",
+    "kraken.agent.tools.values",
+    "kraken.agent.tools.lint",
 ]
 
 T = TypeVar("T", bound=type[Tool])

@@ -1,0 +1,587 @@
+"""Analysis of a job's test results against history, as set-based SQL (SQLite and PostgreSQL).
+
+For each result the history is that of the same test on the same branch and environment
+(system, agents group, config) in CI flows.  Its previous CI result carries the running
+state (``age``, ``last_exec``, the ``flips`` mask), so one join gives every figure:
+
+- ``change``: ``new`` (no history), ``fix`` (passed, the last executed result was not),
+  ``regression`` (failed or error, the last executed result passed), else ``none``;
+- ``age``: the previous result's age + 1 when the status is the same, else 0;
+- ``instability``: pass/fail flips among the last 10 executed results (a 9-bit mask);
+- ``flaky``: rule ``same_commit`` (passed and failed in the same flow: reruns, retries,
+  several jobs of the same environment) or ``flip_rate`` (instability >= FLIP_THRESHOLD);
+- ``relevancy`` (0-7, failures only): not passed, failed (not error), instability <= 3,
+  age < 5, regression (2 points), not flaky;
+- performance: each value (and durations >= PERF_MIN_DURATION) against the median and
+  spread of the last PERF_WINDOW values.
+
+Ordering.  CI flows are analysed in flow order: ``results_branch.sealed_seq`` is the
+highest CI flow seq up to which every CI flow of the branch is completed and analysed.
+Jobs of the lowest unsealed CI flow are analysed as soon as they complete (their history
+is the sealed flows); jobs of later flows wait.  When that flow completes and all its
+jobs are analysed it is sealed, and the same loop goes on with the next flow's waiting
+jobs.  So a later flow that finishes first waits for the earlier one, and the answer does
+not depend on the order in which jobs finish.  Dev flows are compared with the sealed CI
+history and never change it (history only ever reads CI rows).
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from collections import Counter
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kraken.core.db import Database
+from kraken.models.base import utcnow
+from kraken.models.results import ResultsBranch, ResultsJob
+from kraken.results.ingest import PERF_MIN_DURATION, is_postgres, stage_table
+from kraken.results.statuses import (
+    CHANGE_NAMES,
+    KIND_CI,
+    PERF_IMPROVEMENT,
+    PERF_NAMES,
+    PERF_NONE,
+    PERF_REGRESSION,
+    STATUS_NAMES,
+)
+from kraken.workers.registry import TaskContext, task
+
+log = logging.getLogger(__name__)
+
+FLIP_THRESHOLD = 3  # flips among the last 10 executed results that make a test flaky
+PERF_WINDOW = 10
+PERF_MIN_HISTORY = 3  # values needed before a change can be told
+PERF_REL_THRESHOLD = 0.2  # a change must be past 20 % of the median...
+PERF_SIGMAS = 3.0  # ...and past 3 robust standard deviations (1.4826 * MAD)
+PERF_MIN_DURATION_DELTA = 0.05  # seconds: smaller duration changes are noise
+
+LOCK_NAMESPACE = 0x4B52  # pg_advisory_xact_lock(namespace, branch_id)
+
+_POPCOUNT = " + ".join(f"((nflips >> {i}) & 1)" for i in range(9))
+
+
+async def lock_branch(session: AsyncSession, branch_id: int) -> None:
+    """Serialize result analysis of one branch (SQLite: write transactions already are)."""
+    if is_postgres(session):
+        await session.execute(sa.text("SELECT pg_advisory_xact_lock(:ns, :b)"), {"ns": LOCK_NAMESPACE, "b": branch_id})
+
+
+async def _exec(session: AsyncSession, sql: str, params: dict[str, Any] | None = None) -> sa.CursorResult[Any]:
+    return await session.execute(sa.text(sql), params or {})  # type: ignore[return-value]
+
+
+def _prev_sql(lp_jobs: list[int], dedup: bool) -> str:
+    cols = "test_case_id, id, status, age, last_exec, flips"
+    if not lp_jobs:
+        return f"SELECT {cols} FROM test_result WHERE 1 = 0"
+    if len(lp_jobs) == 1 and not dedup:
+        return f"SELECT {cols} FROM test_result WHERE job_id = {int(lp_jobs[0])}"
+    ids = ", ".join(str(int(j)) for j in lp_jobs)
+    return (
+        f"SELECT {cols} FROM (SELECT {cols}, row_number() OVER (PARTITION BY test_case_id "
+        f"ORDER BY job_id DESC, id DESC) AS rn FROM test_result WHERE job_id IN ({ids})) z WHERE rn = 1"
+    )
+
+
+def _insert_sql(pg: bool, rj: ResultsJob, stage: str, lp: str, sealed: int, watermark: int | None) -> str:
+    b, e = int(rj.branch_id), int(rj.env_id)
+    fallback = ""
+    if watermark is not None:
+        # tests missing from the latest flow: their latest earlier CI result, one index probe each
+        # (skipped for test cases created by this analysis: they have no history)
+        fallback = f"""
+        UNION ALL
+        SELECT r.test_case_id, r.id, r.status, r.age, r.last_exec, r.flips
+        FROM (
+            SELECT m.tc, (
+                SELECT h.id FROM test_result h
+                WHERE h.test_case_id = m.tc AND h.branch_id = {b} AND h.env_id = {e}
+                  AND h.flow_kind = {KIND_CI} AND h.flow_seq <= {int(sealed)}
+                ORDER BY h.flow_seq DESC, h.job_id DESC, h.id DESC LIMIT 1
+            ) AS pid
+            FROM (SELECT DISTINCT cur.tc FROM cur
+                  WHERE cur.tc <= {int(watermark)}
+                    AND NOT EXISTS (SELECT 1 FROM lp WHERE lp.test_case_id = cur.tc)) m
+        ) f JOIN test_result r ON r.id = f.pid"""
+    vals = "CAST(y.vals AS JSON)" if pg else "y.vals"
+    true, false = ("TRUE", "FALSE") if pg else ("1", "0")
+    ft = int(FLIP_THRESHOLD)
+    return f"""
+    WITH cur AS (
+        SELECT s.ord, s.step_index, s.status, s.duration, s.message, s.vals, t.id AS tc
+        FROM {stage} s JOIN test_case t ON t.project_id = {int(rj.project_id)} AND t.name = s.name
+    ),
+    lp AS ({lp}),
+    prev AS (
+        SELECT test_case_id, id, status, age, last_exec, flips FROM lp{fallback}
+    ),
+    x AS (
+        SELECT cur.ord, cur.step_index, cur.status, cur.duration, cur.message, cur.vals, cur.tc,
+            p.id AS pid, p.status AS pstatus, p.age AS page, p.last_exec AS plast,
+            CASE
+                WHEN cur.status > 2 THEN COALESCE(p.flips, 0)
+                WHEN p.last_exec IS NULL THEN 0
+                ELSE ((p.flips * 2) + CASE WHEN (CASE WHEN cur.status = 0 THEN 0 ELSE 1 END) <> p.last_exec
+                                           THEN 1 ELSE 0 END) & 511
+            END AS nflips
+        FROM cur LEFT JOIN prev p ON p.test_case_id = cur.tc
+    ),
+    y AS (
+        SELECT x.*,
+            CASE WHEN pid IS NULL THEN 1
+                 WHEN status = 0 AND plast = 1 THEN 2
+                 WHEN status IN (1, 2) AND plast = 0 THEN 3
+                 ELSE 0 END AS chg,
+            CASE WHEN pid IS NOT NULL AND pstatus = status THEN page + 1 ELSE 0 END AS nage,
+            CASE WHEN status = 0 THEN 0 WHEN status IN (1, 2) THEN 1 ELSE plast END AS nlast,
+            {_POPCOUNT} AS inst
+        FROM x
+    )
+    INSERT INTO test_result (job_id, run_id, flow_id, branch_id, test_case_id, env_id, flow_kind, flow_seq,
+        step_index, ord, status, duration, message, values_json, prev_id, change, age, last_exec, flips,
+        instability, flaky, flaky_rule, relevancy)
+    SELECT {int(rj.job_id)}, {int(rj.run_id)}, {int(rj.flow_id)}, {b}, y.tc, {e}, {int(rj.flow_kind)},
+        {int(rj.flow_seq)}, y.step_index, y.ord, y.status, y.duration, y.message, {vals}, y.pid, y.chg, y.nage,
+        y.nlast, y.nflips, y.inst,
+        CASE WHEN y.inst >= {ft} THEN {true} ELSE {false} END,
+        CASE WHEN y.inst >= {ft} THEN 2 ELSE 0 END,
+        CASE WHEN y.status IN (1, 2) THEN
+            1 + CASE WHEN y.status = 1 THEN 1 ELSE 0 END + CASE WHEN y.inst <= 3 THEN 1 ELSE 0 END
+              + CASE WHEN y.nage < 5 THEN 1 ELSE 0 END + CASE WHEN y.chg = 3 THEN 2 ELSE 0 END
+              + CASE WHEN y.inst >= {ft} THEN 0 ELSE 1 END
+        ELSE 0 END
+    FROM y"""
+
+
+def _flaky_update(pg: bool, rj: ResultsJob, where_tc: str) -> str:
+    true = "TRUE" if pg else "1"
+    return f"""
+    UPDATE test_result SET flaky = {true}, flaky_rule = flaky_rule | 1,
+        relevancy = CASE WHEN status IN (1, 2) AND flaky_rule = 0 THEN relevancy - 1 ELSE relevancy END
+    WHERE branch_id = {int(rj.branch_id)} AND env_id = {int(rj.env_id)} AND flow_kind = {int(rj.flow_kind)}
+      AND flow_seq = {int(rj.flow_seq)} AND flow_id = {int(rj.flow_id)} AND (flaky_rule & 1) = 0
+      AND test_case_id IN ({where_tc})"""
+
+
+async def job_summary(session: AsyncSession, job_id: int) -> dict[str, Any]:
+    rows = (
+        await _exec(
+            session,
+            "SELECT status, change, flaky, perf_change, count(*) FROM test_result WHERE job_id = :j "
+            "GROUP BY status, change, flaky, perf_change",
+            {"j": job_id},
+        )
+    ).all()
+    counts: Counter[str] = Counter()
+    matrix: Counter[tuple[int, int, int]] = Counter()
+    for status, change, flaky, perf, n in rows:
+        counts["total"] += n
+        counts[STATUS_NAMES[status]] += n
+        counts[CHANGE_NAMES[change]] += n
+        if flaky:
+            counts["flaky"] += n
+        if perf:
+            counts[f"perf_{PERF_NAMES[perf]}"] += n
+        matrix[(int(status), int(change), 1 if flaky else 0)] += n
+    out: dict[str, Any] = {
+        "total": counts["total"],
+        **{name: counts[name] for name in STATUS_NAMES},
+        "new": counts["new"],
+        "fixes": counts["fix"],
+        "regressions": counts["regression"],
+        "no_change": counts["none"],
+        "flaky": counts["flaky"],
+        "perf_regressions": counts["perf_regression"],
+        "perf_improvements": counts["perf_improvement"],
+        # [status, change, flaky, count]: exact totals for any combination of these filters
+        "matrix": [[s, c, f, n] for (s, c, f), n in sorted(matrix.items())],
+    }
+    return out
+
+
+async def _issue_summary(session: AsyncSession, job_id: int) -> dict[str, int]:
+    row = (
+        await _exec(
+            session,
+            "SELECT count(*), sum(CASE WHEN is_new THEN 1 ELSE 0 END) FROM issue WHERE job_id = :j",
+            {"j": job_id},
+        )
+    ).one()
+    return {"issues": int(row[0] or 0), "new_issues": int(row[1] or 0)}
+
+
+# ------------------------------------------------------------------------------ performance
+
+
+def _median_spread(values: list[float]) -> tuple[float, float]:
+    med = statistics.median(values)
+    mad = statistics.median([abs(v - med) for v in values])
+    return med, 1.4826 * mad
+
+
+def perf_compare(name: str, value: float, history: list[float]) -> dict[str, Any] | None:
+    """A change of ``value`` against ``history`` past the thresholds, or None."""
+    if len(history) < PERF_MIN_HISTORY:
+        return None
+    med, spread = _median_spread(history)
+    delta = value - med
+    limit = max(PERF_SIGMAS * spread, PERF_REL_THRESHOLD * abs(med))
+    if name == "duration":
+        limit = max(limit, PERF_MIN_DURATION_DELTA)
+    if abs(delta) <= limit:
+        return None
+    return {
+        "kind": "regression" if delta > 0 else "improvement",  # higher is worse (times, sizes)
+        "value": value,
+        "median": med,
+        "spread": spread,
+        "delta_pct": (100.0 * delta / abs(med)) if med else None,
+    }
+
+
+async def _analyse_perf(session: AsyncSession, job_id: int) -> int:
+    rows = (
+        await _exec(
+            session,
+            "SELECT c.id, c.values_json, c.duration, p.perf FROM test_result c "
+            "LEFT JOIN test_result p ON p.id = c.prev_id "
+            "WHERE c.job_id = :j AND (c.values_json IS NOT NULL OR c.duration >= :d)",
+            {"j": job_id, "d": PERF_MIN_DURATION},
+        )
+    ).all()
+    updates: list[dict[str, Any]] = []
+    for rid, values, duration, prev_perf in rows:
+        if isinstance(values, str):
+            values = orjson.loads(values)
+        if isinstance(prev_perf, str):
+            prev_perf = orjson.loads(prev_perf)
+        current: dict[str, float] = dict(values or {})
+        if duration is not None and duration >= PERF_MIN_DURATION:
+            current["duration"] = float(duration)
+        old_window: dict[str, list[float]] = (prev_perf or {}).get("window") or {}
+        window: dict[str, list[float]] = {}
+        changes: dict[str, Any] = {}
+        for name, value in current.items():
+            history = [float(v) for v in old_window.get(name, [])]
+            change = perf_compare(name, value, history)
+            if change is not None:
+                changes[name] = change
+            window[name] = [*history, value][-PERF_WINDOW:]
+        kind = PERF_NONE
+        if any(c["kind"] == "regression" for c in changes.values()):
+            kind = PERF_REGRESSION
+        elif changes:
+            kind = PERF_IMPROVEMENT
+        perf = {"window": window, "changes": changes}
+        updates.append({"id": rid, "pc": kind, "perf": orjson.dumps(perf).decode()})
+    if updates:
+        cast = "CAST(:perf AS JSON)" if is_postgres(session) else ":perf"
+        await session.execute(
+            sa.text(f"UPDATE test_result SET perf_change = :pc, perf = {cast} WHERE id = :id"), updates
+        )
+    return sum(1 for u in updates if u["pc"] != PERF_NONE)
+
+
+# ------------------------------------------------------------------------------ issues
+
+
+async def _analyse_issues(session: AsyncSession, rj: ResultsJob, sealed: int) -> None:
+    """Match the job's new issues with the previous CI run's issues of the same job (same path,
+    symbol and type, line within ±5; the nearest wins) in one join, then write all flags at once."""
+    prev_seq = (
+        await _exec(
+            session,
+            "SELECT max(flow_seq) FROM results_job WHERE branch_id = :b AND job_key = :k AND flow_kind = :ci "
+            "AND issues_reported AND flow_seq <= :sealed AND job_id <> :j",
+            {"b": rj.branch_id, "k": rj.job_key, "ci": KIND_CI, "sealed": sealed, "j": rj.job_id},
+        )
+    ).scalar()
+    best: dict[int, tuple[int, int, int]] = {}  # issue id -> (distance, prev id, prev age)
+    if prev_seq is not None:
+        pairs = (
+            await _exec(
+                session,
+                """SELECT c.id, p.id, p.age, abs(p.line - c.line) FROM issue c JOIN issue p
+                    ON p.branch_id = :b AND p.job_key = :k AND p.flow_kind = :ci AND p.flow_seq = :ps
+                   AND p.path = c.path AND p.symbol = c.symbol AND p.issue_type = c.issue_type
+                   AND p.line BETWEEN c.line - 5 AND c.line + 5
+                WHERE c.job_id = :j AND c.is_new IS NULL""",
+                {"b": rj.branch_id, "k": rj.job_key, "ci": KIND_CI, "ps": int(prev_seq), "j": rj.job_id},
+            )
+        ).all()
+        for cid, pid, page, dist in pairs:
+            key = (int(dist), int(pid), int(page or 0))
+            if cid not in best or key < best[cid]:
+                best[cid] = key
+    if best:
+        await session.execute(
+            sa.text("UPDATE issue SET prev_id = :pid, is_new = :f, age = :age WHERE id = :id"),
+            [{"id": cid, "pid": pid, "age": age + 1, "f": False} for cid, (_, pid, age) in best.items()],
+        )
+    await _exec(
+        session,
+        "UPDATE issue SET is_new = :t, age = 0 WHERE job_id = :j AND is_new IS NULL",
+        {"j": rj.job_id, "t": True},
+    )
+
+
+# ------------------------------------------------------------------------------ one job
+
+
+async def analyse_job_tx(session: AsyncSession, job_id: int, sealed: int) -> int | None:
+    """Analyse what a job has staged (results, issues), within the caller's transaction, which
+    holds the branch lock.  Returns the number of results analysed, None when nothing was to do."""
+    pg = is_postgres(session)
+    stmt = sa.select(ResultsJob).where(ResultsJob.job_id == job_id)  # type: ignore[arg-type]
+    if pg:
+        stmt = stmt.with_for_update()
+    rj = (await session.execute(stmt)).scalar_one_or_none()
+    if rj is None or (rj.staged == 0 and rj.issues_pending == 0):
+        return None
+    started = time.perf_counter()
+    done = 0
+    if rj.staged > 0:
+        done = await _analyse_results(session, rj, sealed, pg)
+    if rj.issues_pending > 0:
+        await _analyse_issues(session, rj, sealed)
+        rj.issues_pending = 0
+    summary = await job_summary(session, job_id)
+    summary.update(await _issue_summary(session, job_id))
+    rj.summary = summary
+    rj.analysed_at = utcnow()
+    rj.analysis_seconds = round(time.perf_counter() - started, 3)
+    session.add(rj)
+    await session.flush()
+    log.info("job %s: %d results analysed in %.2fs", job_id, done, rj.analysis_seconds)
+    return done
+
+
+async def _analyse_results(session: AsyncSession, rj: ResultsJob, sealed: int, pg: bool) -> int:
+    stage = stage_table(rj.job_id)
+    if pg:
+        await _exec(session, "SET LOCAL work_mem = '64MB'")
+        if rj.staged > 10000:
+            await _exec(session, f"ANALYZE {stage}")
+    watermark = int((await _exec(session, "SELECT COALESCE(max(id), 0) FROM test_case")).scalar() or 0)
+    on_conflict = "ON CONFLICT (project_id, name) DO NOTHING"
+    await _exec(
+        session,
+        f"""INSERT INTO test_case (project_id, name)
+        SELECT {int(rj.project_id)}, s.name FROM {stage} s
+        WHERE NOT EXISTS (SELECT 1 FROM test_case t WHERE t.project_id = {int(rj.project_id)} AND t.name = s.name)
+        GROUP BY s.name {on_conflict}""",
+    )
+    # the latest CI flow (of the sealed history) with results in this environment
+    hist = (
+        await _exec(
+            session,
+            "SELECT job_id, flow_seq, dup_count FROM results_job WHERE branch_id = :b AND env_id = :e "
+            "AND flow_kind = :ci AND flow_seq = (SELECT max(flow_seq) FROM results_job WHERE branch_id = :b "
+            "AND env_id = :e AND flow_kind = :ci AND flow_seq <= :sealed AND analysed > 0) AND analysed > 0",
+            {"b": rj.branch_id, "e": rj.env_id, "ci": KIND_CI, "sealed": sealed},
+        )
+    ).all()
+    lp_jobs = [int(r[0]) for r in hist]
+    dedup = len(lp_jobs) > 1 or any(r[2] for r in hist)
+    any_history = bool(hist)
+    sql = _insert_sql(pg, rj, stage, _prev_sql(lp_jobs, dedup), sealed, watermark if any_history else None)
+    res = await _exec(session, sql)
+    inserted = int(res.rowcount)
+    if inserted < 0:  # pysqlite does not count statements that start with WITH
+        inserted = int((await _exec(session, "SELECT changes()")).scalar() or 0)
+    await _exec(session, f"DROP TABLE {stage}")
+
+    # same commit: passed and failed in this job (reruns) or in other jobs of the flow in this environment
+    dups = int(
+        (
+            await _exec(
+                session,
+                "SELECT count(*) FROM (SELECT test_case_id FROM test_result WHERE job_id = :j "
+                "GROUP BY test_case_id HAVING count(*) > 1) d",
+                {"j": rj.job_id},
+            )
+        ).scalar()
+        or 0
+    )
+    if dups:
+        await _exec(
+            session,
+            _flaky_update(
+                pg,
+                rj,
+                f"SELECT test_case_id FROM test_result WHERE job_id = {int(rj.job_id)} GROUP BY test_case_id "
+                "HAVING sum(CASE WHEN status = 0 THEN 1 ELSE 0 END) > 0 "
+                "AND sum(CASE WHEN status IN (1, 2) THEN 1 ELSE 0 END) > 0",
+            ),
+        )
+    others = [
+        int(r[0])
+        for r in (
+            await _exec(
+                session,
+                "SELECT job_id FROM results_job WHERE flow_id = :f AND env_id = :e AND job_id <> :j AND analysed > 0",
+                {"f": rj.flow_id, "e": rj.env_id, "j": rj.job_id},
+            )
+        ).all()
+    ]
+    if others:
+        ids = ", ".join(str(j) for j in others)
+        res = await _exec(
+            session,
+            _flaky_update(
+                pg,
+                rj,
+                f"SELECT a.test_case_id FROM test_result a JOIN test_result b ON b.test_case_id = a.test_case_id "
+                f"WHERE a.job_id = {int(rj.job_id)} AND b.job_id IN ({ids}) "
+                "AND ((a.status = 0 AND b.status IN (1, 2)) OR (a.status IN (1, 2) AND b.status = 0))",
+            ),
+        )
+        if res.rowcount != 0:
+            for other in others:
+                await _refresh_summary(session, other)
+    if rj.perf_candidates > 0:
+        await _analyse_perf(session, rj.job_id)
+    rj.dup_count += dups
+    rj.analysed += inserted
+    rj.staged = 0
+    rj.perf_candidates = 0
+    return inserted
+
+
+async def _refresh_summary(session: AsyncSession, job_id: int) -> None:
+    rj = await session.get(ResultsJob, job_id)
+    if rj is not None:
+        summary = await job_summary(session, job_id)
+        summary.update(await _issue_summary(session, job_id))
+        rj.summary = summary
+        session.add(rj)
+
+
+# ------------------------------------------------------------------------------ ordering
+
+
+async def _sealed(session: AsyncSession, branch_id: int) -> int:
+    rb = await session.get(ResultsBranch, branch_id)
+    return rb.sealed_seq if rb is not None else 0
+
+
+async def _job_info(db: Database, job_id: int) -> tuple[int, str] | None:
+    """(branch_id, flow kind) of a job."""
+    async with db.session() as s:
+        row = (
+            await _exec(
+                s,
+                "SELECT f.branch_id, f.kind FROM job j JOIN run r ON r.id = j.run_id JOIN flow f ON f.id = r.flow_id "
+                "WHERE j.id = :j",
+                {"j": job_id},
+            )
+        ).one_or_none()
+    return (int(row[0]), str(row[1])) if row is not None else None
+
+
+async def analyze_job(db: Database, job_id: int) -> None:
+    """Analyse a completed job's results (idempotent): now for a dev flow or when its CI flow's
+    history is sealed; otherwise it stays staged until the earlier CI flows are."""
+    info = await _job_info(db, job_id)
+    if info is None:
+        return
+    branch_id, kind = info
+    if kind != "ci":
+        async with db.transaction() as s:
+            await lock_branch(s, branch_id)
+            await analyse_job_tx(s, job_id, await _sealed(s, branch_id))
+        return
+    await advance_branch(db, branch_id, ready={job_id})
+
+
+async def advance_branch(db: Database, branch_id: int, ready: set[int] | None = None) -> None:
+    """Analyse waiting CI jobs and seal CI flows of a branch, in flow order, as far as possible.
+
+    ``ready``: jobs known to be complete (their task was called) even if not marked so yet."""
+    ready = ready or set()
+    while True:
+        async with db.transaction() as s:
+            await lock_branch(s, branch_id)
+            sealed = await _sealed(s, branch_id)
+            flow = (
+                await _exec(
+                    s,
+                    "SELECT id, seq FROM flow WHERE branch_id = :b AND kind = 'ci' AND seq > :sealed "
+                    "ORDER BY seq LIMIT 1",
+                    {"b": branch_id, "sealed": sealed},
+                )
+            ).one_or_none()
+            if flow is None:
+                return
+            flow_id, flow_seq = int(flow[0]), int(flow[1])
+            pending = [
+                int(r[0])
+                for r in (
+                    await _exec(
+                        s,
+                        "SELECT rj.job_id, j.state FROM results_job rj JOIN job j ON j.id = rj.job_id "
+                        "WHERE rj.flow_id = :f AND (rj.staged > 0 OR rj.issues_pending > 0)",
+                        {"f": flow_id},
+                    )
+                ).all()
+                if r[1] == "completed" or int(r[0]) in ready
+            ]
+        for job_id in pending:
+            async with db.transaction() as s:
+                await lock_branch(s, branch_id)
+                if await _sealed(s, branch_id) != sealed:
+                    break  # another worker moved on; start over
+                await analyse_job_tx(s, job_id, sealed)
+        async with db.transaction() as s:
+            await lock_branch(s, branch_id)
+            if await _sealed(s, branch_id) != sealed:
+                continue
+            state = (await _exec(s, "SELECT state FROM flow WHERE id = :f", {"f": flow_id})).scalar()
+            open_jobs = (
+                await _exec(
+                    s,
+                    "SELECT count(*) FROM job j JOIN run r ON r.id = j.run_id "
+                    "WHERE r.flow_id = :f AND j.state <> 'completed'",
+                    {"f": flow_id},
+                )
+            ).scalar()
+            waiting = (
+                await _exec(
+                    s,
+                    "SELECT count(*) FROM results_job WHERE flow_id = :f AND (staged > 0 OR issues_pending > 0)",
+                    {"f": flow_id},
+                )
+            ).scalar()
+            if state != "completed" or open_jobs or waiting:
+                return
+            rb = await s.get(ResultsBranch, branch_id)
+            if rb is None:
+                rb = ResultsBranch(branch_id=branch_id)
+            rb.sealed_seq = flow_seq
+            rb.sealed_flow_id = flow_id
+            s.add(rb)
+            log.info("branch %s: CI flow %s (seq %s) sealed", branch_id, flow_id, flow_seq)
+
+
+# ------------------------------------------------------------------------------ tasks
+
+
+@task
+async def analyze_job_results(ctx: TaskContext, job_id: int) -> None:
+    """Enqueued when a job completes: analyse its results (or keep them waiting for earlier CI flows)."""
+    await analyze_job(ctx.db, job_id)
+
+
+@task
+async def analyze_flow_results(ctx: TaskContext, flow_id: int) -> None:
+    """Enqueued when a flow completes: seal it and analyse the CI jobs that waited for it."""
+    async with ctx.db.session() as s:
+        branch_id = (await _exec(s, "SELECT branch_id FROM flow WHERE id = :f", {"f": flow_id})).scalar()
+    if branch_id is not None:
+        await advance_branch(ctx.db, int(branch_id))

@@ -1,0 +1,137 @@
+"""Agent-side helpers shared by the result tools: batching results to the server, reading
+report files through the executor and expanding globs inside the job's environment."""
+
+from __future__ import annotations
+
+import posixpath
+import shlex
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from kraken.agent.tools.base import ToolContext
+from kraken.results.parsers.base import ParsedResult, ReportError
+from kraken.results.parsers.junit import JUnitParser
+
+BATCH_SIZE = 5000
+READ_LIMIT = 256 * 1024 * 1024  # for formats read whole (JSON); XML is streamed
+
+
+class ResultSender:
+    """Sends results as ``{"type": "test_results", "step_index", "tool", "results": [...]}``
+    messages of at most ``batch_size`` compact items ``[name, status, duration, message, values]``.
+
+    ``ctx.send`` delivers reliably and exactly once, so a batch is never lost nor doubled."""
+
+    def __init__(self, ctx: ToolContext, tool: str, batch_size: int = BATCH_SIZE) -> None:
+        self.ctx = ctx
+        self.tool = tool
+        self.batch_size = batch_size
+        self.counts: Counter[str] = Counter()
+        self.batches = 0
+        self._batch: list[list[Any]] = []
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    async def add(self, result: ParsedResult) -> None:
+        self.counts[result.status] += 1
+        self._batch.append(result.wire())
+        if len(self._batch) >= self.batch_size:
+            await self.flush()
+
+    async def add_all(self, results: Iterable[ParsedResult]) -> None:
+        for r in results:
+            await self.add(r)
+
+    async def flush(self) -> None:
+        if not self._batch:
+            return
+        batch, self._batch = self._batch, []
+        await self.ctx.send(
+            {"type": "test_results", "step_index": self.ctx.step_index, "tool": self.tool, "results": batch}
+        )
+        self.batches += 1
+
+    def summary(self) -> str:
+        parts = [f"{n} {status}" for status, n in sorted(self.counts.items())]
+        return f"{self.total} results" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def join_path(cwd: str | None, path: str) -> str:
+    if path.startswith("/") or not cwd:
+        return path
+    return posixpath.normpath(posixpath.join(cwd, path))
+
+
+async def read_all(ctx: ToolContext, path: str, limit: int = READ_LIMIT) -> bytes:
+    data = bytearray()
+    async for chunk in ctx.executor.read_file(path):
+        data += chunk
+        if len(data) > limit:
+            raise ValueError(f"{path} is larger than {limit} bytes")
+    return bytes(data)
+
+
+async def stream_junit(
+    ctx: ToolContext, path: str, sender: ResultSender, shown: str | None = None
+) -> ReportError | None:
+    """Parse one JUnit file chunk by chunk as it streams out of the environment."""
+    parser = JUnitParser(shown or path)
+    try:
+        async for chunk in ctx.executor.read_file(path):
+            await sender.add_all(parser.feed(chunk))
+            if parser.error is not None:
+                break
+    except Exception as exc:  # the executor could not read it (missing file, container gone)
+        return ReportError(shown or path, None, f"cannot read: {exc}")
+    await sender.add_all(parser.close())
+    return parser.error
+
+
+_FORBIDDEN_GLOB_CHARS = set(";&|$`()<>\\\"'\n\r")
+
+
+def check_glob(pattern: str) -> str | None:
+    bad = sorted(set(pattern) & _FORBIDDEN_GLOB_CHARS)
+    if bad:
+        return f"file_glob {pattern!r} contains characters that are not allowed: {' '.join(bad)}"
+    return None
+
+
+async def expand_glob(ctx: ToolContext, pattern: str, cwd: str | None) -> list[str]:
+    """File paths (relative to cwd, or absolute) matching ``pattern`` inside the environment,
+    found with the POSIX shell only.  ``**`` matches across directories (via ``find``)."""
+    found: list[str] = []
+
+    async def keep(line: str) -> None:
+        if line:
+            found.append(line)
+
+    scripts = []
+    for word in pattern.split():
+        if "**" in word:
+            start, _, _ = word.partition("**")
+            root = start.rstrip("/") or "."
+            # "**/" may also match no directory at all
+            variants = {word.replace("**/", "*/").replace("**", "*"), word.replace("**/", "").replace("**", "*")}
+            preds = " -o ".join(
+                f"-path {shlex.quote(v if v.startswith(('/', './')) else './' + v)}" for v in sorted(variants)
+            )
+            scripts.append(
+                f"find {shlex.quote(root if root.startswith(('/', '.')) else './' + root)} "
+                f"-type f \\( {preds} \\) 2>/dev/null | sed 's|^\\./||' | sort"
+            )
+        else:
+            scripts.append(f'for f in {word}; do [ -f "$f" ] && echo "$f"; done')
+    res = await ctx.executor.exec(["/bin/sh", "-c", "; ".join(scripts)], cwd=cwd, timeout=120, on_line=keep)
+    if res.exit_code not in (0, 1) and not found:
+        return []
+    seen: set[str] = set()
+    out = []
+    for f in found:
+        if f not in seen:
+            seen.add(f)
+            out.append(f)
+    return out

@@ -1,0 +1,241 @@
+"""Ingestion of the ``test_results`` and ``issues`` messages agents send.
+
+A ``test_results`` message is ``{"type": "test_results", "step_index": int, "tool": str,
+"results": [[name, status, duration, message, values], ...]}`` (at most a few thousand
+items; ``status`` is a name from ``statuses.STATUS_NAMES``).  Its results are appended in
+bulk (COPY on PostgreSQL, executemany on SQLite) to the job's staging table
+``results_stage_<job_id>``; the job's analysis (``kraken.results.analysis``) moves them,
+analysed, into ``test_result`` in one set-based statement.
+
+An ``issues`` message is ``{"type": "issues", "step_index": int, "tool": str, "issues":
+[[path, line, column, symbol, message, type], ...]}``; a linter step always sends at least
+one (possibly empty) so the server knows the linter ran.
+
+The agent machinery applies each message exactly once, in the transaction of the handler.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kraken.control.agent_messages import MessageEffects, handles
+from kraken.models import Branch, Flow, Job, Run
+from kraken.models.results import Issue, ResultsJob, TestEnv
+from kraken.results.parsers.base import bound_message, bound_name
+from kraken.results.statuses import ERROR, FAILED, ISSUE_TYPES, KIND_CI, KIND_DEV, STATUS_CODES
+
+log = logging.getLogger(__name__)
+
+PERF_MIN_DURATION = 1.0  # seconds: shorter durations are too noisy to compare
+STAGE_COLUMNS = ["ord", "step_index", "name", "status", "duration", "message", "vals"]
+
+
+def stage_table(job_id: int) -> str:
+    return f"results_stage_{int(job_id)}"
+
+
+def is_postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+async def results_job(session: AsyncSession, job: Job, *, lock: bool = True) -> ResultsJob:
+    """The job's ``results_job`` row, created on its first results or issues (row-locked)."""
+    assert job.id is not None
+    stmt = sa.select(ResultsJob).where(ResultsJob.job_id == job.id)  # type: ignore[arg-type]
+    if lock and is_postgres(session):
+        stmt = stmt.with_for_update()
+    rj = (await session.execute(stmt)).scalar_one_or_none()
+    if rj is not None:
+        return rj
+    run = await session.get(Run, job.run_id)
+    assert run is not None
+    flow = await session.get(Flow, run.flow_id)
+    assert flow is not None
+    branch = await session.get(Branch, flow.branch_id)
+    assert branch is not None
+    env_id = await ensure_env(session, job)
+    rj = ResultsJob(
+        job_id=job.id,
+        run_id=run.id,  # type: ignore[arg-type]
+        flow_id=flow.id,  # type: ignore[arg-type]
+        branch_id=branch.id,  # type: ignore[arg-type]
+        project_id=branch.project_id,
+        env_id=env_id,
+        flow_kind=KIND_CI if flow.kind == "ci" else KIND_DEV,
+        flow_seq=flow.seq,
+        job_key=f"{run.stage_name}/{job.name}"[:420],
+    )
+    session.add(rj)
+    await session.flush()
+    return rj
+
+
+def env_config(job: Job) -> str:
+    if job.config_name:
+        return job.config_name[:200]
+    if job.config:
+        return orjson.dumps(job.config, option=orjson.OPT_SORT_KEYS).decode()[:200]
+    return ""
+
+
+async def ensure_env(session: AsyncSession, job: Job) -> int:
+    key = {"system": job.system[:200], "agents_group": job.agents_group[:200], "config": env_config(job)}
+    table = TestEnv.__table__  # type: ignore[attr-defined]
+    if is_postgres(session):
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        await session.execute(pg_insert(table).values(**key).on_conflict_do_nothing())
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        await session.execute(sqlite_insert(table).values(**key).on_conflict_do_nothing())
+    env_id = (
+        await session.execute(
+            sa.select(table.c.id).where(
+                table.c.system == key["system"],
+                table.c.agents_group == key["agents_group"],
+                table.c.config == key["config"],
+            )
+        )
+    ).scalar_one()
+    return int(env_id)
+
+
+def _rows(items: list[Any], first_ord: int, step_index: int | None) -> tuple[list[tuple[Any, ...]], int, int]:
+    """Validated staging rows, with the number of failed/error results and perf candidates."""
+    rows: list[tuple[Any, ...]] = []
+    failed = 0
+    perf = 0
+    codes = STATUS_CODES
+    ord_ = first_ord
+    for item in items:
+        if not isinstance(item, list | tuple) or len(item) < 2 or not isinstance(item[0], str):
+            continue
+        name = item[0]
+        if len(name) > 500 or not name or name[0].isspace() or name[-1].isspace():
+            name = bound_name(name) or "(unnamed)"
+        status = codes.get(item[1], ERROR)
+        duration = item[2] if len(item) > 2 and isinstance(item[2], int | float) else None
+        message = item[3] if len(item) > 3 and isinstance(item[3], str) else None
+        if message is not None and len(message) > 4096:
+            message = bound_message(message)
+        values = item[4] if len(item) > 4 and isinstance(item[4], dict) and item[4] else None
+        vals = orjson.dumps(values).decode() if values is not None else None
+        if status in (FAILED, ERROR):
+            failed += 1
+        if values is not None or (duration is not None and duration >= PERF_MIN_DURATION):
+            perf += 1
+        rows.append((ord_, step_index, name, status, float(duration) if duration is not None else None, message, vals))
+        ord_ += 1
+    return rows, failed, perf
+
+
+async def create_stage(session: AsyncSession, job_id: int) -> None:
+    conn = await session.connection()
+    await conn.exec_driver_sql(
+        f"CREATE TABLE IF NOT EXISTS {stage_table(job_id)} (ord INTEGER NOT NULL, step_index INTEGER, "
+        "name TEXT NOT NULL, status SMALLINT NOT NULL, duration DOUBLE PRECISION, message TEXT, vals TEXT)"
+    )
+
+
+async def stage_rows(session: AsyncSession, job_id: int, rows: list[tuple[Any, ...]]) -> None:
+    """Bulk-append rows to the job's staging table, inside the session's transaction."""
+    await create_stage(session, job_id)
+    conn = await session.connection()
+    table = stage_table(job_id)
+    if is_postgres(session):
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        await driver.copy_records_to_table(table, records=rows, columns=STAGE_COLUMNS)
+    else:
+        await conn.exec_driver_sql(
+            f"INSERT INTO {table} ({', '.join(STAGE_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows
+        )
+
+
+async def ingest_results(session: AsyncSession, job: Job, step_index: int | None, items: list[Any]) -> int:
+    """Stage a batch of results of ``job``; returns how many were kept."""
+    rj = await results_job(session, job)  # row-locked: serializes with the job's analysis
+    rows, failed, perf = _rows(items, rj.next_ord, step_index)
+    if not rows:
+        return 0
+    await stage_rows(session, job.id, rows)  # type: ignore[arg-type]
+    rj.next_ord += len(rows)
+    rj.staged += len(rows)
+    rj.received += len(rows)
+    rj.received_failed += failed
+    rj.perf_candidates += perf
+    job.tests_total += len(rows)
+    job.tests_failed += failed
+    session.add(rj)
+    session.add(job)
+    return len(rows)
+
+
+@handles("test_results")
+async def on_test_results(session: AsyncSession, job: Job, msg: dict[str, Any], effects: MessageEffects) -> None:
+    items = msg.get("results")
+    if not isinstance(items, list):
+        log.warning("job %s: test_results message without a results list", job.id)
+        return
+    step = msg.get("step_index")
+    n = await ingest_results(session, job, step if isinstance(step, int) else None, items)
+    if n and job.state == "completed":
+        # results after the job's end (not expected): analyse them too
+        effects.enqueue("analyze_job_results", key=f"analyze_job_results:{job.id}:late", job_id=job.id)
+
+
+def _issue_rows(rj: ResultsJob, step_index: int | None, tool: str, items: list[Any]) -> list[dict[str, Any]]:
+    rows = []
+    for it in items:
+        if not isinstance(it, list | tuple) or len(it) < 6:
+            continue
+        path, line, col, symbol, message, kind = it[:6]
+        rows.append(
+            {
+                "job_id": rj.job_id,
+                "run_id": rj.run_id,
+                "flow_id": rj.flow_id,
+                "branch_id": rj.branch_id,
+                "flow_kind": rj.flow_kind,
+                "flow_seq": rj.flow_seq,
+                "job_key": rj.job_key,
+                "step_index": step_index,
+                "tool": tool[:50],
+                "path": str(path)[:1000],
+                "line": int(line) if isinstance(line, int) else 0,
+                "col": int(col) if isinstance(col, int) else 0,
+                "symbol": str(symbol)[:200],
+                "message": bound_message(str(message)) or "",
+                "issue_type": str(kind) if kind in ISSUE_TYPES else "warning",
+            }
+        )
+    return rows
+
+
+@handles("issues")
+async def on_issues(session: AsyncSession, job: Job, msg: dict[str, Any], effects: MessageEffects) -> None:
+    items = msg.get("issues")
+    if not isinstance(items, list):
+        return
+    rj = await results_job(session, job)
+    step = msg.get("step_index")
+    rows = _issue_rows(rj, step if isinstance(step, int) else None, str(msg.get("tool") or ""), items)
+    if rows:
+        await session.execute(sa.insert(Issue), rows)
+    rj.issues_reported = True
+    rj.issues_pending += len(rows)
+    rj.issues_total += len(rows)
+    session.add(rj)
+
+
+async def purge_orphans(session: AsyncSession) -> int:
+    """Delete results and staging tables of jobs that no longer exist (deleted projects, retention)."""
+    res = await session.execute(sa.text("DELETE FROM test_result WHERE job_id NOT IN (SELECT job_id FROM results_job)"))
+    return int(res.rowcount or 0)  # type: ignore[attr-defined]

@@ -1,0 +1,153 @@
+"""Real Kraken processes for end-to-end tests: servers, controllers, workers, agents."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ADMIN_PASSWORD = "test-admin-pw"
+AGENT_TOKEN = "test-agent-token-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Proc:
+    """A subprocess whose combined output is kept and can be waited on, line by line."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.argv = argv
+        self.log_path = log_path
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self.proc = subprocess.Popen(
+            argv,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        with self.log_path.open("a") as log:
+            for line in self.proc.stdout:
+                log.write(line)
+                log.flush()
+                with self._cond:
+                    self.lines.append(line.rstrip("\n"))
+                    self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_line(self, pred: Callable[[str], bool], timeout: float = 30.0, start: int = 0) -> str:
+        """Block until an output line (from index ``start`` on) satisfies pred."""
+        deadline = time.monotonic() + timeout
+        i = start
+        with self._cond:
+            while True:
+                while i < len(self.lines):
+                    if pred(self.lines[i]):
+                        return self.lines[i]
+                    i += 1
+                if self.proc.poll() is not None and not self._reader.is_alive():
+                    raise RuntimeError(f"{self.argv[2:4]} exited ({self.proc.returncode}):\n" + self.output[-4000:])
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no matching line within {timeout}s; output:\n" + self.output[-4000:])
+                self._cond.wait(left)
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+        self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(15)
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KRAKEN_")}
+    env.update(
+        KRAKEN_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        KRAKEN_AGENT_TOKEN=AGENT_TOKEN,
+        KRAKEN_HEARTBEAT_INTERVAL="1",
+        KRAKEN_AGENT_TIMEOUT="4",
+        KRAKEN_WATCHDOG_INTERVAL="0.5",
+        KRAKEN_LOG_LEVEL="info",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+def kraken(args: list[str], workdir: Path, name: str, **env: str) -> Proc:
+    return Proc([sys.executable, "-m", "kraken", *args], base_env(**env), workdir / f"{name}.log")
+
+
+class Server:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        role: str = "serve",
+        database_url: str | None = None,
+        redis_url: str | None = None,
+        local_agent: bool = False,
+        name: str = "server",
+        **env: str,
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        args = [role, "--port", str(self.port), "--data-dir", str(workdir / name)]
+        if database_url:
+            args += ["--database-url", database_url]
+        if redis_url:
+            args += ["--redis-url", redis_url]
+        if role == "serve" and not local_agent:
+            args.append("--no-local-agent")
+        self.proc = kraken(args, workdir, name, **env)
+        self.proc.wait_line(lambda line: "listening on" in line, timeout=60)
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+
+def start_agent(workdir: Path, server_url: str, name: str, *extra: str, token: str = AGENT_TOKEN, **env: str) -> Proc:
+    args = ["agent", "--server", server_url, "--token", token, "--name", name, "--data-dir", str(workdir / name)]
+    proc = kraken([*args, *extra], workdir, f"agent-{name}", **env)
+    return proc
+
+
+def wait_agent_connected(proc: Proc, timeout: float = 30.0, start: int = 0) -> None:
+    proc.wait_line(lambda line: "connected to" in line, timeout=timeout, start=start)
+
+
+async def agent_connected(proc: Proc, timeout: float = 30.0, start: int = 0) -> None:
+    """Like wait_agent_connected, without blocking the event loop (for tests that serve in-loop)."""
+    import asyncio
+
+    await asyncio.to_thread(wait_agent_connected, proc, timeout, start)
