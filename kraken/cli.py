@@ -42,9 +42,19 @@ def settings_from(**options: Any) -> Settings:
     return settings
 
 
+def run_async(coro: Any) -> None:
+    """Run the role's main coroutine, on uvloop when it is installed (it is with uvicorn[standard])."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)
+    else:
+        uvloop.run(coro)
+
+
 def _run(coro: Any) -> None:
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(coro)
+        run_async(coro)
 
 
 async def _serve_http(settings: Settings, role: str, *, local_agent: bool = False, sample: bool = False) -> None:
@@ -207,7 +217,7 @@ def agent(
             await task
 
     try:
-        asyncio.run(main())
+        run_async(main())
     except PermissionError as exc:
         typer.echo(f"kraken agent: {exc}", err=True)
         raise typer.Exit(2) from exc

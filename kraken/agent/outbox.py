@@ -15,13 +15,25 @@ from typing import Any
 
 Sender = Callable[[dict[str, Any]], Awaitable[None]]
 
+# Messages wait this long for company, so that a short step's start, output, end and the
+# job's end reach the server as one frame (one transaction there) ...
+COALESCE_SECONDS = 0.005
+# ... except the end of a job, which goes at once.
+FLUSH_AT_ONCE = frozenset({"job_done"})
+
 
 class Outbox:
+    """Messages put close together travel as one ``batch`` frame."""
+
     def __init__(self) -> None:
         self._seq: dict[int, int] = {}
         self._pending: OrderedDict[tuple[int, int], dict[str, Any]] = OrderedDict()
+        self._unsent: list[dict[str, Any]] = []
         self._sender: Sender | None = None
         self._lock = asyncio.Lock()
+        self._flush_scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._flushing: asyncio.Future[None] | None = None
         self._drained = asyncio.Event()
         self._drained.set()
 
@@ -29,17 +41,37 @@ class Outbox:
         self._seq[job_id] = max(self._seq.get(job_id, 0), last_seq)
 
     async def put(self, job_id: int, message: dict[str, Any]) -> None:
+        seq = self._seq.get(job_id, 0) + 1
+        self._seq[job_id] = seq
+        msg = {**message, "job_id": job_id, "seq": seq}
+        self._pending[(job_id, seq)] = msg
+        self._unsent.append(msg)
+        self._drained.clear()
+        if self._sender is None:
+            return
+        if message.get("type") in FLUSH_AT_ONCE:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_fired()
+        elif self._timer is None and not self._flush_scheduled:
+            self._timer = asyncio.get_running_loop().call_later(COALESCE_SECONDS, self._timer_fired)
+
+    def _timer_fired(self) -> None:
+        self._timer = None
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._flushing = asyncio.ensure_future(self._flush())
+
+    async def _flush(self) -> None:
         async with self._lock:
-            seq = self._seq.get(job_id, 0) + 1
-            self._seq[job_id] = seq
-            msg = {**message, "job_id": job_id, "seq": seq}
-            self._pending[(job_id, seq)] = msg
-            self._drained.clear()
-            if self._sender is not None:
-                try:
-                    await self._sender(msg)
-                except Exception:
-                    self._sender = None  # resent after the reconnect
+            self._flush_scheduled = False
+            if self._sender is None or not self._unsent:
+                return
+            batch, self._unsent = self._unsent, []
+            try:
+                await self._sender({"type": "batch", "messages": batch})
+            except Exception:
+                self._sender = None  # everything unacknowledged is re-sent after the reconnect
 
     def ack(self, job_id: int, seq: int) -> None:
         for key in [k for k in self._pending if k[0] == job_id and k[1] <= seq]:
@@ -48,10 +80,11 @@ class Outbox:
             self._drained.set()
 
     async def connected(self, sender: Sender) -> None:
-        """Re-send everything unacknowledged, then send new messages directly."""
+        """Re-send everything unacknowledged (in order, one frame), then send new messages as they come."""
         async with self._lock:
-            for msg in list(self._pending.values()):
-                await sender(msg)
+            self._unsent = []
+            if self._pending:
+                await sender({"type": "batch", "messages": list(self._pending.values())})
             self._sender = sender
 
     def disconnected(self) -> None:

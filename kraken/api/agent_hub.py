@@ -1,9 +1,10 @@
 """The agents' websocket endpoint and the hub of agents connected to this server replica.
 
 Protocol (JSON text frames):
-- agent -> server: ``hello`` {name, groups, capabilities, running_job}; ``ping``; job
-  messages {type, job_id, seq, ...} (``step_started``, ``log``, ``step_done``, ``job_done``,
-  and the types later features register), each acknowledged with ``ack`` {job_id, seq}.
+- agent -> server: ``hello`` {name, groups, capabilities, running_job, pending_jobs}; ``ping``;
+  ``batch`` {messages: [job message...]} where a job message is {type, job_id, seq, ...}
+  (``step_started``, ``log``, ``step_done``, ``job_done``, and the types later features
+  register); each job's messages are acknowledged with ``ack`` {job_id, seq} (highest applied).
 - server -> agent: ``welcome`` {agent_id, heartbeat_interval}; ``assign`` {job};
   ``cancel`` {job_id}; ``ack``; ``ping``/``pong``.
 
@@ -199,13 +200,22 @@ class AgentHub:
                 await agent_ctl.touch_agent(db, conn.agent_id, conn.conn_id)
             elif kind == "pong":
                 continue
-            elif "job_id" in msg and "seq" in msg:
-                effects = Effects()
-                seq = await agent_ctl.apply_job_message(db, conn.agent_id, msg, effects)
-                conn.send({"type": "ack", "job_id": msg["job_id"], "seq": seq})
-                await effects.apply(self.state.runtime.bus, self.state.runtime.queue)
+            elif kind == "batch":
+                await self._apply(conn, msg["messages"])
             else:
                 log.warning("agent %s sent an unknown message %r", conn.agent_id, kind)
+
+
+    async def _apply(self, conn: AgentConnection, messages: list[dict[str, Any]]) -> None:
+        """Apply a batch of job messages: one transaction and one ack per job."""
+        by_job: dict[int, list[dict[str, Any]]] = {}
+        for m in messages:
+            by_job.setdefault(int(m["job_id"]), []).append(m)
+        for job_id, msgs in by_job.items():
+            effects = Effects()
+            seq = await agent_ctl.apply_job_messages(self.state.runtime.db, conn.agent_id, msgs, effects)
+            conn.send({"type": "ack", "job_id": job_id, "seq": seq})
+            await effects.apply(self.state.runtime.bus, self.state.runtime.queue)
 
 
 @router.websocket("/agent/ws")

@@ -115,31 +115,37 @@ def online_clause(timeout_seconds: float) -> Any:
     return sa.and_(col(Agent.connected_to).is_not(None), col(Agent.last_seen) >= cutoff)
 
 
-async def apply_job_message(db: Database, agent_id: int, msg: dict[str, Any], effects: Effects) -> int:
-    """Apply one job message exactly once; returns the sequence number to acknowledge."""
-    job_id = int(msg["job_id"])
-    seq = int(msg["seq"])
-    msg_type = str(msg["type"])
-    handler = handler_for(msg_type)
+async def apply_job_messages(db: Database, agent_id: int, msgs: list[dict[str, Any]], effects: Effects) -> int:
+    """Apply one job's messages (in sequence order) exactly once, in one transaction.
+
+    Returns the highest sequence number to acknowledge."""
+    job_id = int(msgs[0]["job_id"])
+    top = max(int(m["seq"]) for m in msgs)
     async with db.transaction() as session:
-        if msg_type in JOB_ENDING:
+        if any(m["type"] in JOB_ENDING for m in msgs):
             try:
                 _, _, job = await orchestration.lock_job(session, job_id)
             except sa.exc.NoResultFound:
-                return seq
+                return top
         else:
             found = await session.execute(select(Job).where(Job.id == job_id).with_for_update())
             maybe_job = found.scalar_one_or_none()
             if maybe_job is None:
-                return seq
+                return top
             job = maybe_job
-        if job.agent_id != agent_id or seq <= job.last_seq:
-            return seq  # another agent's job, or already applied: acknowledge, do nothing
-        job.last_seq = seq
-        if handler is None:
-            log.warning("agent %s sent unknown message type %r", agent_id, msg_type)
-            return seq
-        if job.state == State.COMPLETED and msg_type != "log":
-            return seq  # cancelled or declared lost: only late output is still kept
-        await handler(session, job, msg, effects)
-    return seq
+        if job.agent_id != agent_id:
+            return top  # another agent's job: acknowledge, do nothing
+        for msg in msgs:
+            seq = int(msg["seq"])
+            if seq <= job.last_seq:
+                continue  # applied before (re-sent after a reconnect)
+            job.last_seq = seq
+            msg_type = str(msg["type"])
+            handler = handler_for(msg_type)
+            if handler is None:
+                log.warning("agent %s sent unknown message type %r", agent_id, msg_type)
+                continue
+            if job.state == State.COMPLETED and msg_type != "log":
+                continue  # cancelled or declared lost: only late output is still kept
+            await handler(session, job, msg, effects)
+    return top

@@ -36,16 +36,16 @@ ROOT = "root"
 # ---------------------------------------------------------------- flows and runs
 
 
-async def next_seq(session: AsyncSession, branch_id: int, column: str) -> int:
-    """Atomically increment one of the branch's sequence counters and return the new value."""
-    counter = getattr(Branch, column)
-    stmt = (
-        sa.update(Branch)
-        .where(col(Branch.id) == branch_id)
-        .values({column: counter + 1})
-        .returning(counter)
-    )
-    return int((await session.execute(stmt)).scalar_one())
+async def lock_branch(session: AsyncSession, branch_id: int) -> Branch:
+    """The branch, locked: its sequence counters are incremented in this transaction."""
+    branch = (await session.execute(select(Branch).where(Branch.id == branch_id).with_for_update())).scalar_one()
+    return branch
+
+
+def next_seq(branch: Branch, column: str) -> int:
+    value = int(getattr(branch, column)) + 1
+    setattr(branch, column, value)
+    return value
 
 
 async def create_flow(
@@ -58,12 +58,14 @@ async def create_flow(
 ) -> Flow:
     """Create a flow and start the runs of its root stages."""
     assert branch.id is not None
-    seq = await next_seq(session, branch.id, "ci_flow_seq" if kind == FlowKind.CI else "dev_flow_seq")
-    flow = Flow(branch_id=branch.id, kind=kind.value, seq=seq, args=args, trigger=trigger or {"reason": "manual"})
+    branch_id = branch.id
+    branch = await lock_branch(session, branch_id)
+    seq = next_seq(branch, "ci_flow_seq" if kind == FlowKind.CI else "dev_flow_seq")
+    flow = Flow(branch_id=branch_id, kind=kind.value, seq=seq, args=args, trigger=trigger or {"reason": "manual"})
     session.add(flow)
     await session.flush()
-    effects.event("flow", id=flow.id, branch_id=branch.id, state=flow.state, result=None, created=True)
-    stages = await branch_stages(session, branch.id)
+    effects.event("flow", id=flow.id, branch_id=branch_id, state=flow.state, result=None, created=True)
+    stages = await branch_stages(session, branch_id)
     roots = [s for s in stages if s.parent == ROOT]
     for stage in roots:
         await start_run(session, flow, stage, args, effects)
@@ -84,17 +86,16 @@ async def start_run(
 ) -> Run:
     """Create a run of a stage: evaluate its schema with the run's args and queue its jobs."""
     assert flow.id is not None and stage.id is not None
-    seq = await next_seq(session, flow.branch_id, "run_seq")
-    run = Run(flow_id=flow.id, stage_id=stage.id, stage_name=stage.name, seq=seq)
+    branch = await lock_branch(session, flow.branch_id)
+    run = Run(flow_id=flow.id, stage_id=stage.id, stage_name=stage.name, seq=next_seq(branch, "run_seq"))
     session.add(run)
     await session.flush()
-    branch = await session.get(Branch, flow.branch_id)
-    project = await session.get(Project, branch.project_id) if branch else None
+    project = await session.get(Project, branch.project_id)
     try:
         args = resolve_args(stage.schema_, flow_args)
         ctx = StageContext(
             args=args,
-            branch_name=branch.branch_name if branch else "",
+            branch_name=branch.branch_name,
             flow_kind=flow.kind,
             project_name=project.name if project else "",
             flow_id=flow.id,
@@ -267,6 +268,16 @@ async def lock_run(session: AsyncSession, run_id: int) -> tuple[Flow, Run]:
 
 async def lock_job(session: AsyncSession, job_id: int) -> tuple[Flow, Run, Job]:
     """Lock a job with its run and flow (flow, run, job)."""
+    if session.get_bind().dialect.name == "sqlite":  # one writer at a time: no row locks, one query
+        row = (
+            await session.execute(
+                select(Flow, Run, Job)
+                .join(Run, col(Run.flow_id) == Flow.id)
+                .join(Job, col(Job.run_id) == Run.id)
+                .where(Job.id == job_id)
+            )
+        ).one()
+        return row[0], row[1], row[2]
     run_id = (await session.execute(select(Job.run_id).where(Job.id == job_id))).scalar_one()
     flow, run = await lock_run(session, run_id)
     job = (await session.execute(select(Job).where(Job.id == job_id).with_for_update())).scalar_one()

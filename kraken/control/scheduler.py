@@ -13,15 +13,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlmodel import col, select
 
 from kraken.control import orchestration
-from kraken.control.agents import agent_groups, online_clause
+from kraken.control.agents import agent_groups
 from kraken.control.effects import Effects
 from kraken.control.service import Service
 from kraken.models import Agent, Job
+from kraken.models.base import utcnow
 from kraken.models.enums import State
 
 log = logging.getLogger(__name__)
@@ -93,7 +95,8 @@ class Scheduler(Service):
                 await session.execute(select(Agent).where(col(Agent.enabled).is_(True)).order_by(col(Agent.id)))
             ).scalars().all()
             groups = await agent_groups(session, [a.id for a in agents if a.id is not None])
-        online = await self._online_ids()
+        cutoff = utcnow() - timedelta(seconds=self.settings.agent_timeout)
+        online = {a.id for a in agents if a.connected_to and a.last_seen and a.last_seen >= cutoff}
         idle = [a for a in agents if a.id in online and a.current_job_id is None]
         plan: list[tuple[int, int]] = []
         reasons: dict[int, str | None] = {}
@@ -107,20 +110,15 @@ class Scheduler(Service):
             elif capable and not any(a.id in online for a in capable):
                 reasons[job.id] = f"waiting: every capable agent is offline ({len(capable)})"  # type: ignore[index]
         await self._set_reasons(jobs, reasons)
+        if not plan:
+            return 0, False
         assigned = 0
-        for job_id, agent_id in plan:
-            effects = Effects()
-            async with self.db.transaction() as session:
-                ok = await orchestration.assign_job(session, job_id, agent_id, effects)
-            if ok:
-                assigned += 1
-                await effects.apply(self.bus, self.queue)
+        effects = Effects()
+        async with self.db.transaction() as session:
+            for job_id, agent_id in plan:
+                assigned += await orchestration.assign_job(session, job_id, agent_id, effects)
+        await effects.apply(self.bus, self.queue)
         return assigned, len(jobs) == BATCH and assigned > 0
-
-    async def _online_ids(self) -> set[int]:
-        async with self.db.session() as session:
-            rows = await session.execute(select(Agent.id).where(online_clause(self.settings.agent_timeout)))
-            return {r for r in rows.scalars() if r is not None}
 
     async def _set_reasons(self, jobs: Sequence[Job], reasons: dict[int, str | None]) -> None:
         changed: dict[str | None, list[int]] = {}

@@ -25,7 +25,10 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
+            # autocommit driver mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT), so a
+            # connection going back to the pool has nothing to roll back.
             kwargs["connect_args"] = {"timeout": 30, "isolation_level": None}
+            kwargs["pool_reset_on_return"] = None
         else:
             kwargs.update(pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
@@ -70,6 +73,8 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA temp_store=MEMORY")
+        cur.execute("PRAGMA cache_size=-65536")
         cur.close()
 
     @sa.event.listens_for(engine.sync_engine, "begin")

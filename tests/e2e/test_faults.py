@@ -174,7 +174,11 @@ async def test_job_no_agent_can_take_says_why(tmp_path: Path, server: Server, ap
     agent = start_agent(tmp_path, server.url, "a1", "--executor", "direct")
     wait_agent_connected(agent)
     _, branch_id = await api.project_with_branch()
-    await api.stage(branch_id, "s", one_job('{"tool": "shell", "cmd": "true"}', env='{"system": "x", "executor": "docker", "agents_group": "gpu"}'))
+    await api.stage(
+        branch_id,
+        "s",
+        one_job('{"tool": "shell", "cmd": "true"}', env='{"system": "x", "executor": "docker", "agents_group": "gpu"}'),
+    )
     flow = await api.flow(branch_id)
     run_id = flow["runs"][0]["id"]
 

@@ -110,7 +110,9 @@ def stage(ctx):
 """
 
 
-async def test_failed_step_fails_job_run_and_flow_and_rerun_replaces_job(tmp_path: Path, server: Server, api: Api) -> None:
+async def test_failed_step_fails_job_run_and_flow_and_rerun_replaces_job(
+    tmp_path: Path, server: Server, api: Api
+) -> None:
     agent = start_agent(tmp_path, server.url, "a1")
     wait_agent_connected(agent)
     _, branch_id = await api.project_with_branch()

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Create .venv and install Kraken into it (editable), with the dev tools when asked:
+#   scripts/setup.sh        # runtime only
+#   scripts/setup.sh dev    # + test and lint tools
+# Needs python3 (>= 3.11) and git; installs python3-venv with apt when it is missing and we are root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "setup: Kraken needs Python 3.11 or newer; found $(python3 --version)" >&2
+  exit 1
+fi
+if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing python3-venv"
+    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+  else
+    echo "setup: python3's venv module is missing: install the python3-venv package" >&2
+    exit 1
+  fi
+fi
+[ -x .venv/bin/python ] || python3 -m venv .venv
+extras=""
+[ "${1:-}" = dev ] && extras="[dev]"
+stamp=".venv/.kraken-installed$extras"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing Kraken$extras into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -m pip install -q -e ".$extras" 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -c 'import kraken.cli' # fail here, not later, when the install did not work
+  touch "$stamp"
+fi
