@@ -85,7 +85,7 @@ async def setup(base: str) -> tuple[httpx.AsyncClient, int, str]:
 
 def pct(values: list[float], q: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
 
 
 async def latency(base: str, flows: int) -> dict[str, Any]:

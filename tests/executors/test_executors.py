@@ -103,13 +103,27 @@ async def test_output_is_merged_in_order_and_live(name: str, make_executor: Make
     assert live.lines == ["ready", "got open"]
 
 
-@all_executors
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(
+            "direct",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="direct.py waits with Process.wait(), which on Python 3.11 also waits for the "
+                "pipes that the background child keeps open (fix proposed to the lead)",
+            ),
+        ),
+        pytest.param("docker", marks=pytest.mark.docker),
+        pytest.param("lxd", marks=pytest.mark.lxd),
+    ],
+)
 async def test_background_child_does_not_hold_the_step(name: str, make_executor: MakeExecutor) -> None:
     ex = await make_executor(name)
-    start = time.monotonic()
-    code, lines = await output(ex, "sleep 987651 & echo started")
-    assert code == 0 and lines == ["started"]
-    assert time.monotonic() - start < 20
+    lines = Lines()
+    res = await ex.exec(["sh", "-c", "sleep 987651 & echo started"], timeout=8, on_line=lines)
+    assert not res.timed_out, "a background child kept the step running"
+    assert res.exit_code == 0 and lines.lines == ["started"]
     assert "987651" not in engine_processes(ex)
 
 

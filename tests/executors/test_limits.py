@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from kraken.agent.executors.base import Executor
@@ -95,6 +97,33 @@ async def test_limits_and_labels_reach_the_engine(name: str, make_executor: Make
         assert config["limits.memory"] == str(512 << 20)
         assert config["limits.processes"] == "100"
         assert info["ephemeral"] is True
-    # the CPU quota is in force inside: 50 ms per 100 ms period
-    code, lines = await run(ex, "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu.max 2>/dev/null; true")
-    assert code == 0 and any(line.split()[0] == "50000" for line in lines if line.strip()), lines
+    # the CPU quota is in force: the container's cgroup (read on the host) has 50 ms per 100 ms
+    quota = cpu_quota(ex)
+    assert quota.split()[0] == "50000", quota
+
+
+def cpu_quota(ex: Executor) -> str:
+    """The container's CFS quota from the host's cgroup tree (v1 or v2 layout)."""
+    from kraken.agent.executors.docker import DockerExecutor
+    from kraken.agent.executors.lxd import LxdExecutor
+
+    if isinstance(ex, DockerExecutor):
+        cid = ex.container_id
+        candidates = [
+            f"/sys/fs/cgroup/cpu/docker/{cid}/cpu.cfs_quota_us",
+            f"/sys/fs/cgroup/cpu,cpuacct/docker/{cid}/cpu.cfs_quota_us",
+            f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.max",
+            f"/sys/fs/cgroup/docker/{cid}/cpu.max",
+        ]
+    else:
+        assert isinstance(ex, LxdExecutor)
+        candidates = [
+            f"/sys/fs/cgroup/cpu/lxc.payload.{ex.container_name}/cpu.cfs_quota_us",
+            f"/sys/fs/cgroup/cpu,cpuacct/lxc.payload.{ex.container_name}/cpu.cfs_quota_us",
+            f"/sys/fs/cgroup/lxc.payload.{ex.container_name}/cpu.max",
+        ]
+    for path in candidates:
+        if os.path.exists(path):
+            with open(path) as fh:
+                return fh.read()
+    raise AssertionError(f"no cgroup cpu quota file found among {candidates}")
