@@ -1,0 +1,165 @@
+"""State changes through the orchestration module, against real SQLite and PostgreSQL databases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from kraken.control import orchestration
+from kraken.control.effects import Effects
+from kraken.core.db import Database
+from kraken.models import Agent, Branch, Flow, Job, Project, Run, Stage
+from kraken.models.enums import FlowKind, Result
+from kraken.stage import check_stage_code
+
+TWO_JOBS = """
+def stage(ctx):
+    return {"parent": "PARENT", "jobs": [
+        {"name": "a", "steps": [{"tool": "shell", "cmd": "true"}], "environments": [{"system": "any"}]},
+        {"name": "b", "steps": [{"tool": "shell", "cmd": "true"}], "environments": [{"system": "any"}]},
+    ]}
+"""
+
+
+async def make_branch(db: Database, stages: dict[str, str]) -> int:
+    async with db.transaction() as s:
+        p = Project(name="p")
+        s.add(p)
+        await s.flush()
+        b = Branch(project_id=p.id, name="main", branch_name="main")  # type: ignore[arg-type]
+        s.add(b)
+        await s.flush()
+        for name, parent in stages.items():
+            code = TWO_JOBS.replace("PARENT", parent)
+            schema = await check_stage_code(code)
+            s.add(Stage(branch_id=b.id, name=name, schema_code=code, schema_=schema, parent=parent))  # type: ignore[arg-type]
+    assert b.id is not None
+    return b.id
+
+
+async def start(db: Database, branch_id: int) -> tuple[int, Effects]:
+    effects = Effects()
+    async with db.transaction() as s:
+        branch = await s.get(Branch, branch_id)
+        assert branch is not None
+        flow = await orchestration.create_flow(s, branch, FlowKind.CI, {}, effects)
+    assert flow.id is not None
+    return flow.id, effects
+
+
+async def finish_jobs(db: Database, flow_id: int, results: dict[str, Result]) -> Effects:
+    effects = Effects()
+    async with db.transaction() as s:
+        jobs = (
+            await s.execute(
+                select(Job).join(Run).where(Run.flow_id == flow_id, Job.state != "completed")  # type: ignore[arg-type]
+            )
+        ).scalars().all()
+    for job in jobs:
+        async with db.transaction() as s:
+            await orchestration.complete_job(s, job.id, results.get(job.name, Result.PASSED), effects)  # type: ignore[arg-type]
+    return effects
+
+
+async def read(db: Database, model: Any, id_: int) -> Any:
+    async with db.session() as s:
+        return await s.get(model, id_)
+
+
+async def runs_of(db: Database, flow_id: int) -> list[Run]:
+    async with db.session() as s:
+        return list((await s.execute(select(Run).where(Run.flow_id == flow_id).order_by(Run.id))).scalars())  # type: ignore[arg-type]
+
+
+async def test_parent_success_starts_child_and_flow_takes_worst_result(db: Database) -> None:
+    branch_id = await make_branch(db, {"build": "root", "test": "build"})
+    flow_id, effects = await start(db, branch_id)
+    assert effects.wake_scheduler
+    [build] = await runs_of(db, flow_id)
+    assert build.stage_name == "build" and build.jobs_total == 2 and build.seq == 1
+    await finish_jobs(db, flow_id, {})
+    build2, test = await runs_of(db, flow_id)
+    assert build2.result == Result.PASSED and test.stage_name == "test" and test.state == "queued" and test.seq == 2
+    effects = await finish_jobs(db, flow_id, {"a": Result.FAILED})
+    flow = await read(db, Flow, flow_id)
+    assert flow.state == "completed" and flow.result == Result.FAILED
+    assert ("flow_completed", f"flow_completed:{flow_id}", {"flow_id": flow_id}) in effects.tasks
+
+
+async def test_job_error_makes_run_error_and_stops_children(db: Database) -> None:
+    branch_id = await make_branch(db, {"build": "root", "test": "build"})
+    flow_id, _ = await start(db, branch_id)
+    await finish_jobs(db, flow_id, {"a": Result.ERROR, "b": Result.FAILED})
+    runs = await runs_of(db, flow_id)
+    assert [(r.stage_name, r.result, r.jobs_error) for r in runs] == [("build", Result.ERROR, 1)]
+    assert (await read(db, Flow, flow_id)).result == Result.ERROR
+
+
+async def test_failed_tests_make_a_passed_job_run_failed(db: Database) -> None:
+    branch_id = await make_branch(db, {"build": "root"})
+    flow_id, _ = await start(db, branch_id)
+    async with db.transaction() as s:
+        job = (await s.execute(select(Job).where(Job.name == "a"))).scalar_one()
+        job.tests_total, job.tests_failed = 10, 1
+    await finish_jobs(db, flow_id, {})
+    [run] = await runs_of(db, flow_id)
+    assert run.result == Result.FAILED
+
+
+async def test_completing_a_job_twice_changes_nothing(db: Database) -> None:
+    branch_id = await make_branch(db, {"build": "root"})
+    flow_id, _ = await start(db, branch_id)
+    async with db.session() as s:
+        job = (await s.execute(select(Job).where(Job.name == "a"))).scalar_one()
+    assert job.id is not None
+    async with db.transaction() as s:
+        assert await orchestration.complete_job(s, job.id, Result.FAILED, Effects())
+    async with db.transaction() as s:
+        assert not await orchestration.complete_job(s, job.id, Result.PASSED, Effects())
+    assert (await read(db, Job, job.id)).result == Result.FAILED
+
+
+async def test_assignment_is_exclusive(db: Database) -> None:
+    branch_id = await make_branch(db, {"build": "root"})
+    flow_id, _ = await start(db, branch_id)
+    async with db.transaction() as s:
+        agent = Agent(name="x", capabilities={"executors": {"direct": {}}})
+        s.add(agent)
+    async with db.session() as s:
+        jobs = list((await s.execute(select(Job).order_by(Job.id))).scalars())  # type: ignore[arg-type]
+    effects = Effects()
+    async with db.transaction() as s:
+        assert await orchestration.assign_job(s, jobs[0].id, agent.id, effects)  # type: ignore[arg-type]
+        # the agent is busy now, and the job is taken
+        assert not await orchestration.assign_job(s, jobs[1].id, agent.id, effects)  # type: ignore[arg-type]
+    [(channel, msg)] = [(c, m) for c, m in effects.publish if c.startswith("agent:")]
+    assert channel == f"agent:{agent.id}" and msg["type"] == "assign" and msg["job"]["id"] == jobs[0].id
+    assert msg["job"]["steps"][0]["fields"] == {"cmd": "true"}
+    run = (await runs_of(db, flow_id))[0]
+    assert run.state == "running"
+    assert (await read(db, Flow, flow_id)).state == "running"
+
+
+@pytest.mark.parametrize("what", ["flow", "run", "job"])
+async def test_cancel(db: Database, what: str) -> None:
+    branch_id = await make_branch(db, {"build": "root", "test": "build"})
+    flow_id, _ = await start(db, branch_id)
+    [run] = await runs_of(db, flow_id)
+    async with db.session() as s:
+        job = (await s.execute(select(Job).where(Job.name == "a"))).scalar_one()
+    effects = Effects()
+    async with db.transaction() as s:
+        if what == "flow":
+            await orchestration.cancel_flow(s, flow_id, effects)
+        elif what == "run":
+            await orchestration.cancel_run(s, run.id, effects)  # type: ignore[arg-type]
+        else:
+            await orchestration.cancel_job(s, job.id, effects)  # type: ignore[arg-type]
+    if what == "job":
+        # the other job still runs; the run ends when it does, cancelled (no child starts)
+        await finish_jobs(db, flow_id, {})
+    runs = await runs_of(db, flow_id)
+    assert [(r.stage_name, r.result) for r in runs] == [("build", Result.CANCELLED)]
+    assert (await read(db, Flow, flow_id)).result == Result.CANCELLED

@@ -1,0 +1,68 @@
+"""The agent's outbox: sequence numbers, batching, acknowledgement, re-sending after a reconnect."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from kraken.agent.outbox import Outbox
+
+
+class Wire:
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.frames: list[dict[str, Any]] = []
+        self.fail_after = fail_after
+        self.sent_one = asyncio.Event()
+
+    async def __call__(self, frame: dict[str, Any]) -> None:
+        if self.fail_after is not None and len(self.frames) >= self.fail_after:
+            raise ConnectionError("cut")
+        self.frames.append(frame)
+        self.sent_one.set()
+
+    def messages(self) -> list[tuple[int, int, str]]:
+        return [(m["job_id"], m["seq"], m["type"]) for f in self.frames for m in f["messages"]]
+
+
+async def test_messages_are_numbered_per_job_and_batched() -> None:
+    box, wire = Outbox(), Wire()
+    await box.connected(wire)
+    box.start_job(7)
+    await box.put(7, {"type": "step_started"})
+    await box.put(7, {"type": "log", "lines": ["a"]})
+    await box.put(7, {"type": "job_done"})  # flushes at once, together with the two before it
+    await wire.sent_one.wait()
+    await asyncio.sleep(0)
+    assert wire.messages() == [(7, 1, "step_started"), (7, 2, "log"), (7, 3, "job_done")]
+    assert len(wire.frames) == 1
+    assert box.pending == 3
+    box.ack(7, 2)
+    assert box.pending == 1 and box.pending_jobs() == [7]
+    box.ack(7, 3)
+    assert box.pending == 0 and box.pending_jobs() == []
+
+
+async def test_unacknowledged_messages_are_resent_in_order_after_reconnect() -> None:
+    box = Outbox()
+    first = Wire()
+    await box.connected(first)
+    box.start_job(1, last_seq=10)  # a job resumed on this agent continues its numbering
+    await box.put(1, {"type": "log", "lines": ["x"]})
+    await box.put(1, {"type": "job_done"})
+    await first.sent_one.wait()
+    box.ack(1, 11)
+    box.disconnected()
+    await box.put(1, {"type": "log", "lines": ["while away"]})  # buffered, not sent
+    second = Wire()
+    await box.connected(second)
+    assert second.messages() == [(1, 12, "job_done"), (1, 13, "log")]
+
+
+async def test_send_failure_keeps_messages_for_the_next_connection() -> None:
+    box = Outbox()
+    await box.connected(Wire(fail_after=0))
+    await box.put(3, {"type": "job_done"})
+    await asyncio.sleep(0.01)
+    again = Wire()
+    await box.connected(again)
+    assert again.messages() == [(3, 1, "job_done")]
