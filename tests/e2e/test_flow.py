@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.support.api import Api
@@ -136,4 +137,46 @@ async def test_failed_step_fails_job_run_and_flow_and_rerun_replaces_job(
     assert current["id"] == new["id"] and current["result"] == "failed"
     all_jobs = await api.get(f"/runs/{flow['runs'][0]['id']}/jobs", params={"include_covered": True})
     assert [(j["id"], j["covered"]) for j in all_jobs] == [(job["id"], True), (new["id"], False)]
+    agent.stop()
+
+
+STREAMER = """
+def stage(ctx):
+    return {"jobs": [{"name": "s", "steps": [{"tool": "shell",
+        "cmd": "for i in $(seq 1 40); do echo tick-$i; sleep 0.05; done"}], "environments": [{"system": "any"}]}]}
+"""
+
+
+async def test_log_stream_delivers_lines_live_then_ends(tmp_path: Path, server: Server, api: Api) -> None:
+    agent = start_agent(tmp_path, server.url, "a1")
+    wait_agent_connected(agent)
+    _, branch_id = await api.project_with_branch()
+    await api.stage(branch_id, "s", STREAMER)
+    flow = await api.flow(branch_id)
+    [job] = await api.jobs(flow["runs"][0]["id"])
+    got: list[str] = []
+    events: list[str] = []
+    job_state_at_first_line = None
+    async with api.http.stream("GET", f"/jobs/{job['id']}/log/stream") as resp:
+        event = ""
+        async for line in resp.aiter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+                events.append(event)
+            elif line.startswith("data: ") and event == "lines":
+                data = orjson.loads(line[6:])
+                assert data["first_line"] == len(got)  # contiguous, nothing doubled
+                got += data["lines"]
+                if job_state_at_first_line is None:
+                    job_state_at_first_line = (await api.get(f"/jobs/{job['id']}"))["state"]
+            elif line.startswith("data: ") and event == "end":
+                break
+    ticks = [ln for ln in got if ln.startswith("tick-")]
+    assert ticks == [f"tick-{i}" for i in range(1, 41)]
+    assert job_state_at_first_line in ("queued", "running")  # lines arrived while the job ran
+    assert events.count("lines") > 1 and events[-1] == "end"
+    # a late reader gets the stored lines and the end at once
+    async with api.http.stream("GET", f"/jobs/{job['id']}/log/stream", params={"after": 9}) as resp:
+        body = await resp.aread()
+    assert b'"first_line":10' in body and b"event: end" in body
     agent.stop()
