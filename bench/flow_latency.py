@@ -71,15 +71,22 @@ class Watcher:
         return fut
 
 
-async def setup(base: str) -> tuple[httpx.AsyncClient, int, str]:
+FAN_OUT = """
+def stage(ctx):
+    return {"jobs": [{"name": "echo-%d" % i, "steps": [{"tool": "shell", "cmd": "echo hello"}],
+                      "environments": [{"system": "any"}]} for i in range(N)]}
+"""
+
+
+async def setup(base: str, code: str = ECHO, project: str = "bench") -> tuple[httpx.AsyncClient, int, str]:
     http = httpx.AsyncClient(base_url=base + "/api", timeout=60)
     r = await http.post("/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
     token = r.json()["access_token"]
     http.headers["Authorization"] = f"Bearer {token}"
-    p = (await http.post("/projects", json={"name": "bench"})).json()
+    p = (await http.post("/projects", json={"name": project})).json()
     b = (await http.post(f"/projects/{p['id']}/branches", json={"name": "main", "branch_name": "main"})).json()
-    r = await http.post(f"/branches/{b['id']}/stages", json={"name": "echo", "schema_code": ECHO})
-    r.raise_for_status()
+    r = await http.post(f"/branches/{b['id']}/stages", json={"name": "echo", "schema_code": code})
+    assert r.status_code == 201, r.text
     return http, b["id"], token
 
 
@@ -113,14 +120,39 @@ async def latency(base: str, flows: int) -> dict[str, Any]:
     }
 
 
+async def fan_out(base: str, jobs: int) -> dict[str, Any]:
+    """One flow whose stage has `jobs` one-step echo jobs."""
+    http, branch_id, token = await setup(base, FAN_OUT.replace("N", str(jobs)), "fanout")
+    watcher = Watcher(base, token)
+    await watcher.ready.wait()
+    t0 = time.perf_counter()
+    flow = (await http.post(f"/branches/{branch_id}/flows", json={"kind": "ci"})).json()
+    end = await watcher.wait(flow["id"])
+    elapsed = end - t0
+    flow = (await http.get(f"/flows/{flow['id']}")).json()
+    assert flow["result"] == "passed", flow
+    per_agent: dict[str, int] = {}
+    for j in (await http.get(f"/runs/{flow['runs'][0]['id']}/jobs")).json():
+        per_agent[j["agent_name"]] = per_agent.get(j["agent_name"], 0) + 1
+    assert sum(per_agent.values()) == jobs
+    watcher.task.cancel()
+    await http.aclose()
+    return {"jobs": jobs, "seconds": round(elapsed, 2), "jobs_per_s": round(jobs / elapsed, 1), "per_agent": per_agent}
+
+
 async def throughput(base: str, jobs: int) -> dict[str, Any]:
+    """`jobs` flows of one echo job each, all triggered at once."""
     http, branch_id, token = await setup(base)
     watcher = Watcher(base, token)
     await watcher.ready.wait()
     t0 = time.perf_counter()
-    ids = []
-    for _ in range(jobs):
-        ids.append((await http.post(f"/branches/{branch_id}/flows", json={"kind": "ci"})).json()["id"])
+    sem = asyncio.Semaphore(8)
+
+    async def trigger() -> int:
+        async with sem:
+            return int((await http.post(f"/branches/{branch_id}/flows", json={"kind": "ci"})).json()["id"])
+
+    ids = await asyncio.gather(*(trigger() for _ in range(jobs)))
     futures = [watcher.wait(i) for i in ids]
     ends = await asyncio.gather(*futures)
     elapsed = max(ends) - t0
@@ -162,7 +194,8 @@ async def main() -> None:
         try:
             for a in agents:
                 wait_agent_connected(a)
-            out["throughput_2_agents"] = await throughput(srv.url, args.jobs)
+            out["throughput_2_agents_one_flow"] = await fan_out(srv.url, args.jobs)
+            out["throughput_2_agents_separate_flows"] = await throughput(srv.url, args.jobs)
         finally:
             for a in agents:
                 a.stop()

@@ -104,6 +104,9 @@ class Worker:
             raise SandboxCrash("timeout") from None
         finally:
             loop.remove_reader(fd)
+        # uvloop's add_reader makes the fd non-blocking; a reply larger than the pipe buffer
+        # must then still be read whole.
+        os.set_blocking(fd, True)
         try:
             reply: dict[str, Any] = json.loads(self._replies.recv_bytes(MAX_REPLY))
         except (EOFError, OSError):
