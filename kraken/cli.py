@@ -66,7 +66,13 @@ async def _serve_http(settings: Settings, role: str, *, local_agent: bool = Fals
     runtime = Runtime(settings, role=role)
     api = create_app(runtime, controller=role == "serve")
     config = uvicorn.Config(
-        api, host=settings.host, port=settings.port, log_level=settings.log_level, lifespan="on", ws_max_size=64 << 20
+        api,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        lifespan="on",
+        ws_max_size=64 << 20,
+        ws_per_message_deflate=False,  # agent traffic is small JSON frames: compression costs more CPU than it saves
     )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())

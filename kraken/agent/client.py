@@ -41,6 +41,16 @@ def ws_url(server: str) -> str:
     return base + "/api/agent/ws"
 
 
+def http_url(ws: str) -> str:
+    """The server's HTTP base URL from the agent's websocket URL (artifact and cache transfers)."""
+    base = ws.removesuffix("/api/agent/ws")
+    if base.startswith("wss://"):
+        return "https://" + base[6:]
+    if base.startswith("ws://"):
+        return "http://" + base[5:]
+    return base
+
+
 class Agent:
     def __init__(
         self,
@@ -109,7 +119,14 @@ class Agent:
     async def _session(self) -> None:
         headers = {"Authorization": f"Bearer {self.token}"}
         try:
-            ws = await connect(self.url, additional_headers=headers, max_size=None, ping_interval=None, open_timeout=10)
+            ws = await connect(
+                self.url,
+                additional_headers=headers,
+                max_size=None,
+                ping_interval=None,  # the protocol has its own heartbeats
+                open_timeout=10,
+                compression=None,
+            )
         except websockets.InvalidStatus as exc:
             if exc.response.status_code in (401, 403):
                 raise PermissionError(f"the server at {self.url} refused the agent token") from exc
@@ -178,7 +195,8 @@ class Agent:
             log.error("server assigned job %s while job %s runs; refusing", job["id"], self.runner.job_id)
             return
         self.outbox.start_job(int(job["id"]), int(job.get("last_seq") or 0))
-        runner = JobRunner(job, self.outbox, self.name, str(self.data_dir))
+        server = {"url": http_url(self.url), "token": self.token}
+        runner = JobRunner(job, self.outbox, self.name, str(self.data_dir), server=server)
         self.runner = runner
         log.info("running job %s (%s)", job["id"], job.get("name"))
 
