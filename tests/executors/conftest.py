@@ -12,7 +12,7 @@ import concurrent.futures
 import os
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -53,8 +53,7 @@ _probed: dict[str, str | None] = {}
 def engine_version(name: str) -> str | None:
     """The engine's version by the executor's own probe() (cached; callable inside a running loop)."""
     if name not in _probed:
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            cap = pool.submit(asyncio.run, executor_class(name).probe()).result()
+        cap = _in_thread(executor_class(name).probe())
         _probed[name] = cap.version if cap is not None else None
     return _probed[name]
 
@@ -77,10 +76,23 @@ def require_image(executor: str, image: str) -> None:
         unavailable(f"the {executor} test image {image!r} is missing (built by scripts/engines.sh)")
 
 
+def _in_thread(coro: Any) -> Any:
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 @pytest.fixture(scope="session")
-def agent_name() -> str:
-    """Unique per test session: remove_orphans never touches another run's containers."""
-    return f"kraken-test-{uuid.uuid4().hex[:8]}"
+def agent_name() -> Iterator[str]:
+    """Unique per test session: remove_orphans never touches another run's containers.
+
+    At the end of the session whatever a failed or interrupted test left is removed.
+    """
+    name = f"kraken-test-{uuid.uuid4().hex[:8]}"
+    yield name
+    for engine in CONTAINER_EXECUTORS:
+        if _probed.get(engine):
+            for agent in (name, f"{name}-orphans"):
+                _in_thread(executor_class(engine).remove_orphans(agent))
 
 
 MakeExecutor = Callable[..., Awaitable[Executor]]

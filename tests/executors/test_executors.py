@@ -106,14 +106,7 @@ async def test_output_is_merged_in_order_and_live(name: str, make_executor: Make
 @pytest.mark.parametrize(
     "name",
     [
-        pytest.param(
-            "direct",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="direct.py waits with Process.wait(), which on Python 3.11 also waits for the "
-                "pipes that the background child keeps open (fix proposed to the lead)",
-            ),
-        ),
+        "direct",
         pytest.param("docker", marks=pytest.mark.docker),
         pytest.param("lxd", marks=pytest.mark.lxd),
     ],
@@ -323,3 +316,18 @@ async def test_missing_image_is_a_clear_error(name: str, make_executor: MakeExec
     assert image in str(err.value)
     assert "not found" in str(err.value)
     await ex.stop()
+
+
+@all_executors
+async def test_stop_while_a_command_runs(name: str, make_executor: MakeExecutor) -> None:
+    ex = await make_executor(name)
+    lines = Lines()
+    running = asyncio.ensure_future(ex.exec(["sh", "-c", "echo started; sleep 987654"], on_line=lines))
+    await lines.wait_for("started")
+    await ex.stop()
+    res = await asyncio.wait_for(running, 30)
+    assert res.cancelled and not res.ok
+    if name in CONTAINER_EXECUTORS:
+        assert not engine_has_container(ex)
+    else:
+        assert "987654" not in engine_processes(ex)

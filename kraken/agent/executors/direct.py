@@ -43,6 +43,19 @@ async def stream_lines(stream: asyncio.StreamReader, on_line: LineCallback | Non
         await on_line(buf.decode("utf-8", "replace").rstrip("\r"))
 
 
+class _ExitProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """Tells when the process itself exited, even while its children keep the output pipe open
+    (``Process.wait()`` also waits for the pipes on Python 3.11)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=2**16, loop=loop)
+        self.exited = asyncio.Event()
+
+    def process_exited(self) -> None:
+        self.exited.set()
+        super().process_exited()
+
+
 def kill_process_group(pid: int, sig: int = signal.SIGKILL) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
@@ -84,8 +97,11 @@ class DirectExecutor(Executor):
         full_env = dict(os.environ)
         full_env.update(env or {})
         workdir = self._path(cwd) if cwd else self._dir
+        loop = asyncio.get_running_loop()
+        protocol = _ExitProtocol(loop)
         try:
-            proc = await asyncio.create_subprocess_exec(
+            transport, _ = await loop.subprocess_exec(
+                lambda: protocol,
                 *command,
                 cwd=str(workdir),
                 env=full_env,
@@ -98,20 +114,21 @@ class DirectExecutor(Executor):
             if on_line is not None:
                 await on_line(f"cannot start {command[0]!r} in {workdir}: {exc.strerror or exc}")
             return ExecResult(exit_code=127)
+        proc = asyncio.subprocess.Process(transport, protocol, loop)
         self._procs.add(proc)
         assert proc.stdout is not None
         reader = asyncio.ensure_future(stream_lines(proc.stdout, on_line))
         timed_out = False
         try:
-            await asyncio.wait_for(proc.wait(), timeout)
+            await asyncio.wait_for(protocol.exited.wait(), timeout)
         except TimeoutError:
             timed_out = True
-            kill_process_group(proc.pid)
-            await proc.wait()
         finally:
             self._procs.discard(proc)
-        # The process is gone; children that kept the pipe open are killed with the group.
+        # The command is gone (or out of time): what it left running in its group goes with it,
+        # so a background child cannot hold the step (or the output pipe) open.
         kill_process_group(proc.pid)
+        await proc.wait()
         try:
             await asyncio.wait_for(reader, KILL_GRACE_SECONDS)
         except TimeoutError:

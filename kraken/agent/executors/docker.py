@@ -26,9 +26,11 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import aiodocker
+import aiohttp
 from aiodocker.containers import DockerContainer
 from aiodocker.exceptions import DockerError
 from aiodocker.execs import Exec
+from aiodocker.stream import Message, Stream
 
 from kraken.agent.executors._container import (
     CONTAINER_WORKDIR,
@@ -152,9 +154,7 @@ class DockerExecutor(Executor):
             try:
                 await container.start()
             except DockerError as exc:
-                raise ExecutorError(
-                    f"cannot start a container from image {image!r}: {_docker_message(exc)}"
-                ) from exc
+                raise ExecutorError(f"cannot start a container from image {image!r}: {_docker_message(exc)}") from exc
         except ExecutorError:
             await self.stop()
             raise
@@ -210,9 +210,7 @@ class DockerExecutor(Executor):
                 user=user,
             )
         except DockerError as exc:
-            raise ExecutorError(
-                f"docker exec in {self.container_name} failed: {_docker_message(exc)}"
-            ) from exc
+            raise ExecutorError(f"docker exec in {self.container_name} failed: {_docker_message(exc)}") from exc
 
     async def exec(
         self,
@@ -220,20 +218,18 @@ class DockerExecutor(Executor):
         *,
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 (the Executor interface)
+        timeout: float | None = None,
         on_line: LineCallback | None = None,
     ) -> ExecResult:
         if self._cancelled:
             return ExecResult(exit_code=None, cancelled=True)
         marker = new_marker()
-        ex = await self._create_exec(
-            wrap_command(command, resolve(self.workdir, cwd)), exec_environment(env, marker)
-        )
+        ex = await self._create_exec(wrap_command(command, resolve(self.workdir, cwd)), exec_environment(env, marker))
         splitter = LineSplitter(on_line)
 
         async def pump() -> None:
-            async with ex.start(detach=False) as stream:
-                while (msg := await stream.read_out()) is not None:
+            async with self._attach(ex) as stream:
+                while (msg := await self._read(stream)) is not None:
                     await splitter.feed(msg.data)
             await splitter.close()
 
@@ -246,19 +242,33 @@ class DockerExecutor(Executor):
             except TimeoutError:
                 timed_out = True
                 await self._kill_until_done([marker], reader)
-        except BaseException:
+        except BaseException as exc:
             # on_line failed, the stream broke or our caller was cancelled: leave nothing running.
             reader.cancel()
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._kill([marker]))
+            if isinstance(exc, ExecutorError) and self._cancelled:
+                # stop() removed the container under the running command
+                return ExecResult(exit_code=None, timed_out=timed_out, cancelled=True)
             raise
         finally:
             self._running.discard(marker)
-        exc = reader.exception() if reader.done() and not reader.cancelled() else None
-        if exc is not None:
-            raise ExecutorError(f"docker exec output failed: {_docker_message(exc)}") from exc
+        if reader.cancelled() and self._cancelled:
+            return ExecResult(exit_code=None, timed_out=timed_out, cancelled=True)
         exit_code = await self._exit_code(ex)
         return ExecResult(exit_code=exit_code, timed_out=timed_out, cancelled=self._cancelled)
+
+    def _attach(self, ex: Exec) -> Stream:
+        return ex.start(detach=False)
+
+    async def _read(self, stream: Stream) -> Message | None:
+        """The next frame of an exec's output; engine and connection errors become ExecutorError."""
+        try:
+            return await stream.read_out()
+        except (DockerError, aiohttp.ClientError, OSError) as exc:
+            raise ExecutorError(
+                f"docker exec output from {self.container_name} failed: {_docker_message(exc)}"
+            ) from exc
 
     async def _kill_until_done(self, markers: list[str], reader: asyncio.Future[None]) -> None:
         for _ in range(3):
@@ -307,8 +317,8 @@ class DockerExecutor(Executor):
         err = Utf8Tail()
         complete = False
         try:
-            async with ex.start(detach=False) as stream:
-                while (msg := await stream.read_out()) is not None:
+            async with self._attach(ex) as stream:
+                while (msg := await self._read(stream)) is not None:
                     if msg.stream == 1:
                         yield msg.data
                     else:

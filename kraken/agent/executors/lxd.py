@@ -169,9 +169,7 @@ class LxdExecutor(Executor):
             response = self._api().state.put(json={"action": "start", "timeout": 30, "force": True})
             self._wait(response.json()["operation"])
         except LXDAPIException as exc:
-            raise ExecutorError(
-                f"cannot start an LXD container from image {alias!r}: {_lxd_message(exc)}"
-            ) from exc
+            raise ExecutorError(f"cannot start an LXD container from image {alias!r}: {_lxd_message(exc)}") from exc
         # The working directory (file API, no process needed).
         for directory in ("/kraken", CONTAINER_WORKDIR):
             self._mkdir_sync(directory)
@@ -190,8 +188,7 @@ class LxdExecutor(Executor):
     async def stop(self) -> None:
         self._cancelled = True
         client, created = self._client, self._created
-        self._created = False
-        self._client = None
+        self._created = False  # the client stays: a running exec may still ask for its exit code
         if client is not None and created:
             await asyncio.shield(asyncio.to_thread(self._delete_sync, client, self.container_name))
 
@@ -308,7 +305,7 @@ class LxdExecutor(Executor):
         *,
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 (the Executor interface)
+        timeout: float | None = None,
         on_line: LineCallback | None = None,
     ) -> ExecResult:
         if self._cancelled:
@@ -346,6 +343,9 @@ class LxdExecutor(Executor):
             self._running.discard(marker)
         if task.cancelled():
             return ExecResult(exit_code=None, timed_out=timed_out, cancelled=self._cancelled)
+        if task.exception() is not None and self._cancelled:
+            # stop() removed the container under the running command
+            return ExecResult(exit_code=None, timed_out=timed_out, cancelled=True)
         return ExecResult(exit_code=task.result(), timed_out=timed_out, cancelled=self._cancelled)
 
     async def _kill(self, markers: Iterable[str]) -> None:

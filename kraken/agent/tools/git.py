@@ -1,10 +1,16 @@
-"""Tool ``git``: clone a repository (URL, file:// or local path) into the job's directory."""
+"""Tool ``git``: clone a repository (URL, file:// or local path) into the job's directory.
+
+``ssh-key``: the name of a project secret of kind ``ssh-key`` used for private repositories over
+ssh (its user, when set, is the ssh login); the key is written into the environment for the
+clone only.
+"""
 
 from __future__ import annotations
 
 import posixpath
 from typing import Any
 
+from kraken.agent.executors._sources import clone_source
 from kraken.agent.tools.base import StepOutcome, Tool, ToolContext
 from kraken.agent.tools.registry import register
 
@@ -26,6 +32,8 @@ class GitTool(Tool):
             "destination": {"type": "string"},
             "commit": {"type": "string"},
             "depth": {"type": "integer", "minimum": 1},
+            "ssh-key": {"type": "string", "minLength": 1},
+            "ssh_key": {"type": "string", "minLength": 1},
         },
         "required": ["checkout"],
     }
@@ -36,11 +44,22 @@ class GitTool(Tool):
         argv = ["git", "clone", "--progress"]
         if fields.get("branch"):
             argv += ["--branch", fields["branch"]]
-        if fields.get("depth") and not fields.get("commit"):
+        shallow = bool(fields.get("depth")) and not fields.get("commit")
+        if shallow:
             argv += ["--depth", str(fields["depth"])]
-        argv += [url, dest]
+        # A repository on the agent's host is copied into a container first (see _sources).
+        source = await clone_source(ctx.executor, url)
+        # git ignores --depth for a plain local path; file:// makes it honour it
+        argv += [f"file://{source}" if shallow and source != url else source, dest]
         await ctx.log("$ " + " ".join(argv))
-        res = await ctx.executor.exec(argv, timeout=ctx.timeout, on_line=ctx.log)
+        env, problem = await _ssh_env(ctx, fields.get("ssh-key") or fields.get("ssh_key"))
+        if problem:
+            return StepOutcome("error", problem)
+        try:
+            res = await ctx.executor.exec(argv, env=env, timeout=ctx.timeout, on_line=ctx.log)
+        finally:
+            if env:
+                await ctx.executor.exec(["rm", "-f", env["KRAKEN_SSH_KEY_FILE"]], timeout=30)
         if res.cancelled:
             return StepOutcome("cancelled", "cancelled", res.exit_code)
         if res.timed_out:
@@ -49,6 +68,8 @@ class GitTool(Tool):
             return StepOutcome("error", "git is not installed in this environment", 127)
         if res.exit_code != 0:
             return StepOutcome("failed", f"git clone of {url} failed (exit code {res.exit_code})", res.exit_code)
+        if source != url:  # point origin at the real repository, not the copy
+            await ctx.executor.exec(["git", "remote", "set-url", "origin", url], cwd=dest, timeout=30)
         if fields.get("commit"):
             res = await ctx.executor.exec(
                 ["git", "checkout", "--detach", fields["commit"]], cwd=dest, timeout=ctx.timeout, on_line=ctx.log
@@ -60,6 +81,27 @@ class GitTool(Tool):
             await ctx.log(f"checked out {head}")
             await ctx.send({"type": "step_info", "data": {"commit": head, "repo": url}})
         return StepOutcome("passed", None, 0)
+
+
+async def _ssh_env(ctx: ToolContext, secret_name: str | None) -> tuple[dict[str, str], str | None]:
+    """GIT_SSH_COMMAND using the ssh-key secret ``secret_name`` (written to a 0600 file)."""
+    if not secret_name:
+        return {}, None
+    secret = (ctx.extra.get("secrets") or {}).get(secret_name)
+    if not secret or secret.get("kind") != "ssh-key":
+        return {}, f"no ssh-key secret named '{secret_name}' was given to this job"
+    key = str(secret.get("key") or "")
+    rel = f".kraken/ssh-key-{ctx.step_index}"
+    await ctx.executor.write_file(rel, (key.rstrip("\n") + "\n").encode(), 0o600)
+    path = f"{ctx.executor.workdir}/{rel}"
+    ssh = (
+        f"ssh -i {path} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=accept-new"
+        f" -o UserKnownHostsFile={ctx.executor.workdir}/.kraken/known_hosts"
+    )
+    if secret.get("user"):
+        ssh += f" -l {secret['user']}"
+    await ctx.log(f"using ssh key from secret '{secret_name}'")
+    return {"GIT_SSH_COMMAND": ssh, "KRAKEN_SSH_KEY_FILE": path}, None
 
 
 async def _head(ctx: ToolContext, dest: str) -> str | None:
