@@ -13,6 +13,7 @@ from kraken.core.bus import Bus, MemoryBus, RedisBus
 from kraken.core.config import Settings
 from kraken.core.db import Database
 from kraken.models.registry import load_all_models
+from kraken.secrets import store as secrets_store
 from kraken.stage import shutdown_sandbox
 from kraken.stage.sandbox import start_sandbox
 from kraken.workers.queue import ArqQueue, InProcessQueue, TaskQueue
@@ -29,6 +30,7 @@ class Runtime:
         if not self.embedded and not settings.redis_url:
             raise SystemExit(f"kraken {role}: --redis-url (KRAKEN_REDIS_URL) is required in scale-out mode")
         load_all_models()
+        secrets_store.configure(settings)
         self.db = Database(settings.effective_database_url)
         self.bus: Bus = MemoryBus() if self.embedded else RedisBus(settings.redis_url or "")
         self.queue: TaskQueue = InProcessQueue() if self.embedded else ArqQueue(settings.redis_url or "")
@@ -47,10 +49,12 @@ class Runtime:
             self.queue.bind(self.task_context)
 
     def start_controller(self) -> None:
+        from kraken.artifacts.retention import Janitor
+        from kraken.control.planner import Planner
         from kraken.control.scheduler import Scheduler
         from kraken.control.watchdog import Watchdog
 
-        for cls in (Scheduler, Watchdog):
+        for cls in (Scheduler, Watchdog, Planner, Janitor):
             svc = cls(self.db, self.bus, self.queue, self.settings)
             svc.start()
             self.services.append(svc)

@@ -39,4 +39,9 @@ if ! redis_up; then
     --dir /var/lib/redis --logfile /var/log/redis/kraken.log
   for _ in $(seq 50); do redis_up && break; sleep 0.2; done
 fi
+# sshd (the git tool's ssh-key test starts its own on a free port; it needs the binary)
+if [ ! -x /usr/sbin/sshd ]; then
+  echo "services: installing openssh-server"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null
+fi
 pg_up && redis_up && echo "services: PostgreSQL and Redis are up"

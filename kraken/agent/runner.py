@@ -54,8 +54,16 @@ class StepLog:
 
 
 class JobRunner:
-    def __init__(self, job: dict[str, Any], outbox: Outbox, agent_name: str, data_dir: str) -> None:
+    def __init__(
+        self,
+        job: dict[str, Any],
+        outbox: Outbox,
+        agent_name: str,
+        data_dir: str,
+        server: dict[str, str] | None = None,
+    ) -> None:
         self.job = job
+        self.server = server or {}  # {"url": http base of the server, "token": agent token} for bulk transfers
         self.job_id = int(job["id"])
         self.outbox = outbox
         self.agent_name = agent_name
@@ -152,7 +160,14 @@ class JobRunner:
                 log=slog.line,
                 send=lambda m: self.send({**m, "step_index": index}),
                 timeout=timeout,
-                extra={"flow_kind": self.job.get("flow_kind"), "config": self.job.get("config")},
+                extra={
+                    "flow_kind": self.job.get("flow_kind"),
+                    "config": self.job.get("config"),
+                    "secrets": self.job.get("secrets") or {},  # those the job's steps refer to
+                    "server_url": self.server.get("url"),
+                    "agent_token": self.server.get("token"),
+                    "agent_name": self.agent_name,
+                },
             )
             try:
                 outcome = await tool.run(ctx, dict(step.get("fields") or {}))

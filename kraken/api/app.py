@@ -13,6 +13,7 @@ import kraken
 from kraken.api.agent_hub import AgentHub
 from kraken.api.agent_hub import router as agent_router
 from kraken.api.state import ServerState
+from kraken.api.static import web_router
 from kraken.core.bootstrap import bootstrap
 from kraken.core.migrate import upgrade
 from kraken.runtime import Runtime
@@ -28,6 +29,11 @@ ROUTER_MODULES = [
     "kraken.api.routes.agents",
     "kraken.api.routes.events",
     "kraken.api.routes.results",
+    "kraken.api.routes.secrets",
+    "kraken.api.routes.artifacts",
+    "kraken.api.routes.cache",
+    "kraken.api.routes.webhooks",
+    "kraken.api.routes.triggers",
 ]
 
 
@@ -70,4 +76,5 @@ def create_app(runtime: Runtime, *, controller: bool = False, migrate: bool = Tr
     app = FastAPI(title="Kraken", version=kraken.__version__, lifespan=lifespan)
     app.state.kraken = state
     app.include_router(api_router())
+    app.include_router(web_router())  # the web UI at / (after the API: its catch-all comes last)
     return app

@@ -12,6 +12,7 @@ from kraken.control.agent_messages import handles
 from kraken.control.effects import Effects
 from kraken.models import Job, LogChunk, Step
 from kraken.models.enums import Result, StepResult
+from kraken.secrets.store import job_masker
 
 MAX_LINE = 10_000  # characters kept of one output line
 
@@ -26,6 +27,9 @@ async def on_log(session: AsyncSession, job: Job, msg: dict[str, Any], effects: 
     lines = [ln if len(ln) <= MAX_LINE else ln[:MAX_LINE] + " …[line truncated]" for ln in msg["lines"]]
     if not lines:
         return
+    masker = await job_masker(session, job.id)  # type: ignore[arg-type]
+    if masker:  # the values of the secrets the job was given never reach the stored log
+        lines = [masker.text(ln) for ln in lines]
     first = job.log_lines
     job.log_lines = first + len(lines)
     session.add(
@@ -51,7 +55,7 @@ async def on_step_done(session: AsyncSession, job: Job, msg: dict[str, Any], eff
         int(msg["step_index"]),
         StepResult(msg["result"]),
         effects,
-        message=msg.get("message"),
+        message=(await job_masker(session, job.id)).value(msg.get("message")),  # type: ignore[arg-type]
         exit_code=msg.get("exit_code"),
     )
 
@@ -62,10 +66,12 @@ async def on_step_info(session: AsyncSession, job: Job, msg: dict[str, Any], eff
         await session.execute(select(Step).where(Step.job_id == job.id, Step.index == int(msg["step_index"])))
     ).scalar_one_or_none()
     if step is not None:
-        step.info = {**step.info, **(msg.get("data") or {})}
+        data = (await job_masker(session, job.id)).value(msg.get("data") or {})  # type: ignore[arg-type]
+        step.info = {**step.info, **data}
 
 
 @handles("job_done")
 async def on_job_done(session: AsyncSession, job: Job, msg: dict[str, Any], effects: Effects) -> None:
     result = Result(msg.get("result", Result.PASSED))
-    await orchestration.complete_job(session, job.id, result, effects, msg.get("reason"))  # type: ignore[arg-type]
+    reason = (await job_masker(session, job.id)).value(msg.get("reason"))  # type: ignore[arg-type]
+    await orchestration.complete_job(session, job.id, result, effects, reason)  # type: ignore[arg-type]

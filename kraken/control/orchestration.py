@@ -26,6 +26,8 @@ from kraken.control.effects import Effects
 from kraken.models import Agent, Branch, Flow, Job, Project, Run, Stage, Step
 from kraken.models.base import utcnow
 from kraken.models.enums import FlowKind, Result, State, StepResult, StepState, worst
+from kraken.secrets import store as secrets_store
+from kraken.secrets.refs import substitute
 from kraken.stage import StageContext, StageSchemaError, evaluate_stage, expand_jobs, resolve_args
 
 log = logging.getLogger(__name__)
@@ -55,8 +57,9 @@ async def create_flow(
     args: dict[str, Any],
     effects: Effects,
     trigger: dict[str, Any] | None = None,
+    start_stages: Sequence[Stage] | None = None,
 ) -> Flow:
-    """Create a flow and start the runs of its root stages."""
+    """Create a flow and start the runs of its root stages (or of ``start_stages``: a trigger's)."""
     assert branch.id is not None
     branch_id = branch.id
     branch = await lock_branch(session, branch_id)
@@ -66,7 +69,7 @@ async def create_flow(
     await session.flush()
     effects.event("flow", id=flow.id, branch_id=branch_id, state=flow.state, result=None, created=True)
     stages = await branch_stages(session, branch_id)
-    roots = [s for s in stages if s.parent == ROOT]
+    roots = list(start_stages) if start_stages is not None else [s for s in stages if s.parent == ROOT]
     for stage in roots:
         await start_run(session, flow, stage, args, effects)
     if not roots:
@@ -107,6 +110,7 @@ async def start_run(
         schema = await evaluate_stage(stage.schema_code, ctx)
         args = resolve_args(schema, flow_args)
         specs = expand_jobs(schema, args)
+        await _check_secret_references(session, branch.project_id, specs)
     except StageSchemaError as exc:
         run.reason = f"stage schema: {exc}"
         effects.event("run", id=run.id, flow_id=flow.id, state=run.state, result=None, created=True)
@@ -119,7 +123,23 @@ async def start_run(
         await _add_job(session, run, spec.name, spec, effects)
     effects.event("run", id=run.id, flow_id=flow.id, state=run.state, result=None, created=True)
     effects.wake_scheduler = True
+    if (schema.get("notification") or {}).get("started"):
+        effects.enqueue("notify_run_started", key=f"notify_run_started:{run.id}", run_id=run.id)
     return run
+
+
+async def _check_secret_references(session: AsyncSession, project_id: int, specs: Sequence[Any]) -> None:
+    """A step may only refer to secrets its project has."""
+    names = secrets_store.names_in_steps((s.tool, s.fields) for spec in specs for s in spec.steps)
+    if not names:
+        return
+    known = set(await secrets_store.project_secret_names(session, project_id))
+    missing = sorted(names - known)
+    if missing:
+        raise StageSchemaError(
+            f"unknown secret {', '.join(repr(m) for m in missing)} "
+            f"(project secrets: {', '.join(sorted(known)) or 'none'})"
+        )
 
 
 async def _add_job(session: AsyncSession, run: Run, name: str, spec: Any, effects: Effects) -> Job:
@@ -192,7 +212,11 @@ async def job_payload(session: AsyncSession, job: Job, run: Run | None = None) -
     """What the agent needs to run the job."""
     run = run or await session.get(Run, job.run_id)
     flow = await session.get(Flow, run.flow_id) if run else None
-    steps = (await session.execute(select(Step).where(Step.job_id == job.id).order_by(col(Step.index)))).scalars()
+    steps = (
+        (await session.execute(select(Step).where(Step.job_id == job.id).order_by(col(Step.index)))).scalars().all()
+    )
+    assert job.id is not None
+    secrets = await secrets_store.job_secrets(session, job.id, steps)  # only those its steps refer to
     return {
         "id": job.id,
         "name": job.name,
@@ -204,9 +228,17 @@ async def job_payload(session: AsyncSession, job: Job, run: Run | None = None) -
         "flow_kind": flow.kind if flow else "ci",
         "last_seq": job.last_seq,
         "steps": [
-            {"index": s.index, "tool": s.tool, "name": s.name, "fields": s.fields, "timeout": s.timeout, "when": s.when}
+            {
+                "index": s.index,
+                "tool": s.tool,
+                "name": s.name,
+                "fields": substitute(s.fields, secrets) if secrets else s.fields,
+                "timeout": s.timeout,
+                "when": s.when,
+            }
             for s in steps
         ],
+        "secrets": secrets,
     }
 
 

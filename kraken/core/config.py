@@ -38,6 +38,46 @@ class Settings(BaseSettings):
 
     log_level: str = "info"
 
+    # secrets (kraken.secrets): the key that encrypts them at rest, outside the database
+    secrets_key: str | None = Field(None, description="Fernet key; default: generated once in <data_dir>/secrets.key")
+
+    # artifacts and cache (kraken.artifacts)
+    artifacts_store: str = Field("local", description="'local' (under <data_dir>/artifacts) or 's3'")
+    artifacts_dir: Path | None = Field(None, description="local store directory; default <data_dir>/artifacts")
+    artifacts_max_size: int = Field(10 << 30, description="largest artifact accepted, in bytes")
+    s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint, e.g. http://minio:9000")
+    s3_bucket: str = "kraken"
+    s3_region: str = "us-east-1"
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_prefix: str = ""
+    cache_max_size: int = Field(2 << 30, description="largest cache entry accepted, in bytes")
+    cache_branch_max_total: int = Field(10 << 30, description="per branch; least recently used entries go first")
+    cache_ttl_days: float = Field(7.0, description="cache entries unused for this long expire")
+
+    # retention (defaults for branches without their own): keep N flows and/or N days
+    retention_flows: int | None = None
+    retention_days: float | None = None
+    retention_interval: float = 3600.0
+
+    # planner (kraken.triggers)
+    planner_sync_interval: float = Field(5.0, description="safety net: re-read the stages' triggers this often")
+    planner_lease: float = 120.0
+    repo_poll_interval: float = Field(60.0, description="default period of 'repository' triggers")
+
+    # notifications (kraken.notify)
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "kraken@localhost"
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    slack_webhook_url: str | None = None
+    github_api_url: str = "https://api.github.com"
+    notify_attempts: int = 4
+    notify_retry_delay: float = 2.0  # doubled after each failed attempt
+
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "kraken.db"
@@ -45,6 +85,10 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{self.sqlite_path.resolve()}"
+
+    @property
+    def effective_artifacts_dir(self) -> Path:
+        return self.artifacts_dir or self.data_dir / "artifacts"
 
     @property
     def is_sqlite(self) -> bool:

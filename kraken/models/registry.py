@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import importlib
 
-MODEL_MODULES = ["kraken.models.core", "kraken.models.results"]
+MODEL_MODULES = [
+    "kraken.models.core",
+    "kraken.models.results",
+    "kraken.models.secrets",
+    "kraken.models.triggers",
+    "kraken.models.artifacts",
+    "kraken.models.notify",
+]
 
 
 def load_all_models() -> None:

@@ -29,7 +29,7 @@ class TaskContext:
 TaskFn = Callable[..., Awaitable[Any]]
 F = TypeVar("F", bound=TaskFn)
 
-TASK_MODULES = ["kraken.workers.tasks", "kraken.results.analysis"]
+TASK_MODULES = ["kraken.workers.tasks", "kraken.results.analysis", "kraken.notify.tasks"]
 
 _TASKS: dict[str, TaskFn] = {}
 _loaded = False

@@ -76,7 +76,7 @@ async def test_db_upgrade_creates_the_schema(tmp_path: Path, database_url: str) 
 
 
 def test_scale_out_role_without_redis_says_what_is_missing(tmp_path: Path) -> None:
-    proc = kraken(["controller", "--database-url", "sqlite+aiosqlite:///x.db"], tmp_path, "ctl")
+    proc = kraken(["controller", "--database-url", f"sqlite+aiosqlite:///{tmp_path}/x.db"], tmp_path, "ctl")
     proc.proc.wait(60)
     assert proc.proc.returncode != 0
     assert "--redis-url (KRAKEN_REDIS_URL) is required" in proc.output

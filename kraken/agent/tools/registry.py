@@ -15,6 +15,8 @@ TOOL_MODULES = [
     "kraken.agent.tools.gotest",
     "kraken.agent.tools.values",
     "kraken.agent.tools.lint",
+    "kraken.agent.tools.artifacts",
+    "kraken.agent.tools.cache",
 ]
 
 T = TypeVar("T", bound=type[Tool])

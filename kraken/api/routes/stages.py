@@ -46,7 +46,7 @@ async def list_stages(branch_id: int, session: SessionDep, _: UserDep) -> list[S
 
 @router.post("/branches/{branch_id}/stages", response_model=StageOut, status_code=status.HTTP_201_CREATED)
 async def create_stage(branch_id: int, body: StageIn, state: StateDep, _: UserDep) -> Stage:
-    async with state.write() as (session, _effects):
+    async with state.write() as (session, effects):
         branch = await session.get(Branch, branch_id)
         if branch is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"branch {branch_id} not found")
@@ -66,6 +66,7 @@ async def create_stage(branch_id: int, body: StageIn, state: StateDep, _: UserDe
         )
         session.add(stage)
         await session.flush()
+        effects.publish.append(("planner", {}))  # its triggers may need planning
     return stage
 
 
@@ -79,7 +80,7 @@ async def get_stage(stage_id: int, session: SessionDep, _: UserDep) -> Stage:
 
 @router.put("/stages/{stage_id}", response_model=StageOut)
 async def update_stage(stage_id: int, body: StageUpdate, state: StateDep, _: UserDep) -> Stage:
-    async with state.write() as (session, _effects):
+    async with state.write() as (session, effects):
         stage = await session.get(Stage, stage_id)
         if stage is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"stage {stage_id} not found")
@@ -103,6 +104,7 @@ async def update_stage(stage_id: int, body: StageUpdate, state: StateDep, _: Use
         if body.enabled is not None:
             stage.enabled = body.enabled
         stage.updated = utcnow()
+        effects.publish.append(("planner", {}))
     return stage
 
 

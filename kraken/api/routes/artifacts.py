@@ -1,0 +1,220 @@
+"""Artifacts: agents upload and download them (streamed HTTP, agent token); users list and
+download them (range requests); branch retention settings.
+
+Agent side (``Authorization: Bearer <agent token>``, the job must be running):
+- ``PUT /api/agent/jobs/{job_id}/artifacts?path=P&public=B``: the body is the file;
+- ``GET /api/agent/jobs/{job_id}/artifacts``: the artifacts of the job's flow so far;
+- ``GET /api/agent/jobs/{job_id}/artifacts/{id}``: one of them (range requests work);
+- ``GET /api/agent/jobs/{job_id}/storage``: the size limits.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from datetime import datetime
+
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+from sqlmodel import col, select
+
+from kraken.api.deps import SessionDep, StateDep, UserDep
+from kraken.api.state import ServerState
+from kraken.artifacts import service
+from kraken.artifacts.http import AgentDep, blob_response
+from kraken.artifacts.paths import UnsafePath, clean_relative
+from kraken.artifacts.store import TooLarge, blob_store
+from kraken.models import Branch, Flow, Job, Run
+from kraken.models.artifacts import Artifact, BranchRetention
+from kraken.models.enums import State
+
+router = APIRouter(tags=["artifacts"])
+
+
+class ArtifactOut(BaseModel):
+    id: int
+    flow_id: int
+    run_id: int
+    job_id: int
+    stage_name: str
+    path: str
+    size: int
+    sha256: str
+    public: bool
+    created: datetime
+
+
+class StorageLimits(BaseModel):
+    artifacts_max_size: int
+    cache_max_size: int
+
+
+async def running_job(state: ServerState, job_id: int, agent_name: str) -> tuple[Job, Run, Flow]:
+    async with state.runtime.db.session() as session:
+        found = await service.job_context(session, job_id)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} not found")
+    job = found[0]
+    if job.state != State.RUNNING:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} is not running")
+    if agent_name and job.agent_name and agent_name != job.agent_name:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"job {job_id} runs on agent '{job.agent_name}'")
+    return found
+
+
+def check_length(request: Request, limit: int, what: str) -> None:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise HTTPException(
+            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            f"the {what} has {int(length)} bytes, more than the limit of {limit} bytes",
+        )
+
+
+@router.get("/agent/jobs/{job_id}/storage", response_model=StorageLimits)
+async def agent_storage(job_id: int, state: StateDep, agent: AgentDep) -> StorageLimits:
+    await running_job(state, job_id, agent)
+    s = state.runtime.settings
+    return StorageLimits(artifacts_max_size=s.artifacts_max_size, cache_max_size=s.cache_max_size)
+
+
+@router.put("/agent/jobs/{job_id}/artifacts", response_model=ArtifactOut, status_code=status.HTTP_201_CREATED)
+async def agent_upload(
+    job_id: int, request: Request, state: StateDep, agent: AgentDep, path: str, public: bool = False
+) -> Artifact:
+    try:
+        path = clean_relative(path, "artifact path")
+    except UnsafePath as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
+    if path == ".":
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "the artifact path names no file")
+    limit = state.runtime.settings.artifacts_max_size
+    check_length(request, limit, f"artifact {path!r}")
+    job, run, flow = await running_job(state, job_id, agent)
+    store = blob_store(state.runtime.settings)
+    try:
+        sha, size = await store.put(request.stream(), limit)
+    except TooLarge as exc:
+        raise HTTPException(
+            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"artifact {path!r} is {exc} (artifacts_max_size)"
+        ) from exc
+    async with state.runtime.db.transaction() as session:
+        art = await service.record_artifact(session, job, run, flow, path, sha, size, public)
+    return art
+
+
+@router.get("/agent/jobs/{job_id}/artifacts", response_model=list[ArtifactOut])
+async def agent_list(job_id: int, state: StateDep, agent: AgentDep) -> list[Artifact]:
+    _, _, flow = await running_job(state, job_id, agent)
+    async with state.runtime.db.session() as session:
+        return await service.flow_artifacts(session, flow.id)  # type: ignore[arg-type]
+
+
+@router.get("/agent/jobs/{job_id}/artifacts/{artifact_id}")
+async def agent_download(
+    job_id: int, artifact_id: int, request: Request, state: StateDep, agent: AgentDep
+) -> StreamingResponse:
+    _, _, flow = await running_job(state, job_id, agent)
+    async with state.runtime.db.session() as session:
+        art = await session.get(Artifact, artifact_id)
+    if art is None or art.flow_id != flow.id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"the job's flow has no artifact {artifact_id}")
+    return _content(state, art, request)
+
+
+def _content(state: ServerState, art: Artifact, request: Request) -> StreamingResponse:
+    store = blob_store(state.runtime.settings)
+    return blob_response(store, art.sha256, art.size, posixpath.basename(art.path), request.headers.get("range"))
+
+
+# ---------------------------------------------------------------- users
+
+
+@router.get("/flows/{flow_id}/artifacts", response_model=list[ArtifactOut])
+async def flow_artifacts(flow_id: int, session: SessionDep, _: UserDep, public: bool | None = None) -> list[Artifact]:
+    if await session.get(Flow, flow_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"flow {flow_id} not found")
+    q = select(Artifact).where(Artifact.flow_id == flow_id)
+    if public is not None:
+        q = q.where(col(Artifact.public).is_(public))
+    return list((await session.execute(q.order_by(col(Artifact.path), col(Artifact.id)))).scalars())
+
+
+@router.get("/runs/{run_id}/artifacts", response_model=list[ArtifactOut])
+async def run_artifacts(run_id: int, session: SessionDep, _: UserDep, public: bool | None = None) -> list[Artifact]:
+    if await session.get(Run, run_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
+    q = select(Artifact).where(Artifact.run_id == run_id)
+    if public is not None:
+        q = q.where(col(Artifact.public).is_(public))
+    return list((await session.execute(q.order_by(col(Artifact.path), col(Artifact.id)))).scalars())
+
+
+@router.get("/artifacts/{artifact_id}", response_model=ArtifactOut)
+async def get_artifact(artifact_id: int, session: SessionDep, _: UserDep) -> Artifact:
+    art = await session.get(Artifact, artifact_id)
+    if art is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"artifact {artifact_id} not found")
+    return art
+
+
+@router.get("/artifacts/{artifact_id}/content")
+async def download_artifact(artifact_id: int, request: Request, state: StateDep, _: UserDep) -> StreamingResponse:
+    """The artifact's bytes; ``Range: bytes=a-b`` gets part of them (206)."""
+    async with state.runtime.db.session() as session:
+        art = await session.get(Artifact, artifact_id)
+    if art is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"artifact {artifact_id} not found")
+    return _content(state, art, request)
+
+
+# ---------------------------------------------------------------- retention
+
+
+class RetentionIn(BaseModel):
+    keep_flows: int | None = Field(None, ge=1)
+    keep_days: float | None = Field(None, gt=0)
+
+
+class RetentionOut(RetentionIn):
+    branch_id: int
+    effective_keep_flows: int | None
+    effective_keep_days: float | None
+
+
+async def _retention_out(state: ServerState, branch_id: int) -> RetentionOut:
+    s = state.runtime.settings
+    async with state.runtime.db.session() as session:
+        if await session.get(Branch, branch_id) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"branch {branch_id} not found")
+        r = await session.get(BranchRetention, branch_id)
+    keep_flows = r.keep_flows if r else None
+    keep_days = r.keep_days if r else None
+    explicit = r is not None and (keep_flows is not None or keep_days is not None)
+    return RetentionOut(
+        branch_id=branch_id,
+        keep_flows=keep_flows,
+        keep_days=keep_days,
+        effective_keep_flows=keep_flows if explicit else s.retention_flows,
+        effective_keep_days=keep_days if explicit else s.retention_days,
+    )
+
+
+@router.get("/branches/{branch_id}/retention", response_model=RetentionOut)
+async def get_retention(branch_id: int, state: StateDep, _: UserDep) -> RetentionOut:
+    """How long the branch keeps artifacts and logs: the newest ``keep_flows`` flows and/or the
+    flows of the last ``keep_days`` days (a flow is kept when either rule keeps it)."""
+    return await _retention_out(state, branch_id)
+
+
+@router.put("/branches/{branch_id}/retention", response_model=RetentionOut)
+async def set_retention(branch_id: int, body: RetentionIn, state: StateDep, _: UserDep) -> RetentionOut:
+    async with state.write() as (session, _effects):
+        if await session.get(Branch, branch_id) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"branch {branch_id} not found")
+        r = await session.get(BranchRetention, branch_id)
+        if r is None:
+            r = BranchRetention(branch_id=branch_id)
+            session.add(r)
+        r.keep_flows, r.keep_days = body.keep_flows, body.keep_days
+    return await _retention_out(state, branch_id)

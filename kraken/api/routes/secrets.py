@@ -1,0 +1,151 @@
+"""Project secrets: create, list, read, update, delete.  Values never leave the server: answers
+show ``******`` in their place (an ssh-key secret's user name is shown)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Response, status
+from pydantic import BaseModel, Field, model_validator
+from sqlmodel import col, select
+
+from kraken.api.deps import SessionDep, StateDep, UserDep
+from kraken.models import Project
+from kraken.models.base import utcnow
+from kraken.models.secrets import Secret
+from kraken.secrets import store
+from kraken.secrets.refs import MASK, NAME_PATTERN
+
+router = APIRouter(tags=["secrets"])
+
+
+class SecretIn(BaseModel):
+    name: str = Field(min_length=1, max_length=100, pattern=NAME_PATTERN)
+    kind: Literal["simple", "ssh-key"] = "simple"
+    value: str | None = None  # simple
+    user: str | None = None  # ssh-key
+    key: str | None = None  # ssh-key
+
+    @model_validator(mode="after")
+    def _parts(self) -> SecretIn:
+        if self.kind == "simple" and self.value is None:
+            raise ValueError("a simple secret needs 'value'")
+        if self.kind == "ssh-key" and not self.key:
+            raise ValueError("an ssh-key secret needs 'key' (and usually 'user')")
+        return self
+
+
+class SecretUpdate(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=100, pattern=NAME_PATTERN)
+    value: str | None = None
+    user: str | None = None
+    key: str | None = None
+
+
+class SecretOut(BaseModel):
+    id: int
+    project_id: int
+    name: str
+    kind: str
+    value: str | None = None
+    user: str | None = None
+    key: str | None = None
+    created: datetime
+    updated: datetime
+
+
+def secret_out(secret: Secret) -> SecretOut:
+    assert secret.id is not None
+    out = SecretOut(
+        id=secret.id,
+        project_id=secret.project_id,
+        name=secret.name,
+        kind=secret.kind,
+        created=secret.created,
+        updated=secret.updated,
+    )
+    if secret.kind == "ssh-key":
+        out.user = str(store.decode(secret).get("user") or "")
+        out.key = MASK
+    else:
+        out.value = MASK
+    return out
+
+
+@router.get("/projects/{project_id}/secrets", response_model=list[SecretOut], response_model_exclude_none=True)
+async def list_secrets(project_id: int, session: SessionDep, _: UserDep) -> list[SecretOut]:
+    if await session.get(Project, project_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"project {project_id} not found")
+    rows = await session.execute(select(Secret).where(Secret.project_id == project_id).order_by(col(Secret.name)))
+    return [secret_out(s) for s in rows.scalars()]
+
+
+@router.post(
+    "/projects/{project_id}/secrets",
+    response_model=SecretOut,
+    response_model_exclude_none=True,
+    status_code=status.HTTP_201_CREATED,
+)
+async def create_secret(project_id: int, body: SecretIn, state: StateDep, _: UserDep) -> SecretOut:
+    async with state.write() as (session, _effects):
+        if await session.get(Project, project_id) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"project {project_id} not found")
+        same = select(Secret.id).where(Secret.project_id == project_id, Secret.name == body.name)
+        if (await session.execute(same)).first():
+            raise HTTPException(status.HTTP_409_CONFLICT, f"the project has a secret named '{body.name}'")
+        secret = Secret(
+            project_id=project_id,
+            name=body.name,
+            kind=body.kind,
+            data=store.encode(body.kind, body.value, body.user, body.key),
+        )
+        session.add(secret)
+        await session.flush()
+    store.forget_project(project_id)
+    return secret_out(secret)
+
+
+async def _get(session: Any, secret_id: int) -> Secret:
+    secret: Secret | None = await session.get(Secret, secret_id)
+    if secret is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"secret {secret_id} not found")
+    return secret
+
+
+@router.get("/secrets/{secret_id}", response_model=SecretOut, response_model_exclude_none=True)
+async def get_secret(secret_id: int, session: SessionDep, _: UserDep) -> SecretOut:
+    return secret_out(await _get(session, secret_id))
+
+
+@router.put("/secrets/{secret_id}", response_model=SecretOut, response_model_exclude_none=True)
+async def update_secret(secret_id: int, body: SecretUpdate, state: StateDep, _: UserDep) -> SecretOut:
+    async with state.write() as (session, _effects):
+        secret = await _get(session, secret_id)
+        if body.name is not None and body.name != secret.name:
+            taken = await session.execute(
+                select(Secret.id).where(Secret.project_id == secret.project_id, Secret.name == body.name)
+            )
+            if taken.first():
+                raise HTTPException(status.HTTP_409_CONFLICT, f"the project has a secret named '{body.name}'")
+            secret.name = body.name
+        current = store.decode(secret)
+        if secret.kind == "simple":
+            value = body.value if body.value is not None else current.get("value")
+            secret.data = store.encode("simple", value=value)
+        else:
+            user = body.user if body.user is not None else current.get("user")
+            key = body.key if body.key is not None else current.get("key")
+            secret.data = store.encode("ssh-key", user=user, key=key)
+        secret.updated = utcnow()
+    store.forget_project(secret.project_id)
+    return secret_out(secret)
+
+
+@router.delete("/secrets/{secret_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_secret(secret_id: int, state: StateDep, _: UserDep) -> Response:
+    async with state.write() as (session, _effects):
+        secret = await _get(session, secret_id)
+        await session.delete(secret)
+    store.forget_project(secret.project_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
