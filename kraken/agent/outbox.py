@@ -20,6 +20,10 @@ Sender = Callable[[dict[str, Any]], Awaitable[None]]
 COALESCE_SECONDS = 0.005
 # ... except the end of a job, which goes at once.
 FLUSH_AT_ONCE = frozenset({"job_done"})
+# Bulk messages (test results: up to 1 MiB each) wait while this many are unacknowledged, so a
+# million results never pile up in the agent's memory; progress and log messages never wait.
+BULK_WINDOW = 8
+SMALL = frozenset({"step_started", "log", "step_done", "step_info", "job_done"})
 
 
 class Outbox:
@@ -36,16 +40,26 @@ class Outbox:
         self._flushing: asyncio.Future[None] | None = None
         self._drained = asyncio.Event()
         self._drained.set()
+        self._bulk: set[tuple[int, int]] = set()
+        self._room = asyncio.Event()
+        self._room.set()
 
     def start_job(self, job_id: int, last_seq: int = 0) -> None:
         self._seq[job_id] = max(self._seq.get(job_id, 0), last_seq)
 
     async def put(self, job_id: int, message: dict[str, Any]) -> None:
+        bulk = message.get("type") not in SMALL
+        while bulk and len(self._bulk) >= BULK_WINDOW:
+            await self._room.wait()
         seq = self._seq.get(job_id, 0) + 1
         self._seq[job_id] = seq
         msg = {**message, "job_id": job_id, "seq": seq}
         self._pending[(job_id, seq)] = msg
         self._unsent.append(msg)
+        if bulk:
+            self._bulk.add((job_id, seq))
+            if len(self._bulk) >= BULK_WINDOW:
+                self._room.clear()
         self._drained.clear()
         if self._sender is None:
             return
@@ -76,6 +90,9 @@ class Outbox:
     def ack(self, job_id: int, seq: int) -> None:
         for key in [k for k in self._pending if k[0] == job_id and k[1] <= seq]:
             del self._pending[key]
+            self._bulk.discard(key)
+        if len(self._bulk) < BULK_WINDOW:
+            self._room.set()
         if not self._pending:
             self._drained.set()
 

@@ -3,7 +3,8 @@
 Each function works inside the caller's write transaction (``Database.transaction()``)
 and records what must follow the commit (bus messages, background tasks, a
 scheduler wake-up) in an ``Effects``.  Lock order, to keep PostgreSQL free of
-deadlocks: flow, then run, then job, then agent.
+deadlocks: flow, then run, then job, then agent (``lock_job`` takes the first three);
+a branch is locked for its sequence counters, after its flow or before a new one.
 
 States: queued -> running -> completed; once completed a result is set:
 passed, failed, error, cancelled or timeout.  A run is ``error`` if any job
@@ -33,6 +34,7 @@ from kraken.stage import StageContext, StageSchemaError, evaluate_stage, expand_
 log = logging.getLogger(__name__)
 
 ROOT = "root"
+STEP_FINISHED_TYPE = sa.inspect(Step).columns["finished"].type  # binds a timestamp like the ORM does
 
 
 # ---------------------------------------------------------------- flows and runs
@@ -171,47 +173,38 @@ async def _add_job(session: AsyncSession, run: Run, name: str, spec: Any, effect
 
 async def assign_job(session: AsyncSession, job_id: int, agent_id: int, effects: Effects) -> bool:
     """Give a queued job to an idle agent; False when either changed meanwhile."""
+    flow, run, job = await lock_job(session, job_id)
+    if job.state != State.QUEUED or job.covered:
+        return False
+    agent = (await session.execute(select(Agent).where(Agent.id == agent_id).with_for_update())).scalar_one()
+    if agent.current_job_id is not None or not agent.enabled:
+        return False
     now = utcnow()
-    got_agent = await session.execute(
-        sa.update(Agent)
-        .where(col(Agent.id) == agent_id, col(Agent.current_job_id).is_(None))
-        .values(current_job_id=job_id)
-    )
-    if got_agent.rowcount != 1:  # type: ignore[attr-defined]
-        return False
-    agent = await session.get(Agent, agent_id)
-    assert agent is not None
-    got_job = await session.execute(
-        sa.update(Job)
-        .where(col(Job.id) == job_id, col(Job.state) == State.QUEUED)
-        .values(state=State.RUNNING, agent_id=agent_id, agent_name=agent.name, assigned=now, reason=None)
-    )
-    if got_job.rowcount != 1:  # type: ignore[attr-defined]
-        await session.execute(sa.update(Agent).where(col(Agent.id) == agent_id).values(current_job_id=None))
-        return False
-    job = await session.get(Job, job_id)
-    assert job is not None
-    await session.refresh(job)
-    run = await session.get(Run, job.run_id)
-    assert run is not None
+    agent.current_job_id = job_id
+    job.state = State.RUNNING
+    job.agent_id = agent_id
+    job.agent_name = agent.name
+    job.assigned = now
+    job.reason = None
     if run.state == State.QUEUED:
         run.state = State.RUNNING
         run.started = now
         effects.event("run", id=run.id, flow_id=run.flow_id, state=run.state, result=None)
-        flow = await session.get(Flow, run.flow_id)
-        if flow is not None and flow.state == State.QUEUED:
-            flow.state = State.RUNNING
-            flow.started = now
-            effects.event("flow", id=flow.id, branch_id=flow.branch_id, state=flow.state, result=None)
+    if flow.state == State.QUEUED:
+        flow.state = State.RUNNING
+        flow.started = now
+        effects.event("flow", id=flow.id, branch_id=flow.branch_id, state=flow.state, result=None)
     effects.event("job", id=job.id, run_id=job.run_id, state=job.state, result=None, agent_name=agent.name)
-    effects.to_agent(agent_id, {"type": "assign", "job": await job_payload(session, job, run)})
+    effects.to_agent(agent_id, {"type": "assign", "job": await job_payload(session, job, flow)})
     return True
 
 
-async def job_payload(session: AsyncSession, job: Job, run: Run | None = None) -> dict[str, Any]:
+async def job_payload(session: AsyncSession, job: Job, flow: Flow | None = None) -> dict[str, Any]:
     """What the agent needs to run the job."""
-    run = run or await session.get(Run, job.run_id)
-    flow = await session.get(Flow, run.flow_id) if run else None
+    if flow is None:
+        flow = (
+            await session.execute(select(Flow).join(Run, col(Run.flow_id) == Flow.id).where(Run.id == job.run_id))
+        ).scalar_one_or_none()
     steps = (
         (await session.execute(select(Step).where(Step.job_id == job.id).order_by(col(Step.index)))).scalars().all()
     )
@@ -333,15 +326,16 @@ async def complete_job(
     open_result = {Result.CANCELLED: StepResult.CANCELLED, Result.TIMEOUT: StepResult.TIMEOUT}.get(
         result, StepResult.ERROR
     )
+    # running steps end with the job's result, steps that never started are skipped
+    was_running = col(Step.state) == StepState.RUNNING
     await session.execute(
         sa.update(Step)
-        .where(col(Step.job_id) == job_id, col(Step.state) == StepState.RUNNING)
-        .values(state=StepState.COMPLETED, result=open_result, finished=now)
-    )
-    await session.execute(
-        sa.update(Step)
-        .where(col(Step.job_id) == job_id, col(Step.state) == StepState.QUEUED)
-        .values(state=StepState.COMPLETED, result=StepResult.SKIPPED)
+        .where(col(Step.job_id) == job_id, col(Step.state) != StepState.COMPLETED)
+        .values(
+            state=StepState.COMPLETED,
+            result=sa.case((was_running, open_result.value), else_=StepResult.SKIPPED.value),
+            finished=sa.case((was_running, sa.literal(now, STEP_FINISHED_TYPE)), else_=col(Step.finished)),
+        )
     )
     if job.agent_id is not None:
         await session.execute(

@@ -28,6 +28,7 @@ history and never change it (history only ever reads CI rows).
 from __future__ import annotations
 
 import logging
+import os
 import statistics
 import time
 from collections import Counter
@@ -72,65 +73,95 @@ async def lock_branch(session: AsyncSession, branch_id: int) -> None:
         await session.execute(sa.text("SELECT pg_advisory_xact_lock(:ns, :b)"), {"ns": LOCK_NAMESPACE, "b": branch_id})
 
 
-async def _exec(session: AsyncSession, sql: str, params: dict[str, Any] | None = None) -> sa.CursorResult[Any]:
-    return await session.execute(sa.text(sql), params or {})  # type: ignore[return-value]
+PROFILE = os.environ.get("KRAKEN_RESULTS_PROFILE") == "1"  # log each statement's time
 
 
-def _prev_sql(lp_jobs: list[int], dedup: bool) -> str:
+async def _exec(session: AsyncSession, sql: str, params: dict[str, Any] | None = None) -> Any:
+    """Run raw SQL; returns the SQLAlchemy result (rows untyped)."""
+    if not PROFILE:
+        return await session.execute(sa.text(sql), params or {})
+    t = time.perf_counter()
+    res = await session.execute(sa.text(sql), params or {})
+    log.warning("%.3fs %s", time.perf_counter() - t, " ".join(sql.split())[:100])
+    return res
+
+
+def _of_jobs(jobs: list[tuple[int, int]], alias: str = "") -> str:
+    """Rows of (run_id, job_id) pairs: test_result is indexed by run, not by job."""
+    a = f"{alias}." if alias else ""
+    runs = ", ".join(sorted({str(int(r)) for r, _ in jobs}))
+    ids = ", ".join(str(int(j)) for _, j in jobs)
+    return f"{a}run_id IN ({runs}) AND {a}job_id IN ({ids})"
+
+
+def _prev_sql(lp_jobs: list[tuple[int, int]], dedup: bool) -> str:
     cols = "test_case_id, id, status, age, last_exec, flips"
     if not lp_jobs:
         return f"SELECT {cols} FROM test_result WHERE 1 = 0"
-    if len(lp_jobs) == 1 and not dedup:
-        return f"SELECT {cols} FROM test_result WHERE job_id = {int(lp_jobs[0])}"
-    ids = ", ".join(str(int(j)) for j in lp_jobs)
+    if not dedup:
+        return f"SELECT {cols} FROM test_result WHERE {_of_jobs(lp_jobs)}"
     return (
         f"SELECT {cols} FROM (SELECT {cols}, row_number() OVER (PARTITION BY test_case_id "
-        f"ORDER BY job_id DESC, id DESC) AS rn FROM test_result WHERE job_id IN ({ids})) z WHERE rn = 1"
+        f"ORDER BY job_id DESC, id DESC) AS rn FROM test_result WHERE {_of_jobs(lp_jobs)}) z WHERE rn = 1"
     )
 
 
 def _insert_sql(pg: bool, rj: ResultsJob, stage: str, lp: str, sealed: int, watermark: int | None) -> str:
+    """One INSERT ... SELECT: staged rows joined with their test cases and their previous CI result,
+    every analysis figure computed on the way.  The previous result comes from the latest flow
+    (``lp``, a join) or, for tests missing there, from one probe of the history index each."""
     b, e = int(rj.branch_id), int(rj.env_id)
-    fallback = ""
     if watermark is not None:
-        # tests missing from the latest flow: their latest earlier CI result, one index probe each
-        # (skipped for test cases created by this analysis: they have no history)
-        fallback = f"""
-        UNION ALL
-        SELECT r.test_case_id, r.id, r.status, r.age, r.last_exec, r.flips
-        FROM (
-            SELECT m.tc, (
-                SELECT h.id FROM test_result h
-                WHERE h.test_case_id = m.tc AND h.branch_id = {b} AND h.env_id = {e}
+        # test cases created by this analysis (id > watermark) have no history: no probe
+        probe = f"""CASE WHEN lp.id IS NULL AND cur.tc <= {int(watermark)} THEN (
+                SELECT {{what}} FROM test_result h
+                WHERE h.test_case_id = cur.tc AND h.branch_id = {b} AND h.env_id = {e}
                   AND h.flow_kind = {KIND_CI} AND h.flow_seq <= {int(sealed)}
-                ORDER BY h.flow_seq DESC, h.job_id DESC, h.id DESC LIMIT 1
-            ) AS pid
-            FROM (SELECT DISTINCT cur.tc FROM cur
-                  WHERE cur.tc <= {int(watermark)}
-                    AND NOT EXISTS (SELECT 1 FROM lp WHERE lp.test_case_id = cur.tc)) m
-        ) f JOIN test_result r ON r.id = f.pid"""
+                ORDER BY h.flow_seq DESC, h.job_id DESC, h.id DESC LIMIT 1) END"""
+        # the previous result's state packed in one integer: status, last_exec, flips, age
+        packed = "h.status + 8 * COALESCE(h.last_exec + 1, 0) + 32 * h.flips + 16384 * CAST(h.age AS BIGINT)"
+        fb_id, fb_packed = probe.format(what="h.id"), probe.format(what=packed)
+    else:
+        fb_id = fb_packed = "CAST(NULL AS BIGINT)"
     vals = "CAST(y.vals AS JSON)" if pg else "y.vals"
     true, false = ("TRUE", "FALSE") if pg else ("1", "0")
     ft = int(FLIP_THRESHOLD)
+    # SQLite: materialize each step (it would rescan test_result to index the latest flow's rows, and
+    # copy the probes into every expression that uses them); walk the staged rows first.
+    # PostgreSQL: one pipeline of hash joins; OFFSET 0 keeps the probes computed once per row.
+    m = "" if pg else "MATERIALIZED "
     return f"""
-    WITH cur AS (
+    WITH cur AS {m}(
         SELECT s.ord, s.step_index, s.status, s.duration, s.message, s.vals, t.id AS tc
-        FROM {stage} s JOIN test_case t ON t.project_id = {int(rj.project_id)} AND t.name = s.name
+        FROM {stage} s {"JOIN" if pg else "CROSS JOIN"} test_case t
+            ON t.project_id = {int(rj.project_id)} AND t.name = s.name
     ),
-    lp AS ({lp}),
-    prev AS (
-        SELECT test_case_id, id, status, age, last_exec, flips FROM lp{fallback}
+    lp AS {m}({lp}),
+    x0 AS {m}(
+        SELECT cur.ord, cur.step_index, cur.status, cur.duration, cur.message, cur.vals, cur.tc,
+            lp.id AS lid, lp.status AS lstatus, lp.age AS lage, lp.last_exec AS llast, lp.flips AS lflips,
+            {fb_id} AS fid, {fb_packed} AS fpacked
+        FROM cur LEFT JOIN lp ON lp.test_case_id = cur.tc{" OFFSET 0" if pg else ""}
+    ),
+    p AS (
+        SELECT ord, step_index, status, duration, message, vals, tc,
+            COALESCE(lid, fid) AS pid,
+            COALESCE(lstatus, fpacked % 8) AS pstatus,
+            COALESCE(lage, fpacked / 16384) AS page,
+            CASE WHEN lid IS NOT NULL THEN llast
+                 WHEN fpacked IS NOT NULL AND (fpacked / 8) % 4 > 0 THEN (fpacked / 8) % 4 - 1 END AS plast,
+            COALESCE(lflips, (fpacked / 32) % 512) AS pflips
+        FROM x0
     ),
     x AS (
-        SELECT cur.ord, cur.step_index, cur.status, cur.duration, cur.message, cur.vals, cur.tc,
-            p.id AS pid, p.status AS pstatus, p.age AS page, p.last_exec AS plast,
+        SELECT p.*,
             CASE
-                WHEN cur.status > 2 THEN COALESCE(p.flips, 0)
-                WHEN p.last_exec IS NULL THEN 0
-                ELSE ((p.flips * 2) + CASE WHEN (CASE WHEN cur.status = 0 THEN 0 ELSE 1 END) <> p.last_exec
-                                           THEN 1 ELSE 0 END) & 511
+                WHEN status > 2 THEN COALESCE(pflips, 0)
+                WHEN plast IS NULL THEN 0
+                ELSE ((pflips * 2) + CASE WHEN (CASE WHEN status = 0 THEN 0 ELSE 1 END) <> plast
+                                          THEN 1 ELSE 0 END) & 511
             END AS nflips
-        FROM cur LEFT JOIN prev p ON p.test_case_id = cur.tc
+        FROM p
     ),
     y AS (
         SELECT x.*,
@@ -156,7 +187,7 @@ def _insert_sql(pg: bool, rj: ResultsJob, stage: str, lp: str, sealed: int, wate
               + CASE WHEN y.nage < 5 THEN 1 ELSE 0 END + CASE WHEN y.chg = 3 THEN 2 ELSE 0 END
               + CASE WHEN y.inst >= {ft} THEN 0 ELSE 1 END
         ELSE 0 END
-    FROM y"""
+    FROM y ORDER BY y.tc"""
 
 
 def _flaky_update(pg: bool, rj: ResultsJob, where_tc: str) -> str:
@@ -169,13 +200,13 @@ def _flaky_update(pg: bool, rj: ResultsJob, where_tc: str) -> str:
       AND test_case_id IN ({where_tc})"""
 
 
-async def job_summary(session: AsyncSession, job_id: int) -> dict[str, Any]:
+async def job_summary(session: AsyncSession, run_id: int, job_id: int) -> dict[str, Any]:
     rows = (
         await _exec(
             session,
-            "SELECT status, change, flaky, perf_change, count(*) FROM test_result WHERE job_id = :j "
+            "SELECT status, change, flaky, perf_change, count(*) FROM test_result WHERE run_id = :r AND job_id = :j "
             "GROUP BY status, change, flaky, perf_change",
-            {"j": job_id},
+            {"r": run_id, "j": job_id},
         )
     ).all()
     counts: Counter[str] = Counter()
@@ -245,14 +276,14 @@ def perf_compare(name: str, value: float, history: list[float]) -> dict[str, Any
     }
 
 
-async def _analyse_perf(session: AsyncSession, job_id: int) -> int:
+async def _analyse_perf(session: AsyncSession, run_id: int, job_id: int) -> int:
     rows = (
         await _exec(
             session,
             "SELECT c.id, c.values_json, c.duration, p.perf FROM test_result c "
             "LEFT JOIN test_result p ON p.id = c.prev_id "
-            "WHERE c.job_id = :j AND (c.values_json IS NOT NULL OR c.duration >= :d)",
-            {"j": job_id, "d": PERF_MIN_DURATION},
+            "WHERE c.run_id = :r AND c.job_id = :j AND (c.values_json IS NOT NULL OR c.duration >= :d)",
+            {"r": run_id, "j": job_id, "d": PERF_MIN_DURATION},
         )
     ).all()
     updates: list[dict[str, Any]] = []
@@ -351,7 +382,7 @@ async def analyse_job_tx(session: AsyncSession, job_id: int, sealed: int) -> int
     if rj.issues_pending > 0:
         await _analyse_issues(session, rj, sealed)
         rj.issues_pending = 0
-    summary = await job_summary(session, job_id)
+    summary = await job_summary(session, rj.run_id, job_id)
     summary.update(await _issue_summary(session, job_id))
     rj.summary = summary
     rj.analysed_at = utcnow()
@@ -365,7 +396,13 @@ async def analyse_job_tx(session: AsyncSession, job_id: int, sealed: int) -> int
 async def _analyse_results(session: AsyncSession, rj: ResultsJob, sealed: int, pg: bool) -> int:
     stage = stage_table(rj.job_id)
     if pg:
-        await _exec(session, "SET LOCAL work_mem = '64MB'")
+        # Fresh rows have no statistics yet: the planner would take the previous flow's million rows
+        # for a handful and loop over them.  Hash joins are right whatever the sizes.
+        await _exec(session, "SET LOCAL work_mem = '256MB'")
+        await _exec(session, "SET LOCAL enable_nestloop = off")
+        await _exec(session, "SET LOCAL enable_mergejoin = off")
+        # JIT-compiling these large expressions costs far more than it saves (tens of seconds)
+        await _exec(session, "SET LOCAL jit = off")
         if rj.staged > 10000:
             await _exec(session, f"ANALYZE {stage}")
     watermark = int((await _exec(session, "SELECT COALESCE(max(id), 0) FROM test_case")).scalar() or 0)
@@ -375,25 +412,35 @@ async def _analyse_results(session: AsyncSession, rj: ResultsJob, sealed: int, p
         f"""INSERT INTO test_case (project_id, name)
         SELECT {int(rj.project_id)}, s.name FROM {stage} s
         WHERE NOT EXISTS (SELECT 1 FROM test_case t WHERE t.project_id = {int(rj.project_id)} AND t.name = s.name)
-        GROUP BY s.name {on_conflict}""",
+        GROUP BY s.name ORDER BY s.name {on_conflict}""",
     )
     # the latest CI flow (of the sealed history) with results in this environment
-    hist = (
-        await _exec(
-            session,
-            "SELECT job_id, flow_seq, dup_count FROM results_job WHERE branch_id = :b AND env_id = :e "
-            "AND flow_kind = :ci AND flow_seq = (SELECT max(flow_seq) FROM results_job WHERE branch_id = :b "
-            "AND env_id = :e AND flow_kind = :ci AND flow_seq <= :sealed AND analysed > 0) AND analysed > 0",
-            {"b": rj.branch_id, "e": rj.env_id, "ci": KIND_CI, "sealed": sealed},
+    # the latest sealed CI flow with results of this job (same stage and job name) in this
+    # environment, else of any job in this environment: most tests find their previous result there
+    hist: list[Any] = []
+    for same_job in (True, False):
+        key = "AND job_key = :k " if same_job else ""
+        hist = list(
+            (
+                await _exec(
+                    session,
+                    f"SELECT run_id, job_id, dup_count FROM results_job WHERE branch_id = :b AND env_id = :e {key}"
+                    "AND flow_kind = :ci AND flow_seq = (SELECT max(flow_seq) FROM results_job WHERE branch_id = :b "
+                    f"AND env_id = :e {key}AND flow_kind = :ci AND flow_seq <= :sealed AND analysed > 0) "
+                    "AND analysed > 0",
+                    {"b": rj.branch_id, "e": rj.env_id, "ci": KIND_CI, "sealed": sealed, "k": rj.job_key},
+                )
+            ).all()
         )
-    ).all()
-    lp_jobs = [int(r[0]) for r in hist]
+        if hist:
+            break
+    lp_jobs = [(int(r[0]), int(r[1])) for r in hist]
     dedup = len(lp_jobs) > 1 or any(r[2] for r in hist)
     any_history = bool(hist)
     sql = _insert_sql(pg, rj, stage, _prev_sql(lp_jobs, dedup), sealed, watermark if any_history else None)
     res = await _exec(session, sql)
     inserted = int(res.rowcount)
-    if inserted < 0:  # pysqlite does not count statements that start with WITH
+    if inserted < 0 and not pg:  # pysqlite does not count statements that start with WITH
         inserted = int((await _exec(session, "SELECT changes()")).scalar() or 0)
     await _exec(session, f"DROP TABLE {stage}")
 
@@ -402,9 +449,9 @@ async def _analyse_results(session: AsyncSession, rj: ResultsJob, sealed: int, p
         (
             await _exec(
                 session,
-                "SELECT count(*) FROM (SELECT test_case_id FROM test_result WHERE job_id = :j "
+                "SELECT count(*) FROM (SELECT test_case_id FROM test_result WHERE run_id = :r AND job_id = :j "
                 "GROUP BY test_case_id HAVING count(*) > 1) d",
-                {"j": rj.job_id},
+                {"r": rj.run_id, "j": rj.job_id},
             )
         ).scalar()
         or 0
@@ -415,38 +462,39 @@ async def _analyse_results(session: AsyncSession, rj: ResultsJob, sealed: int, p
             _flaky_update(
                 pg,
                 rj,
-                f"SELECT test_case_id FROM test_result WHERE job_id = {int(rj.job_id)} GROUP BY test_case_id "
+                f"SELECT test_case_id FROM test_result WHERE {_of_jobs([(rj.run_id, rj.job_id)])} "
+                "GROUP BY test_case_id "
                 "HAVING sum(CASE WHEN status = 0 THEN 1 ELSE 0 END) > 0 "
                 "AND sum(CASE WHEN status IN (1, 2) THEN 1 ELSE 0 END) > 0",
             ),
         )
     others = [
-        int(r[0])
+        (int(r[0]), int(r[1]))
         for r in (
             await _exec(
                 session,
-                "SELECT job_id FROM results_job WHERE flow_id = :f AND env_id = :e AND job_id <> :j AND analysed > 0",
+                "SELECT run_id, job_id FROM results_job WHERE flow_id = :f AND env_id = :e AND job_id <> :j "
+                "AND analysed > 0",
                 {"f": rj.flow_id, "e": rj.env_id, "j": rj.job_id},
             )
         ).all()
     ]
     if others:
-        ids = ", ".join(str(j) for j in others)
         res = await _exec(
             session,
             _flaky_update(
                 pg,
                 rj,
                 f"SELECT a.test_case_id FROM test_result a JOIN test_result b ON b.test_case_id = a.test_case_id "
-                f"WHERE a.job_id = {int(rj.job_id)} AND b.job_id IN ({ids}) "
+                f"WHERE {_of_jobs([(rj.run_id, rj.job_id)], 'a')} AND {_of_jobs(others, 'b')} "
                 "AND ((a.status = 0 AND b.status IN (1, 2)) OR (a.status IN (1, 2) AND b.status = 0))",
             ),
         )
         if res.rowcount != 0:
-            for other in others:
+            for _, other in others:
                 await _refresh_summary(session, other)
     if rj.perf_candidates > 0:
-        await _analyse_perf(session, rj.job_id)
+        await _analyse_perf(session, rj.run_id, rj.job_id)
     rj.dup_count += dups
     rj.analysed += inserted
     rj.staged = 0
@@ -457,7 +505,7 @@ async def _analyse_results(session: AsyncSession, rj: ResultsJob, sealed: int, p
 async def _refresh_summary(session: AsyncSession, job_id: int) -> None:
     rj = await session.get(ResultsJob, job_id)
     if rj is not None:
-        summary = await job_summary(session, job_id)
+        summary = await job_summary(session, rj.run_id, job_id)
         summary.update(await _issue_summary(session, job_id))
         rj.summary = summary
         session.add(rj)

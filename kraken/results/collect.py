@@ -14,12 +14,14 @@ from kraken.results.parsers.base import ParsedResult, ReportError
 from kraken.results.parsers.junit import JUnitParser
 
 BATCH_SIZE = 5000
+BATCH_BYTES = 1 << 20  # a batch of long failure messages is sent before it reaches 5000 results
 READ_LIMIT = 256 * 1024 * 1024  # for formats read whole (JSON); XML is streamed
 
 
 class ResultSender:
     """Sends results as ``{"type": "test_results", "step_index", "tool", "results": [...]}``
-    messages of at most ``batch_size`` compact items ``[name, status, duration, message, values]``.
+    messages of at most ``batch_size`` compact items ``[name, status, duration, message, values]``
+    (and about BATCH_BYTES of names and messages).
 
     ``ctx.send`` delivers reliably and exactly once, so a batch is never lost nor doubled."""
 
@@ -30,6 +32,7 @@ class ResultSender:
         self.counts: Counter[str] = Counter()
         self.batches = 0
         self._batch: list[list[Any]] = []
+        self._bytes = 0
 
     @property
     def total(self) -> int:
@@ -38,7 +41,8 @@ class ResultSender:
     async def add(self, result: ParsedResult) -> None:
         self.counts[result.status] += 1
         self._batch.append(result.wire())
-        if len(self._batch) >= self.batch_size:
+        self._bytes += 48 + len(result.name) + (len(result.message) if result.message else 0)
+        if len(self._batch) >= self.batch_size or self._bytes >= BATCH_BYTES:
             await self.flush()
 
     async def add_all(self, results: Iterable[ParsedResult]) -> None:
@@ -49,6 +53,7 @@ class ResultSender:
         if not self._batch:
             return
         batch, self._batch = self._batch, []
+        self._bytes = 0
         await self.ctx.send(
             {"type": "test_results", "step_index": self.ctx.step_index, "tool": self.tool, "results": batch}
         )

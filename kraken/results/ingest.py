@@ -143,9 +143,10 @@ async def create_stage(session: AsyncSession, job_id: int) -> None:
     )
 
 
-async def stage_rows(session: AsyncSession, job_id: int, rows: list[tuple[Any, ...]]) -> None:
+async def stage_rows(session: AsyncSession, job_id: int, rows: list[tuple[Any, ...]], exists: bool = False) -> None:
     """Bulk-append rows to the job's staging table, inside the session's transaction."""
-    await create_stage(session, job_id)
+    if not exists:
+        await create_stage(session, job_id)
     conn = await session.connection()
     table = stage_table(job_id)
     if is_postgres(session):
@@ -165,7 +166,7 @@ async def ingest_results(session: AsyncSession, job: Job, step_index: int | None
     rows, failed, perf = _rows(items, rj.next_ord, step_index)
     if not rows:
         return 0
-    await stage_rows(session, job.id, rows)  # type: ignore[arg-type]
+    await stage_rows(session, job.id, rows, exists=rj.staged > 0)  # type: ignore[arg-type]
     rj.next_ord += len(rows)
     rj.staged += len(rows)
     rj.received += len(rows)

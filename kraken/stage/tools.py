@@ -17,9 +17,8 @@ from kraken.stage.errors import StageSchemaError
 from kraken.stage.paths import join
 from kraken.stage.schema_errors import to_stage_error
 
-PLANNED_TOOLS = frozenset(
-    {"pytest", "junit_collect", "gotest", "values_collect", "artifacts", "cache", "ruff", "pylint", "data"}
-)
+# Tools planned but not registered yet: their fields are accepted as they are until they register a schema.
+PLANNED_TOOLS = frozenset({"data"})
 
 _lock = threading.Lock()
 _validators: dict[str, tuple[dict[str, Any], Any]] = {}

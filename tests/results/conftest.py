@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import SQLModel
 
 import kraken.models
-import kraken.models.results  # noqa: F401  (registers the tables)
+import kraken.models.results  # registers the tables
 from kraken.control.effects import Effects
 from kraken.core.db import Database
 from kraken.models import Branch, Flow, Job, Project, Run

@@ -59,8 +59,9 @@ async def test_flaky_same_commit_rerun_in_job(world: World) -> None:
         import sqlalchemy as sa
 
         rows = (
-            await s.execute(sa.text("SELECT status, flaky, flaky_rule FROM test_result WHERE job_id = :j ORDER BY ord"),
-                            {"j": j})
+            await s.execute(
+                sa.text("SELECT status, flaky, flaky_rule FROM test_result WHERE job_id = :j ORDER BY ord"), {"j": j}
+            )
         ).all()
     # duplicates are kept as distinct results
     assert len(rows) == 4
@@ -249,7 +250,9 @@ async def test_issues_new_and_old_within_five_lines(world: World) -> None:
     )
     async with world.db.session() as s:
         rows = (
-            await s.execute(sa.text("SELECT path, line, is_new, age FROM issue WHERE job_id = :j ORDER BY id"), {"j": j2})
+            await s.execute(
+                sa.text("SELECT path, line, is_new, age FROM issue WHERE job_id = :j ORDER BY id"), {"j": j2}
+            )
         ).all()
     assert [(p, ln, bool(n), a) for p, ln, n, a in rows] == [
         ("a.py", 15, False, 1),

@@ -78,8 +78,14 @@ def test_unknown_tool_names_the_step_and_the_known_tools(job: Job) -> None:
 
 
 def test_planned_tool_fields_are_free_form(job: Job) -> None:
-    schema = normalize_schema({"jobs": [job(steps=[{"tool": "junit_collect", "file": "r.xml", "any": [1]}])]})
-    assert schema["jobs"][0]["steps"][0] == {"tool": "junit_collect", "file": "r.xml", "any": [1]}
+    schema = normalize_schema({"jobs": [job(steps=[{"tool": "data", "file": "r.xml", "any": [1]}])]})
+    assert schema["jobs"][0]["steps"][0] == {"tool": "data", "file": "r.xml", "any": [1]}
+
+
+def test_registered_tool_fields_are_validated(job: Job) -> None:
+    with pytest.raises(StageSchemaError) as err:
+        normalize_schema({"jobs": [job(steps=[{"tool": "junit_collect", "file": "r.xml"}])]})
+    assert err.value.path is not None and err.value.path.startswith("jobs[0].steps[0]")
 
 
 @pytest.mark.parametrize(

@@ -110,7 +110,7 @@ async def test_failed_tests_make_a_passed_job_run_failed(db: Database) -> None:
 
 async def test_completing_a_job_twice_changes_nothing(db: Database) -> None:
     branch_id = await make_branch(db, {"build": "root"})
-    flow_id, _ = await start(db, branch_id)
+    await start(db, branch_id)
     async with db.session() as s:
         job = (await s.execute(select(Job).where(Job.name == "a"))).scalar_one()
     assert job.id is not None

@@ -66,3 +66,19 @@ async def test_send_failure_keeps_messages_for_the_next_connection() -> None:
     again = Wire()
     await box.connected(again)
     assert again.messages() == [(3, 1, "job_done")]
+
+
+async def test_bulk_messages_wait_for_acknowledgements_progress_does_not() -> None:
+    from kraken.agent.outbox import BULK_WINDOW
+
+    box, wire = Outbox(), Wire()
+    await box.connected(wire)
+    for _ in range(BULK_WINDOW):
+        await box.put(5, {"type": "test_results", "results": []})
+    blocked = asyncio.create_task(box.put(5, {"type": "test_results", "results": []}))
+    await asyncio.sleep(0.02)
+    assert not blocked.done()  # the window is full
+    await asyncio.wait_for(box.put(5, {"type": "log", "lines": ["still flows"]}), 1)  # never waits
+    box.ack(5, 1)
+    await asyncio.wait_for(blocked, 1)
+    assert box.pending == BULK_WINDOW + 1

@@ -71,6 +71,9 @@ class PytestTool(Tool):
         if res.timed_out:
             return StepOutcome("timeout", f"pytest timed out after {ctx.timeout:g}s", res.exit_code)
         if err is not None and sender.total == 0:
+            if res.exit_code in _EXIT:
+                why = _EXIT[res.exit_code]
+                return StepOutcome("error", f"{why} (exit code {res.exit_code}): see the step log", res.exit_code)
             if err.message.startswith("cannot read"):
                 return StepOutcome(
                     "error", f"pytest wrote no report (exit code {res.exit_code}): see the step log", res.exit_code

@@ -21,7 +21,12 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from kraken.core.db import Database
 from kraken.results.statuses import (
     CHANGE_CODES,
+    CHANGE_FIX,
     CHANGE_NAMES,
+    CHANGE_NONE,
+    CHANGE_REGRESSION,
+    ERROR,
+    FAILED,
     PERF_NAMES,
     STATUS_CODES,
     STATUS_NAMES,
@@ -62,9 +67,7 @@ def _codes(value: str | None, codes: dict[str, int], what: str) -> list[int] | N
     for name in value.split(","):
         name = name.strip()
         if name not in codes:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY, f"unknown {what} {name!r}: one of {sorted(codes)}"
-            )
+            raise HTTPException(422, f"unknown {what} {name!r}: one of {sorted(codes)}")
         out.append(codes[name])
     return out
 
@@ -112,22 +115,31 @@ async def run_results(
     cursor: str | None = None,
 ) -> dict[str, Any]:
     if sort not in SORTS:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"sort must be one of {', '.join(SORTS)}")
+        raise HTTPException(422, f"sort must be one of {', '.join(SORTS)}")
     st = _codes(status_, STATUS_CODES, "status")
     ch = _codes(change, CHANGE_CODES, "change")
     await _run_exists(db, run_id)
-    where = ["r.run_id = :run"]
-    params: dict[str, Any] = {"run": run_id, "limit": limit + 1}
+    # Integers are written into the SQL (not bound): a prepared statement's generic plan cannot
+    # see that a run holds a million rows and the regressions only a hundred.
+    where = [f"r.run_id = {int(run_id)}"]
+    params: dict[str, Any] = {}
     if st is not None:
         where.append(f"r.status IN ({', '.join(str(c) for c in st)})")
     if ch is not None:
         where.append(f"r.change IN ({', '.join(str(c) for c in ch)})")
+        if CHANGE_NONE not in ch:
+            where.append("r.change <> 0")  # the partial index's condition, spelled out for SQLite
+    # relevancy > 0 exactly for failed and error results: say so, so that the (run_id, relevancy, id)
+    # index range holds only the rows that can match
+    failing = {FAILED, ERROR}
+    if (st is not None and set(st) <= failing) or (ch is not None and set(ch) == {CHANGE_REGRESSION}):
+        where.append("r.relevancy >= 1")
+    elif (st is not None and not set(st) & failing) or (ch is not None and set(ch) == {CHANGE_FIX}):
+        where.append("r.relevancy = 0")
     if flaky is not None:
-        where.append("r.flaky = :flaky")
-        params["flaky"] = flaky
+        where.append(f"r.flaky = {'TRUE' if flaky else 'FALSE'}" if not db.is_sqlite else f"r.flaky = {int(flaky)}")
     if job_id is not None:
-        where.append("r.job_id = :job")
-        params["job"] = job_id
+        where.append(f"r.job_id = {int(job_id)}")
     async with db.session() as s:
         jobs = await job_summaries(s, run_id, job_id)
         if q:
@@ -143,31 +155,46 @@ async def run_results(
             total = _matrix_total(combine(jobs)["matrix"], st, ch, flaky)
         if total == 0:
             return {"total": 0, "items": [], "next_cursor": None}
+        legs: list[str] = []
         if sort == "relevancy":
             order = "r.relevancy DESC, r.id DESC"
             if cursor:
-                params["c1"], params["c2"] = _decode(cursor, 2)
-                where.append("(r.relevancy, r.id) < (:c1, :c2)")
+                # two index ranges: the rest of the cursor's relevancy, then the lower ones
+                c1, c2 = (int(c) for c in _decode(cursor, 2))
+                legs = [f"r.relevancy = {c1} AND r.id < {c2}", f"r.relevancy < {c1}"]
         elif sort == "-duration":
             order = "COALESCE(r.duration, -1) DESC, r.id DESC"
             if cursor:
-                params["c1"], params["c2"] = _decode(cursor, 2)
-                where.append("(COALESCE(r.duration, -1), r.id) < (:c1, :c2)")
+                c1, c2 = _decode(cursor, 2)
+                where.append(f"(COALESCE(r.duration, -1), r.id) < ({float(c1)!r}, {int(c2)})")
         elif sort == "id":
             order = "r.id ASC"
             if cursor:
-                params["c1"] = _decode(cursor, 1)[0]
-                where.append("r.id > :c1")
+                where.append(f"r.id > {int(_decode(cursor, 1)[0])}")
         else:
             order = "r.id DESC"
             if cursor:
-                params["c1"] = _decode(cursor, 1)[0]
-                where.append("r.id < :c1")
+                where.append(f"r.id < {int(_decode(cursor, 1)[0])}")
+        # the page is chosen from test_result alone (an index range, read in order), names joined after
+        cols = (
+            "r.id, r.status, r.change, r.age, r.instability, r.flaky, r.flaky_rule, r.relevancy, r.duration, "
+            "r.job_id, r.message, r.values_json, r.perf_change, r.test_case_id, r.env_id"
+        )
+        if legs:
+            parts = [
+                f"SELECT * FROM (SELECT {cols} FROM test_result r WHERE {' AND '.join([*where, leg])} "
+                f"ORDER BY {order} LIMIT {limit + 1}) l{i}"
+                for i, leg in enumerate(legs)
+            ]
+            page = f"SELECT * FROM ({' UNION ALL '.join(parts)}) u ORDER BY relevancy DESC, id DESC LIMIT {limit + 1}"
+        else:
+            page = f"SELECT {cols} FROM test_result r WHERE {' AND '.join(where)} ORDER BY {order} LIMIT {limit + 1}"
+        outer_order = order.replace("r.", "p.")
         sql = (
-            "SELECT r.id, t.name, r.status, r.change, r.age, r.instability, r.flaky, r.flaky_rule, r.relevancy, "
-            "r.duration, r.job_id, e.system, e.agents_group, e.config, r.message, r.values_json, r.perf_change, "
-            "r.test_case_id FROM test_result r JOIN test_case t ON t.id = r.test_case_id "
-            f"JOIN test_env e ON e.id = r.env_id WHERE {' AND '.join(where)} ORDER BY {order} LIMIT :limit"
+            "SELECT p.id, t.name, p.status, p.change, p.age, p.instability, p.flaky, p.flaky_rule, p.relevancy, "
+            "p.duration, p.job_id, e.system, e.agents_group, e.config, p.message, p.values_json, p.perf_change, "
+            f"p.test_case_id FROM ({page}) p JOIN test_case t ON t.id = p.test_case_id "
+            f"JOIN test_env e ON e.id = p.env_id ORDER BY {outer_order}"
         )
         rows = (await s.execute(sa.text(sql), params)).all()
     more = len(rows) > limit

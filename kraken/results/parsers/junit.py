@@ -76,6 +76,7 @@ class JUnitParser:
         self.path = path
         self.error: ReportError | None = None
         self.seen_root = False
+        self._fed = 0
         self._out: list[ParsedResult] = []
         self._depth = 0
         self._case: _Case | None = None
@@ -185,6 +186,9 @@ class JUnitParser:
         self.error = ReportError(self.path, self._p.CurrentLineNumber or self._p.ErrorLineNumber, message)
 
     def feed(self, chunk: bytes, final: bool = False) -> list[ParsedResult]:
+        self._fed += len(chunk)
+        if final and self.error is None and not self._fed:
+            self.error = ReportError(self.path, None, "empty file: no XML in it")
         if self.error is None:
             try:
                 self._p.Parse(chunk, final)
@@ -198,10 +202,7 @@ class JUnitParser:
         return out
 
     def close(self) -> list[ParsedResult]:
-        out = self.feed(b"", final=True)
-        if self.error is None and not self.seen_root:
-            self.error = ReportError(self.path, None, "empty file: no XML in it")
-        return out
+        return self.feed(b"", final=True)
 
 
 def parse_junit_bytes(data: bytes, path: str = "<bytes>") -> tuple[list[ParsedResult], ReportError | None]:

@@ -1,0 +1,146 @@
+"""The results API over a bare FastAPI app (the router + app.state.db), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from kraken.api.routes.results import router
+from tests.results.conftest import World
+
+
+@pytest.fixture
+async def client(world: World) -> AsyncIterator[httpx.AsyncClient]:
+    app = FastAPI()
+    app.include_router(router, prefix="/api")
+    app.state.db = world.db
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        yield c
+
+
+def res(n: int, failing: set[int] = frozenset(), error: set[int] = frozenset()) -> list[list[Any]]:  # type: ignore[assignment]
+    out: list[list[Any]] = []
+    for i in range(n):
+        status = "failed" if i in failing else "error" if i in error else "passed"
+        out.append([f"suite::test_{i:04d}", status, i / 1000, "boom" if status != "passed" else None, None])
+    return out
+
+
+async def all_pages(client: httpx.AsyncClient, url: str) -> tuple[int, list[dict[str, Any]]]:
+    items: list[dict[str, Any]] = []
+    total = -1
+    cursor = None
+    while True:
+        r = await client.get(url + (f"&cursor={cursor}" if cursor else ""))
+        assert r.status_code == 200, r.text
+        body = r.json()
+        total = body["total"]
+        items += body["items"]
+        cursor = body["next_cursor"]
+        if not cursor:
+            return total, items
+
+
+async def test_results_filters_sorting_and_keyset_pages(world: World, client: httpx.AsyncClient) -> None:
+    await world.ci_flow(res(300, failing={5}))
+    _, job = await world.ci_flow(res(300, failing={5, 10, 11, 12}, error={20}))
+    run = await world.run_of(job)
+
+    total, items = await all_pages(client, f"/api/runs/{run}/results?limit=7")
+    assert total == 300 == len(items)
+    assert len({i["id"] for i in items}) == 300  # no row twice across pages
+    rel = [i["relevancy"] for i in items]
+    assert rel == sorted(rel, reverse=True)
+    top = items[:5]
+    assert {i["test"] for i in top} == {f"suite::test_{k:04d}" for k in (5, 10, 11, 12, 20)}
+    assert items[0]["change"] == "regression" and items[0]["status"] == "failed"
+    assert set(items[0]) >= {
+        "id",
+        "test",
+        "status",
+        "change",
+        "age",
+        "instability",
+        "flaky",
+        "duration",
+        "job_id",
+        "system",
+        "config",
+    }
+    assert items[0]["system"] == "linux" and items[0]["job_id"] == job
+
+    total, regs = await all_pages(client, f"/api/runs/{run}/results?change=regression&limit=2")
+    assert total == 4 and {i["test"] for i in regs} == {f"suite::test_{k:04d}" for k in (10, 11, 12, 20)}
+    total, failed = await all_pages(client, f"/api/runs/{run}/results?status=failed&change=regression&limit=2")
+    assert total == 3 and len(failed) == 3
+    total, passed = await all_pages(client, f"/api/runs/{run}/results?status=passed&limit=100")
+    assert total == 295 == len(passed)
+    total, found = await all_pages(client, f"/api/runs/{run}/results?q=test_001&limit=4")
+    assert total == 10 and all("test_001" in i["test"] for i in found)
+    total, found = await all_pages(client, f"/api/runs/{run}/results?q=%25&limit=4")
+    assert total == 0 and found == []  # % is a literal character, not a wildcard
+    total, by_id = await all_pages(client, f"/api/runs/{run}/results?sort=id&limit=50&job_id={job}")
+    assert [i["id"] for i in by_id] == sorted(i["id"] for i in by_id) and total == 300
+    total, by_dur = await all_pages(client, f"/api/runs/{run}/results?sort=-duration&limit=33")
+    durations = [i["duration"] for i in by_dur]
+    assert durations == sorted(durations, reverse=True) and len(by_dur) == 300
+    total, flaky = await all_pages(client, f"/api/runs/{run}/results?flaky=true&limit=5")
+    assert total == 0 and flaky == []
+
+    assert (await client.get(f"/api/runs/{run}/results?status=bogus")).status_code == 422
+    assert (await client.get(f"/api/runs/{run}/results?cursor=%%%")).status_code == 400
+    assert (await client.get(f"/api/runs/{run}/results?sort=name")).status_code == 422
+    assert (await client.get("/api/runs/999999/results")).status_code == 404
+
+
+async def test_summary_issues_and_history(world: World, client: httpx.AsyncClient) -> None:
+    flow1, _ = await world.ci_flow(res(10))
+    flow = await world.flow()
+    job = await world.job(flow)
+    await world.send(job, res(10, failing={3}))
+    await world.send_issues(job, [["a.py", 1, 1, "F401", "unused", "error"]])
+    await world.complete_job(job)
+    run = await world.run_of(job)
+
+    pending = (await client.get(f"/api/runs/{run}/summary")).json()
+    assert pending["analysis"] == "pending" and pending["pending_results"] == 10
+    assert (await client.get(f"/api/runs/{run}/results")).json()["total"] == 0
+
+    await world.finish_job(job)
+    await world.finish_flow(flow)
+    summary = (await client.get(f"/api/runs/{run}/summary")).json()
+    assert summary["analysis"] == "done"
+    assert (summary["total"], summary["passed"], summary["failed"], summary["regressions"]) == (10, 9, 1, 1)
+    assert (summary["issues"], summary["new_issues"]) == (1, 1)
+    flow_summary = (await client.get(f"/api/flows/{flow}/summary")).json()
+    assert flow_summary["regressions"] == 1
+
+    issues = (await client.get(f"/api/runs/{run}/issues")).json()
+    assert issues["total"] == 1
+    assert issues["items"][0] | {"id": 0} == {
+        "id": 0,
+        "job_id": job,
+        "tool": "ruff",
+        "path": "a.py",
+        "line": 1,
+        "column": 1,
+        "symbol": "F401",
+        "message": "unused",
+        "type": "error",
+        "new": True,
+        "age": 0,
+    }
+
+    page = (await client.get(f"/api/runs/{run}/results?status=failed")).json()
+    tc = page["items"][0]["test_case_id"]
+    hist = (await client.get(f"/api/test-cases/{tc}/history?branch_id={world.branch_id}")).json()
+    assert hist["test_case"]["name"] == "suite::test_0003"
+    assert [(h["flow_id"], h["status"], h["change"]) for h in hist["items"]] == [
+        (flow, "failed", "regression"),
+        (flow1, "passed", "new"),
+    ]
+    assert (await client.get("/api/test-cases/999999/history")).status_code == 404

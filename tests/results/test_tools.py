@@ -1,0 +1,226 @@
+"""The result tools run for real through the direct executor (real pytest, ruff, shell globs)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kraken.agent.executors.base import JobEnvironment
+from kraken.agent.executors.direct import DirectExecutor
+from kraken.agent.tools.base import StepOutcome, Tool, ToolContext
+from kraken.agent.tools.registry import get_tool, tool_field_schemas
+
+PYTEST = f"{sys.executable} -m pytest"
+RUFF = str(Path(sys.executable).parent / "ruff")
+
+
+class Env:
+    def __init__(self, executor: DirectExecutor) -> None:
+        self.executor = executor
+        self.sent: list[dict[str, Any]] = []
+        self.lines: list[str] = []
+
+    @property
+    def workdir(self) -> Path:
+        return Path(self.executor.workdir)
+
+    def write(self, rel: str, text: str) -> Path:
+        p = self.workdir / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+        return p
+
+    async def run(self, tool: str, fields: dict[str, Any]) -> StepOutcome:
+        async def send(msg: dict[str, Any]) -> None:
+            self.sent.append(msg)
+
+        async def log(line: str) -> None:
+            self.lines.append(line)
+
+        ctx = ToolContext(executor=self.executor, job_id=1, step_index=2, log=log, send=send, timeout=120)
+        cls: type[Tool] = get_tool(tool)
+        return await cls().run(ctx, fields)
+
+    def results(self) -> list[list[Any]]:
+        return [r for m in self.sent if m["type"] == "test_results" for r in m["results"]]
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    executor = DirectExecutor(JobEnvironment(job_id=1, agent_name="t", system="any", data_dir=str(tmp_path)))
+    await executor.start()
+    yield Env(executor)
+    await executor.stop()
+
+
+TESTS = """
+import os
+import pytest
+
+def test_ok():
+    assert True
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_param(n):
+    assert n != 2
+
+def test_skip():
+    pytest.skip("not here")
+
+@pytest.fixture
+def broken():
+    raise RuntimeError("fixture broke")
+
+def test_error(broken):
+    pass
+"""
+
+
+async def test_pytest_one_process_all_results(env: Env) -> None:
+    env.write("proj/tests/test_x.py", TESTS)
+    out = await env.run("pytest", {"params": "tests -p no:cacheprovider", "cwd": "proj", "pytest_exe": PYTEST})
+    assert out.result == "passed", out  # test failures are not step failures
+    got = {r[0]: r[1] for r in env.results()}
+    assert got == {
+        "tests.test_x::test_ok": "passed",
+        "tests.test_x::test_param[1]": "passed",
+        "tests.test_x::test_param[2]": "failed",
+        "tests.test_x::test_param[3]": "passed",
+        "tests.test_x::test_skip": "skipped",
+        "tests.test_x::test_error": "error",
+    }
+    msg = env.sent[0]
+    assert msg["type"] == "test_results" and msg["step_index"] == 2 and msg["tool"] == "pytest"
+    failed = next(r for r in env.results() if r[1] == "failed")
+    assert "assert 2 != 2" in failed[3]
+    assert any("collected 6 results" in ln for ln in env.lines)
+
+
+async def test_pytest_pythonpath_and_env(env: Env) -> None:
+    env.write("lib/helper.py", "VALUE = 42\n")
+    env.write("t/test_p.py", "import os, helper\ndef test_p():\n    assert helper.VALUE == int(os.environ['WANT'])\n")
+    out = await env.run(
+        "pytest", {"params": ["t"], "pythonpath": f"{env.workdir}/lib", "pytest_exe": PYTEST, "env": {"WANT": 42}}
+    )
+    assert out.result == "passed" and env.results()[0][1] == "passed"
+
+
+async def test_pytest_that_cannot_run_fails_the_step(env: Env) -> None:
+    out = await env.run("pytest", {"pytest_exe": "/nonexistent/python3 -m pytest"})
+    assert out.result == "error" and "cannot run" in (out.message or "")
+    env.write("t/test_a.py", "def test_a():\n    pass\n")
+    out = await env.run("pytest", {"params": "t --no-such-option", "pytest_exe": PYTEST})
+    assert out.result == "error" and "usage error" in (out.message or "")
+    env.write("empty/readme.txt", "")
+    out = await env.run("pytest", {"params": "empty", "pytest_exe": PYTEST})
+    assert out.result == "passed" and out.message == "no tests were collected"
+
+
+def _junit(n: int, start: int = 0) -> str:
+    cases = "".join(f'<testcase classname="c" name="t{i}" time="0.1"/>' for i in range(start, start + n))
+    return f"<testsuite>{cases}</testsuite>"
+
+
+async def test_junit_collect_globs_batches_and_bad_files(env: Env) -> None:
+    env.write("out/a/report-1.xml", _junit(6000))
+    env.write("out/b/deep/report-2.xml", _junit(6001, start=6000))
+    env.write("out/other.txt", "x")
+    out = await env.run("junit_collect", {"file_glob": "**/report-*.xml", "cwd": "out"})
+    assert out.result == "passed", out
+    assert len(env.results()) == 12001
+    assert [len(m["results"]) for m in env.sent] == [5000, 5000, 2001]  # batches, nothing lost or doubled
+    assert len({r[0] for r in env.results()}) == 12001
+
+    env.sent.clear()
+    env.write("bad/good.xml", _junit(2))
+    env.write("bad/zbroken.xml", "<testsuite>\n<testcase name='x'/>\n<testcase name='y'>\n</testsuite>")
+    out = await env.run("junit_collect", {"file_glob": "bad/*.xml"})
+    assert out.result == "error"
+    assert out.message == "zbroken.xml:4: malformed XML: mismatched tag (column 2)" or "zbroken.xml:4:" in (
+        out.message or ""
+    )
+    assert [r[0] for r in env.results()] == ["c::t0", "c::t1", "x"]  # read before the error: kept
+
+    out = await env.run("junit_collect", {"file_glob": "nothing/*.xml"})
+    assert out.result == "error" and "no file matches" in (out.message or "")
+    out = await env.run("junit_collect", {"file_glob": "*.xml; rm -rf /"})
+    assert out.result == "error" and "not allowed" in (out.message or "")
+
+
+async def test_values_collect(env: Env) -> None:
+    env.write("bench/v1.json", '{"bench::sort": {"time_s": 1.25}, "bench::map": {"time_s": 0.5}}')
+    out = await env.run("values_collect", {"file_glob": "bench/*.json"})
+    assert out.result == "passed"
+    assert sorted((r[0], r[4]) for r in env.results()) == [
+        ("bench::map", {"time_s": 0.5}),
+        ("bench::sort", {"time_s": 1.25}),
+    ]
+    env.write("bench/v2.json", "{broken")
+    out = await env.run("values_collect", {"file_glob": "bench/v2.json"})
+    assert out.result == "error" and "v2.json:1: malformed JSON" in (out.message or "")
+
+
+async def test_gotest_with_a_go_that_prints_test2json(env: Env) -> None:
+    events = [
+        '{"Action":"run","Package":"ex/m","Test":"TestA"}',
+        '{"Action":"pass","Package":"ex/m","Test":"TestA","Elapsed":0.1}',
+        '{"Action":"run","Package":"ex/m","Test":"TestB"}',
+        '{"Action":"output","Package":"ex/m","Test":"TestB","Output":"m_test.go:5: bad\\n"}',
+        '{"Action":"fail","Package":"ex/m","Test":"TestB","Elapsed":0}',
+        '{"Action":"fail","Package":"ex/m","Elapsed":0.2}',
+    ]
+    fake = env.write(
+        "fakego",
+        "#!/bin/sh\n[ \"$1 $2\" = 'test -json' ] || exit 9\ncat <<'EOF'\n" + "\n".join(events) + "\nEOF\nexit 1\n",
+    )
+    os.chmod(fake, 0o755)
+    out = await env.run("gotest", {"go_exe": str(fake)})
+    assert out.result == "passed", out
+    assert [(r[0], r[1]) for r in env.results()] == [("ex/m::TestA", "passed"), ("ex/m::TestB", "failed")]
+    out = await env.run("gotest", {"go_exe": "/nonexistent/go"})
+    assert out.result == "error" and "cannot run" in (out.message or "")
+
+
+async def test_ruff_issues_and_missing_pylint(env: Env) -> None:
+    env.write("src/pkg/a.py", "import os\n\n\ndef f():\n    return undefined_name\n")
+    out = await env.run("ruff", {"cwd": "src", "exe": RUFF, "params": ". --isolated"})
+    assert out.result == "passed", (out, env.lines)
+    issues = [i for m in env.sent if m["type"] == "issues" for i in m["issues"]]
+    assert sorted((i[0], i[1], i[3], i[5]) for i in issues) == [
+        ("pkg/a.py", 1, "F401", "error"),
+        ("pkg/a.py", 5, "F821", "error"),
+    ]
+    env.sent.clear()
+    env.write("clean/b.py", "X = 1\n")
+    out = await env.run("ruff", {"cwd": "clean", "exe": RUFF, "params": ". --isolated"})
+    assert out.result == "passed" and env.sent == [{"type": "issues", "step_index": 2, "tool": "ruff", "issues": []}]
+    out = await env.run("pylint", {"exe": "/nonexistent/pylint"})
+    assert out.result == "error" and "cannot run" in (out.message or "")
+
+
+def test_tools_are_registered_with_strict_schemas() -> None:
+    import jsonschema
+
+    schemas = tool_field_schemas()
+    for name in ("pytest", "junit_collect", "gotest", "values_collect", "ruff", "pylint"):
+        assert schemas[name].get("additionalProperties") is False
+        jsonschema.Draft202012Validator.check_schema(schemas[name])
+    v = jsonschema.Draft202012Validator(schemas["junit_collect"])
+    assert not list(v.iter_errors({"file_glob": "a/*.xml", "cwd": "x"}))
+    assert list(v.iter_errors({"file_glob": "a/*.xml", "bogus": 1}))
+    assert list(v.iter_errors({}))
+
+
+async def test_batches_are_bounded_in_bytes_too(env: Env) -> None:
+    big = "x" * 15000
+    cases = "".join(f'<testcase name="t{i}"><failure message="m">{big}</failure></testcase>' for i in range(300))
+    env.write("big.xml", f"<testsuite>{cases}</testsuite>")
+    out = await env.run("junit_collect", {"file_glob": "big.xml"})
+    assert out.result == "passed"
+    assert len(env.results()) == 300 and len(env.sent) > 3
+    assert all(len(str(m)) < 2 * 2**20 for m in env.sent)
