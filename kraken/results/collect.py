@@ -105,6 +105,35 @@ def check_glob(pattern: str) -> str | None:
     return None
 
 
+# The step fields of the tools that collect result files.
+FILE_GLOB_FIELDS: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "file_glob": {"type": "string", "minLength": 1},
+        "cwd": {"type": "string"},
+    },
+    "required": ["file_glob"],
+    "additionalProperties": False,
+}
+
+
+async def matching_files(ctx: ToolContext, fields: dict[str, Any]) -> tuple[list[str], str | None]:
+    """The files ``file_glob`` (in ``cwd``) names, or an error message when it is bad or matches none."""
+    pattern: str = fields["file_glob"]
+    cwd: str | None = fields.get("cwd")
+    bad = check_glob(pattern)
+    if bad:
+        return [], bad
+    files = await expand_glob(ctx, pattern, cwd)
+    if not files:
+        return [], f"no file matches {pattern!r}" + (f" in {cwd}" if cwd else "")
+    return files, None
+
+
+def first_error(errors: list[str]) -> str:
+    return errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
+
+
 async def expand_glob(ctx: ToolContext, pattern: str, cwd: str | None) -> list[str]:
     """File paths (relative to cwd, or absolute) matching ``pattern`` inside the environment,
     found with the POSIX shell only.  ``**`` matches across directories (via ``find``)."""

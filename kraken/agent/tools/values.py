@@ -7,7 +7,7 @@ from typing import Any
 
 from kraken.agent.tools.base import StepOutcome, Tool, ToolContext
 from kraken.agent.tools.registry import register
-from kraken.results.collect import ResultSender, check_glob, expand_glob, join_path, read_all
+from kraken.results.collect import FILE_GLOB_FIELDS, ResultSender, first_error, join_path, matching_files, read_all
 from kraken.results.parsers.values import parse_values
 
 
@@ -15,25 +15,13 @@ from kraken.results.parsers.values import parse_values
 class ValuesCollectTool(Tool):
     name = "values_collect"
     description = 'Collect values per test from JSON files: {"test": {"name": number}} or a list of items.'
-    fields_schema = {
-        "type": "object",
-        "properties": {
-            "file_glob": {"type": "string", "minLength": 1},
-            "cwd": {"type": "string"},
-        },
-        "required": ["file_glob"],
-        "additionalProperties": False,
-    }
+    fields_schema = FILE_GLOB_FIELDS
 
     async def run(self, ctx: ToolContext, fields: dict[str, Any]) -> StepOutcome:
-        pattern: str = fields["file_glob"]
+        files, problem = await matching_files(ctx, fields)
+        if problem:
+            return StepOutcome("error", problem)
         cwd: str | None = fields.get("cwd")
-        bad = check_glob(pattern)
-        if bad:
-            return StepOutcome("error", bad)
-        files = await expand_glob(ctx, pattern, cwd)
-        if not files:
-            return StepOutcome("error", f"no file matches {pattern!r}" + (f" in {cwd}" if cwd else ""))
         sender = ResultSender(ctx, self.name)
         errors: list[str] = []
         for f in files:
@@ -51,5 +39,5 @@ class ValuesCollectTool(Tool):
         for e in errors:
             await ctx.log(f"error: {e}")
         if errors:
-            return StepOutcome("error", errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""))
+            return StepOutcome("error", first_error(errors))
         return StepOutcome("passed")
