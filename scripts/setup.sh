@@ -30,3 +30,4 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -c 'import kraken.cli' # fail here, not later, when the install did not work
   touch "$stamp"
 fi
+bash scripts/build-frontend.sh  # the web UI, when missing or older than its sources

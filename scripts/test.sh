@@ -9,6 +9,12 @@ bash scripts/services.sh
 if [ -f scripts/engines.sh ] && [ "${KRAKEN_SKIP_ENGINES:-0}" != 1 ]; then
   bash scripts/engines.sh
 fi
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "test: installing Debian's chromium (for the web UI's end-to-end tests)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+bash scripts/build-frontend.sh --require
+echo "== frontend"; (cd frontend && npm run --silent typecheck && npm test --silent && npm run --silent check:api)
 echo "== ruff"; .venv/bin/ruff check .
 echo "== mypy"; .venv/bin/mypy kraken
 echo "== pytest"; .venv/bin/pytest -q -p no:cacheprovider "$@"

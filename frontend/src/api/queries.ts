@@ -1,0 +1,188 @@
+/** Server state: one hook per resource, with the query keys lib/live.ts invalidates. */
+import { keepPreviousData, useInfiniteQuery, useQuery, type QueryClient } from "@tanstack/react-query";
+import { client, unwrap } from "./client";
+import type {
+  Agent,
+  Branch,
+  Flow,
+  FlowPage,
+  Job,
+  Project,
+  ResultsPage,
+  ResultsSummary,
+  Run,
+  Stage,
+  TestHistory,
+  User,
+} from "./types";
+
+export const useMe = () =>
+  useQuery({ queryKey: ["me"], queryFn: () => unwrap<User>(client.GET("/api/auth/me")), staleTime: 5 * 60_000 });
+
+export const useProjects = () =>
+  useQuery({ queryKey: ["projects"], queryFn: () => unwrap<Project[]>(client.GET("/api/projects")) });
+
+export const useProject = (id: number | undefined) =>
+  useQuery({
+    queryKey: ["project", id],
+    enabled: id !== undefined,
+    staleTime: 60_000,
+    queryFn: () => unwrap<Project>(client.GET("/api/projects/{project_id}", { params: { path: { project_id: id! } } })),
+  });
+
+export const useBranch = (id: number | undefined) =>
+  useQuery({
+    queryKey: ["branch", id],
+    enabled: id !== undefined,
+    queryFn: () => unwrap<Branch>(client.GET("/api/branches/{branch_id}", { params: { path: { branch_id: id! } } })),
+    staleTime: 60_000,
+  });
+
+export const useStages = (branchId: number | undefined) =>
+  useQuery({
+    queryKey: ["stages", branchId],
+    enabled: branchId !== undefined,
+    queryFn: () =>
+      unwrap<Stage[]>(client.GET("/api/branches/{branch_id}/stages", { params: { path: { branch_id: branchId! } } })),
+  });
+
+export const useStage = (id: number | undefined) =>
+  useQuery({
+    queryKey: ["stage", id],
+    enabled: id !== undefined,
+    queryFn: () => unwrap<Stage>(client.GET("/api/stages/{stage_id}", { params: { path: { stage_id: id! } } })),
+  });
+
+export const useFlows = (branchId: number, kind: "ci" | "dev", page: number, limit = 25) =>
+  useQuery({
+    queryKey: ["flows", branchId, kind, page, limit],
+    placeholderData: keepPreviousData,
+    queryFn: () =>
+      unwrap<FlowPage>(
+        client.GET("/api/branches/{branch_id}/flows", {
+          params: { path: { branch_id: branchId }, query: { kind, limit, offset: page * limit } },
+        }),
+      ),
+  });
+
+/** The latest CI flow of a branch and its test summary (projects overview). */
+export const useLatestFlow = (branchId: number) =>
+  useQuery({
+    queryKey: ["latest", branchId],
+    queryFn: async () => {
+      const page = await unwrap<FlowPage>(
+        client.GET("/api/branches/{branch_id}/flows", {
+          params: { path: { branch_id: branchId }, query: { kind: "ci", limit: 1 } },
+        }),
+      );
+      const flow = page.items[0] ?? null;
+      let summary: ResultsSummary | null = null;
+      if (flow && flow.state === "completed") summary = await flowSummary(flow.id).catch(() => null);
+      return { flow, summary, total: page.total };
+    },
+  });
+
+export const flowSummary = (id: number) =>
+  unwrap(client.GET("/api/flows/{flow_id}/summary", { params: { path: { flow_id: id } } })) as Promise<unknown> as Promise<ResultsSummary>;
+
+export const useFlowSummary = (id: number, enabled = true) =>
+  useQuery({ queryKey: ["flowSummary", id], enabled, queryFn: () => flowSummary(id), retry: false });
+
+export const useFlow = (id: number | undefined) =>
+  useQuery({
+    queryKey: ["flow", id],
+    enabled: id !== undefined,
+    queryFn: () => unwrap<Flow>(client.GET("/api/flows/{flow_id}", { params: { path: { flow_id: id! } } })),
+  });
+
+export const useRun = (id: number | undefined) =>
+  useQuery({
+    queryKey: ["run", id],
+    enabled: id !== undefined,
+    queryFn: () => unwrap<Run>(client.GET("/api/runs/{run_id}", { params: { path: { run_id: id! } } })),
+  });
+
+export const useJobs = (runId: number | undefined) =>
+  useQuery({
+    queryKey: ["jobs", runId],
+    enabled: runId !== undefined,
+    queryFn: () =>
+      unwrap<Job[]>(client.GET("/api/runs/{run_id}/jobs", { params: { path: { run_id: runId!, }, query: { include_covered: true } } })),
+  });
+
+export const useJob = (id: number) =>
+  useQuery({
+    queryKey: ["job", id],
+    queryFn: () => unwrap<Job>(client.GET("/api/jobs/{job_id}", { params: { path: { job_id: id } } })),
+  });
+
+export const useAgents = () =>
+  useQuery({ queryKey: ["agents"], queryFn: () => unwrap<Agent[]>(client.GET("/api/agents")) });
+
+export const useAgentGroups = () =>
+  useQuery({ queryKey: ["agentGroups"], queryFn: () => unwrap<string[]>(client.GET("/api/agent-groups")) });
+
+export const useRunSummary = (runId: number, enabled = true) =>
+  useQuery({
+    queryKey: ["summary", runId],
+    enabled,
+    retry: false,
+    queryFn: () =>
+      unwrap(client.GET("/api/runs/{run_id}/summary", { params: { path: { run_id: runId } } })) as Promise<unknown> as Promise<ResultsSummary>,
+  });
+
+export interface ResultFilters {
+  status?: string;
+  change?: string;
+  flaky?: boolean;
+  q?: string;
+  job_id?: number;
+  sort?: string;
+}
+
+export const RESULTS_PAGE = 200;
+
+export const useResults = (runId: number, f: ResultFilters) =>
+  useInfiniteQuery({
+    queryKey: ["results", runId, f],
+    initialPageParam: null as string | null,
+    placeholderData: keepPreviousData,
+    retry: false,
+    queryFn: ({ pageParam, signal }) =>
+      unwrap(
+        client.GET("/api/runs/{run_id}/results", {
+          signal,
+          params: {
+            path: { run_id: runId },
+            query: {
+              status: f.status || undefined,
+              change: f.change || undefined,
+              flaky: f.flaky,
+              q: f.q || undefined,
+              job_id: f.job_id,
+              sort: f.sort || "relevancy",
+              limit: pageParam ? RESULTS_PAGE : 100,
+              cursor: pageParam ?? undefined,
+            },
+          },
+        }),
+      ) as Promise<unknown> as Promise<ResultsPage>,
+    getNextPageParam: (last) => last.next_cursor,
+  });
+
+export const useTestHistory = (id: number, branchId: number | undefined, limit = 200) =>
+  useQuery({
+    queryKey: ["history", id, branchId, limit],
+    retry: false,
+    queryFn: () =>
+      unwrap(
+        client.GET("/api/test-cases/{test_case_id}/history", {
+          params: { path: { test_case_id: id }, query: { branch_id: branchId, limit } },
+        }),
+      ) as Promise<unknown> as Promise<TestHistory>,
+  });
+
+/** Put a freshly created or changed object in the cache, so its page shows it without a refetch. */
+export function remember(qc: QueryClient, key: unknown[], value: unknown): void {
+  qc.setQueryData(key, value);
+}

@@ -1,0 +1,36 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { QueryClient } from "@tanstack/react-query";
+import { Live } from "./live";
+import type { Job } from "../api/types";
+
+const job = (id: number, run_id: number): Job =>
+  ({ id, run_id, name: "j", state: "running", result: null, steps: [{ index: 0, tool: "shell", state: "running", result: null }] }) as unknown as Job;
+
+describe("Live", () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  it("patches step states into cached jobs at once", () => {
+    const qc = new QueryClient();
+    qc.setQueryData(["jobs", 5], [job(1, 5), job(2, 5)]);
+    qc.setQueryData(["job", 1], job(1, 5));
+    new Live(qc).handle({ kind: "step", job_id: 1, index: 0, state: "completed", result: "passed" });
+    expect(qc.getQueryData<Job[]>(["jobs", 5])![0].steps![0].result).toBe("passed");
+    expect(qc.getQueryData<Job[]>(["jobs", 5])![1].steps![0].result).toBeNull();
+    expect(qc.getQueryData<Job>(["job", 1])!.steps![0].state).toBe("completed");
+  });
+
+  it("invalidates what an event changes, once per burst", async () => {
+    const qc = new QueryClient();
+    const spy = vi.spyOn(qc, "invalidateQueries");
+    const live = new Live(qc);
+    for (let i = 0; i < 50; i++) live.handle({ kind: "flow", id: 3, branch_id: 9, state: "running", result: null });
+    live.handle({ kind: "job", id: 4, run_id: 7, state: "completed", result: "passed" });
+    expect(spy).not.toHaveBeenCalled();
+    await vi.advanceTimersByTimeAsync(150);
+    const keys = spy.mock.calls.map((c) => JSON.stringify((c[0] as { queryKey: unknown }).queryKey));
+    expect(keys.sort()).toEqual(
+      ['["agents"]', '["flow",3]', '["flows",9]', '["job",4]', '["jobs",7]', '["latest",9]', '["run",7]'].sort(),
+    );
+  });
+});

@@ -1,0 +1,215 @@
+import { useEffect, useRef, useState } from "react";
+import { Link, useLocation } from "wouter";
+import { useMutation, useQueryClient } from "@tanstack/react-query";
+import { ApiError, client, unwrap } from "../api/client";
+import { useBranch, useProject, useStage } from "../api/queries";
+import type { Stage, StageError, StageSchema } from "../api/types";
+import { CodeEditor, type CodeEditorHandle } from "../components/CodeEditor";
+import { PageHeader } from "../components/Layout";
+import { ErrorBox, Skeleton, useTitle } from "../components/ui";
+import { errorLine } from "../lib/stageError";
+
+export const TEMPLATE = `def stage(ctx):
+    return {
+        "parent": "root",
+        "parameters": [
+            {"name": "greeting", "type": "string", "default": "hello"},
+        ],
+        "jobs": [{
+            "name": "tests",
+            "steps": [
+                {"tool": "shell", "cmd": "echo '#{greeting}'"},
+            ],
+            "environments": [{"system": "any", "agents_group": "all", "executor": "local"}],
+        }],
+    }
+`;
+
+function stageError(e: unknown): StageError | null {
+  if (e instanceof ApiError && e.status === 422 && e.detail && typeof e.detail === "object") {
+    const d = (e.detail as { detail?: unknown }).detail;
+    if (d && typeof d === "object" && "message" in d) return d as StageError;
+  }
+  return null;
+}
+
+function SchemaSummary({ schema }: { schema: StageSchema }) {
+  return (
+    <div className="schema-summary" data-testid="schema-summary">
+      <div>
+        <b>parent</b> <span className="mono">{schema.parent ?? "root"}</span>
+      </div>
+      {schema.parameters && schema.parameters.length > 0 && (
+        <div>
+          <b>parameters</b> <span className="mono">{schema.parameters.map((p) => `${p.name}: ${p.type}${p.default !== undefined ? ` = ${JSON.stringify(p.default)}` : ""}`).join(", ")}</span>
+        </div>
+      )}
+      {schema.configs && schema.configs.length > 0 && (
+        <div>
+          <b>configs</b> <span className="mono">{schema.configs.map((c) => c.name).join(", ")}</span>
+        </div>
+      )}
+      <div>
+        <b>jobs</b> <span className="mono">{(schema.jobs ?? []).map((j) => j.name).join(", ")}</span>
+      </div>
+      <details>
+        <summary>normalized schema</summary>
+        <pre className="code-block">{JSON.stringify(schema, null, 2)}</pre>
+      </details>
+    </div>
+  );
+}
+
+function Editor({ stage, branchId }: { stage?: Stage; branchId: number }) {
+  const qc = useQueryClient();
+  const [, navigate] = useLocation();
+  const editor = useRef<CodeEditorHandle>(null);
+  const [name, setName] = useState(stage?.name ?? "");
+  const [description, setDescription] = useState(stage?.description ?? "");
+  const [enabled, setEnabled] = useState(stage?.enabled ?? true);
+  const [code, setCode] = useState(stage?.schema_code ?? TEMPLATE);
+  const [problem, setProblem] = useState<{ err: StageError; at: ReturnType<typeof errorLine> } | null>(null);
+  const [checked, setChecked] = useState<StageSchema | null>(stage?.schema ?? null);
+  const [saved, setSaved] = useState<boolean>(() => !!(window.history.state as { saved?: boolean } | null)?.saved); // just created
+  const dirty = !stage || code !== stage.schema_code || name !== stage.name || description !== stage.description || enabled !== stage.enabled;
+
+  const fail = (e: unknown, text: string) => {
+    const err = stageError(e);
+    if (!err) return;
+    const at = errorLine(err, text);
+    setProblem({ err, at });
+    editor.current?.show(at ? { line: at.line, column: at.column, message: err.message } : null);
+  };
+
+  const save = useMutation({
+    mutationFn: async () => {
+      setProblem(null);
+      setSaved(false);
+      if (stage) {
+        return unwrap(
+          client.PUT("/api/stages/{stage_id}", {
+            params: { path: { stage_id: stage.id } },
+            body: { name, description, enabled, schema_code: code !== stage.schema_code ? code : undefined },
+          }),
+        ) as Promise<Stage>;
+      }
+      return unwrap(client.POST("/api/branches/{branch_id}/stages", { params: { path: { branch_id: branchId } }, body: { name, description, enabled, schema_code: code } })) as Promise<Stage>;
+    },
+    onSuccess: (s) => {
+      qc.setQueryData(["stage", s.id], s);
+      void qc.invalidateQueries({ queryKey: ["stages", s.branch_id] });
+      setChecked(s.schema ?? null);
+      setSaved(true);
+      editor.current?.show(null);
+      if (!stage) navigate(`/stages/${s.id}`, { replace: true, state: { saved: true } });
+    },
+    onError: (e) => fail(e, code),
+  });
+
+  const check = useMutation({
+    mutationFn: () => {
+      setProblem(null);
+      return unwrap(client.POST("/api/stages/check", { body: { schema_code: code } })) as Promise<{ schema: StageSchema }>;
+    },
+    onSuccess: (r) => {
+      setChecked(r.schema);
+      editor.current?.show(null);
+    },
+    onError: (e) => fail(e, code),
+  });
+
+  const toggleEnabled = useMutation({
+    mutationFn: () => unwrap(client.PUT("/api/stages/{stage_id}", { params: { path: { stage_id: stage!.id } }, body: { enabled: !stage!.enabled } })) as Promise<Stage>,
+    onSuccess: (s) => {
+      qc.setQueryData(["stage", s.id], s);
+      setEnabled(s.enabled);
+      void qc.invalidateQueries({ queryKey: ["stages", s.branch_id] });
+    },
+  });
+
+  useEffect(() => {
+    const warn = (e: BeforeUnloadEvent) => {
+      if (dirty && !saved) e.preventDefault();
+    };
+    window.addEventListener("beforeunload", warn);
+    return () => window.removeEventListener("beforeunload", warn);
+  }, [dirty, saved]);
+
+  const other = save.error && !stageError(save.error) ? save.error : check.error && !stageError(check.error) ? check.error : toggleEnabled.error;
+  return (
+    <div className="stage-editor">
+      <div className="editor-fields">
+        <label>
+          Name
+          <input name="name" value={name} onChange={(e) => setName(e.target.value)} required placeholder="tests" data-testid="stage-name" />
+        </label>
+        <label className="grow">
+          Description
+          <input name="description" value={description} onChange={(e) => setDescription(e.target.value)} />
+        </label>
+        {stage ? (
+          <label className="check">
+            <input type="checkbox" checked={enabled} onChange={() => toggleEnabled.mutate()} disabled={toggleEnabled.isPending} data-testid="stage-enabled" />
+            Enabled
+          </label>
+        ) : (
+          <label className="check">
+            <input type="checkbox" checked={enabled} onChange={(e) => setEnabled(e.target.checked)} />
+            Enabled
+          </label>
+        )}
+      </div>
+      <CodeEditor ref={editor} value={code} onChange={(v) => { setCode(v); setSaved(false); }} onSave={() => name && save.mutate()} />
+      {problem && (
+        <div className="form-error stage-error" role="alert" data-testid="stage-error">
+          {problem.at ? (
+            <button className="link" onClick={() => editor.current?.show({ line: problem.at!.line, column: problem.at!.column, message: problem.err.message })}>
+              {problem.at.approx ? "near line" : "line"} {problem.at.line}
+              {problem.at.column ? `, column ${problem.at.column}` : ""}
+            </button>
+          ) : null}
+          {problem.at ? ": " : ""}
+          {problem.err.message}
+          {problem.err.path && <span className="mono small"> ({problem.err.path})</span>}
+        </div>
+      )}
+      {other && <div className="form-error">{other.message}</div>}
+      <div className="form-actions left">
+        <button className="btn primary" onClick={() => save.mutate()} disabled={save.isPending || !name || (!!stage && !dirty)} data-testid="stage-save">
+          {save.isPending ? "Saving…" : stage ? "Save (Ctrl+S)" : "Create stage (Ctrl+S)"}
+        </button>
+        <button className="btn" onClick={() => check.mutate()} disabled={check.isPending}>
+          Check
+        </button>
+        {saved && !save.isPending && <span className="ok" data-testid="stage-saved">Saved ✓</span>}
+        <Link href={`/branches/${branchId}/stages`} className="btn ghost">
+          Back to the stages
+        </Link>
+      </div>
+      {checked && <SchemaSummary schema={checked} />}
+    </div>
+  );
+}
+
+export default function StageEditorPage({ id, branchId }: { id?: number; branchId?: number }) {
+  const stage = useStage(id);
+  const bid = branchId ?? stage.data?.branch_id;
+  const branch = useBranch(bid);
+  const project = useProject(branch.data?.project_id);
+  useTitle(id ? `Stage ${stage.data?.name ?? ""}` : "New stage");
+  if (id !== undefined && stage.isError) return <ErrorBox error={stage.error} retry={() => stage.refetch()} />;
+  if (id !== undefined && !stage.data) return <Skeleton rows={12} />;
+  return (
+    <>
+      <PageHeader
+        crumbs={[
+          { label: "Projects", href: "/" },
+          { label: project.data?.name ?? "…" },
+          { label: branch.data?.name ?? "…", href: bid ? `/branches/${bid}/stages` : undefined },
+        ]}
+        title={id ? <>Stage <span className="mono">{stage.data?.name}</span></> : "New stage"}
+      />
+      <Editor key={stage.data?.id ?? "new"} stage={stage.data} branchId={bid!} />
+    </>
+  );
+}

@@ -1,0 +1,33 @@
+import { describe, expect, it } from "vitest";
+import { flowParameters } from "./Branch";
+import { historyGrid } from "./TestCase";
+import type { HistoryItem, Stage } from "../api/types";
+
+describe("flowParameters", () => {
+  it("merges the enabled stages' parameters by name", () => {
+    const stages = [
+      { name: "build", enabled: true, schema: { parameters: [{ name: "cc", type: "string", default: "gcc" }] } },
+      { name: "test", enabled: true, schema: { parameters: [{ name: "cc", type: "string" }, { name: "n", type: "integer", default: 2 }] } },
+      { name: "off", enabled: false, schema: { parameters: [{ name: "x", type: "string" }] } },
+    ] as unknown as Stage[];
+    expect(flowParameters(stages).map((p) => [p.name, p.stages.join("+")])).toEqual([
+      ["cc", "build+test"],
+      ["n", "test"],
+    ]);
+  });
+});
+
+describe("historyGrid", () => {
+  const h = (id: number, flow: number, system: string, status: string): HistoryItem =>
+    ({ id, flow_id: flow, flow_seq: flow, flow_kind: "ci", run_id: flow * 10, system, config: null, status, change: "none", values: null }) as unknown as HistoryItem;
+  it("puts flows in columns, oldest first, and environments in rows", () => {
+    // the API gives newest first
+    const g = historyGrid([h(6, 3, "linux", "failed"), h(5, 2, "win", "passed"), h(4, 2, "linux", "passed"), h(1, 1, "linux", "passed")]);
+    expect(g.flows.map((f) => f.label)).toEqual(["CI #1", "CI #2", "CI #3"]);
+    expect(g.envs.map((e) => e.label)).toEqual(["linux", "win"]);
+    expect(g.cells.map((row) => row.map((c) => c?.status ?? null))).toEqual([
+      ["passed", "passed", "failed"],
+      [null, "passed", null],
+    ]);
+  });
+});
