@@ -37,8 +37,10 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from kraken.core.db import Database
+from kraken.models import Job, Run
 from kraken.models.base import utcnow
 from kraken.models.results import ResultsBranch, ResultsJob
 from kraken.results.ingest import PERF_MIN_DURATION, is_postgres, stage_table
@@ -533,26 +535,30 @@ async def _job_info(db: Database, job_id: int) -> tuple[int, str] | None:
     return (int(row[0]), str(row[1])) if row is not None else None
 
 
-async def analyze_job(db: Database, job_id: int) -> None:
+async def analyze_job(db: Database, job_id: int) -> list[int]:
     """Analyse a completed job's results (idempotent): now for a dev flow or when its CI flow's
-    history is sealed; otherwise it stays staged until the earlier CI flows are."""
+    history is sealed; otherwise it stays staged until the earlier CI flows are.
+
+    Returns the jobs whose results were analysed now (this one and CI jobs that waited)."""
     info = await _job_info(db, job_id)
     if info is None:
-        return
+        return []
     branch_id, kind = info
     if kind != "ci":
         async with db.transaction() as s:
             await lock_branch(s, branch_id)
             await analyse_job_tx(s, job_id, await _sealed(s, branch_id))
-        return
-    await advance_branch(db, branch_id, ready={job_id})
+        return [job_id]
+    return await advance_branch(db, branch_id, ready={job_id})
 
 
-async def advance_branch(db: Database, branch_id: int, ready: set[int] | None = None) -> None:
+async def advance_branch(db: Database, branch_id: int, ready: set[int] | None = None) -> list[int]:
     """Analyse waiting CI jobs and seal CI flows of a branch, in flow order, as far as possible.
 
-    ``ready``: jobs known to be complete (their task was called) even if not marked so yet."""
+    ``ready``: jobs known to be complete (their task was called) even if not marked so yet.
+    Returns the jobs analysed."""
     ready = ready or set()
+    done: list[int] = []
     while True:
         async with db.transaction() as s:
             await lock_branch(s, branch_id)
@@ -566,7 +572,7 @@ async def advance_branch(db: Database, branch_id: int, ready: set[int] | None = 
                 )
             ).one_or_none()
             if flow is None:
-                return
+                return done
             flow_id, flow_seq = int(flow[0]), int(flow[1])
             pending = [
                 int(r[0])
@@ -586,6 +592,7 @@ async def advance_branch(db: Database, branch_id: int, ready: set[int] | None = 
                 if await _sealed(s, branch_id) != sealed:
                     break  # another worker moved on; start over
                 await analyse_job_tx(s, job_id, sealed)
+            done.append(job_id)
         async with db.transaction() as s:
             await lock_branch(s, branch_id)
             if await _sealed(s, branch_id) != sealed:
@@ -607,7 +614,7 @@ async def advance_branch(db: Database, branch_id: int, ready: set[int] | None = 
                 )
             ).scalar()
             if state != "completed" or open_jobs or waiting:
-                return
+                return done
             rb = await s.get(ResultsBranch, branch_id)
             if rb is None:
                 rb = ResultsBranch(branch_id=branch_id)
@@ -620,10 +627,24 @@ async def advance_branch(db: Database, branch_id: int, ready: set[int] | None = 
 # ------------------------------------------------------------------------------ tasks
 
 
+async def announce(ctx: TaskContext, job_ids: list[int]) -> None:
+    """Tell live pages that these jobs' results are analysed (event ``results``)."""
+    if not job_ids:
+        return
+    async with ctx.db.session() as s:
+        rows = (
+            await s.execute(
+                select(Job.id, Run.id, Run.flow_id).join(Run, col(Run.id) == Job.run_id).where(col(Job.id).in_(job_ids))
+            )
+        ).all()
+    for job_id, run_id, flow_id in rows:
+        await ctx.bus.publish("events", {"kind": "results", "job_id": job_id, "run_id": run_id, "flow_id": flow_id})
+
+
 @task
 async def analyze_job_results(ctx: TaskContext, job_id: int) -> None:
     """Enqueued when a job completes: analyse its results (or keep them waiting for earlier CI flows)."""
-    await analyze_job(ctx.db, job_id)
+    await announce(ctx, await analyze_job(ctx.db, job_id))
 
 
 @task
@@ -632,4 +653,4 @@ async def analyze_flow_results(ctx: TaskContext, flow_id: int) -> None:
     async with ctx.db.session() as s:
         branch_id = (await _exec(s, "SELECT branch_id FROM flow WHERE id = :f", {"f": flow_id})).scalar()
     if branch_id is not None:
-        await advance_branch(ctx.db, int(branch_id))
+        await announce(ctx, await advance_branch(ctx.db, int(branch_id)))

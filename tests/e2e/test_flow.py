@@ -166,6 +166,7 @@ async def test_log_stream_delivers_lines_live_then_ends(tmp_path: Path, server: 
             elif line.startswith("data: ") and event == "lines":
                 data = orjson.loads(line[6:])
                 assert data["first_line"] == len(got)  # contiguous, nothing doubled
+                assert data["step_index"] == 0
                 got += data["lines"]
                 if job_state_at_first_line is None:
                     job_state_at_first_line = (await api.get(f"/jobs/{job['id']}"))["state"]

@@ -125,7 +125,7 @@ async def job_log(job_id: int, state: StateDep, _: UserDep) -> StreamingResponse
 async def job_log_stream(
     job_id: int, request: Request, state: StateDep, _: UserDep, after: int = -1
 ) -> StreamingResponse:
-    """Server-sent events: ``lines`` events {first_line, lines} from line ``after``+1 on, live,
+    """Server-sent events: ``lines`` events {first_line, step_index, lines} from line ``after``+1 on, live,
     then ``end`` once the job is completed and all its lines were sent."""
     async with state.runtime.db.session() as session:
         if await session.get(Job, job_id) is None:
@@ -138,7 +138,10 @@ async def job_log_stream(
                 async for chunk in _chunks(session, job_id, sent):
                     skip = max(0, sent + 1 - chunk.first_line)
                     lines = chunk.text.split("\n")[skip:]
-                    yield sse_event("lines", {"first_line": chunk.first_line + skip, "lines": lines})
+                    yield sse_event(
+                        "lines",
+                        {"first_line": chunk.first_line + skip, "step_index": chunk.step_index, "lines": lines},
+                    )
                     sent = chunk.first_line + chunk.line_count - 1
                 job = await session.get(Job, job_id)
                 done = job is not None and job.state == State.COMPLETED
@@ -155,7 +158,8 @@ async def job_log_stream(
                 first = int(msg["first_line"])
                 lines = msg["lines"][max(0, sent + 1 - first):]
                 if lines:
-                    yield sse_event("lines", {"first_line": max(first, sent + 1), "lines": lines})
+                    data = {"first_line": max(first, sent + 1), "step_index": msg.get("step_index"), "lines": lines}
+                    yield sse_event("lines", data)
                     sent = first + len(msg["lines"]) - 1
 
     return sse_response(events())
