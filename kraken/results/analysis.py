@@ -552,13 +552,32 @@ async def analyze_job(db: Database, job_id: int) -> list[int]:
     return await advance_branch(db, branch_id, ready={job_id})
 
 
+async def _has_unsealed_results(db: Database, branch_id: int) -> bool:
+    """Whether a CI flow of the branch that is not sealed yet has results or issues (a read, no lock)."""
+    async with db.session() as s:
+        row = (
+            await _exec(
+                s,
+                "SELECT 1 FROM results_job WHERE branch_id = :b AND flow_kind = 0 AND flow_seq > "
+                "COALESCE((SELECT sealed_seq FROM results_branch WHERE branch_id = :b), 0) LIMIT 1",
+                {"b": branch_id},
+            )
+        ).first()
+    return row is not None
+
+
 async def advance_branch(db: Database, branch_id: int, ready: set[int] | None = None) -> list[int]:
     """Analyse waiting CI jobs and seal CI flows of a branch, in flow order, as far as possible.
+
+    Flows without results are sealed lazily, when a later flow with results needs them sealed:
+    most jobs report no test results, and their completion must not take the write lock here.
 
     ``ready``: jobs known to be complete (their task was called) even if not marked so yet.
     Returns the jobs analysed."""
     ready = ready or set()
     done: list[int] = []
+    if not await _has_unsealed_results(db, branch_id):
+        return done
     while True:
         async with db.transaction() as s:
             await lock_branch(s, branch_id)

@@ -37,3 +37,22 @@ async def test_results_events_follow_analysis_order(world: World) -> None:
         run2 = await s.get(Run, await world.run_of(job2))
     assert events[1] == {"kind": "results", "job_id": job2, "run_id": run2.id, "flow_id": second}  # type: ignore[union-attr]
     assert (await world.results(job2))["t::a"]["change"] == "regression"
+
+
+async def test_flows_without_results_take_no_lock_and_are_sealed_when_needed(world: World) -> None:
+    from kraken.models.results import ResultsBranch
+
+    await world.ci_flow([["t::a", "passed", 0.1, None, None]])
+    # a CI flow whose job reports no results: nothing to analyse, nothing sealed for it
+    empty = await world.flow("ci")
+    await world.finish_job(await world.job(empty))
+    async with world.db.session() as s:
+        sealed_before = (await s.get(ResultsBranch, world.branch_id)).sealed_seq  # type: ignore[union-attr]
+    await world.finish_flow(empty)
+    async with world.db.session() as s:
+        assert (await s.get(ResultsBranch, world.branch_id)).sealed_seq == sealed_before  # type: ignore[union-attr]
+    # the next flow with results seals the empty one first and compares with the first flow
+    _, job = await world.ci_flow([["t::a", "failed", 0.1, "boom", None]])
+    assert (await world.results(job))["t::a"]["change"] == "regression"
+    async with world.db.session() as s:
+        assert (await s.get(ResultsBranch, world.branch_id)).sealed_seq == sealed_before + 2  # type: ignore[union-attr]
