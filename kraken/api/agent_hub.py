@@ -28,6 +28,7 @@ from kraken.api.state import ServerState
 from kraken.control import agents as agent_ctl
 from kraken.control import orchestration
 from kraken.control.effects import Effects
+from kraken.control.scheduler import assign_next
 from kraken.core.security import tokens_equal
 from kraken.models import Job
 from kraken.models.enums import Result, State
@@ -211,10 +212,16 @@ class AgentHub:
         by_job: dict[int, list[dict[str, Any]]] = {}
         for m in messages:
             by_job.setdefault(int(m["job_id"]), []).append(m)
+        db = self.state.runtime.db
         for job_id, msgs in by_job.items():
             effects = Effects()
-            seq = await agent_ctl.apply_job_messages(self.state.runtime.db, conn.agent_id, msgs, effects)
+            seq = await agent_ctl.apply_job_messages(db, conn.agent_id, msgs, effects)
             conn.send({"type": "ack", "job_id": job_id, "seq": seq})
+            if any(m["type"] == "job_done" for m in msgs):
+                # the agent is free: hand it its next job now (in a transaction of its own, so two
+                # agents finishing at once never lock each other's flows in opposite order)
+                async with db.transaction() as session:
+                    await assign_next(session, conn.agent_id, effects)
             await effects.apply(self.state.runtime.bus, self.state.runtime.queue)
 
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from kraken.control import orchestration
@@ -51,6 +52,29 @@ def no_agent_reason(job: Job) -> str:
     if job.system not in ANY_SYSTEM:
         what += f" and system '{job.system}'"
     return f"no enabled agent in group '{job.agents_group}' has {what}"
+
+
+async def assign_next(session: AsyncSession, agent_id: int, effects: Effects) -> bool:
+    """Give the agent that just finished a job the oldest queued job it can run, at once.
+
+    The scheduler would do the same a moment later; this saves a pass on the hot path."""
+    agent = await session.get(Agent, agent_id)
+    if agent is None or not agent.enabled or agent.current_job_id is not None or not agent.connected_to:
+        return False
+    groups = (await agent_groups(session, [agent_id]))[agent_id]
+    jobs = (
+        await session.execute(
+            select(Job)
+            .where(col(Job.state) == State.QUEUED, col(Job.covered).is_(False))
+            .order_by(col(Job.id))
+            .limit(BATCH)
+        )
+    ).scalars()
+    for job in jobs:
+        if agent_can_run(job, agent, groups) is None:
+            assert job.id is not None
+            return await orchestration.assign_job(session, job.id, agent_id, effects)
+    return False
 
 
 class Scheduler(Service):

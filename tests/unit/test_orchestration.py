@@ -163,3 +163,27 @@ async def test_cancel(db: Database, what: str) -> None:
     runs = await runs_of(db, flow_id)
     assert [(r.stage_name, r.result) for r in runs] == [("build", Result.CANCELLED)]
     assert (await read(db, Flow, flow_id)).result == Result.CANCELLED
+
+
+async def test_assign_next_gives_the_freed_agent_the_oldest_job_it_can_run(db: Database) -> None:
+    from kraken.control.agents import set_agent_groups
+    from kraken.control.scheduler import assign_next
+
+    branch_id = await make_branch(db, {"build": "root"})
+    await start(db, branch_id)
+    async with db.transaction() as s:
+        agent = Agent(name="x", connected_to="here", capabilities={"executors": {"direct": {}}})
+        s.add(agent)
+        await s.flush()
+        await set_agent_groups(s, agent, [], replace=False)
+        # the oldest queued job needs docker: the agent can't take it and gets the next one
+        first = (await s.execute(select(Job).where(Job.name == "a"))).scalar_one()
+        first.executor = "docker"
+    effects = Effects()
+    async with db.transaction() as s:
+        assert await assign_next(s, agent.id, effects)  # type: ignore[arg-type]
+    async with db.session() as s:
+        jobs = {j.name: j for j in (await s.execute(select(Job))).scalars()}
+    assert jobs["a"].state == "queued" and jobs["b"].state == "running" and jobs["b"].agent_name == "x"
+    async with db.transaction() as s:  # busy now: nothing more
+        assert not await assign_next(s, agent.id, Effects())  # type: ignore[arg-type]
