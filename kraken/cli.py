@@ -73,6 +73,8 @@ async def _serve_http(settings: Settings, role: str, *, local_agent: bool = Fals
         lifespan="on",
         ws_max_size=64 << 20,
         ws_per_message_deflate=False,  # agent traffic is small JSON frames: compression costs more CPU than it saves
+        # live streams (server-sent events) never end by themselves: don't wait for them forever
+        timeout_graceful_shutdown=3,
     )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())

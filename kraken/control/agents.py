@@ -135,17 +135,26 @@ async def apply_job_messages(db: Database, agent_id: int, msgs: list[dict[str, A
             job = maybe_job
         if job.agent_id != agent_id:
             return top  # another agent's job: acknowledge, do nothing
-        for msg in msgs:
-            seq = int(msg["seq"])
-            if seq <= job.last_seq:
-                continue  # applied before (re-sent after a reconnect)
-            job.last_seq = seq
-            msg_type = str(msg["type"])
-            handler = handler_for(msg_type)
-            if handler is None:
-                log.warning("agent %s sent unknown message type %r", agent_id, msg_type)
-                continue
-            if job.state == State.COMPLETED and msg_type != "log":
-                continue  # cancelled or declared lost: only late output is still kept
-            await handler(session, job, msg, effects)
+        # one UPDATE of the job row for the whole batch instead of one per message (orchestration
+        # flushes itself before it reads what it changed)
+        with session.no_autoflush:
+            await _apply_each(session, job, agent_id, msgs, effects)
     return top
+
+
+async def _apply_each(
+    session: AsyncSession, job: Job, agent_id: int, msgs: list[dict[str, Any]], effects: Effects
+) -> None:
+    for msg in msgs:
+        seq = int(msg["seq"])
+        if seq <= job.last_seq:
+            continue  # applied before (re-sent after a reconnect)
+        job.last_seq = seq
+        msg_type = str(msg["type"])
+        handler = handler_for(msg_type)
+        if handler is None:
+            log.warning("agent %s sent unknown message type %r", agent_id, msg_type)
+            continue
+        if job.state == State.COMPLETED and msg_type != "log":
+            continue  # cancelled or declared lost: only late output is still kept
+        await handler(session, job, msg, effects)

@@ -353,6 +353,7 @@ async def complete_job(
 async def _maybe_finish_run(session: AsyncSession, flow: Flow, run: Run, effects: Effects) -> None:
     if run.state == State.COMPLETED:
         return
+    await session.flush()  # the jobs' changes of this transaction count (callers may turn autoflush off)
     rows = (
         await session.execute(
             select(Job.state, Job.result, Job.tests_failed).where(Job.run_id == run.id, col(Job.covered).is_(False))
@@ -404,6 +405,7 @@ async def _start_children(session: AsyncSession, flow: Flow, parent: Run, effect
 async def _maybe_finish_flow(session: AsyncSession, flow: Flow, effects: Effects) -> None:
     if flow.state == State.COMPLETED:
         return
+    await session.flush()
     rows = (await session.execute(select(Run.state, Run.result).where(Run.flow_id == flow.id))).all()
     if any(state != State.COMPLETED for state, _ in rows):
         return
