@@ -492,7 +492,7 @@ export interface paths {
         };
         /**
          * Job Log Stream
-         * @description Server-sent events: ``lines`` events {first_line, lines} from line ``after``+1 on, live,
+         * @description Server-sent events: ``lines`` events {first_line, step_index, lines} from line ``after``+1 on, live,
          *     then ``end`` once the job is completed and all its lines were sent.
          */
         get: operations["job_log_stream_api_jobs__job_id__log_stream_get"];
