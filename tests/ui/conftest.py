@@ -54,7 +54,7 @@ def web_build() -> Path:
     return ROOT / "kraken" / "web"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # torn down before other packages run: it holds an event loop
 def playwright() -> Iterator[Playwright]:
     try:
         from playwright.sync_api import sync_playwright
@@ -66,7 +66,7 @@ def playwright() -> Iterator[Playwright]:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     # An empty profile per session; Playwright passes --user-data-dir itself for launch().
     b = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
