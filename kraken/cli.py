@@ -194,6 +194,10 @@ def agent(
     group: Annotated[list[str] | None, typer.Option(help="agents group to join (repeatable)")] = None,
     label: Annotated[list[str] | None, typer.Option(help="user label, e.g. gpu (repeatable)")] = None,
     executor: Annotated[list[str] | None, typer.Option(help="executors to offer (default: all found)")] = None,
+    limit: Annotated[
+        list[str] | None,
+        typer.Option(help="container limit for jobs whose stage sets none: cpus=2, memory=1g, pids=512, network=false"),
+    ] = None,
     log_level: LogLevel = None,
 ) -> None:
     """Run jobs on this machine for the server at --server."""
@@ -204,6 +208,12 @@ def agent(
     if not settings.agent_token:
         raise typer.BadParameter("the agent token is required (--token or KRAKEN_AGENT_TOKEN)")
     from kraken.agent.client import Agent
+    from kraken.agent.limits import parse_limits
+
+    try:
+        limits = parse_limits(limit or settings.limits)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
 
     a = Agent(
         settings.server,
@@ -213,6 +223,7 @@ def agent(
         groups=settings.groups,
         labels=settings.labels,
         executors=executor or None,
+        limits=limits,
         heartbeat_interval=settings.heartbeat_interval,
     )
 

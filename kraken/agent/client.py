@@ -62,6 +62,7 @@ class Agent:
         groups: list[str] | None = None,
         labels: list[str] | None = None,
         executors: list[str] | None = None,
+        limits: dict[str, Any] | None = None,
         heartbeat_interval: float = 5.0,
     ) -> None:
         self.url = ws_url(server)
@@ -71,6 +72,7 @@ class Agent:
         self.groups = groups or []
         self.labels = labels or []
         self.executors = executors
+        self.limits = limits or {}
         self.heartbeat_interval = heartbeat_interval
         self.outbox = Outbox()
         self.runner: JobRunner | None = None
@@ -196,7 +198,9 @@ class Agent:
             return
         self.outbox.start_job(int(job["id"]), int(job.get("last_seq") or 0))
         server = {"url": http_url(self.url), "token": self.token}
-        runner = JobRunner(job, self.outbox, self.name, str(self.data_dir), server=server)
+        runner = JobRunner(
+            job, self.outbox, self.name, str(self.data_dir), server=server, default_limits=self.limits
+        )
         self.runner = runner
         log.info("running job %s (%s)", job["id"], job.get("name"))
 

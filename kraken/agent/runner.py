@@ -10,6 +10,7 @@ from typing import Any
 
 from kraken.agent.executors import executor_class
 from kraken.agent.executors.base import Executor, ExecutorError, JobEnvironment
+from kraken.agent.limits import job_limits
 from kraken.agent.outbox import Outbox
 from kraken.agent.tools.base import StepOutcome, ToolContext, ToolError
 from kraken.agent.tools.registry import get_tool
@@ -61,8 +62,10 @@ class JobRunner:
         agent_name: str,
         data_dir: str,
         server: dict[str, str] | None = None,
+        default_limits: dict[str, Any] | None = None,
     ) -> None:
         self.job = job
+        self.default_limits = default_limits or {}  # the agent's --limit values
         self.server = server or {}  # {"url": http base of the server, "token": agent token} for bulk transfers
         self.job_id = int(job["id"])
         self.outbox = outbox
@@ -88,7 +91,7 @@ class JobRunner:
             agent_name=self.agent_name,
             system=job.get("system") or "any",
             data_dir=self.data_dir,
-            limits=job.get("limits") or {},
+            limits=job_limits(self.default_limits, job.get("limits")),
         )
         result, reason = "passed", None
         setup_log = StepLog(self.outbox, self.job_id, None)

@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     name: str | None = None
     groups: list[str] = Field(default_factory=list)
     labels: list[str] = Field(default_factory=list)
+    limits: list[str] = Field(default_factory=list, description='agent: default container limits, ["memory=1g"]')
 
     # timing
     heartbeat_interval: float = 5.0

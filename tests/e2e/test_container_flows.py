@@ -84,3 +84,24 @@ async def test_flow_runs_in_a_container(tmp_path: Path, server: Server, api: Api
     assert "no-such-image" in bad["reason"], bad["reason"]
     assert flow["result"] == "error"
     agent.stop()
+
+
+HOG = """
+def stage(ctx):
+    return {"jobs": [{"name": "hog", "steps": [{"tool": "shell", "cmd": "head -c 419430400 /dev/zero | tail >/dev/null"}],
+                      "environments": [{"system": "IMAGE", "executor": "docker"}]}]}
+"""
+
+
+async def test_agent_default_memory_limit_applies_to_container_jobs(tmp_path: Path, server: Server, api: Api) -> None:
+    image = IMAGES["docker"].busybox
+    require_image("docker", image)
+    agent = start_agent(tmp_path, server.url, "limited", "--executor", "docker", "--limit", "memory=48m")
+    wait_agent_connected(agent, timeout=60)
+    _, branch_id = await api.project_with_branch()
+    await api.stage(branch_id, "hog", HOG.replace("IMAGE", image))
+    flow = await api.wait_flow((await api.flow(branch_id))["id"], timeout=120)
+    [job] = await api.jobs(flow["runs"][0]["id"])
+    assert job["result"] == "failed", await api.log(job["id"])  # the OOM killer ended the hog
+    assert job["steps"][0]["exit_code"] not in (0, None)
+    agent.stop()
