@@ -88,8 +88,8 @@ async def test_flow_runs_in_a_container(tmp_path: Path, server: Server, api: Api
 
 HOG = """
 def stage(ctx):
-    return {"jobs": [{"name": "hog", "steps": [{"tool": "shell", "cmd": "head -c 419430400 /dev/zero | tail >/dev/null"}],
-                      "environments": [{"system": "IMAGE", "executor": "docker"}]}]}
+    hog = {"tool": "shell", "cmd": "head -c 419430400 /dev/zero | tail >/dev/null"}
+    return {"jobs": [{"name": "hog", "steps": [hog], "environments": [{"system": "IMAGE", "executor": "docker"}]}]}
 """
 
 
