@@ -423,15 +423,6 @@ async def _finish_flow(session: AsyncSession, flow: Flow, effects: Effects, resu
     effects.enqueue("flow_completed", key=f"flow_completed:{flow.id}", flow_id=flow.id)
 
 
-async def refresh_run_result(session: AsyncSession, run_id: int, effects: Effects) -> None:
-    """Recompute a completed run's result (e.g. when test results arrived after its jobs ended)."""
-    flow, run = await lock_run(session, run_id)
-    if run.state != State.COMPLETED:
-        return
-    run.state = State.RUNNING
-    await _maybe_finish_run(session, flow, run, effects)
-
-
 # ---------------------------------------------------------------- cancel and rerun
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from kraken.models import Job
 from kraken.workers.registry import TaskContext, task, tasks
 
 log = logging.getLogger(__name__)
@@ -24,10 +23,6 @@ async def _followups(ctx: TaskContext, names: list[str], key: str, **kwargs: int
 
 @task
 async def job_completed(ctx: TaskContext, job_id: int) -> None:
-    async with ctx.db.session() as session:
-        job = await session.get(Job, job_id)
-    if job is None:
-        return
     await _followups(ctx, JOB_COMPLETED_FOLLOWUPS, str(job_id), job_id=job_id)
 
 

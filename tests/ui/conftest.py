@@ -6,7 +6,6 @@ Under CI=true a missing Chromium, Playwright or UI build fails the tests instead
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -17,24 +16,13 @@ import httpx
 import pytest
 
 from tests.conftest import IN_CI
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.procs import ADMIN_PASSWORD, Proc, Server, start_agent, wait_agent_connected
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Playwright
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("KRAKEN_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 
 
 def unavailable(what: str) -> None:
