@@ -173,16 +173,22 @@ async def main() -> None:
     ap.add_argument("--flows", type=int, default=30)
     ap.add_argument("--jobs", type=int, default=200)
     ap.add_argument("--database-url", default=None)
+    ap.add_argument("--parts", default="latency,throughput", help="comma-separated: latency, throughput")
     args = ap.parse_args()
+    parts = set(args.parts.split(","))
     out: dict[str, Any] = {"database": "postgresql" if args.database_url else "sqlite"}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         env = {"KRAKEN_LOG_LEVEL": "warning", "KRAKEN_HEARTBEAT_INTERVAL": "5", "KRAKEN_AGENT_TIMEOUT": "20"}
-        srv = Server(work, database_url=args.database_url, local_agent=True, name="lat", **env)
-        try:
-            out["latency_one_echo_flow"] = await latency(srv.url, args.flows)
-        finally:
-            srv.stop()
+        if "latency" in parts:
+            srv = Server(work, database_url=args.database_url, local_agent=True, name="lat", **env)
+            try:
+                out["latency_one_echo_flow"] = await latency(srv.url, args.flows)
+            finally:
+                srv.stop()
+        if "throughput" not in parts:
+            print(json.dumps(out, indent=2))
+            return
         if args.database_url:  # a fresh database for the second part
             from tests.conftest import create_pg_database
 

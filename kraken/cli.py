@@ -12,11 +12,15 @@ import logging
 import os
 import signal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from kraken.core.config import Settings
+from kraken.core.loop import run_async
+
+if TYPE_CHECKING:
+    from kraken.agent.local import LocalAgentThread
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Kraken CI")
 db_app = typer.Typer(no_args_is_help=True, help="Database maintenance")
@@ -40,16 +44,6 @@ def settings_from(**options: Any) -> Settings:
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
     return settings
-
-
-def run_async(coro: Any) -> None:
-    """Run the role's main coroutine, on uvloop when it is installed (it is with uvicorn[standard])."""
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(coro)
-    else:
-        uvloop.run(coro)
 
 
 def _run(coro: Any) -> None:
@@ -80,7 +74,7 @@ async def _serve_http(settings: Settings, role: str, *, local_agent: bool = Fals
     serving = asyncio.create_task(server.serve())
     while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn offers no started event
         await asyncio.sleep(0.05)
-    extra: list[asyncio.Task[None]] = []
+    local: LocalAgentThread | None = None
     if server.started:
         state = api.state.kraken
         url = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else settings.host}:{settings.port}"
@@ -91,6 +85,7 @@ async def _serve_http(settings: Settings, role: str, *, local_agent: bool = Fals
             await ensure_sample_project(runtime.db, settings)
         if local_agent:
             from kraken.agent.client import Agent
+            from kraken.agent.local import LocalAgentThread
 
             agent = Agent(
                 url,
@@ -102,12 +97,11 @@ async def _serve_http(settings: Settings, role: str, *, local_agent: bool = Fals
                 executors=["direct"],
                 heartbeat_interval=settings.heartbeat_interval,
             )
-            extra.append(asyncio.create_task(agent.run_forever()))
+            local = LocalAgentThread(agent)
+            local.start()
     await serving
-    for task in extra:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+    if local is not None:
+        await asyncio.to_thread(local.stop)
 
 
 @app.command()
@@ -236,7 +230,7 @@ def agent(
             await task
 
     try:
-        run_async(main())
+        run_async(main(), use_uvloop=False)
     except PermissionError as exc:
         typer.echo(f"kraken agent: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -165,7 +165,7 @@ class AgentHub:
 
         ``pending``: jobs the agent finished but whose last messages are not acknowledged
         yet; the agent re-sends them now."""
-        async with self.state.runtime.db.session() as session:
+        async with self.state.runtime.db.session(quick=True) as session:
             jobs = (
                 await session.execute(
                     select(Job).where(Job.agent_id == conn.agent_id, col(Job.state) == State.RUNNING)
@@ -220,7 +220,7 @@ class AgentHub:
             if any(m["type"] == "job_done" for m in msgs):
                 # the agent is free: hand it its next job now (in a transaction of its own, so two
                 # agents finishing at once never lock each other's flows in opposite order)
-                async with db.transaction() as session:
+                async with db.transaction(quick=True) as session:
                     await assign_next(session, conn.agent_id, effects)
             await effects.apply(self.state.runtime.bus, self.state.runtime.queue)
 

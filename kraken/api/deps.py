@@ -49,7 +49,7 @@ async def current_user(
     username = read_access_token(token, state.secret_key)
     if username is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or expired token", {"WWW-Authenticate": "Bearer"})
-    async with state.runtime.db.session() as session:
+    async with state.runtime.db.session(quick=True) as session:
         user = (await session.execute(select(User).where(User.username == username))).scalar_one_or_none()
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown user", {"WWW-Authenticate": "Bearer"})

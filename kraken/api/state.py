@@ -31,6 +31,6 @@ class ServerState:
     async def write(self) -> AsyncIterator[tuple[AsyncSession, Effects]]:
         """A write transaction; its effects are applied after the commit."""
         effects = Effects()
-        async with self.runtime.db.transaction() as session:
+        async with self.runtime.db.transaction(quick=True) as session:
             yield session, effects
         await effects.apply(self.runtime.bus, self.runtime.queue)

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from kraken.control import orchestration
-from kraken.control.agent_messages import handler_for
+from kraken.control.agent_messages import all_quick, handler_for
 from kraken.control.effects import Effects
 from kraken.core.db import Database
 from kraken.models import Agent, AgentGroup, AgentGroupLink, Job
@@ -78,7 +78,7 @@ async def register_agent(
     conn_id: str,
     address: str | None,
 ) -> Agent:
-    async with db.transaction() as session:
+    async with db.transaction(quick=True) as session:
         agent = (await session.execute(select(Agent).where(Agent.name == name))).scalar_one_or_none()
         if agent is None:
             agent = Agent(name=name)
@@ -93,7 +93,7 @@ async def register_agent(
 
 
 async def touch_agent(db: Database, agent_id: int, conn_id: str) -> None:
-    async with db.transaction() as session:
+    async with db.transaction(quick=True) as session:
         await session.execute(
             sa.update(Agent)
             .where(col(Agent.id) == agent_id, col(Agent.connected_to) == conn_id)
@@ -102,7 +102,7 @@ async def touch_agent(db: Database, agent_id: int, conn_id: str) -> None:
 
 
 async def agent_disconnected(db: Database, agent_id: int, conn_id: str) -> None:
-    async with db.transaction() as session:
+    async with db.transaction(quick=True) as session:
         await session.execute(
             sa.update(Agent)
             .where(col(Agent.id) == agent_id, col(Agent.connected_to) == conn_id)
@@ -121,18 +121,14 @@ async def apply_job_messages(db: Database, agent_id: int, msgs: list[dict[str, A
     Returns the highest sequence number to acknowledge."""
     job_id = int(msgs[0]["job_id"])
     top = max(int(m["seq"]) for m in msgs)
-    async with db.transaction() as session:
-        if any(m["type"] in JOB_ENDING for m in msgs):
-            try:
+    async with db.transaction(quick=all_quick(str(m["type"]) for m in msgs)) as session:
+        try:
+            if any(m["type"] in JOB_ENDING for m in msgs):
                 _, _, job = await orchestration.lock_job(session, job_id)
-            except sa.exc.NoResultFound:
-                return top
-        else:
-            found = await session.execute(select(Job).where(Job.id == job_id).with_for_update())
-            maybe_job = found.scalar_one_or_none()
-            if maybe_job is None:
-                return top
-            job = maybe_job
+            else:
+                job = await orchestration.lock_row(session, Job, job_id)
+        except sa.exc.NoResultFound:
+            return top
         if job.agent_id != agent_id:
             return top  # another agent's job: acknowledge, do nothing
         # one UPDATE of the job row for the whole batch instead of one per message (orchestration

@@ -17,12 +17,12 @@ from kraken.secrets.store import job_masker
 MAX_LINE = 10_000  # characters kept of one output line
 
 
-@handles("step_started")
+@handles("step_started", quick=True)
 async def on_step_started(session: AsyncSession, job: Job, msg: dict[str, Any], effects: Effects) -> None:
     await orchestration.step_started(session, job, int(msg["step_index"]), effects)
 
 
-@handles("log")
+@handles("log", quick=True)
 async def on_log(session: AsyncSession, job: Job, msg: dict[str, Any], effects: Effects) -> None:
     lines = [ln if len(ln) <= MAX_LINE else ln[:MAX_LINE] + " …[line truncated]" for ln in msg["lines"]]
     if not lines:
@@ -47,7 +47,7 @@ async def on_log(session: AsyncSession, job: Job, msg: dict[str, Any], effects: 
     )
 
 
-@handles("step_done")
+@handles("step_done", quick=True)
 async def on_step_done(session: AsyncSession, job: Job, msg: dict[str, Any], effects: Effects) -> None:
     await orchestration.step_completed(
         session,
@@ -60,7 +60,7 @@ async def on_step_done(session: AsyncSession, job: Job, msg: dict[str, Any], eff
     )
 
 
-@handles("step_info")
+@handles("step_info", quick=True)
 async def on_step_info(session: AsyncSession, job: Job, msg: dict[str, Any], effects: Effects) -> None:
     step = (
         await session.execute(select(Step).where(Step.job_id == job.id, Step.index == int(msg["step_index"])))
@@ -70,7 +70,7 @@ async def on_step_info(session: AsyncSession, job: Job, msg: dict[str, Any], eff
         step.info = {**step.info, **data}
 
 
-@handles("job_done")
+@handles("job_done", quick=True)
 async def on_job_done(session: AsyncSession, job: Job, msg: dict[str, Any], effects: Effects) -> None:
     result = Result(msg.get("result", Result.PASSED))
     reason = (await job_masker(session, job.id)).value(msg.get("reason"))  # type: ignore[arg-type]

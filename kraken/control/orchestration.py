@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, select
 
 from kraken.control.effects import Effects
 from kraken.models import Agent, Branch, Flow, Job, Project, Run, Stage, Step
@@ -32,6 +32,7 @@ from kraken.secrets.refs import substitute
 from kraken.stage import StageContext, StageSchemaError, evaluate_stage, expand_jobs, resolve_args
 
 log = logging.getLogger(__name__)
+M = TypeVar("M", bound=SQLModel)
 
 ROOT = "root"
 STEP_FINISHED_TYPE = sa.inspect(Step).columns["finished"].type  # binds a timestamp like the ORM does
@@ -40,10 +41,48 @@ STEP_FINISHED_TYPE = sa.inspect(Step).columns["finished"].type  # binds a timest
 # ---------------------------------------------------------------- flows and runs
 
 
+def _locked(session: AsyncSession) -> dict[tuple[type, int], Any]:
+    """The rows this transaction has locked (each is locked, and read, once; held here so that
+    the session's weak identity map keeps them)."""
+    locked: dict[tuple[type, int], Any] = session.info.setdefault("kraken_locked", {})
+    return locked
+
+
+# What locking a row does not load: a run's evaluated schema can be large (all its jobs) and
+# is only read where a run starts.
+LOCK_OPTIONS: dict[type, list[Any]] = {Run: [sa.orm.defer(Run.schema_, raiseload=True)]}  # type: ignore[arg-type]
+
+
+def _is_sqlite(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "sqlite"
+
+
+async def lock_row(session: AsyncSession, model: type[M], row_id: int) -> M:
+    """Row ``row_id`` of ``model``, locked for this transaction and read fresh.
+
+    PostgreSQL: ``SELECT ... FOR UPDATE`` the first time (refreshing what the session had
+    read before the lock); after that, and on SQLite (whose write transactions hold the
+    database's single write lock from their start), the session's copy when it has one."""
+    key = (model, row_id)
+    locked = _locked(session)
+    if key in locked:
+        return locked[key]  # type: ignore[no-any-return]
+    options = LOCK_OPTIONS.get(model, [])
+    if _is_sqlite(session):
+        obj = await session.get(model, row_id, options=options)
+        if obj is None:
+            raise sa.exc.NoResultFound(f"{model.__name__} {row_id} not found")
+    else:
+        stmt = select(model).where(model.id == row_id).with_for_update()  # type: ignore[attr-defined]
+        stmt = stmt.options(*options).execution_options(populate_existing=True)
+        obj = (await session.execute(stmt)).scalar_one()
+    locked[key] = obj
+    return obj
+
+
 async def lock_branch(session: AsyncSession, branch_id: int) -> Branch:
     """The branch, locked: its sequence counters are incremented in this transaction."""
-    branch = (await session.execute(select(Branch).where(Branch.id == branch_id).with_for_update())).scalar_one()
-    return branch
+    return await lock_row(session, Branch, branch_id)
 
 
 def next_seq(branch: Branch, column: str) -> int:
@@ -176,7 +215,7 @@ async def assign_job(session: AsyncSession, job_id: int, agent_id: int, effects:
     flow, run, job = await lock_job(session, job_id)
     if job.state != State.QUEUED or job.covered:
         return False
-    agent = (await session.execute(select(Agent).where(Agent.id == agent_id).with_for_update())).scalar_one()
+    agent = await lock_row(session, Agent, agent_id)
     if agent.current_job_id is not None or not agent.enabled:
         return False
     now = utcnow()
@@ -210,6 +249,7 @@ async def job_payload(session: AsyncSession, job: Job, flow: Flow | None = None)
     )
     assert job.id is not None
     secrets = await secrets_store.job_secrets(session, job.id, steps)  # only those its steps refer to
+    secrets_store.remember_job_secrets(job.id, secrets)
     return {
         "id": job.id,
         "name": job.name,
@@ -285,28 +325,38 @@ def job_result_from_steps(step_results: Sequence[str | None]) -> Result:
 
 async def lock_run(session: AsyncSession, run_id: int) -> tuple[Flow, Run]:
     """Lock a run and its flow, in the documented order (flow first)."""
+    if (Run, run_id) in _locked(session):
+        run = await lock_row(session, Run, run_id)
+        return await lock_row(session, Flow, run.flow_id), run
     flow_id = (await session.execute(select(Run.flow_id).where(Run.id == run_id))).scalar_one()
-    flow = (await session.execute(select(Flow).where(Flow.id == flow_id).with_for_update())).scalar_one()
-    run = (await session.execute(select(Run).where(Run.id == run_id).with_for_update())).scalar_one()
-    return flow, run
+    flow = await lock_row(session, Flow, flow_id)
+    return flow, await lock_row(session, Run, run_id)
 
 
 async def lock_job(session: AsyncSession, job_id: int) -> tuple[Flow, Run, Job]:
     """Lock a job with its run and flow (flow, run, job)."""
-    if session.get_bind().dialect.name == "sqlite":  # one writer at a time: no row locks, one query
+    locked = _locked(session)
+    if (Job, job_id) not in locked and _is_sqlite(session):  # one writer at a time: one query, no row locks
         row = (
             await session.execute(
                 select(Flow, Run, Job)
                 .join(Run, col(Run.flow_id) == Flow.id)
                 .join(Job, col(Job.run_id) == Run.id)
                 .where(Job.id == job_id)
+                .options(*LOCK_OPTIONS[Run])
             )
         ).one()
-        return row[0], row[1], row[2]
+        flow, run, job = row[0], row[1], row[2]
+        assert flow.id is not None and run.id is not None
+        locked.update({(Flow, flow.id): flow, (Run, run.id): run, (Job, job_id): job})
+        return flow, run, job
+    if (Job, job_id) in locked:
+        job = await lock_row(session, Job, job_id)
+        flow, run = await lock_run(session, job.run_id)
+        return flow, run, job
     run_id = (await session.execute(select(Job.run_id).where(Job.id == job_id))).scalar_one()
     flow, run = await lock_run(session, run_id)
-    job = (await session.execute(select(Job).where(Job.id == job_id).with_for_update())).scalar_one()
-    return flow, run, job
+    return flow, run, await lock_row(session, Job, job_id)
 
 
 async def complete_job(
@@ -354,6 +404,10 @@ async def _maybe_finish_run(session: AsyncSession, flow: Flow, run: Run, effects
     if run.state == State.COMPLETED:
         return
     await session.flush()  # the jobs' changes of this transaction count (callers may turn autoflush off)
+    counted = select(sa.func.count()).select_from(Job)
+    current = (col(Job.run_id) == run.id, col(Job.covered).is_(False))
+    if (await session.execute(counted.where(*current, col(Job.state) != State.COMPLETED))).scalar_one():
+        return  # cheap before reading every job of a large run
     rows = (
         await session.execute(
             select(Job.state, Job.result, Job.tests_failed).where(Job.run_id == run.id, col(Job.covered).is_(False))
@@ -393,13 +447,16 @@ async def _finish_run(session: AsyncSession, flow: Flow, run: Run, effects: Effe
 
 async def _start_children(session: AsyncSession, flow: Flow, parent: Run, effects: Effects) -> None:
     """Stages whose parent is this run's stage (and that trigger on their parent) start now."""
+    children = [
+        s for s in await branch_stages(session, flow.branch_id)
+        if s.parent == parent.stage_name and s.triggers.get("parent", True)
+    ]
+    if not children:
+        return
     existing = set((await session.execute(select(Run.stage_name).where(Run.flow_id == flow.id))).scalars())
-    for stage in await branch_stages(session, flow.branch_id):
-        if stage.parent != parent.stage_name or stage.name in existing:
-            continue
-        if not stage.triggers.get("parent", True):
-            continue
-        await start_run(session, flow, stage, flow.args, effects)
+    for stage in children:
+        if stage.name not in existing:
+            await start_run(session, flow, stage, flow.args, effects)
 
 
 async def _maybe_finish_flow(session: AsyncSession, flow: Flow, effects: Effects) -> None:
@@ -450,7 +507,7 @@ async def cancel_run(session: AsyncSession, run_id: int, effects: Effects, reaso
 
 
 async def cancel_flow(session: AsyncSession, flow_id: int, effects: Effects, reason: str = "cancelled by user") -> None:
-    flow = (await session.execute(select(Flow).where(Flow.id == flow_id).with_for_update())).scalar_one()
+    flow = await lock_row(session, Flow, flow_id)
     if flow.state == State.COMPLETED:
         return
     # Completing runs must not start their children: mark the flow first.

@@ -72,7 +72,7 @@ class Planner(Service):
     async def sync(self) -> None:
         """Make ``trigger_state`` match the enabled stages' timed triggers."""
         now = utcnow()
-        async with self.db.session() as session:
+        async with self.db.session(quick=True) as session:
             stages = (
                 await session.execute(
                     select(Stage, Branch)
@@ -99,7 +99,7 @@ class Planner(Service):
         gone = [r.id for k, r in have.items() if k not in wanted]
         if not changes and not gone:
             return
-        async with self.db.transaction() as session:
+        async with self.db.transaction(quick=True) as session:
             for (stage_id, kind), spec in changes:
                 row = have.get((stage_id, kind))
                 nxt = first_fire(kind, spec, now)
@@ -124,7 +124,7 @@ class Planner(Service):
     async def fire_due(self) -> int:
         """Claim the due triggers and fire them; returns how many flows were started."""
         now = utcnow()
-        async with self.db.transaction() as session:
+        async with self.db.transaction(quick=True) as session:
             claimed = (
                 await session.execute(
                     sa.update(TriggerState)
@@ -145,7 +145,7 @@ class Planner(Service):
         return started
 
     async def fire(self, trigger_id: int) -> int:
-        async with self.db.session() as session:
+        async with self.db.session(quick=True) as session:
             row = await session.get(TriggerState, trigger_id)
             if row is None:
                 return 0
@@ -159,7 +159,7 @@ class Planner(Service):
             trigger = {"reason": row.kind, row.kind: row.spec if row.kind != "interval" else float(row.spec)}
         effects = Effects()
         now = utcnow()
-        async with self.db.transaction() as session:
+        async with self.db.transaction(quick=True) as session:
             q = select(TriggerState).where(col(TriggerState.id) == trigger_id)
             if not self.db.is_sqlite:
                 q = q.with_for_update()
@@ -218,7 +218,7 @@ class Planner(Service):
 
     async def sleep_time(self) -> float:
         """Seconds until the earliest next fire (or held lease end), within the safety net."""
-        async with self.db.session() as session:
+        async with self.db.session(quick=True) as session:
             rows = (
                 await session.execute(
                     select(TriggerState.next_at, TriggerState.lease_until).where(col(TriggerState.next_at).is_not(None))

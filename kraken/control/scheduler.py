@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import NamedTuple, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,7 +34,26 @@ BATCH = 200
 ANY_SYSTEM = {"any", ""}
 
 
-def agent_can_run(job: Job, agent: Agent, groups: Sequence[str]) -> str | None:
+class JobNeeds(Protocol):
+    """What decides which agents can run a job."""
+
+    @property
+    def agents_group(self) -> str: ...
+    @property
+    def executor(self) -> str: ...
+    @property
+    def system(self) -> str: ...
+
+
+class QueuedJob(NamedTuple):
+    id: int
+    agents_group: str
+    executor: str
+    system: str
+    reason: str | None
+
+
+def agent_can_run(job: JobNeeds, agent: Agent, groups: Sequence[str]) -> str | None:
     """None when the agent can run the job, else why not."""
     if job.agents_group not in groups:
         return f"not in group '{job.agents_group}'"
@@ -47,34 +67,43 @@ def agent_can_run(job: Job, agent: Agent, groups: Sequence[str]) -> str | None:
     return None
 
 
-def no_agent_reason(job: Job) -> str:
+def no_agent_reason(job: JobNeeds) -> str:
     what = f"executor '{job.executor}'"
     if job.system not in ANY_SYSTEM:
         what += f" and system '{job.system}'"
     return f"no enabled agent in group '{job.agents_group}' has {what}"
 
 
+QUEUED = (col(Job.state) == State.QUEUED, col(Job.covered).is_(False))
+NEEDS = (col(Job.agents_group), col(Job.executor), col(Job.system))
+
+
+async def queued_jobs(session: AsyncSession) -> list[QueuedJob]:
+    """The oldest queued jobs (first come, first served), as much of them as the scheduler reads."""
+    rows = await session.execute(
+        sa.select(col(Job.id), *NEEDS, col(Job.reason)).where(*QUEUED).order_by(col(Job.id)).limit(BATCH)
+    )
+    return [QueuedJob._make(row) for row in rows]
+
+
 async def assign_next(session: AsyncSession, agent_id: int, effects: Effects) -> bool:
     """Give the agent that just finished a job the oldest queued job it can run, at once.
 
-    The scheduler would do the same a moment later; this saves a pass on the hot path."""
+    The scheduler would do the same a moment later; this saves a pass on the hot path.  Queued
+    jobs have few distinct needs: the oldest job of each kind is enough to choose from."""
+    oldest = (
+        await session.execute(sa.select(sa.func.min(col(Job.id)), *NEEDS, sa.null()).where(*QUEUED).group_by(*NEEDS))
+    ).all()
+    if not oldest:
+        return False
     agent = await session.get(Agent, agent_id)
     if agent is None or not agent.enabled or agent.current_job_id is not None or not agent.connected_to:
         return False
     groups = (await agent_groups(session, [agent_id]))[agent_id]
-    jobs = (
-        await session.execute(
-            select(Job)
-            .where(col(Job.state) == State.QUEUED, col(Job.covered).is_(False))
-            .order_by(col(Job.id))
-            .limit(BATCH)
-        )
-    ).scalars()
-    for job in jobs:
-        if agent_can_run(job, agent, groups) is None:
-            assert job.id is not None
-            return await orchestration.assign_job(session, job.id, agent_id, effects)
-    return False
+    runnable = [job for job in map(QueuedJob._make, oldest) if agent_can_run(job, agent, groups) is None]
+    if not runnable:
+        return False
+    return await orchestration.assign_job(session, min(j.id for j in runnable), agent_id, effects)
 
 
 class Scheduler(Service):
@@ -104,15 +133,8 @@ class Scheduler(Service):
                 return assigned
 
     async def _pass(self) -> tuple[int, bool]:
-        async with self.db.session() as session:
-            jobs = (
-                await session.execute(
-                    select(Job)
-                    .where(col(Job.state) == State.QUEUED, col(Job.covered).is_(False))
-                    .order_by(col(Job.id))
-                    .limit(BATCH)
-                )
-            ).scalars().all()
+        async with self.db.session(quick=True) as session:
+            jobs = await queued_jobs(session)
             if not jobs:
                 return 0, False
             agents = (
@@ -124,36 +146,41 @@ class Scheduler(Service):
         idle = [a for a in agents if a.id in online and a.current_job_id is None]
         plan: list[tuple[int, int]] = []
         reasons: dict[int, str | None] = {}
+        capable_of: dict[tuple[str, str, str], list[Agent]] = {}  # jobs have few distinct needs
         for job in jobs:
-            capable = [a for a in agents if agent_can_run(job, a, groups[a.id or 0]) is None]
-            reasons[job.id] = None if capable else no_agent_reason(job)  # type: ignore[index]
+            need = (job.agents_group, job.executor, job.system)
+            capable = capable_of.get(need)
+            if capable is None:
+                capable = [a for a in agents if agent_can_run(job, a, groups[a.id or 0]) is None]
+                capable_of[need] = capable
+            reasons[job.id] = None if capable else no_agent_reason(job)
             pick = next((a for a in idle if a in capable), None)
             if pick is not None:
                 idle.remove(pick)
                 plan.append((job.id, pick.id))  # type: ignore[arg-type]
             elif capable and not any(a.id in online for a in capable):
-                reasons[job.id] = f"waiting: every capable agent is offline ({len(capable)})"  # type: ignore[index]
+                reasons[job.id] = f"waiting: every capable agent is offline ({len(capable)})"
         await self._set_reasons(jobs, reasons)
         if not plan:
             return 0, False
         assigned = 0
         effects = Effects()
-        async with self.db.transaction() as session:
+        async with self.db.transaction(quick=True) as session:
             for job_id, agent_id in plan:
                 assigned += await orchestration.assign_job(session, job_id, agent_id, effects)
         await effects.apply(self.bus, self.queue)
         return assigned, len(jobs) == BATCH and assigned > 0
 
-    async def _set_reasons(self, jobs: Sequence[Job], reasons: dict[int, str | None]) -> None:
+    async def _set_reasons(self, jobs: Sequence[QueuedJob], reasons: dict[int, str | None]) -> None:
         changed: dict[str | None, list[int]] = {}
         for job in jobs:
-            new = reasons.get(job.id)  # type: ignore[arg-type]
+            new = reasons.get(job.id)
             if new is not None and job.reason != new:
-                changed.setdefault(new, []).append(job.id)  # type: ignore[arg-type]
+                changed.setdefault(new, []).append(job.id)
         if not changed:
             return
         effects = Effects()
-        async with self.db.transaction() as session:
+        async with self.db.transaction(quick=True) as session:
             for reason, ids in changed.items():
                 await session.execute(
                     sa.update(Job)

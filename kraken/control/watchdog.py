@@ -35,7 +35,7 @@ class Watchdog(PeriodicService):
     async def tick(self) -> None:
         now = utcnow()
         lost_cutoff = now - timedelta(seconds=self.settings.agent_timeout)
-        async with self.db.session() as session:
+        async with self.db.session(quick=True) as session:
             lost = (
                 await session.execute(
                     select(Job.id, Agent.name, Agent.last_seen)
@@ -58,7 +58,7 @@ class Watchdog(PeriodicService):
                 continue
             if (now - begin).total_seconds() > timeout + TIMEOUT_GRACE:
                 await self._end(job_id, Result.TIMEOUT, f"job timed out after {timeout:g} s (agent did not report)")
-        async with self.db.transaction() as session:
+        async with self.db.transaction(quick=True) as session:
             await session.execute(
                 sa.update(Agent)
                 .where(col(Agent.connected_to).is_not(None), col(Agent.last_seen) < lost_cutoff)
@@ -67,7 +67,7 @@ class Watchdog(PeriodicService):
 
     async def _end(self, job_id: int, result: Result, reason: str) -> None:
         effects = Effects()
-        async with self.db.transaction() as session:
+        async with self.db.transaction(quick=True) as session:
             job = await session.get(Job, job_id)
             agent_id = job.agent_id if job else None
             done = await orchestration.complete_job(session, job_id, result, effects, reason)

@@ -6,6 +6,11 @@ meanwhile.  So on SQLite every write transaction takes a process-wide asyncio
 lock and begins with ``BEGIN IMMEDIATE``; readers run concurrently (WAL).  On
 PostgreSQL write transactions run concurrently and lock rows where needed
 (``SELECT ... FOR UPDATE``).
+
+``quick=True`` sessions and transactions are for the control plane's short statements
+(keyed reads, single-row updates): on SQLite they run on the event loop's thread instead
+of hopping to aiosqlite's worker thread for each statement (see ``sqlite_inline``).  On
+PostgreSQL they are the same as the others.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from kraken.core.sqlite_inline import inline_creator
 
 
 class Database:
@@ -32,25 +39,35 @@ class Database:
         else:
             kwargs.update(pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        self.quick_engine = self.engine
         if self.is_sqlite:
             _sqlite_setup(self.engine)
+            path = sa.engine.make_url(url).database
+            if path and path != ":memory:":
+                creator = inline_creator(path, timeout=30, isolation_level=None)
+                self.quick_engine = create_async_engine(url, async_creator=creator, **kwargs)
+                _sqlite_setup(self.quick_engine)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, class_=AsyncSession)
+        self._quick_sessions = async_sessionmaker(self.quick_engine, expire_on_commit=False, class_=AsyncSession)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
+    def _maker(self, quick: bool) -> async_sessionmaker[AsyncSession]:
+        return self._quick_sessions if quick else self._sessions
+
     @asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
+    async def session(self, *, quick: bool = False) -> AsyncIterator[AsyncSession]:
         """A session for reading (on SQLite it must not write)."""
-        async with self._sessions() as session:
+        async with self._maker(quick)() as session:
             yield session
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
+    async def transaction(self, *, quick: bool = False) -> AsyncIterator[AsyncSession]:
         """A write transaction, committed on success and rolled back on error."""
         if self._write_lock is None:
-            async with self._sessions() as session, session.begin():
+            async with self._maker(quick)() as session, session.begin():
                 yield session
             return
-        async with self._write_lock, self._sessions() as session:
+        async with self._write_lock, self._maker(quick)() as session:
             conn = await session.connection()
             await conn.exec_driver_sql("BEGIN IMMEDIATE")
             try:
@@ -63,6 +80,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.quick_engine is not self.engine:
+            await self.quick_engine.dispose()
 
 
 def _sqlite_setup(engine: AsyncEngine) -> None:

@@ -98,14 +98,18 @@ _MASKERS_MAX = 2000
 
 
 async def job_masker(session: AsyncSession, job_id: int) -> Masker:
-    now = time.monotonic()
     hit = _MASKERS.get(job_id)
-    if hit is not None and now - hit[0] < _MASKER_TTL:
+    if hit is not None and time.monotonic() - hit[0] < _MASKER_TTL:
         _MASKERS.move_to_end(job_id)
         return hit[1]
-    secrets = await job_secrets(session, job_id)
+    return remember_job_secrets(job_id, await job_secrets(session, job_id))
+
+
+def remember_job_secrets(job_id: int, secrets: dict[str, Any]) -> Masker:
+    """Cache the masker of the secrets a job was given (when it is assigned, so its output
+    needs no lookup in this process)."""
     masker = Masker(v for s in secrets.values() for v in secret_values(s))
-    _MASKERS[job_id] = (now, masker)
+    _MASKERS[job_id] = (time.monotonic(), masker)
     while len(_MASKERS) > _MASKERS_MAX:
         _MASKERS.popitem(last=False)
     return masker
