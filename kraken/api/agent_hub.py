@@ -222,6 +222,7 @@ class AgentHub:
                 # agents finishing at once never lock each other's flows in opposite order)
                 async with db.transaction(quick=True) as session:
                     await assign_next(session, conn.agent_id, effects)
+                effects.freed_agents.discard(conn.agent_id)
             await effects.apply(self.state.runtime.bus, self.state.runtime.queue)
 
 

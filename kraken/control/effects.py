@@ -18,6 +18,9 @@ class Effects:
     publish: list[tuple[str, Any]] = field(default_factory=list)  # (channel, message)
     tasks: list[tuple[str, str | None, dict[str, Any]]] = field(default_factory=list)  # (name, key, kwargs)
     wake_scheduler: bool = False
+    # agents a completed job freed: the scheduler looks for work for them, unless the caller
+    # already did (the agent hub gives an agent its next job in the same round trip)
+    freed_agents: set[int] = field(default_factory=set)
 
     def enqueue(self, name: str, key: str | None = None, **kwargs: Any) -> None:
         self.tasks.append((name, key, kwargs))
@@ -32,10 +35,11 @@ class Effects:
     async def apply(self, bus: Bus, queue: TaskQueue) -> None:
         for channel, message in self.publish:
             await bus.publish(channel, message)
-        if self.wake_scheduler:
+        if self.wake_scheduler or self.freed_agents:
             await bus.publish("sched", {})
         for name, key, kwargs in self.tasks:
             await queue.enqueue(name, key=key, **kwargs)
         self.publish.clear()
         self.tasks.clear()
         self.wake_scheduler = False
+        self.freed_agents.clear()

@@ -354,8 +354,10 @@ async def lock_job(session: AsyncSession, job_id: int) -> tuple[Flow, Run, Job]:
         job = await lock_row(session, Job, job_id)
         flow, run = await lock_run(session, job.run_id)
         return flow, run, job
-    run_id = (await session.execute(select(Job.run_id).where(Job.id == job_id))).scalar_one()
-    flow, run = await lock_run(session, run_id)
+    ids = sa.select(col(Job.run_id), col(Run.flow_id)).join(Run, col(Run.id) == Job.run_id)
+    run_id, flow_id = (await session.execute(ids.where(col(Job.id) == job_id))).one()
+    flow = await lock_row(session, Flow, flow_id)
+    run = await lock_row(session, Run, run_id)
     return flow, run, await lock_row(session, Job, job_id)
 
 
@@ -393,7 +395,7 @@ async def complete_job(
             .where(col(Agent.id) == job.agent_id, col(Agent.current_job_id) == job_id)
             .values(current_job_id=None)
         )
-        effects.wake_scheduler = True
+        effects.freed_agents.add(job.agent_id)
     effects.event("job", id=job.id, run_id=job.run_id, state=job.state, result=result, reason=job.reason)
     effects.enqueue("job_completed", key=f"job_completed:{job_id}", job_id=job_id)
     await _maybe_finish_run(session, flow, run, effects)
@@ -404,20 +406,19 @@ async def _maybe_finish_run(session: AsyncSession, flow: Flow, run: Run, effects
     if run.state == State.COMPLETED:
         return
     await session.flush()  # the jobs' changes of this transaction count (callers may turn autoflush off)
-    counted = select(sa.func.count()).select_from(Job)
-    current = (col(Job.run_id) == run.id, col(Job.covered).is_(False))
-    if (await session.execute(counted.where(*current, col(Job.state) != State.COMPLETED))).scalar_one():
-        return  # cheap before reading every job of a large run
+    # one row per distinct (state, result): a few rows however large the run
     rows = (
         await session.execute(
-            select(Job.state, Job.result, Job.tests_failed).where(Job.run_id == run.id, col(Job.covered).is_(False))
+            sa.select(col(Job.state), col(Job.result), sa.func.count(), sa.func.sum(col(Job.tests_failed)))
+            .where(col(Job.run_id) == run.id, col(Job.covered).is_(False))
+            .group_by(col(Job.state), col(Job.result))
         )
     ).all()
-    if any(state != State.COMPLETED for state, _, _ in rows):
+    if any(state != State.COMPLETED for state, _, _, _ in rows):
         return
-    results = {r for _, r, _ in rows}
-    tests_failed = sum(t for _, _, t in rows)
-    run.jobs_error = sum(1 for _, r, _ in rows if r == Result.ERROR)
+    results = {r for _, r, _, _ in rows}
+    tests_failed = sum(t or 0 for _, _, _, t in rows)
+    run.jobs_error = sum(n for _, r, n, _ in rows if r == Result.ERROR)
     if Result.ERROR in results:
         result = Result.ERROR
     elif Result.TIMEOUT in results:

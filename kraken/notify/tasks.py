@@ -218,6 +218,8 @@ async def _notify_run(ctx: TaskContext, run_id: int, started: bool) -> None:
         run = await session.get(Run, run_id)
     if run is None or run.id is None:
         return
+    if not started and not any(groups(run.schema_ or {}, e, "run") for e in ("completed", "changes")):
+        return  # nothing asked for: skip the reads below (this runs for every run)
     loaded = await _load(ctx, run.flow_id)
     if loaded is None:
         return
@@ -296,6 +298,10 @@ async def notify_run_completed(ctx: TaskContext, run_id: int) -> None:
 
 @task
 async def notify_flow_completed(ctx: TaskContext, flow_id: int) -> None:
+    async with ctx.db.session() as session:
+        schemas = (await session.execute(select(Run.schema_).where(Run.flow_id == flow_id))).scalars().all()
+    if not any(groups(s or {}, e, "flow") for s in schemas for e in ("completed", "changes")):
+        return  # nothing asked for (this runs for every flow)
     loaded = await _load(ctx, flow_id)
     if loaded is None:
         return
