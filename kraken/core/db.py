@@ -10,7 +10,10 @@ PostgreSQL write transactions run concurrently and lock rows where needed
 ``quick=True`` sessions and transactions are for the control plane's short statements
 (keyed reads, single-row updates): on SQLite they run on the event loop's thread instead
 of hopping to aiosqlite's worker thread for each statement (see ``sqlite_inline``).  On
-PostgreSQL they are the same as the others.
+PostgreSQL they come from a pool without the pre-ping round trip on each checkout: after
+the database restarts, the first use of a stale connection fails, SQLAlchemy invalidates
+the pool, and the caller's retry gets a fresh connection (agents re-send unacknowledged
+messages, services run their next pass, API clients retry).
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ class Database:
             kwargs.update(pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         self.quick_engine = self.engine
+        if not self.is_sqlite:
+            quick_pool = {"pool_size": max(1, pool_size // 2), "max_overflow": 10, "pool_pre_ping": False}
+            self.quick_engine = create_async_engine(url, **{**kwargs, **quick_pool})
         if self.is_sqlite:
             _sqlite_setup(self.engine)
             path = sa.engine.make_url(url).database

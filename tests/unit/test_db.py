@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -13,8 +14,10 @@ from sqlmodel import select
 from kraken.control import orchestration
 from kraken.control.effects import Effects
 from kraken.core.db import Database
+from kraken.core.migrate import upgrade
 from kraken.models import Branch, Flow, Project
 from kraken.models.enums import FlowKind
+from tests.conftest import create_pg_database, drop_pg_database
 
 
 def _sqlite_thread_probe(db: Database) -> None:
@@ -115,3 +118,41 @@ async def test_concurrent_flows_get_distinct_numbers(db: Database) -> None:
     assert sorted(seqs) == [1, 2]
     async with db.session() as s:
         assert sorted((await s.execute(select(Flow.seq))).scalars()) == [1, 2]
+
+
+@pytest.fixture
+async def pg_db() -> AsyncIterator[Database]:
+    url = await create_pg_database()
+    await upgrade(url)
+    database = Database(url)
+    yield database
+    await database.dispose()
+    await drop_pg_database(url)
+
+
+async def test_quick_sessions_recover_when_the_database_drops_connections(pg_db: Database) -> None:
+    """PostgreSQL (SQLite's connections are files, never dropped): quick sessions skip the
+    pre-ping, so the first use of a connection the server dropped fails; the pool is then
+    invalidated and the next attempt works."""
+    db = pg_db
+    async with db.session(quick=True) as s:  # a pooled connection exists
+        assert (await s.execute(sa.text("SELECT 1"))).scalar_one() == 1
+    async with db.session() as s:  # drop every other connection of this database, as a restart would
+        await s.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    failures = 0
+    for _ in range(3):
+        try:
+            async with db.transaction(quick=True) as s:
+                s.add(Project(name="after-restart"))
+            break
+        except sa.exc.DBAPIError as exc:
+            assert exc.connection_invalidated
+            failures += 1
+    assert failures <= 1
+    async with db.session() as s:  # the pre-pinged pool never fails
+        assert list((await s.execute(select(Project.name))).scalars()) == ["after-restart"]
