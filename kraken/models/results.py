@@ -21,6 +21,9 @@ from sqlmodel import Field, SQLModel
 from kraken.models.base import json_field
 
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # INTEGER PRIMARY KEY is SQLite's rowid
+# Test names compare byte-wise on PostgreSQL (collation "C", as SQLite's BINARY): sorting and indexing
+# a million new names needs no locale rules (see kraken.results.ingest.create_stage).
+NameText = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
 
 
 class TestEnv(SQLModel, table=True):
@@ -41,7 +44,7 @@ class TestCase(SQLModel, table=True):
     __table_args__ = (sa.UniqueConstraint("project_id", "name", name="uq_test_case_project_name"),)
     id: int | None = Field(default=None, primary_key=True)
     project_id: int = Field(index=False)  # no foreign key: checking one per new test doubles the insert time
-    name: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    name: str = Field(sa_column=sa.Column(NameText, nullable=False))
 
 
 class TestResult(SQLModel, table=True):

@@ -106,6 +106,10 @@ async def ensure_env(session: AsyncSession, job: Job) -> int:
     return int(env_id)
 
 
+_SEQUENCE = (list, tuple)  # constants: ``list | tuple`` would build a union object for every result
+_NUMBER = (int, float)
+
+
 def _rows(items: list[Any], first_ord: int, step_index: int | None) -> tuple[list[tuple[Any, ...]], int, int]:
     """Validated staging rows, with the number of failed/error results and perf candidates."""
     rows: list[tuple[Any, ...]] = []
@@ -114,13 +118,13 @@ def _rows(items: list[Any], first_ord: int, step_index: int | None) -> tuple[lis
     codes = STATUS_CODES
     ord_ = first_ord
     for item in items:
-        if not isinstance(item, list | tuple) or len(item) < 2 or not isinstance(item[0], str):
+        if not isinstance(item, _SEQUENCE) or len(item) < 2 or not isinstance(item[0], str):
             continue
         name = item[0]
         if len(name) > 500 or not name or name[0].isspace() or name[-1].isspace():
             name = bound_name(name) or "(unnamed)"
         status = codes.get(item[1], ERROR)
-        duration = item[2] if len(item) > 2 and isinstance(item[2], int | float) else None
+        duration = item[2] if len(item) > 2 and isinstance(item[2], _NUMBER) else None
         message = item[3] if len(item) > 3 and isinstance(item[3], str) else None
         if message is not None and len(message) > 4096:
             message = bound_message(message)
@@ -136,10 +140,12 @@ def _rows(items: list[Any], first_ord: int, step_index: int | None) -> tuple[lis
 
 
 async def create_stage(session: AsyncSession, job_id: int) -> None:
+    # names in test_case's collation (PostgreSQL: "C"), so that joins, sorts and groups need no conversion
+    name = 'TEXT COLLATE "C"' if is_postgres(session) else "TEXT"
     conn = await session.connection()
     await conn.exec_driver_sql(
         f"CREATE TABLE IF NOT EXISTS {stage_table(job_id)} (ord INTEGER NOT NULL, step_index INTEGER, "
-        "name TEXT NOT NULL, status SMALLINT NOT NULL, duration DOUBLE PRECISION, message TEXT, vals TEXT)"
+        f"name {name} NOT NULL, status SMALLINT NOT NULL, duration DOUBLE PRECISION, message TEXT, vals TEXT)"
     )
 
 

@@ -274,3 +274,83 @@ async def test_many_results_in_batches(world: World) -> None:
     r2 = await world.results(j2)
     assert len(r2) == 12000
     assert {n for n, r in r2.items() if r["change"] == "regression"} == set(flipped)
+
+
+async def test_results_after_analysis_are_analysed_with_the_job(world: World) -> None:
+    """Results that arrive after the job's analysis (a late message) join the same job: the summary
+    counts every row and a rerun across the two batches is a same-commit flake."""
+    import sqlalchemy as sa
+
+    from kraken.models.results import ResultsJob
+    from kraken.results.analysis import analyze_job
+
+    await world.ci_flow(res(NAMES[:4]))
+    flow = await world.flow()
+    job = await world.job(flow)
+    await world.send(job, res(NAMES[:3], **{NAMES[0]: "failed"}))
+    await world.finish_job(job)
+    assert len(await world.results(job)) == 3
+    await world.send(job, [[NAMES[0], "passed", 0.02, None, None], [NAMES[3], "failed", 0.02, None, None]])
+    await analyze_job(world.db, job)
+    await world.finish_flow(flow)
+    async with world.db.session() as s:
+        rows = (
+            await s.execute(
+                sa.text("SELECT status, change, flaky, flaky_rule FROM test_result WHERE job_id = :j ORDER BY ord"),
+                {"j": job},
+            )
+        ).all()
+        rj = await s.get(ResultsJob, job)
+    assert rj is not None
+    assert [(r[0], r[1], bool(r[2]), r[3]) for r in rows] == [
+        (1, 3, True, 1),  # NAMES[0] failed (a regression), then passed in the late batch: both flaky
+        (0, 0, False, 0),
+        (0, 0, False, 0),
+        (0, 0, True, 1),
+        (1, 3, False, 0),  # NAMES[3]: a regression of its own
+    ]
+    assert rj.staged == 0 and rj.analysed == 5
+    assert rj.dup_count == 1  # one result of a test already seen in the job
+    assert (rj.summary["total"], rj.summary["regressions"], rj.summary["flaky"]) == (5, 2, 2)
+
+
+async def test_tests_created_meanwhile_by_another_analysis(world: World) -> None:
+    """Another branch's analysis creating the same new tests at the same time (PostgreSQL: analyses
+    of different branches run concurrently) must not make this one fail."""
+    import asyncio
+
+    import sqlalchemy as sa
+
+    if world.db.is_sqlite:
+        return  # one writer at a time: nothing can create tests meanwhile
+    flow = await world.flow()
+    job = await world.job(flow)
+    await world.send(job, res(NAMES[:3]))
+    await world.complete_job(job)
+    async with world.db.engine.connect() as other:
+        # the other analysis created NAMES[1] and has not committed yet
+        await other.execute(
+            sa.text("INSERT INTO test_case (project_id, name) VALUES (:p, :n)"),
+            {"p": world.project_id, "n": NAMES[1]},
+        )
+        analysis = asyncio.create_task(world.finish_job(job))
+        async with world.db.session() as s:
+            # until this analysis waits for the other one's row
+            while not (
+                await s.execute(
+                    sa.text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO test_case%'"
+                    )
+                )
+            ).scalar():
+                assert not analysis.done(), analysis
+                await s.rollback()
+        await other.commit()
+    await analysis
+    await world.finish_flow(flow)
+    r = await world.results(job)
+    assert sorted(r) == sorted(NAMES[:3])
+    assert {v["change"] for v in r.values()} == {"new"}
+    async with world.db.session() as s:
+        assert (await s.execute(sa.text("SELECT count(*) FROM test_case"))).scalar() == 3
