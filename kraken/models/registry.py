@@ -11,6 +11,7 @@ MODEL_MODULES = [
     "kraken.models.triggers",
     "kraken.models.artifacts",
     "kraken.models.notify",
+    "kraken.models.comments",
 ]
 
 

@@ -10,8 +10,9 @@ state (``age``, ``last_exec``, the ``flips`` mask), so one join gives every figu
 - ``instability``: pass/fail flips among the last 10 executed results (a 9-bit mask);
 - ``flaky``: rule ``same_commit`` (passed and failed in the same flow: reruns, retries,
   several jobs of the same environment) or ``flip_rate`` (instability >= FLIP_THRESHOLD);
-- ``relevancy`` (0-7, failures only): not passed, failed (not error), instability <= 3,
-  age < 5, regression (2 points), not flaky;
+- ``relevancy`` (0-8, failures only): not passed, failed (not error), instability <= 3,
+  age < 5, regression (2 points), not flaky, no root-cause comment on the branch (see
+  ``kraken.results.comments``);
 - performance: each value (and durations >= PERF_MIN_DURATION) against the median and
   spread of the last PERF_WINDOW values.
 
@@ -44,6 +45,7 @@ from kraken.core.db import Database
 from kraken.models import Job, Run
 from kraken.models.base import utcnow
 from kraken.models.results import ResultsBranch, ResultsJob
+from kraken.results.comments import root_caused_clause
 from kraken.results.ingest import PERF_MIN_DURATION, is_postgres, stage_table
 from kraken.results.statuses import (
     CHANGE_NAMES,
@@ -193,6 +195,7 @@ def _insert_sql(pg: bool, rj: ResultsJob, stage: str, lp: str, sealed: int, wate
             1 + CASE WHEN y.status = 1 THEN 1 ELSE 0 END + CASE WHEN y.inst <= 3 THEN 1 ELSE 0 END
               + CASE WHEN y.nage < 5 THEN 1 ELSE 0 END + CASE WHEN y.chg = 3 THEN 2 ELSE 0 END
               + CASE WHEN y.inst >= {ft} THEN 0 ELSE 1 END
+              + CASE WHEN {root_caused_clause("y.tc", rj.branch_id)} THEN 0 ELSE 1 END
         ELSE 0 END
     FROM y ORDER BY y.tc"""
 

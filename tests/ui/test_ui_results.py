@@ -131,6 +131,15 @@ def test_find_the_regression_and_its_history(page: Page, kraken: Kraken, tmp_pat
     expect(cells.nth(0)).to_have_class(re.compile(r"st-passed"))
     expect(cells.nth(1)).to_have_class(re.compile(r"st-failed.*change-regression|change-regression.*st-failed"))
     expect(page.locator(".chart canvas")).to_have_count(1)
+    # a root-cause comment on the failing test, kept by the server
+    comments = page.get_by_test_id("comments")
+    comments.get_by_label("Comment").fill("mul() lost its sign")
+    comments.get_by_label("State").select_option("bug-in-product")
+    comments.get_by_role("button", name="Add").click()
+    expect(comments.locator(".comment-entry")).to_have_count(1)
+    expect(comments.locator(".chip.comment-bug-in-product")).to_be_visible()
+    page.reload()
+    expect(page.get_by_test_id("comments").locator(".comment-text")).to_have_text("mul() lost its sign")
     # the strip links to the flows
     cells.nth(0).click()
     page.wait_for_url(re.compile(rf".*/flows/{flow1['id']}\?run=\d+$"))

@@ -822,6 +822,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/test-cases/{test_case_id}/comments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Comment
+         * @description The test's comment on the branch: its state and its entries, oldest first.
+         */
+        get: operations["get_comment_api_test_cases__test_case_id__comments_get"];
+        put?: never;
+        /**
+         * Add Comment
+         * @description Add an entry to the test's comment on the branch, and set the comment's state if given.
+         *     A root-cause state (bug-in-product, bug-in-test) lowers the relevancy of the test's failures
+         *     on the branch by one point.
+         */
+        post: operations["add_comment_api_test_cases__test_case_id__comments_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/test-cases/{test_case_id}/history": {
         parameters: {
             query?: never;
@@ -974,6 +1000,58 @@ export interface components {
             sha256: string;
             /** Size */
             size: number;
+        };
+        /** CommentEntryOut */
+        CommentEntryOut: {
+            /** Author */
+            author: string;
+            /**
+             * Created
+             * Format: date-time
+             */
+            created: string;
+            /** Id */
+            id: number;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "new" | "investigating" | "bug-in-product" | "bug-in-test";
+            /** Text */
+            text: string;
+        };
+        /** CommentIn */
+        CommentIn: {
+            /** Branch Id */
+            branch_id: number;
+            /**
+             * State
+             * @description the comment's new state; unchanged when absent
+             */
+            state?: ("new" | "investigating" | "bug-in-product" | "bug-in-test") | null;
+            /**
+             * Text
+             * @description Markdown
+             * @default
+             */
+            text: string;
+        };
+        /** CommentOut */
+        CommentOut: {
+            /** Branch Id */
+            branch_id: number;
+            /**
+             * Entries
+             * @default []
+             */
+            entries: components["schemas"]["CommentEntryOut"][];
+            /**
+             * State
+             * @description null while the test has no comment on the branch
+             */
+            state: ("new" | "investigating" | "bug-in-product" | "bug-in-test") | null;
+            /** Test Case Id */
+            test_case_id: number;
         };
         /** FlowIn */
         FlowIn: {
@@ -3247,6 +3325,74 @@ export interface operations {
                     "application/json": {
                         [key: string]: unknown;
                     };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_comment_api_test_cases__test_case_id__comments_get: {
+        parameters: {
+            query: {
+                branch_id: number;
+            };
+            header?: never;
+            path: {
+                test_case_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CommentOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    add_comment_api_test_cases__test_case_id__comments_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                test_case_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CommentIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CommentOut"];
                 };
             };
             /** @description Validation Error */

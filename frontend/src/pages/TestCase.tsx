@@ -3,6 +3,7 @@ import { Link, useLocation, useSearch } from "wouter";
 import { useBranch, useProject, useTestHistory } from "../api/queries";
 import type { HistoryItem } from "../api/types";
 import type { Series } from "../components/Chart";
+import { Comments } from "../components/Comments";
 import { PageHeader } from "../components/Layout";
 import { Empty, ErrorBox, Loading, Skeleton, useTitle } from "../components/ui";
 
@@ -128,6 +129,7 @@ export default function TestCasePage({ id }: { id: number }) {
           ))}
         </div>
       </PageHeader>
+      {branchId !== undefined && <Comments testCaseId={id} branchId={branchId} />}
       {history.isPending ? (
         <Skeleton rows={6} />
       ) : items.length === 0 ? (
