@@ -215,14 +215,21 @@ async def assign_job(session: AsyncSession, job_id: int, agent_id: int, effects:
     flow, run, job = await lock_job(session, job_id)
     if job.state != State.QUEUED or job.covered:
         return False
-    agent = await lock_row(session, Agent, agent_id)
-    if agent.current_job_id is not None or not agent.enabled:
-        return False
+    # claim the agent in one statement (it locks the agent's row, last in the lock order)
+    claim = (
+        sa.update(Agent)
+        .where(col(Agent.id) == agent_id, col(Agent.current_job_id).is_(None), col(Agent.enabled).is_(True))
+        .values(current_job_id=job_id)
+        .returning(col(Agent.name))
+        .execution_options(synchronize_session="evaluate")
+    )
+    agent_name = (await session.execute(claim)).scalar_one_or_none()
+    if agent_name is None:
+        return False  # busy or disabled meanwhile
     now = utcnow()
-    agent.current_job_id = job_id
     job.state = State.RUNNING
     job.agent_id = agent_id
-    job.agent_name = agent.name
+    job.agent_name = agent_name
     job.assigned = now
     job.reason = None
     if run.state == State.QUEUED:
@@ -233,7 +240,7 @@ async def assign_job(session: AsyncSession, job_id: int, agent_id: int, effects:
         flow.state = State.RUNNING
         flow.started = now
         effects.event("flow", id=flow.id, branch_id=flow.branch_id, state=flow.state, result=None)
-    effects.event("job", id=job.id, run_id=job.run_id, state=job.state, result=None, agent_name=agent.name)
+    effects.event("job", id=job.id, run_id=job.run_id, state=job.state, result=None, agent_name=agent_name)
     effects.to_agent(agent_id, {"type": "assign", "job": await job_payload(session, job, flow)})
     return True
 

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from kraken.control import orchestration
-from kraken.control.agents import agent_groups
+from kraken.control.agents import ALL_GROUP, agent_groups
 from kraken.control.effects import Effects
 from kraken.control.service import Service
 from kraken.models import Agent, Job
@@ -99,7 +99,8 @@ async def assign_next(session: AsyncSession, agent_id: int, effects: Effects) ->
     agent = await session.get(Agent, agent_id)
     if agent is None or not agent.enabled or agent.current_job_id is not None or not agent.connected_to:
         return False
-    groups = (await agent_groups(session, [agent_id]))[agent_id]
+    needed = {row[1] for row in oldest} - {ALL_GROUP}  # every agent is in the group 'all'
+    groups = (await agent_groups(session, [agent_id]))[agent_id] if needed else [ALL_GROUP]
     runnable = [job for job in map(QueuedJob._make, oldest) if agent_can_run(job, agent, groups) is None]
     if not runnable:
         return False

@@ -214,7 +214,7 @@ def _payload(event: str, project: Project, branch: Branch, flow: Flow, run: Run 
 
 
 async def _notify_run(ctx: TaskContext, run_id: int, started: bool) -> None:
-    async with ctx.db.session() as session:
+    async with ctx.db.session(quick=True) as session:
         run = await session.get(Run, run_id)
     if run is None or run.id is None:
         return
@@ -298,7 +298,7 @@ async def notify_run_completed(ctx: TaskContext, run_id: int) -> None:
 
 @task
 async def notify_flow_completed(ctx: TaskContext, flow_id: int) -> None:
-    async with ctx.db.session() as session:
+    async with ctx.db.session(quick=True) as session:
         schemas = (await session.execute(select(Run.schema_).where(Run.flow_id == flow_id))).scalars().all()
     if not any(groups(s or {}, e, "flow") for s in schemas for e in ("completed", "changes")):
         return  # nothing asked for (this runs for every flow)

@@ -546,7 +546,7 @@ async def _sealed(session: AsyncSession, branch_id: int) -> int:
 
 async def _job_info(db: Database, job_id: int) -> tuple[int, str] | None:
     """(branch_id, flow kind) of a job."""
-    async with db.session() as s:
+    async with db.session(quick=True) as s:  # runs for every job: one keyed read
         row = (
             await _exec(
                 s,
@@ -577,7 +577,7 @@ async def analyze_job(db: Database, job_id: int) -> list[int]:
 
 async def _has_unsealed_results(db: Database, branch_id: int) -> bool:
     """Whether a CI flow of the branch that is not sealed yet has results or issues (a read, no lock)."""
-    async with db.session() as s:
+    async with db.session(quick=True) as s:  # runs for every job and flow: one indexed read
         row = (
             await _exec(
                 s,
@@ -692,7 +692,7 @@ async def analyze_job_results(ctx: TaskContext, job_id: int) -> None:
 @task
 async def analyze_flow_results(ctx: TaskContext, flow_id: int) -> None:
     """Enqueued when a flow completes: seal it and analyse the CI jobs that waited for it."""
-    async with ctx.db.session() as s:
+    async with ctx.db.session(quick=True) as s:
         branch_id = (await _exec(s, "SELECT branch_id FROM flow WHERE id = :f", {"f": flow_id})).scalar()
     if branch_id is not None:
         await announce(ctx, await advance_branch(ctx.db, int(branch_id)))
