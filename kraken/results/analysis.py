@@ -47,6 +47,7 @@ from kraken.models.base import utcnow
 from kraken.models.results import ResultsBranch, ResultsJob
 from kraken.results.comments import root_caused_clause
 from kraken.results.ingest import PERF_MIN_DURATION, is_postgres, stage_table
+from kraken.results.locks import lock_branch
 from kraken.results.statuses import (
     CHANGE_NAMES,
     KIND_CI,
@@ -67,15 +68,7 @@ PERF_REL_THRESHOLD = 0.2  # a change must be past 20 % of the median...
 PERF_SIGMAS = 3.0  # ...and past 3 robust standard deviations (1.4826 * MAD)
 PERF_MIN_DURATION_DELTA = 0.05  # seconds: smaller duration changes are noise
 
-LOCK_NAMESPACE = 0x4B52  # pg_advisory_xact_lock(namespace, branch_id)
-
 _POPCOUNT = " + ".join(f"((nflips >> {i}) & 1)" for i in range(9))
-
-
-async def lock_branch(session: AsyncSession, branch_id: int) -> None:
-    """Serialize result analysis of one branch (SQLite: write transactions already are)."""
-    if is_postgres(session):
-        await session.execute(sa.text("SELECT pg_advisory_xact_lock(:ns, :b)"), {"ns": LOCK_NAMESPACE, "b": branch_id})
 
 
 PROFILE = os.environ.get("KRAKEN_RESULTS_PROFILE") == "1"  # log each statement's time

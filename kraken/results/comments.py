@@ -14,6 +14,7 @@ from sqlmodel import col, select
 from kraken.models.base import utcnow
 from kraken.models.comments import ROOT_CAUSE_STATES, TestCaseComment, TestCaseCommentEntry
 from kraken.models.results import TestResult
+from kraken.results.locks import lock_branch
 from kraken.results.statuses import NOT_PASSED
 
 
@@ -39,6 +40,9 @@ async def add_entry(
     session: AsyncSession, test_case_id: int, branch_id: int, author: str, text: str, state: str | None
 ) -> TestCaseComment:
     """Add an entry to the test's comment on the branch (created at the first one), maybe setting its state."""
+    # an analysis of the branch in flight either commits before this reads and adjusts its results,
+    # or starts after this commits and sees the new state
+    await lock_branch(session, branch_id)
     comment = await comment_of(session, test_case_id, branch_id)
     if comment is None:
         comment = TestCaseComment(test_case_id=test_case_id, branch_id=branch_id, state=state or "new")

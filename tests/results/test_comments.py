@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
@@ -10,11 +11,16 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
+from sqlmodel import SQLModel
 
 from kraken.api.deps import current_user
 from kraken.api.routes.comments import router
 from kraken.api.state import ServerState
+from kraken.core.db import Database
 from kraken.models import Branch, Project, User
+from kraken.results import comments
+from kraken.results.locks import lock_branch
+from tests.conftest import create_pg_database, drop_pg_database
 from tests.results.conftest import World
 
 
@@ -109,3 +115,65 @@ async def test_bad_comments_are_refused_and_store_nothing(world: World, client: 
     r = await client.get(url, params={"branch_id": world.branch_id})
     assert [e["text"] for e in r.json()["entries"]] == ["first"]
     assert r.json()["state"] == "new"
+
+
+@pytest.fixture
+async def pg_world() -> AsyncIterator[World]:
+    """PostgreSQL only: SQLite's write transactions are serialized by one lock anyway."""
+    url = await create_pg_database()
+    db = Database(url)
+    async with db.engine.begin() as conn:
+        await conn.run_sync(SQLModel.metadata.create_all)
+    yield await World(db).setup()
+    await db.dispose()
+    await drop_pg_database(url)
+
+
+async def test_comment_waits_for_an_analysis_in_flight(pg_world: World) -> None:
+    """A root cause set while an analysis of the branch is writing results reaches those results too."""
+    world = pg_world
+    await world.ci_flow(res(5, set()))
+    _, job2 = await world.ci_flow(res(5, {3}))
+    failing = (await world.results(job2))["suite::test_3"]
+    tc = (await case_ids(world))["suite::test_3"]
+
+    async with world.db.transaction() as analysis:  # stands in for an analysis that holds the branch
+        await lock_branch(analysis, world.branch_id)
+        copied = (
+            await analysis.execute(
+                sa.text(
+                    "INSERT INTO test_result (job_id, run_id, flow_id, branch_id, test_case_id, env_id, flow_kind, "
+                    "flow_seq, ord, status, change, age, flips, instability, flaky, flaky_rule, relevancy) "
+                    "SELECT job_id, run_id, flow_id, branch_id, test_case_id, env_id, flow_kind, flow_seq + 1, ord, "
+                    "status, change, age, flips, instability, flaky, flaky_rule, relevancy FROM test_result "
+                    "WHERE id = :id RETURNING id"
+                ),
+                {"id": failing["id"]},
+            )
+        ).scalar_one()
+
+        async def comment() -> None:
+            async with world.db.transaction() as s:
+                await comments.add_entry(s, tc, world.branch_id, "alice", "found it", "bug-in-test")
+
+        task = asyncio.create_task(comment())
+        async with world.db.session() as watch:  # until the comment waits for the lock (or, wrongly, is done)
+            for _ in range(500):
+                waiting = (
+                    await watch.execute(
+                        sa.text(
+                            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                        )
+                    )
+                ).scalar_one()
+                if waiting or task.done():
+                    break
+                await asyncio.sleep(0.01)  # polling the database for an event it cannot push
+        assert not task.done()
+    await task
+    async with world.db.session() as s:
+        relevancy = (
+            await s.execute(sa.text("SELECT relevancy FROM test_result WHERE id = :id"), {"id": copied})
+        ).scalar_one()
+    assert relevancy == failing["relevancy"] - 1

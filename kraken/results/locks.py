@@ -1,0 +1,15 @@
+"""The lock that serializes whatever changes a branch's analysed results."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+LOCK_NAMESPACE = 0x4B52  # pg_advisory_xact_lock(namespace, branch_id)
+
+
+async def lock_branch(session: AsyncSession, branch_id: int) -> None:
+    """Serialize result analysis of one branch, and comment changes that adjust its results, until
+    the transaction ends (SQLite: write transactions already are serialized)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(sa.text("SELECT pg_advisory_xact_lock(:ns, :b)"), {"ns": LOCK_NAMESPACE, "b": branch_id})
