@@ -343,7 +343,11 @@ async def lock_run(session: AsyncSession, run_id: int) -> tuple[Flow, Run]:
 async def lock_job(session: AsyncSession, job_id: int) -> tuple[Flow, Run, Job]:
     """Lock a job with its run and flow (flow, run, job)."""
     locked = _locked(session)
-    if (Job, job_id) not in locked and _is_sqlite(session):  # one writer at a time: one query, no row locks
+    if (Job, job_id) in locked:
+        job = await lock_row(session, Job, job_id)
+        flow, run = await lock_run(session, job.run_id)
+        return flow, run, job
+    if _is_sqlite(session):  # one writer at a time: one query, no row locks
         row = (
             await session.execute(
                 select(Flow, Run, Job)
@@ -356,10 +360,6 @@ async def lock_job(session: AsyncSession, job_id: int) -> tuple[Flow, Run, Job]:
         flow, run, job = row[0], row[1], row[2]
         assert flow.id is not None and run.id is not None
         locked.update({(Flow, flow.id): flow, (Run, run.id): run, (Job, job_id): job})
-        return flow, run, job
-    if (Job, job_id) in locked:
-        job = await lock_row(session, Job, job_id)
-        flow, run = await lock_run(session, job.run_id)
         return flow, run, job
     ids = sa.select(col(Job.run_id), col(Run.flow_id)).join(Run, col(Run.id) == Job.run_id)
     run_id, flow_id = (await session.execute(ids.where(col(Job.id) == job_id))).one()

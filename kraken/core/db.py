@@ -43,16 +43,16 @@ class Database:
             kwargs.update(pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         self.quick_engine = self.engine
-        if not self.is_sqlite:
-            quick_pool = {"pool_size": max(1, pool_size // 2), "max_overflow": 10, "pool_pre_ping": False}
-            self.quick_engine = create_async_engine(url, **{**kwargs, **quick_pool})
         if self.is_sqlite:
             _sqlite_setup(self.engine)
             path = sa.engine.make_url(url).database
-            if path and path != ":memory:":
-                creator = inline_creator(path, timeout=30, isolation_level=None)
+            if path and path != ":memory:":  # a second in-memory engine would be another database
+                creator = inline_creator(path, **kwargs["connect_args"])
                 self.quick_engine = create_async_engine(url, async_creator=creator, **kwargs)
                 _sqlite_setup(self.quick_engine)
+        else:
+            quick_pool = {"pool_size": max(1, pool_size // 2), "max_overflow": 10, "pool_pre_ping": False}
+            self.quick_engine = create_async_engine(url, **{**kwargs, **quick_pool})
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, class_=AsyncSession)
         self._quick_sessions = async_sessionmaker(self.quick_engine, expire_on_commit=False, class_=AsyncSession)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None

@@ -4,6 +4,7 @@ thread of Markdown entries, sticky across the test's results."""
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Query, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from kraken.api.deps import SessionDep, StateDep, UserDep
 from kraken.models import Branch
@@ -14,7 +15,7 @@ from kraken.schemas.comments import CommentEntryOut, CommentIn, CommentOut
 router = APIRouter(tags=["results"])
 
 
-async def _check(session: SessionDep, test_case_id: int, branch_id: int) -> None:
+async def _check(session: AsyncSession, test_case_id: int, branch_id: int) -> None:
     test = await session.get(TestCase, test_case_id)
     if test is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"test case {test_case_id} not found")
@@ -26,7 +27,7 @@ async def _check(session: SessionDep, test_case_id: int, branch_id: int) -> None
         )
 
 
-async def _out(session: SessionDep, test_case_id: int, branch_id: int) -> CommentOut:
+async def _out(session: AsyncSession, test_case_id: int, branch_id: int) -> CommentOut:
     comment = await comments.comment_of(session, test_case_id, branch_id)
     if comment is None or comment.id is None:
         return CommentOut(test_case_id=test_case_id, branch_id=branch_id, state=None)
