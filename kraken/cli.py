@@ -121,7 +121,15 @@ def serve(
         data_dir=data_dir, host=host, port=port, database_url=database_url, admin_password=admin_password,
         agent_token=agent_token, log_level=log_level,
     )
-    _run(_serve_http(settings, "serve", local_agent=local_agent, sample=sample_project))
+    from kraken.core.backup import BackupError, serve_lock
+
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(serve_lock(settings.data_dir))  # kept while serving: restores wait for the stop
+        except BackupError as exc:
+            typer.echo(f"kraken serve: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        _run(_serve_http(settings, "serve", local_agent=local_agent, sample=sample_project))
 
 
 @app.command()
@@ -246,6 +254,44 @@ def db_upgrade(database_url: DbUrl = None, data_dir: DataDir = None, revision: s
 
     upgrade_sync(settings.effective_database_url, revision)
     typer.echo(f"database at {settings.effective_database_url} is at {revision}")
+
+
+@db_app.command("backup")
+def db_backup(
+    file: Annotated[Path, typer.Argument(help="where to write the backup")],
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+    force: Annotated[bool, typer.Option(help="replace FILE if it exists")] = False,
+) -> None:
+    """Back up the embedded SQLite database, consistently, while kraken serve runs."""
+    from kraken.core.backup import BackupError, backup
+
+    settings = settings_from(database_url=database_url, data_dir=data_dir)
+    try:
+        revision = backup(settings.effective_database_url, file, overwrite=force)
+    except BackupError as exc:
+        typer.echo(f"kraken db backup: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"backed up {settings.effective_database_url} (revision {revision}) to {file}")
+    typer.echo("keep the secrets key (secrets.key or KRAKEN_SECRETS_KEY) with it, stored apart")
+
+
+@db_app.command("restore")
+def db_restore(
+    file: Annotated[Path, typer.Argument(help="a file written by kraken db backup")],
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Replace the embedded database with a backup (stop kraken serve first)."""
+    from kraken.core.backup import BackupError, restore
+
+    settings = settings_from(database_url=database_url, data_dir=data_dir)
+    try:
+        revision = restore(settings.effective_database_url, file, settings.data_dir)
+    except BackupError as exc:
+        typer.echo(f"kraken db restore: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"restored {file} (revision {revision}) into {settings.effective_database_url}")
 
 
 def main() -> None:
