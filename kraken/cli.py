@@ -179,12 +179,10 @@ def controller(database_url: DbUrl = None, redis_url: RedisUrl = None, log_level
 def worker(database_url: DbUrl = None, redis_url: RedisUrl = None, log_level: LogLevel = None) -> None:
     """Background tasks from Redis through arq (scale-out)."""
     settings = settings_from(database_url=database_url, redis_url=redis_url, log_level=log_level)
-    from arq.worker import Worker
-
-    from kraken.workers.arq_settings import worker_settings
+    from kraken.workers.arq_settings import run_worker
 
     print("kraken worker: running", flush=True)
-    Worker(**worker_settings(settings)).run()
+    _run(run_worker(settings))
 
 
 @app.command()
