@@ -142,6 +142,15 @@ EOF
   else
     log "lxd already initialised"
   fi
+  # An LXD initialised elsewhere may lack the bridge or the profile's nic: containers would get no link.
+  if ! lxc network show lxdbr0 >/dev/null 2>&1; then
+    log "creating bridge lxdbr0 $LXD_SUBNET"
+    lxc network create lxdbr0 ipv4.address="$LXD_SUBNET" ipv4.nat=true ipv6.address=none >/dev/null
+  fi
+  if ! lxc profile device show default 2>/dev/null | grep -q 'type: nic'; then
+    log "adding nic eth0 on lxdbr0 to the default profile"
+    lxc profile device add default eth0 nic network=lxdbr0 name=eth0 >/dev/null
+  fi
 }
 
 docker_lxd_forwarding() {

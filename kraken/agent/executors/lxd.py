@@ -4,10 +4,12 @@
   server (unix socket: ``$LXD_DIR/unix.socket``, the snap's or
   ``/var/lib/lxd/unix.socket``), with limits (``limits.cpu`` +
   ``limits.cpu.allowance``, ``limits.memory``, ``limits.processes``; network
-  False replaces the profile's ``eth0`` by a ``none`` device) and the labels as
+  False masks every nic of the profiles with a ``none`` device; a job that wants network on
+  profiles without a nic gets one on LXD's managed bridge, or a clear error) and the labels as
   ``user.*`` keys (``user.kraken.agent``, ``user.kraken.job``), by which
   ``remove_orphans`` finds what an earlier run left.  ``stop()`` force-stops
   and deletes it.
+* Profiles: ``KRAKEN_LXD_PROFILES`` (comma-separated, default ``default``).
 * Management calls go through pylxd (synchronous) in worker threads
   (``asyncio.to_thread``).  Commands don't use pylxd's ``execute``, which polls
   the operation every 0.5 s and keeps all output in memory: they use LXD's exec
@@ -90,6 +92,37 @@ def instance_config(env: JobEnvironment) -> dict[str, str]:
     return config
 
 
+PROFILES_ENV = "KRAKEN_LXD_PROFILES"
+
+
+def lxd_profiles() -> list[str]:
+    """The LXD profiles every job container gets (``KRAKEN_LXD_PROFILES``, default ``default``)."""
+    return [p.strip() for p in os.environ.get(PROFILES_ENV, "default").split(",") if p.strip()] or ["default"]
+
+
+def network_devices(
+    want_network: bool,
+    profile_devices: Mapping[str, Mapping[str, str]],
+    bridges: Sequence[str],
+    profiles: Sequence[str],
+) -> dict[str, dict[str, str]]:
+    """The instance's own devices for its network: without network every nic of the profiles is
+    masked (only ``lo`` is left); with network and no nic in the profiles (an LXD initialised
+    without a network) an ``eth0`` on the first managed bridge, or an ExecutorError saying what to do."""
+    nics = [name for name, dev in profile_devices.items() if dev.get("type") == "nic"]
+    if not want_network:
+        return {name: {"type": "none"} for name in nics}
+    if nics:
+        return {}
+    if bridges:
+        return {"eth0": {"type": "nic", "network": bridges[0], "name": "eth0"}}
+    raise ExecutorError(
+        f"the job wants network, but the LXD profile(s) {', '.join(profiles)} have no nic device and LXD has "
+        "no managed bridge network: create one (`lxc network create lxdbr0`) or add a nic to the profile; "
+        "or set the stage's limits to network: false"
+    )
+
+
 class LxdExecutor(Executor):
     name = "lxd"
     # Creating a container unpacks the image (dir pool): big images take a while.
@@ -125,6 +158,26 @@ class LxdExecutor(Executor):
     def _wait(self, operation: str) -> Any:
         return self._client.operations.wait_for_operation(operation)
 
+    def _network_devices(self, client: Any, profiles: Sequence[str]) -> dict[str, dict[str, str]]:
+        devices: dict[str, Mapping[str, str]] = {}
+        for name in profiles:
+            try:
+                devices.update(client.profiles.get(name).devices or {})
+            except NotFound:
+                raise ExecutorError(
+                    f"LXD profile {name!r} not found ({PROFILES_ENV}; see `lxc profile list`)"
+                ) from None
+            except LXDAPIException as exc:
+                raise ExecutorError(f"cannot read LXD profile {name!r}: {_lxd_message(exc)}") from exc
+        want = self.env.limits.get("network") is not False
+        bridges: list[str] = []
+        if want and not any(d.get("type") == "nic" for d in devices.values()):
+            try:
+                bridges = [n.name for n in client.networks.all() if n.managed and n.type == "bridge"]
+            except LXDAPIException as exc:
+                raise ExecutorError(f"cannot list LXD networks: {_lxd_message(exc)}") from exc
+        return network_devices(want, devices, bridges, profiles)
+
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
@@ -152,16 +205,16 @@ class LxdExecutor(Executor):
             ) from None
         except LXDAPIException as exc:
             raise ExecutorError(f"cannot look up LXD image alias {alias!r}: {_lxd_message(exc)}") from exc
+        profiles = lxd_profiles()
         config: dict[str, Any] = {
             "name": self.container_name,
             "type": "container",
             "ephemeral": True,
             "source": {"type": "image", "alias": alias},
+            "profiles": profiles,
             "config": instance_config(self.env),
-            "devices": {},
+            "devices": self._network_devices(client, profiles),
         }
-        if self.env.limits.get("network") is False:
-            config["devices"]["eth0"] = {"type": "none"}  # masks the profile's nic: only lo is left
         try:
             response = client.api.instances.post(json=config)
             self._created = True
