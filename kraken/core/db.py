@@ -10,15 +10,15 @@ PostgreSQL write transactions run concurrently and lock rows where needed
 ``quick=True`` sessions and transactions are for the control plane's short statements
 (keyed reads, single-row updates): on SQLite they run on the event loop's thread instead
 of hopping to aiosqlite's worker thread for each statement (see ``sqlite_inline``).  On
-PostgreSQL they come from a pool without the pre-ping round trip on each checkout: after
-the database restarts, the first use of a stale connection fails, SQLAlchemy invalidates
-the pool, and the caller's retry gets a fresh connection (agents re-send unacknowledged
-messages, services run their next pass, API clients retry).
+PostgreSQL they come from a pool that pings a connection only when it has been idle for
+``idle_ping`` seconds: a busy control plane pays no round trip per checkout, and after the
+database dropped its connections (a restart, a failover) the first use still gets a live one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -30,7 +30,7 @@ from kraken.core.sqlite_inline import inline_creator
 
 
 class Database:
-    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10, idle_ping: float = 1.0) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}
@@ -53,6 +53,7 @@ class Database:
         else:
             quick_pool = {"pool_size": max(1, pool_size // 2), "max_overflow": 10, "pool_pre_ping": False}
             self.quick_engine = create_async_engine(url, **{**kwargs, **quick_pool})
+            _ping_when_idle(self.quick_engine, idle_ping)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, class_=AsyncSession)
         self._quick_sessions = async_sessionmaker(self.quick_engine, expire_on_commit=False, class_=AsyncSession)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
@@ -88,6 +89,28 @@ class Database:
         await self.engine.dispose()
         if self.quick_engine is not self.engine:
             await self.quick_engine.dispose()
+
+
+def _ping_when_idle(engine: AsyncEngine, idle: float) -> None:
+    """Ping a pooled connection at checkout when it has not been used for ``idle`` seconds; a dead
+    one is replaced (SQLAlchemy retries the checkout on ``DisconnectionError``)."""
+    sync = engine.sync_engine
+
+    @sa.event.listens_for(sync, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info["kraken_idle_since"] = time.monotonic()
+
+    @sa.event.listens_for(sync, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("kraken_idle_since")
+        if since is None or time.monotonic() - since < idle:
+            return  # new, or in use a moment ago
+        try:
+            alive = sync.dialect.do_ping(dbapi_conn)
+        except Exception as exc:
+            raise sa.exc.DisconnectionError(f"idle connection is gone: {exc}") from exc
+        if not alive:
+            raise sa.exc.DisconnectionError("idle connection is gone")
 
 
 def _sqlite_setup(engine: AsyncEngine) -> None:

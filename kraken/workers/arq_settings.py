@@ -13,10 +13,12 @@ from typing import Any
 
 import redis.exceptions
 from arq.connections import RedisSettings
-from arq.worker import Function, Worker, func
+from arq.worker import Function, Retry, Worker, func
 
 from kraken.core.backoff import Backoff
 from kraken.core.config import Settings
+from kraken.core.transient import is_transient
+from kraken.workers.queue import TASK_ATTEMPTS
 from kraken.workers.registry import TaskContext, TaskFn, tasks
 
 log = logging.getLogger(__name__)
@@ -33,10 +35,17 @@ def redis_settings(url: str) -> RedisSettings:
 
 def _wrap(name: str, fn: TaskFn) -> Function:
     async def run(arq_ctx: dict[str, Any], **kwargs: Any) -> None:
-        await fn(arq_ctx["kraken"], **kwargs)
+        try:
+            await fn(arq_ctx["kraken"], **kwargs)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            tries = int(arq_ctx.get("job_try") or 1)
+            log.warning("task %s(%s): %r; retrying (try %d of %d)", name, kwargs, exc, tries + 1, TASK_ATTEMPTS)
+            raise Retry(defer=min(5.0, 0.2 * 2**tries)) from exc
 
     run.__name__ = name
-    return func(run, name=name, keep_result=0, max_tries=3)  # type: ignore[arg-type]
+    return func(run, name=name, keep_result=0, max_tries=TASK_ATTEMPTS)  # type: ignore[arg-type]
 
 
 def worker_settings(settings: Settings, context: TaskContext, on_connected: Callable[[], None]) -> dict[str, Any]:

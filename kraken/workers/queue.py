@@ -7,7 +7,11 @@ import asyncio
 import logging
 from typing import Any
 
+from kraken.core.backoff import Backoff
+from kraken.core.transient import is_transient
 from kraken.workers.registry import TaskContext, tasks
+
+TASK_ATTEMPTS = 4  # a task that meets a transient error (database or Redis gone a moment) runs again
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +49,19 @@ class InProcessQueue(TaskQueue):
         async def run() -> None:
             if key is not None:
                 self._waiting.discard(key)
-            try:
-                await fn(ctx, **kwargs)
-            except Exception:
-                log.exception("task %s(%s) failed", name, kwargs)
+            backoff = Backoff(first=0.2, cap=5.0)
+            for attempt in range(1, TASK_ATTEMPTS + 1):
+                try:
+                    await fn(ctx, **kwargs)
+                    return
+                except Exception as exc:
+                    if attempt < TASK_ATTEMPTS and is_transient(exc):
+                        delay = backoff.next()
+                        log.warning("task %s(%s): %r; attempt %d in %.1f s", name, kwargs, exc, attempt + 1, delay)
+                        await asyncio.sleep(delay)
+                        continue
+                    log.exception("task %s(%s) failed", name, kwargs)
+                    return
 
         t = asyncio.create_task(run(), name=f"task:{name}")
         self._running.add(t)

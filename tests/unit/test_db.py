@@ -132,28 +132,62 @@ async def pg_db() -> AsyncIterator[Database]:
 
 
 async def test_quick_sessions_recover_when_the_database_drops_connections(pg_db: Database) -> None:
-    """PostgreSQL (SQLite's connections are files, never dropped): quick sessions skip the
-    pre-ping, so the first use of a connection the server dropped fails; the pool is then
-    invalidated and the next attempt works."""
-    db = pg_db
-    async with db.session(quick=True) as s:  # a pooled connection exists
-        assert (await s.execute(sa.text("SELECT 1"))).scalar_one() == 1
-    async with db.session() as s:  # drop every other connection of this database, as a restart would
+    """PostgreSQL (SQLite's connections are files, never dropped): quick sessions ping a pooled
+    connection that has been idle, so the first use after the database dropped every connection
+    (as a restart does) succeeds."""
+    for database in (pg_db, Database(pg_db.url, idle_ping=0.0)):
+        async with database.session(quick=True) as s:  # a pooled connection exists
+            assert (await s.execute(sa.text("SELECT 1"))).scalar_one() == 1
+        await _drop_other_connections(pg_db)
+        if database is pg_db:  # idle for less than idle_ping (1 s): this checkout is not pinged
+            with pytest.raises(sa.exc.DBAPIError) as failed:
+                async with database.transaction(quick=True) as s:
+                    s.add(Project(name="lost"))
+            assert failed.value.connection_invalidated
+            continue
+        async with database.transaction(quick=True) as s:  # idle: pinged, replaced, no failure
+            s.add(Project(name="after-restart"))
+        await database.dispose()
+    async with pg_db.session() as s:  # the pre-pinged pool never fails
+        assert list((await s.execute(select(Project.name))).scalars()) == ["after-restart"]
+
+
+async def _drop_other_connections(db: Database) -> None:
+    async with db.session() as s:
         await s.execute(
             sa.text(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
         )
-    failures = 0
-    for _ in range(3):
-        try:
-            async with db.transaction(quick=True) as s:
-                s.add(Project(name="after-restart"))
-            break
-        except sa.exc.DBAPIError as exc:
-            assert exc.connection_invalidated
-            failures += 1
-    assert failures <= 1
-    async with db.session() as s:  # the pre-pinged pool never fails
-        assert list((await s.execute(select(Project.name))).scalars()) == ["after-restart"]
+
+
+async def test_a_background_task_outlives_a_dropped_connection(pg_db: Database) -> None:
+    """A task whose first attempt meets a connection the database dropped runs again and succeeds
+    (it used to fail once per process, and arq does not retry)."""
+    from kraken.core.bus import MemoryBus
+    from kraken.core.config import Settings
+    from kraken.workers.queue import InProcessQueue
+    from kraken.workers.registry import _TASKS, TaskContext, task
+
+    attempts: list[str] = []
+
+    @task
+    async def _test_insert_project(ctx: TaskContext, project: str) -> None:
+        attempts.append(project)
+        async with ctx.db.transaction(quick=True) as s:
+            s.add(Project(name=project))
+
+    async with pg_db.session(quick=True) as s:  # a pooled connection, used a moment ago
+        await s.execute(sa.text("SELECT 1"))
+    await _drop_other_connections(pg_db)
+    queue = InProcessQueue()
+    queue.bind(TaskContext(db=pg_db, bus=MemoryBus(), queue=queue, settings=Settings()))
+    try:
+        await queue.enqueue("_test_insert_project", project="from-task")
+        await queue.drain()
+    finally:
+        _TASKS.pop("_test_insert_project")
+    assert attempts == ["from-task", "from-task"]  # the first met the dropped connection
+    async with pg_db.session() as s:
+        assert list((await s.execute(select(Project.name))).scalars()) == ["from-task"]
