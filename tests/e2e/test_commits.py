@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import sqlalchemy as sa
 from kraken.core.db import Database
 from tests.support.api import Api
 from tests.support.gitrepo import commit, make_repo
-from tests.support.procs import Server, start_agent, wait_agent_connected
+from tests.support.procs import Proc, Server, start_agent, wait_agent_connected
 
 pytestmark = pytest.mark.e2e
 
@@ -52,6 +53,16 @@ def stage(ctx):
 SECRET = "webhook-secret-123"
 
 
+@pytest.fixture
+def agent(tmp_path: Path, server: Server) -> Iterator[Proc]:
+    proc = start_agent(tmp_path, server.url, "agent1")
+    try:
+        wait_agent_connected(proc)
+        yield proc
+    finally:
+        proc.stop()
+
+
 async def results(api: Api, flow: dict[str, Any]) -> dict[str, dict[str, Any]]:
     run_id = flow["runs"][0]["id"]
 
@@ -64,13 +75,11 @@ async def results(api: Api, flow: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 async def test_commits_from_git_steps_and_flaky_across_flows(
-    tmp_path: Path, server: Server, api: Api, database_url: str
+    tmp_path: Path, server: Server, api: Api, agent: Proc, database_url: str
 ) -> None:
     repo = tmp_path / "repo"
     c1 = make_repo(repo, {"a.txt": "1"})
     c2 = commit(repo, {"a.txt": "2"}, "second")
-    agent = start_agent(tmp_path, server.url, "agent1")
-    wait_agent_connected(agent)
     project_id, branch_id = await api.project_with_branch()
     await api.stage(branch_id, "tests", TESTS.replace("REPO", str(repo)).replace("SCRIPT", repr(SCRIPT)))
 
@@ -124,15 +133,12 @@ async def test_commits_from_git_steps_and_flaky_across_flows(
     finally:
         await db.dispose()
     assert (left, cases) == (0, 0)
-    agent.stop()
 
 
-async def test_commits_from_a_webhook_push(tmp_path: Path, server: Server, api: Api) -> None:
+async def test_commits_from_a_webhook_push(tmp_path: Path, server: Server, api: Api, agent: Proc) -> None:
     repo = tmp_path / "repo"
     c1 = make_repo(repo, {"a.txt": "1"})
     c2 = commit(repo, {"a.txt": "2"}, "fix the thing")
-    agent = start_agent(tmp_path, server.url, "agent1")
-    wait_agent_connected(agent)
     project_id, branch_id = await api.project_with_branch()
     await api.stage(branch_id, "hooked", HOOKED.replace("REPO", str(repo)))
     await api.http.put(f"/projects/{project_id}/webhook", json={"secret": SECRET})
@@ -172,4 +178,3 @@ async def test_commits_from_a_webhook_push(tmp_path: Path, server: Server, api: 
     r = await push(payload)
     assert r.status_code == 200 and r.json()["flows"] == [], r.text
     assert (await api.get(f"/branches/{branch_id}/flows"))["total"] == 1
-    agent.stop()
