@@ -68,6 +68,8 @@ async def on_step_info(session: AsyncSession, job: Job, msg: dict[str, Any], eff
     if step is not None:
         data = (await job_masker(session, job.id)).value(msg.get("data") or {})  # type: ignore[arg-type]
         step.info = {**step.info, **data}
+        if step.tool == "git" and data.get("commit"):
+            await orchestration.record_checkout(session, job, data, effects)
 
 
 @handles("job_done", quick=True)

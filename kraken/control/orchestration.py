@@ -30,6 +30,7 @@ from kraken.models.enums import FlowKind, Result, State, StepResult, StepState, 
 from kraken.secrets import store as secrets_store
 from kraken.secrets.refs import substitute
 from kraken.stage import StageContext, StageSchemaError, evaluate_stage, expand_jobs, resolve_args
+from kraken.triggers import commits
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=SQLModel)
@@ -106,6 +107,7 @@ async def create_flow(
     branch = await lock_branch(session, branch_id)
     seq = next_seq(branch, "ci_flow_seq" if kind == FlowKind.CI else "dev_flow_seq")
     flow = Flow(branch_id=branch_id, kind=kind.value, seq=seq, args=args, trigger=trigger or {"reason": "manual"})
+    commits.set_commits(flow, commits.from_trigger(trigger))
     session.add(flow)
     await session.flush()
     effects.event("flow", id=flow.id, branch_id=branch_id, state=flow.state, result=None, created=True)
@@ -295,6 +297,14 @@ async def step_started(session: AsyncSession, job: Job, index: int, effects: Eff
         .values(state=StepState.RUNNING, started=now)
     )
     effects.event("step", job_id=job.id, index=index, state=StepState.RUNNING, result=None)
+
+
+async def record_checkout(session: AsyncSession, job: Job, info: dict[str, Any], effects: Effects) -> None:
+    """A git step's checkout becomes the flow's commits when the flow has none yet."""
+    assert job.id is not None
+    flow, _, _ = await lock_job(session, job.id)
+    if commits.record_checkout(flow, info):
+        effects.event("flow", id=flow.id, branch_id=flow.branch_id, state=flow.state, result=flow.result)
 
 
 async def step_completed(

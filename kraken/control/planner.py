@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from kraken.control import orchestration
+from kraken.control.archive import active_branch, archived_reason
 from kraken.control.effects import Effects
 from kraken.control.service import Service
 from kraken.core.bootstrap import insert_ignore
@@ -77,7 +78,7 @@ class Planner(Service):
                 await session.execute(
                     select(Stage, Branch)
                     .join(Branch, col(Branch.id) == Stage.branch_id)
-                    .where(col(Stage.enabled).is_(True))
+                    .where(col(Stage.enabled).is_(True), active_branch())
                 )
             ).all()
             rows = (await session.execute(select(TriggerState))).scalars().all()
@@ -168,9 +169,9 @@ class Planner(Service):
                 return 0  # the lease ran out and another planner took the trigger
             stage = await session.get(Stage, row.stage_id)
             started = 0
-            if stage is not None and stage.enabled and trigger is not None:
-                branch = await session.get(Branch, stage.branch_id)
-                assert branch is not None
+            branch = await session.get(Branch, stage.branch_id) if stage is not None else None
+            active = branch is not None and not await archived_reason(session, branch)  # archived meanwhile
+            if stage is not None and stage.enabled and trigger is not None and branch is not None and active:
                 trigger = {**trigger, "stage": stage.name, "scheduled": _iso(row.next_at)}
                 flow = await orchestration.create_flow(
                     session, branch, FlowKind.CI, {}, effects, trigger=trigger, start_stages=[stage]

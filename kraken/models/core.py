@@ -31,6 +31,7 @@ class Project(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(unique=True, index=True, max_length=200)
     description: str = ""
+    archived: bool = False  # hidden from lists, no flows start (kraken.control.archive)
     created: datetime = created_field()
 
 
@@ -44,6 +45,7 @@ class Branch(SQLModel, table=True):
     ci_flow_seq: int = 0
     dev_flow_seq: int = 0
     run_seq: int = 0
+    archived: bool = False
     created: datetime = created_field()
 
 
@@ -72,6 +74,9 @@ class Flow(SQLModel, table=True):
     args: dict[str, Any] = json_field(dict)
     trigger: dict[str, Any] = json_field(dict)  # how it started: manual (user), webhook, ...
     label: str | None = None
+    # the repository state it ran on (kraken.triggers.commits): from its trigger or its first git checkout
+    commits: list[dict[str, Any]] = json_field(list)
+    commit: str | None = Field(default=None, max_length=64, index=True)  # the first entry's commit: same_commit
     created: datetime = created_field()
     started: datetime | None = None
     finished: datetime | None = None

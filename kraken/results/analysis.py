@@ -8,8 +8,10 @@ state (``age``, ``last_exec``, the ``flips`` mask), so one join gives every figu
   ``regression`` (failed or error, the last executed result passed), else ``none``;
 - ``age``: the previous result's age + 1 when the status is the same, else 0;
 - ``instability``: pass/fail flips among the last 10 executed results (a 9-bit mask);
-- ``flaky``: rule ``same_commit`` (passed and failed in the same flow: reruns, retries,
-  several jobs of the same environment) or ``flip_rate`` (instability >= FLIP_THRESHOLD);
+- ``flaky``: rule ``same_commit`` (passed and failed on the same commit in the same
+  environment: reruns and retries in a job, several jobs of a flow, or jobs of flows of the
+  project that ran on the same commit, ``Flow.commit``; every such result is marked) or
+  ``flip_rate`` (instability >= FLIP_THRESHOLD);
 - ``relevancy`` (0-8, failures only): not passed, failed (not error), instability <= 3,
   age < 5, regression (2 points), not flaky, no root-cause comment on the branch (see
   ``kraken.results.comments``);
@@ -193,14 +195,29 @@ def _insert_sql(pg: bool, rj: ResultsJob, stage: str, lp: str, sealed: int, wate
     FROM y ORDER BY y.tc"""
 
 
-def _flaky_update(pg: bool, rj: ResultsJob, where_tc: str) -> str:
+def _flaky_update(pg: bool, jobs: list[tuple[int, int]], where_tc: str) -> str:
+    """Mark flaky (rule ``same_commit``) the results of ``jobs`` of the tests ``where_tc`` selects."""
     true = "TRUE" if pg else "1"
     return f"""
     UPDATE test_result SET flaky = {true}, flaky_rule = flaky_rule | 1,
         relevancy = CASE WHEN status IN (1, 2) AND flaky_rule = 0 THEN relevancy - 1 ELSE relevancy END
-    WHERE branch_id = {int(rj.branch_id)} AND env_id = {int(rj.env_id)} AND flow_kind = {int(rj.flow_kind)}
-      AND flow_seq = {int(rj.flow_seq)} AND flow_id = {int(rj.flow_id)} AND (flaky_rule & 1) = 0
+    WHERE {_of_jobs(jobs)} AND (flaky_rule & 1) = 0
       AND test_case_id IN ({where_tc})"""
+
+
+async def _same_commit_jobs(session: AsyncSession, rj: ResultsJob) -> list[tuple[int, int]]:
+    """The other analysed jobs in this environment that ran on the same commit: of this flow, and
+    of every flow of the project that recorded the same commit (``Flow.commit``)."""
+    params = {"f": rj.flow_id, "e": rj.env_id, "j": rj.job_id, "p": rj.project_id}
+    sql = "SELECT run_id, job_id FROM results_job WHERE flow_id = :f AND env_id = :e AND job_id <> :j AND analysed > 0"
+    commit = (await _exec(session, 'SELECT "commit" FROM flow WHERE id = :f', {"f": rj.flow_id})).scalar()
+    if commit:
+        sql += (
+            ' UNION SELECT rj.run_id, rj.job_id FROM flow f JOIN results_job rj ON rj.flow_id = f.id'
+            ' WHERE f."commit" = :c AND f.id <> :f AND rj.project_id = :p AND rj.env_id = :e AND rj.analysed > 0'
+        )
+        params["c"] = commit
+    return sorted((int(r[0]), int(r[1])) for r in (await _exec(session, sql, params)).all())
 
 
 async def job_summary(session: AsyncSession, run_id: int, job_id: int) -> dict[str, Any]:
@@ -473,44 +490,39 @@ async def _analyse_results(session: AsyncSession, rj: ResultsJob, sealed: int, p
         ).scalar()
         or 0
     )
-    # same commit: passed and failed in this job (reruns) or in other jobs of the flow in this environment
+    # same commit: passed and failed in this job (reruns), or here and in another job of this
+    # environment on the same commit (of this flow or of another flow that ran on the commit)
+    this = [(rj.run_id, rj.job_id)]
+    others = await _same_commit_jobs(session, rj)
+    marked = 0
     if dups:
-        await _exec(
+        res = await _exec(
             session,
             _flaky_update(
                 pg,
-                rj,
-                f"SELECT test_case_id FROM test_result WHERE {_of_jobs([(rj.run_id, rj.job_id)])} "
+                this + others,
+                f"SELECT test_case_id FROM test_result WHERE {_of_jobs(this)} "
                 "GROUP BY test_case_id "
                 "HAVING sum(CASE WHEN status = 0 THEN 1 ELSE 0 END) > 0 "
                 "AND sum(CASE WHEN status IN (1, 2) THEN 1 ELSE 0 END) > 0",
             ),
         )
-    others = [
-        (int(r[0]), int(r[1]))
-        for r in (
-            await _exec(
-                session,
-                "SELECT run_id, job_id FROM results_job WHERE flow_id = :f AND env_id = :e AND job_id <> :j "
-                "AND analysed > 0",
-                {"f": rj.flow_id, "e": rj.env_id, "j": rj.job_id},
-            )
-        ).all()
-    ]
+        marked += res.rowcount
     if others:
         res = await _exec(
             session,
             _flaky_update(
                 pg,
-                rj,
+                this + others,
                 f"SELECT a.test_case_id FROM test_result a JOIN test_result b ON b.test_case_id = a.test_case_id "
-                f"WHERE {_of_jobs([(rj.run_id, rj.job_id)], 'a')} AND {_of_jobs(others, 'b')} "
+                f"WHERE {_of_jobs(this, 'a')} AND {_of_jobs(others, 'b')} "
                 "AND ((a.status = 0 AND b.status IN (1, 2)) OR (a.status IN (1, 2) AND b.status = 0))",
             ),
         )
-        if res.rowcount != 0:
-            for _, other in others:
-                await _refresh_summary(session, other)
+        marked += res.rowcount
+    if marked != 0:
+        for _, other in others:
+            await _refresh_summary(session, other)
     if rj.perf_candidates > 0:
         await _analyse_perf(session, rj.run_id, rj.job_id)
     rj.dup_count = dups

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kraken.schemas.commits import RepoStateOut
+
 
 class ORM(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -43,6 +45,8 @@ class BranchOut(ORM):
     repo_url: str | None
     ci_flow_seq: int
     dev_flow_seq: int
+    run_seq: int = 0
+    archived: bool = False
     created: datetime
 
 
@@ -50,6 +54,7 @@ class ProjectOut(ORM):
     id: int
     name: str
     description: str
+    archived: bool = False
     created: datetime
     branches: list[BranchOut] = []
 
@@ -126,6 +131,7 @@ class FlowOut(ORM):
     started: datetime | None
     finished: datetime | None
     runs: list[RunBrief] = []
+    commits: list[RepoStateOut] = []  # the repository state it ran on
 
 
 class FlowPage(BaseModel):

@@ -19,8 +19,11 @@ import type {
 export const useMe = () =>
   useQuery({ queryKey: ["me"], queryFn: () => unwrap<User>(client.GET("/api/auth/me")), staleTime: 5 * 60_000 });
 
-export const useProjects = () =>
-  useQuery({ queryKey: ["projects"], queryFn: () => unwrap<Project[]>(client.GET("/api/projects")) });
+export const useProjects = (includeArchived = false) =>
+  useQuery({
+    queryKey: ["projects", includeArchived],
+    queryFn: () => unwrap<Project[]>(client.GET("/api/projects", { params: { query: { include_archived: includeArchived } } })),
+  });
 
 export const useProject = (id: number | undefined) =>
   useQuery({

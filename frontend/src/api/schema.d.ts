@@ -225,6 +225,24 @@ export interface paths {
         get: operations["get_branch_api_branches__branch_id__get"];
         put?: never;
         post?: never;
+        /** Delete Branch */
+        delete: operations["delete_branch_api_branches__branch_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/branches/{branch_id}/archive": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Archive Branch */
+        post: operations["archive_branch_api_branches__branch_id__archive_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -288,6 +306,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/branches/{branch_id}/sequences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Set Sequences
+         * @description Set the branch's sequence counters; none may go below the highest number already used.
+         */
+        patch: operations["set_sequences_api_branches__branch_id__sequences_patch"];
+        trace?: never;
+    };
     "/api/branches/{branch_id}/stages": {
         parameters: {
             query?: never;
@@ -300,6 +338,23 @@ export interface paths {
         put?: never;
         /** Create Stage */
         post: operations["create_stage_api_branches__branch_id__stages_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/branches/{branch_id}/unarchive": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Unarchive Branch */
+        post: operations["unarchive_branch_api_branches__branch_id__unarchive_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -528,7 +583,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Projects */
+        /**
+         * List Projects
+         * @description The projects with their branches; archived ones only with ``include_archived``.
+         */
         get: operations["list_projects_api_projects_get"];
         put?: never;
         /** Create Project */
@@ -546,10 +604,32 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get Project */
+        /**
+         * Get Project
+         * @description A project (archived or not) with its branches; archived branches only with ``include_archived``.
+         */
         get: operations["get_project_api_projects__project_id__get"];
         put?: never;
         post?: never;
+        /** Delete Project */
+        delete: operations["delete_project_api_projects__project_id__delete"];
+        options?: never;
+        head?: never;
+        /** Patch Project */
+        patch: operations["patch_project_api_projects__project_id__patch"];
+        trace?: never;
+    };
+    "/api/projects/{project_id}/archive": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Archive Project */
+        post: operations["archive_project_api_projects__project_id__archive_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -585,6 +665,23 @@ export interface paths {
         put?: never;
         /** Create Secret */
         post: operations["create_secret_api_projects__project_id__secrets_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/unarchive": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Unarchive Project */
+        post: operations["unarchive_project_api_projects__project_id__unarchive_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -779,7 +876,11 @@ export interface paths {
         /** Update Stage */
         put: operations["update_stage_api_stages__stage_id__put"];
         post?: never;
-        delete?: never;
+        /**
+         * Delete Stage
+         * @description Delete a stage; its past runs stay.  Refused while other stages name it as their parent.
+         */
+        delete: operations["delete_stage_api_stages__stage_id__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -958,6 +1059,11 @@ export interface components {
         };
         /** BranchOut */
         BranchOut: {
+            /**
+             * Archived
+             * @default false
+             */
+            archived: boolean;
             /** Branch Name */
             branch_name: string;
             /** Ci Flow Seq */
@@ -977,6 +1083,11 @@ export interface components {
             project_id: number;
             /** Repo Url */
             repo_url: string | null;
+            /**
+             * Run Seq
+             * @default 0
+             */
+            run_seq: number;
         };
         /** CacheEntryOut */
         CacheEntryOut: {
@@ -1053,6 +1164,21 @@ export interface components {
             /** Test Case Id */
             test_case_id: number;
         };
+        /** CommitOut */
+        CommitOut: {
+            /** Author */
+            author?: string | null;
+            /** Email */
+            email?: string | null;
+            /** Id */
+            id: string;
+            /** Message */
+            message?: string | null;
+            /** Timestamp */
+            timestamp?: string | null;
+            /** Url */
+            url?: string | null;
+        };
         /** FlowIn */
         FlowIn: {
             /**
@@ -1082,6 +1208,11 @@ export interface components {
             };
             /** Branch Id */
             branch_id: number;
+            /**
+             * Commits
+             * @default []
+             */
+            commits: components["schemas"]["RepoStateOut"][];
             /**
              * Created
              * Format: date-time
@@ -1200,6 +1331,11 @@ export interface components {
         /** ProjectOut */
         ProjectOut: {
             /**
+             * Archived
+             * @default false
+             */
+            archived: boolean;
+            /**
              * Branches
              * @default []
              */
@@ -1215,6 +1351,32 @@ export interface components {
             id: number;
             /** Name */
             name: string;
+        };
+        /** ProjectPatch */
+        ProjectPatch: {
+            /** Description */
+            description?: string | null;
+            /** Name */
+            name?: string | null;
+        };
+        /** RepoStateOut */
+        RepoStateOut: {
+            /** Branch */
+            branch: string | null;
+            /** Commit */
+            commit: string;
+            /**
+             * New Commits
+             * @default []
+             */
+            new_commits: components["schemas"]["CommitOut"][];
+            /** Repo Url */
+            repo_url: string | null;
+            /**
+             * Source
+             * @enum {string}
+             */
+            source: "webhook" | "repository" | "git";
         };
         /** RetentionIn */
         RetentionIn: {
@@ -1352,6 +1514,18 @@ export interface components {
             user?: string | null;
             /** Value */
             value?: string | null;
+        };
+        /**
+         * SequencesPatch
+         * @description The branch's counters: the next CI flow gets ``ci_flow_seq + 1``, and so on.
+         */
+        SequencesPatch: {
+            /** Ci Flow Seq */
+            ci_flow_seq?: number | null;
+            /** Dev Flow Seq */
+            dev_flow_seq?: number | null;
+            /** Run Seq */
+            run_seq?: number | null;
         };
         /** StageCheckIn */
         StageCheckIn: {
@@ -2002,6 +2176,66 @@ export interface operations {
             };
         };
     };
+    delete_branch_api_branches__branch_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                branch_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    archive_branch_api_branches__branch_id__archive_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                branch_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BranchOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_cache_api_branches__branch_id__cache_get: {
         parameters: {
             query?: never;
@@ -2169,6 +2403,41 @@ export interface operations {
             };
         };
     };
+    set_sequences_api_branches__branch_id__sequences_patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                branch_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SequencesPatch"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BranchOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_stages_api_branches__branch_id__stages_get: {
         parameters: {
             query?: never;
@@ -2222,6 +2491,37 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["StageOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    unarchive_branch_api_branches__branch_id__unarchive_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                branch_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BranchOut"];
                 };
             };
             /** @description Validation Error */
@@ -2593,7 +2893,9 @@ export interface operations {
     };
     list_projects_api_projects_get: {
         parameters: {
-            query?: never;
+            query?: {
+                include_archived?: boolean;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -2607,6 +2909,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ProjectOut"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -2645,6 +2956,103 @@ export interface operations {
         };
     };
     get_project_api_projects__project_id__get: {
+        parameters: {
+            query?: {
+                include_archived?: boolean;
+            };
+            header?: never;
+            path: {
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_project_api_projects__project_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    patch_project_api_projects__project_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProjectPatch"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    archive_project_api_projects__project_id__archive_post: {
         parameters: {
             query?: never;
             header?: never;
@@ -2763,6 +3171,37 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SecretOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    unarchive_project_api_projects__project_id__unarchive_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectOut"];
                 };
             };
             /** @description Validation Error */
@@ -3260,6 +3699,35 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["StageOut"];
                 };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_stage_api_stages__stage_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                stage_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Validation Error */
             422: {

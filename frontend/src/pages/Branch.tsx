@@ -2,11 +2,14 @@ import { useMemo, useState, type FormEvent } from "react";
 import { Link, useLocation, useSearch } from "wouter";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { client, unwrap } from "../api/client";
+import { deleteStage } from "../api/admin";
 import { useBranch, useFlows, useProject, useStages } from "../api/queries";
 import type { Flow, Stage, StageParameter } from "../api/types";
+import { CommitsCell } from "../components/Commits";
 import { PageHeader } from "../components/Layout";
 import { Dialog, Elapsed, Empty, ErrorBox, FormError, Skeleton, StatusBadge, TimeAgo, useTitle } from "../components/ui";
 import { plural } from "../lib/format";
+import BranchSettings from "./BranchSettings";
 
 const PAGE = 25;
 
@@ -41,6 +44,7 @@ function FlowsTable({ branchId, kind }: { branchId: number; kind: "ci" | "dev" }
             <tr>
               <th>Flow</th>
               <th>Stages</th>
+              <th>Commit</th>
               <th>Trigger</th>
               <th>Created</th>
               <th>Duration</th>
@@ -63,6 +67,9 @@ function FlowsTable({ branchId, kind }: { branchId: number; kind: "ci" | "dev" }
                       </Link>
                     ))}
                   </div>
+                </td>
+                <td>
+                  <CommitsCell commits={f.commits} />
                 </td>
                 <td className="muted">{triggerText(f.trigger)}</td>
                 <td>
@@ -102,8 +109,36 @@ function triggersSummary(t: Record<string, unknown>): string[] {
   return out;
 }
 
+function DeleteStage({ stage, onClose }: { stage: Stage; onClose: () => void }) {
+  const qc = useQueryClient();
+  const m = useMutation({
+    mutationFn: () => deleteStage(stage.id),
+    onSuccess: () => {
+      void qc.invalidateQueries({ queryKey: ["stages", stage.branch_id] });
+      onClose();
+    },
+  });
+  return (
+    <div className="form">
+      <p>
+        Delete the stage <b className="mono">{stage.name}</b>? Its past runs stay in their flows; new flows no longer run it.
+      </p>
+      <FormError error={m.error} />
+      <div className="form-actions">
+        <button type="button" className="btn" onClick={onClose}>
+          Cancel
+        </button>
+        <button type="button" className="btn danger" onClick={() => m.mutate()} disabled={m.isPending}>
+          Delete stage
+        </button>
+      </div>
+    </div>
+  );
+}
+
 function StagesList({ branchId }: { branchId: number }) {
   const stages = useStages(branchId);
+  const [deleting, setDeleting] = useState<Stage | null>(null);
   if (stages.isPending) return <Skeleton rows={4} />;
   if (stages.isError) return <ErrorBox error={stages.error} retry={() => stages.refetch()} />;
   if (!stages.data.length)
@@ -122,6 +157,7 @@ function StagesList({ branchId }: { branchId: number }) {
             <th>Triggers</th>
             <th>Parameters</th>
             <th>Updated</th>
+            <th />
           </tr>
         </thead>
         <tbody>
@@ -147,10 +183,18 @@ function StagesList({ branchId }: { branchId: number }) {
               <td>
                 <TimeAgo value={s.updated} />
               </td>
+              <td className="num">
+                <button className="btn small danger" onClick={() => setDeleting(s)} aria-label={`Delete stage ${s.name}`}>
+                  Delete
+                </button>
+              </td>
             </tr>
           ))}
         </tbody>
       </table>
+      <Dialog open={deleting !== null} onClose={() => setDeleting(null)} title="Delete stage">
+        {deleting && <DeleteStage stage={deleting} onClose={() => setDeleting(null)} />}
+      </Dialog>
     </div>
   );
 }
@@ -275,7 +319,9 @@ export default function BranchPage({ id, tab = "ci" }: { id: number; tab?: strin
     ["ci", "CI flows", `/branches/${id}`],
     ["dev", "Dev flows", `/branches/${id}/dev`],
     ["stages", `Stages${stages.data ? ` (${stages.data.length})` : ""}`, `/branches/${id}/stages`],
+    ["settings", "Settings", `/branches/${id}/settings`],
   ];
+  const archived = branch.data?.archived || project.data?.archived;
   return (
     <>
       <PageHeader
@@ -290,13 +336,23 @@ export default function BranchPage({ id, tab = "ci" }: { id: number; tab?: strin
             <Link href={`/branches/${id}/stages/new`} className="btn">
               + Stage
             </Link>
-            <button className="btn primary" onClick={() => setRunning(true)} disabled={!stages.data?.length} title={stages.data?.length ? "" : "add a stage first"}>
+            <button
+              className="btn primary"
+              onClick={() => setRunning(true)}
+              disabled={!stages.data?.length || !!archived}
+              title={archived ? "archived: no new flows" : stages.data?.length ? "" : "add a stage first"}
+            >
               ▷ Run flow
             </button>
           </>
         }
       >
         {branch.data?.repo_url && <div className="muted mono small">{branch.data.repo_url}</div>}
+        {archived && (
+          <div className="notice" data-testid="archived-notice">
+            {branch.data?.archived ? "This branch is archived" : "Its project is archived"}: no flow starts and its triggers do not fire.
+          </div>
+        )}
       </PageHeader>
       <nav className="tabs" role="tablist">
         {tabs.map(([key, label, href]) => (
@@ -305,7 +361,13 @@ export default function BranchPage({ id, tab = "ci" }: { id: number; tab?: strin
           </Link>
         ))}
       </nav>
-      {tab === "stages" ? <StagesList branchId={id} /> : <FlowsTable key={kind} branchId={id} kind={kind} />}
+      {tab === "stages" ? (
+        <StagesList branchId={id} />
+      ) : tab === "settings" ? (
+        branch.data ? <BranchSettings branch={branch.data} /> : <Skeleton rows={6} />
+      ) : (
+        <FlowsTable key={kind} branchId={id} kind={kind} />
+      )}
       <Dialog open={running} onClose={() => setRunning(false)} title="Run flow">
         <RunFlowForm branchId={id} defaultKind={kind} onClose={() => setRunning(false)} />
       </Dialog>

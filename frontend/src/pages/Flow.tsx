@@ -4,6 +4,7 @@ import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { client, unwrap } from "../api/client";
 import { useBranch, useFlow, useFlowSummary, useJobs, useProject, useRun, useRunSummary, useStages } from "../api/queries";
 import type { Flow, ResultsSummary, RunBrief } from "../api/types";
+import { RepoChanges } from "../components/Commits";
 import { JobsTable } from "../components/JobsTable";
 import { PageHeader } from "../components/Layout";
 import { StageGraph } from "../components/StageGraph";
@@ -211,6 +212,7 @@ function FlowView({ id }: { id: number }) {
       ) : (
         <StageGraph stages={stages.data ?? []} runs={runs} selectedRun={selected} onSelect={select} />
       )}
+      <RepoChanges commits={f.commits} />
       {selected ? <RunPanel key={selected} runId={selected} /> : <Empty title="Nothing ran yet">The flow's first stages start as soon as it is scheduled.</Empty>}
     </>
   );

@@ -2,8 +2,10 @@ import { useState, type FormEvent } from "react";
 import { Link, useLocation } from "wouter";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { client, unwrap } from "../api/client";
+import { deleteProject, patchProject, setProjectArchived } from "../api/admin";
 import { useLatestFlow, useProjects } from "../api/queries";
 import type { Branch, Project } from "../api/types";
+import { ConfirmDelete } from "../components/ConfirmDelete";
 import { PageHeader } from "../components/Layout";
 import { Dialog, Elapsed, Empty, ErrorBox, FormError, Skeleton, StatusBadge, TimeAgo, useTitle } from "../components/ui";
 import { formatCount } from "../lib/format";
@@ -19,6 +21,7 @@ function BranchRow({ branch }: { branch: Branch }) {
         <Link href={`/branches/${branch.id}`} className="strong">
           {branch.name}
         </Link>
+        {branch.archived && <span className="chip subtle">archived</span>}
         <div className="muted small mono">{branch.branch_name}</div>
       </td>
       {latest.isPending ? (
@@ -150,18 +153,92 @@ function NewProject({ onClose }: { onClose: () => void }) {
   );
 }
 
+function ProjectSettings({ project, onClose }: { project: Project; onClose: () => void }) {
+  const qc = useQueryClient();
+  const [name, setName] = useState(project.name);
+  const [description, setDescription] = useState(project.description);
+  const [deleting, setDeleting] = useState(false);
+  const done = () => void qc.invalidateQueries({ queryKey: ["projects"] });
+  const save = useMutation({
+    mutationFn: () => patchProject(project.id, { name, description }),
+    onSuccess: () => {
+      done();
+      onClose();
+    },
+  });
+  const archive = useMutation({
+    mutationFn: () => setProjectArchived(project.id, !project.archived),
+    onSuccess: () => {
+      done();
+      onClose();
+    },
+  });
+  return (
+    <>
+      <form
+        className="form"
+        onSubmit={(e) => {
+          e.preventDefault();
+          save.mutate();
+        }}
+      >
+        <label>
+          Name <input name="name" value={name} onChange={(e) => setName(e.target.value)} required />
+        </label>
+        <label>
+          Description <input name="description" value={description} onChange={(e) => setDescription(e.target.value)} />
+        </label>
+        <FormError error={save.error ?? archive.error} />
+        <div className="form-actions">
+          <button type="button" className="btn danger" onClick={() => setDeleting(true)}>
+            Delete…
+          </button>
+          <button type="button" className="btn" onClick={() => archive.mutate()} disabled={archive.isPending}
+            title={project.archived ? "Show it again and let its flows start" : "Hide it from the lists; no flow starts, no trigger fires"}>
+            {project.archived ? "Unarchive" : "Archive"}
+          </button>
+          <button type="submit" className="btn primary" disabled={save.isPending}>
+            Save
+          </button>
+        </div>
+      </form>
+      <ConfirmDelete
+        open={deleting}
+        onClose={() => setDeleting(false)}
+        what="project"
+        name={project.name}
+        consequences="all its branches, stages, flows, logs, artifacts, test results and secrets"
+        action={() => deleteProject(project.id)}
+        onDone={() => {
+          setDeleting(false);
+          done();
+          onClose();
+        }}
+      />
+    </>
+  );
+}
+
 function ProjectCard({ project }: { project: Project }) {
   const [adding, setAdding] = useState(false);
+  const [editing, setEditing] = useState(false);
   return (
     <section className="card project-card" data-testid={`project-${project.name}`}>
       <div className="card-head">
         <div>
-          <h2>{project.name}</h2>
+          <h2>
+            {project.name} {project.archived && <span className="chip subtle">archived</span>}
+          </h2>
           {project.description && <div className="muted">{project.description}</div>}
         </div>
-        <button className="btn" onClick={() => setAdding(true)}>
-          + Branch
-        </button>
+        <div className="form-actions">
+          <button className="btn" onClick={() => setEditing(true)}>
+            Settings
+          </button>
+          <button className="btn" onClick={() => setAdding(true)}>
+            + Branch
+          </button>
+        </div>
       </div>
       {project.branches && project.branches.length ? (
         <div className="table-wrap">
@@ -192,22 +269,32 @@ function ProjectCard({ project }: { project: Project }) {
       <Dialog open={adding} onClose={() => setAdding(false)} title={`New branch of ${project.name}`}>
         <NewBranch project={project} onClose={() => setAdding(false)} />
       </Dialog>
+      <Dialog open={editing} onClose={() => setEditing(false)} title={`Project ${project.name}`}>
+        <ProjectSettings project={project} onClose={() => setEditing(false)} />
+      </Dialog>
     </section>
   );
 }
 
 export default function ProjectsPage() {
   useTitle("Projects");
-  const projects = useProjects();
+  const [archived, setArchived] = useState(false);
+  const projects = useProjects(archived);
   const [creating, setCreating] = useState(false);
   return (
     <>
       <PageHeader
         title="Projects"
         actions={
-          <button className="btn primary" onClick={() => setCreating(true)}>
-            + New project
-          </button>
+          <>
+            <label className="check">
+              <input type="checkbox" name="show_archived" checked={archived} onChange={(e) => setArchived(e.target.checked)} />
+              Show archived
+            </label>
+            <button className="btn primary" onClick={() => setCreating(true)}>
+              + New project
+            </button>
+          </>
         }
       />
       {projects.isPending ? (

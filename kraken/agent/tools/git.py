@@ -76,10 +76,11 @@ class GitTool(Tool):
             )
             if not res.ok:
                 return StepOutcome("failed", f"git checkout {fields['commit']} failed", res.exit_code)
-        head = await _head(ctx, dest)
+        head, branch = await _head(ctx, dest)
         if head:
             await ctx.log(f"checked out {head}")
-            await ctx.send({"type": "step_info", "data": {"commit": head, "repo": url}})
+            branch = fields.get("branch") or branch  # reported: the flow records what it ran on
+            await ctx.send({"type": "step_info", "data": {"commit": head, "repo": url, "branch": branch}})
         return StepOutcome("passed", None, 0)
 
 
@@ -104,11 +105,15 @@ async def _ssh_env(ctx: ToolContext, secret_name: str | None) -> tuple[dict[str,
     return {"GIT_SSH_COMMAND": ssh, "KRAKEN_SSH_KEY_FILE": path}, None
 
 
-async def _head(ctx: ToolContext, dest: str) -> str | None:
+async def _head(ctx: ToolContext, dest: str) -> tuple[str | None, str | None]:
+    """The checked-out commit and branch (None when detached)."""
     lines: list[str] = []
 
     async def keep(line: str) -> None:
-        lines.append(line)
+        lines.append(line.strip())
 
-    res = await ctx.executor.exec(["git", "rev-parse", "HEAD"], cwd=dest, timeout=30, on_line=keep)
-    return lines[0].strip() if res.ok and lines else None
+    argv = ["git", "rev-parse", "HEAD", "--abbrev-ref", "HEAD"]
+    res = await ctx.executor.exec(argv, cwd=dest, timeout=30, on_line=keep)
+    if not res.ok or not lines:
+        return None, None
+    return lines[0], lines[1] if len(lines) > 1 and lines[1] != "HEAD" else None

@@ -8,6 +8,7 @@ from sqlmodel import col, select
 
 from kraken.api.deps import SessionDep, StateDep, UserDep
 from kraken.control import orchestration
+from kraken.control.archive import archived_reason
 from kraken.models import Branch, Flow, Run
 from kraken.models.enums import FlowKind
 from kraken.schemas.api import FlowIn, FlowOut, FlowPage, RunBrief
@@ -28,6 +29,8 @@ async def create_flow(branch_id: int, body: FlowIn, state: StateDep, user: UserD
         branch = await session.get(Branch, branch_id)
         if branch is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"branch {branch_id} not found")
+        if archived := await archived_reason(session, branch):
+            raise HTTPException(status.HTTP_409_CONFLICT, f"{archived}: no new flows (unarchive it first)")
         flow = await orchestration.create_flow(
             session, branch, FlowKind(body.kind), body.args, effects, {"reason": "manual", "user": user.username}
         )

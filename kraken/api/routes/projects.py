@@ -1,9 +1,12 @@
-"""Projects and their branches."""
+"""Projects and their branches (management: ``kraken.api.routes.branches_admin``)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, status
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from kraken.api.deps import SessionDep, StateDep, UserDep
@@ -13,9 +16,17 @@ from kraken.schemas.api import BranchIn, BranchOut, ProjectIn, ProjectOut
 router = APIRouter(tags=["projects"])
 
 
-async def _project_out(session: SessionDep, project: Project) -> ProjectOut:
+def _shown(include_archived: bool) -> list[Any]:
+    return [] if include_archived else [col(Branch.archived).is_(False)]
+
+
+async def project_out(session: AsyncSession, project: Project, include_archived: bool = False) -> ProjectOut:
     branches = (
-        await session.execute(select(Branch).where(Branch.project_id == project.id).order_by(col(Branch.id)))
+        await session.execute(
+            select(Branch)
+            .where(Branch.project_id == project.id, *_shown(include_archived))
+            .order_by(col(Branch.id))
+        )
     ).scalars()
     out = ProjectOut.model_validate(project)
     out.branches = [BranchOut.model_validate(b) for b in branches]
@@ -23,9 +34,13 @@ async def _project_out(session: SessionDep, project: Project) -> ProjectOut:
 
 
 @router.get("/projects", response_model=list[ProjectOut])
-async def list_projects(session: SessionDep, _: UserDep) -> list[ProjectOut]:
-    projects = (await session.execute(select(Project).order_by(col(Project.name)))).scalars().all()
-    branches = (await session.execute(select(Branch).order_by(col(Branch.id)))).scalars().all()
+async def list_projects(session: SessionDep, _: UserDep, include_archived: bool = False) -> list[ProjectOut]:
+    """The projects with their branches; archived ones only with ``include_archived``."""
+    where = [] if include_archived else [col(Project.archived).is_(False)]
+    projects = (await session.execute(select(Project).where(*where).order_by(col(Project.name)))).scalars().all()
+    branches = (
+        await session.execute(select(Branch).where(*_shown(include_archived)).order_by(col(Branch.id)))
+    ).scalars().all()
     out = []
     for p in projects:
         po = ProjectOut.model_validate(p)
@@ -46,11 +61,12 @@ async def create_project(body: ProjectIn, state: StateDep, _: UserDep) -> Projec
 
 
 @router.get("/projects/{project_id}", response_model=ProjectOut)
-async def get_project(project_id: int, session: SessionDep, _: UserDep) -> ProjectOut:
+async def get_project(project_id: int, session: SessionDep, _: UserDep, include_archived: bool = False) -> ProjectOut:
+    """A project (archived or not) with its branches; archived branches only with ``include_archived``."""
     project = await session.get(Project, project_id)
     if project is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"project {project_id} not found")
-    return await _project_out(session, project)
+    return await project_out(session, project, include_archived)
 
 
 @router.post("/projects/{project_id}/branches", response_model=BranchOut, status_code=status.HTTP_201_CREATED)

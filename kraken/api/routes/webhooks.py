@@ -23,6 +23,7 @@ from sqlmodel import col, select
 
 from kraken.api.deps import StateDep, UserDep
 from kraken.control import orchestration
+from kraken.control.archive import active_branch
 from kraken.core.bootstrap import insert_ignore
 from kraken.core.security import new_secret
 from kraken.models import Branch, Project, Stage
@@ -63,9 +64,9 @@ def webhook_stages(stages: Sequence[Stage]) -> list[Stage]:
 async def _start_flows(session: AsyncSession, project_id: int, event: WebhookEvent, effects: Any) -> list[int]:
     branches = (
         await session.execute(
-            select(Branch).where(Branch.project_id == project_id, Branch.branch_name == event.branch).order_by(
-                col(Branch.id)
-            )
+            select(Branch)
+            .where(Branch.project_id == project_id, Branch.branch_name == event.branch, active_branch())
+            .order_by(col(Branch.id))
         )
     ).scalars().all()
     started = []
