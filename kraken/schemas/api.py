@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class ORM(BaseModel):
@@ -106,10 +106,18 @@ class RunBrief(ORM):
     state: str
     result: str | None
     reason: str | None
+    label: str | None
+    deadline: datetime | None  # the run's time limit (its stage's ``timeout``)
     created: datetime
     started: datetime | None
     finished: datetime | None
     jobs_total: int
+
+
+class SkippedStage(BaseModel):
+    stage_name: str
+    run_id: int  # the parent's run
+    reason: str
 
 
 class FlowOut(ORM):
@@ -126,6 +134,17 @@ class FlowOut(ORM):
     started: datetime | None
     finished: datetime | None
     runs: list[RunBrief] = []
+    manual_stages: list[str] = []  # manual stages whose parent passed: ready to start by hand
+    skipped_stages: list[SkippedStage] = []  # child stages that did not start, and why
+
+    @field_validator("manual_stages", "skipped_stages", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+class RunStart(BaseModel):
+    stage_name: str
 
 
 class FlowPage(BaseModel):

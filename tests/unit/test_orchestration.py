@@ -45,6 +45,7 @@ async def start(db: Database, branch_id: int) -> tuple[int, Effects]:
         branch = await s.get(Branch, branch_id)
         assert branch is not None
         flow = await orchestration.create_flow(s, branch, FlowKind.CI, {}, effects)
+    await orchestration.evaluate_pending(db, effects)  # the stage code, outside the transaction
     assert flow.id is not None
     return flow.id, effects
 
@@ -60,6 +61,7 @@ async def finish_jobs(db: Database, flow_id: int, results: dict[str, Result]) ->
     for job in jobs:
         async with db.transaction() as s:
             await orchestration.complete_job(s, job.id, results.get(job.name, Result.PASSED), effects)  # type: ignore[arg-type]
+    await orchestration.evaluate_pending(db, effects)  # the children's runs
     return effects
 
 
