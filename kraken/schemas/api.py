@@ -163,6 +163,8 @@ class StepOut(ORM):
     index: int
     tool: str
     name: str | None
+    when: str | None
+    attempts: int
     state: str
     result: str | None
     message: str | None
