@@ -106,8 +106,8 @@ class RunBrief(ORM):
     state: str
     result: str | None
     reason: str | None
-    label: str | None
-    deadline: datetime | None  # the run's time limit (its stage's ``timeout``)
+    label: str | None = None
+    deadline: datetime | None = None  # the run's time limit (its stage's ``timeout``)
     created: datetime
     started: datetime | None
     finished: datetime | None
@@ -163,8 +163,8 @@ class StepOut(ORM):
     index: int
     tool: str
     name: str | None
-    when: str | None
-    attempts: int
+    when: str | None = None
+    attempts: int = 1
     state: str
     result: str | None
     message: str | None

@@ -9,7 +9,6 @@ from sqlmodel import col, select
 from kraken.api.deps import SessionDep, StateDep, UserDep
 from kraken.api.state import ServerState
 from kraken.control import orchestration
-from kraken.control.effects import Effects
 from kraken.models import Branch, Flow, Run
 from kraken.models.enums import FlowKind
 from kraken.schemas.api import FlowIn, FlowOut, FlowPage, RunBrief, RunOut, RunStart
@@ -33,8 +32,7 @@ async def _read_flow(state: ServerState, flow_id: int) -> FlowOut:
 
 @router.post("/branches/{branch_id}/flows", response_model=FlowOut, status_code=status.HTTP_201_CREATED)
 async def create_flow(branch_id: int, body: FlowIn, state: StateDep, user: UserDep) -> FlowOut:
-    effects = Effects()
-    async with state.runtime.db.transaction(quick=True) as session:
+    async with state.write() as (session, effects):  # the runs' stage code is evaluated after the commit
         branch = await session.get(Branch, branch_id)
         if branch is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"branch {branch_id} not found")
@@ -43,9 +41,6 @@ async def create_flow(branch_id: int, body: FlowIn, state: StateDep, user: UserD
         )
         flow_id = flow.id
     assert flow_id is not None
-    # the stage code is evaluated here, outside the write transaction
-    await orchestration.evaluate_pending(state.runtime.db, effects)
-    await effects.apply(state.runtime.bus, state.runtime.queue)
     return await _read_flow(state, flow_id)
 
 
@@ -97,8 +92,7 @@ async def cancel_flow(flow_id: int, state: StateDep, _: UserDep) -> FlowOut:
 async def start_stage(flow_id: int, body: RunStart, state: StateDep, _: UserDep) -> Run:
     """Start a stage in this flow: a manual stage that is ready (``manual_stages``), or any
     enabled stage of the branch that has not run in this flow.  A completed flow reopens."""
-    effects = Effects()
-    async with state.runtime.db.transaction(quick=True) as session:
+    async with state.write() as (session, effects):
         if await session.get(Flow, flow_id) is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"flow {flow_id} not found")
         try:
@@ -106,8 +100,6 @@ async def start_stage(flow_id: int, body: RunStart, state: StateDep, _: UserDep)
         except orchestration.StartRefused as exc:
             raise HTTPException(exc.status, str(exc)) from None
         run_id = run.id
-    await orchestration.evaluate_pending(state.runtime.db, effects)
-    await effects.apply(state.runtime.bus, state.runtime.queue)
     async with state.runtime.db.session() as session:
         started = await session.get(Run, run_id)
         assert started is not None
