@@ -579,6 +579,7 @@ async def _follow_run(session: AsyncSession, flow: Flow, run: Run, effects: Effe
     manual = [s.name for s in children if is_manual(s)]
     if manual:
         flow.manual_stages = [*flow.manual_stages, *(m for m in manual if m not in flow.manual_stages)]
+        flow.skipped_stages = [s for s in flow.skipped_stages if s.get("stage_name") not in manual]
         effects.event("flow", id=flow.id, branch_id=flow.branch_id, state=flow.state, result=flow.result)
     for stage in children:
         if not is_manual(stage) and stage.triggers.get("parent", True):
