@@ -272,3 +272,46 @@ async def test_manual_stages_wait_and_children_of_a_failed_run_are_skipped_with_
     await finish_jobs(db, flow_id, {"b": Result.ERROR})
     flow = await read(db, Flow, flow_id)
     assert flow.state == "completed" and flow.result == Result.ERROR
+
+
+async def test_watchdog_ends_a_run_past_its_time_limit_and_starts_a_lost_evaluation(
+    db: Database, tmp_path: Any
+) -> None:
+    from datetime import timedelta
+
+    import sqlalchemy as sa
+
+    from kraken.control.watchdog import Watchdog
+    from kraken.core.bus import MemoryBus
+    from kraken.core.config import Settings
+    from kraken.models.base import utcnow
+    from kraken.workers.queue import InProcessQueue
+
+    branch_id = await make_branch(db, {"build": "root"})
+    effects = Effects()
+    async with db.transaction() as s:
+        branch = await s.get(Branch, branch_id)
+        assert branch is not None
+        flow = await orchestration.create_flow(s, branch, FlowKind.CI, {}, effects)
+    # the start_run task is lost: the watchdog starts the run once it has waited too long
+    [run] = await runs_of(db, flow.id)  # type: ignore[arg-type]
+    assert not run.evaluated
+    async with db.transaction() as s:
+        await s.execute(sa.update(Run).values(created=utcnow() - timedelta(minutes=5)))
+    from kraken.workers.registry import TaskContext
+
+    settings, bus, queue = Settings(data_dir=tmp_path), MemoryBus(), InProcessQueue()
+    queue.bind(TaskContext(db=db, bus=bus, queue=queue, settings=settings))
+    watchdog = Watchdog(db, bus, queue, settings)
+    await watchdog.tick()
+    [run] = await runs_of(db, flow.id)  # type: ignore[arg-type]
+    assert run.evaluated and run.jobs_total == 2 and run.deadline is None
+    # a time limit that has passed ends the run's open jobs with 'timeout'
+    async with db.transaction() as s:
+        await s.execute(sa.update(Run).values(timeout=5.0, deadline=utcnow() - timedelta(seconds=1)))
+    await watchdog.tick()
+    async with db.session() as s:
+        jobs = list((await s.execute(select(Job))).scalars())
+    assert [(j.result, j.reason) for j in jobs] == [("timeout", "the run's time limit of 5 s passed")] * 2
+    assert (await read(db, Flow, flow.id)).result == Result.TIMEOUT  # type: ignore[arg-type]
+    await queue.drain()
