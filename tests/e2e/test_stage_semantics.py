@@ -221,16 +221,33 @@ async def test_manual_stages_wait_for_a_person_and_reopen_the_flow(tmp_path: Pat
     assert missing.status_code == 422
 
 
-async def test_an_unknown_when_is_refused_with_its_key_path(api: Api) -> None:
+REFUSED: list[tuple[str, str, str]] = [  # (extra step keys, extra stage keys, the path the 422 names)
+    ('"when": "on_failure"', "", "jobs[0].steps[1].when"),
+    ('"when": "prev_ok and is_ci"', "", "jobs[0].steps[1].when"),
+    ('"when": 3', "", "jobs[0].steps[1].when"),
+    ('"attempts": 0', "", "jobs[0].steps[1].attempts"),
+    ('"attempts": "3"', "", "jobs[0].steps[1].attempts"),
+    ('"sleep_time_after_attempt": -1', "", "jobs[0].steps[1].sleep_time_after_attempt"),
+    ("", '"timeout": 0,', "timeout"),
+    ("", '"flow_label": 7,', "flow_label"),
+    ("", '"run_label": ["x"],', "run_label"),
+]
+
+
+async def test_bad_step_and_stage_keys_are_refused_with_their_key_path(api: Api) -> None:
     _, branch_id = await api.project_with_branch()
-    for when in ("on_failure", "prev_ok and is_ci", 3):
+    for step_keys, stage_keys, path in REFUSED:
+        step_keys = f", {step_keys}" if step_keys else ""
         code = f"""
 def stage(ctx):
-    return {{"jobs": [{{"name": "j", "steps": [{{"tool": "shell", "cmd": "true"}},
-             {{"tool": "shell", "cmd": "true", "when": {when!r}}}], {ENV}}}]}}
+    return {{{stage_keys} "jobs": [{{"name": "j", "steps": [{{"tool": "shell", "cmd": "true"}},
+             {{"tool": "shell", "cmd": "true"{step_keys}}}], {ENV}}}]}}
 """
         r = await api.http.post(f"/branches/{branch_id}/stages", json={"name": "s", "schema_code": code})
-        assert r.status_code == 422, r.text
+        assert r.status_code == 422, (step_keys, stage_keys, r.text)
         detail = r.json()["detail"]
-        assert detail["path"] == "jobs[0].steps[1].when", detail
-        assert "was_no_error" in detail["message"], detail
+        assert detail["path"] == path, detail
+        if "when" in path:
+            assert "was_no_error" in detail["message"], detail
+    flow = await api.flow(branch_id)  # nothing was stored
+    assert flow["runs"] == [] and flow["state"] == "completed"
