@@ -3,13 +3,14 @@ stopping rules, every ``when``, ``attempts``, the stage ``timeout``, labels, man
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.api import Api
-from tests.support.procs import Server, start_agent, wait_agent_connected
+from tests.support.procs import Proc, Server, start_agent, wait_agent_connected
 
 pytestmark = pytest.mark.e2e
 
@@ -49,9 +50,15 @@ def stage(ctx):
 """
 
 
-async def setup(tmp_path: Path, server: Server, api: Api, stages: dict[str, str]) -> int:
-    agent = start_agent(tmp_path, server.url, "a1")
-    wait_agent_connected(agent)
+@pytest.fixture
+def agent(tmp_path: Path, server: Server) -> Iterator[Proc]:
+    proc = start_agent(tmp_path, server.url, "a1")
+    wait_agent_connected(proc)
+    yield proc
+    proc.stop()
+
+
+async def setup(api: Api, stages: dict[str, str]) -> int:
     _, branch_id = await api.project_with_branch()
     for name, code in stages.items():
         await api.stage(branch_id, name, code)
@@ -63,11 +70,9 @@ def runs(flow: dict[str, Any]) -> list[tuple[str, str | None]]:
 
 
 async def test_a_step_that_fails_stops_the_children_and_failed_tests_do_not(
-    tmp_path: Path, server: Server, api: Api
+    api: Api, agent: Proc
 ) -> None:
     branch_id = await setup(
-        tmp_path,
-        server,
         api,
         {
             "build": BUILD,
@@ -121,11 +126,11 @@ FLAKY = (
 )
 
 
-async def test_every_when_condition_and_attempts(tmp_path: Path, server: Server, api: Api) -> None:
+async def test_every_when_condition_and_attempts(tmp_path: Path, api: Api, agent: Proc) -> None:
     counters = tmp_path / "counters"
     counters.mkdir()
     code = WHEN.replace("FLAKY % (", "(" + FLAKY.replace("COUNTERS", str(counters)) + ") % (")
-    branch_id = await setup(tmp_path, server, api, {"w": code})
+    branch_id = await setup(api, {"w": code})
     expected = {
         "ci": ["passed", "skipped", "passed", "skipped", "skipped", "passed", "passed", "failed",
                "skipped", "skipped", "passed", "passed", "skipped", "passed"],
@@ -167,9 +172,9 @@ def stage(ctx):
 
 
 async def test_stage_timeout_ends_the_runs_jobs_and_labels_are_interpolated(
-    tmp_path: Path, server: Server, api: Api
+    api: Api, agent: Proc
 ) -> None:
-    branch_id = await setup(tmp_path, server, api, {"slow": SLOW, "next": child("slow")})
+    branch_id = await setup(api, {"slow": SLOW, "next": child("slow")})
     flow = await api.flow(branch_id, args={"word": "pear"})
     assert flow["label"] == "release-pear" and flow["runs"][0]["label"] == "run-pear"
     assert flow["runs"][0]["deadline"] is not None
@@ -186,10 +191,8 @@ async def test_stage_timeout_ends_the_runs_jobs_and_labels_are_interpolated(
     assert listed["items"][0]["label"] == "release-pear"
 
 
-async def test_manual_stages_wait_for_a_person_and_reopen_the_flow(tmp_path: Path, server: Server, api: Api) -> None:
+async def test_manual_stages_wait_for_a_person_and_reopen_the_flow(api: Api, agent: Proc) -> None:
     branch_id = await setup(
-        tmp_path,
-        server,
         api,
         {
             "build": child("root"),
