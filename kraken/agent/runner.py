@@ -17,6 +17,7 @@ from kraken.agent.tools.registry import get_tool
 
 log = logging.getLogger(__name__)
 
+DEFAULT_WHEN = "was_no_error"  # as in the original: a step runs when no earlier step failed
 LOG_FLUSH_SECONDS = 0.05
 LOG_FLUSH_LINES = 1000
 
@@ -73,6 +74,7 @@ class JobRunner:
         self.data_dir = data_dir
         self.executor: Executor | None = None
         self.cancelled = False
+        self._cancelled = asyncio.Event()  # wakes a pause between attempts
         self.task: asyncio.Task[None] | None = None
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -80,6 +82,7 @@ class JobRunner:
 
     async def cancel(self) -> None:
         self.cancelled = True
+        self._cancelled.set()
         if self.executor is not None:
             await self.executor.cancel()
 
@@ -111,26 +114,42 @@ class JobRunner:
                 await self.executor.stop()
         await self.send({"type": "job_done", "result": result, "reason": reason})
 
+    def _when(self, condition: str, prev_ok: bool, any_error: bool) -> bool | None:
+        """Whether a step with this ``when`` runs (None: a condition this agent does not know)."""
+        return {
+            "always": True,
+            "never": False,
+            "prev_ok": prev_ok,  # the step before passed or was skipped
+            "was_no_error": not any_error,  # no earlier step failed (the default)
+            "was_any_error": any_error,
+            "is_ci": self.job.get("flow_kind", "ci") == "ci",
+            "is_dev": self.job.get("flow_kind") == "dev",
+        }.get(condition)
+
     async def _steps(self, deadline: float) -> tuple[str, str | None]:
+        """Run the steps in order, each where its ``when`` allows; the job's result is the first
+        step result that was not ``passed`` (a step that was not run counts as passed)."""
         assert self.executor is not None
         failed: str | None = None
         reason: str | None = None
+        prev_ok = True
         for step in self.job["steps"]:
             index = int(step["index"])
-            when = step.get("when") or "prev_ok"
             if self.cancelled:
                 return "cancelled", "cancelled"
-            if (failed and when != "always") or when == "never":
+            condition = step.get("when") or DEFAULT_WHEN
+            run_it = self._when(condition, prev_ok, failed is not None)
+            if run_it is False:
+                prev_ok = True
                 continue  # left queued: the server marks it skipped when the job ends
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return "timeout", f"job timed out after {self.job.get('timeout'):g} s"
-            timeout = min(float(step["timeout"]), remaining) if step.get("timeout") else remaining
-            job_timeout = step.get("timeout") is None or remaining < float(step["timeout"])
             await self.send({"type": "step_started", "step_index": index})
-            outcome = await self._step(step, index, timeout)
-            if outcome.result == "timeout" and job_timeout:
-                outcome = StepOutcome("timeout", f"job timed out after {self.job.get('timeout'):g} s")
+            if run_it is None:
+                outcome = StepOutcome("error", f"unknown 'when' condition {condition!r}")
+            else:
+                outcome = await self._attempts(step, index, deadline)
             await self.send(
                 {
                     "type": "step_done",
@@ -140,6 +159,7 @@ class JobRunner:
                     "exit_code": outcome.exit_code,
                 }
             )
+            prev_ok = outcome.result == "passed"
             if outcome.result != "passed" and not failed:
                 failed = outcome.result
                 reason = f"step {index} ({step['tool']}): {outcome.message or outcome.result}"
@@ -147,9 +167,47 @@ class JobRunner:
             return "cancelled", "cancelled"
         return (failed or "passed"), reason
 
-    async def _step(self, step: dict[str, Any], index: int, timeout: float) -> StepOutcome:
+    async def _attempts(self, step: dict[str, Any], index: int, deadline: float) -> StepOutcome:
+        """Run a step up to ``attempts`` times until it passes, sleeping ``sleep_time_after_attempt``
+        between attempts; each attempt's output is marked in the log when there are several."""
+        attempts = max(1, int(step.get("attempts") or 1))
+        pause = float(step.get("sleep_time_after_attempt") or 0)
+        outcome = StepOutcome("error", "not run")
+        for attempt in range(1, attempts + 1):
+            if self.cancelled:
+                return StepOutcome("cancelled", "cancelled")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return StepOutcome("timeout", f"job timed out after {self.job.get('timeout'):g} s")
+            timeout = min(float(step["timeout"]), remaining) if step.get("timeout") else remaining
+            job_timeout = step.get("timeout") is None or remaining < float(step["timeout"])
+            prefix = f"attempt {attempt}/{attempts}" if attempts > 1 else None
+            outcome = await self._step(step, index, timeout, prefix)
+            if outcome.result == "timeout" and job_timeout:
+                return StepOutcome("timeout", f"job timed out after {self.job.get('timeout'):g} s")
+            if outcome.result in ("passed", "cancelled") or self.cancelled:
+                break
+            if attempt < attempts:
+                wait = min(pause, max(0.0, deadline - time.monotonic()))
+                await self._note(index, f"--- attempt {attempt}/{attempts} {outcome.result}: "
+                                 f"{outcome.message or ''}; next attempt in {wait:g} s ---")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._cancelled.wait(), wait)
+        if attempts > 1 and outcome.result != "passed":
+            outcome = StepOutcome(outcome.result, f"{outcome.message or outcome.result} (after {attempt} attempts)",
+                                  outcome.exit_code)
+        return outcome
+
+    async def _note(self, index: int, text: str) -> None:
+        slog = StepLog(self.outbox, self.job_id, index)
+        await slog.line(text)
+        await slog.flush()
+
+    async def _step(self, step: dict[str, Any], index: int, timeout: float, attempt: str | None = None) -> StepOutcome:
         assert self.executor is not None
         slog = StepLog(self.outbox, self.job_id, index)
+        if attempt is not None:
+            await slog.line(f"--- {attempt} ---")
         try:
             try:
                 tool = get_tool(step["tool"])()

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kraken.control import orchestration
 from kraken.control.effects import Effects
 from kraken.runtime import Runtime
 
@@ -29,8 +30,10 @@ class ServerState:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[tuple[AsyncSession, Effects]]:
-        """A write transaction; its effects are applied after the commit."""
+        """A write transaction; its effects are applied after the commit.  Runs it created have
+        their stage code evaluated right after the commit, outside the transaction."""
         effects = Effects()
         async with self.runtime.db.transaction(quick=True) as session:
             yield session, effects
+        await orchestration.evaluate_pending(self.runtime.db, effects)
         await effects.apply(self.runtime.bus, self.runtime.queue)

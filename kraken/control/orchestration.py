@@ -6,17 +6,23 @@ scheduler wake-up) in an ``Effects``.  Lock order, to keep PostgreSQL free of
 deadlocks: flow, then run, then job, then agent (``lock_job`` takes the first three);
 a branch is locked for its sequence counters, after its flow or before a new one.
 
-States: queued -> running -> completed; once completed a result is set:
-passed, failed, error, cancelled or timeout.  A run is ``error`` if any job
-errored, else ``failed`` if any job failed or any test failed, else ``passed``
-(cancelled/timeout jobs make the run cancelled/timeout); a flow takes the worst
-of its runs.
+States: queued -> running -> completed (``transitions.TRANSITIONS``); once completed a
+result is set: passed, failed, error, cancelled or timeout.  A run takes the result that wins
+among its jobs (``transitions.RESULT_ORDER``), ``failed`` when they all passed but tests
+failed; a flow takes the one that wins among its runs.  A run's child stages start only when
+every one of its jobs passed (``_follow_run``); manual stages wait to be started by hand.
+
+A run's stage code is evaluated outside any write transaction: ``add_run`` creates the run,
+``start_run`` (the ``start_run`` task, or ``evaluate_pending`` right after the commit)
+evaluates the code and then creates its jobs in a short transaction of its own.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -24,12 +30,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col, select
 
 from kraken.control.effects import Effects
+from kraken.control.transitions import combine, set_state
+from kraken.core.db import Database
 from kraken.models import Agent, Branch, Flow, Job, Project, Run, Stage, Step
 from kraken.models.base import utcnow
-from kraken.models.enums import FlowKind, Result, State, StepResult, StepState, worst
+from kraken.models.enums import FlowKind, Result, State, StepResult, StepState
 from kraken.secrets import store as secrets_store
 from kraken.secrets.refs import substitute
-from kraken.stage import StageContext, StageSchemaError, evaluate_stage, expand_jobs, resolve_args
+from kraken.stage import JobSpec, StageContext, StageSchemaError, evaluate_stage, expand_jobs, resolve_args
+from kraken.stage.interpolate import interpolate_at
 from kraken.triggers import commits
 
 log = logging.getLogger(__name__)
@@ -92,6 +101,11 @@ def next_seq(branch: Branch, column: str) -> int:
     return value
 
 
+def is_manual(stage: Stage) -> bool:
+    """A stage that waits for a person: it never starts by itself."""
+    return bool(stage.triggers.get("manual"))
+
+
 async def create_flow(
     session: AsyncSession,
     branch: Branch,
@@ -101,7 +115,10 @@ async def create_flow(
     trigger: dict[str, Any] | None = None,
     start_stages: Sequence[Stage] | None = None,
 ) -> Flow:
-    """Create a flow and start the runs of its root stages (or of ``start_stages``: a trigger's)."""
+    """Create a flow and the runs of its root stages (or of ``start_stages``: a trigger's).
+
+    The runs' stage code is evaluated after this transaction (``evaluate_pending`` or the
+    ``start_run`` task); manual root stages are listed in ``manual_stages``."""
     assert branch.id is not None
     branch_id = branch.id
     branch = await lock_branch(session, branch_id)
@@ -111,10 +128,14 @@ async def create_flow(
     session.add(flow)
     await session.flush()
     effects.event("flow", id=flow.id, branch_id=branch_id, state=flow.state, result=None, created=True)
-    stages = await branch_stages(session, branch_id)
-    roots = list(start_stages) if start_stages is not None else [s for s in stages if s.parent == ROOT]
+    if start_stages is not None:
+        roots = list(start_stages)
+    else:
+        roots = [s for s in await branch_stages(session, branch_id) if s.parent == ROOT]
+        flow.manual_stages = [s.name for s in roots if is_manual(s)]
+        roots = [s for s in roots if not is_manual(s)]
     for stage in roots:
-        await start_run(session, flow, stage, args, effects)
+        await add_run(session, flow, stage, effects)
     if not roots:
         await _finish_flow(session, flow, effects, Result.PASSED)
     return flow
@@ -127,18 +148,65 @@ async def branch_stages(session: AsyncSession, branch_id: int) -> Sequence[Stage
     return rows.scalars().all()
 
 
-async def start_run(
-    session: AsyncSession, flow: Flow, stage: Stage, flow_args: dict[str, Any], effects: Effects
-) -> Run:
-    """Create a run of a stage: evaluate its schema with the run's args and queue its jobs."""
+async def add_run(session: AsyncSession, flow: Flow, stage: Stage, effects: Effects) -> Run:
+    """A new run of ``stage`` in ``flow``, queued without jobs until its stage code is evaluated.
+
+    Its evaluation is recorded as the ``start_run`` task; ``evaluate_pending`` runs it at once
+    instead, after the commit.  A completed flow is reopened."""
     assert flow.id is not None and stage.id is not None
     branch = await lock_branch(session, flow.branch_id)
-    run = Run(flow_id=flow.id, stage_id=stage.id, stage_name=stage.name, seq=next_seq(branch, "run_seq"))
+    run = Run(
+        flow_id=flow.id,
+        stage_id=stage.id,
+        stage_name=stage.name,
+        seq=next_seq(branch, "run_seq"),
+        args=flow.args,
+        evaluated=False,
+    )
     session.add(run)
     await session.flush()
-    project = await session.get(Project, branch.project_id)
+    effects.event("run", id=run.id, flow_id=flow.id, state=run.state, result=None, created=True)
+    effects.enqueue(START_RUN_TASK, key=f"{START_RUN_TASK}:{run.id}", run_id=run.id)
+    if stage.name in flow.manual_stages:
+        flow.manual_stages = [name for name in flow.manual_stages if name != stage.name]
+    if any(s.get("stage_name") == stage.name for s in flow.skipped_stages):
+        flow.skipped_stages = [s for s in flow.skipped_stages if s.get("stage_name") != stage.name]
+    if flow.state == State.COMPLETED:
+        set_state(flow, State.RUNNING, effects)
+    return run
+
+
+START_RUN_TASK = "start_run"
+
+
+@dataclass
+class _Evaluation:
+    """What evaluating a run's stage code gave: its jobs, or the error that ends it."""
+
+    args: dict[str, Any] = field(default_factory=dict)
+    schema: dict[str, Any] = field(default_factory=dict)
+    specs: list[JobSpec] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+
+async def _evaluate(db: Database, run_id: int) -> _Evaluation | None:
+    """Evaluate a pending run's stage code outside any write transaction (None: nothing to do)."""
+    async with db.session(quick=True) as session:
+        run = await session.get(Run, run_id, options=LOCK_OPTIONS[Run])
+        if run is None or run.evaluated or run.state == State.COMPLETED:
+            return None
+        flow = await session.get(Flow, run.flow_id)
+        stage = await session.get(Stage, run.stage_id) if run.stage_id is not None else None
+        branch = await session.get(Branch, flow.branch_id) if flow is not None else None
+        project = await session.get(Project, branch.project_id) if branch is not None else None
+    if flow is None or branch is None:
+        return None
+    if stage is None:
+        return _Evaluation(error=f"stage '{run.stage_name}' was deleted")
+    assert flow.id is not None
     try:
-        args = resolve_args(stage.schema_, flow_args)
+        args = resolve_args(stage.schema_, run.args)
         ctx = StageContext(
             args=args,
             branch_name=branch.branch_name,
@@ -146,36 +214,84 @@ async def start_run(
             project_name=project.name if project else "",
             flow_id=flow.id,
             flow_seq=flow.seq,
-            run_id=run.id,
+            run_id=run_id,
             stage_name=stage.name,
             trigger=flow.trigger,
         )
         schema = await evaluate_stage(stage.schema_code, ctx)
-        args = resolve_args(schema, flow_args)
+        args = resolve_args(schema, run.args)
+        labels = {key: interpolate_at(schema[key], args, key) for key in LABEL_KEYS if schema.get(key)}
         specs = expand_jobs(schema, args)
-        await _check_secret_references(session, branch.project_id, specs)
     except StageSchemaError as exc:
-        run.reason = f"stage schema: {exc}"
-        effects.event("run", id=run.id, flow_id=flow.id, state=run.state, result=None, created=True)
-        await _finish_run(session, flow, run, effects, Result.ERROR)
-        return run
-    run.args = args
-    run.schema_ = schema
-    run.jobs_total = len(specs)
-    for spec in specs:
-        await _add_job(session, run, spec.name, spec, effects)
-    effects.event("run", id=run.id, flow_id=flow.id, state=run.state, result=None, created=True)
-    effects.wake_scheduler = True
-    if (schema.get("notification") or {}).get("started"):
-        effects.enqueue("notify_run_started", key=f"notify_run_started:{run.id}", run_id=run.id)
-    return run
+        return _Evaluation(error=f"stage schema: {exc}")
+    return _Evaluation(args=args, schema=schema, specs=specs, labels=labels)
 
 
-async def _check_secret_references(session: AsyncSession, project_id: int, specs: Sequence[Any]) -> None:
+LABEL_KEYS = ("flow_label", "run_label")
+
+
+async def start_run(db: Database, run_id: int, effects: Effects) -> None:
+    """Evaluate a pending run's stage code (outside any write transaction), then commit its jobs.
+
+    An evaluation error ends the run with ``error`` and the error as its reason.  A run that was
+    cancelled or started meanwhile is left as it is."""
+    evaluation = await _evaluate(db, run_id)
+    if evaluation is None:
+        return
+    async with db.transaction(quick=True) as session:
+        flow, run = await lock_run(session, run_id)
+        if run.evaluated or run.state == State.COMPLETED:
+            return
+        run.evaluated = True
+        if evaluation.error is None:
+            try:
+                await _check_secret_references(session, flow.branch_id, evaluation.specs)
+            except StageSchemaError as exc:
+                evaluation.error = f"stage schema: {exc}"
+        if evaluation.error is not None:
+            run.reason = evaluation.error
+            await _finish_run(session, flow, run, effects, Result.ERROR)
+            return
+        schema = evaluation.schema
+        run.args = evaluation.args
+        run.schema_ = schema
+        run.jobs_total = len(evaluation.specs)
+        run.label = evaluation.labels.get("run_label")
+        if flow.label is None and evaluation.labels.get("flow_label"):
+            flow.label = evaluation.labels["flow_label"]
+            effects.event("flow", id=flow.id, branch_id=flow.branch_id, state=flow.state, result=flow.result,
+                          label=flow.label)
+        if schema.get("timeout"):
+            run.timeout = float(schema["timeout"])
+            run.deadline = utcnow() + timedelta(seconds=run.timeout)
+        for spec in evaluation.specs:
+            await _add_job(session, run, spec.name, spec, effects)
+        effects.event("run", id=run.id, flow_id=flow.id, state=run.state, result=None, label=run.label)
+        effects.wake_scheduler = True
+        if (schema.get("notification") or {}).get("started"):
+            effects.enqueue("notify_run_started", key=f"notify_run_started:{run.id}", run_id=run.id)
+
+
+async def evaluate_pending(db: Database, effects: Effects) -> None:
+    """Start now, outside the caller's (committed) transaction, the runs whose ``start_run``
+    tasks ``effects`` holds, instead of leaving them to the task queue."""
+    while True:
+        pending = [t for t in effects.tasks if t[0] == START_RUN_TASK]
+        if not pending:
+            return
+        effects.tasks = [t for t in effects.tasks if t[0] != START_RUN_TASK]
+        for _, _, kwargs in pending:
+            await start_run(db, int(kwargs["run_id"]), effects)
+
+
+async def _check_secret_references(session: AsyncSession, branch_id: int, specs: Sequence[Any]) -> None:
     """A step may only refer to secrets its project has."""
     names = secrets_store.names_in_steps((s.tool, s.fields) for spec in specs for s in spec.steps)
     if not names:
         return
+    branch = await session.get(Branch, branch_id)
+    assert branch is not None
+    project_id = branch.project_id
     known = set(await secrets_store.project_secret_names(session, project_id))
     missing = sorted(names - known)
     if missing:
@@ -202,11 +318,24 @@ async def _add_job(session: AsyncSession, run: Run, name: str, spec: Any, effect
     await session.flush()
     assert job.id is not None
     session.add_all(
-        Step(job_id=job.id, index=s.index, tool=s.tool, name=s.name, fields=s.fields, timeout=s.timeout, when=s.when)
+        Step(
+            job_id=job.id,
+            index=s.index,
+            tool=s.tool,
+            name=s.name,
+            fields=s.fields,
+            timeout=s.timeout,
+            when=s.when or DEFAULT_WHEN,
+            attempts=s.attempts,
+            sleep_time_after_attempt=s.sleep_time_after_attempt,
+        )
         for s in spec.steps
     )
     effects.event("job", id=job.id, run_id=run.id, state=job.state, result=None, created=True)
     return job
+
+
+DEFAULT_WHEN = "was_no_error"  # as in the original: a step runs when no earlier step failed
 
 
 # ---------------------------------------------------------------- assignment
@@ -229,20 +358,14 @@ async def assign_job(session: AsyncSession, job_id: int, agent_id: int, effects:
     if agent_name is None:
         return False  # busy or disabled meanwhile
     now = utcnow()
-    job.state = State.RUNNING
     job.agent_id = agent_id
     job.agent_name = agent_name
-    job.assigned = now
     job.reason = None
+    set_state(job, State.RUNNING, effects, now=now, agent_name=agent_name)
     if run.state == State.QUEUED:
-        run.state = State.RUNNING
-        run.started = now
-        effects.event("run", id=run.id, flow_id=run.flow_id, state=run.state, result=None)
+        set_state(run, State.RUNNING, effects, now=now)
     if flow.state == State.QUEUED:
-        flow.state = State.RUNNING
-        flow.started = now
-        effects.event("flow", id=flow.id, branch_id=flow.branch_id, state=flow.state, result=None)
-    effects.event("job", id=job.id, run_id=job.run_id, state=job.state, result=None, agent_name=agent_name)
+        set_state(flow, State.RUNNING, effects, now=now)
     effects.to_agent(agent_id, {"type": "assign", "job": await job_payload(session, job, flow)})
     return True
 
@@ -276,7 +399,9 @@ async def job_payload(session: AsyncSession, job: Job, flow: Flow | None = None)
                 "name": s.name,
                 "fields": substitute(s.fields, secrets) if secrets else s.fields,
                 "timeout": s.timeout,
-                "when": s.when,
+                "when": s.when or DEFAULT_WHEN,
+                "attempts": s.attempts,
+                "sleep_time_after_attempt": s.sleep_time_after_attempt,
             }
             for s in steps
         ],
@@ -327,19 +452,6 @@ async def step_completed(
 # ---------------------------------------------------------------- completion
 
 
-def job_result_from_steps(step_results: Sequence[str | None]) -> Result:
-    rs = set(step_results)
-    for bad, res in (
-        (StepResult.ERROR, Result.ERROR),
-        (StepResult.TIMEOUT, Result.TIMEOUT),
-        (StepResult.CANCELLED, Result.CANCELLED),
-        (StepResult.FAILED, Result.FAILED),
-    ):
-        if bad in rs:
-            return res
-    return Result.PASSED
-
-
 async def lock_run(session: AsyncSession, run_id: int) -> tuple[Flow, Run]:
     """Lock a run and its flow, in the documented order (flow first)."""
     if (Run, run_id) in _locked(session):
@@ -386,11 +498,9 @@ async def complete_job(
     if job.state == State.COMPLETED:
         return False
     now = utcnow()
-    job.state = State.COMPLETED
-    job.result = result
-    job.finished = now
     if reason:
         job.reason = reason
+    set_state(job, State.COMPLETED, effects, result=result, now=now, reason=job.reason)
     # Steps that never finished end with the job.
     open_result = {Result.CANCELLED: StepResult.CANCELLED, Result.TIMEOUT: StepResult.TIMEOUT}.get(
         result, StepResult.ERROR
@@ -413,7 +523,6 @@ async def complete_job(
             .values(current_job_id=None)
         )
         effects.freed_agents.add(job.agent_id)
-    effects.event("job", id=job.id, run_id=job.run_id, state=job.state, result=result, reason=job.reason)
     effects.enqueue("job_completed", key=f"job_completed:{job_id}", job_id=job_id)
     await _maybe_finish_run(session, flow, run, effects)
     return True
@@ -433,48 +542,71 @@ async def _maybe_finish_run(session: AsyncSession, flow: Flow, run: Run, effects
     ).all()
     if any(state != State.COMPLETED for state, _, _, _ in rows):
         return
-    results = {r for _, r, _, _ in rows}
     tests_failed = sum(t or 0 for _, _, _, t in rows)
     run.jobs_error = sum(n for _, r, n, _ in rows if r == Result.ERROR)
-    if Result.ERROR in results:
-        result = Result.ERROR
-    elif Result.TIMEOUT in results:
-        result = Result.TIMEOUT
-    elif Result.CANCELLED in results:
-        result = Result.CANCELLED
-    elif Result.FAILED in results or tests_failed > 0:
-        result = Result.FAILED
-    else:
-        result = Result.PASSED
+    result = combine(r for _, r, _, _ in rows if r)
+    if result == Result.PASSED and tests_failed > 0:
+        result = Result.FAILED  # every job passed, some tests failed: the children still start
     await _finish_run(session, flow, run, effects, result)
 
 
 async def _finish_run(session: AsyncSession, flow: Flow, run: Run, effects: Effects, result: Result) -> None:
-    now = utcnow()
-    run.state = State.COMPLETED
-    run.result = result
-    run.finished = now
-    if run.started is None:
-        run.started = now
-    effects.event("run", id=run.id, flow_id=run.flow_id, state=run.state, result=result)
+    set_state(run, State.COMPLETED, effects, result=result)
     effects.enqueue("run_completed", key=f"run_completed:{run.id}", run_id=run.id)
-    if result in (Result.PASSED, Result.FAILED) and flow.state != State.COMPLETED:
-        await _start_children(session, flow, run, effects)
+    await _follow_run(session, flow, run, effects)
     await _maybe_finish_flow(session, flow, effects)
 
 
-async def _start_children(session: AsyncSession, flow: Flow, parent: Run, effects: Effects) -> None:
-    """Stages whose parent is this run's stage (and that trigger on their parent) start now."""
-    children = [
-        s for s in await branch_stages(session, flow.branch_id)
-        if s.parent == parent.stage_name and s.triggers.get("parent", True)
-    ]
+async def _not_passed_jobs(session: AsyncSession, run: Run) -> list[tuple[str, str]]:
+    """(name, result) of the run's jobs that did not pass."""
+    rows = await session.execute(
+        select(Job.name, Job.result)
+        .where(Job.run_id == run.id, col(Job.covered).is_(False), col(Job.result) != Result.PASSED)
+        .order_by(col(Job.id))
+    )
+    return [(name, str(result)) for name, result in rows.all()]
+
+
+async def _follow_run(session: AsyncSession, flow: Flow, run: Run, effects: Effects) -> None:
+    """After a run: its child stages start when every one of its jobs passed (failed tests do
+    not stop them); manual children become ready instead.  Otherwise each child is recorded in
+    the flow's ``skipped_stages`` with the reason."""
+    children = [s for s in await branch_stages(session, flow.branch_id) if s.parent == run.stage_name]
     if not children:
         return
     existing = set((await session.execute(select(Run.stage_name).where(Run.flow_id == flow.id))).scalars())
+    children = [s for s in children if s.name not in existing]
+    if not children:
+        return
+    reason = await _why_children_wait(session, run)
+    if reason is not None:
+        names = {s.name for s in children}
+        flow.manual_stages = [name for name in flow.manual_stages if name not in names]
+        kept = [s for s in flow.skipped_stages if s.get("stage_name") not in names]
+        flow.skipped_stages = kept + [{"stage_name": s.name, "run_id": run.id, "reason": reason} for s in children]
+        effects.event("flow", id=flow.id, branch_id=flow.branch_id, state=flow.state, result=flow.result)
+        return
+    manual = [s.name for s in children if is_manual(s)]
+    if manual:
+        flow.manual_stages = [*flow.manual_stages, *(m for m in manual if m not in flow.manual_stages)]
+        flow.skipped_stages = [s for s in flow.skipped_stages if s.get("stage_name") not in manual]
+        effects.event("flow", id=flow.id, branch_id=flow.branch_id, state=flow.state, result=flow.result)
     for stage in children:
-        if stage.name not in existing:
-            await start_run(session, flow, stage, flow.args, effects)
+        if not is_manual(stage) and stage.triggers.get("parent", True):
+            await add_run(session, flow, stage, effects)
+
+
+async def _why_children_wait(session: AsyncSession, run: Run) -> str | None:
+    """Why the stages after ``run`` do not start, or None when they may."""
+    if run.result not in (Result.PASSED, Result.FAILED):
+        detail = f": {run.reason}" if run.reason else ""
+        return f"stage '{run.stage_name}' ended {run.result}{detail}"
+    bad = await _not_passed_jobs(session, run)
+    if not bad:
+        return None
+    shown = ", ".join(f"'{name}' {result}" for name, result in bad[:5])
+    more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+    return f"stage '{run.stage_name}' had jobs that did not pass: {shown}{more}"
 
 
 async def _maybe_finish_flow(session: AsyncSession, flow: Flow, effects: Effects) -> None:
@@ -484,51 +616,62 @@ async def _maybe_finish_flow(session: AsyncSession, flow: Flow, effects: Effects
     rows = (await session.execute(select(Run.state, Run.result).where(Run.flow_id == flow.id))).all()
     if any(state != State.COMPLETED for state, _ in rows):
         return
-    await _finish_flow(session, flow, effects, worst([Result(r) for _, r in rows if r]))
+    await _finish_flow(session, flow, effects, combine(r for _, r in rows if r))
 
 
 async def _finish_flow(session: AsyncSession, flow: Flow, effects: Effects, result: Result) -> None:
-    now = utcnow()
-    flow.state = State.COMPLETED
-    flow.result = result
-    flow.finished = now
-    if flow.started is None:
-        flow.started = now
-    effects.event("flow", id=flow.id, branch_id=flow.branch_id, state=flow.state, result=result)
+    set_state(flow, State.COMPLETED, effects, result=result)
     effects.enqueue("flow_completed", key=f"flow_completed:{flow.id}", flow_id=flow.id)
 
 
-# ---------------------------------------------------------------- cancel and rerun
+# ---------------------------------------------------------------- cancel, time limits and rerun
 
 
-async def cancel_job(session: AsyncSession, job_id: int, effects: Effects, reason: str = "cancelled by user") -> bool:
+async def end_job(session: AsyncSession, job_id: int, result: Result, effects: Effects, reason: str) -> bool:
+    """End a job from the server's side (cancel, time limit): the agent running it is told to stop."""
     job = await session.get(Job, job_id)
     if job is None or job.state == State.COMPLETED:
         return False
     agent_id = job.agent_id
-    done = await complete_job(session, job_id, Result.CANCELLED, effects, reason)
+    done = await complete_job(session, job_id, result, effects, reason)
     if done and agent_id is not None:
         effects.to_agent(agent_id, {"type": "cancel", "job_id": job_id})
     return done
 
 
-async def cancel_run(session: AsyncSession, run_id: int, effects: Effects, reason: str = "cancelled by user") -> None:
+async def cancel_job(session: AsyncSession, job_id: int, effects: Effects, reason: str = "cancelled by user") -> bool:
+    return await end_job(session, job_id, Result.CANCELLED, effects, reason)
+
+
+async def _end_run(session: AsyncSession, run_id: int, result: Result, effects: Effects, reason: str) -> None:
     job_ids = (
         await session.execute(select(Job.id).where(Job.run_id == run_id, col(Job.state) != State.COMPLETED))
     ).scalars().all()
     for job_id in job_ids:
         assert job_id is not None
-        await cancel_job(session, job_id, effects, reason)
+        await end_job(session, job_id, result, effects, reason)
     flow, run = await lock_run(session, run_id)
-    if run.state != State.COMPLETED:
-        await _finish_run(session, flow, run, effects, Result.CANCELLED)
+    if run.state != State.COMPLETED:  # it had no open job (e.g. its code is still being evaluated)
+        run.reason = run.reason or reason
+        await _finish_run(session, flow, run, effects, result)
+
+
+async def cancel_run(session: AsyncSession, run_id: int, effects: Effects, reason: str = "cancelled by user") -> None:
+    await _end_run(session, run_id, Result.CANCELLED, effects, reason)
+
+
+async def time_out_run(session: AsyncSession, run_id: int, effects: Effects) -> None:
+    """The run's time limit (its stage's ``timeout``) has passed: its open jobs end ``timeout``."""
+    _, run = await lock_run(session, run_id)
+    if run.state == State.COMPLETED or run.deadline is None or run.deadline > utcnow():
+        return
+    await _end_run(session, run_id, Result.TIMEOUT, effects, f"the run's time limit of {run.timeout or 0:g} s passed")
 
 
 async def cancel_flow(session: AsyncSession, flow_id: int, effects: Effects, reason: str = "cancelled by user") -> None:
     flow = await lock_row(session, Flow, flow_id)
     if flow.state == State.COMPLETED:
         return
-    # Completing runs must not start their children: mark the flow first.
     run_ids = (
         await session.execute(select(Run.id).where(Run.flow_id == flow_id, col(Run.state) != State.COMPLETED))
     ).scalars().all()
@@ -538,6 +681,40 @@ async def cancel_flow(session: AsyncSession, flow_id: int, effects: Effects, rea
     await session.refresh(flow)
     if flow.state != State.COMPLETED:
         await _finish_flow(session, flow, effects, Result.CANCELLED)
+
+
+class StartRefused(ValueError):
+    """A stage that cannot start in this flow (``status``: the HTTP status that says why)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def start_stage(session: AsyncSession, flow_id: int, stage_name: str, effects: Effects) -> Run:
+    """Start a stage by hand in an existing flow: a manual stage that is ready, or any enabled
+    stage of the branch that has no run in this flow yet.  A completed flow is reopened."""
+    flow = await lock_row(session, Flow, flow_id)
+    stage = (
+        await session.execute(select(Stage).where(Stage.branch_id == flow.branch_id, Stage.name == stage_name))
+    ).scalar_one_or_none()
+    if stage is None:
+        names = [s.name for s in await branch_stages(session, flow.branch_id)]
+        raise StartRefused(
+            f"stage_name: the branch has no stage '{stage_name}' (stages: {', '.join(names) or 'none'})", 422
+        )
+    if not stage.enabled:
+        raise StartRefused(f"stage_name: stage '{stage_name}' is disabled", 422)
+    existing = (
+        await session.execute(select(Run.id, Run.state).where(Run.flow_id == flow_id, Run.stage_name == stage_name))
+    ).first()
+    if existing is not None:
+        raise StartRefused(
+            f"stage '{stage_name}' already has a run in flow {flow_id} (run {existing[0]}, {existing[1]}); "
+            "rerun its jobs instead",
+            409,
+        )
+    return await add_run(session, flow, stage, effects)
 
 
 async def rerun_job(session: AsyncSession, job_id: int, effects: Effects) -> Job:
@@ -568,19 +745,16 @@ async def rerun_job(session: AsyncSession, job_id: int, effects: Effects) -> Job
         Step(
             job_id=new.id,  # type: ignore[arg-type]
             index=s.index, tool=s.tool, name=s.name, fields=s.fields, timeout=s.timeout, when=s.when,
+            attempts=s.attempts, sleep_time_after_attempt=s.sleep_time_after_attempt,
         )
         for s in steps
     )
     if run.state == State.COMPLETED:
-        run.state = State.RUNNING
-        run.result = None
-        run.finished = None
-        effects.event("run", id=run.id, flow_id=run.flow_id, state=run.state, result=None)
+        set_state(run, State.RUNNING, effects)
+        if run.timeout is not None:  # the time limit counts again from the rerun
+            run.deadline = utcnow() + timedelta(seconds=run.timeout)
     if flow.state == State.COMPLETED:
-        flow.state = State.RUNNING
-        flow.result = None
-        flow.finished = None
-        effects.event("flow", id=flow.id, branch_id=flow.branch_id, state=flow.state, result=None)
+        set_state(flow, State.RUNNING, effects)
     effects.event("job", id=new.id, run_id=new.run_id, state=new.state, result=None, created=True)
     effects.wake_scheduler = True
     return new

@@ -184,6 +184,7 @@ class Planner(Service):
             row.data = data
             row.lease_owner = None
             row.lease_until = None
+        await orchestration.evaluate_pending(self.db, effects)  # the stage code, outside the transaction
         await effects.apply(self.bus, self.queue)
         return started
 

@@ -2,6 +2,8 @@
 
 - a running job whose agent has sent no heartbeat for ``agent_timeout`` ends ``error`` ("agent lost");
 - a running job past its timeout (plus a grace for the agent to report it) ends ``timeout``;
+- a run past its time limit (its stage's ``timeout``) ends its open jobs ``timeout``;
+- a run whose stage code was never evaluated (its ``start_run`` task was lost) is started;
 - agents without heartbeat are marked offline.
 """
 
@@ -16,13 +18,14 @@ from sqlmodel import col, select
 from kraken.control import orchestration
 from kraken.control.effects import Effects
 from kraken.control.service import PeriodicService
-from kraken.models import Agent, Job
+from kraken.models import Agent, Job, Run
 from kraken.models.base import utcnow
 from kraken.models.enums import Result, State
 
 log = logging.getLogger(__name__)
 
 TIMEOUT_GRACE = 30.0  # the agent enforces the job timeout itself; this catches silent agents
+LOST_START = 60.0  # seconds after which a run still waiting for its evaluation is started here
 
 
 class Watchdog(PeriodicService):
@@ -48,6 +51,32 @@ class Watchdog(PeriodicService):
                     select(Job.id, Job.assigned, Job.started, Job.timeout).where(col(Job.state) == State.RUNNING)
                 )
             ).all()
+            late_runs = (
+                await session.execute(
+                    select(Run.id).where(col(Run.state) != State.COMPLETED, col(Run.deadline) < now)
+                )
+            ).scalars().all()
+            unstarted = (
+                await session.execute(
+                    select(Run.id).where(
+                        col(Run.state) == State.QUEUED,
+                        col(Run.evaluated).is_(False),
+                        col(Run.created) < now - timedelta(seconds=LOST_START),
+                    )
+                )
+            ).scalars().all()
+        for run_id in late_runs:
+            assert run_id is not None
+            effects = Effects()
+            async with self.db.transaction(quick=True) as session:
+                await orchestration.time_out_run(session, run_id, effects)
+            await effects.apply(self.bus, self.queue)
+        for run_id in unstarted:
+            assert run_id is not None
+            log.warning("run %s: its stage code was not evaluated within %g s; evaluating it now", run_id, LOST_START)
+            effects = Effects()
+            await orchestration.start_run(self.db, run_id, effects)
+            await effects.apply(self.bus, self.queue)
         lost_ids = {job_id for job_id, _, _ in lost}
         for job_id, agent_name, last_seen in lost:
             ago = (now - last_seen).total_seconds() if last_seen else 0
@@ -68,11 +97,7 @@ class Watchdog(PeriodicService):
     async def _end(self, job_id: int, result: Result, reason: str) -> None:
         effects = Effects()
         async with self.db.transaction(quick=True) as session:
-            job = await session.get(Job, job_id)
-            agent_id = job.agent_id if job else None
-            done = await orchestration.complete_job(session, job_id, result, effects, reason)
-            if done and agent_id is not None:
-                effects.to_agent(agent_id, {"type": "cancel", "job_id": job_id})
+            done = await orchestration.end_job(session, job_id, result, effects, reason)
         if done:
             log.warning("job %s: %s", job_id, reason)
         await effects.apply(self.bus, self.queue)

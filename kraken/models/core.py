@@ -73,7 +73,9 @@ class Flow(SQLModel, table=True):
     result: str | None = Field(default=None, max_length=16)
     args: dict[str, Any] = json_field(dict)
     trigger: dict[str, Any] = json_field(dict)  # how it started: manual (user), webhook, ...
-    label: str | None = None
+    label: str | None = None  # the first run's ``flow_label``, interpolated
+    manual_stages: list[str] = json_field(list)  # manual stages ready to start (their parent passed)
+    skipped_stages: list[dict[str, Any]] = json_field(list)  # children not started: {stage_name, run_id, reason}
     # the repository state it ran on (kraken.triggers.commits): from its trigger or its first git checkout
     commits: list[dict[str, Any]] = json_field(list)
     commit: str | None = Field(default=None, max_length=64, index=True)  # the first entry's commit: same_commit
@@ -95,6 +97,10 @@ class Run(SQLModel, table=True):
     schema_: dict[str, Any] = json_field(dict, name="schema")  # evaluated at run start with the run's args
     jobs_total: int = 0
     jobs_error: int = 0
+    label: str | None = None  # the stage's ``run_label``, interpolated
+    evaluated: bool = True  # False until the stage code has been evaluated and the jobs created
+    timeout: float | None = None  # the stage's ``timeout``: the run's time limit in seconds
+    deadline: datetime | None = Field(default=None, index=True)  # when its open jobs end ``timeout``
     created: datetime = created_field()
     started: datetime | None = None
     finished: datetime | None = None
@@ -139,6 +145,8 @@ class Step(SQLModel, table=True):
     fields: dict[str, Any] = json_field(dict)
     timeout: float | None = None
     when: str | None = None
+    attempts: int = 1
+    sleep_time_after_attempt: float = 0.0
     state: str = Field(default="queued", max_length=16)
     result: str | None = Field(default=None, max_length=16)
     message: str | None = None

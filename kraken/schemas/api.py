@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kraken.schemas.commits import RepoStateOut
 
@@ -111,10 +111,18 @@ class RunBrief(ORM):
     state: str
     result: str | None
     reason: str | None
+    label: str | None = None
+    deadline: datetime | None = None  # the run's time limit (its stage's ``timeout``)
     created: datetime
     started: datetime | None
     finished: datetime | None
     jobs_total: int
+
+
+class SkippedStage(BaseModel):
+    stage_name: str
+    run_id: int  # the parent's run
+    reason: str
 
 
 class FlowOut(ORM):
@@ -132,6 +140,17 @@ class FlowOut(ORM):
     finished: datetime | None
     runs: list[RunBrief] = []
     commits: list[RepoStateOut] = []  # the repository state it ran on
+    manual_stages: list[str] = []  # manual stages whose parent passed: ready to start by hand
+    skipped_stages: list[SkippedStage] = []  # child stages that did not start, and why
+
+    @field_validator("manual_stages", "skipped_stages", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+class RunStart(BaseModel):
+    stage_name: str
 
 
 class FlowPage(BaseModel):
@@ -150,6 +169,8 @@ class StepOut(ORM):
     index: int
     tool: str
     name: str | None
+    when: str | None = None
+    attempts: int = 1
     state: str
     result: str | None
     message: str | None

@@ -58,7 +58,7 @@ STEP: dict[str, Any] = {
         },
         "name": _TEXT,
         "timeout": _SECONDS,
-        "when": {"type": "string", "minLength": 1},
+        "when": {"enum": ["prev_ok", "always", "never", "was_any_error", "was_no_error", "is_ci", "is_dev"]},
         "attempts": {"type": "integer", "minimum": 1},
         "sleep_time_after_attempt": {"type": "number", "minimum": 0},
     },

@@ -34,3 +34,14 @@ async def run_completed(ctx: TaskContext, run_id: int) -> None:
 @task
 async def flow_completed(ctx: TaskContext, flow_id: int) -> None:
     await _followups(ctx, FLOW_COMPLETED_FOLLOWUPS, str(flow_id), flow_id=flow_id)
+
+
+@task
+async def start_run(ctx: TaskContext, run_id: int) -> None:
+    """Evaluate a new run's stage code and create its jobs (outside the transaction that made the run)."""
+    from kraken.control import orchestration
+    from kraken.control.effects import Effects
+
+    effects = Effects()
+    await orchestration.start_run(ctx.db, run_id, effects)
+    await effects.apply(ctx.bus, ctx.queue)

@@ -58,6 +58,8 @@ async def test_keep_newest_flows(db: Database, tmp_path: Path) -> None:
                 branch = await s.get(Branch, branch_id)
                 assert branch is not None
                 flow = await orchestration.create_flow(s, branch, FlowKind.CI, {}, effects)
+            await orchestration.evaluate_pending(db, effects)
+            async with db.transaction() as s:
                 job, run = (await s.execute(select(Job, Run).join(Run).where(Run.flow_id == flow.id))).one()
                 s.add(LogChunk(job_id=job.id, seq=1, first_line=0, line_count=1, text="line"))  # type: ignore[arg-type]
             sha, size = await store.put(once(f"{branch_id}-{i}".encode()))

@@ -121,8 +121,11 @@ async def test_failed_step_fails_job_run_and_flow_and_rerun_replaces_job(
     await api.stage(branch_id, "child", CHILD)
     flow = await api.wait_flow((await api.flow(branch_id))["id"])
     assert flow["result"] == "failed"
-    # a failed (not errored) parent still triggers its child stage
-    assert [(r["stage_name"], r["result"]) for r in flow["runs"]] == [("parent", "failed"), ("child", "passed")]
+    # a step that did not pass stops the stages after it, and the flow says why
+    assert [(r["stage_name"], r["result"]) for r in flow["runs"]] == [("parent", "failed")]
+    [skipped] = flow["skipped_stages"]
+    assert skipped["stage_name"] == "child" and skipped["run_id"] == flow["runs"][0]["id"]
+    assert "'fails' failed" in skipped["reason"]
     [job] = await api.jobs(flow["runs"][0]["id"])
     assert job["result"] == "failed" and "exited with code 3" in job["reason"]
     assert [s["result"] for s in job["steps"]] == ["failed", "skipped"]

@@ -91,6 +91,7 @@ async def run_flow(ctx: TaskContext, branch_id: int, result: Result, commit: str
         branch = await s.get(Branch, branch_id)
         assert branch is not None
         flow = await orchestration.create_flow(s, branch, FlowKind.CI, {}, effects, {"reason": "t", "commit": commit})
+    await orchestration.evaluate_pending(ctx.db, effects)
     async with ctx.db.session() as s:
         [run] = (await s.execute(select(Run).where(Run.flow_id == flow.id))).scalars().all()
         jobs = (await s.execute(select(Job.id).where(Job.run_id == run.id))).scalars().all()

@@ -47,6 +47,7 @@ async def test_payload_has_only_referenced_secrets(db: Database, tmp_path: Path)
         branch = await s.get(Branch, b.id)
         assert branch is not None
         flow = await orchestration.create_flow(s, branch, FlowKind.CI, {}, effects)
+    await orchestration.evaluate_pending(db, effects)
     async with db.session() as s:
         job = (await s.execute(select(Job))).scalar_one()
         payload = await orchestration.job_payload(s, job)

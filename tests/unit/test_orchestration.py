@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -45,6 +46,7 @@ async def start(db: Database, branch_id: int) -> tuple[int, Effects]:
         branch = await s.get(Branch, branch_id)
         assert branch is not None
         flow = await orchestration.create_flow(s, branch, FlowKind.CI, {}, effects)
+    await orchestration.evaluate_pending(db, effects)  # the stage code, outside the transaction
     assert flow.id is not None
     return flow.id, effects
 
@@ -60,6 +62,7 @@ async def finish_jobs(db: Database, flow_id: int, results: dict[str, Result]) ->
     for job in jobs:
         async with db.transaction() as s:
             await orchestration.complete_job(s, job.id, results.get(job.name, Result.PASSED), effects)  # type: ignore[arg-type]
+    await orchestration.evaluate_pending(db, effects)  # the children's runs
     return effects
 
 
@@ -187,3 +190,128 @@ async def test_assign_next_gives_the_freed_agent_the_oldest_job_it_can_run(db: D
     assert jobs["a"].state == "queued" and jobs["b"].state == "running" and jobs["b"].agent_name == "x"
     async with db.transaction() as s:  # busy now: nothing more
         assert not await assign_next(s, agent.id, Effects())  # type: ignore[arg-type]
+
+
+SLOW_CODE = """
+def stage(ctx):
+    n = 0
+    for i in range(ITERATIONS):
+        n += 1
+    return {"jobs": [{"name": "a", "steps": [{"tool": "shell", "cmd": "true"}], "environments": [{"system": "any"}]}]}
+"""
+
+
+async def test_stage_code_is_evaluated_outside_the_write_transaction(db: Database) -> None:
+    from kraken.stage import SandboxLimits, configure_sandbox
+
+    configure_sandbox(SandboxLimits(timeout=60))
+    try:
+        code = SLOW_CODE.replace("ITERATIONS", "3000000")
+        async with db.transaction() as s:
+            p = Project(name="p")
+            s.add(p)
+            await s.flush()
+            b = Branch(project_id=p.id, name="main", branch_name="main")  # type: ignore[arg-type]
+            s.add(b)
+            await s.flush()
+            s.add(Stage(branch_id=b.id, name="slow", schema_code=code, schema_={}, parent="root"))  # type: ignore[arg-type]
+        effects = Effects()
+        async with db.transaction() as s:
+            branch = await s.get(Branch, b.id)
+            assert branch is not None
+            flow = await orchestration.create_flow(s, branch, FlowKind.CI, {}, effects)
+        [run] = await runs_of(db, flow.id)  # type: ignore[arg-type]
+        assert not run.evaluated and run.jobs_total == 0
+        evaluation = asyncio.create_task(orchestration.evaluate_pending(db, effects))
+        await asyncio.sleep(0.2)  # the evaluation has begun
+        async with db.transaction() as s:  # another writer is not held up by the stage code
+            (await s.get(Project, p.id)).description = "written meanwhile"  # type: ignore[union-attr]
+        assert not evaluation.done(), "the write waited for the stage code"
+        await evaluation
+        [run] = await runs_of(db, flow.id)  # type: ignore[arg-type]
+        assert run.evaluated and run.jobs_total == 1 and run.state == "queued"
+    finally:
+        configure_sandbox(SandboxLimits())
+
+
+async def test_manual_stages_wait_and_children_of_a_failed_run_are_skipped_with_a_reason(db: Database) -> None:
+    branch_id = await make_branch(db, {"build": "root", "deploy": "build", "test": "build"})
+    async with db.transaction() as s:
+        deploy = (await s.execute(select(Stage).where(Stage.name == "deploy"))).scalar_one()
+        deploy.triggers = {"manual": True}
+    flow_id, _ = await start(db, branch_id)
+    await finish_jobs(db, flow_id, {"a": Result.FAILED})
+    flow = await read(db, Flow, flow_id)
+    assert flow.state == "completed" and flow.result == Result.FAILED and flow.manual_stages == []
+    assert {s["stage_name"]: s["reason"] for s in flow.skipped_stages} == {
+        name: "stage 'build' had jobs that did not pass: 'a' failed" for name in ("deploy", "test")
+    }
+    # a rerun that passes starts the automatic child and makes the manual one ready
+    async with db.session() as s:
+        a = (await s.execute(select(Job).where(Job.name == "a"))).scalar_one()
+    effects = Effects()
+    async with db.transaction() as s:
+        await orchestration.rerun_job(s, a.id, effects)  # type: ignore[arg-type]
+    assert (await read(db, Flow, flow_id)).state == "running"
+    await finish_jobs(db, flow_id, {})
+    flow = await read(db, Flow, flow_id)
+    assert [r.stage_name for r in await runs_of(db, flow_id)] == ["build", "test"]
+    assert flow.manual_stages == ["deploy"] and flow.skipped_stages == []
+    await finish_jobs(db, flow_id, {})
+    flow = await read(db, Flow, flow_id)
+    assert flow.state == "completed" and flow.result == Result.PASSED  # a waiting manual stage keeps nothing open
+    effects = Effects()
+    async with db.transaction() as s:
+        await orchestration.start_stage(s, flow_id, "deploy", effects)
+        with pytest.raises(orchestration.StartRefused) as refused:
+            await orchestration.start_stage(s, flow_id, "deploy", effects)
+        assert refused.value.status == 409
+    await orchestration.evaluate_pending(db, effects)
+    flow = await read(db, Flow, flow_id)
+    assert flow.state == "running" and flow.result is None and flow.manual_stages == []
+    await finish_jobs(db, flow_id, {"b": Result.ERROR})
+    flow = await read(db, Flow, flow_id)
+    assert flow.state == "completed" and flow.result == Result.ERROR
+
+
+async def test_watchdog_ends_a_run_past_its_time_limit_and_starts_a_lost_evaluation(
+    db: Database, tmp_path: Any
+) -> None:
+    from datetime import timedelta
+
+    import sqlalchemy as sa
+
+    from kraken.control.watchdog import Watchdog
+    from kraken.core.bus import MemoryBus
+    from kraken.core.config import Settings
+    from kraken.models.base import utcnow
+    from kraken.workers.queue import InProcessQueue
+
+    branch_id = await make_branch(db, {"build": "root"})
+    effects = Effects()
+    async with db.transaction() as s:
+        branch = await s.get(Branch, branch_id)
+        assert branch is not None
+        flow = await orchestration.create_flow(s, branch, FlowKind.CI, {}, effects)
+    # the start_run task is lost: the watchdog starts the run once it has waited too long
+    [run] = await runs_of(db, flow.id)  # type: ignore[arg-type]
+    assert not run.evaluated
+    async with db.transaction() as s:
+        await s.execute(sa.update(Run).values(created=utcnow() - timedelta(minutes=5)))
+    from kraken.workers.registry import TaskContext
+
+    settings, bus, queue = Settings(data_dir=tmp_path), MemoryBus(), InProcessQueue()
+    queue.bind(TaskContext(db=db, bus=bus, queue=queue, settings=settings))
+    watchdog = Watchdog(db, bus, queue, settings)
+    await watchdog.tick()
+    [run] = await runs_of(db, flow.id)  # type: ignore[arg-type]
+    assert run.evaluated and run.jobs_total == 2 and run.deadline is None
+    # a time limit that has passed ends the run's open jobs with 'timeout'
+    async with db.transaction() as s:
+        await s.execute(sa.update(Run).values(timeout=5.0, deadline=utcnow() - timedelta(seconds=1)))
+    await watchdog.tick()
+    async with db.session() as s:
+        jobs = list((await s.execute(select(Job))).scalars())
+    assert [(j.result, j.reason) for j in jobs] == [("timeout", "the run's time limit of 5 s passed")] * 2
+    assert (await read(db, Flow, flow.id)).result == Result.TIMEOUT  # type: ignore[arg-type]
+    await queue.drain()

@@ -450,6 +450,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/flows/{flow_id}/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start Stage
+         * @description Start a stage in this flow: a manual stage that is ready (``manual_stages``), or any
+         *     enabled stage of the branch that has not run in this flow.  A completed flow reopens.
+         */
+        post: operations["start_stage_api_flows__flow_id__runs_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/flows/{flow_id}/summary": {
         parameters: {
             query?: never;
@@ -1226,6 +1247,11 @@ export interface components {
             kind: string;
             /** Label */
             label: string | null;
+            /**
+             * Manual Stages
+             * @default []
+             */
+            manual_stages: string[];
             /** Result */
             result: string | null;
             /**
@@ -1235,6 +1261,11 @@ export interface components {
             runs: components["schemas"]["RunBrief"][];
             /** Seq */
             seq: number;
+            /**
+             * Skipped Stages
+             * @default []
+             */
+            skipped_stages: components["schemas"]["SkippedStage"][];
             /** Started */
             started: string | null;
             /** State */
@@ -1405,12 +1436,16 @@ export interface components {
              * Format: date-time
              */
             created: string;
+            /** Deadline */
+            deadline?: string | null;
             /** Finished */
             finished: string | null;
             /** Id */
             id: number;
             /** Jobs Total */
             jobs_total: number;
+            /** Label */
+            label?: string | null;
             /** Reason */
             reason: string | null;
             /** Result */
@@ -1435,6 +1470,8 @@ export interface components {
              * Format: date-time
              */
             created: string;
+            /** Deadline */
+            deadline?: string | null;
             /** Finished */
             finished: string | null;
             /** Flow Id */
@@ -1445,6 +1482,8 @@ export interface components {
             jobs_error: number;
             /** Jobs Total */
             jobs_total: number;
+            /** Label */
+            label?: string | null;
             /** Reason */
             reason: string | null;
             /** Result */
@@ -1459,6 +1498,11 @@ export interface components {
             started: string | null;
             /** State */
             state: string;
+        };
+        /** RunStart */
+        RunStart: {
+            /** Stage Name */
+            stage_name: string;
         };
         /** SecretIn */
         SecretIn: {
@@ -1526,6 +1570,15 @@ export interface components {
             dev_flow_seq?: number | null;
             /** Run Seq */
             run_seq?: number | null;
+        };
+        /** SkippedStage */
+        SkippedStage: {
+            /** Reason */
+            reason: string;
+            /** Run Id */
+            run_id: number;
+            /** Stage Name */
+            stage_name: string;
         };
         /** StageCheckIn */
         StageCheckIn: {
@@ -1597,6 +1650,11 @@ export interface components {
         };
         /** StepOut */
         StepOut: {
+            /**
+             * Attempts
+             * @default 1
+             */
+            attempts: number;
             /** Exit Code */
             exit_code: number | null;
             /** Fields */
@@ -1623,6 +1681,8 @@ export interface components {
             state: string;
             /** Tool */
             tool: string;
+            /** When */
+            when?: string | null;
         };
         /** StorageLimits */
         StorageLimits: {
@@ -2666,6 +2726,41 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["FlowOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    start_stage_api_flows__flow_id__runs_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                flow_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RunStart"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunOut"];
                 };
             };
             /** @description Validation Error */

@@ -80,7 +80,8 @@ function RunPanel({ runId }: { runId: number }) {
     <section className="card run-panel" data-testid="run-panel">
       <div className="card-head">
         <h2>
-          Stage <span className="mono">{r.stage_name}</span> <StatusBadge state={r.state} result={r.result} />
+          Stage <span className="mono">{r.stage_name}</span> {r.label && <span className="flow-label">{r.label}</span>}{" "}
+          <StatusBadge state={r.state} result={r.result} />
         </h2>
         {r.state !== "completed" && (
           <button className="btn danger" onClick={() => cancel.mutate()} disabled={cancel.isPending}>
@@ -96,6 +97,7 @@ function RunPanel({ runId }: { runId: number }) {
           ["Started", formatDateTime(r.started)],
           ["Finished", formatDateTime(r.finished)],
           ["Duration", <Elapsed key="d" start={r.started} end={r.finished} />],
+          ...(r.deadline ? [["Time limit", formatDateTime(r.deadline)] as [string, string]] : []),
           ["Jobs", `${r.jobs_total}${r.jobs_error ? ` (${r.jobs_error} errored)` : ""}`],
           ["Args", args.length ? <span className="mono small">{args.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join("  ")}</span> : <span className="muted">none</span>],
         ]}
@@ -135,6 +137,45 @@ function FlowActions({ flow }: { flow: Flow }) {
         </button>
       )}
     </>
+  );
+}
+
+/** Stages that did not start by themselves: manual stages ready to start, children stopped by their parent. */
+export function WaitingStages({ flow }: { flow: Flow }) {
+  const qc = useQueryClient();
+  const [, navigate] = useLocation();
+  const start = useMutation({
+    mutationFn: (stage_name: string) =>
+      unwrap(client.POST("/api/flows/{flow_id}/runs", { params: { path: { flow_id: flow.id } }, body: { stage_name } })),
+    onSuccess: (r) => {
+      void qc.invalidateQueries({ queryKey: ["flow", flow.id] });
+      navigate(`/flows/${flow.id}?run=${r.id}`, { replace: true });
+    },
+  });
+  const manual = flow.manual_stages ?? [];
+  const skipped = flow.skipped_stages ?? [];
+  if (!manual.length && !skipped.length) return null;
+  return (
+    <section className="card waiting-stages" data-testid="waiting-stages">
+      <FormError error={start.error} />
+      {manual.map((name) => (
+        <div key={name} className="waiting-stage" data-testid="manual-stage">
+          <span>
+            Stage <span className="mono">{name}</span> waits to be started by hand.
+          </span>
+          <button className="btn primary small" onClick={() => start.mutate(name)} disabled={start.isPending}>
+            ▶ Start {name}
+          </button>
+        </div>
+      ))}
+      {skipped.map((s) => (
+        <div key={s.stage_name} className="waiting-stage" data-testid="skipped-stage">
+          <span>
+            Stage <span className="mono">{s.stage_name}</span> did not start: <span className="reason-inline">{s.reason}</span>
+          </span>
+        </div>
+      ))}
+    </section>
   );
 }
 
@@ -190,7 +231,8 @@ function FlowView({ id }: { id: number }) {
         ]}
         title={
           <>
-            Flow {f.kind.toUpperCase()} #{f.seq} <StatusBadge state={f.state} result={f.result} />
+            Flow {f.kind.toUpperCase()} #{f.seq} {f.label && <span className="flow-label" data-testid="flow-label">{f.label}</span>}{" "}
+            <StatusBadge state={f.state} result={f.result} />
           </>
         }
         actions={<FlowActions flow={f} />}
@@ -213,6 +255,7 @@ function FlowView({ id }: { id: number }) {
         <StageGraph stages={stages.data ?? []} runs={runs} selectedRun={selected} onSelect={select} />
       )}
       <RepoChanges commits={f.commits} />
+      <WaitingStages flow={f} />
       {selected ? <RunPanel key={selected} runId={selected} /> : <Empty title="Nothing ran yet">The flow's first stages start as soon as it is scheduled.</Empty>}
     </>
   );

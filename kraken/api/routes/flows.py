@@ -1,4 +1,4 @@
-"""Flows: start, list, read, cancel."""
+"""Flows: start, list, read, cancel; start a stage (a manual one) in an existing flow."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from fastapi import APIRouter, HTTPException, Query, status
 from sqlmodel import col, select
 
 from kraken.api.deps import SessionDep, StateDep, UserDep
+from kraken.api.state import ServerState
 from kraken.control import orchestration
 from kraken.control.archive import archived_reason
 from kraken.models import Branch, Flow, Run
 from kraken.models.enums import FlowKind
-from kraken.schemas.api import FlowIn, FlowOut, FlowPage, RunBrief
+from kraken.schemas.api import FlowIn, FlowOut, FlowPage, RunBrief, RunOut, RunStart
 
 router = APIRouter(tags=["flows"])
 
@@ -23,9 +24,16 @@ async def flow_out(session: SessionDep, flow: Flow) -> FlowOut:
     return out
 
 
+async def _read_flow(state: ServerState, flow_id: int) -> FlowOut:
+    async with state.runtime.db.session() as session:
+        flow = await session.get(Flow, flow_id)
+        assert flow is not None
+        return await flow_out(session, flow)
+
+
 @router.post("/branches/{branch_id}/flows", response_model=FlowOut, status_code=status.HTTP_201_CREATED)
 async def create_flow(branch_id: int, body: FlowIn, state: StateDep, user: UserDep) -> FlowOut:
-    async with state.write() as (session, effects):
+    async with state.write() as (session, effects):  # the runs' stage code is evaluated after the commit
         branch = await session.get(Branch, branch_id)
         if branch is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"branch {branch_id} not found")
@@ -34,8 +42,9 @@ async def create_flow(branch_id: int, body: FlowIn, state: StateDep, user: UserD
         flow = await orchestration.create_flow(
             session, branch, FlowKind(body.kind), body.args, effects, {"reason": "manual", "user": user.username}
         )
-        out = await flow_out(session, flow)
-    return out
+        flow_id = flow.id
+    assert flow_id is not None
+    return await _read_flow(state, flow_id)
 
 
 @router.get("/branches/{branch_id}/flows", response_model=FlowPage)
@@ -79,7 +88,22 @@ async def cancel_flow(flow_id: int, state: StateDep, _: UserDep) -> FlowOut:
         if await session.get(Flow, flow_id) is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"flow {flow_id} not found")
         await orchestration.cancel_flow(session, flow_id, effects)
+    return await _read_flow(state, flow_id)
+
+
+@router.post("/flows/{flow_id}/runs", response_model=RunOut, status_code=status.HTTP_201_CREATED)
+async def start_stage(flow_id: int, body: RunStart, state: StateDep, _: UserDep) -> Run:
+    """Start a stage in this flow: a manual stage that is ready (``manual_stages``), or any
+    enabled stage of the branch that has not run in this flow.  A completed flow reopens."""
+    async with state.write() as (session, effects):
+        if await session.get(Flow, flow_id) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"flow {flow_id} not found")
+        try:
+            run = await orchestration.start_stage(session, flow_id, body.stage_name, effects)
+        except orchestration.StartRefused as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+        run_id = run.id
     async with state.runtime.db.session() as session:
-        flow = await session.get(Flow, flow_id)
-        assert flow is not None
-        return await flow_out(session, flow)
+        started = await session.get(Run, run_id)
+        assert started is not None
+        return started
