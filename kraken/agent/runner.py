@@ -14,6 +14,7 @@ from kraken.agent.limits import job_limits
 from kraken.agent.outbox import Outbox
 from kraken.agent.tools.base import StepOutcome, ToolContext, ToolError
 from kraken.agent.tools.registry import get_tool
+from kraken.protocol import AnyJobMessage, JobDone, Log, Result, StepDone, StepResult, StepStarted
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class StepLog:
         if not self.lines:
             return
         lines, self.lines = self.lines, []
-        await self.outbox.put(self.job_id, {"type": "log", "step_index": self.step_index, "lines": lines})
+        await self.outbox.put(self.job_id, Log(step_index=self.step_index, lines=lines))
 
 
 class JobRunner:
@@ -75,7 +76,7 @@ class JobRunner:
         self.cancelled = False
         self.task: asyncio.Task[None] | None = None
 
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, message: AnyJobMessage) -> None:
         await self.outbox.put(self.job_id, message)
 
     async def cancel(self) -> None:
@@ -102,14 +103,14 @@ class JobRunner:
             msg = str(exc) if isinstance(exc, ExecutorError) else f"unknown executor {exc}"
             await setup_log.line(f"cannot prepare the job's environment: {msg}")
             await setup_log.flush()
-            await self.send({"type": "job_done", "result": "error", "reason": msg})
+            await self.send(JobDone(result=Result.ERROR, reason=msg))
             return
         try:
             result, reason = await self._steps(deadline)
         finally:
             with contextlib.suppress(Exception):
                 await self.executor.stop()
-        await self.send({"type": "job_done", "result": result, "reason": reason})
+        await self.send(JobDone(result=Result(result), reason=reason))
 
     async def _steps(self, deadline: float) -> tuple[str, str | None]:
         assert self.executor is not None
@@ -127,18 +128,17 @@ class JobRunner:
                 return "timeout", f"job timed out after {self.job.get('timeout'):g} s"
             timeout = min(float(step["timeout"]), remaining) if step.get("timeout") else remaining
             job_timeout = step.get("timeout") is None or remaining < float(step["timeout"])
-            await self.send({"type": "step_started", "step_index": index})
+            await self.send(StepStarted(step_index=index))
             outcome = await self._step(step, index, timeout)
             if outcome.result == "timeout" and job_timeout:
                 outcome = StepOutcome("timeout", f"job timed out after {self.job.get('timeout'):g} s")
             await self.send(
-                {
-                    "type": "step_done",
-                    "step_index": index,
-                    "result": outcome.result,
-                    "message": outcome.message,
-                    "exit_code": outcome.exit_code,
-                }
+                StepDone(
+                    step_index=index,
+                    result=StepResult(outcome.result),
+                    message=outcome.message,
+                    exit_code=outcome.exit_code,
+                )
             )
             if outcome.result != "passed" and not failed:
                 failed = outcome.result
@@ -161,7 +161,7 @@ class JobRunner:
                 job_id=self.job_id,
                 step_index=index,
                 log=slog.line,
-                send=lambda m: self.send({**m, "step_index": index}),
+                send=self.send,  # the tools' messages name their step themselves
                 timeout=timeout,
                 extra={
                     "flow_kind": self.job.get("flow_kind"),

@@ -1,27 +1,11 @@
-"""State and result names of flows, runs, jobs and steps (the API's exact strings)."""
+"""State and result names of flows, runs, jobs and steps (defined in ``kraken.protocol``, shared with the agent)
+and the order of results."""
 
 from __future__ import annotations
 
-from enum import StrEnum
+from kraken.protocol import FlowKind, Result, State, StepResult, StepState
 
-
-class FlowKind(StrEnum):
-    CI = "ci"
-    DEV = "dev"
-
-
-class State(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    COMPLETED = "completed"
-
-
-class Result(StrEnum):
-    PASSED = "passed"
-    FAILED = "failed"
-    ERROR = "error"
-    CANCELLED = "cancelled"
-    TIMEOUT = "timeout"
+__all__ = ["RESULT_RANK", "FlowKind", "Result", "State", "StepResult", "StepState", "worst"]
 
 
 # For "the worst of its runs": a higher rank wins.
@@ -36,18 +20,3 @@ RESULT_RANK = {
 
 def worst(results: list[Result]) -> Result:
     return max(results, key=lambda r: RESULT_RANK[r]) if results else Result.PASSED
-
-
-class StepState(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    COMPLETED = "completed"
-
-
-class StepResult(StrEnum):
-    PASSED = "passed"
-    FAILED = "failed"
-    ERROR = "error"
-    TIMEOUT = "timeout"
-    CANCELLED = "cancelled"
-    SKIPPED = "skipped"

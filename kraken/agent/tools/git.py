@@ -79,7 +79,7 @@ class GitTool(Tool):
         head = await _head(ctx, dest)
         if head:
             await ctx.log(f"checked out {head}")
-            await ctx.send({"type": "step_info", "data": {"commit": head, "repo": url}})
+            await ctx.info({"commit": head, "repo": url})
         return StepOutcome("passed", None, 0)
 
 
