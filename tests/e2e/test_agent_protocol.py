@@ -1,0 +1,190 @@
+"""Malformed agent messages, sent by a hand-driven websocket client to a real server.
+
+Each is logged with the agent's name, acknowledged (so a real agent would stop re-sending it)
+and ends the job it names with ``error``; none drops the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from tests.support.api import Api
+from tests.support.procs import AGENT_TOKEN, Server
+
+pytestmark = pytest.mark.e2e
+
+ONE_JOB = """
+def stage(ctx):
+    return {"jobs": [{"name": "j", "steps": [{"tool": "shell", "cmd": "true"}], "environments": [{"system": "any"}]}]}
+"""
+CAPS = {"executors": {"direct": {}}, "systems": ["linux"]}
+
+
+class RawAgent:
+    """Speaks the agent protocol frame by frame; answers the server's pings and pings it back."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.frames: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._ping())]
+
+    async def _read(self) -> None:
+        async for raw in self.ws:
+            frame = orjson.loads(raw)
+            if frame["type"] == "ping":
+                await self.send({"type": "pong"})
+            else:
+                self.frames.put_nowait(frame)
+
+    async def _ping(self) -> None:
+        while True:  # the server's watchdog would declare a silent agent lost
+            await self.send({"type": "ping"})
+            await asyncio.sleep(0.5)
+
+    async def send(self, frame: Any) -> None:
+        await self.ws.send(frame if isinstance(frame, str) else orjson.dumps(frame).decode())
+
+    async def expect(self, kind: str, timeout: float = 20.0, **fields: Any) -> dict[str, Any]:
+        """The next frame of type ``kind`` with these fields (pongs and others in between are skipped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = await asyncio.wait_for(self.frames.get(), deadline - time.monotonic())
+            if frame["type"] == kind and all(frame.get(k) == v for k, v in fields.items()):
+                return frame
+
+    async def alive(self) -> None:
+        """The connection still works: a ping gets its pong."""
+        await self.send({"type": "ping"})
+        await self.expect("pong", timeout=10)
+
+    async def close(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        await self.ws.close()
+
+
+@contextlib.asynccontextmanager
+async def raw_agent(server: Server, name: str = "raw") -> AsyncIterator[RawAgent]:
+    url = server.url.replace("http://", "ws://") + "/api/agent/ws"
+    async with connect(url, additional_headers={"Authorization": f"Bearer {AGENT_TOKEN}"}) as ws:
+        await ws.send(orjson.dumps({"type": "hello", "name": name, "capabilities": CAPS}).decode())
+        assert orjson.loads(await asyncio.wait_for(ws.recv(), 20))["type"] == "welcome"
+        agent = RawAgent(ws)
+        try:
+            yield agent
+        finally:
+            await agent.close()
+
+
+async def assigned_job(api: Api, agent: RawAgent) -> int:
+    _, branch_id = await api.project_with_branch()
+    await api.stage(branch_id, "s", ONE_JOB)
+    await api.flow(branch_id)
+    assign = await agent.expect("assign")
+    return int(assign["job"]["id"])
+
+
+async def job_of(api: Api, job_id: int) -> dict[str, Any]:
+    return await api.get(f"/jobs/{job_id}")  # type: ignore[no-any-return]
+
+
+async def completed(api: Api, job_id: int) -> dict[str, Any] | None:
+    job = await job_of(api, job_id)
+    return job if job["state"] == "completed" else None
+
+
+async def test_step_done_with_unknown_result_ends_the_job_with_error(server: Server, api: Api) -> None:
+    async with raw_agent(server) as agent:
+        job_id = await assigned_job(api, agent)
+        await agent.send({"type": "batch", "messages": [
+            {"type": "step_started", "job_id": job_id, "seq": 1, "step_index": 0},
+            {"type": "log", "job_id": job_id, "seq": 2, "step_index": 0, "lines": ["before the bad one"]},
+            {"type": "step_done", "job_id": job_id, "seq": 3, "step_index": 0, "result": "so-so"},
+        ]})
+        await agent.expect("ack", job_id=job_id, seq=3)
+        await agent.expect("cancel", job_id=job_id)  # the agent is told to stop the job
+        line = server.proc.wait_line(lambda ln: "malformed step_done" in ln, timeout=10)
+        assert "agent raw" in line and f"job {job_id}" in line and "step_done.result: Input should be" in line
+        job = await api.wait_until(lambda: completed(api, job_id), 20, "job ended")
+        assert job["result"] == "error"
+        assert job["reason"].startswith("the agent sent a malformed step_done message: step_done.result:")
+        assert "before the bad one" in await api.log(job_id)  # what came before it was applied
+        # re-sent after a reconnect: acknowledged again, applied no second time
+        await agent.send({"type": "batch", "messages": [
+            {"type": "step_done", "job_id": job_id, "seq": 3, "step_index": 0, "result": "so-so"},
+        ]})
+        await agent.expect("ack", job_id=job_id, seq=3)
+        await agent.alive()
+    assert (await job_of(api, job_id))["reason"] == job["reason"]
+
+
+async def test_frames_and_messages_nothing_can_be_acknowledged_for_keep_the_connection(
+    server: Server, api: Api
+) -> None:
+    async with raw_agent(server) as agent:
+        job_id = await assigned_job(api, agent)
+        await agent.send({"type": "batch"})  # no messages
+        await agent.alive()
+        await agent.send("{not json")
+        await agent.send({"type": "dance"})
+        await agent.send({"type": "batch", "messages": [{"type": "log", "seq": 1, "lines": ["no job id"]}, 7]})
+        await agent.alive()
+        lines = server.proc.lines
+        assert any("agent raw sent a malformed frame, dropped: batch.messages: Field required" in ln for ln in lines)
+        assert any("agent raw sent a malformed log message without a job id" in ln for ln in lines)
+        # the job itself is untouched and still runs normally
+        await agent.send({"type": "batch", "messages": [
+            {"type": "step_started", "job_id": job_id, "seq": 1, "step_index": 0},
+            {"type": "step_done", "job_id": job_id, "seq": 2, "step_index": 0, "result": "passed"},
+            {"type": "job_done", "job_id": job_id, "seq": 3, "result": "passed"},
+        ]})
+        await agent.expect("ack", job_id=job_id, seq=3)
+        job = await job_of(api, job_id)
+        assert job["state"] == "completed" and job["result"] == "passed", job
+
+
+async def test_unknown_type_and_missing_seq_end_the_job(server: Server, api: Api) -> None:
+    async with raw_agent(server) as agent:
+        job_id = await assigned_job(api, agent)
+        await agent.send({"type": "batch", "messages": [{"type": "telemetry", "job_id": job_id, "seq": 1}]})
+        await agent.expect("ack", job_id=job_id, seq=1)
+        job = await api.wait_until(lambda: completed(api, job_id), 20, "job ended")
+        assert job["result"] == "error" and "malformed telemetry message" in job["reason"], job
+        assert "does not match any of the expected tags" in job["reason"]
+        await agent.alive()
+
+
+async def test_messages_for_a_job_the_agent_does_not_hold_are_acknowledged_and_dropped(
+    server: Server, api: Api
+) -> None:
+    async with raw_agent(server, "holder") as holder:
+        job_id = await assigned_job(api, holder)
+        async with raw_agent(server, "other") as other:
+            await other.send({"type": "batch", "messages": [
+                {"type": "job_done", "job_id": job_id, "seq": 1, "result": "failed"},
+                {"type": "log", "job_id": 4242, "seq": 1, "lines": ["no such job"]},
+            ]})
+            await other.expect("ack", job_id=job_id, seq=1)
+            await other.expect("cancel", job_id=job_id)
+            await other.expect("ack", job_id=4242, seq=1)
+            line = server.proc.wait_line(lambda ln: f"for job {job_id}, which it does not hold" in ln, timeout=10)
+            assert "agent other sent 1 message(s)" in line
+            await other.alive()
+        job = await job_of(api, job_id)
+        assert job["state"] == "running" and job["agent_name"] == "holder", job  # another agent cannot end it
+        await holder.send({"type": "batch", "messages": [
+            {"type": "job_done", "job_id": job_id, "seq": 1, "result": "passed"},
+        ]})
+        await holder.expect("ack", job_id=job_id, seq=1)
+        job = await job_of(api, job_id)
+        assert job["state"] == "completed" and job["result"] == "passed", job
