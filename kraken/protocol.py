@@ -177,6 +177,12 @@ JOB_MESSAGE_TYPES: tuple[type[JobMessageBase], ...] = (
 )
 JOB_ENDING_TYPES = frozenset({"job_done"})  # messages that end a job
 
+
+def message_type(model: type[JobMessageBase]) -> str:
+    """The ``type`` of a job message class: ``message_type(StepDone) == "step_done"``."""
+    return str(model.model_fields["type"].default)
+
+
 _job_message = TypeAdapter[JobMessage](JobMessage)
 
 

@@ -106,6 +106,7 @@ class Agent:
         self._stopping = False
         self._caps: dict[str, Any] | None = None
         self._welcomed = False  # the current connection got its welcome
+        self._next: JobSpec | None = None  # assigned while the previous job was still ending
 
     async def run_forever(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -217,7 +218,7 @@ class Agent:
             if isinstance(msg, Ack):
                 self.outbox.ack(msg.job_id, msg.seq)
             elif isinstance(msg, Assign):
-                self._start_job(msg.job)
+                await self._assigned(msg.job)
             elif isinstance(msg, Cancel):
                 if self.runner is not None and self.runner.job_id == msg.job_id:
                     log.info("job %s cancelled by the server", msg.job_id)
@@ -243,13 +244,19 @@ class Agent:
             reason = f"the agent could not read the assignment: {error}"
             await self.outbox.put(job_id, JobDone(result=Result.ERROR, reason=reason))
 
+    async def _assigned(self, spec: JobSpec) -> None:
+        if self.runner is None:
+            self._start_job(spec)
+        elif self.runner.job_id != spec.id:  # (the same job: a re-sent assignment)
+            # The server gives this agent a job only when it considers the agent's job over
+            # (cancelled, ended for a malformed message, declared lost): stop what is left of
+            # it, then run the new one.
+            log.info("job %s assigned while job %s ends: stopping that one first", spec.id, self.runner.job_id)
+            self._next = spec
+            await self.runner.cancel()
+
     def _start_job(self, spec: JobSpec) -> None:
         job = spec.model_dump(mode="json")
-        if self.runner is not None:
-            if self.runner.job_id == spec.id:
-                return  # already running it (a re-sent assignment)
-            log.error("server assigned job %s while job %s runs; refusing", spec.id, self.runner.job_id)
-            return
         self.outbox.start_job(spec.id, spec.last_seq)
         server = {"url": http_url(self.url), "token": self.token}
         runner = JobRunner(
@@ -266,6 +273,9 @@ class Agent:
                 await runner.send(JobDone(result=Result.ERROR, reason="agent-side crash"))
             finally:
                 self.runner = None
+                if self._next is not None:
+                    spec, self._next = self._next, None
+                    self._start_job(spec)
 
         runner.task = asyncio.create_task(go())
 

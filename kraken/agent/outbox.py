@@ -12,7 +12,18 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
-from kraken.protocol import JOB_ENDING_TYPES, AnyJobMessage, Batch, MalformedJobMessage
+from kraken.protocol import (
+    JOB_ENDING_TYPES,
+    AnyJobMessage,
+    Batch,
+    JobDone,
+    Log,
+    MalformedJobMessage,
+    StepDone,
+    StepInfo,
+    StepStarted,
+    message_type,
+)
 
 Sender = Callable[[Batch], Awaitable[None]]
 
@@ -24,7 +35,7 @@ FLUSH_AT_ONCE = JOB_ENDING_TYPES
 # Bulk messages (test results: up to 1 MiB each) wait while this many are unacknowledged, so a
 # million results never pile up in the agent's memory; progress and log messages never wait.
 BULK_WINDOW = 8
-SMALL = frozenset({"step_started", "log", "step_done", "step_info", "job_done"})
+SMALL = frozenset(message_type(m) for m in (StepStarted, Log, StepDone, StepInfo, JobDone))
 
 
 class Outbox:

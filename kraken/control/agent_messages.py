@@ -30,7 +30,15 @@ from kraken.control import orchestration
 from kraken.control.effects import Effects
 from kraken.core.db import Database
 from kraken.models import Job
-from kraken.protocol import JOB_ENDING_TYPES, AnyJobMessage, JobMessageBase, MalformedJobMessage, Result, State
+from kraken.protocol import (
+    JOB_ENDING_TYPES,
+    AnyJobMessage,
+    JobMessageBase,
+    MalformedJobMessage,
+    Result,
+    State,
+    message_type,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +52,6 @@ HANDLER_MODULES = ["kraken.control.job_messages", "kraken.results.ingest"]
 _HANDLERS: dict[str, Handler] = {}
 _QUICK: set[str] = set()
 _loaded = False
-
-
-def message_type(model: type[JobMessageBase]) -> str:
-    return str(model.model_fields["type"].default)
 
 
 def handles(

@@ -27,6 +27,7 @@ from kraken.control.effects import Effects
 from kraken.models import Agent, Branch, Flow, Job, Project, Run, Stage, Step
 from kraken.models.base import utcnow
 from kraken.models.enums import FlowKind, Result, State, StepResult, StepState, worst
+from kraken.protocol import Assign, Cancel, JobSpec
 from kraken.secrets import store as secrets_store
 from kraken.secrets.refs import substitute
 from kraken.stage import StageContext, StageSchemaError, evaluate_stage, expand_jobs, resolve_args
@@ -241,7 +242,7 @@ async def assign_job(session: AsyncSession, job_id: int, agent_id: int, effects:
         flow.started = now
         effects.event("flow", id=flow.id, branch_id=flow.branch_id, state=flow.state, result=None)
     effects.event("job", id=job.id, run_id=job.run_id, state=job.state, result=None, agent_name=agent_name)
-    effects.to_agent(agent_id, {"type": "assign", "job": await job_payload(session, job, flow)})
+    effects.to_agent(agent_id, Assign(job=JobSpec.model_validate(await job_payload(session, job, flow))))
     return True
 
 
@@ -498,7 +499,7 @@ async def cancel_job(session: AsyncSession, job_id: int, effects: Effects, reaso
     agent_id = job.agent_id
     done = await complete_job(session, job_id, Result.CANCELLED, effects, reason)
     if done and agent_id is not None:
-        effects.to_agent(agent_id, {"type": "cancel", "job_id": job_id})
+        effects.to_agent(agent_id, Cancel(job_id=job_id))
     return done
 
 

@@ -19,6 +19,7 @@ from kraken.control.service import PeriodicService
 from kraken.models import Agent, Job
 from kraken.models.base import utcnow
 from kraken.models.enums import Result, State
+from kraken.protocol import Cancel
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class Watchdog(PeriodicService):
             agent_id = job.agent_id if job else None
             done = await orchestration.complete_job(session, job_id, result, effects, reason)
             if done and agent_id is not None:
-                effects.to_agent(agent_id, {"type": "cancel", "job_id": job_id})
+                effects.to_agent(agent_id, Cancel(job_id=job_id))
         if done:
             log.warning("job %s: %s", job_id, reason)
         await effects.apply(self.bus, self.queue)

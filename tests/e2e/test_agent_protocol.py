@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -17,7 +18,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.support.api import Api
-from tests.support.procs import AGENT_TOKEN, Server
+from tests.support.procs import AGENT_TOKEN, Server, agent_connected, start_agent
 
 pytestmark = pytest.mark.e2e
 
@@ -188,3 +189,41 @@ async def test_messages_for_a_job_the_agent_does_not_hold_are_acknowledged_and_d
         await holder.expect("ack", job_id=job_id, seq=1)
         job = await job_of(api, job_id)
         assert job["state"] == "completed" and job["result"] == "passed", job
+
+
+async def test_a_job_assigned_while_the_cancelled_one_is_still_ending_runs_next(
+    tmp_path: Path, server: Server, api: Api
+) -> None:
+    """Cancelling a job frees its agent at once on the server, which may assign the next job
+    before the agent has finished stopping the first: the agent runs it once the first is gone."""
+    agent = start_agent(tmp_path, server.url, "busy")
+    try:
+        await agent_connected(agent)
+        # 30 000 files in the job's work directory: removing it keeps the runner busy after the cancel
+        slow_to_clean = "mkdir many && cd many && seq 30000 | xargs touch && echo started && sleep 300"
+        code = f"SLOW_TO_CLEAN = {slow_to_clean!r}\n" + """
+def stage(ctx):
+    env = [{"system": "any"}]
+    return {"jobs": [
+        {"name": "long", "steps": [{"tool": "shell", "cmd": SLOW_TO_CLEAN}], "environments": env},
+        {"name": "next", "steps": [{"tool": "shell", "cmd": "echo next ran"}], "environments": env},
+    ]}
+"""
+        _, branch_id = await api.project_with_branch()
+        await api.stage(branch_id, "s", code)
+        flow = await api.flow(branch_id)
+        run_id = flow["runs"][0]["id"]
+
+        async def running() -> dict[str, Any] | None:
+            jobs = [j for j in await api.jobs(run_id) if j["steps"][0]["state"] == "running"]
+            return jobs[0] if jobs and "started" in await api.log(jobs[0]["id"]) else None
+
+        first = await api.wait_until(running, 30, "a step running")
+        await api.post(f"/jobs/{first['id']}/cancel")
+        flow = await api.wait_flow(flow["id"], timeout=30)
+        jobs = {j["name"]: j for j in await api.jobs(run_id)}
+        assert first["name"] == "long" and jobs["long"]["result"] == "cancelled"  # the first job created goes first
+        assert jobs["next"]["result"] == "passed" and "next ran" in await api.log(jobs["next"]["id"])
+        assert jobs["next"]["agent_name"] == "busy"
+    finally:
+        agent.stop()

@@ -6,7 +6,7 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from kraken.control.agent_messages import handler_for, message_type
+from kraken.control.agent_messages import handler_for
 from kraken.models import enums
 from kraken.protocol import (
     JOB_MESSAGE_TYPES,
@@ -22,6 +22,7 @@ from kraken.protocol import (
     StepResult,
     Welcome,
     agent_frame,
+    message_type,
     server_frame,
 )
 
