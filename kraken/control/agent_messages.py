@@ -103,21 +103,46 @@ async def apply_job_messages(
     malformed = any(isinstance(m, MalformedJobMessage) for m in msgs)
     quick = not malformed and all_quick(str(m.type) for m in msgs)
     ending = malformed or any(m.type in JOB_ENDING_TYPES for m in msgs)
-    async with db.transaction(quick=quick) as session:
-        try:
-            if ending:
-                _, _, job = await orchestration.lock_job(session, job_id)
-            else:
-                job = await orchestration.lock_row(session, Job, job_id)
-        except sa.exc.NoResultFound:
-            job = None
-        if job is None or job.agent_id != agent_id:
-            return Applied(top, held=False)  # acknowledged, nothing applied
-        # one UPDATE of the job row for the whole batch instead of one per message (orchestration
-        # flushes itself before it reads what it changed)
-        with session.no_autoflush:
-            error = await _apply_each(session, job, agent_name, msgs, effects)
+    try:
+        async with db.transaction(quick=quick) as session:
+            try:
+                if ending:
+                    _, _, job = await orchestration.lock_job(session, job_id)
+                else:
+                    job = await orchestration.lock_row(session, Job, job_id)
+            except sa.exc.NoResultFound:
+                job = None
+            if job is None or job.agent_id != agent_id:
+                return Applied(top, held=False)  # acknowledged, nothing applied
+            # one UPDATE of the job row for the whole batch instead of one per message (orchestration
+            # flushes itself before it reads what it changed)
+            with session.no_autoflush:
+                error = await _apply_each(session, job, agent_name, msgs, effects)
+    except _Unusable as exc:
+        # rolled back: nothing of these messages is kept, the job ends (their numbers are used up)
+        effects.publish.clear()
+        effects.tasks.clear()
+        effects.freed_agents.clear()
+        log.warning("agent %s: job %s: %s", agent_name, job_id, exc.reason)
+        async with db.transaction(quick=True) as session:
+            _, _, job = await orchestration.lock_job(session, job_id)
+            job.last_seq = max(job.last_seq, top)
+            await orchestration.complete_job(session, job_id, Result.ERROR, effects, exc.reason)
+        return Applied(top, held=True, ended_by_error=exc.reason)
     return Applied(top, held=True, ended_by_error=error)
+
+
+class _Unusable(Exception):
+    """A valid message whose content the handler could not use (a bug or a hostile agent)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# What a handler raises on content it cannot use; database and connection errors are not among
+# them (they drop the connection, and the agent re-sends after reconnecting).
+CONTENT_ERRORS = (TypeError, ValueError, OverflowError, KeyError, IndexError, AttributeError)
 
 
 async def _apply_each(
@@ -140,5 +165,8 @@ async def _apply_each(
             continue  # cancelled or declared lost: only late output is still kept
         handler = handler_for(msg.type)
         assert handler is not None, f"no handler registered for {msg.type}"  # see test_every_message_has_a_handler
-        await handler(session, job, msg, effects)
+        try:
+            await handler(session, job, msg, effects)
+        except CONTENT_ERRORS as exc:
+            raise _Unusable(f"the server could not apply the agent's {msg.type} message: {exc!r:.300}") from exc
     return ended_by

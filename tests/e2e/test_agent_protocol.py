@@ -165,6 +165,22 @@ async def test_unknown_type_and_missing_seq_end_the_job(server: Server, api: Api
         await agent.alive()
 
 
+async def test_a_message_whose_content_the_server_cannot_use_ends_the_job(server: Server, api: Api) -> None:
+    async with raw_agent(server) as agent:
+        job_id = await assigned_job(api, agent)
+        await agent.send({"type": "batch", "messages": [
+            {"type": "log", "job_id": job_id, "seq": 1, "step_index": 0, "lines": ["rolled back with the rest"]},
+            {"type": "test_results", "job_id": job_id, "seq": 2, "step_index": 0, "results": [["t", ["?"]]]},
+        ]})
+        await agent.expect("ack", job_id=job_id, seq=2)
+        await agent.expect("cancel", job_id=job_id)
+        job = await api.wait_until(lambda: completed(api, job_id), 20, "job ended")
+        assert job["result"] == "error", job
+        assert job["reason"].startswith("the server could not apply the agent's test_results message: TypeError")
+        server.proc.wait_line(lambda ln: f"agent raw: job {job_id}: the server could not apply" in ln, timeout=10)
+        await agent.alive()
+
+
 async def test_messages_for_a_job_the_agent_does_not_hold_are_acknowledged_and_dropped(
     server: Server, api: Api
 ) -> None:
