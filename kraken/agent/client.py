@@ -8,7 +8,7 @@ Heartbeats go both ways: the agent pings every ``heartbeat_interval`` seconds an
 pings too, so a healthy link is never silent for longer than an interval.  After
 ``SILENT_INTERVALS`` silent intervals the agent gives up on the link (a half-open connection:
 the server is unreachable but the TCP connection was never closed) and reconnects, spending at
-most ``close_timeout`` on the closing handshake.  With the defaults (5 s heartbeats) that is
+most ``CLOSE_TIMEOUT`` on the closing handshake.  With the defaults (5 s heartbeats) that is
 10 s of silence + 2 s, well within the server's ``agent_timeout`` (20 s) after which a running
 job is declared lost.
 

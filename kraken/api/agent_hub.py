@@ -41,6 +41,7 @@ from kraken.protocol import (
     Cancel,
     Hello,
     JobSpec,
+    MalformedJobMessage,
     Ping,
     Pong,
     Result,
@@ -240,11 +241,13 @@ class AgentHub:
         """Apply a batch of job messages: one transaction and one ack per job."""
         by_job: dict[int, list[IncomingMessage]] = {}
         for m in batch.messages:
-            if m.job_id is None:
+            job_id = m.job_id
+            if job_id is None:  # only a malformed message can lack one
+                error = m.error if isinstance(m, MalformedJobMessage) else ""
                 log.warning("agent %s sent a malformed %s message without a job id, dropped: %s",
-                            conn.name, m.type or "job", getattr(m, "error", ""))
+                            conn.name, m.type or "job", error)
                 continue
-            by_job.setdefault(m.job_id, []).append(m)
+            by_job.setdefault(job_id, []).append(m)
         db = self.state.runtime.db
         for job_id, msgs in by_job.items():
             effects = Effects()

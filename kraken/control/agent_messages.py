@@ -92,7 +92,7 @@ IncomingMessage = AnyJobMessage | MalformedJobMessage
 class Applied:
     seq: int  # the highest sequence number to acknowledge
     held: bool  # False: the job does not exist or is not this agent's
-    ended_by_error: str | None = None  # a malformed message ended the job: why
+    ended_by_error: str | None = None  # a malformed or unusable message ended the job: why
 
 
 async def apply_job_messages(
@@ -123,6 +123,7 @@ async def apply_job_messages(
         effects.publish.clear()
         effects.tasks.clear()
         effects.freed_agents.clear()
+        effects.wake_scheduler = False
         log.warning("agent %s: job %s: %s", agent_name, job_id, exc.reason)
         async with db.transaction(quick=True) as session:
             _, _, job = await orchestration.lock_job(session, job_id)
@@ -164,7 +165,7 @@ async def _apply_each(
         if job.state == State.COMPLETED and msg.type != "log":
             continue  # cancelled or declared lost: only late output is still kept
         handler = handler_for(msg.type)
-        assert handler is not None, f"no handler registered for {msg.type}"  # see test_every_message_has_a_handler
+        assert handler is not None, f"no handler for {msg.type}"  # test_every_job_message_type_has_a_handler
         try:
             await handler(session, job, msg, effects)
         except CONTENT_ERRORS as exc:
