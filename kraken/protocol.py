@@ -22,7 +22,7 @@ server ends that job with ``error`` (see ``docs/architecture.md``).
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -172,9 +172,7 @@ class JobDone(JobMessageBase):
 
 AnyJobMessage = StepStarted | Log | StepDone | StepInfo | TestResults | Issues | JobDone
 JobMessage = Annotated[AnyJobMessage, Discriminator("type")]
-JOB_MESSAGE_TYPES: tuple[type[JobMessageBase], ...] = (
-    StepStarted, Log, StepDone, StepInfo, TestResults, Issues, JobDone
-)
+JOB_MESSAGE_TYPES: tuple[type[JobMessageBase], ...] = get_args(AnyJobMessage)
 JOB_ENDING_TYPES = frozenset({"job_done"})  # messages that end a job
 
 
