@@ -16,5 +16,6 @@ fi
 bash scripts/build-frontend.sh --require
 echo "== frontend"; (cd frontend && npm run --silent typecheck && npm test --silent && npm run --silent check:api)
 echo "== ruff"; .venv/bin/ruff check .
+echo "== import contracts"; .venv/bin/lint-imports
 echo "== mypy"; .venv/bin/mypy kraken
 echo "== pytest"; .venv/bin/pytest -q -p no:cacheprovider "$@"

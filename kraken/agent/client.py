@@ -1,10 +1,18 @@
 """``kraken agent``: one long-lived websocket to the server; runs the jobs it is given.
 
-The agent reconnects with exponential backoff (with jitter) when the connection
-drops, keeps running its job meanwhile, and re-sends what the server has not
-acknowledged (see ``Outbox``).  Heartbeats go both ways: the agent pings every
-``heartbeat_interval`` seconds and reconnects when it has heard nothing from the
-server for three intervals.
+The agent reconnects with exponential backoff when the connection drops (jittered, capped at
+``BACKOFF_MAX``, and back to ``BACKOFF_MIN`` once a server has welcomed it), keeps running its
+job meanwhile, and re-sends what the server has not acknowledged (see ``Outbox``).
+
+Heartbeats go both ways: the agent pings every ``heartbeat_interval`` seconds and the server
+pings too, so a healthy link is never silent for longer than an interval.  After
+``SILENT_INTERVALS`` silent intervals the agent gives up on the link (a half-open connection:
+the server is unreachable but the TCP connection was never closed) and reconnects, spending at
+most ``CLOSE_TIMEOUT`` on the closing handshake.  With the defaults (5 s heartbeats) that is
+10 s of silence + 2 s, well within the server's ``agent_timeout`` (20 s) after which a running
+job is declared lost.
+
+Every frame is a model of ``kraken.protocol``, the only server-side module the agent imports.
 """
 
 from __future__ import annotations
@@ -19,17 +27,34 @@ from typing import Any
 
 import orjson
 import websockets
+from pydantic import BaseModel, ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 
 from kraken.agent.capabilities import capabilities
 from kraken.agent.executors import executor_class
 from kraken.agent.outbox import Outbox
 from kraken.agent.runner import JobRunner
+from kraken.protocol import (
+    Ack,
+    Assign,
+    Cancel,
+    Hello,
+    JobDone,
+    JobSpec,
+    Ping,
+    Pong,
+    Result,
+    Welcome,
+    describe,
+    server_frame,
+)
 
 log = logging.getLogger(__name__)
 
 BACKOFF_MIN = 0.2
-BACKOFF_MAX = 10.0
+BACKOFF_MAX = 5.0  # the longest wait between two attempts (jitter included)
+SILENT_INTERVALS = 2  # heartbeat intervals without a word from the server before giving up on the link
+CLOSE_TIMEOUT = 2.0  # at most this long for the closing handshake of a link given up
 
 
 def ws_url(server: str) -> str:
@@ -80,6 +105,8 @@ class Agent:
         self.connected = asyncio.Event()
         self._stopping = False
         self._caps: dict[str, Any] | None = None
+        self._welcomed = False  # the current connection got its welcome
+        self._next: JobSpec | None = None  # assigned while the previous job was still ending
 
     async def run_forever(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -87,9 +114,9 @@ class Agent:
         self._caps = await capabilities(self.labels, self.executors)
         backoff = BACKOFF_MIN
         while not self._stopping:
+            self._welcomed = False
             try:
                 await self._session()
-                backoff = BACKOFF_MIN
             except PermissionError as exc:
                 log.error("%s", exc)
                 raise
@@ -100,7 +127,9 @@ class Agent:
                 self.outbox.disconnected()
             if self._stopping:
                 break
-            await asyncio.sleep(backoff * (0.5 + random.random()))
+            if self._welcomed:  # the server was there: the next failure starts from scratch
+                backoff = BACKOFF_MIN
+            await asyncio.sleep(reconnect_delay(backoff))
             backoff = min(backoff * 2, BACKOFF_MAX)
 
     async def stop(self) -> None:
@@ -127,6 +156,7 @@ class Agent:
                 max_size=None,
                 ping_interval=None,  # the protocol has its own heartbeats
                 open_timeout=10,
+                close_timeout=CLOSE_TIMEOUT,
                 compression=None,
             )
         except websockets.InvalidStatus as exc:
@@ -134,19 +164,22 @@ class Agent:
                 raise PermissionError(f"the server at {self.url} refused the agent token") from exc
             raise
         async with ws:
-            await self._send(ws, {
-                "type": "hello",
-                "name": self.name,
-                "groups": self.groups,
-                "capabilities": self._caps or {},
-                "running_job": self.runner.job_id if self.runner else None,
-                "pending_jobs": self.outbox.pending_jobs(),
-            })
-            first = orjson.loads(await asyncio.wait_for(ws.recv(), 30))
-            if first.get("type") != "welcome":
-                raise websockets.WebSocketException(f"unexpected first message {first!r}")
-            self.agent_id = int(first["agent_id"])
-            self.heartbeat_interval = float(first.get("heartbeat_interval", self.heartbeat_interval))
+            await self._send(ws, Hello(
+                name=self.name,
+                groups=self.groups,
+                capabilities=self._caps or {},
+                running_job=self.runner.job_id if self.runner else None,
+                pending_jobs=self.outbox.pending_jobs(),
+            ))
+            try:
+                first = server_frame.validate_json(await asyncio.wait_for(ws.recv(), 30))
+            except ValidationError as exc:
+                raise websockets.WebSocketException(f"unexpected first message: {describe(exc)}") from exc
+            if not isinstance(first, Welcome):
+                raise websockets.WebSocketException(f"unexpected first message {first.type!r}")
+            self.agent_id = first.agent_id
+            self.heartbeat_interval = first.heartbeat_interval
+            self._welcomed = True
             log.info("connected to %s as agent %s (%s)", self.url, self.name, self.agent_id)
             await self.outbox.connected(lambda m: self._send(ws, m))
             self.connected.set()
@@ -158,16 +191,16 @@ class Agent:
                 with contextlib.suppress(asyncio.CancelledError):
                     await pinger
 
-    async def _send(self, ws: ClientConnection, msg: dict[str, Any]) -> None:
-        await ws.send(orjson.dumps(msg).decode())
+    async def _send(self, ws: ClientConnection, msg: BaseModel) -> None:
+        await ws.send(msg.model_dump_json())
 
     async def _ping(self, ws: ClientConnection) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_interval)
-            await self._send(ws, {"type": "ping"})
+            await self._send(ws, Ping())
 
     async def _receive(self, ws: ClientConnection) -> None:
-        silence = self.heartbeat_interval * 3
+        silence = self.heartbeat_interval * SILENT_INTERVALS
         while True:
             try:
                 raw = await asyncio.wait_for(ws.recv(), silence)
@@ -177,26 +210,54 @@ class Agent:
                 if exc.rcvd is not None and exc.rcvd.code == 1008 and "token" in (exc.rcvd.reason or ""):
                     raise PermissionError(f"the server at {self.url} refused the agent token") from exc
                 raise
-            msg = orjson.loads(raw)
-            kind = msg.get("type")
-            if kind == "ack":
-                self.outbox.ack(int(msg["job_id"]), int(msg["seq"]))
-            elif kind == "assign":
-                self._start_job(msg["job"])
-            elif kind == "cancel":
-                if self.runner is not None and self.runner.job_id == int(msg["job_id"]):
-                    log.info("job %s cancelled by the server", msg["job_id"])
+            try:
+                msg = server_frame.validate_json(raw)
+            except ValidationError as exc:
+                await self._malformed(raw, describe(exc))
+                continue
+            if isinstance(msg, Ack):
+                self.outbox.ack(msg.job_id, msg.seq)
+            elif isinstance(msg, Assign):
+                await self._assigned(msg.job)
+            elif isinstance(msg, Cancel):
+                if self.runner is not None and self.runner.job_id == msg.job_id:
+                    log.info("job %s cancelled by the server", msg.job_id)
                     await self.runner.cancel()
-            elif kind == "ping":
-                await self._send(ws, {"type": "pong"})
+            elif isinstance(msg, Ping):
+                await self._send(ws, Pong())
 
-    def _start_job(self, job: dict[str, Any]) -> None:
-        if self.runner is not None:
-            if self.runner.job_id == int(job["id"]):
-                return  # already running it (a re-sent assignment)
-            log.error("server assigned job %s while job %s runs; refusing", job["id"], self.runner.job_id)
+    async def _malformed(self, raw: str | bytes, error: str) -> None:
+        """A frame from the server that does not validate: logged; an assignment ends with ``error``."""
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            data = None
+        kind = data.get("type") if isinstance(data, dict) else None
+        log.error("the server sent a malformed %s frame, ignored: %s", kind or "", error)
+        job = data.get("job") if isinstance(data, dict) and kind == "assign" else None
+        if not isinstance(job, dict):
             return
-        self.outbox.start_job(int(job["id"]), int(job.get("last_seq") or 0))
+        job_id, last_seq = job.get("id"), job.get("last_seq")
+        if isinstance(job_id, int) and not isinstance(job_id, bool) and job_id > 0 and self.runner is None:
+            # tell the server, or the job would wait for its timeout
+            self.outbox.start_job(job_id, last_seq if isinstance(last_seq, int) else 0)
+            reason = f"the agent could not read the assignment: {error}"
+            await self.outbox.put(job_id, JobDone(result=Result.ERROR, reason=reason))
+
+    async def _assigned(self, spec: JobSpec) -> None:
+        if self.runner is None:
+            self._start_job(spec)
+        elif self.runner.job_id != spec.id:  # (the same job: a re-sent assignment)
+            # The server gives this agent a job only when it considers the agent's job over
+            # (cancelled, ended for a malformed message, declared lost): stop what is left of
+            # it, then run the new one.
+            log.info("job %s assigned while job %s ends: stopping that one first", spec.id, self.runner.job_id)
+            self._next = spec
+            await self.runner.cancel()
+
+    def _start_job(self, spec: JobSpec) -> None:
+        job = spec.model_dump(mode="json")
+        self.outbox.start_job(spec.id, spec.last_seq)
         server = {"url": http_url(self.url), "token": self.token}
         runner = JobRunner(
             job, self.outbox, self.name, str(self.data_dir), server=server, default_limits=self.limits
@@ -209,8 +270,17 @@ class Agent:
                 await runner.run()
             except Exception:
                 log.exception("job %s crashed the runner", runner.job_id)
-                await runner.send({"type": "job_done", "result": "error", "reason": "agent-side crash"})
+                await runner.send(JobDone(result=Result.ERROR, reason="agent-side crash"))
             finally:
                 self.runner = None
+                if self._next is not None:
+                    spec, self._next = self._next, None
+                    self._start_job(spec)
 
         runner.task = asyncio.create_task(go())
+
+
+def reconnect_delay(backoff: float) -> float:
+    """Between half and all of ``backoff`` (never more than ``BACKOFF_MAX``), so that agents
+    cut off together do not all come back at the same instant."""
+    return min(backoff, BACKOFF_MAX) * (0.5 + random.random() / 2)

@@ -11,19 +11,31 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-Sender = Callable[[dict[str, Any]], Awaitable[None]]
+from kraken.protocol import (
+    JOB_ENDING_TYPES,
+    AnyJobMessage,
+    Batch,
+    JobDone,
+    Log,
+    MalformedJobMessage,
+    StepDone,
+    StepInfo,
+    StepStarted,
+    message_type,
+)
+
+Sender = Callable[[Batch], Awaitable[None]]
 
 # Messages wait this long for company, so that a short step's start, output, end and the
 # job's end reach the server as one frame (one transaction there) ...
 COALESCE_SECONDS = 0.005
 # ... except the end of a job, which goes at once.
-FLUSH_AT_ONCE = frozenset({"job_done"})
+FLUSH_AT_ONCE = JOB_ENDING_TYPES
 # Bulk messages (test results: up to 1 MiB each) wait while this many are unacknowledged, so a
 # million results never pile up in the agent's memory; progress and log messages never wait.
 BULK_WINDOW = 8
-SMALL = frozenset({"step_started", "log", "step_done", "step_info", "job_done"})
+SMALL = frozenset(message_type(m) for m in (StepStarted, Log, StepDone, StepInfo, JobDone))
 
 
 class Outbox:
@@ -31,8 +43,8 @@ class Outbox:
 
     def __init__(self) -> None:
         self._seq: dict[int, int] = {}
-        self._pending: OrderedDict[tuple[int, int], dict[str, Any]] = OrderedDict()
-        self._unsent: list[dict[str, Any]] = []
+        self._pending: OrderedDict[tuple[int, int], AnyJobMessage] = OrderedDict()
+        self._unsent: list[AnyJobMessage] = []
         self._sender: Sender | None = None
         self._lock = asyncio.Lock()
         self._flush_scheduled = False
@@ -47,13 +59,14 @@ class Outbox:
     def start_job(self, job_id: int, last_seq: int = 0) -> None:
         self._seq[job_id] = max(self._seq.get(job_id, 0), last_seq)
 
-    async def put(self, job_id: int, message: dict[str, Any]) -> None:
-        bulk = message.get("type") not in SMALL
+    async def put(self, job_id: int, message: AnyJobMessage) -> None:
+        """Number ``message`` (its ``job_id`` and ``seq`` are set here) and send it soon."""
+        bulk = message.type not in SMALL
         while bulk and len(self._bulk) >= BULK_WINDOW:
             await self._room.wait()
         seq = self._seq.get(job_id, 0) + 1
         self._seq[job_id] = seq
-        msg = {**message, "job_id": job_id, "seq": seq}
+        msg = message.model_copy(update={"job_id": job_id, "seq": seq})
         self._pending[(job_id, seq)] = msg
         self._unsent.append(msg)
         if bulk:
@@ -63,7 +76,7 @@ class Outbox:
         self._drained.clear()
         if self._sender is None:
             return
-        if message.get("type") in FLUSH_AT_ONCE:
+        if message.type in FLUSH_AT_ONCE:
             if self._timer is not None:
                 self._timer.cancel()
             self._timer_fired()
@@ -83,7 +96,7 @@ class Outbox:
                 return
             batch, self._unsent = self._unsent, []
             try:
-                await self._sender({"type": "batch", "messages": batch})
+                await self._sender(_batch(batch))
             except Exception:
                 self._sender = None  # everything unacknowledged is re-sent after the reconnect
 
@@ -101,12 +114,11 @@ class Outbox:
         async with self._lock:
             self._unsent = []
             if self._pending:
-                await sender({"type": "batch", "messages": list(self._pending.values())})
+                await sender(_batch(list(self._pending.values())))
             self._sender = sender
 
     def disconnected(self) -> None:
         self._sender = None
-
 
     def pending_jobs(self) -> list[int]:
         return sorted({job_id for job_id, _ in self._pending})
@@ -117,3 +129,9 @@ class Outbox:
 
     async def drained(self) -> None:
         await self._drained.wait()
+
+
+def _batch(messages: list[AnyJobMessage]) -> Batch:
+    # built from messages that are models already: no need to validate them again
+    items: list[AnyJobMessage | MalformedJobMessage] = list(messages)
+    return Batch.model_construct(type="batch", messages=items)

@@ -14,10 +14,10 @@ from kraken.agent.limits import job_limits
 from kraken.agent.outbox import Outbox
 from kraken.agent.tools.base import StepOutcome, ToolContext, ToolError
 from kraken.agent.tools.registry import get_tool
+from kraken.protocol import DEFAULT_WHEN, AnyJobMessage, JobDone, Log, Result, StepDone, StepResult, StepStarted
 
 log = logging.getLogger(__name__)
 
-DEFAULT_WHEN = "was_no_error"  # as in the original: a step runs when no earlier step failed
 LOG_FLUSH_SECONDS = 0.05
 LOG_FLUSH_LINES = 1000
 
@@ -52,7 +52,7 @@ class StepLog:
         if not self.lines:
             return
         lines, self.lines = self.lines, []
-        await self.outbox.put(self.job_id, {"type": "log", "step_index": self.step_index, "lines": lines})
+        await self.outbox.put(self.job_id, Log(step_index=self.step_index, lines=lines))
 
 
 class JobRunner:
@@ -77,7 +77,7 @@ class JobRunner:
         self._cancelled = asyncio.Event()  # wakes a pause between attempts
         self.task: asyncio.Task[None] | None = None
 
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, message: AnyJobMessage) -> None:
         await self.outbox.put(self.job_id, message)
 
     async def cancel(self) -> None:
@@ -105,14 +105,14 @@ class JobRunner:
             msg = str(exc) if isinstance(exc, ExecutorError) else f"unknown executor {exc}"
             await setup_log.line(f"cannot prepare the job's environment: {msg}")
             await setup_log.flush()
-            await self.send({"type": "job_done", "result": "error", "reason": msg})
+            await self.send(JobDone(result=Result.ERROR, reason=msg))
             return
         try:
             result, reason = await self._steps(deadline)
         finally:
             with contextlib.suppress(Exception):
                 await self.executor.stop()
-        await self.send({"type": "job_done", "result": result, "reason": reason})
+        await self.send(JobDone(result=Result(result), reason=reason))
 
     def _when(self, condition: str, prev_ok: bool, any_error: bool) -> bool | None:
         """Whether a step with this ``when`` runs (None: a condition this agent does not know)."""
@@ -145,19 +145,18 @@ class JobRunner:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return "timeout", f"job timed out after {self.job.get('timeout'):g} s"
-            await self.send({"type": "step_started", "step_index": index})
+            await self.send(StepStarted(step_index=index))
             if run_it is None:
                 outcome = StepOutcome("error", f"unknown 'when' condition {condition!r}")
             else:
                 outcome = await self._attempts(step, index, deadline)
             await self.send(
-                {
-                    "type": "step_done",
-                    "step_index": index,
-                    "result": outcome.result,
-                    "message": outcome.message,
-                    "exit_code": outcome.exit_code,
-                }
+                StepDone(
+                    step_index=index,
+                    result=StepResult(outcome.result),
+                    message=outcome.message,
+                    exit_code=outcome.exit_code,
+                )
             )
             prev_ok = outcome.result == "passed"
             if outcome.result != "passed" and not failed:
@@ -219,7 +218,7 @@ class JobRunner:
                 job_id=self.job_id,
                 step_index=index,
                 log=slog.line,
-                send=lambda m: self.send({**m, "step_index": index}),
+                send=self.send,  # the tools' messages name their step themselves
                 timeout=timeout,
                 extra={
                     "flow_kind": self.job.get("flow_kind"),

@@ -1,15 +1,13 @@
 """The agents' websocket endpoint and the hub of agents connected to this server replica.
 
-Protocol (JSON text frames):
-- agent -> server: ``hello`` {name, groups, capabilities, running_job, pending_jobs}; ``ping``;
-  ``batch`` {messages: [job message...]} where a job message is {type, job_id, seq, ...}
-  (``step_started``, ``log``, ``step_done``, ``job_done``, and the types later features
-  register); each job's messages are acknowledged with ``ack`` {job_id, seq} (highest applied).
-- server -> agent: ``welcome`` {agent_id, heartbeat_interval}; ``assign`` {job};
-  ``cancel`` {job_id}; ``ack``; ``ping``/``pong``.
+The frames are the models of ``kraken.protocol``.  Every frame an agent sends is validated
+here, once; what does not validate is logged (with the agent's name) and never drops the
+connection.  Each job's messages are acknowledged with ``ack`` {job_id, seq} (highest
+applied, or refused for good: a malformed job message ends its job with ``error``).
 
 Assignments reach the replica that holds the agent's socket through the bus channel
-``agent:<id>``, so any replica may schedule for any agent.
+``agent:<id>``, so any replica may schedule for any agent; they are validated as server
+frames before they are sent.
 """
 
 from __future__ import annotations
@@ -20,18 +18,41 @@ import logging
 import uuid
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
+from pydantic import ValidationError
 from sqlmodel import col, select
 
 from kraken.api.state import ServerState
 from kraken.control import agents as agent_ctl
 from kraken.control import orchestration
+from kraken.control.agent_messages import IncomingMessage, apply_job_messages
 from kraken.control.effects import Effects
 from kraken.control.scheduler import assign_next
 from kraken.core.security import tokens_equal
 from kraken.models import Job
-from kraken.models.enums import Result, State
+from kraken.protocol import (
+    AGENT_CHANNELS,
+    EVENTS_CHANNEL,
+    JOB_ENDING_TYPES,
+    SCHED_CHANNEL,
+    Ack,
+    Assign,
+    Batch,
+    Cancel,
+    Hello,
+    JobSpec,
+    MalformedJobMessage,
+    Ping,
+    Pong,
+    Result,
+    ServerFrame,
+    State,
+    Welcome,
+    agent_channel,
+    agent_frame,
+    describe,
+    server_frame,
+)
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -40,11 +61,12 @@ REPLACED = "_replaced"
 
 
 class AgentConnection:
-    def __init__(self, ws: WebSocket, agent_id: int, conn_id: str) -> None:
+    def __init__(self, ws: WebSocket, agent_id: int, conn_id: str, name: str = "") -> None:
         self.ws = ws
         self.agent_id = agent_id
         self.conn_id = conn_id
-        self.outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.name = name or str(agent_id)
+        self.outbox: asyncio.Queue[ServerFrame | None] = asyncio.Queue()
         self.sender = asyncio.create_task(self._send_loop())
 
     async def _send_loop(self) -> None:
@@ -53,11 +75,11 @@ class AgentConnection:
             if msg is None:
                 return
             try:
-                await self.ws.send_text(orjson.dumps(msg).decode())
+                await self.ws.send_text(msg.model_dump_json())
             except Exception:
                 return
 
-    def send(self, msg: dict[str, Any]) -> None:
+    def send(self, msg: ServerFrame) -> None:
         self.outbox.put_nowait(msg)
 
     async def close(self, code: int = status.WS_1000_NORMAL_CLOSURE) -> None:
@@ -74,7 +96,7 @@ class AgentHub:
         self._pinger: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        sub = await self.state.runtime.bus.subscribe("agent:*")
+        sub = await self.state.runtime.bus.subscribe(AGENT_CHANNELS)
         self._forwarder = asyncio.create_task(self._forward(sub))
         self._pinger = asyncio.create_task(self._ping())
 
@@ -98,13 +120,18 @@ class AgentHub:
                     self.local.pop(agent_id, None)
                     await conn.close(status.WS_1008_POLICY_VIOLATION)
                 continue
-            conn.send(msg)
+            try:
+                frame = server_frame.validate_python(msg)
+            except ValidationError as exc:
+                log.error("not sent to agent %s: invalid %s frame: %s", conn.name, msg.get("type"), describe(exc))
+                continue
+            conn.send(frame)
 
     async def _ping(self) -> None:
         while True:
             await asyncio.sleep(self.state.runtime.settings.heartbeat_interval)
             for conn in list(self.local.values()):
-                conn.send({"type": "ping"})
+                conn.send(Ping())
 
     # ------------------------------------------------------------ one connection
 
@@ -119,20 +146,26 @@ class AgentHub:
             await ws.close(code=status.WS_1008_POLICY_VIOLATION, reason="wrong agent token")
             return
         await ws.accept()
+        first: Hello | Ping | Pong | Batch | None = None
         try:
-            hello = orjson.loads(await asyncio.wait_for(ws.receive_text(), 30))
-        except (TimeoutError, WebSocketDisconnect, orjson.JSONDecodeError):
+            first = agent_frame.validate_json(await asyncio.wait_for(ws.receive_text(), 30))
+            why = f"got {first.type}"
+        except (TimeoutError, WebSocketDisconnect):
             await ws.close(code=status.WS_1002_PROTOCOL_ERROR)
             return
-        if hello.get("type") != "hello" or not hello.get("name"):
-            await ws.close(code=status.WS_1002_PROTOCOL_ERROR, reason="expected hello with a name")
+        except ValidationError as exc:
+            why = describe(exc, limit=100)
+        if not isinstance(first, Hello):
+            log.warning("agent connection from %s refused: expected a valid hello: %s", address, why)
+            await ws.close(code=status.WS_1002_PROTOCOL_ERROR, reason=f"expected hello: {why}"[:120])
             return
+        hello = first
         conn_id = f"{self.state.instance_id}/{uuid.uuid4().hex[:8]}"
         agent = await agent_ctl.register_agent(
             db,
-            name=str(hello["name"]),
-            groups=[str(g) for g in hello.get("groups") or []],
-            capabilities=hello.get("capabilities") or {},
+            name=hello.name,
+            groups=hello.groups,
+            capabilities=hello.capabilities,
             conn_id=conn_id,
             address=address,
         )
@@ -140,15 +173,15 @@ class AgentHub:
         old = self.local.pop(agent.id, None)
         if old is not None:
             await old.close(status.WS_1008_POLICY_VIOLATION)
-        conn = AgentConnection(ws, agent.id, conn_id)
+        conn = AgentConnection(ws, agent.id, conn_id, agent.name)
         self.local[agent.id] = conn
-        await self.state.runtime.bus.publish(f"agent:{agent.id}", {"type": REPLACED, "conn_id": conn_id})
-        conn.send({"type": "welcome", "agent_id": agent.id, "heartbeat_interval": settings.heartbeat_interval})
+        await self.state.runtime.bus.publish(agent_channel(agent.id), {"type": REPLACED, "conn_id": conn_id})
+        conn.send(Welcome(agent_id=agent.id, heartbeat_interval=settings.heartbeat_interval))
         log.info("agent %s connected from %s", agent.name, address)
         try:
-            await self._resume(conn, hello.get("running_job"), set(hello.get("pending_jobs") or []))
-            await self.state.runtime.bus.publish("sched", {})
-            await self.state.runtime.bus.publish("events", {"kind": "agent", "id": agent.id, "online": True})
+            await self._resume(conn, hello.running_job, set(hello.pending_jobs))
+            await self.state.runtime.bus.publish(SCHED_CHANNEL, {})
+            await self.state.runtime.bus.publish(EVENTS_CHANNEL, {"kind": "agent", "id": agent.id, "online": True})
             await self._receive(ws, conn)
         except WebSocketDisconnect:
             pass
@@ -157,7 +190,7 @@ class AgentHub:
                 del self.local[agent.id]
             await conn.close()
             await agent_ctl.agent_disconnected(db, agent.id, conn_id)
-            await self.state.runtime.bus.publish("events", {"kind": "agent", "id": agent.id, "online": False})
+            await self.state.runtime.bus.publish(EVENTS_CHANNEL, {"kind": "agent", "id": agent.id, "online": False})
             log.info("agent %s disconnected", agent.name)
 
     async def _resume(self, conn: AgentConnection, running_job: int | None, pending: set[int]) -> None:
@@ -173,13 +206,13 @@ class AgentHub:
             ).scalars().all()
             payloads = {j.id: await orchestration.job_payload(session, j) for j in jobs if j.id != running_job}
         if running_job is not None and all(j.id != running_job for j in jobs):
-            conn.send({"type": "cancel", "job_id": running_job})
+            conn.send(Cancel(job_id=running_job))
         for job in jobs:
             if job.id == running_job or job.id in pending:
                 continue
             assert job.id is not None
             if job.started is None and job.last_seq == 0:
-                conn.send({"type": "assign", "job": payloads[job.id]})  # the assignment got lost
+                conn.send(Assign(job=JobSpec.model_validate(payloads[job.id])))  # the assignment got lost
             else:
                 async with self.state.write() as (session, effects):
                     await orchestration.complete_job(
@@ -191,33 +224,43 @@ class AgentHub:
         while True:
             raw = await ws.receive_text()
             try:
-                msg = orjson.loads(raw)
-                kind = msg["type"]
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                log.warning("agent %s sent a malformed message: %.200s", conn.agent_id, raw)
+                frame = agent_frame.validate_json(raw)
+            except ValidationError as exc:
+                # nothing in it can be acknowledged (job messages are checked one by one in a batch)
+                log.warning("agent %s sent a malformed frame, dropped: %s", conn.name, describe(exc))
                 continue
-            if kind == "ping":
-                conn.send({"type": "pong"})
+            if isinstance(frame, Ping):
+                conn.send(Pong())
                 await agent_ctl.touch_agent(db, conn.agent_id, conn.conn_id)
-            elif kind == "pong":
-                continue
-            elif kind == "batch":
-                await self._apply(conn, msg["messages"])
-            else:
-                log.warning("agent %s sent an unknown message %r", conn.agent_id, kind)
+            elif isinstance(frame, Batch):
+                await self._apply(conn, frame)
+            elif isinstance(frame, Hello):
+                log.warning("agent %s sent a second hello, ignored", conn.name)
 
-
-    async def _apply(self, conn: AgentConnection, messages: list[dict[str, Any]]) -> None:
+    async def _apply(self, conn: AgentConnection, batch: Batch) -> None:
         """Apply a batch of job messages: one transaction and one ack per job."""
-        by_job: dict[int, list[dict[str, Any]]] = {}
-        for m in messages:
-            by_job.setdefault(int(m["job_id"]), []).append(m)
+        by_job: dict[int, list[IncomingMessage]] = {}
+        for m in batch.messages:
+            job_id = m.job_id
+            if job_id is None:  # only a malformed message can lack one
+                error = m.error if isinstance(m, MalformedJobMessage) else ""
+                log.warning("agent %s sent a malformed %s message without a job id, dropped: %s",
+                            conn.name, m.type or "job", error)
+                continue
+            by_job.setdefault(job_id, []).append(m)
         db = self.state.runtime.db
         for job_id, msgs in by_job.items():
             effects = Effects()
-            seq = await agent_ctl.apply_job_messages(db, conn.agent_id, msgs, effects)
-            conn.send({"type": "ack", "job_id": job_id, "seq": seq})
-            if any(m["type"] == "job_done" for m in msgs):
+            applied = await apply_job_messages(db, conn.agent_id, conn.name, job_id, msgs, effects)
+            if applied.seq:
+                conn.send(Ack(job_id=job_id, seq=applied.seq))
+            if not applied.held:
+                log.warning("agent %s sent %d message(s) for job %s, which it does not hold: acknowledged, "
+                            "dropped, and the agent told to cancel the job", conn.name, len(msgs), job_id)
+                conn.send(Cancel(job_id=job_id))
+            elif applied.ended_by_error:
+                conn.send(Cancel(job_id=job_id))  # the job ended here: stop it on the agent
+            elif any(m.type in JOB_ENDING_TYPES for m in msgs):
                 # the agent is free: hand it its next job now (in a transaction of its own, so two
                 # agents finishing at once never lock each other's flows in opposite order)
                 async with db.transaction(quick=True) as session:

@@ -8,16 +8,24 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from fastapi import WebSocket
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kraken.control import orchestration
 from kraken.control.effects import Effects
 from kraken.runtime import Runtime
 
-if TYPE_CHECKING:
-    from kraken.api.agent_hub import AgentHub
+
+class AgentEndpoint(Protocol):
+    """What the app needs of the agents' hub (``kraken.api.agent_hub.AgentHub``, which imports this module)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def serve(self, ws: WebSocket) -> None: ...
 
 
 @dataclass
@@ -26,7 +34,7 @@ class ServerState:
     secret_key: str = ""
     agent_token: str = ""
     instance_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
-    hub: AgentHub | None = None
+    hub: AgentEndpoint | None = None
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[tuple[AsyncSession, Effects]]:

@@ -1,30 +1,51 @@
-"""Registry of handlers for job messages an agent sends (log lines, step states, results...).
+"""Job messages from agents: the registry of their handlers, and applying them exactly once.
 
 Every job message carries a per-job sequence number; the server applies it exactly
 once: the handler runs in the same transaction that advances ``Job.last_seq``.
 Handlers must not commit; what must happen after the commit (bus messages,
 background tasks) goes into ``MessageEffects``.
 
-Adding a message type: decorate ``async def fn(session, job, msg, effects)`` with
-``@handles("type")`` in a module listed in ``HANDLER_MODULES``; ``quick=True`` when the
+Adding a message type: define its model in ``kraken.protocol`` (and add it to the
+``JobMessage`` union there), then decorate ``async def fn(session, job, msg, effects)`` with
+``@handles(TheModel)`` in a module listed in ``HANDLER_MODULES``; ``quick=True`` when the
 handler only runs a few short statements (see ``Database.transaction(quick=...)``).
+
+A message that did not validate (``MalformedJobMessage``) ends its job with ``error``; a
+message for a job the agent does not hold is acknowledged and dropped, and the agent is told
+to cancel that job.  Either way the agent gets its acknowledgement and stops re-sending.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kraken.control import orchestration
 from kraken.control.effects import Effects
+from kraken.core.db import Database
 from kraken.models import Job
+from kraken.protocol import (
+    JOB_ENDING_TYPES,
+    AnyJobMessage,
+    JobMessageBase,
+    MalformedJobMessage,
+    Result,
+    State,
+    message_type,
+)
+
+log = logging.getLogger(__name__)
 
 MessageEffects = Effects  # publish / enqueue(name, key, **kwargs) / wake_scheduler
 
-
-Handler = Callable[[AsyncSession, Job, dict[str, Any], MessageEffects], Awaitable[None]]
+M = TypeVar("M", bound=JobMessageBase)
+Handler = Callable[[AsyncSession, Job, Any, MessageEffects], Awaitable[None]]
 
 HANDLER_MODULES = ["kraken.control.job_messages", "kraken.results.ingest"]
 
@@ -33,11 +54,13 @@ _QUICK: set[str] = set()
 _loaded = False
 
 
-def handles(msg_type: str, *, quick: bool = False) -> Callable[[Handler], Handler]:
-    def deco(fn: Handler) -> Handler:
-        _HANDLERS[msg_type] = fn
+def handles(
+    model: type[M], *, quick: bool = False
+) -> Callable[[Callable[[AsyncSession, Job, M, MessageEffects], Awaitable[None]]], Handler]:
+    def deco(fn: Callable[[AsyncSession, Job, M, MessageEffects], Awaitable[None]]) -> Handler:
+        _HANDLERS[message_type(model)] = fn
         if quick:
-            _QUICK.add(msg_type)
+            _QUICK.add(message_type(model))
         return fn
 
     return deco
@@ -60,3 +83,91 @@ def all_quick(msg_types: Iterable[str]) -> bool:
     """True when every message type's handler is registered as quick."""
     _load()
     return all(t in _QUICK for t in msg_types)
+
+
+IncomingMessage = AnyJobMessage | MalformedJobMessage
+
+
+@dataclass
+class Applied:
+    seq: int  # the highest sequence number to acknowledge
+    held: bool  # False: the job does not exist or is not this agent's
+    ended_by_error: str | None = None  # a malformed or unusable message ended the job: why
+
+
+async def apply_job_messages(
+    db: Database, agent_id: int, agent_name: str, job_id: int, msgs: Sequence[IncomingMessage], effects: Effects
+) -> Applied:
+    """Apply one job's messages (in sequence order) exactly once, in one transaction."""
+    top = max((m.seq or 0) for m in msgs)
+    malformed = any(isinstance(m, MalformedJobMessage) for m in msgs)
+    quick = not malformed and all_quick(str(m.type) for m in msgs)
+    ending = malformed or any(m.type in JOB_ENDING_TYPES for m in msgs)
+    try:
+        async with db.transaction(quick=quick) as session:
+            try:
+                if ending:
+                    _, _, job = await orchestration.lock_job(session, job_id)
+                else:
+                    job = await orchestration.lock_row(session, Job, job_id)
+            except sa.exc.NoResultFound:
+                job = None
+            if job is None or job.agent_id != agent_id:
+                return Applied(top, held=False)  # acknowledged, nothing applied
+            # one UPDATE of the job row for the whole batch instead of one per message (orchestration
+            # flushes itself before it reads what it changed)
+            with session.no_autoflush:
+                error = await _apply_each(session, job, agent_name, msgs, effects)
+    except _Unusable as exc:
+        # rolled back: nothing of these messages is kept, the job ends (their numbers are used up)
+        effects.publish.clear()
+        effects.tasks.clear()
+        effects.freed_agents.clear()
+        effects.wake_scheduler = False
+        log.warning("agent %s: job %s: %s", agent_name, job_id, exc.reason)
+        async with db.transaction(quick=True) as session:
+            _, _, job = await orchestration.lock_job(session, job_id)
+            job.last_seq = max(job.last_seq, top)
+            await orchestration.complete_job(session, job_id, Result.ERROR, effects, exc.reason)
+        return Applied(top, held=True, ended_by_error=exc.reason)
+    return Applied(top, held=True, ended_by_error=error)
+
+
+class _Unusable(Exception):
+    """A valid message whose content the handler could not use (a bug or a hostile agent)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# What a handler raises on content it cannot use; database and connection errors are not among
+# them (they drop the connection, and the agent re-sends after reconnecting).
+CONTENT_ERRORS = (TypeError, ValueError, OverflowError, KeyError, IndexError, AttributeError)
+
+
+async def _apply_each(
+    session: AsyncSession, job: Job, agent_name: str, msgs: Sequence[IncomingMessage], effects: Effects
+) -> str | None:
+    ended_by: str | None = None
+    for msg in msgs:
+        if msg.seq is not None:
+            if msg.seq <= job.last_seq:
+                continue  # applied before (re-sent after a reconnect)
+            job.last_seq = msg.seq
+        if isinstance(msg, MalformedJobMessage):
+            reason = f"the agent sent a malformed {msg.type or 'job'} message: {msg.error}"
+            log.warning("agent %s: job %s: seq %s: %s", agent_name, job.id, msg.seq, reason)
+            assert job.id is not None
+            if await orchestration.complete_job(session, job.id, Result.ERROR, effects, reason):
+                ended_by = reason
+            continue
+        if job.state == State.COMPLETED and msg.type != "log":
+            continue  # cancelled or declared lost: only late output is still kept
+        handler = handler_for(msg.type)
+        assert handler is not None, f"no handler for {msg.type}"  # test_every_job_message_type_has_a_handler
+        try:
+            await handler(session, job, msg, effects)
+        except CONTENT_ERRORS as exc:
+            raise _Unusable(f"the server could not apply the agent's {msg.type} message: {exc!r:.300}") from exc
+    return ended_by

@@ -1,4 +1,4 @@
-"""Agents as the server sees them: registration, presence, exactly-once job messages."""
+"""Agents as the server sees them: registration and presence (their job messages: ``agent_messages``)."""
 
 from __future__ import annotations
 
@@ -10,19 +10,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from kraken.control import orchestration
-from kraken.control.agent_messages import all_quick, handler_for
-from kraken.control.effects import Effects
 from kraken.core.db import Database
-from kraken.models import Agent, AgentGroup, AgentGroupLink, Job
+from kraken.models import Agent, AgentGroup, AgentGroupLink
 from kraken.models.base import utcnow
-from kraken.models.enums import State
 
 log = logging.getLogger(__name__)
 
 ALL_GROUP = "all"
-# Messages that finish a job lock flow and run before the job (orchestration's lock order).
-JOB_ENDING = {"job_done"}
 
 
 async def ensure_groups(session: AsyncSession, names: list[str]) -> list[AgentGroup]:
@@ -113,44 +107,3 @@ async def agent_disconnected(db: Database, agent_id: int, conn_id: str) -> None:
 def online_clause(timeout_seconds: float) -> Any:
     cutoff = utcnow() - timedelta(seconds=timeout_seconds)
     return sa.and_(col(Agent.connected_to).is_not(None), col(Agent.last_seen) >= cutoff)
-
-
-async def apply_job_messages(db: Database, agent_id: int, msgs: list[dict[str, Any]], effects: Effects) -> int:
-    """Apply one job's messages (in sequence order) exactly once, in one transaction.
-
-    Returns the highest sequence number to acknowledge."""
-    job_id = int(msgs[0]["job_id"])
-    top = max(int(m["seq"]) for m in msgs)
-    async with db.transaction(quick=all_quick(str(m["type"]) for m in msgs)) as session:
-        try:
-            if any(m["type"] in JOB_ENDING for m in msgs):
-                _, _, job = await orchestration.lock_job(session, job_id)
-            else:
-                job = await orchestration.lock_row(session, Job, job_id)
-        except sa.exc.NoResultFound:
-            return top
-        if job.agent_id != agent_id:
-            return top  # another agent's job: acknowledge, do nothing
-        # one UPDATE of the job row for the whole batch instead of one per message (orchestration
-        # flushes itself before it reads what it changed)
-        with session.no_autoflush:
-            await _apply_each(session, job, agent_id, msgs, effects)
-    return top
-
-
-async def _apply_each(
-    session: AsyncSession, job: Job, agent_id: int, msgs: list[dict[str, Any]], effects: Effects
-) -> None:
-    for msg in msgs:
-        seq = int(msg["seq"])
-        if seq <= job.last_seq:
-            continue  # applied before (re-sent after a reconnect)
-        job.last_seq = seq
-        msg_type = str(msg["type"])
-        handler = handler_for(msg_type)
-        if handler is None:
-            log.warning("agent %s sent unknown message type %r", agent_id, msg_type)
-            continue
-        if job.state == State.COMPLETED and msg_type != "log":
-            continue  # cancelled or declared lost: only late output is still kept
-        await handler(session, job, msg, effects)

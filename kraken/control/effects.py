@@ -6,6 +6,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from kraken.protocol import EVENTS_CHANNEL, SCHED_CHANNEL, ServerFrame, agent_channel
+
 if TYPE_CHECKING:
     from kraken.core.bus import Bus
     from kraken.workers.queue import TaskQueue
@@ -27,16 +29,17 @@ class Effects:
 
     def event(self, kind: str, **data: Any) -> None:
         """A change the web UI and API streams show live."""
-        self.publish.append(("events", {"kind": kind, **data}))
+        self.publish.append((EVENTS_CHANNEL, {"kind": kind, **data}))
 
-    def to_agent(self, agent_id: int, message: dict[str, Any]) -> None:
-        self.publish.append((f"agent:{agent_id}", message))
+    def to_agent(self, agent_id: int, message: ServerFrame) -> None:
+        """A frame for the agent, sent by the server replica that holds its websocket."""
+        self.publish.append((agent_channel(agent_id), message.model_dump(mode="json")))
 
     async def apply(self, bus: Bus, queue: TaskQueue) -> None:
         for channel, message in self.publish:
             await bus.publish(channel, message)
         if self.wake_scheduler or self.freed_agents:
-            await bus.publish("sched", {})
+            await bus.publish(SCHED_CHANNEL, {})
         for name, key, kwargs in self.tasks:
             await queue.enqueue(name, key=key, **kwargs)
         self.publish.clear()

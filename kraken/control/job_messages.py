@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
@@ -11,20 +9,20 @@ from kraken.control import orchestration
 from kraken.control.agent_messages import handles
 from kraken.control.effects import Effects
 from kraken.models import Job, LogChunk, Step
-from kraken.models.enums import Result, StepResult
+from kraken.protocol import JobDone, Log, StepDone, StepInfo, StepStarted, log_channel
 from kraken.secrets.store import job_masker
 
 MAX_LINE = 10_000  # characters kept of one output line
 
 
-@handles("step_started", quick=True)
-async def on_step_started(session: AsyncSession, job: Job, msg: dict[str, Any], effects: Effects) -> None:
-    await orchestration.step_started(session, job, int(msg["step_index"]), effects)
+@handles(StepStarted, quick=True)
+async def on_step_started(session: AsyncSession, job: Job, msg: StepStarted, effects: Effects) -> None:
+    await orchestration.step_started(session, job, msg.step_index, effects)
 
 
-@handles("log", quick=True)
-async def on_log(session: AsyncSession, job: Job, msg: dict[str, Any], effects: Effects) -> None:
-    lines = [ln if len(ln) <= MAX_LINE else ln[:MAX_LINE] + " …[line truncated]" for ln in msg["lines"]]
+@handles(Log, quick=True)
+async def on_log(session: AsyncSession, job: Job, msg: Log, effects: Effects) -> None:
+    lines = [ln if len(ln) <= MAX_LINE else ln[:MAX_LINE] + " …[line truncated]" for ln in msg.lines]
     if not lines:
         return
     masker = await job_masker(session, job.id)  # type: ignore[arg-type]
@@ -35,45 +33,44 @@ async def on_log(session: AsyncSession, job: Job, msg: dict[str, Any], effects: 
     session.add(
         LogChunk(
             job_id=job.id,  # type: ignore[arg-type]
-            seq=int(msg["seq"]),
-            step_index=msg.get("step_index"),
+            seq=msg.seq,
+            step_index=msg.step_index,
             first_line=first,
             line_count=len(lines),
             text="\n".join(lines),
         )
     )
     effects.publish.append(
-        (f"log:{job.id}", {"first_line": first, "step_index": msg.get("step_index"), "lines": lines})
+        (log_channel(job.id), {"first_line": first, "step_index": msg.step_index, "lines": lines})  # type: ignore[arg-type]
     )
 
 
-@handles("step_done", quick=True)
-async def on_step_done(session: AsyncSession, job: Job, msg: dict[str, Any], effects: Effects) -> None:
+@handles(StepDone, quick=True)
+async def on_step_done(session: AsyncSession, job: Job, msg: StepDone, effects: Effects) -> None:
     await orchestration.step_completed(
         session,
         job,
-        int(msg["step_index"]),
-        StepResult(msg["result"]),
+        msg.step_index,
+        msg.result,
         effects,
-        message=(await job_masker(session, job.id)).value(msg.get("message")),  # type: ignore[arg-type]
-        exit_code=msg.get("exit_code"),
+        message=(await job_masker(session, job.id)).value(msg.message),  # type: ignore[arg-type]
+        exit_code=msg.exit_code,
     )
 
 
-@handles("step_info", quick=True)
-async def on_step_info(session: AsyncSession, job: Job, msg: dict[str, Any], effects: Effects) -> None:
+@handles(StepInfo, quick=True)
+async def on_step_info(session: AsyncSession, job: Job, msg: StepInfo, effects: Effects) -> None:
     step = (
-        await session.execute(select(Step).where(Step.job_id == job.id, Step.index == int(msg["step_index"])))
+        await session.execute(select(Step).where(Step.job_id == job.id, Step.index == msg.step_index))
     ).scalar_one_or_none()
     if step is not None:
-        data = (await job_masker(session, job.id)).value(msg.get("data") or {})  # type: ignore[arg-type]
+        data = (await job_masker(session, job.id)).value(msg.data)  # type: ignore[arg-type]
         step.info = {**step.info, **data}
         if step.tool == "git" and data.get("commit"):
             await orchestration.record_checkout(session, job, data, effects)
 
 
-@handles("job_done", quick=True)
-async def on_job_done(session: AsyncSession, job: Job, msg: dict[str, Any], effects: Effects) -> None:
-    result = Result(msg.get("result", Result.PASSED))
-    reason = (await job_masker(session, job.id)).value(msg.get("reason"))  # type: ignore[arg-type]
-    await orchestration.complete_job(session, job.id, result, effects, reason)  # type: ignore[arg-type]
+@handles(JobDone, quick=True)
+async def on_job_done(session: AsyncSession, job: Job, msg: JobDone, effects: Effects) -> None:
+    reason = (await job_masker(session, job.id)).value(msg.reason)  # type: ignore[arg-type]
+    await orchestration.complete_job(session, job.id, msg.result, effects, reason)  # type: ignore[arg-type]

@@ -35,6 +35,8 @@ from kraken.core.db import Database
 from kraken.models import Agent, Branch, Flow, Job, Project, Run, Stage, Step
 from kraken.models.base import utcnow
 from kraken.models.enums import FlowKind, Result, State, StepResult, StepState
+from kraken.protocol import DEFAULT_WHEN, Assign, Cancel
+from kraken.protocol import JobSpec as AgentJob
 from kraken.secrets import store as secrets_store
 from kraken.secrets.refs import substitute
 from kraken.stage import JobSpec, StageContext, StageSchemaError, evaluate_stage, expand_jobs, resolve_args
@@ -335,7 +337,6 @@ async def _add_job(session: AsyncSession, run: Run, name: str, spec: Any, effect
     return job
 
 
-DEFAULT_WHEN = "was_no_error"  # as in the original: a step runs when no earlier step failed
 
 
 # ---------------------------------------------------------------- assignment
@@ -366,7 +367,7 @@ async def assign_job(session: AsyncSession, job_id: int, agent_id: int, effects:
         set_state(run, State.RUNNING, effects, now=now)
     if flow.state == State.QUEUED:
         set_state(flow, State.RUNNING, effects, now=now)
-    effects.to_agent(agent_id, {"type": "assign", "job": await job_payload(session, job, flow)})
+    effects.to_agent(agent_id, Assign(job=AgentJob.model_validate(await job_payload(session, job, flow))))
     return True
 
 
@@ -635,7 +636,7 @@ async def end_job(session: AsyncSession, job_id: int, result: Result, effects: E
     agent_id = job.agent_id
     done = await complete_job(session, job_id, result, effects, reason)
     if done and agent_id is not None:
-        effects.to_agent(agent_id, {"type": "cancel", "job_id": job_id})
+        effects.to_agent(agent_id, Cancel(job_id=job_id))
     return done
 
 

@@ -35,12 +35,13 @@ from kraken.models import Branch, Stage
 from kraken.models.base import utcnow
 from kraken.models.enums import FlowKind
 from kraken.models.triggers import TriggerState
+from kraken.protocol import PLANNER_CHANNEL
 from kraken.triggers import repository
 from kraken.triggers.timing import first_fire, next_fire, stage_specs
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "planner"
+CHANNEL = PLANNER_CHANNEL
 MIN_SLEEP = 0.02
 
 

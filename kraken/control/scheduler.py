@@ -27,6 +27,7 @@ from kraken.control.service import Service
 from kraken.models import Agent, Job
 from kraken.models.base import utcnow
 from kraken.models.enums import State
+from kraken.protocol import SCHED_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ class Scheduler(Service):
     name = "scheduler"
 
     async def run_forever(self) -> None:
-        async with self.bus.listening("sched") as sub:
+        async with self.bus.listening(SCHED_CHANNEL) as sub:
             while True:
                 try:
                     await self.schedule()

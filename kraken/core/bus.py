@@ -2,12 +2,13 @@
 
 ``kraken serve`` uses the in-process ``MemoryBus``; scale-out roles use
 ``RedisBus`` (Redis pub/sub) so every server replica, controller and worker
-sees the same messages.  Channels in use:
+sees the same messages.  The channels' names are defined in ``kraken.protocol``:
 
-- ``sched``: wake the scheduler (a job was queued, an agent became free);
-- ``agent:<id>``: deliver a message to the replica holding that agent's websocket;
-- ``log:<job_id>``: new log lines of a job (live log streams);
-- ``events``: flow/run/job/agent changes for the web UI.
+- ``sched`` (``SCHED_CHANNEL``): wake the scheduler (a job was queued, an agent became free);
+- ``planner`` (``PLANNER_CHANNEL``): wake the planner (triggers changed);
+- ``agent:<id>`` (``agent_channel``): deliver a server frame to the replica holding that agent's websocket;
+- ``log:<job_id>`` (``log_channel``): new log lines of a job (live log streams);
+- ``events`` (``EVENTS_CHANNEL``): flow/run/job/agent changes for the web UI.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from kraken.agent.tools.base import ToolContext
+from kraken.protocol import TestResults
 from kraken.results.parsers.base import ParsedResult, ReportError
 from kraken.results.parsers.junit import JUnitParser
 
@@ -54,9 +55,7 @@ class ResultSender:
             return
         batch, self._batch = self._batch, []
         self._bytes = 0
-        await self.ctx.send(
-            {"type": "test_results", "step_index": self.ctx.step_index, "tool": self.tool, "results": batch}
-        )
+        await self.ctx.send(TestResults(step_index=self.ctx.step_index, tool=self.tool, results=batch))
         self.batches += 1
 
     def summary(self) -> str:

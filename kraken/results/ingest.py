@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kraken.control.agent_messages import MessageEffects, handles
 from kraken.models import Branch, Flow, Job, Run
 from kraken.models.results import Issue, ResultsJob, TestEnv
+from kraken.protocol import Issues, TestResults
 from kraken.results.parsers.base import bound_message, bound_name
 from kraken.results.statuses import ERROR, FAILED, ISSUE_TYPES, KIND_CI, KIND_DEV, STATUS_CODES
 
@@ -185,14 +186,9 @@ async def ingest_results(session: AsyncSession, job: Job, step_index: int | None
     return len(rows)
 
 
-@handles("test_results")
-async def on_test_results(session: AsyncSession, job: Job, msg: dict[str, Any], effects: MessageEffects) -> None:
-    items = msg.get("results")
-    if not isinstance(items, list):
-        log.warning("job %s: test_results message without a results list", job.id)
-        return
-    step = msg.get("step_index")
-    n = await ingest_results(session, job, step if isinstance(step, int) else None, items)
+@handles(TestResults)
+async def on_test_results(session: AsyncSession, job: Job, msg: TestResults, effects: MessageEffects) -> None:
+    n = await ingest_results(session, job, msg.step_index, msg.results)
     if n and job.state == "completed":
         # results after the job's end (not expected): analyse them too
         effects.enqueue("analyze_job_results", key=f"analyze_job_results:{job.id}:late", job_id=job.id)
@@ -226,14 +222,10 @@ def _issue_rows(rj: ResultsJob, step_index: int | None, tool: str, items: list[A
     return rows
 
 
-@handles("issues")
-async def on_issues(session: AsyncSession, job: Job, msg: dict[str, Any], effects: MessageEffects) -> None:
-    items = msg.get("issues")
-    if not isinstance(items, list):
-        return
+@handles(Issues)
+async def on_issues(session: AsyncSession, job: Job, msg: Issues, effects: MessageEffects) -> None:
     rj = await results_job(session, job)
-    step = msg.get("step_index")
-    rows = _issue_rows(rj, step if isinstance(step, int) else None, str(msg.get("tool") or ""), items)
+    rows = _issue_rows(rj, msg.step_index, msg.tool, msg.issues)
     if rows:
         await session.execute(sa.insert(Issue), rows)
     rj.issues_reported = True

@@ -12,6 +12,7 @@ from typing import Any
 
 import jsonschema
 
+from kraken.protocol import When
 from kraken.stage.schema_errors import to_stage_error
 
 EXECUTORS = ["direct", "docker", "lxd"]
@@ -58,7 +59,7 @@ STEP: dict[str, Any] = {
         },
         "name": _TEXT,
         "timeout": _SECONDS,
-        "when": {"enum": ["prev_ok", "always", "never", "was_any_error", "was_no_error", "is_ci", "is_dev"]},
+        "when": {"enum": [w.value for w in When]},
         "attempts": {"type": "integer", "minimum": 1},
         "sleep_time_after_attempt": {"type": "number", "minimum": 0},
     },

@@ -14,6 +14,7 @@ import kraken.models.results  # registers the tables
 from kraken.control.effects import Effects
 from kraken.core.db import Database
 from kraken.models import Branch, Flow, Job, Project, Run
+from kraken.protocol import Issues, TestResults
 from kraken.results.analysis import advance_branch, analyze_job
 from kraken.results.ingest import on_issues, on_test_results
 
@@ -82,14 +83,14 @@ class World:
             async with self.db.transaction() as s:
                 job = await s.get(Job, job_id)
                 assert job is not None
-                msg = {"type": "test_results", "step_index": step_index, "results": results[i : i + batch]}
+                msg = TestResults(job_id=job_id, seq=1, step_index=step_index, results=results[i : i + batch])
                 await on_test_results(s, job, msg, Effects())
 
     async def send_issues(self, job_id: int, issues: list[list[Any]], tool: str = "ruff") -> None:
         async with self.db.transaction() as s:
             job = await s.get(Job, job_id)
             assert job is not None
-            await on_issues(s, job, {"type": "issues", "step_index": 0, "tool": tool, "issues": issues}, Effects())
+            await on_issues(s, job, Issues(job_id=job_id, seq=1, step_index=0, tool=tool, issues=issues), Effects())
 
     async def complete_job(self, job_id: int) -> None:
         async with self.db.transaction() as s:

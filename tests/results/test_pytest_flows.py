@@ -11,6 +11,7 @@ from kraken.agent.executors.base import JobEnvironment
 from kraken.agent.executors.direct import DirectExecutor
 from kraken.agent.tools.base import ToolContext
 from kraken.agent.tools.registry import get_tool
+from kraken.protocol import AnyJobMessage
 from tests.results.conftest import World
 from tests.support.gitrepo import commit, make_repo
 
@@ -42,8 +43,8 @@ async def run_job(tmp: Path, job_id: int, repo: Path, sha: str, flip: bool) -> l
     await executor.start()
     sent: list[dict[str, Any]] = []
 
-    async def send(msg: dict[str, Any]) -> None:
-        sent.append(msg)
+    async def send(msg: AnyJobMessage) -> None:
+        sent.append(msg.model_dump(exclude={"job_id", "seq"}))
 
     async def log(line: str) -> None:
         return None

@@ -14,6 +14,7 @@ from kraken.agent.executors.base import JobEnvironment
 from kraken.agent.executors.direct import DirectExecutor
 from kraken.agent.tools.base import StepOutcome, Tool, ToolContext
 from kraken.agent.tools.registry import get_tool, tool_field_schemas
+from kraken.protocol import AnyJobMessage
 
 PYTEST = f"{sys.executable} -m pytest"
 RUFF = str(Path(sys.executable).parent / "ruff")
@@ -36,8 +37,8 @@ class Env:
         return p
 
     async def run(self, tool: str, fields: dict[str, Any]) -> StepOutcome:
-        async def send(msg: dict[str, Any]) -> None:
-            self.sent.append(msg)
+        async def send(msg: AnyJobMessage) -> None:
+            self.sent.append(msg.model_dump(exclude={"job_id", "seq"}))
 
         async def log(line: str) -> None:
             self.lines.append(line)

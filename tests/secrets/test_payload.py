@@ -15,6 +15,7 @@ from kraken.core.db import Database
 from kraken.models import Branch, Job, LogChunk, Project, Stage, Step
 from kraken.models.enums import FlowKind
 from kraken.models.secrets import Secret
+from kraken.protocol import Log
 from kraken.secrets import store as secrets_store
 from kraken.stage import check_stage_code
 
@@ -62,7 +63,8 @@ async def test_payload_has_only_referenced_secrets(db: Database, tmp_path: Path)
     assert handler is not None
     async with db.transaction() as s:
         job = (await s.execute(select(Job).where(Job.id == job.id))).scalar_one()
-        await handler(s, job, {"seq": 1, "step_index": 0, "lines": ["token is tok-123456!", "K" * 40]}, Effects())
+        msg = Log(job_id=job.id, seq=1, step_index=0, lines=["token is tok-123456!", "K" * 40])
+        await handler(s, job, msg, Effects())
     async with db.session() as s:
         [chunk] = (await s.execute(select(LogChunk))).scalars().all()
     assert chunk.text == "token is ******!\n******"

@@ -136,7 +136,7 @@ class ArtifactsTool(Tool):
                     raise ToolError(f"upload of {rel!r} was damaged on the way (checksum or size differ)")
                 await ctx.log(f"uploaded {stored} ({size} bytes, sha256 {art['sha256']})")
                 uploaded.append({"path": stored, "size": size, "sha256": art["sha256"]})
-        await ctx.send({"type": "step_info", "data": {"artifacts": uploaded[:100], "artifacts_count": len(uploaded)}})
+        await ctx.info({"artifacts": uploaded[:100], "artifacts_count": len(uploaded)})
         return StepOutcome("passed", None, 0)
 
     async def download(self, ctx: ToolContext, fields: dict[str, Any]) -> StepOutcome:
@@ -165,5 +165,5 @@ class ArtifactsTool(Tool):
                 size = await download_to(ctx, client, f"/artifacts/{art['id']}", rel, art["sha256"])
                 await ctx.log(f"downloaded {art['path']} to {rel} ({size} bytes, sha256 {art['sha256']})")
                 got.append({"path": art["path"], "size": size, "sha256": art["sha256"]})
-        await ctx.send({"type": "step_info", "data": {"downloaded": got[:100], "downloaded_count": len(got)}})
+        await ctx.info({"downloaded": got[:100], "downloaded_count": len(got)})
         return StepOutcome("passed", None, 0)

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from kraken.agent.executors.base import Executor
+from kraken.protocol import AnyJobMessage, StepInfo
 
 StepResultName = Literal["passed", "failed", "error", "timeout", "cancelled"]
 
-# Sends one message (a dict with "type") about the running step to the server;
+# Sends one job message (a model of kraken.protocol) about the running step to the server;
 # delivery is reliable (buffered, acknowledged, re-sent after a reconnect).
-SendMessage = Callable[[dict[str, Any]], Awaitable[None]]
+SendMessage = Callable[[AnyJobMessage], Awaitable[None]]
 
 
 @dataclass
@@ -41,6 +42,10 @@ class ToolContext:
     send: SendMessage  # extra typed messages (test results, issues, ...)
     timeout: float | None = None  # the step's timeout in seconds
     extra: dict[str, Any] = field(default_factory=dict)
+
+    async def info(self, data: dict[str, Any]) -> None:
+        """Facts shown with the step (commit checked out, cache hit, ...): a ``step_info`` message."""
+        await self.send(StepInfo(step_index=self.step_index, data=data))
 
 
 class ToolError(Exception):

@@ -68,7 +68,7 @@ class CacheTool(Tool):
                 raise ToolError(f"cache lookup failed: {error_text(found)}")
             if found.json().get("hit"):
                 await ctx.log(f"cache: the branch has an entry for key {key!r}; not saved again")
-                await ctx.send({"type": "step_info", "data": {"cache": "exists", "key": key}})
+                await ctx.info({"cache": "exists", "key": key})
                 return StepOutcome("passed", None, 0)
             archive = f".kraken/cache-{ctx.step_index}.tar.gz"
             await capture(ctx, ["mkdir", "-p", ".kraken"])
@@ -76,14 +76,14 @@ class CacheTool(Tool):
             try:
                 if not res.ok:
                     await ctx.log("cache: nothing saved, tar failed: " + " | ".join(lines[-5:]))
-                    await ctx.send({"type": "step_info", "data": {"cache": "not saved", "key": key}})
+                    await ctx.info({"cache": "not saved", "key": key})
                     return StepOutcome("passed", "cache not saved: tar failed", 0)
                 res, out = await capture(ctx, ["sh", "-c", 'wc -c < "$1"', "sh", archive])
                 size = int(out[-1].strip()) if res.ok and out and out[-1].strip().isdigit() else -1
                 limit = (await storage_limits(client))["cache_max_size"]
                 if size < 0 or size > limit:
                     await ctx.log(f"cache: not saved, the archive has {size} bytes (limit {limit})")
-                    await ctx.send({"type": "step_info", "data": {"cache": "too large", "key": key, "size": size}})
+                    await ctx.info({"cache": "too large", "key": key, "size": size})
                     return StepOutcome("passed", "cache not saved: too large", 0)
                 digest = hashlib.sha256()
                 resp = await client.put(
@@ -99,10 +99,10 @@ class CacheTool(Tool):
         body = resp.json()
         if not body.get("saved"):
             await ctx.log(f"cache: not saved: {body.get('reason')}")
-            await ctx.send({"type": "step_info", "data": {"cache": "exists", "key": key}})
+            await ctx.info({"cache": "exists", "key": key})
         else:
             await ctx.log(f"cache: saved {', '.join(paths)} under key {key!r} ({size} bytes)")
-            await ctx.send({"type": "step_info", "data": {"cache": "saved", "key": key, "size": size}})
+            await ctx.info({"cache": "saved", "key": key, "size": size})
         return StepOutcome("passed", None, 0)
 
     async def restore(self, ctx: ToolContext, fields: dict[str, Any]) -> StepOutcome:
@@ -119,7 +119,7 @@ class CacheTool(Tool):
             if not entry.get("hit"):
                 also = f" nor prefixes {prefixes}" if prefixes else ""
                 await ctx.log(f"cache miss: no entry for key {key!r}{also}")
-                await ctx.send({"type": "step_info", "data": {"cache": "miss", "key": key}})
+                await ctx.info({"cache": "miss", "key": key})
                 return StepOutcome("passed", None, 0)
             archive = f".kraken/cache-{ctx.step_index}.tar.gz"
             try:
@@ -131,8 +131,6 @@ class CacheTool(Tool):
             raise ToolError("cache: extracting the archive failed: " + " | ".join(lines[-5:]))
         how = "hit" if entry.get("exact") else "partial hit"
         await ctx.log(f"cache {how}: restored key {entry['key']!r} ({entry['size']} bytes)")
-        await ctx.send(
-            {"type": "step_info", "data": {"cache": "hit" if entry.get("exact") else "partial", "key": entry["key"]}}
-        )
+        await ctx.info({"cache": "hit" if entry.get("exact") else "partial", "key": entry["key"]})
         return StepOutcome("passed", None, 0)
 

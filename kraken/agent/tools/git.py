@@ -80,7 +80,7 @@ class GitTool(Tool):
         if head:
             await ctx.log(f"checked out {head}")
             branch = fields.get("branch") or branch  # reported: the flow records what it ran on
-            await ctx.send({"type": "step_info", "data": {"commit": head, "repo": url, "branch": branch}})
+            await ctx.info({"commit": head, "repo": url, "branch": branch})
         return StepOutcome("passed", None, 0)
 
 

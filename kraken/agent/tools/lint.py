@@ -13,6 +13,7 @@ from typing import Any
 
 from kraken.agent.tools.base import StepOutcome, Tool, ToolContext
 from kraken.agent.tools.registry import register
+from kraken.protocol import Issues
 from kraken.results.collect import join_path, read_all
 from kraken.results.parsers.issues import IssuesParseError, ParsedIssue, parse_pylint, parse_ruff
 
@@ -43,7 +44,7 @@ async def send_issues(ctx: ToolContext, tool: str, issues: list[ParsedIssue]) ->
     """Always sends at least one message, so the server knows the linter ran (zero issues)."""
     for start in range(0, max(len(issues), 1), ISSUES_BATCH):
         batch = [i.wire() for i in issues[start : start + ISSUES_BATCH]]
-        await ctx.send({"type": "issues", "step_index": ctx.step_index, "tool": tool, "issues": batch})
+        await ctx.send(Issues(step_index=ctx.step_index, tool=tool, issues=batch))
 
 
 async def _run_linter(

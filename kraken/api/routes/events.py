@@ -9,6 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from kraken.api.deps import StateDep, UserDep
 from kraken.api.sse import sse_event, sse_response
+from kraken.protocol import EVENTS_CHANNEL
 
 router = APIRouter(tags=["events"])
 
@@ -23,7 +24,7 @@ async def events(request: Request, state: StateDep, _: UserDep) -> StreamingResp
     async def body() -> AsyncIterator[bytes]:
         import asyncio
 
-        async with state.runtime.bus.listening("events") as sub:
+        async with state.runtime.bus.listening(EVENTS_CHANNEL) as sub:
             yield sse_event("hello", {"instance": state.instance_id})
             while not await request.is_disconnected():
                 try:

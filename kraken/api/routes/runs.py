@@ -14,6 +14,7 @@ from kraken.api.sse import sse_event, sse_response
 from kraken.control import orchestration
 from kraken.models import Job, LogChunk, Run, Step
 from kraken.models.enums import State
+from kraken.protocol import EVENTS_CHANNEL, log_channel
 from kraken.schemas.api import JobOut, RunOut, StepOut
 
 router = APIRouter(tags=["runs"])
@@ -133,7 +134,7 @@ async def job_log_stream(
 
     async def events() -> AsyncIterator[bytes]:
         sent = after  # last line number sent
-        async with state.runtime.bus.listening(f"log:{job_id}", "events") as sub:
+        async with state.runtime.bus.listening(log_channel(job_id), EVENTS_CHANNEL) as sub:
             async with state.runtime.db.session() as session:
                 async for chunk in _chunks(session, job_id, sent):
                     skip = max(0, sent + 1 - chunk.first_line)
@@ -150,7 +151,7 @@ async def job_log_stream(
                 return
             while not await request.is_disconnected():
                 channel, msg = await sub.get()
-                if channel == "events":
+                if channel == EVENTS_CHANNEL:
                     if msg.get("kind") == "job" and msg.get("id") == job_id and msg.get("state") == State.COMPLETED:
                         yield sse_event("end", {"lines": sent + 1})
                         return
