@@ -7,6 +7,7 @@ import type { Flow, Stage, StageParameter } from "../api/types";
 import { PageHeader } from "../components/Layout";
 import { Dialog, Elapsed, Empty, ErrorBox, FormError, Skeleton, StatusBadge, TimeAgo, useTitle } from "../components/ui";
 import { plural } from "../lib/format";
+import { qk } from "../lib/queryKeys";
 
 const PAGE = 25;
 
@@ -191,8 +192,8 @@ function RunFlowForm({ branchId, defaultKind, onClose }: { branchId: number; def
       return unwrap(client.POST("/api/branches/{branch_id}/flows", { params: { path: { branch_id: branchId } }, body: { kind, args } }));
     },
     onSuccess: (flow) => {
-      qc.setQueryData(["flow", flow.id], flow);
-      void qc.invalidateQueries({ queryKey: ["flows", branchId] });
+      qc.setQueryData(qk.flow(flow.id), flow);
+      void qc.invalidateQueries({ queryKey: qk.flows(branchId) });
       onClose();
       navigate(`/flows/${flow.id}`);
     },

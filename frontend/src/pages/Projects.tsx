@@ -7,6 +7,7 @@ import type { Branch, Project } from "../api/types";
 import { PageHeader } from "../components/Layout";
 import { Dialog, Elapsed, Empty, ErrorBox, FormError, Skeleton, StatusBadge, TimeAgo, useTitle } from "../components/ui";
 import { formatCount } from "../lib/format";
+import { qk } from "../lib/queryKeys";
 
 function BranchRow({ branch }: { branch: Branch }) {
   const latest = useLatestFlow(branch.id);
@@ -79,7 +80,7 @@ function NewBranch({ project, onClose }: { project: Project; onClose: () => void
         }),
       ),
     onSuccess: (b) => {
-      void qc.invalidateQueries({ queryKey: ["projects"] });
+      void qc.invalidateQueries({ queryKey: qk.projects() });
       onClose();
       navigate(`/branches/${b.id}`);
     },
@@ -119,7 +120,7 @@ function NewProject({ onClose }: { onClose: () => void }) {
   const m = useMutation({
     mutationFn: () => unwrap(client.POST("/api/projects", { body: { name, description } })),
     onSuccess: () => {
-      void qc.invalidateQueries({ queryKey: ["projects"] });
+      void qc.invalidateQueries({ queryKey: qk.projects() });
       onClose();
     },
   });
