@@ -6,6 +6,9 @@
   flaky, performance changes, issues; ``analysis`` says whether results are still pending.
 - ``GET /runs/{id}/issues``: linter findings, new ones marked.
 - ``GET /test-cases/{id}/history``: a test's recent results (flows, statuses, values).
+
+The results page's SQL (filters, sort orders, cursors) is built by ``kraken.results.queries``;
+the answers' shapes are in ``kraken.schemas.results``.
 """
 
 from __future__ import annotations
