@@ -283,7 +283,8 @@ async def bench_api(db: Any, run_id: int, reps: int) -> dict[str, Any]:
     import sqlalchemy as sa
     from fastapi import FastAPI
 
-    from kraken.api.routes.results import _encode, router
+    from kraken.api.routes.results import router
+    from kraken.results.queries import encode_cursor as _encode
 
     app = FastAPI()
     app.include_router(router, prefix="/api")

@@ -14,7 +14,7 @@ if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 bash scripts/build-frontend.sh --require
-echo "== frontend"; (cd frontend && npm run --silent typecheck && npm test --silent && npm run --silent check:api)
+echo "== frontend"; (cd frontend && npm run --silent lint && npm run --silent typecheck && npm test --silent && npm run --silent check:api)
 echo "== ruff"; .venv/bin/ruff check .
 echo "== import contracts"; .venv/bin/lint-imports
 echo "== mypy"; .venv/bin/mypy kraken

@@ -1,6 +1,8 @@
-/** Server state: one hook per resource, with the query keys lib/live.ts invalidates. */
-import { keepPreviousData, useInfiniteQuery, useQuery, type QueryClient } from "@tanstack/react-query";
+/** Server state: one hook per resource; their query keys are in lib/queryKeys.ts. */
+import { keepPreviousData, useInfiniteQuery, useQuery } from "@tanstack/react-query";
+import { qk } from "../lib/queryKeys";
 import { client, unwrap } from "./client";
+import type { paths } from "./schema";
 import type {
   Agent,
   Branch,
@@ -8,26 +10,24 @@ import type {
   FlowPage,
   Job,
   Project,
-  ResultsPage,
   ResultsSummary,
   Run,
   Stage,
-  TestHistory,
   User,
 } from "./types";
 
 export const useMe = () =>
-  useQuery({ queryKey: ["me"], queryFn: () => unwrap<User>(client.GET("/api/auth/me")), staleTime: 5 * 60_000 });
+  useQuery({ queryKey: qk.me(), queryFn: () => unwrap<User>(client.GET("/api/auth/me")), staleTime: 5 * 60_000 });
 
 export const useProjects = (includeArchived = false) =>
   useQuery({
-    queryKey: ["projects", includeArchived],
+    queryKey: qk.projects(includeArchived),
     queryFn: () => unwrap<Project[]>(client.GET("/api/projects", { params: { query: { include_archived: includeArchived } } })),
   });
 
 export const useProject = (id: number | undefined) =>
   useQuery({
-    queryKey: ["project", id],
+    queryKey: qk.project(id),
     enabled: id !== undefined,
     staleTime: 60_000,
     queryFn: () => unwrap<Project>(client.GET("/api/projects/{project_id}", { params: { path: { project_id: id! } } })),
@@ -35,7 +35,7 @@ export const useProject = (id: number | undefined) =>
 
 export const useBranch = (id: number | undefined) =>
   useQuery({
-    queryKey: ["branch", id],
+    queryKey: qk.branch(id),
     enabled: id !== undefined,
     queryFn: () => unwrap<Branch>(client.GET("/api/branches/{branch_id}", { params: { path: { branch_id: id! } } })),
     staleTime: 60_000,
@@ -43,7 +43,7 @@ export const useBranch = (id: number | undefined) =>
 
 export const useStages = (branchId: number | undefined) =>
   useQuery({
-    queryKey: ["stages", branchId],
+    queryKey: qk.stages(branchId),
     enabled: branchId !== undefined,
     queryFn: () =>
       unwrap<Stage[]>(client.GET("/api/branches/{branch_id}/stages", { params: { path: { branch_id: branchId! } } })),
@@ -51,14 +51,14 @@ export const useStages = (branchId: number | undefined) =>
 
 export const useStage = (id: number | undefined) =>
   useQuery({
-    queryKey: ["stage", id],
+    queryKey: qk.stage(id),
     enabled: id !== undefined,
     queryFn: () => unwrap<Stage>(client.GET("/api/stages/{stage_id}", { params: { path: { stage_id: id! } } })),
   });
 
 export const useFlows = (branchId: number, kind: "ci" | "dev", page: number, limit = 25) =>
   useQuery({
-    queryKey: ["flows", branchId, kind, page, limit],
+    queryKey: qk.flows(branchId, kind, page, limit),
     placeholderData: keepPreviousData,
     queryFn: () =>
       unwrap<FlowPage>(
@@ -71,7 +71,7 @@ export const useFlows = (branchId: number, kind: "ci" | "dev", page: number, lim
 /** The latest CI flow of a branch and its test summary (projects overview). */
 export const useLatestFlow = (branchId: number) =>
   useQuery({
-    queryKey: ["latest", branchId],
+    queryKey: qk.latest(branchId),
     queryFn: async () => {
       const page = await unwrap<FlowPage>(
         client.GET("/api/branches/{branch_id}/flows", {
@@ -86,28 +86,28 @@ export const useLatestFlow = (branchId: number) =>
   });
 
 export const flowSummary = (id: number) =>
-  unwrap(client.GET("/api/flows/{flow_id}/summary", { params: { path: { flow_id: id } } })) as Promise<unknown> as Promise<ResultsSummary>;
+  unwrap(client.GET("/api/flows/{flow_id}/summary", { params: { path: { flow_id: id } } }));
 
 export const useFlowSummary = (id: number, enabled = true) =>
-  useQuery({ queryKey: ["flowSummary", id], enabled, queryFn: () => flowSummary(id), retry: false });
+  useQuery({ queryKey: qk.flowSummary(id), enabled, queryFn: () => flowSummary(id), retry: false });
 
 export const useFlow = (id: number | undefined) =>
   useQuery({
-    queryKey: ["flow", id],
+    queryKey: qk.flow(id),
     enabled: id !== undefined,
     queryFn: () => unwrap<Flow>(client.GET("/api/flows/{flow_id}", { params: { path: { flow_id: id! } } })),
   });
 
 export const useRun = (id: number | undefined) =>
   useQuery({
-    queryKey: ["run", id],
+    queryKey: qk.run(id),
     enabled: id !== undefined,
     queryFn: () => unwrap<Run>(client.GET("/api/runs/{run_id}", { params: { path: { run_id: id! } } })),
   });
 
 export const useJobs = (runId: number | undefined) =>
   useQuery({
-    queryKey: ["jobs", runId],
+    queryKey: qk.jobs(runId),
     enabled: runId !== undefined,
     queryFn: () =>
       unwrap<Job[]>(client.GET("/api/runs/{run_id}/jobs", { params: { path: { run_id: runId!, }, query: { include_covered: true } } })),
@@ -115,24 +115,33 @@ export const useJobs = (runId: number | undefined) =>
 
 export const useJob = (id: number) =>
   useQuery({
-    queryKey: ["job", id],
+    queryKey: qk.job(id),
     queryFn: () => unwrap<Job>(client.GET("/api/jobs/{job_id}", { params: { path: { job_id: id } } })),
   });
 
 export const useAgents = () =>
-  useQuery({ queryKey: ["agents"], queryFn: () => unwrap<Agent[]>(client.GET("/api/agents")) });
+  useQuery({ queryKey: qk.agents(), queryFn: () => unwrap<Agent[]>(client.GET("/api/agents")) });
 
 export const useAgentGroups = () =>
-  useQuery({ queryKey: ["agentGroups"], queryFn: () => unwrap<string[]>(client.GET("/api/agent-groups")) });
+  useQuery({ queryKey: qk.agentGroups(), queryFn: () => unwrap<string[]>(client.GET("/api/agent-groups")) });
 
 export const useRunSummary = (runId: number, enabled = true) =>
   useQuery({
-    queryKey: ["summary", runId],
+    queryKey: qk.summary(runId),
     enabled,
     retry: false,
     queryFn: () =>
-      unwrap(client.GET("/api/runs/{run_id}/summary", { params: { path: { run_id: runId } } })) as Promise<unknown> as Promise<ResultsSummary>,
+      unwrap(client.GET("/api/runs/{run_id}/summary", { params: { path: { run_id: runId } } })),
   });
+
+/** The filters and sort order of a run's results (the query of GET /api/runs/{run_id}/results). */
+export type ResultSort = NonNullable<NonNullable<paths["/api/runs/{run_id}/results"]["get"]["parameters"]["query"]>["sort"]>;
+
+const RESULT_SORTS: readonly ResultSort[] = ["relevancy", "id", "-id", "-duration"];
+
+/** The sort order a filter names (from the page's URL), relevancy when it names none the API knows. */
+export const resultSort = (sort: string | undefined): ResultSort =>
+  RESULT_SORTS.find((s) => s === sort) ?? "relevancy";
 
 export interface ResultFilters {
   status?: string;
@@ -147,7 +156,7 @@ export const RESULTS_PAGE = 200;
 
 export const useResults = (runId: number, f: ResultFilters) =>
   useInfiniteQuery({
-    queryKey: ["results", runId, f],
+    queryKey: qk.results(runId, f),
     initialPageParam: null as string | null,
     placeholderData: keepPreviousData,
     retry: false,
@@ -163,29 +172,24 @@ export const useResults = (runId: number, f: ResultFilters) =>
               flaky: f.flaky,
               q: f.q || undefined,
               job_id: f.job_id,
-              sort: f.sort || "relevancy",
+              sort: resultSort(f.sort),
               limit: pageParam ? RESULTS_PAGE : 100,
               cursor: pageParam ?? undefined,
             },
           },
         }),
-      ) as Promise<unknown> as Promise<ResultsPage>,
+      ),
     getNextPageParam: (last) => last.next_cursor,
   });
 
 export const useTestHistory = (id: number, branchId: number | undefined, limit = 200) =>
   useQuery({
-    queryKey: ["history", id, branchId, limit],
+    queryKey: qk.history(id, branchId, limit),
     retry: false,
     queryFn: () =>
       unwrap(
         client.GET("/api/test-cases/{test_case_id}/history", {
           params: { path: { test_case_id: id }, query: { branch_id: branchId, limit } },
         }),
-      ) as Promise<unknown> as Promise<TestHistory>,
+      ),
   });
-
-/** Put a freshly created or changed object in the cache, so its page shows it without a refetch. */
-export function remember(qc: QueryClient, key: unknown[], value: unknown): void {
-  qc.setQueryData(key, value);
-}

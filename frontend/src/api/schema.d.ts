@@ -1133,6 +1133,42 @@ export interface components {
             /** Size */
             size: number;
         };
+        /** CacheLookupOut */
+        CacheLookupOut: {
+            /**
+             * Exact
+             * @description the key itself matched (not one of the prefixes)
+             */
+            exact?: boolean | null;
+            /** Hit */
+            hit: boolean;
+            /** Id */
+            id?: number | null;
+            /** Key */
+            key?: string | null;
+            /** Sha256 */
+            sha256?: string | null;
+            /** Size */
+            size?: number | null;
+        };
+        /** CacheSaveOut */
+        CacheSaveOut: {
+            /**
+             * Evicted
+             * @description older entries removed to keep the branch under its cap
+             */
+            evicted?: number | null;
+            /** Key */
+            key?: string | null;
+            /** Reason */
+            reason?: string | null;
+            /** Saved */
+            saved: boolean;
+            /** Sha256 */
+            sha256?: string | null;
+            /** Size */
+            size?: number | null;
+        };
         /** CommentEntryOut */
         CommentEntryOut: {
             /** Author */
@@ -1282,10 +1318,194 @@ export interface components {
             /** Total */
             total: number;
         };
+        /** FlowSummaryOut */
+        FlowSummaryOut: {
+            /**
+             * Analysis
+             * @description pending while results are being analysed; none when there are none
+             * @enum {string}
+             */
+            analysis: "pending" | "done" | "none";
+            /** Disabled */
+            disabled: number;
+            /** Error */
+            error: number;
+            /** Failed */
+            failed: number;
+            /** Fixes */
+            fixes: number;
+            /** Flaky */
+            flaky: number;
+            /** Flow Id */
+            flow_id: number;
+            /** Issues */
+            issues: number;
+            /** Jobs */
+            jobs: components["schemas"]["JobAnalysisOut"][];
+            /** New */
+            new: number;
+            /** New Issues */
+            new_issues: number;
+            /** No Change */
+            no_change: number;
+            /** Not-Run */
+            "not-run": number;
+            /** Passed */
+            passed: number;
+            /** Pending Results */
+            pending_results: number;
+            /** Perf Improvements */
+            perf_improvements: number;
+            /** Perf Regressions */
+            perf_regressions: number;
+            /** Received */
+            received: number;
+            /** Regressions */
+            regressions: number;
+            /** Skipped */
+            skipped: number;
+            /** Total */
+            total: number;
+        };
+        /** HealthOut */
+        HealthOut: {
+            /**
+             * Instance
+             * @description this server process (several replicas share a database)
+             */
+            instance: string;
+            /**
+             * Role
+             * @description serve, server, controller or worker
+             */
+            role: string;
+            /** Status */
+            status: string;
+        };
+        /** HistoryItemOut */
+        HistoryItemOut: {
+            /** Age */
+            age: number;
+            /** Agents Group */
+            agents_group: string;
+            /** Branch Id */
+            branch_id: number;
+            /**
+             * Change
+             * @enum {string}
+             */
+            change: "none" | "new" | "fix" | "regression";
+            /** Config */
+            config: string | null;
+            /** Duration */
+            duration: number | null;
+            /** Flaky */
+            flaky: boolean;
+            /** Flaky Rules */
+            flaky_rules: ("same_commit" | "flip_rate")[];
+            /** Flow Id */
+            flow_id: number;
+            /**
+             * Flow Kind
+             * @enum {string}
+             */
+            flow_kind: "ci" | "dev";
+            /** Flow Seq */
+            flow_seq: number;
+            /** Id */
+            id: number;
+            /** Instability */
+            instability: number;
+            /** Job Id */
+            job_id: number;
+            /**
+             * Perf
+             * @description the performance analysis: its window and changes
+             */
+            perf: {
+                [key: string]: unknown;
+            } | null;
+            /** Perf Change */
+            perf_change: ("regression" | "improvement") | null;
+            /** Run Id */
+            run_id: number;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "passed" | "failed" | "error" | "skipped" | "disabled" | "not-run";
+            /** System */
+            system: string;
+            /** Values */
+            values: {
+                [key: string]: number;
+            } | null;
+        };
         /** HTTPValidationError */
         HTTPValidationError: {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
+        };
+        /** IssueOut */
+        IssueOut: {
+            /** Age */
+            age: number | null;
+            /** Column */
+            column: number;
+            /** Id */
+            id: number;
+            /** Job Id */
+            job_id: number;
+            /** Line */
+            line: number;
+            /** Message */
+            message: string;
+            /**
+             * New
+             * @description not seen in the previous analysed flow; null while not analysed
+             */
+            new: boolean | null;
+            /** Path */
+            path: string;
+            /** Symbol */
+            symbol: string;
+            /** Tool */
+            tool: string;
+            /**
+             * Type
+             * @description error, warning, convention, refactor or info
+             */
+            type: string;
+        };
+        /** IssuesPage */
+        IssuesPage: {
+            /** Items */
+            items: components["schemas"]["IssueOut"][];
+            /** Next Cursor */
+            next_cursor: string | null;
+            /** Total */
+            total: number;
+        };
+        /** JobAnalysisOut */
+        JobAnalysisOut: {
+            /**
+             * Analysis
+             * @enum {string}
+             */
+            analysis: "pending" | "done";
+            /** Analysis Seconds */
+            analysis_seconds: number | null;
+            /**
+             * Failed
+             * @description failed and error results
+             */
+            failed: number;
+            /** Job Id */
+            job_id: number;
+            /** Regressions */
+            regressions: number;
+            /** Total */
+            total: number;
         };
         /** JobOut */
         JobOut: {
@@ -1409,6 +1629,21 @@ export interface components {
              */
             source: "webhook" | "repository" | "git";
         };
+        /** ResultsPage */
+        ResultsPage: {
+            /** Items */
+            items: components["schemas"]["TestResultOut"][];
+            /**
+             * Next Cursor
+             * @description pass as `cursor` for the next page; null on the last page
+             */
+            next_cursor: string | null;
+            /**
+             * Total
+             * @description results matching the filters, on every page
+             */
+            total: number;
+        };
         /** RetentionIn */
         RetentionIn: {
             /** Keep Days */
@@ -1504,6 +1739,55 @@ export interface components {
             /** Stage Name */
             stage_name: string;
         };
+        /** RunSummaryOut */
+        RunSummaryOut: {
+            /**
+             * Analysis
+             * @description pending while results are being analysed; none when there are none
+             * @enum {string}
+             */
+            analysis: "pending" | "done" | "none";
+            /** Disabled */
+            disabled: number;
+            /** Error */
+            error: number;
+            /** Failed */
+            failed: number;
+            /** Fixes */
+            fixes: number;
+            /** Flaky */
+            flaky: number;
+            /** Issues */
+            issues: number;
+            /** Jobs */
+            jobs: components["schemas"]["JobAnalysisOut"][];
+            /** New */
+            new: number;
+            /** New Issues */
+            new_issues: number;
+            /** No Change */
+            no_change: number;
+            /** Not-Run */
+            "not-run": number;
+            /** Passed */
+            passed: number;
+            /** Pending Results */
+            pending_results: number;
+            /** Perf Improvements */
+            perf_improvements: number;
+            /** Perf Regressions */
+            perf_regressions: number;
+            /** Received */
+            received: number;
+            /** Regressions */
+            regressions: number;
+            /** Run Id */
+            run_id: number;
+            /** Skipped */
+            skipped: number;
+            /** Total */
+            total: number;
+        };
         /** SecretIn */
         SecretIn: {
             /** Key */
@@ -1584,6 +1868,16 @@ export interface components {
         StageCheckIn: {
             /** Schema Code */
             schema_code: string;
+        };
+        /** StageCheckOut */
+        StageCheckOut: {
+            /**
+             * Schema
+             * @description the evaluated and normalised schema
+             */
+            schema: {
+                [key: string]: unknown;
+            };
         };
         /** StageIn */
         StageIn: {
@@ -1691,6 +1985,87 @@ export interface components {
             /** Cache Max Size */
             cache_max_size: number;
         };
+        /** TestCaseBrief */
+        TestCaseBrief: {
+            /** Id */
+            id: number;
+            /** Name */
+            name: string;
+            /** Project Id */
+            project_id: number;
+        };
+        /** TestHistoryOut */
+        TestHistoryOut: {
+            /** Items */
+            items: components["schemas"]["HistoryItemOut"][];
+            test_case: components["schemas"]["TestCaseBrief"];
+        };
+        /**
+         * TestResultOut
+         * @description One analysed result of a run.
+         */
+        TestResultOut: {
+            /**
+             * Age
+             * @description flows since the status last changed
+             */
+            age: number;
+            /** Agents Group */
+            agents_group: string;
+            /**
+             * Change
+             * @description against the previous CI result of the test in the same environment
+             * @enum {string}
+             */
+            change: "none" | "new" | "fix" | "regression";
+            /** Config */
+            config: string | null;
+            /** Duration */
+            duration: number | null;
+            /** Flaky */
+            flaky: boolean;
+            /** Flaky Rules */
+            flaky_rules: ("same_commit" | "flip_rate")[];
+            /** Id */
+            id: number;
+            /**
+             * Instability
+             * @description pass/fail flips in the recent window
+             */
+            instability: number;
+            /** Job Id */
+            job_id: number;
+            /** Message */
+            message: string | null;
+            /** Perf Change */
+            perf_change: ("regression" | "improvement") | null;
+            /**
+             * Relevancy
+             * @description how much a failure deserves a look; 0 for results that did not fail
+             */
+            relevancy: number;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "passed" | "failed" | "error" | "skipped" | "disabled" | "not-run";
+            /** System */
+            system: string;
+            /**
+             * Test
+             * @description the test's name
+             */
+            test: string;
+            /** Test Case Id */
+            test_case_id: number;
+            /**
+             * Values
+             * @description the numbers the test reported (performance)
+             */
+            values: {
+                [key: string]: number;
+            } | null;
+        };
         /** TokenOut */
         TokenOut: {
             /** Access Token */
@@ -1745,6 +2120,40 @@ export interface components {
         WebhookConfigIn: {
             /** Secret */
             secret?: string | null;
+        };
+        /** WebhookConfigOut */
+        WebhookConfigOut: {
+            /** Configured */
+            configured: boolean;
+            /**
+             * Secret
+             * @description the generated secret, shown once
+             */
+            secret?: string | null;
+            /**
+             * Urls
+             * @description the URL to give each provider
+             */
+            urls: {
+                [key: string]: string;
+            };
+        };
+        /** WebhookDeliveryOut */
+        WebhookDeliveryOut: {
+            /**
+             * Duplicate
+             * @description true when this delivery was handled before
+             */
+            duplicate?: boolean | null;
+            /** Event */
+            event: string;
+            /**
+             * Flows
+             * @description the flows the delivery started
+             */
+            flows: number[];
+            /** Message */
+            message?: string | null;
         };
     };
     responses: never;
@@ -1892,9 +2301,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["CacheLookupOut"];
                 };
             };
             /** @description Validation Error */
@@ -1927,7 +2334,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["CacheSaveOut"];
+                };
+            };
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CacheSaveOut"];
                 };
             };
             /** @description Validation Error */
@@ -2791,9 +3207,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["FlowSummaryOut"];
                 };
             };
             /** @description Validation Error */
@@ -2822,9 +3236,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: string;
-                    };
+                    "application/json": components["schemas"]["HealthOut"];
                 };
             };
         };
@@ -3327,9 +3739,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["WebhookConfigOut"];
                 };
             };
             /** @description Validation Error */
@@ -3364,9 +3774,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["WebhookConfigOut"];
                 };
             };
             /** @description Validation Error */
@@ -3497,9 +3905,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["IssuesPage"];
                 };
             };
             /** @description Validation Error */
@@ -3558,7 +3964,7 @@ export interface operations {
                 /** @description part of the test name */
                 q?: string | null;
                 /** @description relevancy (default), id, -id, -duration */
-                sort?: string;
+                sort?: "relevancy" | "id" | "-id" | "-duration";
                 /** @description comma-separated statuses */
                 status?: string | null;
             };
@@ -3576,9 +3982,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ResultsPage"];
                 };
             };
             /** @description Validation Error */
@@ -3609,9 +4013,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["RunSummaryOut"];
                 };
             };
             /** @description Validation Error */
@@ -3885,9 +4287,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["StageCheckOut"];
                 };
             };
             /** @description Validation Error */
@@ -3989,9 +4389,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["TestHistoryOut"];
                 };
             };
             /** @description Validation Error */
@@ -4023,9 +4421,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["WebhookDeliveryOut"];
                 };
             };
             /** @description Validation Error */

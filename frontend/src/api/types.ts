@@ -1,6 +1,7 @@
-/** Names for the API's shapes. Everything typed by the server's OpenAPI comes from schema.d.ts;
- * the results routes (kraken/api/routes/results.py) return untyped JSON objects, so their shapes
- * are written out here, field for field as that router builds them. */
+/** Names for the API's shapes. Every route's answer is typed by the server's OpenAPI and comes from
+ * schema.d.ts (`npm run gen:api`); written out here are only what OpenAPI does not describe: the
+ * stage schema's fields (a free-form object in the API), the 422 body of the stage checker and the
+ * events of GET /api/events (server-sent events). */
 import type { components } from "./schema";
 
 type S = components["schemas"];
@@ -43,87 +44,14 @@ export interface StageError {
   path?: string | null;
 }
 
-export type TestStatus = "passed" | "failed" | "error" | "skipped" | "disabled" | "not-run";
-export type TestChange = "none" | "new" | "fix" | "regression";
-
-export interface TestResult {
-  id: number;
-  test: string;
-  test_case_id: number;
-  status: TestStatus;
-  change: TestChange;
-  age: number | null;
-  instability: number | null;
-  flaky: boolean;
-  flaky_rules: string[];
-  relevancy: number | null;
-  duration: number | null;
-  job_id: number;
-  system: string | null;
-  agents_group: string | null;
-  config: string | null;
-  message: string | null;
-  values: Record<string, number> | null;
-  perf_change: "regression" | "improvement" | null;
-}
-
-export interface ResultsPage {
-  total: number;
-  items: TestResult[];
-  next_cursor: string | null;
-}
-
-export interface ResultsSummary {
-  total: number;
-  passed: number;
-  failed: number;
-  error: number;
-  skipped: number;
-  disabled: number;
-  "not-run": number;
-  new: number;
-  fixes: number;
-  regressions: number;
-  no_change: number;
-  flaky: number;
-  perf_regressions: number;
-  perf_improvements: number;
-  issues: number;
-  new_issues: number;
-  /** "pending" while results are still being analysed, "none" when the run has none. */
-  analysis: "pending" | "done" | "none";
-  pending_results?: number;
-  received?: number;
-  jobs?: { job_id: number; analysis: string; total: number; failed: number; regressions: number }[];
-}
-
-export interface HistoryItem {
-  id: number;
-  flow_id: number;
-  flow_kind: "ci" | "dev";
-  flow_seq: number | null;
-  run_id: number;
-  job_id: number;
-  branch_id: number;
-  status: TestStatus;
-  change: TestChange;
-  age: number | null;
-  instability: number | null;
-  flaky: boolean;
-  flaky_rules: string[];
-  duration: number | null;
-  values: Record<string, number> | null;
-  perf_change: string | null;
-  perf: unknown;
-  system: string | null;
-  agents_group: string | null;
-  config: string | null;
-}
-
-export interface TestHistory {
-  test_case: { id: number; project_id: number; name: string };
-  items: HistoryItem[];
-}
+export type TestResult = S["TestResultOut"];
+export type ResultsPage = S["ResultsPage"];
+/** A run's or a flow's summary (the fields both have). */
+export type ResultsSummary = Omit<S["RunSummaryOut"], "run_id">;
+export type HistoryItem = S["HistoryItemOut"];
+export type TestHistory = S["TestHistoryOut"];
+export type TestStatus = TestResult["status"];
+export type TestChange = TestResult["change"];
 
 /** Events of GET /api/events (named by kind). */
 export type LiveEvent =
@@ -132,5 +60,5 @@ export type LiveEvent =
   | { kind: "job"; id: number; run_id: number; state: State; result: Outcome | null; created?: boolean; agent_name?: string; reason?: string | null }
   | { kind: "step"; job_id: number; index: number; state: State; result: Outcome | null }
   | { kind: "agent"; id: number; online?: boolean; enabled?: boolean }
-  /** not sent yet: proposed for when a job's test results are analysed */
-  | { kind: "results"; run_id?: number; flow_id?: number; job_id?: number };
+  /** a job's test results are analysed (kraken/results/analysis.py) */
+  | { kind: "results"; job_id: number; run_id: number; flow_id: number };

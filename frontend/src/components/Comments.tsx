@@ -2,13 +2,14 @@ import { useState } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { client, unwrap } from "../api/client";
 import { FormError, Loading, TimeAgo } from "./ui";
+import { qk } from "../lib/queryKeys";
 
 const STATES = ["new", "investigating", "bug-in-product", "bug-in-test"] as const;
 type State = (typeof STATES)[number];
 
 /** The test's comment on a branch: its state and thread; a root cause lowers its failures' relevancy. */
 export function Comments({ testCaseId, branchId }: { testCaseId: number; branchId: number }) {
-  const key = ["comments", testCaseId, branchId];
+  const key = qk.comments(testCaseId, branchId);
   const qc = useQueryClient();
   const comment = useQuery({
     queryKey: key,

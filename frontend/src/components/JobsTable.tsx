@@ -3,6 +3,7 @@ import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { client, unwrap } from "../api/client";
 import type { Job, Step } from "../api/types";
 import { Elapsed, StatusBadge, outcome } from "./ui";
+import { qk } from "../lib/queryKeys";
 
 export function StepPips({ steps }: { steps: Step[] }) {
   return (
@@ -18,8 +19,8 @@ export function StepPips({ steps }: { steps: Step[] }) {
 export function useJobActions(job: Job) {
   const qc = useQueryClient();
   const done = (j: Job) => {
-    qc.setQueryData(["job", j.id], j);
-    void qc.invalidateQueries({ queryKey: ["jobs", j.run_id] });
+    qc.setQueryData(qk.job(j.id), j);
+    void qc.invalidateQueries({ queryKey: qk.jobs(j.run_id) });
   };
   const cancel = useMutation({
     mutationFn: () => unwrap(client.POST("/api/jobs/{job_id}/cancel", { params: { path: { job_id: job.id } } })),

@@ -26,7 +26,7 @@ interface Sgr {
 
 const fresh = (): Sgr => ({ fg: null, bg: null, bold: false, dim: false, italic: false, underline: false, inverse: false });
 
-// eslint-disable-next-line no-control-regex
+// biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI escape sequences are control characters
 const ESC_RE = /\x1b(?:\[([0-9;:?]*)([@-~])|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])/g;
 
 /** Text without escape sequences (for search and copy). */

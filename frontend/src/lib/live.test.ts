@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { QueryClient } from "@tanstack/react-query";
 import { Live } from "./live";
+import { qk } from "./queryKeys";
 import type { Job } from "../api/types";
 
 const job = (id: number, run_id: number): Job =>
@@ -32,5 +33,18 @@ describe("Live", () => {
     expect(keys.sort()).toEqual(
       ['["agents"]', '["flow",3]', '["flows",9]', '["job",4]', '["jobs",7]', '["latest",9]', '["run",7]'].sort(),
     );
+  });
+  it("re-reads a run's results and summaries when its analysis is done, whatever the filters", async () => {
+    const qc = new QueryClient();
+    const filtered = [...qk.results(7, { status: "failed" })];
+    const other = [...qk.results(8, { status: "failed" })];
+    qc.setQueryData(filtered, { total: 1 });
+    qc.setQueryData(other, { total: 2 });
+    qc.setQueryData([...qk.summary(7)], { total: 1 });
+    new Live(qc).handle({ kind: "results", job_id: 4, run_id: 7, flow_id: 3 });
+    await vi.advanceTimersByTimeAsync(150);
+    expect(qc.getQueryState(filtered)!.isInvalidated).toBe(true);
+    expect(qc.getQueryState([...qk.summary(7)])!.isInvalidated).toBe(true);
+    expect(qc.getQueryState(other)!.isInvalidated).toBe(false);
   });
 });

@@ -9,6 +9,7 @@ import { useSyncExternalStore } from "react";
 import type { QueryClient, QueryKey } from "@tanstack/react-query";
 import { auth, withToken } from "./auth";
 import type { Job, LiveEvent } from "../api/types";
+import { qk } from "./queryKeys";
 
 export type LiveStatus = "off" | "connecting" | "live" | "reconnecting";
 
@@ -121,32 +122,30 @@ export class Live {
     for (const l of this.eventListeners) l(e);
     switch (e.kind) {
       case "flow":
-        this.invalidate(["flow", e.id], ["flows", e.branch_id], ["latest", e.branch_id]);
-        // the results of a CI flow are analysed when it completes (until the server sends a
-        // "results" event, the summaries and results on screen are re-read then)
-        if (e.state === "completed") this.invalidate(["flowSummary", e.id], ["summary"], ["results"]);
+        this.invalidate(qk.flow(e.id), qk.flows(e.branch_id), qk.latest(e.branch_id));
+        // a CI flow's results are compared with the branch's history when the flow completes
+        // (the "results" event below says when each job's analysis is done)
+        if (e.state === "completed") this.invalidate(qk.flowSummary(e.id), qk.summary(), qk.results());
         break;
       case "run":
         // the branch's flow list shows each run's state: refetch the list on screen (run events carry no branch)
-        this.invalidate(["flow", e.flow_id], ["run", e.id], ["flows"]);
-        if (e.state === "completed") this.invalidate(["summary", e.id], ["results", e.id]);
+        this.invalidate(qk.flow(e.flow_id), qk.run(e.id), qk.flows());
+        if (e.state === "completed") this.invalidate(qk.summary(e.id), qk.results(e.id));
         break;
       case "job":
-        this.invalidate(["job", e.id], ["jobs", e.run_id], ["run", e.run_id]);
-        if (e.agent_name || e.state === "completed") this.invalidate(["agents"]);
+        this.invalidate(qk.job(e.id), qk.jobs(e.run_id), qk.run(e.run_id));
+        if (e.agent_name || e.state === "completed") this.invalidate(qk.agents());
         break;
       case "step":
         this.patchStep(e.job_id, e.index, e.state, e.result);
-        this.invalidate(["job", e.job_id]);
+        this.invalidate(qk.job(e.job_id));
         break;
       case "agent":
-        this.invalidate(["agents"]);
+        this.invalidate(qk.agents());
         break;
       case "results": {
-        // Results analysed (sent by the results feature when a job's analysis is done).
-        if (e.run_id) this.invalidate(["summary", e.run_id], ["results", e.run_id]);
-        if (e.flow_id) this.invalidate(["flowSummary", e.flow_id]);
-        this.invalidate(["latest"]);
+        // a job's results are analysed (sent by kraken/results/analysis.py's announce)
+        this.invalidate(qk.summary(e.run_id), qk.results(e.run_id), qk.flowSummary(e.flow_id), qk.latest());
         break;
       }
     }
@@ -158,8 +157,8 @@ export class Live {
       j.id !== jobId
         ? j
         : { ...j, steps: j.steps?.map((s) => (s.index === index ? { ...s, state, result } : s)) };
-    this.qc.setQueriesData<Job[]>({ queryKey: ["jobs"] }, (jobs) => (Array.isArray(jobs) && jobs.some((j) => j.id === jobId) ? jobs.map(patch) : jobs));
-    this.qc.setQueryData<Job>(["job", jobId], (j) => (j ? patch(j) : j));
+    this.qc.setQueriesData<Job[]>({ queryKey: qk.jobs() }, (jobs) => (Array.isArray(jobs) && jobs.some((j) => j.id === jobId) ? jobs.map(patch) : jobs));
+    this.qc.setQueryData<Job>(qk.job(jobId), (j) => (j ? patch(j) : j));
   }
 }
 

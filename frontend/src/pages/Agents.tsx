@@ -6,6 +6,7 @@ import { useAgents } from "../api/queries";
 import type { Agent } from "../api/types";
 import { PageHeader } from "../components/Layout";
 import { Dot, Empty, ErrorBox, FormError, Skeleton, TimeAgo, useTitle } from "../components/ui";
+import { qk } from "../lib/queryKeys";
 
 function caps(a: Agent) {
   const c = a.capabilities as {
@@ -32,7 +33,7 @@ function GroupsEditor({ agent, onDone }: { agent: Agent; onDone: () => void }) {
         }),
       ),
     onSuccess: (a) => {
-      qc.setQueryData<Agent[]>(["agents"], (list) => list?.map((x) => (x.id === a.id ? a : x)));
+      qc.setQueryData<Agent[]>(qk.agents(), (list) => list?.map((x) => (x.id === a.id ? a : x)));
       onDone();
     },
   });
@@ -61,7 +62,7 @@ function AgentRow({ agent }: { agent: Agent }) {
   const qc = useQueryClient();
   const toggle = useMutation({
     mutationFn: () => unwrap(client.PATCH("/api/agents/{agent_id}", { params: { path: { agent_id: agent.id } }, body: { enabled: !agent.enabled } })),
-    onSuccess: (a) => qc.setQueryData<Agent[]>(["agents"], (list) => list?.map((x) => (x.id === a.id ? a : x))),
+    onSuccess: (a) => qc.setQueryData<Agent[]>(qk.agents(), (list) => list?.map((x) => (x.id === a.id ? a : x))),
   });
   const c = caps(agent);
   const status = !agent.enabled ? "disabled" : agent.online ? (agent.current_job_id ? "busy" : "online") : "offline";

@@ -10,6 +10,7 @@ import { PageHeader } from "../components/Layout";
 import { Dialog, Elapsed, Empty, ErrorBox, FormError, Skeleton, StatusBadge, TimeAgo, useTitle } from "../components/ui";
 import { plural } from "../lib/format";
 import BranchSettings from "./BranchSettings";
+import { qk } from "../lib/queryKeys";
 
 const PAGE = 25;
 
@@ -114,7 +115,7 @@ function DeleteStage({ stage, onClose }: { stage: Stage; onClose: () => void }) 
   const m = useMutation({
     mutationFn: () => deleteStage(stage.id),
     onSuccess: () => {
-      void qc.invalidateQueries({ queryKey: ["stages", stage.branch_id] });
+      void qc.invalidateQueries({ queryKey: qk.stages(stage.branch_id) });
       onClose();
     },
   });
@@ -235,8 +236,8 @@ function RunFlowForm({ branchId, defaultKind, onClose }: { branchId: number; def
       return unwrap(client.POST("/api/branches/{branch_id}/flows", { params: { path: { branch_id: branchId } }, body: { kind, args } }));
     },
     onSuccess: (flow) => {
-      qc.setQueryData(["flow", flow.id], flow);
-      void qc.invalidateQueries({ queryKey: ["flows", branchId] });
+      qc.setQueryData(qk.flow(flow.id), flow);
+      void qc.invalidateQueries({ queryKey: qk.flows(branchId) });
       onClose();
       navigate(`/flows/${flow.id}`);
     },

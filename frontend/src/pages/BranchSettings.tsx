@@ -1,6 +1,7 @@
 /** A branch's settings tab: name, git branch, repository, environment variables, sequence counters,
  * archive and delete. */
 import { useState } from "react";
+import { qk } from "../lib/queryKeys";
 import { useLocation } from "wouter";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { deleteBranch, patchBranch, setBranchArchived, setSequences } from "../api/admin";
@@ -38,7 +39,7 @@ function EditBranch({ branch }: { branch: WithEnv }) {
     mutationFn: () => patchBranch(branch.id, { name, branch_name: gitBranch, repo_url: repo || null, env_vars: parseEnvLines(env) }),
     onSuccess: (b) => {
       qc.setQueryData(["branch", branch.id], b);
-      void qc.invalidateQueries({ queryKey: ["projects"] });
+      void qc.invalidateQueries({ queryKey: qk.projects() });
     },
   });
   return (
@@ -135,7 +136,7 @@ export default function BranchSettings({ branch }: { branch: WithEnv }) {
     mutationFn: () => setBranchArchived(branch.id, !branch.archived),
     onSuccess: (b) => {
       qc.setQueryData(["branch", branch.id], b);
-      void qc.invalidateQueries({ queryKey: ["projects"] });
+      void qc.invalidateQueries({ queryKey: qk.projects() });
     },
   });
   return (
@@ -172,7 +173,7 @@ export default function BranchSettings({ branch }: { branch: WithEnv }) {
         consequences="its stages, flows, logs, artifacts and test results"
         action={() => deleteBranch(branch.id)}
         onDone={() => {
-          void qc.invalidateQueries({ queryKey: ["projects"] });
+          void qc.invalidateQueries({ queryKey: qk.projects() });
           navigate("/");
         }}
       />

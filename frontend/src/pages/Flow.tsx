@@ -11,6 +11,7 @@ import { StageGraph } from "../components/StageGraph";
 import { Elapsed, Empty, ErrorBox, FormError, Kv, Loading, Skeleton, StatusBadge, TimeAgo, useTitle } from "../components/ui";
 import { formatCount, formatDateTime } from "../lib/format";
 import { triggerText } from "./Branch";
+import { qk } from "../lib/queryKeys";
 
 export function Counters({ s, runId }: { s: ResultsSummary; runId?: number }) {
   const items: [string, number, string, string][] = [
@@ -68,8 +69,8 @@ function RunPanel({ runId }: { runId: number }) {
   const cancel = useMutation({
     mutationFn: () => unwrap(client.POST("/api/runs/{run_id}/cancel", { params: { path: { run_id: runId } } })),
     onSuccess: (r) => {
-      qc.setQueryData(["run", runId], r);
-      void qc.invalidateQueries({ queryKey: ["flow", r.flow_id] });
+      qc.setQueryData(qk.run(runId), r);
+      void qc.invalidateQueries({ queryKey: qk.flow(r.flow_id) });
     },
   });
   if (run.isPending) return <Skeleton rows={4} />;
@@ -114,13 +115,13 @@ function FlowActions({ flow }: { flow: Flow }) {
   const [, navigate] = useLocation();
   const cancel = useMutation({
     mutationFn: () => unwrap(client.POST("/api/flows/{flow_id}/cancel", { params: { path: { flow_id: flow.id } } })),
-    onSuccess: (f) => qc.setQueryData(["flow", f.id], f),
+    onSuccess: (f) => qc.setQueryData(qk.flow(f.id), f),
   });
   const again = useMutation({
     mutationFn: () =>
       unwrap(client.POST("/api/branches/{branch_id}/flows", { params: { path: { branch_id: flow.branch_id } }, body: { kind: flow.kind as "ci" | "dev", args: flow.args } })),
     onSuccess: (f) => {
-      qc.setQueryData(["flow", f.id], f);
+      qc.setQueryData(qk.flow(f.id), f);
       navigate(`/flows/${f.id}`);
     },
   });
@@ -148,7 +149,7 @@ export function WaitingStages({ flow }: { flow: Flow }) {
     mutationFn: (stage_name: string) =>
       unwrap(client.POST("/api/flows/{flow_id}/runs", { params: { path: { flow_id: flow.id } }, body: { stage_name } })),
     onSuccess: (r) => {
-      void qc.invalidateQueries({ queryKey: ["flow", flow.id] });
+      void qc.invalidateQueries({ queryKey: qk.flow(flow.id) });
       navigate(`/flows/${flow.id}?run=${r.id}`, { replace: true });
     },
   });

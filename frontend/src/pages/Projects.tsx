@@ -9,6 +9,7 @@ import { ConfirmDelete } from "../components/ConfirmDelete";
 import { PageHeader } from "../components/Layout";
 import { Dialog, Elapsed, Empty, ErrorBox, FormError, Skeleton, StatusBadge, TimeAgo, useTitle } from "../components/ui";
 import { formatCount } from "../lib/format";
+import { qk } from "../lib/queryKeys";
 
 function BranchRow({ branch }: { branch: Branch }) {
   const latest = useLatestFlow(branch.id);
@@ -82,7 +83,7 @@ function NewBranch({ project, onClose }: { project: Project; onClose: () => void
         }),
       ),
     onSuccess: (b) => {
-      void qc.invalidateQueries({ queryKey: ["projects"] });
+      void qc.invalidateQueries({ queryKey: qk.projects() });
       onClose();
       navigate(`/branches/${b.id}`);
     },
@@ -122,7 +123,7 @@ function NewProject({ onClose }: { onClose: () => void }) {
   const m = useMutation({
     mutationFn: () => unwrap(client.POST("/api/projects", { body: { name, description } })),
     onSuccess: () => {
-      void qc.invalidateQueries({ queryKey: ["projects"] });
+      void qc.invalidateQueries({ queryKey: qk.projects() });
       onClose();
     },
   });
@@ -158,7 +159,7 @@ function ProjectSettings({ project, onClose }: { project: Project; onClose: () =
   const [name, setName] = useState(project.name);
   const [description, setDescription] = useState(project.description);
   const [deleting, setDeleting] = useState(false);
-  const done = () => void qc.invalidateQueries({ queryKey: ["projects"] });
+  const done = () => void qc.invalidateQueries({ queryKey: qk.projects() });
   const save = useMutation({
     mutationFn: () => patchProject(project.id, { name, description }),
     onSuccess: () => {

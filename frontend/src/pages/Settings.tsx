@@ -5,9 +5,10 @@ import { useMe } from "../api/queries";
 import { PageHeader } from "../components/Layout";
 import { CopyButton, ErrorBox, Loading, useTitle } from "../components/ui";
 import { setTheme, useTheme, type ThemeChoice } from "../lib/theme";
+import { qk } from "../lib/queryKeys";
 
 function AgentToken() {
-  const token = useQuery({ queryKey: ["agentToken"], retry: false, queryFn: () => unwrap(client.GET("/api/settings/agent-token")) });
+  const token = useQuery({ queryKey: qk.agentToken(), retry: false, queryFn: () => unwrap(client.GET("/api/settings/agent-token")) });
   const [shown, setShown] = useState(false);
   if (token.isPending) return <Loading what="Reading the agent token" inline />;
   if (token.isError) {

@@ -8,6 +8,7 @@ import { CodeEditor, type CodeEditorHandle } from "../components/CodeEditor";
 import { PageHeader } from "../components/Layout";
 import { ErrorBox, Skeleton, useTitle } from "../components/ui";
 import { errorLine } from "../lib/stageError";
+import { qk } from "../lib/queryKeys";
 
 export const TEMPLATE = `def stage(ctx):
     return {
@@ -96,8 +97,8 @@ function Editor({ stage, branchId }: { stage?: Stage; branchId: number }) {
       return unwrap(client.POST("/api/branches/{branch_id}/stages", { params: { path: { branch_id: branchId } }, body: { name, description, enabled, schema_code: code } })) as Promise<Stage>;
     },
     onSuccess: (s) => {
-      qc.setQueryData(["stage", s.id], s);
-      void qc.invalidateQueries({ queryKey: ["stages", s.branch_id] });
+      qc.setQueryData(qk.stage(s.id), s);
+      void qc.invalidateQueries({ queryKey: qk.stages(s.branch_id) });
       setChecked(s.schema ?? null);
       setSaved(true);
       editor.current?.show(null);
@@ -121,9 +122,9 @@ function Editor({ stage, branchId }: { stage?: Stage; branchId: number }) {
   const toggleEnabled = useMutation({
     mutationFn: () => unwrap(client.PUT("/api/stages/{stage_id}", { params: { path: { stage_id: stage!.id } }, body: { enabled: !stage!.enabled } })) as Promise<Stage>,
     onSuccess: (s) => {
-      qc.setQueryData(["stage", s.id], s);
+      qc.setQueryData(qk.stage(s.id), s);
       setEnabled(s.enabled);
-      void qc.invalidateQueries({ queryKey: ["stages", s.branch_id] });
+      void qc.invalidateQueries({ queryKey: qk.stages(s.branch_id) });
     },
   });
 

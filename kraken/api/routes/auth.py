@@ -9,6 +9,7 @@ from kraken.api.deps import SessionDep, StateDep, UserDep
 from kraken.core.security import create_access_token, verify_password
 from kraken.models import User
 from kraken.schemas.api import LoginIn, TokenOut, UserOut
+from kraken.schemas.responses import HealthOut
 
 router = APIRouter(tags=["auth"])
 
@@ -27,6 +28,6 @@ async def me(user: UserDep) -> User:
     return user
 
 
-@router.get("/health", tags=["health"])
+@router.get("/health", response_model=HealthOut, tags=["health"])
 async def health(state: StateDep) -> dict[str, str]:
     return {"status": "ok", "role": state.runtime.role, "instance": state.instance_id}

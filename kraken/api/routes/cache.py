@@ -27,6 +27,7 @@ from kraken.artifacts.store import TooLarge, blob_store
 from kraken.models import Branch
 from kraken.models.artifacts import CacheEntry
 from kraken.models.base import utcnow
+from kraken.schemas.responses import CacheLookupOut, CacheSaveOut
 
 router = APIRouter(tags=["cache"])
 
@@ -48,7 +49,7 @@ def _check_key(key: str) -> None:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"a cache key has 1 to {MAX_KEY} characters")
 
 
-@router.get("/agent/jobs/{job_id}/cache")
+@router.get("/agent/jobs/{job_id}/cache", response_model=CacheLookupOut, response_model_exclude_none=True)
 async def agent_lookup(
     job_id: int, state: StateDep, agent: AgentDep, key: str = "", keys: list[str] = Query(default=[])
 ) -> dict[str, Any]:
@@ -76,7 +77,7 @@ async def agent_fetch(
     return blob_response(store, entry.sha256, entry.size, "cache.tar.gz", request.headers.get("range"))
 
 
-@router.put("/agent/jobs/{job_id}/cache")
+@router.put("/agent/jobs/{job_id}/cache", response_model=CacheSaveOut, responses={201: {"model": CacheSaveOut}})
 async def agent_save(job_id: int, key: str, request: Request, state: StateDep, agent: AgentDep) -> JSONResponse:
     _check_key(key)
     settings = state.runtime.settings

@@ -6,37 +6,47 @@
   flaky, performance changes, issues; ``analysis`` says whether results are still pending.
 - ``GET /runs/{id}/issues``: linter findings, new ones marked.
 - ``GET /test-cases/{id}/history``: a test's recent results (flows, statuses, values).
+
+The results page's SQL (filters, sort orders, cursors) is built by ``kraken.results.queries``;
+the answers' shapes are in ``kraken.schemas.results``.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
+from dataclasses import replace
 from typing import Annotated, Any
 
 import orjson
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from sqlalchemy import RowMapping
 
 from kraken.core.db import Database
-from kraken.results.statuses import (
-    CHANGE_CODES,
-    CHANGE_FIX,
-    CHANGE_NAMES,
-    CHANGE_NONE,
-    CHANGE_REGRESSION,
-    ERROR,
-    FAILED,
-    PERF_NAMES,
-    STATUS_CODES,
-    STATUS_NAMES,
-    flaky_rules,
+from kraken.results.queries import (
+    InvalidCursor,
+    InvalidFilter,
+    Keyset,
+    ResultFilter,
+    Sort,
+    decode_cursor,
+    encode_cursor,
+    page_sql,
 )
+from kraken.results.statuses import CHANGE_NAMES, PERF_NAMES, STATUS_NAMES, flaky_rules
 from kraken.results.summary import combine, flow_summary, job_summaries, run_summary
+from kraken.schemas.results import (
+    FlowSummaryOut,
+    HistoryItemOut,
+    IssueOut,
+    IssuesPage,
+    ResultsPage,
+    RunSummaryOut,
+    TestCaseBrief,
+    TestHistoryOut,
+    TestResultOut,
+)
 
 router = APIRouter(tags=["results"])
-
-SORTS = ("relevancy", "id", "-id", "-duration")
 
 
 def get_db(request: Request) -> Database:
@@ -60,38 +70,8 @@ DbDep = Annotated[Database, Depends(get_db)]
 Auth = Depends(require_user)
 
 
-def _codes(value: str | None, codes: dict[str, int], what: str) -> list[int] | None:
-    if not value:
-        return None
-    out = []
-    for name in value.split(","):
-        name = name.strip()
-        if name not in codes:
-            raise HTTPException(422, f"unknown {what} {name!r}: one of {sorted(codes)}")
-        out.append(codes[name])
-    return out
-
-
-def _encode(*parts: float | int) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(list(parts))).decode().rstrip("=")
-
-
-def _decode(cursor: str, n: int) -> list[Any]:
-    try:
-        parts = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, orjson.JSONDecodeError):
-        parts = None
-    if not isinstance(parts, list) or len(parts) != n or not all(isinstance(p, int | float) for p in parts):
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "invalid cursor")
-    return parts
-
-
-def _matrix_total(matrix: list[list[int]], st: list[int] | None, ch: list[int] | None, fl: bool | None) -> int:
-    return sum(
-        n
-        for s, c, f, n in matrix
-        if (st is None or s in st) and (ch is None or c in ch) and (fl is None or bool(f) == fl)
-    )
+def _json(v: Any) -> Any:
+    return orjson.loads(v) if isinstance(v, str) else v
 
 
 async def _run_exists(db: Database, run_id: int) -> None:
@@ -101,7 +81,30 @@ async def _run_exists(db: Database, run_id: int) -> None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
 
 
-@router.get("/runs/{run_id}/results", dependencies=[Auth])
+def _result(r: RowMapping) -> TestResultOut:
+    return TestResultOut(
+        id=r["id"],
+        test=r["test"],
+        test_case_id=r["test_case_id"],
+        status=STATUS_NAMES[r["status"]],
+        change=CHANGE_NAMES[r["change"]],
+        age=r["age"],
+        instability=r["instability"],
+        flaky=bool(r["flaky"]),
+        flaky_rules=flaky_rules(r["flaky_rule"]),
+        relevancy=r["relevancy"],
+        duration=r["duration"],
+        job_id=r["job_id"],
+        system=r["system"],
+        agents_group=r["agents_group"],
+        config=r["config"] or None,
+        message=r["message"],
+        values=_json(r["values_json"]),
+        perf_change=PERF_NAMES[r["perf_change"]] if r["perf_change"] else None,
+    )
+
+
+@router.get("/runs/{run_id}/results", response_model=ResultsPage, dependencies=[Auth])
 async def run_results(
     run_id: int,
     db: DbDep,
@@ -110,151 +113,58 @@ async def run_results(
     flaky: bool | None = None,
     q: Annotated[str | None, Query(max_length=200, description="part of the test name")] = None,
     job_id: int | None = None,
-    sort: Annotated[str, Query(description="relevancy (default), id, -id, -duration")] = "relevancy",
+    sort: Annotated[Sort, Query(description="relevancy (default), id, -id, -duration")] = "relevancy",
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: str | None = None,
-) -> dict[str, Any]:
-    if sort not in SORTS:
-        raise HTTPException(422, f"sort must be one of {', '.join(SORTS)}")
-    st = _codes(status_, STATUS_CODES, "status")
-    ch = _codes(change, CHANGE_CODES, "change")
+) -> ResultsPage:
+    try:
+        flt = ResultFilter.parse(run_id, status=status_, change=change, flaky=flaky, job_id=job_id, name=q)
+    except InvalidFilter as e:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(e)) from None
+    keyset = Keyset(sort)
     await _run_exists(db, run_id)
-    # Integers are written into the SQL (not bound): a prepared statement's generic plan cannot
-    # see that a run holds a million rows and the regressions only a hundred.
-    where = [f"r.run_id = {int(run_id)}"]
-    params: dict[str, Any] = {}
-    if st is not None:
-        where.append(f"r.status IN ({', '.join(str(c) for c in st)})")
-    if ch is not None:
-        where.append(f"r.change IN ({', '.join(str(c) for c in ch)})")
-        if CHANGE_NONE not in ch:
-            where.append("r.change <> 0")  # the partial index's condition, spelled out for SQLite
-    # relevancy > 0 exactly for failed and error results: say so, so that the (run_id, relevancy, id)
-    # index range holds only the rows that can match
-    failing = {FAILED, ERROR}
-    if (st is not None and set(st) <= failing) or (ch is not None and set(ch) == {CHANGE_REGRESSION}):
-        where.append("r.relevancy >= 1")
-    elif (st is not None and not set(st) & failing) or (ch is not None and set(ch) == {CHANGE_FIX}):
-        where.append("r.relevancy = 0")
-    if flaky is not None:
-        where.append(f"r.flaky = {'TRUE' if flaky else 'FALSE'}" if not db.is_sqlite else f"r.flaky = {int(flaky)}")
-    if job_id is not None:
-        where.append(f"r.job_id = {int(job_id)}")
     async with db.session() as s:
         jobs = await job_summaries(s, run_id, job_id)
-        if q:
-            project_id = jobs[0].project_id if jobs else 0
-            escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            where.append(
-                "r.test_case_id IN (SELECT id FROM test_case WHERE project_id = :project AND name LIKE :q ESCAPE '\\')"
-            )
-            params.update(project=project_id, q=f"%{escaped}%")
-            count_sql = f"SELECT count(*) FROM test_result r WHERE {' AND '.join(where)}"
-            total = int((await s.execute(sa.text(count_sql), params)).scalar() or 0)
+        if flt.name:
+            flt = replace(flt, project_id=jobs[0].project_id if jobs else 0)
+            total = int((await s.execute(sa.text(flt.count_sql(db.is_sqlite)), flt.params())).scalar() or 0)
         else:
-            total = _matrix_total(combine(jobs)["matrix"], st, ch, flaky)
+            total = flt.matrix_total(combine(jobs)["matrix"])
         if total == 0:
-            return {"total": 0, "items": [], "next_cursor": None}
-        legs: list[str] = []
-        if sort == "relevancy":
-            order = "r.relevancy DESC, r.id DESC"
-            if cursor:
-                # two index ranges: the rest of the cursor's relevancy, then the lower ones
-                c1, c2 = (int(c) for c in _decode(cursor, 2))
-                legs = [f"r.relevancy = {c1} AND r.id < {c2}", f"r.relevancy < {c1}"]
-        elif sort == "-duration":
-            order = "COALESCE(r.duration, -1) DESC, r.id DESC"
-            if cursor:
-                c1, c2 = _decode(cursor, 2)
-                where.append(f"(COALESCE(r.duration, -1), r.id) < ({float(c1)!r}, {int(c2)})")
-        elif sort == "id":
-            order = "r.id ASC"
-            if cursor:
-                where.append(f"r.id > {int(_decode(cursor, 1)[0])}")
-        else:
-            order = "r.id DESC"
-            if cursor:
-                where.append(f"r.id < {int(_decode(cursor, 1)[0])}")
-        # the page is chosen from test_result alone (an index range, read in order), names joined after
-        cols = (
-            "r.id, r.status, r.change, r.age, r.instability, r.flaky, r.flaky_rule, r.relevancy, r.duration, "
-            "r.job_id, r.message, r.values_json, r.perf_change, r.test_case_id, r.env_id"
-        )
-        if legs:
-            parts = [
-                f"SELECT * FROM (SELECT {cols} FROM test_result r WHERE {' AND '.join([*where, leg])} "
-                f"ORDER BY {order} LIMIT {limit + 1}) l{i}"
-                for i, leg in enumerate(legs)
-            ]
-            page = f"SELECT * FROM ({' UNION ALL '.join(parts)}) u ORDER BY relevancy DESC, id DESC LIMIT {limit + 1}"
-        else:
-            page = f"SELECT {cols} FROM test_result r WHERE {' AND '.join(where)} ORDER BY {order} LIMIT {limit + 1}"
-        outer_order = order.replace("r.", "p.")
-        sql = (
-            "SELECT p.id, t.name, p.status, p.change, p.age, p.instability, p.flaky, p.flaky_rule, p.relevancy, "
-            "p.duration, p.job_id, e.system, e.agents_group, e.config, p.message, p.values_json, p.perf_change, "
-            f"p.test_case_id FROM ({page}) p JOIN test_case t ON t.id = p.test_case_id "
-            f"JOIN test_env e ON e.id = p.env_id ORDER BY {outer_order}"
-        )
-        rows = (await s.execute(sa.text(sql), params)).all()
+            return ResultsPage(total=0, items=[], next_cursor=None)
+        try:
+            sql = page_sql(flt, keyset, cursor, limit, db.is_sqlite)
+        except InvalidCursor as e:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, str(e)) from None
+        rows = (await s.execute(sa.text(sql), flt.params())).mappings().all()
     more = len(rows) > limit
     rows = rows[:limit]
-    items = [
-        {
-            "id": r[0],
-            "test": r[1],
-            "test_case_id": r[17],
-            "status": STATUS_NAMES[r[2]],
-            "change": CHANGE_NAMES[r[3]],
-            "age": r[4],
-            "instability": r[5],
-            "flaky": bool(r[6]),
-            "flaky_rules": flaky_rules(r[7]),
-            "relevancy": r[8],
-            "duration": r[9],
-            "job_id": r[10],
-            "system": r[11],
-            "agents_group": r[12],
-            "config": r[13] or None,
-            "message": r[14],
-            "values": orjson.loads(r[15]) if isinstance(r[15], str) else r[15],
-            "perf_change": PERF_NAMES[r[16]] if r[16] else None,
-        }
-        for r in rows
-    ]
-    next_cursor = None
-    if more and rows:
-        last = rows[-1]
-        if sort == "relevancy":
-            next_cursor = _encode(last[8], last[0])
-        elif sort == "-duration":
-            next_cursor = _encode(last[9] if last[9] is not None else -1, last[0])
-        else:
-            next_cursor = _encode(last[0])
-    return {"total": total, "items": items, "next_cursor": next_cursor}
+    return ResultsPage(
+        total=total,
+        items=[_result(r) for r in rows],
+        next_cursor=keyset.cursor_of(rows[-1]) if more and rows else None,
+    )
 
 
-@router.get("/runs/{run_id}/summary", dependencies=[Auth])
-async def get_run_summary(run_id: int, db: DbDep) -> dict[str, Any]:
+@router.get("/runs/{run_id}/summary", response_model=RunSummaryOut, dependencies=[Auth])
+async def get_run_summary(run_id: int, db: DbDep) -> RunSummaryOut:
     await _run_exists(db, run_id)
     async with db.session() as s:
         out = await run_summary(s, run_id)
-    out.pop("matrix", None)
-    return {"run_id": run_id, **out}
+    return RunSummaryOut.model_validate({"run_id": run_id, **out})
 
 
-@router.get("/flows/{flow_id}/summary", dependencies=[Auth])
-async def get_flow_summary(flow_id: int, db: DbDep) -> dict[str, Any]:
+@router.get("/flows/{flow_id}/summary", response_model=FlowSummaryOut, dependencies=[Auth])
+async def get_flow_summary(flow_id: int, db: DbDep) -> FlowSummaryOut:
     async with db.session() as s:
         found = (await s.execute(sa.text("SELECT 1 FROM flow WHERE id = :f"), {"f": flow_id})).scalar()
         if not found:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"flow {flow_id} not found")
         out = await flow_summary(s, flow_id)
-    out.pop("matrix", None)
-    return {"flow_id": flow_id, **out}
+    return FlowSummaryOut.model_validate({"flow_id": flow_id, **out})
 
 
-@router.get("/runs/{run_id}/issues", dependencies=[Auth])
+@router.get("/runs/{run_id}/issues", response_model=IssuesPage, dependencies=[Auth])
 async def run_issues(
     run_id: int,
     db: DbDep,
@@ -262,7 +172,7 @@ async def run_issues(
     job_id: int | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
-) -> dict[str, Any]:
+) -> IssuesPage:
     await _run_exists(db, run_id)
     where = ["run_id = :run"]
     params: dict[str, Any] = {"run": run_id, "limit": limit + 1}
@@ -277,7 +187,10 @@ async def run_issues(
             (await s.execute(sa.text(f"SELECT count(*) FROM issue WHERE {' AND '.join(where)}"), params)).scalar() or 0
         )
         if cursor:
-            params["c1"] = _decode(cursor, 1)[0]
+            try:
+                params["c1"] = decode_cursor(cursor, 1)[0]
+            except InvalidCursor as e:
+                raise HTTPException(status.HTTP_400_BAD_REQUEST, str(e)) from None
             where.append("id > :c1")
         rows = (
             await s.execute(
@@ -287,39 +200,39 @@ async def run_issues(
                 ),
                 params,
             )
-        ).all()
+        ).mappings().all()
     more = len(rows) > limit
     rows = rows[:limit]
     items = [
-        {
-            "id": r[0],
-            "job_id": r[1],
-            "tool": r[2],
-            "path": r[3],
-            "line": r[4],
-            "column": r[5],
-            "symbol": r[6],
-            "message": r[7],
-            "type": r[8],
-            "new": None if r[9] is None else bool(r[9]),
-            "age": r[10],
-        }
+        IssueOut(
+            id=r["id"],
+            job_id=r["job_id"],
+            tool=r["tool"],
+            path=r["path"],
+            line=r["line"],
+            column=r["col"],
+            symbol=r["symbol"],
+            message=r["message"],
+            type=r["issue_type"],
+            new=None if r["is_new"] is None else bool(r["is_new"]),
+            age=r["age"],
+        )
         for r in rows
     ]
-    return {"total": total, "items": items, "next_cursor": _encode(rows[-1][0]) if more and rows else None}
+    return IssuesPage(total=total, items=items, next_cursor=encode_cursor(rows[-1]["id"]) if more and rows else None)
 
 
-@router.get("/test-cases/{test_case_id}/history", dependencies=[Auth])
+@router.get("/test-cases/{test_case_id}/history", response_model=TestHistoryOut, dependencies=[Auth])
 async def test_case_history(
     test_case_id: int,
     db: DbDep,
     branch_id: int | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-) -> dict[str, Any]:
+) -> TestHistoryOut:
     async with db.session() as s:
         tc = (
             await s.execute(sa.text("SELECT id, project_id, name FROM test_case WHERE id = :t"), {"t": test_case_id})
-        ).one_or_none()
+        ).mappings().one_or_none()
         if tc is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"test case {test_case_id} not found")
         where = "r.test_case_id = :t"
@@ -338,34 +251,30 @@ async def test_case_history(
                 ),
                 params,
             )
-        ).all()
-
-    def js(v: Any) -> Any:
-        return orjson.loads(v) if isinstance(v, str) else v
-
+        ).mappings().all()
     items = [
-        {
-            "id": r[0],
-            "flow_id": r[1],
-            "flow_kind": "ci" if r[2] == 0 else "dev",
-            "flow_seq": r[3],
-            "run_id": r[4],
-            "job_id": r[5],
-            "branch_id": r[6],
-            "status": STATUS_NAMES[r[7]],
-            "change": CHANGE_NAMES[r[8]],
-            "age": r[9],
-            "instability": r[10],
-            "flaky": bool(r[11]),
-            "flaky_rules": flaky_rules(r[12]),
-            "duration": r[13],
-            "values": js(r[14]),
-            "perf_change": PERF_NAMES[r[15]] if r[15] else None,
-            "perf": js(r[16]),
-            "system": r[17],
-            "agents_group": r[18],
-            "config": r[19] or None,
-        }
+        HistoryItemOut(
+            id=r["id"],
+            flow_id=r["flow_id"],
+            flow_kind="ci" if r["flow_kind"] == 0 else "dev",
+            flow_seq=r["flow_seq"],
+            run_id=r["run_id"],
+            job_id=r["job_id"],
+            branch_id=r["branch_id"],
+            status=STATUS_NAMES[r["status"]],
+            change=CHANGE_NAMES[r["change"]],
+            age=r["age"],
+            instability=r["instability"],
+            flaky=bool(r["flaky"]),
+            flaky_rules=flaky_rules(r["flaky_rule"]),
+            duration=r["duration"],
+            values=_json(r["values_json"]),
+            perf_change=PERF_NAMES[r["perf_change"]] if r["perf_change"] else None,
+            perf=_json(r["perf"]),
+            system=r["system"],
+            agents_group=r["agents_group"],
+            config=r["config"] or None,
+        )
         for r in rows
     ]
-    return {"test_case": {"id": tc[0], "project_id": tc[1], "name": tc[2]}, "items": items}
+    return TestHistoryOut(test_case=TestCaseBrief.model_validate(dict(tc)), items=items)

@@ -12,6 +12,7 @@ from kraken.api.deps import SessionDep, StateDep, UserDep
 from kraken.models import Branch, Project, Stage
 from kraken.models.base import utcnow
 from kraken.schemas.api import StageCheckIn, StageIn, StageOut, StageUpdate
+from kraken.schemas.responses import StageCheckOut
 from kraken.stage import StageContext, StageSchemaError, check_stage_code, check_stage_graph
 
 router = APIRouter(tags=["stages"])
@@ -108,7 +109,7 @@ async def update_stage(stage_id: int, body: StageUpdate, state: StateDep, _: Use
     return stage
 
 
-@router.post("/stages/check")
+@router.post("/stages/check", response_model=StageCheckOut)
 async def check_stage(body: StageCheckIn, _: UserDep) -> dict[str, Any]:
     """Evaluate schema code without saving it (the stage editor's checker)."""
     try:

@@ -31,6 +31,7 @@ from kraken.models.base import utcnow
 from kraken.models.enums import FlowKind
 from kraken.models.secrets import ProjectWebhook
 from kraken.models.triggers import WebhookDelivery
+from kraken.schemas.responses import WebhookConfigOut, WebhookDeliveryOut
 from kraken.secrets import store as secrets_store
 from kraken.triggers.webhooks import PROVIDERS, WebhookError, WebhookEvent, delivery_id, event_name, parse, verify
 
@@ -83,7 +84,7 @@ async def _start_flows(session: AsyncSession, project_id: int, event: WebhookEve
     return started
 
 
-@router.post("/webhooks/{project_id}/{provider}")
+@router.post("/webhooks/{project_id}/{provider}", response_model=WebhookDeliveryOut, response_model_exclude_none=True)
 async def receive(project_id: int, provider: str, request: Request, state: StateDep) -> dict[str, Any]:
     if provider not in PROVIDERS:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown provider {provider!r} (use {', '.join(PROVIDERS)})")
@@ -145,7 +146,7 @@ def _urls(request: Request, project_id: int) -> dict[str, str]:
     return {p: f"{base}/api/webhooks/{project_id}/{p}" for p in PROVIDERS}
 
 
-@router.get("/projects/{project_id}/webhook")
+@router.get("/projects/{project_id}/webhook", response_model=WebhookConfigOut, response_model_exclude_none=True)
 async def get_webhook(project_id: int, request: Request, state: StateDep, _: UserDep) -> dict[str, Any]:
     async with state.runtime.db.session() as session:
         if await session.get(Project, project_id) is None:
@@ -154,7 +155,7 @@ async def get_webhook(project_id: int, request: Request, state: StateDep, _: Use
     return {"configured": hook is not None, "urls": _urls(request, project_id)}
 
 
-@router.put("/projects/{project_id}/webhook")
+@router.put("/projects/{project_id}/webhook", response_model=WebhookConfigOut, response_model_exclude_none=True)
 async def set_webhook(
     project_id: int, body: WebhookConfigIn, request: Request, state: StateDep, _: UserDep
 ) -> dict[str, Any]:

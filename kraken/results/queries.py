@@ -1,0 +1,238 @@
+"""The SQL of a run's results page: a filter that yields WHERE clauses, and a keyset cursor per
+sort order.
+
+The statements are tuned (see docs/benchmarks.md, "Results API"): the page is chosen from
+``test_result`` alone, read in index order, and the names are joined to those rows only. Integers
+are written into the SQL rather than bound, because a prepared statement's generic plan cannot
+see that a run holds a million rows and its regressions a hundred; every value written in is an
+``int`` or a ``float`` (checked here), and the one string (part of a test name) is bound.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+import orjson
+
+from kraken.results.statuses import (
+    CHANGE_CODES,
+    CHANGE_FIX,
+    CHANGE_NONE,
+    CHANGE_REGRESSION,
+    ERROR,
+    FAILED,
+    STATUS_CODES,
+)
+
+Sort = Literal["relevancy", "id", "-id", "-duration"]
+SORTS: tuple[str, ...] = get_args(Sort)
+
+# columns of the page, chosen from test_result alone
+PAGE_COLUMNS = (
+    "r.id, r.status, r.change, r.age, r.instability, r.flaky, r.flaky_rule, r.relevancy, r.duration, "
+    "r.job_id, r.message, r.values_json, r.perf_change, r.test_case_id, r.env_id"
+)
+# columns of the answer: the page joined with its test's name and environment
+ITEM_COLUMNS = (
+    "p.id, t.name AS test, p.status, p.change, p.age, p.instability, p.flaky, p.flaky_rule, p.relevancy, "
+    "p.duration, p.job_id, e.system, e.agents_group, e.config, p.message, p.values_json, p.perf_change, "
+    "p.test_case_id"
+)
+_FAILING = frozenset({FAILED, ERROR})
+
+
+class InvalidFilter(ValueError):
+    """A filter value that names no status or change (the API answers 422)."""
+
+
+class InvalidCursor(ValueError):
+    """A cursor that no page of this sort order produced (the API answers 400)."""
+
+
+def parse_codes(value: str | None, codes: Mapping[str, int], what: str) -> tuple[int, ...] | None:
+    """``"failed,error"`` -> their codes; None or "" -> None (no filter)."""
+    if not value:
+        return None
+    out = []
+    for raw in value.split(","):
+        name = raw.strip()
+        if name not in codes:
+            raise InvalidFilter(f"unknown {what} {name!r}: one of {sorted(codes)}")
+        out.append(codes[name])
+    return tuple(out)
+
+
+def encode_cursor(*parts: float | int) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(list(parts))).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, n: int) -> list[int | float]:
+    """The ``n`` numbers of a cursor made by :func:`encode_cursor`, or InvalidCursor."""
+    try:
+        parts = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, orjson.JSONDecodeError):
+        parts = None
+    if (
+        not isinstance(parts, list)
+        or len(parts) != n
+        or not all(isinstance(p, int | float) and not isinstance(p, bool) for p in parts)
+    ):
+        raise InvalidCursor("invalid cursor")
+    return parts
+
+
+def _in(column: str, codes: Iterable[int]) -> str:
+    return f"{column} IN ({', '.join(str(int(c)) for c in codes)})"
+
+
+@dataclass(frozen=True)
+class ResultFilter:
+    """Which of a run's results a page shows. ``name`` (part of a test name, matched literally)
+    needs ``project_id``, the project whose test cases are searched."""
+
+    run_id: int
+    statuses: tuple[int, ...] | None = None
+    changes: tuple[int, ...] | None = None
+    flaky: bool | None = None
+    job_id: int | None = None
+    name: str | None = None
+    project_id: int = 0
+
+    @classmethod
+    def parse(
+        cls,
+        run_id: int,
+        *,
+        status: str | None = None,
+        change: str | None = None,
+        flaky: bool | None = None,
+        job_id: int | None = None,
+        name: str | None = None,
+    ) -> ResultFilter:
+        """The filter of the API's query parameters (comma-separated status and change names)."""
+        return cls(
+            run_id=run_id,
+            statuses=parse_codes(status, STATUS_CODES, "status"),
+            changes=parse_codes(change, CHANGE_CODES, "change"),
+            flaky=flaky,
+            job_id=job_id,
+            name=name or None,
+        )
+
+    def where(self, sqlite: bool) -> list[str]:
+        """The WHERE clauses on ``test_result r`` (ANDed); :meth:`params` binds the name's."""
+        st, ch = self.statuses, self.changes
+        where = [f"r.run_id = {int(self.run_id)}"]
+        if st is not None:
+            where.append(_in("r.status", st))
+        if ch is not None:
+            where.append(_in("r.change", ch))
+            if CHANGE_NONE not in ch:
+                where.append("r.change <> 0")  # the partial index's condition, spelled out for SQLite
+        where.extend(self._relevancy())
+        if self.flaky is not None:
+            where.append(f"r.flaky = {int(self.flaky)}" if sqlite else f"r.flaky = {'TRUE' if self.flaky else 'FALSE'}")
+        if self.job_id is not None:
+            where.append(f"r.job_id = {int(self.job_id)}")
+        if self.name:
+            where.append(
+                "r.test_case_id IN (SELECT id FROM test_case WHERE project_id = :project AND name LIKE :q ESCAPE '\\')"
+            )
+        return where
+
+    def _relevancy(self) -> list[str]:
+        # relevancy > 0 exactly for failed and error results: say so, so that the
+        # (run_id, relevancy, id) index range holds only the rows that can match
+        st, ch = self.statuses, self.changes
+        if (st is not None and set(st) <= _FAILING) or (ch is not None and set(ch) == {CHANGE_REGRESSION}):
+            return ["r.relevancy >= 1"]
+        if (st is not None and not set(st) & _FAILING) or (ch is not None and set(ch) == {CHANGE_FIX}):
+            return ["r.relevancy = 0"]
+        return []
+
+    def params(self) -> dict[str, Any]:
+        if not self.name:
+            return {}
+        escaped = self.name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return {"project": self.project_id, "q": f"%{escaped}%"}
+
+    def count_sql(self, sqlite: bool) -> str:
+        """Counts the matching results (only needed with a name: the other filters are counted
+        from the per-job summaries' matrix, see :meth:`matrix_total`)."""
+        return f"SELECT count(*) FROM test_result r WHERE {' AND '.join(self.where(sqlite))}"
+
+    def matrix_total(self, matrix: Iterable[Iterable[int]]) -> int:
+        """The number of matching results from a summary's ``[status, change, flaky, n]`` rows."""
+        st, ch, fl = self.statuses, self.changes, self.flaky
+        total = 0
+        for s, c, f, n in matrix:
+            if (st is None or s in st) and (ch is None or c in ch) and (fl is None or bool(f) == fl):
+                total += n
+        return total
+
+
+@dataclass(frozen=True)
+class Keyset:
+    """A sort order: its ORDER BY, and the cursor that continues after a page's last row.
+
+    ``after`` gives the clauses that skip what the cursor's page showed: either one more WHERE
+    clause, or (relevancy) two legs, each an index range, whose pages are merged."""
+
+    sort: Sort
+
+    @property
+    def order(self) -> str:
+        return {
+            "relevancy": "r.relevancy DESC, r.id DESC",
+            "-duration": "COALESCE(r.duration, -1) DESC, r.id DESC",
+            "id": "r.id ASC",
+            "-id": "r.id DESC",
+        }[self.sort]
+
+    def after(self, cursor: str | None) -> tuple[list[str], list[str]]:
+        """(extra WHERE clauses, legs) for the page after ``cursor`` (nothing for the first page)."""
+        if not cursor:
+            return [], []
+        if self.sort == "relevancy":
+            # two index ranges: the rest of the cursor's relevancy, then the lower ones
+            c1, c2 = (int(c) for c in decode_cursor(cursor, 2))
+            return [], [f"r.relevancy = {c1} AND r.id < {c2}", f"r.relevancy < {c1}"]
+        if self.sort == "-duration":
+            d, i = decode_cursor(cursor, 2)
+            return [f"(COALESCE(r.duration, -1), r.id) < ({float(d)!r}, {int(i)})"], []
+        (last,) = decode_cursor(cursor, 1)
+        return [f"r.id > {int(last)}" if self.sort == "id" else f"r.id < {int(last)}"], []
+
+    def cursor_of(self, row: Mapping[Any, Any]) -> str:
+        """The cursor after ``row`` (a row of :func:`page_sql`, read by column name)."""
+        if self.sort == "relevancy":
+            return encode_cursor(row["relevancy"], row["id"])
+        if self.sort == "-duration":
+            return encode_cursor(row["duration"] if row["duration"] is not None else -1, row["id"])
+        return encode_cursor(row["id"])
+
+
+def page_sql(flt: ResultFilter, keyset: Keyset, cursor: str | None, limit: int, sqlite: bool) -> str:
+    """One page (``limit + 1`` rows, the extra one says whether there is more) of ``ITEM_COLUMNS``
+    in the sort order; bind :meth:`ResultFilter.params`."""
+    more, legs = keyset.after(cursor)
+    where = [*flt.where(sqlite), *more]
+    order = keyset.order
+    n = int(limit) + 1
+    if legs:
+        parts = [
+            f"SELECT * FROM (SELECT {PAGE_COLUMNS} FROM test_result r WHERE {' AND '.join([*where, leg])} "
+            f"ORDER BY {order} LIMIT {n}) l{i}"
+            for i, leg in enumerate(legs)
+        ]
+        page = f"SELECT * FROM ({' UNION ALL '.join(parts)}) u ORDER BY relevancy DESC, id DESC LIMIT {n}"
+    else:
+        page = f"SELECT {PAGE_COLUMNS} FROM test_result r WHERE {' AND '.join(where)} ORDER BY {order} LIMIT {n}"
+    return (
+        f"SELECT {ITEM_COLUMNS} FROM ({page}) p JOIN test_case t ON t.id = p.test_case_id "
+        f"JOIN test_env e ON e.id = p.env_id ORDER BY {order.replace('r.', 'p.')}"
+    )
