@@ -25,6 +25,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 from sqlmodel import col, select
 
 from kraken.api.state import ServerState
+from kraken.artifacts import tokens as transfer_tokens
 from kraken.control import agents as agent_ctl
 from kraken.control import orchestration
 from kraken.control.effects import Effects
@@ -60,10 +61,10 @@ class AgentConnection:
     def send(self, msg: dict[str, Any]) -> None:
         self.outbox.put_nowait(msg)
 
-    async def close(self, code: int = status.WS_1000_NORMAL_CLOSURE) -> None:
+    async def close(self, code: int = status.WS_1000_NORMAL_CLOSURE, reason: str | None = None) -> None:
         self.outbox.put_nowait(None)
         with contextlib.suppress(Exception):
-            await self.ws.close(code)
+            await self.ws.close(code, reason)
 
 
 class AgentHub:
@@ -93,12 +94,21 @@ class AgentHub:
             conn = self.local.get(agent_id)
             if conn is None:
                 continue
+            if msg.get("type") == agent_ctl.REVOKED:
+                self.local.pop(agent_id, None)
+                await conn.close(status.WS_1008_POLICY_VIOLATION, "agent revoked by an administrator")
+                continue
             if msg.get("type") == REPLACED:
                 if msg.get("conn_id") != conn.conn_id:
                     self.local.pop(agent_id, None)
                     await conn.close(status.WS_1008_POLICY_VIOLATION)
                 continue
-            conn.send(msg)
+            self._deliver(conn, msg)
+
+    def _deliver(self, conn: AgentConnection, msg: dict[str, Any]) -> None:
+        if msg.get("type") == "assign":  # the job's artifact and cache transfers need its token
+            msg = {**msg, "job": transfer_tokens.with_token(msg["job"], self.state.secret_key, conn.agent_id)}
+        conn.send(msg)
 
     async def _ping(self) -> None:
         while True:
@@ -114,8 +124,10 @@ class AgentHub:
         address = f"{ws.client.host}:{ws.client.port}" if ws.client else None
         auth = ws.headers.get("authorization", "")
         token = auth[7:] if auth.lower().startswith("bearer ") else ""
-        if not token or not tokens_equal(token, self.state.agent_token):
-            log.warning("agent connection from %s refused: wrong or missing agent token", address)
+        enroll = bool(token) and tokens_equal(token, self.state.agent_token)
+        own = bool(token and self.state.local_agent_token) and tokens_equal(token, self.state.local_agent_token)
+        if not (enroll or own or (token and await agent_ctl.credential_known(db, token))):
+            log.warning("agent connection from %s refused: wrong or missing agent token or credential", address)
             await ws.close(code=status.WS_1008_POLICY_VIOLATION, reason="wrong agent token")
             return
         await ws.accept()
@@ -128,14 +140,23 @@ class AgentHub:
             await ws.close(code=status.WS_1002_PROTOCOL_ERROR, reason="expected hello with a name")
             return
         conn_id = f"{self.state.instance_id}/{uuid.uuid4().hex[:8]}"
-        agent = await agent_ctl.register_agent(
-            db,
-            name=str(hello["name"]),
-            groups=[str(g) for g in hello.get("groups") or []],
-            capabilities=hello.get("capabilities") or {},
-            conn_id=conn_id,
-            address=address,
-        )
+        name, caps = str(hello["name"]), hello.get("capabilities") or {}
+        credential: str | None = None
+        try:
+            if enroll or own:  # hello's groups are only a request shown to administrators
+                agent, credential = await agent_ctl.enroll_agent(
+                    db, name=name, requested_groups=[str(g) for g in hello.get("groups") or []],
+                    capabilities=caps, conn_id=conn_id, address=address,
+                    approve=settings.auto_approve, server_own=own,
+                )
+            else:
+                agent = await agent_ctl.authenticate_agent(
+                    db, credential=token, name=name, capabilities=caps, conn_id=conn_id, address=address
+                )
+        except agent_ctl.AgentRefused as exc:
+            log.warning("agent %r from %s refused: %s", name, address, exc)
+            await ws.close(code=status.WS_1008_POLICY_VIOLATION, reason=str(exc).encode()[:120].decode(errors="ignore"))
+            return
         assert agent.id is not None
         old = self.local.pop(agent.id, None)
         if old is not None:
@@ -143,8 +164,12 @@ class AgentHub:
         conn = AgentConnection(ws, agent.id, conn_id)
         self.local[agent.id] = conn
         await self.state.runtime.bus.publish(f"agent:{agent.id}", {"type": REPLACED, "conn_id": conn_id})
-        conn.send({"type": "welcome", "agent_id": agent.id, "heartbeat_interval": settings.heartbeat_interval})
-        log.info("agent %s connected from %s", agent.name, address)
+        welcome = {"type": "welcome", "agent_id": agent.id, "heartbeat_interval": settings.heartbeat_interval,
+                   "approved": agent.approved}
+        if credential is not None:
+            welcome["credential"] = credential  # the agent's own, from now on (the server keeps its hash)
+        conn.send(welcome)
+        log.info("agent %s connected from %s%s", agent.name, address, "" if agent.approved else " (pending approval)")
         try:
             await self._resume(conn, hello.get("running_job"), set(hello.get("pending_jobs") or []))
             await self.state.runtime.bus.publish("sched", {})
@@ -179,7 +204,7 @@ class AgentHub:
                 continue
             assert job.id is not None
             if job.started is None and job.last_seq == 0:
-                conn.send({"type": "assign", "job": payloads[job.id]})  # the assignment got lost
+                self._deliver(conn, {"type": "assign", "job": payloads[job.id]})  # the assignment got lost
             else:
                 async with self.state.write() as (session, effects):
                     await orchestration.complete_job(
