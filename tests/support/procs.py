@@ -17,6 +17,14 @@ import httpx
 
 ADMIN_PASSWORD = "test-admin-pw"
 AGENT_TOKEN = "test-agent-token-0123456789"
+SECRET_KEY = "test-signing-key-0123456789"  # pass as KRAKEN_SECRET_KEY to mint job transfer tokens in a test
+
+
+def transfer_token(job_id: int, agent_id: int, secret_key: str = SECRET_KEY, ttl: float = 600.0) -> str:
+    """A job transfer token as the server issues it with an assignment (for probing the endpoints)."""
+    from kraken.artifacts.tokens import issue
+
+    return issue(secret_key, job_id, agent_id, ttl)
 
 
 def free_port() -> int:
