@@ -1,11 +1,15 @@
 """The agents' websocket endpoint and the hub of agents connected to this server replica.
 
+Authentication (``Authorization: Bearer``): the shared token enrolls an agent (pending until an
+administrator approves it, see ``kraken.control.agents``); an enrolled agent shows its own credential.
+
 Protocol (JSON text frames):
-- agent -> server: ``hello`` {name, groups, capabilities, running_job, pending_jobs}; ``ping``;
+- agent -> server: ``hello`` {name, groups (a request only), capabilities, running_job, pending_jobs}; ``ping``;
   ``batch`` {messages: [job message...]} where a job message is {type, job_id, seq, ...}
   (``step_started``, ``log``, ``step_done``, ``job_done``, and the types later features
   register); each job's messages are acknowledged with ``ack`` {job_id, seq} (highest applied).
-- server -> agent: ``welcome`` {agent_id, heartbeat_interval}; ``assign`` {job};
+- server -> agent: ``welcome`` {agent_id, heartbeat_interval, approved, credential (after enrolling)};
+  ``assign`` {job, with its transfer token};
   ``cancel`` {job_id}; ``ack``; ``ping``/``pong``.
 
 Assignments reach the replica that holds the agent's socket through the bus channel

@@ -136,6 +136,13 @@ async def test_enroll_approve_credential_restart_takeover_and_groups(
     assert await stored_hash(database_url, "a1") == hashlib.sha256(credential.encode()).hexdigest()
     flow = await api.wait_flow((await api.flow(branch_id))["id"])
     assert (await only_job(api, flow))["agent_name"] == "a1"
+
+    # its credential names it: under another name it is refused
+    (tmp_path / "b1").mkdir()
+    (tmp_path / "b1" / CREDENTIAL).write_text(credential)
+    other = start_agent(tmp_path, server.url, "b1", approve=False)
+    assert "this credential belongs to agent 'a1'" in refused(other)
+    assert [x["name"] for x in await api.get("/agents")] == ["a1"]
     again.stop()
 
 
