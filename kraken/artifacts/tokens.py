@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
@@ -21,6 +21,7 @@ from kraken.models.base import utcnow
 ALGORITHM = "HS256"
 PURPOSE = "kraken-job-transfer"
 SLACK_SECONDS = 300.0  # beyond the job's timeout: the watchdog ends the job by then anyway
+MAX_SECONDS = 31 * 24 * 3600.0  # however long a job's timeout
 
 
 @dataclass(frozen=True)
@@ -33,14 +34,14 @@ def _key(secret_key: str) -> bytes:
     return hmac.new(secret_key.encode(), PURPOSE.encode(), hashlib.sha256).digest()
 
 
-def issue(secret_key: str, job_id: int, agent_id: int, job_timeout: float) -> str:
-    now = utcnow()
+def issue(secret_key: str, job_id: int, agent_id: int, job_timeout: float, now: datetime | None = None) -> str:
+    now = now or utcnow()
     claims = {
         "typ": PURPOSE,
         "job": job_id,
         "agent": agent_id,
         "iat": now,
-        "exp": now + timedelta(seconds=job_timeout + SLACK_SECONDS),
+        "exp": now + timedelta(seconds=min(max(job_timeout, 0.0), MAX_SECONDS) + SLACK_SECONDS),
     }
     return jwt.encode(claims, _key(secret_key), algorithm=ALGORITHM)
 

@@ -27,6 +27,7 @@ ALL_GROUP = "all"
 JOB_ENDING = {"job_done"}
 # to the hub holding a revoked agent's websocket (bus channel ``agent:<id>``): close it
 REVOKED = "_revoked"
+NAME_MAX = 200  # Agent.name
 
 
 async def ensure_groups(session: AsyncSession, names: list[str]) -> list[AgentGroup]:
@@ -112,6 +113,8 @@ async def enroll_agent(
     (pending or approved) is refused: enrolling never takes an agent over.  A revoked agent
     (no credential) enrolls again, pending.  ``server_own``: the server's own local agent, which
     the server vouches for: approved, and it may replace the credential of its name."""
+    if len(name) > NAME_MAX:
+        raise AgentRefused(f"an agent name has at most {NAME_MAX} characters")
     credential = new_secret()
     async with db.transaction(quick=True) as session:
         agent = (await session.execute(select(Agent).where(Agent.name == name))).scalar_one_or_none()
