@@ -112,7 +112,8 @@ async def enroll_agent(
     A new name makes a new agent, pending unless ``approve``.  A name that holds a credential
     (pending or approved) is refused: enrolling never takes an agent over.  A revoked agent
     (no credential) enrolls again, pending.  ``server_own``: the server's own local agent, which
-    the server vouches for: approved, and it may replace the credential of its name."""
+    the server vouches for: approved, in the groups it asks for (``kraken serve``'s
+    ``KRAKEN_GROUPS``), and it may replace the credential of its name."""
     if len(name) > NAME_MAX:
         raise AgentRefused(f"an agent name has at most {NAME_MAX} characters")
     credential = new_secret()
@@ -130,7 +131,8 @@ async def enroll_agent(
         agent.requested_groups = sorted(set(requested_groups))
         _seen(agent, capabilities=capabilities, conn_id=conn_id, address=address)
         await session.flush()
-        await set_agent_groups(session, agent, [], replace=False)  # every agent is in 'all'
+        # every agent is in 'all'; the server's own agent also in the groups its operator configured
+        await set_agent_groups(session, agent, requested_groups if server_own else [], replace=False)
     return agent, credential
 
 

@@ -256,9 +256,11 @@ async def test_artifact_transfers_need_the_jobs_own_token(tmp_path: Path, keyed:
 
 
 async def test_auto_approve_and_the_servers_own_agent(tmp_path: Path, database_url: str) -> None:
-    server = Server(tmp_path, database_url=database_url, local_agent=True, KRAKEN_AUTO_APPROVE="true")
+    server = Server(
+        tmp_path, database_url=database_url, local_agent=True, KRAKEN_AUTO_APPROVE="true", KRAKEN_GROUPS='["lab"]'
+    )
     api = Api(server.url)
-    agent = start_agent(tmp_path, server.url, "remote", approve=False)
+    agent = start_agent(tmp_path, server.url, "remote", "--group", "gpu", approve=False)
     try:
         await api.login()
         line = agent.wait_line(lambda line: "connected to" in line)
@@ -273,6 +275,9 @@ async def test_auto_approve_and_the_servers_own_agent(tmp_path: Path, database_u
 
         agents = await api.wait_until(both, 30, "both agents online")
         assert {(x["name"], x["approved"]) for x in agents} == {("local", True), ("remote", True)}
+        groups = {x["name"]: (x["groups"], x["requested_groups"]) for x in agents}
+        # the operator's KRAKEN_GROUPS for the server's own agent; a remote agent's request stays one
+        assert groups == {"local": (["all", "lab"], ["lab"]), "remote": (["all"], ["gpu"])}
         assert not (tmp_path / "server" / "agent" / CREDENTIAL).exists()  # kept in memory
     finally:
         agent.stop()
