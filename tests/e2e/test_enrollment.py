@@ -15,12 +15,15 @@ import httpx
 import pytest
 from sqlmodel import select
 
+from tests.conftest import create_pg_database, drop_pg_database
 from tests.support.api import Api
 from tests.support.procs import (
+    AGENT_TOKEN,
     PENDING,
     SECRET_KEY,
     Proc,
     Server,
+    kraken,
     start_agent,
     transfer_token,
     wait_agent_connected,
@@ -99,7 +102,7 @@ async def test_enroll_approve_credential_restart_takeover_and_groups(
     cred_file = tmp_path / "a1" / CREDENTIAL
     assert stat.S_IMODE(cred_file.stat().st_mode) == 0o600
     credential = cred_file.read_text().strip()
-    assert len(credential) >= 40 and credential != server_token()
+    assert len(credential) >= 40 and credential != AGENT_TOKEN
     assert await stored_hash(database_url, "a1") == hashlib.sha256(credential.encode()).hexdigest()
 
     # approved: it runs the job
@@ -144,12 +147,6 @@ async def test_enroll_approve_credential_restart_takeover_and_groups(
     assert "this credential belongs to agent 'a1'" in refused(other)
     assert [x["name"] for x in await api.get("/agents")] == ["a1"]
     again.stop()
-
-
-def server_token() -> str:
-    from tests.support.procs import AGENT_TOKEN
-
-    return AGENT_TOKEN
 
 
 async def test_revoke_cuts_the_agent_off_at_once(tmp_path: Path, server: Server, api: Api) -> None:
@@ -238,7 +235,7 @@ async def test_artifact_transfers_need_the_jobs_own_token(tmp_path: Path, keyed:
             return await http.put(f"/{job_id}/artifacts", params={"path": "x.txt"}, content=b"x", headers=headers)
 
     assert (await put(None)).status_code == 401  # no header-less way in
-    assert (await put(server_token())).status_code == 401  # the shared token opens nothing here
+    assert (await put(AGENT_TOKEN)).status_code == 401  # the shared token opens nothing here
     assert (await put(api.token)).status_code == 401  # nor a login token
     assert (await put(transfer_token(job["id"], a["id"], secret_key="another-key"))).status_code == 401
     r = await put(transfer_token(first["id"], a["id"]))  # another job's token
@@ -292,3 +289,44 @@ async def test_approve_and_revoke_are_for_administrators_only(server: Server, ap
     assert (await api.http.post("/agents/999/approve")).status_code == 404
     assert (await api.http.post("/agents/999/revoke")).status_code == 404
 
+
+
+async def test_revoke_through_another_replica(tmp_path: Path, redis_url: str) -> None:
+    """Scale-out: the agent holds its websocket on replica 2; replica 1 revokes it."""
+    pg_url = await create_pg_database()
+    common = {"database_url": pg_url, "redis_url": redis_url, "KRAKEN_SECRET_KEY": SECRET_KEY}
+    s1 = Server(tmp_path, role="server", name="server1", **common)
+    s2 = Server(tmp_path, role="server", name="server2", **common)
+    controller = kraken(["controller", "--database-url", pg_url, "--redis-url", redis_url], tmp_path, "controller")
+    agent = start_agent(tmp_path, s2.url, "far", approve=False)
+    api = Api(s1.url)
+    try:
+        await api.login()
+        agent_id = pending_id(agent)
+        r = await api.http.post(f"/agents/{agent_id}/approve")  # on the other replica
+        assert r.status_code == 200
+        _, branch_id = await api.project_with_branch()
+        await api.stage(branch_id, "s", one_job("exec sleep 300"))
+        flow = await api.flow(branch_id)
+
+        async def running() -> dict[str, Any] | None:
+            job = await only_job(api, flow)
+            return job if job["steps"][0]["state"] == "running" else None
+
+        job = await api.wait_until(running, 60, "the job running")
+        async with httpx.AsyncClient(base_url=s1.url + "/api/agent/jobs", timeout=30) as http:
+            headers = {"Authorization": f"Bearer {transfer_token(job['id'], agent_id)}"}
+            r = await http.put(f"/{job['id']}/artifacts", params={"path": "x"}, content=b"x", headers=headers)
+            assert r.status_code == 201, r.text  # any replica checks the token
+        r = await api.http.post(f"/agents/{agent_id}/revoke")
+        assert r.status_code == 200
+        assert "revoked by an administrator" in refused(agent)
+        job = await only_job(api, flow)
+        assert job["result"] == "error" and "revoked" in job["reason"]
+    finally:
+        agent.stop()
+        await api.close()
+        controller.stop()
+        s1.stop()
+        s2.stop()
+        await drop_pg_database(pg_url)
