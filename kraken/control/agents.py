@@ -75,7 +75,7 @@ async def agent_groups(session: AsyncSession, agent_ids: list[int]) -> dict[int,
 
 
 class AgentRefused(Exception):
-    """A connection the server does not accept; the message says why (sent to the agent)."""
+    """A connection (or approval) the server does not accept; the message says why."""
 
 
 def credential_hash(credential: str) -> str:
@@ -117,22 +117,25 @@ async def enroll_agent(
     if len(name) > NAME_MAX:
         raise AgentRefused(f"an agent name has at most {NAME_MAX} characters")
     credential = new_secret()
-    async with db.transaction(quick=True) as session:
-        agent = (await session.execute(select(Agent).where(Agent.name == name))).scalar_one_or_none()
-        if agent is None:
-            agent = Agent(name=name)
-            session.add(agent)
-        elif agent.credential_hash is not None and not server_own:
-            # (the agent of that name connects with its own credential; an administrator may
-            # revoke it to free the name)
-            raise AgentRefused(f"agent name '{name}' is enrolled already")
-        agent.credential_hash = credential_hash(credential)
-        agent.approved = approve or server_own
-        agent.requested_groups = sorted(set(requested_groups))
-        _seen(agent, capabilities=capabilities, conn_id=conn_id, address=address)
-        await session.flush()
-        # every agent is in 'all'; the server's own agent also in the groups its operator configured
-        await set_agent_groups(session, agent, requested_groups if server_own else [], replace=False)
+    try:
+        async with db.transaction(quick=True) as session:
+            agent = (await session.execute(select(Agent).where(Agent.name == name))).scalar_one_or_none()
+            if agent is None:
+                agent = Agent(name=name)
+                session.add(agent)
+            elif agent.credential_hash is not None and not server_own:
+                # (the agent of that name connects with its own credential; an administrator may
+                # revoke it to free the name)
+                raise AgentRefused(f"agent name '{name}' is enrolled already")
+            agent.credential_hash = credential_hash(credential)
+            agent.approved = approve or server_own
+            agent.requested_groups = sorted(set(requested_groups))
+            _seen(agent, capabilities=capabilities, conn_id=conn_id, address=address)
+            await session.flush()
+            # every agent is in 'all'; the server's own agent also in the groups its operator configured
+            await set_agent_groups(session, agent, requested_groups if server_own else [], replace=False)
+    except sa.exc.IntegrityError as exc:  # another connection enrolled the same new name just now
+        raise AgentRefused(f"agent name '{name}' is enrolled already") from exc
     return agent, credential
 
 
