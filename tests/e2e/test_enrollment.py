@@ -121,9 +121,10 @@ async def test_enroll_approve_credential_restart_takeover_and_groups(
     assert r.status_code == 200 and r.json()["groups"] == ["all", "gpu"]
     assert (await api.wait_flow(flow["id"]))["result"] == "passed"
 
-    # restarted, it uses its credential: a wrong shared token does not matter any more
+    # restarted, it uses its credential: it needs no shared token any more
     agent.stop()
-    again = start_agent(tmp_path, server.url, "a1", token="not-the-shared-token", approve=False)
+    argv = ["agent", "--server", server.url, "--name", "a1", "--data-dir", str(tmp_path / "a1")]
+    again = kraken(argv, tmp_path, "agent-a1-again", KRAKEN_AGENT_TOKEN="")
     line = again.wait_line(lambda line: "connected to" in line)
     assert PENDING.search(line) is None and f"({agent_id})" in line
     flow = await api.wait_flow((await api.flow(branch_id))["id"])
