@@ -65,6 +65,10 @@ async def _serve_http(settings: Settings, role: str, *, local_agent: bool = Fals
     from kraken.runtime import Runtime
 
     runtime = Runtime(settings, role=role)
+    if settings.auto_approve:
+        logging.getLogger("kraken").warning(
+            "--auto-approve: every agent with the shared token is approved at once (trusted networks only)"
+        )
     api = create_app(runtime, controller=role == "serve")
     config = uvicorn.Config(
         api,

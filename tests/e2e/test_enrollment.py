@@ -261,6 +261,7 @@ async def test_auto_approve_and_the_servers_own_agent(tmp_path: Path, database_u
     agent = start_agent(tmp_path, server.url, "remote", "--group", "gpu", approve=False)
     try:
         await api.login()
+        assert "trusted networks only" in server.proc.wait_line(lambda line: "--auto-approve" in line)
         line = agent.wait_line(lambda line: "connected to" in line)
         assert PENDING.search(line) is None  # approved at once
         (tmp_path / "other").mkdir()
