@@ -34,6 +34,13 @@ RedisUrl = Annotated[str | None, typer.Option(help="redis://host:6379/0 [KRAKEN_
 Host = Annotated[str | None, typer.Option(help="listen address [KRAKEN_HOST, default 127.0.0.1]")]
 Port = Annotated[int | None, typer.Option(help="listen port [KRAKEN_PORT, default 8080]")]
 LogLevel = Annotated[str | None, typer.Option(help="debug, info, warning [KRAKEN_LOG_LEVEL]")]
+AutoApprove = Annotated[
+    bool | None,
+    typer.Option(
+        "--auto-approve/--no-auto-approve",
+        help="approve enrolling agents without an administrator: trusted networks only [KRAKEN_AUTO_APPROVE]",
+    ),
+]
 
 
 def settings_from(**options: Any) -> Settings:
@@ -58,6 +65,10 @@ async def _serve_http(settings: Settings, role: str, *, local_agent: bool = Fals
     from kraken.runtime import Runtime
 
     runtime = Runtime(settings, role=role)
+    if settings.auto_approve:
+        logging.getLogger("kraken").warning(
+            "--auto-approve: every agent with the shared token is approved at once (trusted networks only)"
+        )
     api = create_app(runtime, controller=role == "serve")
     config = uvicorn.Config(
         api,
@@ -86,16 +97,19 @@ async def _serve_http(settings: Settings, role: str, *, local_agent: bool = Fals
         if local_agent:
             from kraken.agent.client import Agent
             from kraken.agent.local import LocalAgentThread
+            from kraken.core.security import new_secret
 
+            state.local_agent_token = new_secret()  # enrolls this agent, approved: the server started it
             agent = Agent(
                 url,
-                state.agent_token,
+                state.local_agent_token,
                 name=settings.name or "local",
                 data_dir=settings.data_dir / "agent",
                 groups=settings.groups,
                 labels=settings.labels,
                 executors=["direct"],
                 heartbeat_interval=settings.heartbeat_interval,
+                keep_credential=False,
             )
             local = LocalAgentThread(agent)
             local.start()
@@ -112,6 +126,7 @@ def serve(
     database_url: DbUrl = None,
     admin_password: Annotated[str | None, typer.Option(help="[KRAKEN_ADMIN_PASSWORD]")] = None,
     agent_token: Annotated[str | None, typer.Option(help="[KRAKEN_AGENT_TOKEN]")] = None,
+    auto_approve: AutoApprove = None,
     local_agent: Annotated[bool, typer.Option(help="run one agent with the direct executor in-process")] = True,
     sample_project: Annotated[bool, typer.Option(help="create the sample project 'demo' if missing")] = False,
     log_level: LogLevel = None,
@@ -119,7 +134,7 @@ def serve(
     """Everything in one process: API, controller, background tasks, SQLite, a local agent."""
     settings = settings_from(
         data_dir=data_dir, host=host, port=port, database_url=database_url, admin_password=admin_password,
-        agent_token=agent_token, log_level=log_level,
+        agent_token=agent_token, auto_approve=auto_approve, log_level=log_level,
     )
     from kraken.core.backup import BackupError, serve_lock
 
@@ -141,12 +156,13 @@ def server(
     data_dir: DataDir = None,
     admin_password: Annotated[str | None, typer.Option(help="[KRAKEN_ADMIN_PASSWORD]")] = None,
     agent_token: Annotated[str | None, typer.Option(help="[KRAKEN_AGENT_TOKEN]")] = None,
+    auto_approve: AutoApprove = None,
     log_level: LogLevel = None,
 ) -> None:
     """The REST API and agent endpoint (scale-out: run several behind a load balancer)."""
     settings = settings_from(
         database_url=database_url, redis_url=redis_url, host=host, port=port, data_dir=data_dir,
-        admin_password=admin_password, agent_token=agent_token, log_level=log_level,
+        admin_password=admin_password, agent_token=agent_token, auto_approve=auto_approve, log_level=log_level,
     )
     _run(_serve_http(settings, "server"))
 
@@ -188,10 +204,15 @@ def worker(database_url: DbUrl = None, redis_url: RedisUrl = None, log_level: Lo
 @app.command()
 def agent(
     server: Annotated[str | None, typer.Option(help="server URL [KRAKEN_SERVER]")] = None,
-    token: Annotated[str | None, typer.Option(help="agent token [KRAKEN_AGENT_TOKEN]")] = None,
+    token: Annotated[
+        str | None, typer.Option(help="the shared token to enroll with (not needed once enrolled) [KRAKEN_AGENT_TOKEN]")
+    ] = None,
     name: Annotated[str | None, typer.Option(help="agent name [KRAKEN_NAME, default hostname]")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="work directory [KRAKEN_DATA_DIR]")] = None,
-    group: Annotated[list[str] | None, typer.Option(help="agents group to join (repeatable)")] = None,
+    group: Annotated[
+        list[str] | None,
+        typer.Option(help="agents group to ask for when enrolling; an administrator decides (repeatable)"),
+    ] = None,
     label: Annotated[list[str] | None, typer.Option(help="user label, e.g. gpu (repeatable)")] = None,
     executor: Annotated[list[str] | None, typer.Option(help="executors to offer (default: all found)")] = None,
     limit: Annotated[
@@ -205,10 +226,13 @@ def agent(
         server=server, agent_token=token, name=name, data_dir=data_dir, groups=group, labels=label,
         log_level=log_level,
     )
-    if not settings.agent_token:
-        raise typer.BadParameter("the agent token is required (--token or KRAKEN_AGENT_TOKEN)")
     from kraken.agent.client import Agent
+    from kraken.agent.credentials import credential_path
     from kraken.agent.limits import parse_limits
+
+    work = data_dir or (settings.data_dir if "KRAKEN_DATA_DIR" in os.environ else Path("./kraken-agent"))
+    if not settings.agent_token and not credential_path(work).exists():
+        raise typer.BadParameter("the agent token is required to enroll (--token or KRAKEN_AGENT_TOKEN)")
 
     try:
         limits = parse_limits(limit or settings.limits)
@@ -217,9 +241,9 @@ def agent(
 
     a = Agent(
         settings.server,
-        settings.agent_token,
+        settings.agent_token or "",
         name=settings.name,
-        data_dir=data_dir or (settings.data_dir if "KRAKEN_DATA_DIR" in os.environ else Path("./kraken-agent")),
+        data_dir=work,
         groups=settings.groups,
         labels=settings.labels,
         executors=executor or None,

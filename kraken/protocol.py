@@ -307,12 +307,15 @@ class JobSpec(Message):
     last_seq: int = Field(default=0, ge=0, le=MAX_ID)  # messages the server applied (a re-sent assignment)
     steps: list[StepSpec]
     secrets: dict[str, Any] = {}  # the values of the secrets the steps refer to (by name)
+    transfer_token: str = ""  # for the job's artifact and cache transfers (bound to the job and this agent)
 
 
 class Welcome(Message):
     type: Literal["welcome"] = "welcome"
     agent_id: Id
     heartbeat_interval: float = Field(gt=0)
+    approved: bool = True  # False: enrolled, waiting for an administrator; no job comes until then
+    credential: str | None = None  # right after enrolling: the agent's own credential from now on
 
 
 class Assign(Message):

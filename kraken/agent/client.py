@@ -30,6 +30,7 @@ import websockets
 from pydantic import BaseModel, ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 
+from kraken.agent import credentials
 from kraken.agent.capabilities import capabilities
 from kraken.agent.executors import executor_class
 from kraken.agent.outbox import Outbox
@@ -89,11 +90,15 @@ class Agent:
         executors: list[str] | None = None,
         limits: dict[str, Any] | None = None,
         heartbeat_interval: float = 5.0,
+        keep_credential: bool = True,
     ) -> None:
         self.url = ws_url(server)
-        self.token = token
+        self.token = token  # the shared enrollment token (used until the agent has its own credential)
         self.name = name or socket.gethostname()
         self.data_dir = data_dir.resolve()
+        # kraken serve's own agent keeps its credential in memory: the server vouches for it anew at each start
+        self.credential_file = credentials.credential_path(self.data_dir) if keep_credential else None
+        self.credential: str | None = None
         self.groups = groups or []
         self.labels = labels or []
         self.executors = executors
@@ -110,6 +115,8 @@ class Agent:
 
     async def run_forever(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.credential_file is not None:
+            self.credential = credentials.load(self.credential_file)
         await self._remove_orphans()
         self._caps = await capabilities(self.labels, self.executors)
         backoff = BACKOFF_MIN
@@ -119,6 +126,8 @@ class Agent:
                 await self._session()
             except PermissionError as exc:
                 log.error("%s", exc)
+                if self.runner is not None:  # refused or revoked: nothing it runs may go on
+                    await self.runner.cancel()
                 raise
             except (OSError, websockets.WebSocketException, TimeoutError) as exc:
                 log.warning("connection to %s lost: %s; reconnecting in %.1f s", self.url, exc, backoff)
@@ -147,8 +156,14 @@ class Agent:
             if n:
                 log.info("removed %d %s environment(s) left by an earlier run", n, name)
 
+    def _refused(self, reason: str) -> PermissionError:
+        if self.credential is None:
+            return PermissionError(f"the server at {self.url} refused the agent token: {reason}")
+        where = f" (delete {self.credential_file} to enroll again)" if self.credential_file else ""
+        return PermissionError(f"the server at {self.url} refused this agent's credential: {reason}{where}")
+
     async def _session(self) -> None:
-        headers = {"Authorization": f"Bearer {self.token}"}
+        headers = {"Authorization": f"Bearer {self.credential or self.token}"}
         try:
             ws = await connect(
                 self.url,
@@ -161,7 +176,7 @@ class Agent:
             )
         except websockets.InvalidStatus as exc:
             if exc.response.status_code in (401, 403):
-                raise PermissionError(f"the server at {self.url} refused the agent token") from exc
+                raise self._refused("wrong token or unknown credential") from exc
             raise
         async with ws:
             await self._send(ws, Hello(
@@ -173,14 +188,27 @@ class Agent:
             ))
             try:
                 first = server_frame.validate_json(await asyncio.wait_for(ws.recv(), 30))
+            except websockets.ConnectionClosed as exc:
+                if exc.rcvd is not None and exc.rcvd.code == 1008 and exc.rcvd.reason:
+                    raise self._refused(exc.rcvd.reason) from exc
+                raise
             except ValidationError as exc:
                 raise websockets.WebSocketException(f"unexpected first message: {describe(exc)}") from exc
             if not isinstance(first, Welcome):
                 raise websockets.WebSocketException(f"unexpected first message {first.type!r}")
+            if first.credential:  # just enrolled: this agent's own credential from now on
+                if self.credential_file is not None:
+                    try:
+                        credentials.save(self.credential_file, first.credential)
+                    except FileExistsError as exc:
+                        raise PermissionError(f"{self.credential_file} appeared meanwhile: does another agent use "
+                                              "this data dir?") from exc
+                self.credential = first.credential
             self.agent_id = first.agent_id
             self.heartbeat_interval = first.heartbeat_interval
             self._welcomed = True
-            log.info("connected to %s as agent %s (%s)", self.url, self.name, self.agent_id)
+            pending = "" if first.approved else ", waiting for an administrator's approval"
+            log.info("connected to %s as agent %s (%s)%s", self.url, self.name, self.agent_id, pending)
             await self.outbox.connected(lambda m: self._send(ws, m))
             self.connected.set()
             pinger = asyncio.create_task(self._ping(ws))
@@ -207,8 +235,8 @@ class Agent:
             except TimeoutError as exc:
                 raise TimeoutError(f"no word from the server for {silence:g} s") from exc
             except websockets.ConnectionClosed as exc:
-                if exc.rcvd is not None and exc.rcvd.code == 1008 and "token" in (exc.rcvd.reason or ""):
-                    raise PermissionError(f"the server at {self.url} refused the agent token") from exc
+                if exc.rcvd is not None and exc.rcvd.code == 1008 and exc.rcvd.reason:
+                    raise self._refused(exc.rcvd.reason) from exc  # e.g. revoked by an administrator
                 raise
             try:
                 msg = server_frame.validate_json(raw)
@@ -258,7 +286,7 @@ class Agent:
     def _start_job(self, spec: JobSpec) -> None:
         job = spec.model_dump(mode="json")
         self.outbox.start_job(spec.id, spec.last_seq)
-        server = {"url": http_url(self.url), "token": self.token}
+        server = {"url": http_url(self.url), "token": spec.transfer_token}
         runner = JobRunner(
             job, self.outbox, self.name, str(self.data_dir), server=server, default_limits=self.limits
         )

@@ -5,6 +5,9 @@ here, once; what does not validate is logged (with the agent's name) and never d
 connection.  Each job's messages are acknowledged with ``ack`` {job_id, seq} (highest
 applied, or refused for good: a malformed job message ends its job with ``error``).
 
+Authentication (``Authorization: Bearer``): the shared token enrolls an agent (pending until an
+administrator approves it, see ``kraken.control.agents``); an enrolled agent shows its own credential.
+
 Assignments reach the replica that holds the agent's socket through the bus channel
 ``agent:<id>``, so any replica may schedule for any agent; they are validated as server
 frames before they are sent.
@@ -23,6 +26,7 @@ from pydantic import ValidationError
 from sqlmodel import col, select
 
 from kraken.api.state import ServerState
+from kraken.artifacts import tokens as transfer_tokens
 from kraken.control import agents as agent_ctl
 from kraken.control import orchestration
 from kraken.control.agent_messages import IncomingMessage, apply_job_messages
@@ -82,10 +86,10 @@ class AgentConnection:
     def send(self, msg: ServerFrame) -> None:
         self.outbox.put_nowait(msg)
 
-    async def close(self, code: int = status.WS_1000_NORMAL_CLOSURE) -> None:
+    async def close(self, code: int = status.WS_1000_NORMAL_CLOSURE, reason: str | None = None) -> None:
         self.outbox.put_nowait(None)
         with contextlib.suppress(Exception):
-            await self.ws.close(code)
+            await self.ws.close(code, reason)
 
 
 class AgentHub:
@@ -115,6 +119,10 @@ class AgentHub:
             conn = self.local.get(agent_id)
             if conn is None:
                 continue
+            if msg.get("type") == agent_ctl.REVOKED:
+                self.local.pop(agent_id, None)
+                await conn.close(status.WS_1008_POLICY_VIOLATION, "agent revoked by an administrator")
+                continue
             if msg.get("type") == REPLACED:
                 if msg.get("conn_id") != conn.conn_id:
                     self.local.pop(agent_id, None)
@@ -125,7 +133,13 @@ class AgentHub:
             except ValidationError as exc:
                 log.error("not sent to agent %s: invalid %s frame: %s", conn.name, msg.get("type"), describe(exc))
                 continue
-            conn.send(frame)
+            self._deliver(conn, frame)
+
+    def _deliver(self, conn: AgentConnection, frame: ServerFrame) -> None:
+        if isinstance(frame, Assign):  # the job's artifact and cache transfers need its token
+            token = transfer_tokens.issue(self.state.secret_key, frame.job.id, conn.agent_id, frame.job.timeout)
+            frame = Assign(job=frame.job.model_copy(update={"transfer_token": token}))
+        conn.send(frame)
 
     async def _ping(self) -> None:
         while True:
@@ -141,8 +155,10 @@ class AgentHub:
         address = f"{ws.client.host}:{ws.client.port}" if ws.client else None
         auth = ws.headers.get("authorization", "")
         token = auth[7:] if auth.lower().startswith("bearer ") else ""
-        if not token or not tokens_equal(token, self.state.agent_token):
-            log.warning("agent connection from %s refused: wrong or missing agent token", address)
+        enroll = bool(token) and tokens_equal(token, self.state.agent_token)
+        own = bool(token and self.state.local_agent_token) and tokens_equal(token, self.state.local_agent_token)
+        if not (enroll or own or (token and await agent_ctl.credential_known(db, token))):
+            log.warning("agent connection from %s refused: wrong or missing agent token or credential", address)
             await ws.close(code=status.WS_1008_POLICY_VIOLATION, reason="wrong agent token")
             return
         await ws.accept()
@@ -161,14 +177,23 @@ class AgentHub:
             return
         hello = first
         conn_id = f"{self.state.instance_id}/{uuid.uuid4().hex[:8]}"
-        agent = await agent_ctl.register_agent(
-            db,
-            name=hello.name,
-            groups=hello.groups,
-            capabilities=hello.capabilities,
-            conn_id=conn_id,
-            address=address,
-        )
+        name, caps = hello.name, hello.capabilities
+        credential: str | None = None
+        try:
+            if enroll or own:  # hello's groups are only a request shown to administrators
+                agent, credential = await agent_ctl.enroll_agent(
+                    db, name=name, requested_groups=list(hello.groups),
+                    capabilities=caps, conn_id=conn_id, address=address,
+                    approve=settings.auto_approve, server_own=own,
+                )
+            else:
+                agent = await agent_ctl.authenticate_agent(
+                    db, credential=token, name=name, capabilities=caps, conn_id=conn_id, address=address
+                )
+        except agent_ctl.AgentRefused as exc:
+            log.warning("agent %r from %s refused: %s", name, address, exc)
+            await ws.close(code=status.WS_1008_POLICY_VIOLATION, reason=str(exc).encode()[:120].decode(errors="ignore"))
+            return
         assert agent.id is not None
         old = self.local.pop(agent.id, None)
         if old is not None:
@@ -176,8 +201,10 @@ class AgentHub:
         conn = AgentConnection(ws, agent.id, conn_id, agent.name)
         self.local[agent.id] = conn
         await self.state.runtime.bus.publish(agent_channel(agent.id), {"type": REPLACED, "conn_id": conn_id})
-        conn.send(Welcome(agent_id=agent.id, heartbeat_interval=settings.heartbeat_interval))
-        log.info("agent %s connected from %s", agent.name, address)
+        # the credential only right after enrolling: the agent's own from now on (the server keeps its hash)
+        conn.send(Welcome(agent_id=agent.id, heartbeat_interval=settings.heartbeat_interval,
+                          approved=agent.approved, credential=credential))
+        log.info("agent %s connected from %s%s", agent.name, address, "" if agent.approved else " (pending approval)")
         try:
             await self._resume(conn, hello.running_job, set(hello.pending_jobs))
             await self.state.runtime.bus.publish(SCHED_CHANNEL, {})
@@ -212,7 +239,7 @@ class AgentHub:
                 continue
             assert job.id is not None
             if job.started is None and job.last_seq == 0:
-                conn.send(Assign(job=JobSpec.model_validate(payloads[job.id])))  # the assignment got lost
+                self._deliver(conn, Assign(job=JobSpec.model_validate(payloads[job.id])))  # the assignment got lost
             else:
                 async with self.state.write() as (session, effects):
                     await orchestration.complete_job(

@@ -32,7 +32,8 @@ class AgentEndpoint(Protocol):
 class ServerState:
     runtime: Runtime
     secret_key: str = ""
-    agent_token: str = ""
+    agent_token: str = ""  # the shared enrollment token
+    local_agent_token: str = ""  # kraken serve: enrolls the server's own agent, approved (in memory only)
     instance_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
     hub: AgentEndpoint | None = None
 

@@ -1,4 +1,4 @@
-"""HTTP helpers for bulk transfers: agent authentication, range requests, streamed responses."""
+"""HTTP helpers for bulk transfers: job transfer tokens, range requests, streamed responses."""
 
 from __future__ import annotations
 
@@ -12,21 +12,29 @@ from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 
 from kraken.api.deps import bearer, get_state
+from kraken.artifacts import tokens
 from kraken.artifacts.store import BlobMissing, BlobStore
-from kraken.core.security import tokens_equal
+from kraken.artifacts.tokens import JobTransfer
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-def agent_auth(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
-    """Bulk transfers of agents carry the agent token; returns the agent's name (may be empty)."""
-    token = creds.credentials if creds else ""
-    if not token or not tokens_equal(token, get_state(request).agent_token):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong or missing agent token")
-    return request.headers.get("x-kraken-agent", "")
+def agent_auth(
+    request: Request, job_id: int, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> JobTransfer:
+    """Bulk transfers of a job carry the transfer token issued with its assignment (no other
+    credential is accepted); the routes also check that the job still runs on that agent."""
+    claims = tokens.read(creds.credentials, get_state(request).secret_key) if creds else None
+    if claims is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing, invalid or expired job transfer token")
+    if claims.job_id != job_id:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, f"the transfer token is for job {claims.job_id}, not job {job_id}"
+        )
+    return claims
 
 
-AgentDep = Annotated[str, Depends(agent_auth)]
+AgentDep = Annotated[JobTransfer, Depends(agent_auth)]
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -86,4 +94,4 @@ def blob_response(
     )
 
 
-__all__ = ["AgentDep", "BlobMissing", "agent_auth", "blob_response", "parse_range"]
+__all__ = ["AgentDep", "BlobMissing", "JobTransfer", "agent_auth", "blob_response", "parse_range"]

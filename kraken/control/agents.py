@@ -1,7 +1,8 @@
-"""Agents as the server sees them: registration and presence (their job messages: ``agent_messages``)."""
+"""Agents as the server sees them: enrollment and approval, presence (their job messages: ``agent_messages``)."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import timedelta
 from typing import Any
@@ -10,13 +11,21 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from kraken.control import orchestration
+from kraken.control.effects import Effects
 from kraken.core.db import Database
-from kraken.models import Agent, AgentGroup, AgentGroupLink
+from kraken.core.security import new_secret
+from kraken.models import Agent, AgentGroup, AgentGroupLink, Job
 from kraken.models.base import utcnow
+from kraken.models.enums import Result, State
+from kraken.protocol import agent_channel
 
 log = logging.getLogger(__name__)
 
 ALL_GROUP = "all"
+# to the hub holding a revoked agent's websocket (bus channel ``agent:<id>``): close it
+REVOKED = "_revoked"
+NAME_MAX = 200  # Agent.name
 
 
 async def ensure_groups(session: AsyncSession, names: list[str]) -> list[AgentGroup]:
@@ -63,27 +72,109 @@ async def agent_groups(session: AsyncSession, agent_ids: list[int]) -> dict[int,
     return out
 
 
-async def register_agent(
+class AgentRefused(Exception):
+    """A connection (or approval) the server does not accept; the message says why."""
+
+
+def credential_hash(credential: str) -> str:
+    """What the server keeps of an agent's credential (a random 256-bit secret: SHA-256 suffices)."""
+    return hashlib.sha256(credential.encode()).hexdigest()
+
+
+async def credential_known(db: Database, credential: str) -> bool:
+    async with db.session(quick=True) as session:
+        found = await session.execute(select(Agent.id).where(Agent.credential_hash == credential_hash(credential)))
+        return found.first() is not None
+
+
+def _seen(agent: Agent, *, capabilities: dict[str, Any], conn_id: str, address: str | None) -> None:
+    agent.connected_to = conn_id
+    agent.last_seen = utcnow()
+    agent.capabilities = capabilities
+    agent.address = address
+
+
+async def enroll_agent(
     db: Database,
     *,
     name: str,
-    groups: list[str],
+    requested_groups: list[str],
     capabilities: dict[str, Any],
     conn_id: str,
     address: str | None,
-) -> Agent:
-    async with db.transaction(quick=True) as session:
-        agent = (await session.execute(select(Agent).where(Agent.name == name))).scalar_one_or_none()
-        if agent is None:
-            agent = Agent(name=name)
-            session.add(agent)
+    approve: bool,
+    server_own: bool = False,
+) -> tuple[Agent, str]:
+    """An agent that came with the shared enrollment token: returns it and its new credential.
+
+    A new name makes a new agent, pending unless ``approve``.  A name that holds a credential
+    (pending or approved) is refused: enrolling never takes an agent over.  A revoked agent
+    (no credential) enrolls again, pending.  ``server_own``: the server's own local agent, which
+    the server vouches for: approved, in the groups it asks for (``kraken serve``'s
+    ``KRAKEN_GROUPS``), and it may replace the credential of its name."""
+    if len(name) > NAME_MAX:
+        raise AgentRefused(f"an agent name has at most {NAME_MAX} characters")
+    credential = new_secret()
+    try:
+        async with db.transaction(quick=True) as session:
+            agent = (await session.execute(select(Agent).where(Agent.name == name))).scalar_one_or_none()
+            if agent is None:
+                agent = Agent(name=name)
+                session.add(agent)
+            elif agent.credential_hash is not None and not server_own:
+                # (the agent of that name connects with its own credential; an administrator may
+                # revoke it to free the name)
+                raise AgentRefused(f"agent name '{name}' is enrolled already")
+            agent.credential_hash = credential_hash(credential)
+            agent.approved = approve or server_own
+            agent.requested_groups = sorted(set(requested_groups))
+            _seen(agent, capabilities=capabilities, conn_id=conn_id, address=address)
             await session.flush()
-        agent.connected_to = conn_id
-        agent.last_seen = utcnow()
-        agent.capabilities = capabilities
-        agent.address = address
-        await set_agent_groups(session, agent, groups, replace=False)
+            # every agent is in 'all'; the server's own agent also in the groups its operator configured
+            await set_agent_groups(session, agent, requested_groups if server_own else [], replace=False)
+    except sa.exc.IntegrityError as exc:  # another connection enrolled the same new name just now
+        raise AgentRefused(f"agent name '{name}' is enrolled already") from exc
+    return agent, credential
+
+
+async def authenticate_agent(
+    db: Database, *, credential: str, name: str, capabilities: dict[str, Any], conn_id: str, address: str | None
+) -> Agent:
+    """An agent that came with its own credential (approved or still pending)."""
+    async with db.transaction(quick=True) as session:
+        agent = (
+            await session.execute(select(Agent).where(Agent.credential_hash == credential_hash(credential)))
+        ).scalar_one_or_none()
+        if agent is None:
+            raise AgentRefused("unknown or revoked agent credential")
+        if agent.name != name:
+            raise AgentRefused(f"this credential belongs to agent '{agent.name}'")
+        _seen(agent, capabilities=capabilities, conn_id=conn_id, address=address)
     return agent
+
+
+async def approve_agent(session: AsyncSession, agent: Agent) -> None:
+    if agent.credential_hash is None:
+        raise AgentRefused(
+            f"agent '{agent.name}' was revoked: it must enroll again (restart it without its credential file) "
+            "before it can be approved"
+        )
+    agent.approved = True
+
+
+async def revoke_agent(session: AsyncSession, agent_id: int, effects: Effects) -> None:
+    """Unapprove the agent and forget its credential; its running job ends with ``error``.
+
+    The hub holding its websocket closes it (``agent:<id>`` message ``REVOKED``)."""
+    running = (
+        await session.execute(select(Job.id).where(Job.agent_id == agent_id, col(Job.state) == State.RUNNING))
+    ).scalars().all()
+    for job_id in running:  # jobs first: orchestration's lock order ends with the agent
+        await orchestration.complete_job(session, job_id, Result.ERROR, effects, "agent revoked by an administrator")
+    await session.execute(
+        sa.update(Agent).where(col(Agent.id) == agent_id).values(approved=False, credential_hash=None)
+    )
+    effects.publish.append((agent_channel(agent_id), {"type": REVOKED}))  # for the hub, not the agent
 
 
 async def touch_agent(db: Database, agent_id: int, conn_id: str) -> None:

@@ -350,14 +350,19 @@ async def assign_job(session: AsyncSession, job_id: int, agent_id: int, effects:
     # claim the agent in one statement (it locks the agent's row, last in the lock order)
     claim = (
         sa.update(Agent)
-        .where(col(Agent.id) == agent_id, col(Agent.current_job_id).is_(None), col(Agent.enabled).is_(True))
+        .where(
+            col(Agent.id) == agent_id,
+            col(Agent.current_job_id).is_(None),
+            col(Agent.enabled).is_(True),
+            col(Agent.approved).is_(True),
+        )
         .values(current_job_id=job_id)
         .returning(col(Agent.name))
         .execution_options(synchronize_session="evaluate")
     )
     agent_name = (await session.execute(claim)).scalar_one_or_none()
     if agent_name is None:
-        return False  # busy or disabled meanwhile
+        return False  # busy, disabled or revoked meanwhile
     now = utcnow()
     job.agent_id = agent_id
     job.agent_name = agent_name

@@ -2,7 +2,7 @@
 
 Event driven: a message on the ``sched`` channel (a job was queued, an agent
 connected or finished) triggers a pass at once; a slow sweep is only a safety
-net.  Jobs are taken in FIFO order; a job goes to an enabled, online, idle agent
+net.  Jobs are taken in FIFO order; a job goes to an enabled, approved, online, idle agent
 in the job's group whose capabilities include the job's executor and, for the
 direct executor, the job's system.  A job no agent could ever take gets a
 reason that the API shows.
@@ -75,6 +75,7 @@ def no_agent_reason(job: JobNeeds) -> str:
     return f"no enabled agent in group '{job.agents_group}' has {what}"
 
 
+SCHEDULABLE = (col(Agent.enabled).is_(True), col(Agent.approved).is_(True))  # pending agents get no job
 QUEUED = (col(Job.state) == State.QUEUED, col(Job.covered).is_(False))
 NEEDS = (col(Job.agents_group), col(Job.executor), col(Job.system))
 
@@ -98,7 +99,7 @@ async def assign_next(session: AsyncSession, agent_id: int, effects: Effects) ->
     if not oldest:
         return False
     agent = await session.get(Agent, agent_id)
-    if agent is None or not agent.enabled or agent.current_job_id is not None or not agent.connected_to:
+    if agent is None or not (agent.enabled and agent.approved) or agent.current_job_id or not agent.connected_to:
         return False
     needed = {row[1] for row in oldest} - {ALL_GROUP}  # every agent is in the group 'all'
     groups = (await agent_groups(session, [agent_id]))[agent_id] if needed else [ALL_GROUP]
@@ -140,7 +141,7 @@ class Scheduler(Service):
             if not jobs:
                 return 0, False
             agents = (
-                await session.execute(select(Agent).where(col(Agent.enabled).is_(True)).order_by(col(Agent.id)))
+                await session.execute(select(Agent).where(*SCHEDULABLE).order_by(col(Agent.id)))
             ).scalars().all()
             groups = await agent_groups(session, [a.id for a in agents if a.id is not None])
         cutoff = utcnow() - timedelta(seconds=self.settings.agent_timeout)

@@ -19,7 +19,8 @@ class Settings(BaseSettings):
     public_url: str | None = None
 
     admin_password: str | None = None
-    agent_token: str | None = None
+    agent_token: str | None = Field(None, description="the shared token with which new agents enroll")
+    auto_approve: bool = Field(False, description="approve enrolling agents at once: for trusted networks only")
     secret_key: str | None = Field(None, description="signs login tokens; generated and stored if unset")
     access_token_minutes: int = 60 * 24
 

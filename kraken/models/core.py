@@ -179,6 +179,11 @@ class Agent(SQLModel, table=True):
     capabilities: dict[str, Any] = json_field(dict)
     current_job_id: int | None = None
     address: str | None = None
+    # enrollment (kraken/control/agents.py): a new agent waits for an administrator's approval;
+    # it then authenticates with its own credential, of which the server keeps only a SHA-256
+    approved: bool = False
+    credential_hash: str | None = Field(default=None, unique=True, index=True, max_length=64)
+    requested_groups: list[str] = json_field(list)  # what the agent's --group asked for; never applied by itself
     created: datetime = created_field()
 
 

@@ -218,6 +218,9 @@ class AgentOut(BaseModel):
     current_job_id: int | None
     last_seen: datetime | None
     address: str | None
+    approved: bool  # False: enrolled, waiting for an administrator (gets no job)
+    enrolled: bool  # holds a credential; False after a revoke until it enrolls again
+    requested_groups: list[str]  # what the agent's --group asked for; an administrator sets the groups
 
 
 class AgentPatch(BaseModel):

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.support.api import Api
-from tests.support.procs import AGENT_TOKEN, Server, start_agent, wait_agent_connected
+from tests.support.procs import SECRET_KEY, Server, start_agent, transfer_token, wait_agent_connected
 
 pytestmark = pytest.mark.e2e
 
@@ -141,7 +141,7 @@ def stage(ctx):
 
 
 async def test_traversal_and_size_limit_refused(tmp_path: Path, database_url: str) -> None:
-    server = Server(tmp_path, database_url=database_url, KRAKEN_ARTIFACTS_MAX_SIZE="4000")
+    server = Server(tmp_path, database_url=database_url, KRAKEN_ARTIFACTS_MAX_SIZE="4000", KRAKEN_SECRET_KEY=SECRET_KEY)
     api = Api(server.url)
     agent = start_agent(tmp_path, server.url, "a1")
     try:
@@ -163,8 +163,8 @@ async def test_traversal_and_size_limit_refused(tmp_path: Path, database_url: st
         assert "no file matches 'nothing-*.txt'" in messages[6]
         assert [a["path"] for a in await api.get(f"/flows/{flow['id']}/artifacts")] == ["x.txt"]
 
-        # The server refuses by itself too, whatever the client claims.
-        auth = {"Authorization": f"Bearer {AGENT_TOKEN}"}
+        # The server refuses by itself too, whatever the client claims (with the job's own token).
+        auth = {"Authorization": f"Bearer {transfer_token(job['id'], job['agent_id'])}"}
         async with httpx.AsyncClient(base_url=server.url + "/api/agent/jobs", timeout=30) as http:
             r = await http.put(f"/{job['id']}/artifacts", params={"path": "../x"}, content=b"x", headers=auth)
             assert r.status_code == 400 and "'..' is not allowed" in r.json()["detail"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -12,8 +13,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
+
 ADMIN_PASSWORD = "test-admin-pw"
 AGENT_TOKEN = "test-agent-token-0123456789"
+SECRET_KEY = "test-signing-key-0123456789"  # pass as KRAKEN_SECRET_KEY to mint job transfer tokens in a test
+
+
+def transfer_token(job_id: int, agent_id: int, secret_key: str = SECRET_KEY, ttl: float = 600.0) -> str:
+    """A job transfer token as the server issues it with an assignment (for probing the endpoints)."""
+    from kraken.artifacts.tokens import issue
+
+    return issue(secret_key, job_id, agent_id, ttl)
 
 
 def free_port() -> int:
@@ -29,6 +40,8 @@ class Proc:
         self.argv = argv
         self.log_path = log_path
         self.lines: list[str] = []
+        self.approver: threading.Thread | None = None  # agents: approves the enrolled agent (start_agent)
+        self.approve_error: BaseException | None = None
         self._cond = threading.Condition()
         self.proc = subprocess.Popen(
             argv,
@@ -136,14 +149,52 @@ class Server:
         self.proc.stop()
 
 
-def start_agent(workdir: Path, server_url: str, name: str, *extra: str, token: str = AGENT_TOKEN, **env: str) -> Proc:
+PENDING = re.compile(r"as agent .* \((\d+)\), waiting for an administrator's approval")
+
+
+def start_agent(
+    workdir: Path, server_url: str, name: str, *extra: str, token: str = AGENT_TOKEN, approve: bool = True, **env: str
+) -> Proc:
+    """``kraken agent`` that enrolls with ``token``; with ``approve``, a thread approves it through the
+    API as an administrator would, once it has connected (``wait_agent_connected`` waits for that)."""
     args = ["agent", "--server", server_url, "--token", token, "--name", name, "--data-dir", str(workdir / name)]
     proc = kraken([*args, *extra], workdir, f"agent-{name}", **env)
+    if approve:
+        proc.approver = threading.Thread(target=_approve_when_enrolled, args=(proc, server_url), daemon=True)
+        proc.approver.start()
     return proc
 
 
+def approve_agent(server_url: str, agent_id: int) -> dict[str, object]:
+    """``POST /api/agents/{id}/approve`` as the administrator."""
+    with httpx.Client(base_url=server_url.rstrip("/") + "/api", timeout=30) as http:
+        r = http.post("/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
+        r.raise_for_status()
+        r = http.post(f"/agents/{agent_id}/approve", headers={"Authorization": f"Bearer {r.json()['access_token']}"})
+        r.raise_for_status()
+        return r.json()  # type: ignore[no-any-return]
+
+
+def _approve_when_enrolled(proc: Proc, server_url: str) -> None:
+    try:
+        line = proc.wait_line(lambda line: "connected to" in line, timeout=120)
+    except (TimeoutError, RuntimeError):
+        return  # never connected: the test's own wait says so
+    try:
+        m = PENDING.search(line)
+        if m is not None:  # enrolled just now (else it came back with its credential, approved)
+            approve_agent(server_url, int(m.group(1)))
+    except BaseException as exc:
+        proc.approve_error = exc
+
+
 def wait_agent_connected(proc: Proc, timeout: float = 30.0, start: int = 0) -> None:
+    """The agent connected (and, when start_agent approves it, is approved)."""
     proc.wait_line(lambda line: "connected to" in line, timeout=timeout, start=start)
+    if proc.approver is not None:
+        proc.approver.join(timeout)
+        if proc.approve_error is not None:
+            raise proc.approve_error
 
 
 async def agent_connected(proc: Proc, timeout: float = 30.0, start: int = 0) -> None:

@@ -128,7 +128,7 @@ async def test_assignment_is_exclusive(db: Database) -> None:
     branch_id = await make_branch(db, {"build": "root"})
     flow_id, _ = await start(db, branch_id)
     async with db.transaction() as s:
-        agent = Agent(name="x", capabilities={"executors": {"direct": {}}})
+        agent = Agent(name="x", approved=True, capabilities={"executors": {"direct": {}}})
         s.add(agent)
     async with db.session() as s:
         jobs = list((await s.execute(select(Job).order_by(Job.id))).scalars())  # type: ignore[arg-type]
@@ -175,7 +175,7 @@ async def test_assign_next_gives_the_freed_agent_the_oldest_job_it_can_run(db: D
     branch_id = await make_branch(db, {"build": "root"})
     await start(db, branch_id)
     async with db.transaction() as s:
-        agent = Agent(name="x", connected_to="here", capabilities={"executors": {"direct": {}}})
+        agent = Agent(name="x", approved=True, connected_to="here", capabilities={"executors": {"direct": {}}})
         s.add(agent)
         await s.flush()
         await set_agent_groups(s, agent, [], replace=False)

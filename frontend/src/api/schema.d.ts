@@ -139,8 +139,53 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        /** Patch Agent */
+        /**
+         * Patch Agent
+         * @description Enable or disable an agent, set its groups (administrators only: groups decide which jobs,
+         *     and so which secrets, reach an agent).
+         */
         patch: operations["patch_agent_api_agents__agent_id__patch"];
+        trace?: never;
+    };
+    "/api/agents/{agent_id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve
+         * @description Let an enrolled agent run jobs (409 for a revoked agent: it must enroll again first).
+         */
+        post: operations["approve_api_agents__agent_id__approve_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/agents/{agent_id}/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Revoke
+         * @description Cut an agent off at once: its credential stops working, its websocket is closed, its running
+         *     job ends with ``error``.  It may enroll again (pending) under its name.
+         */
+        post: operations["revoke_api_agents__agent_id__revoke_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/artifacts/{artifact_id}": {
@@ -1012,6 +1057,8 @@ export interface components {
         AgentOut: {
             /** Address */
             address: string | null;
+            /** Approved */
+            approved: boolean;
             /** Capabilities */
             capabilities: {
                 [key: string]: unknown;
@@ -1020,6 +1067,8 @@ export interface components {
             current_job_id: number | null;
             /** Enabled */
             enabled: boolean;
+            /** Enrolled */
+            enrolled: boolean;
             /** Groups */
             groups: string[];
             /** Id */
@@ -1030,6 +1079,8 @@ export interface components {
             name: string;
             /** Online */
             online: boolean;
+            /** Requested Groups */
+            requested_groups: string[];
         };
         /** AgentPatch */
         AgentPatch: {
@@ -2485,6 +2536,68 @@ export interface operations {
                 "application/json": components["schemas"]["AgentPatch"];
             };
         };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    approve_api_agents__agent_id__approve_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                agent_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    revoke_api_agents__agent_id__revoke_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                agent_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
         responses: {
             /** @description Successful Response */
             200: {

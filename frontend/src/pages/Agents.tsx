@@ -57,6 +57,47 @@ function GroupsEditor({ agent, onDone }: { agent: Agent; onDone: () => void }) {
   );
 }
 
+/** What the agents page says of an agent: enrollment first (pending, revoked), then presence. */
+export function agentStatus(agent: Pick<Agent, "approved" | "enrolled" | "enabled" | "online" | "current_job_id">): string {
+  if (!agent.approved) return agent.enrolled ? "pending" : "revoked";
+  if (!agent.enabled) return "disabled";
+  return agent.online ? (agent.current_job_id ? "busy" : "online") : "offline";
+}
+
+function EnrollmentButtons({ agent }: { agent: Agent }) {
+  const qc = useQueryClient();
+  const act = useMutation({
+    mutationFn: (what: "approve" | "revoke") =>
+      unwrap(
+        what === "approve"
+          ? client.POST("/api/agents/{agent_id}/approve", { params: { path: { agent_id: agent.id } } })
+          : client.POST("/api/agents/{agent_id}/revoke", { params: { path: { agent_id: agent.id } } }),
+      ),
+    onSuccess: (a) => qc.setQueryData<Agent[]>(["agents"], (list) => list?.map((x) => (x.id === a.id ? a : x))),
+  });
+  return (
+    <>
+      {!agent.approved && agent.enrolled && (
+        <button className="btn small primary" onClick={() => act.mutate("approve")} disabled={act.isPending} aria-label={`Approve ${agent.name}`}>
+          Approve
+        </button>
+      )}
+      {agent.enrolled && (
+        <button
+          className="btn small danger"
+          onClick={() => act.mutate("revoke")}
+          disabled={act.isPending}
+          aria-label={`Revoke ${agent.name}`}
+          title="Cut the agent off now: its credential stops working and its running job ends with an error"
+        >
+          {agent.approved ? "Revoke" : "Reject"}
+        </button>
+      )}
+      <FormError error={act.error} />
+    </>
+  );
+}
+
 function AgentRow({ agent }: { agent: Agent }) {
   const [editing, setEditing] = useState(false);
   const qc = useQueryClient();
@@ -65,9 +106,9 @@ function AgentRow({ agent }: { agent: Agent }) {
     onSuccess: (a) => qc.setQueryData<Agent[]>(qk.agents(), (list) => list?.map((x) => (x.id === a.id ? a : x))),
   });
   const c = caps(agent);
-  const status = !agent.enabled ? "disabled" : agent.online ? (agent.current_job_id ? "busy" : "online") : "offline";
+  const status = agentStatus(agent);
   return (
-    <tr className={agent.enabled ? "" : "disabled-row"} data-testid={`agent-${agent.name}`}>
+    <tr className={agent.enabled && agent.approved ? "" : "disabled-row"} data-testid={`agent-${agent.name}`}>
       <td>
         <Dot status={status} /> <span className="strong">{agent.name}</span>
         <div className="muted small mono">{agent.address ?? ""}</div>
@@ -88,6 +129,11 @@ function AgentRow({ agent }: { agent: Agent }) {
             <button className="btn ghost small" onClick={() => setEditing(true)} aria-label={`Edit the groups of ${agent.name}`}>
               edit
             </button>
+            {agent.requested_groups.length > 0 && (
+              <div className="muted small" title="What the agent's --group asked for; only an administrator sets its groups">
+                asked for: {agent.requested_groups.join(", ")}
+              </div>
+            )}
           </>
         )}
       </td>
@@ -113,9 +159,12 @@ function AgentRow({ agent }: { agent: Agent }) {
         <TimeAgo value={agent.last_seen} />
       </td>
       <td>
-        <button className={agent.enabled ? "btn small" : "btn small primary"} onClick={() => toggle.mutate()} disabled={toggle.isPending}>
-          {agent.enabled ? "Disable" : "Enable"}
-        </button>
+        <EnrollmentButtons agent={agent} />
+        {agent.approved && (
+          <button className={agent.enabled ? "btn small" : "btn small primary"} onClick={() => toggle.mutate()} disabled={toggle.isPending}>
+            {agent.enabled ? "Disable" : "Enable"}
+          </button>
+        )}
         <FormError error={toggle.error} />
       </td>
     </tr>
@@ -126,6 +175,7 @@ export default function AgentsPage() {
   useTitle("Agents");
   const agents = useAgents();
   const online = agents.data?.filter((a) => a.online).length ?? 0;
+  const pending = agents.data?.filter((a) => !a.approved && a.enrolled).length ?? 0;
   return (
     <>
       <PageHeader title="Agents" actions={<Link href="/settings" className="btn">Add an agent</Link>}>
@@ -134,6 +184,7 @@ export default function AgentsPage() {
             <span>
               {online} of {agents.data.length} online
             </span>
+            {pending > 0 && <span data-testid="agents-pending">{pending} waiting for approval</span>}
           </div>
         )}
       </PageHeader>
@@ -143,7 +194,7 @@ export default function AgentsPage() {
         <ErrorBox error={agents.error} retry={() => agents.refetch()} />
       ) : agents.data.length === 0 ? (
         <Empty title="No agents yet" icon="⚙">
-          Agents run the jobs. <Link href="/settings">See how to start one</Link> with the agent token.
+          Agents run the jobs. <Link href="/settings">See how to start one</Link> with the agent token; it appears here, pending, until you approve it.
         </Empty>
       ) : (
         <div className="table-wrap">

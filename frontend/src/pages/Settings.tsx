@@ -1,5 +1,6 @@
 import { useState } from "react";
 import { useQuery } from "@tanstack/react-query";
+import { Link } from "wouter";
 import { ApiError, client, unwrap } from "../api/client";
 import { useMe } from "../api/queries";
 import { PageHeader } from "../components/Layout";
@@ -17,7 +18,7 @@ function AgentToken() {
   }
   const t = token.data.token;
   const server = window.location.origin;
-  const cmd = `git clone <kraken repository> kraken && cd kraken && bash scripts/setup.sh\n.venv/bin/kraken agent --server ${server} --token ${t} --name build-1 --group linux`;
+  const cmd = `git clone <kraken repository> kraken && cd kraken && bash scripts/setup.sh\n.venv/bin/kraken agent --server ${server} --token ${t} --name build-1`;
   return (
     <>
       <div className="token-row">
@@ -36,7 +37,9 @@ function AgentToken() {
         <CopyButton text={cmd} label="Copy the commands" />
       </div>
       <p className="muted small">
-        The agent reports its executors (direct, Docker, LXD), system and labels; it gets only the jobs of its groups that it can run. Every option is also an
+        The agent enrolls with this token and waits, pending, until an administrator approves it on the <Link href="/agents">Agents</Link> page (check its name and address
+        there); from then on it uses a credential of its own, kept in its data directory. Its groups are set on that page too. The agent reports its executors
+        (direct, Docker, LXD), system and labels; it gets only the jobs of its groups that it can run. Every option is also an
         environment variable: <code>KRAKEN_SERVER</code>, <code>KRAKEN_AGENT_TOKEN</code>, <code>KRAKEN_NAME</code>… Start the server with <code>--host 0.0.0.0</code> to accept agents
         from other machines.
       </p>

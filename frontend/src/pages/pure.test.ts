@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { flowParameters } from "./Branch";
 import { historyGrid } from "./TestCase";
+import { agentStatus } from "./Agents";
 import type { HistoryItem, Stage } from "../api/types";
 
 describe("flowParameters", () => {
@@ -29,5 +30,17 @@ describe("historyGrid", () => {
       ["passed", "passed", "failed"],
       [null, "passed", null],
     ]);
+  });
+});
+
+describe("agentStatus", () => {
+  const base = { approved: true, enrolled: true, enabled: true, online: true, current_job_id: null };
+  it("puts enrollment before presence", () => {
+    expect(agentStatus({ ...base, approved: false })).toBe("pending");
+    expect(agentStatus({ ...base, approved: false, enrolled: false })).toBe("revoked");
+    expect(agentStatus({ ...base, enabled: false })).toBe("disabled");
+    expect(agentStatus({ ...base, current_job_id: 3 })).toBe("busy");
+    expect(agentStatus({ ...base, online: false })).toBe("offline");
+    expect(agentStatus(base)).toBe("online");
   });
 });

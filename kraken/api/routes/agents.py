@@ -1,16 +1,27 @@
-"""Agents: list, enable/disable, groups; the agent token for starting new agents."""
+"""Agents: list, approve/revoke, enable/disable, groups; the shared token with which agents enroll."""
 
 from __future__ import annotations
+
+import logging
 
 from fastapi import APIRouter, HTTPException, status
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from kraken.api.deps import SessionDep, StateDep, UserDep
-from kraken.control.agents import agent_groups, online_clause, set_agent_groups
-from kraken.models import Agent, AgentGroup
+from kraken.api.state import ServerState
+from kraken.control.agents import (
+    AgentRefused,
+    agent_groups,
+    approve_agent,
+    online_clause,
+    revoke_agent,
+    set_agent_groups,
+)
+from kraken.models import Agent, AgentGroup, User
 from kraken.schemas.api import AgentOut, AgentPatch, AgentTokenOut
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["agents"])
 
 
@@ -29,6 +40,9 @@ async def agents_out(session: AsyncSession, agents: list[Agent], timeout: float)
             current_job_id=a.current_job_id,
             last_seen=a.last_seen,
             address=a.address,
+            approved=a.approved,
+            enrolled=a.credential_hash is not None,
+            requested_groups=a.requested_groups or [],
         )
         for a in agents
     ]
@@ -48,8 +62,23 @@ async def get_agent(agent_id: int, session: SessionDep, state: StateDep, _: User
     return (await agents_out(session, [agent], state.runtime.settings.agent_timeout))[0]
 
 
+def require_admin(user: User, what: str) -> None:
+    if not user.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"only an administrator may {what}")
+
+
+async def _agent_out(state: ServerState, agent_id: int) -> AgentOut:
+    async with state.runtime.db.session() as session:
+        agent = await session.get(Agent, agent_id)
+        assert agent is not None
+        return (await agents_out(session, [agent], state.runtime.settings.agent_timeout))[0]
+
+
 @router.patch("/agents/{agent_id}", response_model=AgentOut)
-async def patch_agent(agent_id: int, body: AgentPatch, state: StateDep, _: UserDep) -> AgentOut:
+async def patch_agent(agent_id: int, body: AgentPatch, state: StateDep, user: UserDep) -> AgentOut:
+    """Enable or disable an agent, set its groups (administrators only: groups decide which jobs,
+    and so which secrets, reach an agent)."""
+    require_admin(user, "change agents")
     async with state.write() as (session, effects):
         agent = await session.get(Agent, agent_id)
         if agent is None:
@@ -63,10 +92,38 @@ async def patch_agent(agent_id: int, body: AgentPatch, state: StateDep, _: UserD
             await set_agent_groups(session, agent, body.groups, replace=True)
         effects.wake_scheduler = True
         effects.event("agent", id=agent_id, enabled=agent.enabled)
-    async with state.runtime.db.session() as session:
+    return await _agent_out(state, agent_id)
+
+
+@router.post("/agents/{agent_id}/approve", response_model=AgentOut)
+async def approve(agent_id: int, state: StateDep, user: UserDep) -> AgentOut:
+    """Let an enrolled agent run jobs (409 for a revoked agent: it must enroll again first)."""
+    require_admin(user, "approve agents")
+    async with state.write() as (session, effects):
         agent = await session.get(Agent, agent_id)
-        assert agent is not None
-        return (await agents_out(session, [agent], state.runtime.settings.agent_timeout))[0]
+        if agent is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"agent {agent_id} not found")
+        try:
+            await approve_agent(session, agent)
+        except AgentRefused as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        effects.wake_scheduler = True
+        effects.event("agent", id=agent_id, approved=True)
+    return await _agent_out(state, agent_id)
+
+
+@router.post("/agents/{agent_id}/revoke", response_model=AgentOut)
+async def revoke(agent_id: int, state: StateDep, user: UserDep) -> AgentOut:
+    """Cut an agent off at once: its credential stops working, its websocket is closed, its running
+    job ends with ``error``.  It may enroll again (pending) under its name."""
+    require_admin(user, "revoke agents")
+    async with state.write() as (session, effects):
+        if await session.get(Agent, agent_id) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"agent {agent_id} not found")
+        await revoke_agent(session, agent_id, effects)
+        effects.event("agent", id=agent_id, approved=False)
+    log.warning("agent %s revoked by %s", agent_id, user.username)
+    return await _agent_out(state, agent_id)
 
 
 @router.get("/agent-groups", response_model=list[str])
@@ -76,6 +133,5 @@ async def list_groups(session: SessionDep, _: UserDep) -> list[str]:
 
 @router.get("/settings/agent-token", response_model=AgentTokenOut)
 async def agent_token(state: StateDep, user: UserDep) -> AgentTokenOut:
-    if not user.is_admin:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "only an admin may read the agent token")
+    require_admin(user, "read the agent token")
     return AgentTokenOut(token=state.agent_token)

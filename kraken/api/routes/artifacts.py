@@ -1,7 +1,8 @@
-"""Artifacts: agents upload and download them (streamed HTTP, agent token); users list and
+"""Artifacts: agents upload and download them (streamed HTTP, job transfer token); users list and
 download them (range requests); branch retention settings.
 
-Agent side (``Authorization: Bearer <agent token>``, the job must be running):
+Agent side (``Authorization: Bearer <job transfer token>``, issued with the job's assignment and
+bound to the job and its agent; the job must be running on that agent):
 - ``PUT /api/agent/jobs/{job_id}/artifacts?path=P&public=B``: the body is the file;
 - ``GET /api/agent/jobs/{job_id}/artifacts``: the artifacts of the job's flow so far;
 - ``GET /api/agent/jobs/{job_id}/artifacts/{id}``: one of them (range requests work);
@@ -21,7 +22,7 @@ from sqlmodel import col, select
 from kraken.api.deps import SessionDep, StateDep, UserDep
 from kraken.api.state import ServerState
 from kraken.artifacts import service
-from kraken.artifacts.http import AgentDep, blob_response
+from kraken.artifacts.http import AgentDep, JobTransfer, blob_response
 from kraken.artifacts.paths import UnsafePath, clean_relative
 from kraken.artifacts.store import TooLarge, blob_store
 from kraken.models import Branch, Flow, Job, Run
@@ -49,7 +50,7 @@ class StorageLimits(BaseModel):
     cache_max_size: int
 
 
-async def running_job(state: ServerState, job_id: int, agent_name: str) -> tuple[Job, Run, Flow]:
+async def running_job(state: ServerState, job_id: int, agent: JobTransfer) -> tuple[Job, Run, Flow]:
     async with state.runtime.db.session() as session:
         found = await service.job_context(session, job_id)
     if found is None:
@@ -57,8 +58,8 @@ async def running_job(state: ServerState, job_id: int, agent_name: str) -> tuple
     job = found[0]
     if job.state != State.RUNNING:
         raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} is not running")
-    if agent_name and job.agent_name and agent_name != job.agent_name:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"job {job_id} runs on agent '{job.agent_name}'")
+    if job.agent_id != agent.agent_id:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"job {job_id} is not assigned to the token's agent")
     return found
 
 

@@ -1,7 +1,8 @@
 """The build cache: agents look entries up, save and fetch them (per branch); users list and
 delete them.
 
-Agent side (``Authorization: Bearer <agent token>``, the job must be running):
+Agent side (``Authorization: Bearer <job transfer token>``, see ``kraken.artifacts.tokens``;
+the job must be running on the token's agent):
 - ``GET /api/agent/jobs/{job_id}/cache?key=K&keys=P1&keys=P2``: ``{"hit": false}`` or the entry
   for ``K``, else the newest whose key starts with ``P1``, then ``P2``...;
 - ``GET /api/agent/jobs/{job_id}/cache/{id}``: its bytes;
