@@ -206,7 +206,7 @@ async def test_stage_code_is_evaluated_outside_the_write_transaction(db: Databas
 
     configure_sandbox(SandboxLimits(timeout=60))
     try:
-        code = SLOW_CODE.replace("ITERATIONS", "3000000")
+        code = SLOW_CODE.replace("ITERATIONS", "300000000")  # seconds of evaluation, even on a fast machine
         async with db.transaction() as s:
             p = Project(name="p")
             s.add(p)
