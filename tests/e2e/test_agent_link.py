@@ -29,7 +29,7 @@ async def proxy(server: Server) -> AsyncIterator[CuttableProxy]:
 
 async def test_backoff_starts_over_after_each_welcome(tmp_path: Path, server: Server, proxy: CuttableProxy) -> None:
     """Outage after outage, the agent is back within about the outage's length, not later and later."""
-    agent = start_agent(tmp_path, f"http://127.0.0.1:{proxy.port}", "bouncer")
+    agent = start_agent(tmp_path, f"http://127.0.0.1:{proxy.port}", "bouncer", api_url=server.url)
     try:
         await agent_connected(agent)
         delays = []
@@ -65,7 +65,7 @@ async def test_half_open_link_shorter_than_the_window_loses_no_job(
     await proxy.start()
     api = Api(server.url)
     await api.login()
-    agent = start_agent(tmp_path, f"http://127.0.0.1:{proxy.port}", "halfopen")
+    agent = start_agent(tmp_path, f"http://127.0.0.1:{proxy.port}", "halfopen", api_url=server.url)
     try:
         await agent_connected(agent)
         n = 150

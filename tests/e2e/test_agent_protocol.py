@@ -18,7 +18,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.support.api import Api
-from tests.support.procs import AGENT_TOKEN, Server, agent_connected, start_agent
+from tests.support.procs import AGENT_TOKEN, Server, agent_connected, approve_agent, start_agent
 
 pytestmark = pytest.mark.e2e
 
@@ -79,8 +79,11 @@ async def raw_agent(server: Server, name: str = "raw") -> AsyncIterator[RawAgent
     url = server.url.replace("http://", "ws://") + "/api/agent/ws"
     async with connect(url, additional_headers={"Authorization": f"Bearer {AGENT_TOKEN}"}) as ws:
         await ws.send(orjson.dumps({"type": "hello", "name": name, "capabilities": CAPS}).decode())
-        assert orjson.loads(await asyncio.wait_for(ws.recv(), 20))["type"] == "welcome"
+        welcome = orjson.loads(await asyncio.wait_for(ws.recv(), 20))
+        assert welcome["type"] == "welcome"
         agent = RawAgent(ws)
+        if not welcome["approved"]:  # enrolled with the shared token: approved like an administrator would
+            await asyncio.to_thread(approve_agent, server.url, welcome["agent_id"])
         try:
             yield agent
         finally:

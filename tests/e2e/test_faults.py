@@ -110,7 +110,7 @@ async def test_agent_killed_mid_job_ends_job_with_error(tmp_path: Path, server: 
 async def test_agent_reconnecting_mid_step_loses_and_doubles_no_line(tmp_path: Path, server: Server, api: Api) -> None:
     proxy = CuttableProxy(server.port)
     await proxy.start()
-    agent = start_agent(tmp_path, f"http://127.0.0.1:{proxy.port}", "flaky")
+    agent = start_agent(tmp_path, f"http://127.0.0.1:{proxy.port}", "flaky", api_url=server.url)
     await agent_connected(agent)
     n = 300
     script = f"i=0; while [ $i -lt {n} ]; do i=$((i+1)); echo line-$i; sleep 0.01; done"

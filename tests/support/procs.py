@@ -153,14 +153,22 @@ PENDING = re.compile(r"as agent .* \((\d+)\), waiting for an administrator's app
 
 
 def start_agent(
-    workdir: Path, server_url: str, name: str, *extra: str, token: str = AGENT_TOKEN, approve: bool = True, **env: str
+    workdir: Path,
+    server_url: str,
+    name: str,
+    *extra: str,
+    token: str = AGENT_TOKEN,
+    approve: bool = True,
+    api_url: str | None = None,
+    **env: str,
 ) -> Proc:
     """``kraken agent`` that enrolls with ``token``; with ``approve``, a thread approves it through the
-    API as an administrator would, once it has connected (``wait_agent_connected`` waits for that)."""
+    API (at ``api_url``, default ``server_url``) as an administrator would, once it has connected
+    (``wait_agent_connected`` waits for that)."""
     args = ["agent", "--server", server_url, "--token", token, "--name", name, "--data-dir", str(workdir / name)]
     proc = kraken([*args, *extra], workdir, f"agent-{name}", **env)
     if approve:
-        proc.approver = threading.Thread(target=_approve_when_enrolled, args=(proc, server_url), daemon=True)
+        proc.approver = threading.Thread(target=_approve_when_enrolled, args=(proc, api_url or server_url), daemon=True)
         proc.approver.start()
     return proc
 
