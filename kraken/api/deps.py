@@ -57,4 +57,3 @@ async def current_user(
 
 
 UserDep = Annotated[User, Depends(current_user)]
-

@@ -200,5 +200,3 @@ class AgentPatch(BaseModel):
 
 class AgentTokenOut(BaseModel):
     token: str
-
-

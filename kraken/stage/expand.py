@@ -34,9 +34,11 @@ def _step(index: int, step: dict[str, Any], values: Mapping[str, Any], path: str
 
 
 def _configs_for(env: dict[str, Any], configs: dict[str, dict[str, Any]]) -> list[dict[str, Any] | None]:
-    """The named config, else all configs (fan-out), else none."""
+    """The named config, else all configs (fan-out), else none; a ``config_label`` is no config."""
     if env.get("config"):
         return [configs[env["config"]]]
+    if env.get("config_label"):
+        return [None]
     if configs:
         return list(configs.values())
     return [None]
@@ -67,7 +69,7 @@ def expand_jobs(schema: dict[str, Any], args: Mapping[str, Any]) -> list[JobSpec
                             system=system,
                             agents_group=env.get("agents_group") or env.get("executor_group") or "all",
                             config=dict(config) if config is not None else None,
-                            config_name=config["name"] if config is not None else None,
+                            config_name=config["name"] if config is not None else env.get("config_label"),
                             steps=[_step(j, step, values, join(steps_path, j)) for j, step in enumerate(job["steps"])],
                             limits={**job.get("limits", {}), **env.get("limits", {})},
                         )

@@ -112,14 +112,8 @@ PARAMETER: dict[str, Any] = {
 
 CONFIG: dict[str, Any] = {"type": "object", "required": ["name"], "properties": {"name": _NAME}}
 
-NOTIFICATION: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "changes": {"type": "object"},
-        "started": {"type": "object"},
-        "completed": {"type": "object"},
-    },
-}
+# Groups by event or the original's flat channels: checked in ``kraken.stage.notification``.
+NOTIFICATION: dict[str, Any] = {"type": "object"}
 
 STAGE: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -16,6 +16,7 @@ from croniter import croniter
 from kraken.stage.errors import StageSchemaError
 from kraken.stage.json_schema import validate_document
 from kraken.stage.normalize_jobs import normalize_jobs
+from kraken.stage.notification import normalize_notification
 from kraken.stage.paths import join
 from kraken.stage.schema_errors import describe
 from kraken.stage.units import INTERVAL_HINT, parse_interval
@@ -114,7 +115,7 @@ def normalize_schema(document: dict[str, Any]) -> dict[str, Any]:
         "parameters": normalize_parameters(document.get("parameters", [])),
         "configs": configs,
         "jobs": normalize_jobs(document["jobs"], [config["name"] for config in configs]),
-        "notification": dict(document.get("notification", {})),
+        "notification": normalize_notification(document.get("notification", {})),
     }
     out.update((key, document[key]) for key in OPTIONAL_KEYS if key in document)
     return out

@@ -37,6 +37,7 @@ class CacheTool(Tool):
             "cwd": {"type": "string"},
         },
         "required": ["action"],
+        "additionalProperties": False,
     }
 
     async def run(self, ctx: ToolContext, fields: dict[str, Any]) -> StepOutcome:
@@ -135,4 +136,3 @@ class CacheTool(Tool):
             {"type": "step_info", "data": {"cache": "hit" if entry.get("exact") else "partial", "key": entry["key"]}}
         )
         return StepOutcome("passed", None, 0)
-

@@ -17,6 +17,7 @@ TOOL_MODULES = [
     "kraken.agent.tools.lint",
     "kraken.agent.tools.artifacts",
     "kraken.agent.tools.cache",
+    "kraken.agent.tools.rndtest",
 ]
 
 T = TypeVar("T", bound=type[Tool])

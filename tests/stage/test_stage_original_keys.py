@@ -1,0 +1,126 @@
+"""The original Kraken's keys: accepted with their meaning, or refused with the key path (422)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kraken.stage import StageSchemaError
+from kraken.stage.normalize import normalize_schema
+
+
+def _stage(*steps: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "jobs": [{"name": "j", "steps": list(steps), "environments": [{"system": "any", "config": "default"}]}],
+        **extra,
+    }
+
+
+def _error(document: dict[str, Any]) -> StageSchemaError:
+    with pytest.raises(StageSchemaError) as info:
+        normalize_schema(document)
+    return info.value
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        {"tool": "shell", "cmd": "true", "background": True, "user": "nobody", "shell_exe": "/bin/bash"},
+        {"tool": "shell", "script": "echo hi", "ssh-key": "deploy"},
+        {"tool": "git", "checkout": "https://h/r.git", "access-token": "tok", "git_cfg": {"http.sslVerify": "false"}},
+        {"tool": "git", "checkout": "git@h:r.git", "ssh-key": "deploy", "branch": "main"},
+        {"tool": "pylint", "rcfile": "pylint.rc", "modules_or_packages": "pkg", "pylint_exe": "poetry run pylint"},
+        {"tool": "pylint", "params": "pkg", "exe": "pylint", "cwd": "src"},
+        {"tool": "values_collect", "files": [{"name": "perf.json", "namespace": "perf"}], "cwd": "out"},
+        {"tool": "values_collect", "file_glob": "*.json"},
+        {"tool": "rndtest", "count": "#{COUNT}"},
+        {"tool": "rndtest", "count": 5, "override_result": 0},
+    ],
+)
+def test_original_tool_fields_are_accepted(step: dict[str, Any]) -> None:
+    schema = normalize_schema(_stage(step))
+    assert schema["jobs"][0]["steps"][0] == step
+
+
+@pytest.mark.parametrize(
+    ("step", "path"),
+    [
+        ({"tool": "shell", "cmd": "true", "bckground": True}, "jobs[0].steps[0].bckground"),
+        ({"tool": "shell", "cmd": "true", "background": "yes"}, "jobs[0].steps[0].background"),
+        ({"tool": "shell", "cmd": "true", "user": "-r"}, "jobs[0].steps[0].user"),
+        ({"tool": "git", "checkout": "u", "acces-token": "t"}, "jobs[0].steps[0].acces-token"),
+        ({"tool": "git", "checkout": "u", "git_cfg": {"a=b": "c"}}, "jobs[0].steps[0].git_cfg"),
+        ({"tool": "artifacts", "source": "x", "report": "y"}, "jobs[0].steps[0].report"),
+        ({"tool": "cache", "action": "save", "key": "k", "expiry": "1d"}, "jobs[0].steps[0].expiry"),
+        ({"tool": "pytest", "params": "-x", "pytest_ex": "p"}, "jobs[0].steps[0].pytest_ex"),
+        ({"tool": "values_collect", "files": [{"name": "a", "ns": "b"}]}, "jobs[0].steps[0].files[0].ns"),
+        ({"tool": "rndtest", "count": 0}, "jobs[0].steps[0].count"),
+        ({"tool": "rndtest", "cnt": 3}, "jobs[0].steps[0].cnt"),
+        ({"tool": "git@2.0", "checkout": "u"}, "jobs[0].steps[0].tool"),
+        ({"tool": "nglint"}, "jobs[0].steps[0].tool"),
+        ({"tool": "data", "value": {}}, "jobs[0].steps[0].tool"),
+        ({"tool": "cloc", "cwd": "x"}, "jobs[0].steps[0].tool"),
+    ],
+)
+def test_unknown_or_wrong_step_keys_name_their_path(step: dict[str, Any], path: str) -> None:
+    assert _error(_stage({"tool": "shell", "cmd": "true"}, step) | {}).path == path.replace("steps[0]", "steps[1]")
+
+
+@pytest.mark.parametrize(
+    ("document", "path"),
+    [
+        (
+            {"jobs": [{"name": "j", "steps": [{"tool": "shell", "cmd": "x"}], "environments": [{}], "x": 1}]},
+            "jobs[0].x",
+        ),
+        (
+            {"jobs": [{"name": "j", "steps": [{"tool": "shell", "cmd": "x"}], "environments": [{"os": "a"}]}]},
+            "jobs[0].environments[0].os",
+        ),
+        (_stage({"tool": "shell", "cmd": "x"}, triggers={"manuel": True}), "triggers.manuel"),
+        (_stage({"tool": "shell", "cmd": "x"}, stages=[]), "stages"),
+        (_stage({"tool": "shell", "cmd": "x"}, parameters=[{"name": "a", "dflt": 1}]), "parameters[0].dflt"),
+    ],
+)
+def test_unknown_keys_at_every_level(document: dict[str, Any], path: str) -> None:
+    assert _error(document).path == path
+
+
+def test_config_default_without_configs_is_a_label() -> None:
+    schema = normalize_schema(_stage({"tool": "shell", "cmd": "true"}, configs=[]))
+    assert schema["jobs"][0]["environments"][0]["config_label"] == "default"
+
+
+# ---------------------------------------------------------------- notification
+
+
+def test_flat_notification_of_the_original_is_normalized() -> None:
+    flat = {
+        "slack": {"channel": "kk-results"},
+        "email": "dev@example.com",
+        "github": {"credentials": "#{KK_SECRET_SIMPLE_gh}"},
+        "discord": {"webhook": "https://discord.example/x"},
+    }
+    schema = normalize_schema(_stage({"tool": "shell", "cmd": "true"}, notification=flat))
+    assert schema["notification"] == {"completed": flat, "started": {"github": flat["github"]}}
+
+
+def test_grouped_notification_stays() -> None:
+    grouped = {"changes": {"slack": {"channel": "c"}}, "completed": {"scope": "flow", "email": "a@b"}}
+    assert normalize_schema(_stage({"tool": "shell", "cmd": "true"}, notification=grouped))["notification"] == grouped
+
+
+@pytest.mark.parametrize(
+    ("notification", "path", "words"),
+    [
+        ({"teams": {"url": "u"}}, "notification.teams", "is not implemented"),
+        ({"completed": {"mattermost": "u"}}, "notification.completed.mattermost", "is not implemented"),
+        ({"completed": {"slak": {}}}, "notification.completed.slak", "unknown notification channel"),
+        ({"completed": {"email": "a"}, "slack": {}}, "notification.slack", "beside 'completed'"),
+        ({"completed": {"scope": "job"}}, "notification.completed.scope", "is not one of"),
+    ],
+)
+def test_wrong_notification_names_the_key(notification: dict[str, Any], path: str, words: str) -> None:
+    err = _error(_stage({"tool": "shell", "cmd": "true"}, notification=notification))
+    assert err.path == path and words in err.message
