@@ -106,6 +106,7 @@ async def create_flow(
     branch = await lock_branch(session, branch_id)
     seq = next_seq(branch, "ci_flow_seq" if kind == FlowKind.CI else "dev_flow_seq")
     flow = Flow(branch_id=branch_id, kind=kind.value, seq=seq, args=args, trigger=trigger or {"reason": "manual"})
+    flow.shared_seq = next_seq(branch, "flow_seq")  # flows of both kinds (KK_FLOW_SEQ)
     session.add(flow)
     await session.flush()
     effects.event("flow", id=flow.id, branch_id=branch_id, state=flow.state, result=None, created=True)
@@ -147,10 +148,11 @@ async def start_run(
             run_id=run.id,
             stage_name=stage.name,
             trigger=flow.trigger,
+            **await _context_extras(session, project, branch, flow, stage),
         )
         schema = await evaluate_stage(stage.schema_code, ctx)
         args = resolve_args(schema, flow_args)
-        specs = expand_jobs(schema, args)
+        specs = expand_jobs(schema, args, ctx.variables())
         await _check_secret_references(session, branch.project_id, specs)
     except StageSchemaError as exc:
         run.reason = f"stage schema: {exc}"
@@ -167,6 +169,34 @@ async def start_run(
     if (schema.get("notification") or {}).get("started"):
         effects.enqueue("notify_run_started", key=f"notify_run_started:{run.id}", run_id=run.id)
     return run
+
+
+async def _context_extras(
+    session: AsyncSession, project: Project | None, branch: Branch, flow: Flow, stage: Stage
+) -> dict[str, Any]:
+    """What a run's stage context has beside the basics: the branch's environment variables,
+    ids, descriptions and the original Kraken's sequences (this run counted in its stage's)."""
+    own = col(Stage.ci_run_seq) if flow.kind == FlowKind.CI else col(Stage.dev_run_seq)
+    counted = await session.execute(
+        sa.update(Stage)
+        .where(col(Stage.id) == stage.id)
+        .values({col(Stage.run_seq): col(Stage.run_seq) + 1, own: own + 1})
+        .returning(col(Stage.run_seq), own)
+        .execution_options(synchronize_session=False)
+    )
+    run_shared, run_own = counted.one()
+    return {
+        "env": dict(branch.env_vars or {}),
+        "project_id": project.id if project else None,
+        "project_description": project.description if project else "",
+        "branch_id": branch.id,
+        "branch_display_name": branch.name,
+        "stage_id": stage.id,
+        "flow_label": flow.label,
+        "flow_shared_seq": flow.shared_seq,
+        "run_seq": run_own,
+        "run_shared_seq": run_shared,
+    }
 
 
 async def _check_secret_references(session: AsyncSession, project_id: int, specs: Sequence[Any]) -> None:

@@ -44,6 +44,8 @@ class Branch(SQLModel, table=True):
     ci_flow_seq: int = 0
     dev_flow_seq: int = 0
     run_seq: int = 0
+    flow_seq: int = 0  # flows of both kinds (the original's KK_FLOW_SEQ / flow.seq.shared)
+    env_vars: dict[str, str] = json_field(dict)  # branch environment variables: #{env.NAME}, the steps' env
     created: datetime = created_field()
 
 
@@ -58,6 +60,10 @@ class Stage(SQLModel, table=True):
     schema_: dict[str, Any] = json_field(dict, name="schema")  # evaluated with default args at save time
     parent: str = "root"
     triggers: dict[str, Any] = json_field(dict)
+    # runs of this stage: of both flow kinds (KK_RUN_SEQ / run.seq.shared), of CI and of DEV flows
+    run_seq: int = 0
+    ci_run_seq: int = 0
+    dev_run_seq: int = 0
     created: datetime = created_field()
     updated: datetime = created_field()
 
@@ -71,6 +77,7 @@ class Flow(SQLModel, table=True):
     result: str | None = Field(default=None, max_length=16)
     args: dict[str, Any] = json_field(dict)
     trigger: dict[str, Any] = json_field(dict)  # how it started: manual (user), webhook, ...
+    shared_seq: int | None = None  # the branch's flow_seq for this flow (None: flows made before it existed)
     label: str | None = None
     created: datetime = created_field()
     started: datetime | None = None

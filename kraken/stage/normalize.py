@@ -13,6 +13,7 @@ from typing import Any
 
 from croniter import croniter
 
+from kraken.stage.context import BUILTIN_NAMES, LEGACY_PREFIX
 from kraken.stage.errors import StageSchemaError
 from kraken.stage.json_schema import validate_document
 from kraken.stage.normalize_jobs import normalize_jobs
@@ -21,7 +22,7 @@ from kraken.stage.paths import join
 from kraken.stage.schema_errors import describe
 from kraken.stage.units import INTERVAL_HINT, parse_interval
 
-RESERVED_ARG_NAMES = frozenset({"config", "secrets"})
+RESERVED_ARG_NAMES = frozenset({"config", "secrets"}) | BUILTIN_NAMES
 OPTIONAL_KEYS = ("flow_label", "run_label", "timeout", "description")
 
 
@@ -75,7 +76,7 @@ def normalize_parameters(parameters: list[dict[str, Any]]) -> list[dict[str, Any
     for i, param in enumerate(parameters):
         path = join("parameters", i)
         name = param["name"]
-        if name in RESERVED_ARG_NAMES:
+        if name in RESERVED_ARG_NAMES or name.startswith(LEGACY_PREFIX):
             raise StageSchemaError(f"'{name}' is reserved, choose another parameter name", path=join(path, "name"))
         first = seen.setdefault(name, i)
         if first != i:

@@ -1,0 +1,143 @@
+"""Stage code is Python to its authors: what the original Kraken's RestrictedPython accepted and
+starlark refuses is converted here before evaluation.  Every conversion keeps each line on its
+line, so error line numbers stay right (columns may move on a converted line).
+
+- tabs outside string literals: in indentation they expand to the next multiple of 8 columns,
+  as Python reads them; elsewhere (between tokens, in comments) they become a space;
+- ``a is None`` / ``a is not None`` → ``a == None`` / ``a != None`` (starlark has no ``is``;
+  for the values stage code handles, equality is what ``is`` meant);
+- ``ctx.args.NAME`` and ``ctx.env.NAME`` → ``ctx.args.get("NAME")``: the original's context
+  gave attribute access to arguments and variables, and an argument not known yet (the first
+  evaluation, before the parameters are read) is ``None`` instead of an error.
+
+Code Python cannot tokenize is left to starlark, with its tabs converted line by line, so that
+starlark reports the real error.
+"""
+
+from __future__ import annotations
+
+import io
+import keyword
+import tokenize
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+TAB_SIZE = 8
+_DICT_FIELDS = ("args", "env")
+_DICT_METHODS = frozenset({"get", "keys", "values", "items"})
+_STRING_TYPES = {tokenize.STRING}
+for _name in ("FSTRING_START", "FSTRING_MIDDLE", "FSTRING_END"):
+    if hasattr(tokenize, _name):
+        _STRING_TYPES.add(getattr(tokenize, _name))
+
+
+@dataclass(frozen=True)
+class _Edit:
+    row: int  # 1-based
+    start: int
+    end: int
+    text: str
+
+
+def _indent_width(indent: str) -> int:
+    """The column Python's tokenizer gives the leading whitespace ``indent``."""
+    column = 0
+    for char in indent:
+        column = (column // TAB_SIZE + 1) * TAB_SIZE if char == "\t" else column + 1
+    return column
+
+
+def _expand_indent(line: str) -> str:
+    """``line`` with the tabs of its leading whitespace expanded as Python reads them."""
+    stripped = line.lstrip(" \t\f")
+    indent = line[: len(line) - len(stripped)]
+    return " " * _indent_width(indent) + stripped if "\t" in indent else line
+
+
+def _tokens(code: str) -> list[tokenize.TokenInfo] | None:
+    try:
+        return list(tokenize.generate_tokens(io.StringIO(code).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return None
+
+
+def _string_spans(tokens: list[tokenize.TokenInfo]) -> Iterator[tuple[tuple[int, int], tuple[int, int]]]:
+    for tok in tokens:
+        if tok.type in _STRING_TYPES:
+            yield tok.start, tok.end
+
+
+def _inside(pos: tuple[int, int], spans: list[tuple[tuple[int, int], tuple[int, int]]]) -> bool:
+    return any(start <= pos < end for start, end in spans)
+
+
+def _tab_edits(lines: list[str], tokens: list[tokenize.TokenInfo]) -> list[_Edit]:
+    spans = list(_string_spans(tokens))
+    edits: list[_Edit] = []
+    for row, line in enumerate(lines, 1):
+        if "\t" not in line:
+            continue
+        stripped = line.lstrip(" \t\f")
+        indent_len = len(line) - len(stripped)
+        if "\t" in line[:indent_len] and not _inside((row, 0), spans):
+            edits.append(_Edit(row, 0, indent_len, " " * _indent_width(line[:indent_len])))
+        for col in range(indent_len, len(line)):
+            if line[col] == "\t" and not _inside((row, col), spans):
+                edits.append(_Edit(row, col, col + 1, " "))
+    return edits
+
+
+def _is_edits(tokens: list[tokenize.TokenInfo]) -> list[_Edit]:
+    edits: list[_Edit] = []
+    for i, tok in enumerate(tokens):
+        if tok.type != tokenize.NAME or tok.string != "is":
+            continue
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+        if nxt is not None and nxt.type == tokenize.NAME and nxt.string == "not" and nxt.start[0] == tok.start[0]:
+            edits.append(_Edit(tok.start[0], tok.start[1], nxt.end[1], "!="))
+        else:
+            edits.append(_Edit(tok.start[0], tok.start[1], tok.end[1], "=="))
+    return edits
+
+
+def _ctx_edits(tokens: list[tokenize.TokenInfo]) -> list[_Edit]:
+    """``ctx.args.NAME`` (not a call, not a dict method) → ``ctx.args.get("NAME")``."""
+    edits: list[_Edit] = []
+    for i in range(len(tokens) - 4):
+        ctx, dot1, field, dot2, name = tokens[i : i + 5]
+        if not (
+            ctx.type == tokenize.NAME
+            and ctx.string == "ctx"
+            and dot1.string == "."
+            and field.string in _DICT_FIELDS
+            and dot2.string == "."
+            and name.type == tokenize.NAME
+            and not keyword.iskeyword(name.string)
+        ):
+            continue
+        if i > 0 and tokens[i - 1].string == ".":
+            continue  # something.ctx.args...
+        after = tokens[i + 5] if i + 5 < len(tokens) else None
+        if name.string in _DICT_METHODS and after is not None and after.string == "(":
+            continue
+        if name.start[0] != dot2.start[0]:
+            continue
+        edits.append(_Edit(dot2.start[0], dot2.start[1], name.end[1], f'.get("{name.string}")'))
+    return edits
+
+
+def _apply(lines: list[str], edits: list[_Edit]) -> list[str]:
+    out = list(lines)
+    for edit in sorted(edits, key=lambda e: (e.row, e.start), reverse=True):
+        line = out[edit.row - 1]
+        out[edit.row - 1] = line[: edit.start] + edit.text + line[edit.end :]
+    return out
+
+
+def to_starlark(code: str) -> str:
+    """``code`` with the Python-isms above converted; the same number of lines."""
+    lines = code.splitlines(keepends=True)
+    tokens = _tokens(code)
+    if tokens is None:
+        return "".join(_expand_indent(line).replace("\t", " ") if "\t" in line else line for line in lines)
+    return "".join(_apply(lines, _tab_edits(lines, tokens) + _is_edits(tokens) + _ctx_edits(tokens)))
