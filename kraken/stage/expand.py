@@ -55,7 +55,8 @@ def _with_env(step: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
 def expand_jobs(
     schema: dict[str, Any], args: Mapping[str, Any], variables: Mapping[str, Any] | None = None
 ) -> list[JobSpec]:
-    """One ``JobSpec`` per job, environment (one per system) and config; step fields interpolated.
+    """One ``JobSpec`` per job, environment (one per system) and config; job names and step
+    fields interpolated.
 
     ``args`` are overlaid on the parameters' defaults (``resolve_args``) and can be read as
     ``#{NAME}`` or ``#{args.NAME}``; ``#{config.KEY}`` reads the job's config; ``variables``
@@ -78,7 +79,7 @@ def expand_jobs(
                     values = {**base, "config": config} if config is not None else base
                     specs.append(
                         JobSpec(
-                            name=job["name"],
+                            name=interpolate_at(job["name"], values, join(join("jobs", i), "name")),
                             timeout=float(job.get("timeout", DEFAULT_JOB_TIMEOUT)),
                             executor=EXECUTOR_ALIASES.get(executor, executor),
                             system=system,
