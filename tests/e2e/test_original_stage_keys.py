@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.support.api import Api
-from tests.support.gitrepo import make_repo
+from tests.support.gitrepo import commit, make_repo
 from tests.support.procs import Server, start_agent, wait_agent_connected
 
 pytestmark = pytest.mark.e2e
@@ -58,6 +58,11 @@ ORIGINAL = (
     '\t\t\t\t"tool": "shell",\n'
     '\t\t\t\t"script": "for i in $(seq 100); do [ -s bg.pid ] && break; sleep 0.05; done\\n'
     'kill -0 $(cat bg.pid) && echo background-pid=$(cat bg.pid)"\n'
+    "\t\t\t}, {\n"
+    '\t\t\t\t"tool": "shell",\n'
+    '\t\t\t\t"cmd": "test -s \\"$KRAKEN_SSH_KEY_FILE\\" && echo \\"$GIT_SSH_COMMAND\\" | grep -q IdentitiesOnly '
+    '&& echo ssh-key-ready",\n'
+    '\t\t\t\t"ssh-key": "deploy"\n'
     "\t\t\t}, {\n"
     '\t\t\t\t"tool": "shell",\n'
     '\t\t\t\t"cmd": "echo shell-exe=$0",\n'
@@ -103,6 +108,8 @@ async def test_original_stage_runs_with_its_meaning(tmp_path: Path, server: Serv
     agent = start_agent(tmp_path, server.url, "a1")
     project_id, branch_id = await api.project_with_branch()
     await api.post(f"/projects/{project_id}/secrets", {"name": "tok", "value": TOKEN}, expect=201)
+    key = {"name": "deploy", "kind": "ssh-key", "user": "git", "key": "-----BEGIN KEY-----\nabc\n-----END KEY-----"}
+    await api.post(f"/projects/{project_id}/secrets", key, expect=201)
     r = await api.http.patch(f"/branches/{branch_id}", json={"env_vars": {"MY_VAR": "hello-env"}})
     assert r.status_code == 200, r.text
     assert r.json()["env_vars"] == {"MY_VAR": "hello-env"}
@@ -115,13 +122,13 @@ async def test_original_stage_runs_with_its_meaning(tmp_path: Path, server: Serv
     [run] = flow["runs"]
     [job] = await api.jobs(run["id"])
     assert job["config_name"] == "default"
-    assert [s["result"] for s in job["steps"]] == ["passed"] * 8, job["steps"]
+    assert [s["result"] for s in job["steps"]] == ["passed"] * 9, job["steps"]
     log = await api.log(job["id"])
     # flows: 2 of both kinds, 1 CI; runs of this stage: 2 of both kinds, 1 in CI flows
     assert "seq=2/1/2/1 run=2/1/2/1 kind=ci" in log
     assert "env=hello-env shell=hello-env ctx=hello-env count=4/4/4" in log
     assert "secrets=******" in log and TOKEN not in log
-    assert "shell-exe=/bin/bash" in log
+    assert "shell-exe=/bin/bash" in log and "ssh-key-ready" in log
     pid = int(re.search(r"background-pid=(\d+)", log).group(1))  # type: ignore[union-attr]
     assert await _gone(pid), "the background process outlived its job"
 
@@ -159,7 +166,8 @@ async def test_shell_user(tmp_path: Path, server: Server, api: Api) -> None:
 
 async def test_git_cfg_and_option_injection(tmp_path: Path, server: Server, api: Api) -> None:
     repo = tmp_path / "repo"
-    make_repo(repo, {"a.txt": "a\n"})
+    first = make_repo(repo, {"a.txt": "a\n"})
+    commit(repo, {"b.txt": "b\n"}, "second")
     marker = tmp_path / "pwned"
     agent = start_agent(tmp_path, server.url, "a1")
     _, branch_id = await api.project_with_branch()
@@ -176,6 +184,7 @@ async def test_git_cfg_and_option_injection(tmp_path: Path, server: Server, api:
         f'        job("branch", {{"tool": "git", "checkout": "{url}", "branch": "{evil}"}}),\n'
         f'        job("commit", {{"tool": "git", "checkout": "{url}", "commit": "{evil}"}}),\n'
         f'        job("dest", {{"tool": "git", "checkout": "{url}", "destination": "{evil}"}}),\n'
+        f'        job("good-commit", {{"tool": "git", "checkout": "{url}", "commit": "{first}"}}),\n'
         "    ]}\n"
     )
     await api.stage(branch_id, "g", code)
@@ -191,6 +200,8 @@ async def test_git_cfg_and_option_injection(tmp_path: Path, server: Server, api:
     # a destination starting with '-' is only a directory name
     assert jobs["dest"]["steps"][0]["result"] == "passed"
     assert not marker.exists(), "a value starting with '-' was read as a git option"
+    assert jobs["good-commit"]["steps"][0]["result"] == "passed"
+    assert f"checked out {first}" in await api.log(jobs["good-commit"]["id"])
 
 
 async def test_branch_patch_and_refusals(server: Server, api: Api) -> None:

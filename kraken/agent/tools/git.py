@@ -10,7 +10,7 @@
 
 Values from stage code and trigger data (URL, branch, commit, destination) are never read
 as options: the URL and destination follow ``--``, the branch is one ``--branch=...`` word
-and the commit follows ``--end-of-options``.
+and the commit is resolved to its hash by ``git rev-parse --end-of-options`` first.
 """
 
 from __future__ import annotations
@@ -92,8 +92,6 @@ class GitTool(Tool):
         token_name = fields.get("access-token")
         if token_name:
             token = _simple_secret(ctx, token_name)
-            if token is None:
-                return StepOutcome("error", f"no simple secret named '{token_name}' was given to this job")
             with_token = token_url(source, token)
             if with_token is None:
                 return StepOutcome("error", f"an access token needs an http(s) or 'git@host:path' URL, not {url!r}")
@@ -118,11 +116,11 @@ class GitTool(Tool):
         if source != url:  # point origin at the real repository (not the copy, no token)
             await ctx.executor.exec(["git", "remote", "set-url", "--", "origin", url], cwd=dest, timeout=30)
         if fields.get("commit"):
+            sha = await _resolve_commit(ctx, dest, fields["commit"])
+            if sha is None:
+                return StepOutcome("failed", f"no commit {fields['commit']!r} in {url}")
             res = await ctx.executor.exec(
-                ["git", "checkout", "--detach", "--end-of-options", fields["commit"]],
-                cwd=dest,
-                timeout=ctx.timeout,
-                on_line=ctx.log,
+                ["git", "checkout", "--detach", sha], cwd=dest, timeout=ctx.timeout, on_line=ctx.log
             )
             if not res.ok:
                 return StepOutcome("failed", f"git checkout {fields['commit']} failed", res.exit_code)
@@ -139,18 +137,31 @@ def _cfg_value(value: Any) -> str:
     return str(value)
 
 
-def _simple_secret(ctx: ToolContext, name: str) -> str | None:
-    secret = (ctx.extra.get("secrets") or {}).get(name)
-    if not secret or secret.get("kind", "simple") != "simple" or not secret.get("value"):
-        return None
-    return str(secret["value"])
+def _simple_secret(ctx: ToolContext, value: str) -> str:
+    """The token of ``access-token``: the value of the simple secret it names, else the value itself
+    (the server replaced a ``#{secrets.NAME}`` / ``#{KK_SECRET_SIMPLE_NAME}`` reference with it and
+    refuses a plain name that is no secret of the project)."""
+    secret = (ctx.extra.get("secrets") or {}).get(value)
+    if secret and secret.get("kind", "simple") == "simple" and secret.get("value"):
+        return str(secret["value"])
+    return value
 
 
-async def _head(ctx: ToolContext, dest: str) -> str | None:
+async def _rev_parse(ctx: ToolContext, dest: str, *args: str) -> str | None:
     lines: list[str] = []
 
     async def keep(line: str) -> None:
         lines.append(line)
 
-    res = await ctx.executor.exec(["git", "rev-parse", "HEAD"], cwd=dest, timeout=30, on_line=keep)
+    res = await ctx.executor.exec(["git", "rev-parse", *args], cwd=dest, timeout=30, on_line=keep)
     return lines[0].strip() if res.ok and lines else None
+
+
+async def _head(ctx: ToolContext, dest: str) -> str | None:
+    return await _rev_parse(ctx, dest, "HEAD")
+
+
+async def _resolve_commit(ctx: ToolContext, dest: str, commit: str) -> str | None:
+    """The full hash of ``commit`` (never read as an option), or None when there is no such commit."""
+    sha = await _rev_parse(ctx, dest, "--verify", "--quiet", "--end-of-options", f"{commit}^{{commit}}")
+    return sha if sha and re.fullmatch(r"[0-9a-f]{40,64}", sha) else None
