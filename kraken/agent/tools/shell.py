@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 from kraken.agent.tools.base import StepOutcome, Tool, ToolContext
@@ -101,10 +100,3 @@ class ShellTool(Tool):
             return StepOutcome("passed", None, 0)
         return StepOutcome("failed", f"command exited with code {res.exit_code}", res.exit_code)
 
-
-async def stop_background() -> None:
-    """Wait for (or cancel) what is left in the background; for tests and agent shutdown."""
-    for task in list(_BACKGROUND):
-        task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
