@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from kraken.agent.tools.registry import tool_names
 from kraken.stage import StageSchemaError
 from kraken.stage.normalize import normalize_schema
 
@@ -124,3 +125,20 @@ def test_grouped_notification_stays() -> None:
 def test_wrong_notification_names_the_key(notification: dict[str, Any], path: str, words: str) -> None:
     err = _error(_stage({"tool": "shell", "cmd": "true"}, notification=notification))
     assert err.path == path and words in err.message
+
+
+_MINIMAL = {
+    "shell": {"cmd": "x"},
+    "git": {"checkout": "u"},
+    "junit_collect": {"file_glob": "*.xml"},
+    "values_collect": {"file_glob": "*.json"},
+    "cache": {"action": "save"},
+}
+
+
+@pytest.mark.parametrize("tool", tool_names())
+def test_every_tool_refuses_an_unknown_field(tool: str) -> None:
+    step = {"tool": tool, **_MINIMAL.get(tool, {})}
+    normalize_schema(_stage(step))  # the minimal step is valid
+    err = _error(_stage({**step, "zz_unknown": 1}))
+    assert err.path == "jobs[0].steps[0].zz_unknown" and "unknown key 'zz_unknown'" in err.message
