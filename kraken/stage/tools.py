@@ -22,7 +22,6 @@ from kraken.stage.schema_errors import to_stage_error
 UNAVAILABLE_TOOLS: dict[str, str] = {
     "data": "user data (flow/branch/project data) is not supported yet",
     "nglint": "run 'npx ng lint' with the shell tool instead",
-    "cloc": "run 'cloc' with the shell tool instead",
 }
 PLANNED_TOOLS = frozenset(UNAVAILABLE_TOOLS)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -244,3 +245,34 @@ async def test_branch_patch_and_refusals(server: Server, api: Api) -> None:
     code = code.replace('"shell", "cmd": "true", "bakground": True', '"nglint"')
     r = await api.http.post(f"/branches/{branch_id}/stages", json={"name": "s", "schema_code": code})
     assert r.status_code == 422 and "not available" in r.json()["detail"]["message"], r.text
+
+
+async def test_cloc_reports_lines_per_language(tmp_path: Path, server: Server, api: Api) -> None:
+    if shutil.which("cloc") is None:
+        pytest.skip("cloc is not installed (scripts/test.sh installs Debian's cloc)")
+    agent = start_agent(tmp_path, server.url, "a1")
+    _, branch_id = await api.project_with_branch()
+    src = tmp_path / "src"
+    (src / "skip").mkdir(parents=True)
+    (src / "a.py").write_text("x = 1\n# c\n\ny = 2\n")
+    (src / "skip" / "b.py").write_text("z = 1\n")  # excluded directory
+    (src / "m.c").write_text("int main() {}\n")  # excluded file name
+    step = {"tool": "cloc", "cwd": str(src), "exclude-dir": "skip", "not-match-f": r"m\.c"}
+    env = {"system": "any", "config": "default"}
+    code = (
+        f"def stage(ctx):\n    return {{'jobs': [{{'name': 'c', 'environments': [{env!r}], 'steps': [{step!r}]}}]}}\n"
+    )
+    await api.stage(branch_id, "c", code)
+    wait_agent_connected(agent)
+    flow = await api.wait_flow((await api.flow(branch_id))["id"])
+    [run] = flow["runs"]
+    [job] = await api.jobs(run["id"])
+    assert [s["result"] for s in job["steps"]] == ["passed"], await api.log(job["id"])
+
+    async def results() -> dict[str, Any] | None:
+        items = (await api.get(f"/runs/{run['id']}/results"))["items"]
+        return {r["test"]: r for r in items} if len(items) == 2 else None
+
+    by_name = await api.wait_until(results, 30, "cloc's results")
+    assert sorted(by_name) == ["Python", "SUM"]
+    assert by_name["Python"]["values"] == {"code": 2, "comment": 1, "blank": 1, "total": 4, "files": 1}

@@ -37,6 +37,7 @@ def _error(document: dict[str, Any]) -> StageSchemaError:
         {"tool": "values_collect", "file_glob": "*.json"},
         {"tool": "rndtest", "count": "#{COUNT}"},
         {"tool": "rndtest", "count": 5, "override_result": 0},
+        {"tool": "cloc", "not-match-f": "(package-lock.json|pylint.rc)", "exclude-dir": "docker-elk", "cwd": "src"},
     ],
 )
 def test_original_tool_fields_are_accepted(step: dict[str, Any]) -> None:
@@ -61,7 +62,7 @@ def test_original_tool_fields_are_accepted(step: dict[str, Any]) -> None:
         ({"tool": "git@2.0", "checkout": "u"}, "jobs[0].steps[0].tool"),
         ({"tool": "nglint"}, "jobs[0].steps[0].tool"),
         ({"tool": "data", "value": {}}, "jobs[0].steps[0].tool"),
-        ({"tool": "cloc", "cwd": "x"}, "jobs[0].steps[0].tool"),
+        ({"tool": "cloc", "exclude-dirs": "x"}, "jobs[0].steps[0].exclude-dirs"),
     ],
 )
 def test_unknown_or_wrong_step_keys_name_their_path(step: dict[str, Any], path: str) -> None:

@@ -77,7 +77,7 @@ def test_unknown_tool_names_the_step_and_the_known_tools(job: Job) -> None:
     assert "git" in err.message and "shell" in err.message and "pytest" in err.message
 
 
-@pytest.mark.parametrize("tool", ["data", "nglint", "cloc"])
+@pytest.mark.parametrize("tool", ["data", "nglint"])
 def test_tools_of_the_original_that_are_not_available(job: Job, tool: str) -> None:
     err = _error({"jobs": [job(steps=[{"tool": "shell", "cmd": "true"}, {"tool": tool, "cwd": "x"}])]})
     assert err.path == "jobs[0].steps[1].tool"

@@ -18,6 +18,7 @@ TOOL_MODULES = [
     "kraken.agent.tools.artifacts",
     "kraken.agent.tools.cache",
     "kraken.agent.tools.rndtest",
+    "kraken.agent.tools.cloc",
 ]
 
 T = TypeVar("T", bound=type[Tool])
