@@ -77,7 +77,23 @@ JOB: dict[str, Any] = {
     },
 }
 
-_REPOSITORY: dict[str, Any] = {"type": ["boolean", "object", "array"], "items": {"type": "object"}}
+_URL_BRANCH: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"url": _NAME, "repo": _NAME, "branch": _NAME, "interval": {"type": ["number", "string"]}},
+}
+# A repository trigger: true (the branch's repository), {url, branch, interval}, a list of them,
+# or the original's {"repos": [{url, branch}], "interval": ...}; ``git_cfg`` is refused later.
+_REPOSITORY: dict[str, Any] = {
+    "type": ["boolean", "object", "array"],
+    "additionalProperties": False,
+    "properties": {
+        **_URL_BRANCH["properties"],
+        "repos": {"type": "array", "minItems": 1, "items": _URL_BRANCH},
+        "git_cfg": {"type": "object"},
+    },
+    "items": _URL_BRANCH,
+}
 
 TRIGGERS: dict[str, Any] = {
     "type": "object",
@@ -90,7 +106,7 @@ TRIGGERS: dict[str, Any] = {
         "date": {"type": "string", "minLength": 1},
         "repository": _REPOSITORY,
         "repo": _REPOSITORY,
-        "webhook": {"type": ["boolean", "object"]},
+        "webhook": {"type": "boolean"},
     },
 }
 

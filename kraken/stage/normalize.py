@@ -55,9 +55,29 @@ def normalize_triggers(triggers: dict[str, Any] | None, parent: str) -> dict[str
         repo = out.pop("repo")
         if "repository" in out and out["repository"] != repo:
             raise StageSchemaError("'repo' and its alias 'repository' differ; give one", path="triggers.repo")
-        out["repository"] = repo
+        out["repository"] = _repositories(repo, "triggers.repo")
+    elif "repository" in out:
+        out["repository"] = _repositories(out["repository"], "triggers.repository")
     _check_trigger_formats(out)
     return out
+
+
+def _repositories(value: Any, path: str) -> Any:
+    """The original's ``{"repos": [...], "interval": ...}`` as a list of ``{url, branch, interval}``."""
+    if not isinstance(value, dict):
+        return value
+    if "git_cfg" in value:
+        raise StageSchemaError(
+            "git_cfg of a repository trigger is not supported (the poll runs plain 'git ls-remote')",
+            path=join(path, "git_cfg"),
+        )
+    if "repos" not in value:
+        return value
+    interval = {"interval": value["interval"]} if "interval" in value else {}
+    items = [dict(item) for item in value["repos"]]
+    if value.get("url") or value.get("repo"):
+        items.insert(0, {key: value[key] for key in ("url", "repo", "branch") if key in value})
+    return [{**item, **interval} for item in items]
 
 
 def _matches_type(value: Any, kind: str) -> bool:

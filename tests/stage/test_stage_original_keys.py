@@ -143,3 +143,35 @@ def test_every_tool_refuses_an_unknown_field(tool: str) -> None:
     normalize_schema(_stage(step))  # the minimal step is valid
     err = _error(_stage({**step, "zz_unknown": 1}))
     assert err.path == "jobs[0].steps[0].zz_unknown" and "unknown key 'zz_unknown'" in err.message
+
+
+def test_original_repo_trigger_with_repos_is_a_list_of_repositories() -> None:
+    repo = {
+        "repos": [{"url": "https://git.example/a", "branch": "master"}, {"url": "https://git.example/b"}],
+        "interval": "20m",
+    }
+    schema = normalize_schema(_stage({"tool": "shell", "cmd": "true"}, triggers={"repo": repo}))
+    assert schema["triggers"] == {
+        "repository": [
+            {"url": "https://git.example/a", "branch": "master", "interval": "20m"},
+            {"url": "https://git.example/b", "interval": "20m"},
+        ]
+    }
+    single = {"url": "https://git.example/a", "branch": "master", "interval": "20m"}
+    schema = normalize_schema(_stage({"tool": "shell", "cmd": "true"}, triggers={"repo": single}))
+    assert schema["triggers"] == {"repository": single}
+
+
+@pytest.mark.parametrize(
+    ("triggers", "path", "words"),
+    [
+        ({"repo": {"url": "u", "brnch": "m"}}, "triggers.repo.brnch", "unknown key"),
+        ({"repository": [{"url": "u", "ref": "m"}]}, "triggers.repository[0].ref", "unknown key"),
+        ({"repo": {"repos": [{"url": "u", "tag": "v"}]}}, "triggers.repo.repos[0].tag", "unknown key"),
+        ({"repo": {"url": "u", "git_cfg": {"a": "b"}}}, "triggers.repo.git_cfg", "not supported"),
+        ({"webhook": {"branch": "x"}}, "triggers.webhook", "expected boolean"),
+    ],
+)
+def test_wrong_trigger_keys_name_their_path(triggers: dict[str, Any], path: str, words: str) -> None:
+    err = _error(_stage({"tool": "shell", "cmd": "true"}, triggers=triggers))
+    assert err.path == path and words in err.message, err
