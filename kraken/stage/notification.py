@@ -11,15 +11,37 @@ from __future__ import annotations
 
 from typing import Any
 
+import jsonschema
+
 from kraken.notify.channels import CHANNELS
 from kraken.stage.errors import StageSchemaError
 from kraken.stage.paths import join
-from kraken.stage.schema_errors import describe
+from kraken.stage.schema_errors import describe, to_stage_error
 
 EVENTS = ("started", "completed", "changes")
 SCOPES = ("run", "flow")
 # The original's channels that Kraken does not implement.
 NOT_IMPLEMENTED = ("teams", "msteams", "mattermost", "telegram", "irc", "rocketchat")
+
+_TEXT: dict[str, Any] = {"type": "string", "minLength": 1}
+_TEXTS: dict[str, Any] = {"oneOf": [_TEXT, {"type": "array", "items": _TEXT, "minItems": 1}]}
+
+
+def _settings(**properties: Any) -> dict[str, Any]:
+    return {"type": "object", "additionalProperties": False, "properties": properties}
+
+
+# What each channel's settings may hold (see kraken.notify.channels).
+CHANNEL_SCHEMAS: dict[str, dict[str, Any]] = {
+    "email": {"oneOf": [_TEXTS, _settings(to=_TEXTS, subject=_TEXT)]},
+    "slack": _settings(channel=_TEXT, webhook=_TEXT, url=_TEXT),
+    "discord": {"oneOf": [_TEXT, _settings(webhook=_TEXT, url=_TEXT)]},
+    "webhook": {
+        "oneOf": [_TEXT, _settings(url=_TEXT, headers={"type": "object", "additionalProperties": {"type": "string"}})]
+    },
+    "github": _settings(token=_TEXT, credentials=_TEXT, repo=_TEXT, context=_TEXT, api_url=_TEXT, commit=_TEXT),
+}
+_VALIDATORS = {name: jsonschema.Draft202012Validator(schema) for name, schema in CHANNEL_SCHEMAS.items()}
 
 
 def _channel(name: str, value: Any, path: str) -> None:
@@ -29,8 +51,10 @@ def _channel(name: str, value: Any, path: str) -> None:
                 f"the notification channel '{name}' is not implemented (channels: {', '.join(CHANNELS)})", path=path
             )
         raise StageSchemaError(f"unknown notification channel '{name}' (channels: {', '.join(CHANNELS)})", path=path)
-    if not isinstance(value, (dict, str, list, bool)):
-        raise StageSchemaError(f"expected dict or string, got {describe(value)}", path=path)
+    validator = _VALIDATORS.get(name)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(value)) if validator else None
+    if error is not None:
+        raise to_stage_error(error, path)
 
 
 def _group(group: Any, path: str) -> dict[str, Any]:

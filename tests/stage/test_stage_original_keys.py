@@ -121,6 +121,10 @@ def test_grouped_notification_stays() -> None:
         ({"completed": {"slak": {}}}, "notification.completed.slak", "unknown notification channel"),
         ({"completed": {"email": "a"}, "slack": {}}, "notification.slack", "beside 'completed'"),
         ({"completed": {"scope": "job"}}, "notification.completed.scope", "is not one of"),
+        ({"completed": {"slack": {"chanel": "c"}}}, "notification.completed.slack.chanel", "unknown key"),
+        ({"slack": "ci-results"}, "notification.slack", "expected dict"),
+        ({"github": {"credentials": "a", "tokn": "b"}}, "notification.github.tokn", "unknown key"),
+        ({"changes": {"webhook": {"url": "u", "header": {}}}}, "notification.changes.webhook.header", "unknown key"),
     ],
 )
 def test_wrong_notification_names_the_key(notification: dict[str, Any], path: str, words: str) -> None:

@@ -99,4 +99,3 @@ class ShellTool(Tool):
         if res.exit_code == 0:
             return StepOutcome("passed", None, 0)
         return StepOutcome("failed", f"command exited with code {res.exit_code}", res.exit_code)
-
