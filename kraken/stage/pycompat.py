@@ -6,6 +6,7 @@ line, so error line numbers stay right (columns may move on a converted line).
   as Python reads them; elsewhere (between tokens, in comments) they become a space;
 - ``a is None`` / ``a is not None`` → ``a == None`` / ``a != None`` (starlark has no ``is``;
   for the values stage code handles, equality is what ``is`` meant);
+- adjacent string literals (``"a" "b"``, also across lines) → ``("a" + "b")``;
 - ``ctx.args.NAME`` and ``ctx.env.NAME`` → ``ctx.args.get("NAME")``: the original's context
   gave attribute access to arguments and variables, and an argument not known yet (the first
   evaluation, before the parameters are read) is ``None`` instead of an error.
@@ -100,6 +101,26 @@ def _is_edits(tokens: list[tokenize.TokenInfo]) -> list[_Edit]:
     return edits
 
 
+def _concat_edits(tokens: list[tokenize.TokenInfo]) -> list[_Edit]:
+    """Runs of adjacent string literals joined with ``+``, in parentheses (they bind tightest)."""
+    skip = {tokenize.NL, tokenize.COMMENT}
+    edits: list[_Edit] = []
+    run: list[tokenize.TokenInfo] = []
+    for tok in [*tokens, None]:
+        if tok is not None and tok.type in skip:
+            continue
+        if tok is not None and tok.type == tokenize.STRING:
+            run.append(tok)
+            continue
+        if len(run) > 1:
+            first, last = run[0], run[-1]
+            edits.append(_Edit(first.start[0], first.start[1], first.start[1], "("))
+            edits.extend(_Edit(t.end[0], t.end[1], t.end[1], " +") for t in run[:-1])
+            edits.append(_Edit(last.end[0], last.end[1], last.end[1], ")"))
+        run = []
+    return edits
+
+
 def _ctx_edits(tokens: list[tokenize.TokenInfo]) -> list[_Edit]:
     """``ctx.args.NAME`` (not a call, not a dict method) → ``ctx.args.get("NAME")``."""
     edits: list[_Edit] = []
@@ -128,7 +149,8 @@ def _ctx_edits(tokens: list[tokenize.TokenInfo]) -> list[_Edit]:
 
 def _apply(lines: list[str], edits: list[_Edit]) -> list[str]:
     out = list(lines)
-    for edit in sorted(edits, key=lambda e: (e.row, e.start), reverse=True):
+    # right to left; at one column a replacement goes before an insertion
+    for edit in sorted(edits, key=lambda e: (e.row, e.start, e.end), reverse=True):
         line = out[edit.row - 1]
         out[edit.row - 1] = line[: edit.start] + edit.text + line[edit.end :]
     return out
@@ -140,4 +162,5 @@ def to_starlark(code: str) -> str:
     tokens = _tokens(code)
     if tokens is None:
         return "".join(_expand_indent(line).replace("\t", " ") if "\t" in line else line for line in lines)
-    return "".join(_apply(lines, _tab_edits(lines, tokens) + _is_edits(tokens) + _ctx_edits(tokens)))
+    edits = _tab_edits(lines, tokens) + _is_edits(tokens) + _concat_edits(tokens) + _ctx_edits(tokens)
+    return "".join(_apply(lines, edits))

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.executors.conftest import IMAGES, require_image
 from tests.support.api import Api
 from tests.support.gitrepo import commit, make_repo
 from tests.support.procs import Server, start_agent, wait_agent_connected
@@ -276,3 +277,31 @@ async def test_cloc_reports_lines_per_language(tmp_path: Path, server: Server, a
     by_name = await api.wait_until(results, 30, "cloc's results")
     assert sorted(by_name) == ["Python", "SUM"]
     assert by_name["Python"]["values"] == {"code": 2, "comment": 1, "blank": 1, "total": 4, "files": 1}
+
+
+BACKGROUND_IN_CONTAINER = """
+def stage(ctx):
+    return {"jobs": [{"name": "bg", "environments": [{"system": "IMAGE", "executor": "EXECUTOR"}], "steps": [
+        {"tool": "shell", "cmd": "echo $$ > bg.pid; exec sleep 600", "background": True},
+        {"tool": "shell", "script": "for i in $(seq 100); do [ -s bg.pid ] && break; sleep 0.05; done\\n"
+                                    "kill -0 $(cat bg.pid) && echo background-running"},
+        {"tool": "shell", "cmd": "echo as=$(id -un)", "user": "nobody"},
+    ]}]}
+"""
+
+
+@pytest.mark.parametrize("executor", ["docker", "lxd"])
+async def test_background_and_user_in_a_container(tmp_path: Path, server: Server, api: Api, executor: str) -> None:
+    image = IMAGES[executor].python
+    require_image(executor, image)
+    agent = start_agent(tmp_path, server.url, f"ct-{executor}", "--executor", executor)
+    wait_agent_connected(agent, timeout=60)
+    _, branch_id = await api.project_with_branch()
+    await api.stage(branch_id, "bg", BACKGROUND_IN_CONTAINER.replace("IMAGE", image).replace("EXECUTOR", executor))
+    started = time.monotonic()
+    flow = await api.wait_flow((await api.flow(branch_id))["id"], timeout=240)
+    [job] = await api.jobs(flow["runs"][0]["id"])
+    log = await api.log(job["id"])
+    assert [s["result"] for s in job["steps"]] == ["passed"] * 3, log
+    assert "background-running" in log and "as=nobody" in log
+    assert time.monotonic() - started < 200  # the job did not wait for its background process

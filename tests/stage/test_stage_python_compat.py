@@ -144,3 +144,19 @@ def test_builtin_names_are_reserved_for_parameters(name: str) -> None:
     with pytest.raises(StageSchemaError) as info:
         _steps({"tool": "shell", "cmd": "true"}, parameters=[{"name": name, "default": "1"}])
     assert info.value.path == "parameters[0].name" and "reserved" in info.value.message
+
+
+def test_adjacent_strings_are_joined_in_parentheses() -> None:
+    code = 'x = "a" "b" % y\nz = ["c"\n\t"d",\t"e"]\n'
+    assert to_starlark(code).splitlines() == ['x = ("a" + "b") % y', 'z = [("c" +', '        "d"), "e"]']
+
+
+async def test_implicit_string_concatenation_evaluates_like_python() -> None:
+    code = (
+        "def stage(ctx):\n"
+        '    cmd = ("echo %s-"\n'
+        '           "%s" % ("a", "b"))\n'
+        '    return {"jobs": [{"name": "j", "environments": [{}], "steps": [{"tool": "shell", "cmd": cmd}]}]}\n'
+    )
+    schema = await evaluate_stage(code, StageContext())
+    assert schema["jobs"][0]["steps"][0]["cmd"] == "echo a-b"
