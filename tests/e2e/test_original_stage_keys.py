@@ -12,6 +12,7 @@ import asyncio
 import os
 import re
 import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -62,8 +63,8 @@ ORIGINAL = (
     'kill -0 $(cat bg.pid) && echo background-pid=$(cat bg.pid)"\n'
     "\t\t\t}, {\n"
     '\t\t\t\t"tool": "shell",\n'
-    '\t\t\t\t"cmd": "test -s \\"$KRAKEN_SSH_KEY_FILE\\" && echo \\"$GIT_SSH_COMMAND\\" | grep -q IdentitiesOnly '
-    '&& echo ssh-key-ready",\n'
+    '\t\t\t\t"cmd": "ssh-add -l | grep -q ED25519 && test -s \\"$KRAKEN_SSH_KEY_FILE\\" '
+    '&& echo \\"$GIT_SSH_COMMAND\\" | grep -q IdentitiesOnly && echo ssh-key-ready",\n'
     '\t\t\t\t"ssh-key": "deploy"\n'
     "\t\t\t}, {\n"
     '\t\t\t\t"tool": "shell",\n'
@@ -106,11 +107,18 @@ async def _gone(pid: int, timeout: float = 20.0) -> bool:
     return True
 
 
-async def test_original_stage_runs_with_its_meaning(tmp_path: Path, server: Server, api: Api) -> None:
+@pytest.fixture
+def ssh_key(tmp_path: Path) -> str:
+    """A private key made with ssh-keygen."""
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "id")], check=True)
+    return (tmp_path / "id").read_text()
+
+
+async def test_original_stage_runs_with_its_meaning(tmp_path: Path, server: Server, api: Api, ssh_key: str) -> None:
     agent = start_agent(tmp_path, server.url, "a1")
     project_id, branch_id = await api.project_with_branch()
     await api.post(f"/projects/{project_id}/secrets", {"name": "tok", "value": TOKEN}, expect=201)
-    key = {"name": "deploy", "kind": "ssh-key", "user": "git", "key": "-----BEGIN KEY-----\nabc\n-----END KEY-----"}
+    key = {"name": "deploy", "kind": "ssh-key", "user": "git", "key": ssh_key}
     await api.post(f"/projects/{project_id}/secrets", key, expect=201)
     r = await api.http.patch(f"/branches/{branch_id}", json={"env_vars": {"MY_VAR": "hello-env"}})
     assert r.status_code == 200, r.text

@@ -6,7 +6,9 @@
 - ``user``: run as this user (``runuser`` when the job runs as root, else ``sudo -n``); a user
   that cannot be switched to makes the step an error
 - ``ssh-key``: the name of an ``ssh-key`` secret; the key is written to a 0600 file for the
-  step, ``GIT_SSH_COMMAND`` uses it and ``KRAKEN_SSH_KEY_FILE`` names it (removed afterwards)
+  step (removed afterwards), ``KRAKEN_SSH_KEY_FILE`` names it and ``GIT_SSH_COMMAND`` uses it;
+  where ``ssh-agent`` is installed the command runs under its own agent holding the key
+  (``SSH_AUTH_SOCK``), so plain ``ssh``/``scp``/``rsync`` use it too
 - ``background``: start the command and go on with the next step at once; the process (and its
   process group) is killed when the job ends.  Its output goes to this step's log.
 """
@@ -26,6 +28,17 @@ _AS_USER = (
     'if [ "$(id -un)" = "$u" ]; then exec "$@"; fi; '
     'if [ "$(id -u)" = 0 ]; then exec runuser -u "$u" -- "$@"; fi; '
     'exec sudo -n -u "$u" -- "$@"'
+)
+
+# Run "$@" under an ssh-agent holding $KRAKEN_SSH_KEY_FILE, where ssh-agent is installed.
+_ADD_KEY = (
+    'ssh-add -q "$KRAKEN_SSH_KEY_FILE" </dev/null || '
+    '{ echo "kraken: ssh-add could not load the ssh-key secret" >&2; exit 1; }; exec "$@"'
+)
+_WITH_SSH_AGENT = (
+    "if command -v ssh-agent >/dev/null 2>&1; then "
+    f"exec ssh-agent /bin/sh -c '{_ADD_KEY}' kraken-ssh \"$@\"; fi; "
+    'exec "$@"'
 )
 
 # A script runs with bash where there is one (as in the original), else with sh.
@@ -75,6 +88,8 @@ class ShellTool(Tool):
         key_env, problem = await ssh_key_env(ctx, fields.get("ssh-key"))
         if problem:
             return StepOutcome("error", problem)
+        if key_env:
+            argv = ["/bin/sh", "-c", _WITH_SSH_AGENT, "kraken-ssh", *argv]
         argv, user_env = as_user(argv, fields.get("user"))
         env.update(key_env)
         env.update(user_env)
