@@ -13,7 +13,9 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -152,26 +154,43 @@ async def test_original_stage_runs_with_its_meaning(tmp_path: Path, server: Serv
     assert len([name for name in by_name if name.startswith("test_")]) == 4
 
 
-async def test_shell_user(tmp_path: Path, server: Server, api: Api) -> None:
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A directory other users can traverse (pytest's tmp_path is private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="kraken-user-test-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+async def test_shell_user(open_dir: Path, server: Server, api: Api, ssh_key: str) -> None:
     if os.geteuid() != 0:
         pytest.skip("switching users needs root")
-    agent = start_agent(tmp_path, server.url, "a1")
-    _, branch_id = await api.project_with_branch()
+    agent = start_agent(open_dir, server.url, "a1")
+    project_id, branch_id = await api.project_with_branch()
+    key = {"name": "deploy", "kind": "ssh-key", "user": "git", "key": ssh_key}
+    await api.post(f"/projects/{project_id}/secrets", key, expect=201)
     code = (
         "def stage(ctx):\n"
         '    return {"jobs": [{"name": "u", "environments": [{"system": "any"}], "steps": [\n'
         '        {"tool": "shell", "cmd": "echo as=$(id -un)", "user": "nobody"},\n'
         '        {"tool": "shell", "cmd": "echo as=$(id -un)"},\n'
+        '        {"tool": "shell", "script": "echo script-as=$(id -un)", "user": "nobody"},\n'
+        '        {"tool": "shell", "cmd": "ssh-add -l | grep -q ED25519 && echo key-for=$(id -un)", '
+        '"user": "nobody", "ssh-key": "deploy", "env": {"K": "kept"}},\n'
+        '        {"tool": "shell", "cmd": "test \\"$K\\" = kept && echo env-kept", "user": "nobody",\n'
+        '         "env": {"K": "kept"}},\n'
         '        {"tool": "shell", "cmd": "true", "user": "no-such-user-kk"}]}]}\n'
     )
     await api.stage(branch_id, "u", code)
     wait_agent_connected(agent)
     flow = await api.wait_flow((await api.flow(branch_id))["id"])
     [job] = await api.jobs(flow["runs"][0]["id"])
-    assert [s["result"] for s in job["steps"]][:2] == ["passed", "passed"]
-    assert job["steps"][2]["result"] != "passed"
     log = await api.log(job["id"])
-    assert "as=nobody" in log and "as=root" in log
+    assert [s["result"] for s in job["steps"]][:5] == ["passed"] * 5, log
+    assert job["steps"][5]["result"] != "passed"
+    assert "as=nobody" in log and "as=root" in log and "script-as=nobody" in log
+    assert "key-for=nobody" in log and "env-kept" in log
 
 
 async def test_git_cfg_and_option_injection(tmp_path: Path, server: Server, api: Api) -> None:

@@ -20,14 +20,14 @@ from typing import Any
 
 from kraken.agent.tools.base import StepOutcome, Tool, ToolContext
 from kraken.agent.tools.registry import register
-from kraken.agent.tools.sshkey import remove_key_file, ssh_key_env
+from kraken.agent.tools.sshkey import KEY_FILE_VAR, remove_key_file, ssh_key_env
 
-# Switch to ``$KRAKEN_RUN_AS`` and run "$@": no-op when already that user.
+# Switch to ``$KRAKEN_RUN_AS`` and run "$@" with the same environment: no-op when already that user.
 _AS_USER = (
     'u="$KRAKEN_RUN_AS"; unset KRAKEN_RUN_AS; '
     'if [ "$(id -un)" = "$u" ]; then exec "$@"; fi; '
     'if [ "$(id -u)" = 0 ]; then exec runuser -u "$u" -- "$@"; fi; '
-    'exec sudo -n -u "$u" -- "$@"'
+    'exec sudo -n -E -u "$u" -- "$@"'
 )
 
 # Run "$@" under an ssh-agent holding $KRAKEN_SSH_KEY_FILE, where ssh-agent is installed.
@@ -90,6 +90,11 @@ class ShellTool(Tool):
             return StepOutcome("error", problem)
         if key_env:
             argv = ["/bin/sh", "-c", _WITH_SSH_AGENT, "kraken-ssh", *argv]
+            if fields.get("user"):  # the agent runs as that user: the key file becomes theirs
+                given = await ctx.executor.exec(["chown", "--", fields["user"], key_env[KEY_FILE_VAR]], timeout=30)
+                if not given.ok:
+                    await remove_key_file(ctx, key_env)
+                    return StepOutcome("error", f"cannot give the ssh key to the user '{fields['user']}'")
         argv, user_env = as_user(argv, fields.get("user"))
         env.update(key_env)
         env.update(user_env)
