@@ -7,6 +7,7 @@ line, so error line numbers stay right (columns may move on a converted line).
 - ``a is None`` / ``a is not None`` → ``a == None`` / ``a != None`` (starlark has no ``is``;
   for the values stage code handles, equality is what ``is`` meant);
 - adjacent string literals (``"a" "b"``, also across lines) → ``("a" + "b")``;
+- chained assignment to names ``a = b = expr`` → ``b = expr; a = b``;
 - ``ctx.args.NAME`` and ``ctx.env.NAME`` → ``ctx.args.get("NAME")``: the original's context
   gave attribute access to arguments and variables, and an argument not known yet (the first
   evaluation, before the parameters are read) is ``None`` instead of an error.
@@ -38,6 +39,7 @@ class _Edit:
     start: int
     end: int
     text: str
+    order: int = 0  # among insertions at one column, a higher order ends up further right
 
 
 def _indent_width(indent: str) -> int:
@@ -121,6 +123,47 @@ def _concat_edits(tokens: list[tokenize.TokenInfo]) -> list[_Edit]:
     return edits
 
 
+def _logical_lines(tokens: list[tokenize.TokenInfo]) -> Iterator[list[tokenize.TokenInfo]]:
+    skip = {tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT, tokenize.ENCODING}
+    line: list[tokenize.TokenInfo] = []
+    for tok in tokens:
+        if tok.type in (tokenize.NEWLINE, tokenize.ENDMARKER):
+            if line:
+                yield line
+            line = []
+        elif tok.type not in skip:
+            line.append(tok)
+
+
+def _chain_edits(tokens: list[tokenize.TokenInfo]) -> list[_Edit]:
+    """``a = b = expr`` (names only) → ``b = expr; a = b`` on the same lines."""
+    edits: list[_Edit] = []
+    for line in _logical_lines(tokens):
+        depth, equals = 0, []
+        for i, tok in enumerate(line):
+            if tok.string in ("(", "[", "{"):
+                depth += 1
+            elif tok.string in (")", "]", "}"):
+                depth -= 1
+            elif tok.string == "=" and depth == 0:
+                equals.append(i)
+        if len(equals) < 2 or equals[0] != 1:
+            continue
+        targets = [line[i - 1] for i in equals]
+        simple = all(
+            t.type == tokenize.NAME and not keyword.iskeyword(t.string) and t.start[0] == line[0].start[0]
+            for t in targets
+        )
+        if not simple or any(equals[k + 1] != equals[k] + 2 for k in range(len(equals) - 1)):
+            continue
+        last = targets[-1]
+        edits.append(_Edit(line[0].start[0], line[0].start[1], last.start[1], ""))
+        end = line[-1].end
+        rest = "".join(f"; {t.string} = {last.string}" for t in targets[:-1])
+        edits.append(_Edit(end[0], end[1], end[1], rest, order=1))
+    return edits
+
+
 def _ctx_edits(tokens: list[tokenize.TokenInfo]) -> list[_Edit]:
     """``ctx.args.NAME`` (not a call, not a dict method) → ``ctx.args.get("NAME")``."""
     edits: list[_Edit] = []
@@ -150,7 +193,7 @@ def _ctx_edits(tokens: list[tokenize.TokenInfo]) -> list[_Edit]:
 def _apply(lines: list[str], edits: list[_Edit]) -> list[str]:
     out = list(lines)
     # right to left; at one column a replacement goes before an insertion
-    for edit in sorted(edits, key=lambda e: (e.row, e.start, e.end), reverse=True):
+    for edit in sorted(edits, key=lambda e: (e.row, e.start, e.end, e.order), reverse=True):
         line = out[edit.row - 1]
         out[edit.row - 1] = line[: edit.start] + edit.text + line[edit.end :]
     return out
@@ -163,4 +206,5 @@ def to_starlark(code: str) -> str:
     if tokens is None:
         return "".join(_expand_indent(line).replace("\t", " ") if "\t" in line else line for line in lines)
     edits = _tab_edits(lines, tokens) + _is_edits(tokens) + _concat_edits(tokens) + _ctx_edits(tokens)
+    edits += _chain_edits(tokens)
     return "".join(_apply(lines, edits))

@@ -160,3 +160,26 @@ async def test_implicit_string_concatenation_evaluates_like_python() -> None:
     )
     schema = await evaluate_stage(code, StageContext())
     assert schema["jobs"][0]["steps"][0]["cmd"] == "echo a-b"
+
+
+def test_chained_assignment_to_names_is_split_on_its_line() -> None:
+    code = 'a = b = []\nx = y = z = {"k": [1,\n  2]}  # c\nf = lambda v=1: v\nd[k] = e = 1\nq = r = "s" "t"\n'
+    assert to_starlark(code).splitlines() == [
+        "b = []; a = b",
+        'z = {"k": [1,',
+        "  2]}; x = z; y = z  # c",
+        "f = lambda v=1: v",
+        "d[k] = e = 1",
+        'r = ("s" + "t"); q = r',
+    ]
+
+
+async def test_chained_assignment_evaluates_like_python() -> None:
+    code = (
+        "def stage(ctx):\n"
+        "    steps = more = []\n"
+        '    more.append({"tool": "shell", "cmd": "true"})\n'
+        '    return {"jobs": [{"name": "j", "environments": [{}], "steps": steps}]}\n'
+    )
+    schema = await evaluate_stage(code, StageContext())
+    assert schema["jobs"][0]["steps"] == [{"tool": "shell", "cmd": "true"}]
