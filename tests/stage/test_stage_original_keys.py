@@ -59,6 +59,7 @@ def test_original_tool_fields_are_accepted(step: dict[str, Any]) -> None:
         ({"tool": "values_collect", "files": [{"name": "a", "ns": "b"}]}, "jobs[0].steps[0].files[0].ns"),
         ({"tool": "rndtest", "count": 0}, "jobs[0].steps[0].count"),
         ({"tool": "rndtest", "cnt": 3}, "jobs[0].steps[0].cnt"),
+        ({"tool": "pylint", "exe": "a", "pylint_exe": "b"}, "jobs[0].steps[0]"),
         ({"tool": "git@2.0", "checkout": "u"}, "jobs[0].steps[0].tool"),
         ({"tool": "nglint"}, "jobs[0].steps[0].tool"),
         ({"tool": "data", "value": {}}, "jobs[0].steps[0].tool"),
@@ -87,6 +88,11 @@ def test_unknown_or_wrong_step_keys_name_their_path(step: dict[str, Any], path: 
 )
 def test_unknown_keys_at_every_level(document: dict[str, Any], path: str) -> None:
     assert _error(document).path == path
+
+
+def test_pylint_alias_conflict_says_what_to_do() -> None:
+    err = _error(_stage({"tool": "pylint", "params": "a", "modules_or_packages": "b"}))
+    assert err.message.startswith("give 'exe' or the original's 'pylint_exe'")
 
 
 def test_config_default_without_configs_is_a_label() -> None:

@@ -102,6 +102,7 @@ _PYLINT_SCHEMA: dict[str, Any] = {
         "modules_or_packages": {"type": "string", "minLength": 1},
     },
     "not": {"anyOf": [{"required": ["exe", "pylint_exe"]}, {"required": ["params", "modules_or_packages"]}]},
+    "x-not-hint": "give 'exe' or the original's 'pylint_exe', and 'params' or 'modules_or_packages', not both",
 }
 
 
