@@ -27,7 +27,9 @@ db_app = typer.Typer(no_args_is_help=True, help="Database maintenance")
 app.add_typer(db_app, name="db")
 
 DataDir = Annotated[Path | None, typer.Option(help="state directory [KRAKEN_DATA_DIR, default ./kraken-data]")]
-DbUrl = Annotated[str | None, typer.Option(help="database URL, e.g. postgresql+asyncpg://u@h/db [KRAKEN_DATABASE_URL]")]
+DbUrl = Annotated[
+    str | None, typer.Option(help="database URL, e.g. postgresql+asyncpg://u@h/db [KRAKEN_DATABASE_URL]")
+]
 RedisUrl = Annotated[str | None, typer.Option(help="redis://host:6379/0 [KRAKEN_REDIS_URL]")]
 Host = Annotated[str | None, typer.Option(help="listen address [KRAKEN_HOST, default 127.0.0.1]")]
 Port = Annotated[int | None, typer.Option(help="listen port [KRAKEN_PORT, default 8080]")]
@@ -37,7 +39,9 @@ LogLevel = Annotated[str | None, typer.Option(help="debug, info, warning [KRAKEN
 def settings_from(**options: Any) -> Settings:
     given = {k: v for k, v in options.items() if v is not None and v != []}
     settings = Settings(**given)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("alembic").setLevel(logging.WARNING)
     return settings
 
@@ -114,13 +118,8 @@ def serve(
 ) -> None:
     """Everything in one process: API, controller, background tasks, SQLite, a local agent."""
     settings = settings_from(
-        data_dir=data_dir,
-        host=host,
-        port=port,
-        database_url=database_url,
-        admin_password=admin_password,
-        agent_token=agent_token,
-        log_level=log_level,
+        data_dir=data_dir, host=host, port=port, database_url=database_url, admin_password=admin_password,
+        agent_token=agent_token, log_level=log_level,
     )
     _run(_serve_http(settings, "serve", local_agent=local_agent, sample=sample_project))
 
@@ -138,14 +137,8 @@ def server(
 ) -> None:
     """The REST API and agent endpoint (scale-out: run several behind a load balancer)."""
     settings = settings_from(
-        database_url=database_url,
-        redis_url=redis_url,
-        host=host,
-        port=port,
-        data_dir=data_dir,
-        admin_password=admin_password,
-        agent_token=agent_token,
-        log_level=log_level,
+        database_url=database_url, redis_url=redis_url, host=host, port=port, data_dir=data_dir,
+        admin_password=admin_password, agent_token=agent_token, log_level=log_level,
     )
     _run(_serve_http(settings, "server"))
 
@@ -203,12 +196,7 @@ def agent(
 ) -> None:
     """Run jobs on this machine for the server at --server."""
     settings = settings_from(
-        server=server,
-        agent_token=token,
-        name=name,
-        data_dir=data_dir,
-        groups=group,
-        labels=label,
+        server=server, agent_token=token, name=name, data_dir=data_dir, groups=group, labels=label,
         log_level=log_level,
     )
     if not settings.agent_token:

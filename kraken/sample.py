@@ -13,7 +13,7 @@ from kraken.core.db import Database
 from kraken.models import Branch, Project, Stage
 from kraken.stage import StageContext, check_stage_code
 
-BUILD = """def stage(ctx):
+BUILD = '''def stage(ctx):
     return {
         "parent": "root",
         "parameters": [{"name": "greeting", "type": "string", "default": "hello"}],
@@ -27,9 +27,9 @@ BUILD = """def stage(ctx):
             "environments": [{"system": "any", "agents_group": "all", "executor": "local"}],
         }],
     }
-"""
+'''
 
-TEST = """def stage(ctx):
+TEST = '''def stage(ctx):
     return {
         "parent": "build",
         "configs": [{"name": "fast", "level": "1"}, {"name": "full", "level": "2"}],
@@ -42,11 +42,11 @@ TEST = """def stage(ctx):
             "environments": [{"system": "any", "agents_group": "all", "executor": "local"}],
         }],
     }
-"""
+'''
 
 FILES = {
     "build.sh": "#!/bin/sh\nset -e\necho building...\nmkdir -p out\necho 'artifact' > out/app.txt\necho done\n",
-    "test.sh": '#!/bin/sh\nset -e\necho "running test level $1"\nfor i in 1 2 3; do echo "test $i ok"; done\n',
+    "test.sh": "#!/bin/sh\nset -e\necho \"running test level $1\"\nfor i in 1 2 3; do echo \"test $i ok\"; done\n",
     "README.md": "# sample\nA tiny repository for Kraken's sample project.\n",
 }
 

@@ -134,17 +134,14 @@ class Agent:
                 raise PermissionError(f"the server at {self.url} refused the agent token") from exc
             raise
         async with ws:
-            await self._send(
-                ws,
-                {
-                    "type": "hello",
-                    "name": self.name,
-                    "groups": self.groups,
-                    "capabilities": self._caps or {},
-                    "running_job": self.runner.job_id if self.runner else None,
-                    "pending_jobs": self.outbox.pending_jobs(),
-                },
-            )
+            await self._send(ws, {
+                "type": "hello",
+                "name": self.name,
+                "groups": self.groups,
+                "capabilities": self._caps or {},
+                "running_job": self.runner.job_id if self.runner else None,
+                "pending_jobs": self.outbox.pending_jobs(),
+            })
             first = orjson.loads(await asyncio.wait_for(ws.recv(), 30))
             if first.get("type") != "welcome":
                 raise websockets.WebSocketException(f"unexpected first message {first!r}")
@@ -201,7 +198,9 @@ class Agent:
             return
         self.outbox.start_job(int(job["id"]), int(job.get("last_seq") or 0))
         server = {"url": http_url(self.url), "token": self.token}
-        runner = JobRunner(job, self.outbox, self.name, str(self.data_dir), server=server, default_limits=self.limits)
+        runner = JobRunner(
+            job, self.outbox, self.name, str(self.data_dir), server=server, default_limits=self.limits
+        )
         self.runner = runner
         log.info("running job %s (%s)", job["id"], job.get("name"))
 

@@ -107,6 +107,7 @@ class Outbox:
     def disconnected(self) -> None:
         self._sender = None
 
+
     def pending_jobs(self) -> list[int]:
         return sorted({job_id for job_id, _ in self._pending})
 

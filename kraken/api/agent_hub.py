@@ -167,14 +167,10 @@ class AgentHub:
         yet; the agent re-sends them now."""
         async with self.state.runtime.db.session(quick=True) as session:
             jobs = (
-                (
-                    await session.execute(
-                        select(Job).where(Job.agent_id == conn.agent_id, col(Job.state) == State.RUNNING)
-                    )
+                await session.execute(
+                    select(Job).where(Job.agent_id == conn.agent_id, col(Job.state) == State.RUNNING)
                 )
-                .scalars()
-                .all()
-            )
+            ).scalars().all()
             payloads = {j.id: await orchestration.job_payload(session, j) for j in jobs if j.id != running_job}
         if running_job is not None and all(j.id != running_job for j in jobs):
             conn.send({"type": "cancel", "job_id": running_job})
@@ -209,6 +205,7 @@ class AgentHub:
                 await self._apply(conn, msg["messages"])
             else:
                 log.warning("agent %s sent an unknown message %r", conn.agent_id, kind)
+
 
     async def _apply(self, conn: AgentConnection, messages: list[dict[str, Any]]) -> None:
         """Apply a batch of job messages: one transaction and one ack per job."""

@@ -57,3 +57,4 @@ async def current_user(
 
 
 UserDep = Annotated[User, Depends(current_user)]
+

@@ -281,7 +281,9 @@ async def job_payload(session: AsyncSession, job: Job, flow: Flow | None = None)
         flow = (
             await session.execute(select(Flow).join(Run, col(Run.flow_id) == Flow.id).where(Run.id == job.run_id))
         ).scalar_one_or_none()
-    steps = (await session.execute(select(Step).where(Step.job_id == job.id).order_by(col(Step.index)))).scalars().all()
+    steps = (
+        (await session.execute(select(Step).where(Step.job_id == job.id).order_by(col(Step.index)))).scalars().all()
+    )
     assert job.id is not None
     secrets = await secrets_store.job_secrets(session, job.id, steps)  # only those its steps refer to
     secrets_store.remember_job_secrets(job.id, secrets)
@@ -484,8 +486,7 @@ async def _finish_run(session: AsyncSession, flow: Flow, run: Run, effects: Effe
 async def _start_children(session: AsyncSession, flow: Flow, parent: Run, effects: Effects) -> None:
     """Stages whose parent is this run's stage (and that trigger on their parent) start now."""
     children = [
-        s
-        for s in await branch_stages(session, flow.branch_id)
+        s for s in await branch_stages(session, flow.branch_id)
         if s.parent == parent.stage_name and s.triggers.get("parent", True)
     ]
     if not children:
@@ -533,10 +534,8 @@ async def cancel_job(session: AsyncSession, job_id: int, effects: Effects, reaso
 
 async def cancel_run(session: AsyncSession, run_id: int, effects: Effects, reason: str = "cancelled by user") -> None:
     job_ids = (
-        (await session.execute(select(Job.id).where(Job.run_id == run_id, col(Job.state) != State.COMPLETED)))
-        .scalars()
-        .all()
-    )
+        await session.execute(select(Job.id).where(Job.run_id == run_id, col(Job.state) != State.COMPLETED))
+    ).scalars().all()
     for job_id in job_ids:
         assert job_id is not None
         await cancel_job(session, job_id, effects, reason)
@@ -551,10 +550,8 @@ async def cancel_flow(session: AsyncSession, flow_id: int, effects: Effects, rea
         return
     # Completing runs must not start their children: mark the flow first.
     run_ids = (
-        (await session.execute(select(Run.id).where(Run.flow_id == flow_id, col(Run.state) != State.COMPLETED)))
-        .scalars()
-        .all()
-    )
+        await session.execute(select(Run.id).where(Run.flow_id == flow_id, col(Run.state) != State.COMPLETED))
+    ).scalars().all()
     for run_id in run_ids:
         assert run_id is not None
         await cancel_run(session, run_id, effects, reason)
@@ -590,12 +587,7 @@ async def rerun_job(session: AsyncSession, job_id: int, effects: Effects) -> Job
     session.add_all(
         Step(
             job_id=new.id,  # type: ignore[arg-type]
-            index=s.index,
-            tool=s.tool,
-            name=s.name,
-            fields=s.fields,
-            timeout=s.timeout,
-            when=s.when,
+            index=s.index, tool=s.tool, name=s.name, fields=s.fields, timeout=s.timeout, when=s.when,
         )
         for s in steps
     )

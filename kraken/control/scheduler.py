@@ -139,10 +139,8 @@ class Scheduler(Service):
             if not jobs:
                 return 0, False
             agents = (
-                (await session.execute(select(Agent).where(col(Agent.enabled).is_(True)).order_by(col(Agent.id))))
-                .scalars()
-                .all()
-            )
+                await session.execute(select(Agent).where(col(Agent.enabled).is_(True)).order_by(col(Agent.id)))
+            ).scalars().all()
             groups = await agent_groups(session, [a.id for a in agents if a.id is not None])
         cutoff = utcnow() - timedelta(seconds=self.settings.agent_timeout)
         online = {a.id for a in agents if a.connected_to and a.last_seen and a.last_seen >= cutoff}
@@ -186,7 +184,9 @@ class Scheduler(Service):
         async with self.db.transaction(quick=True) as session:
             for reason, ids in changed.items():
                 await session.execute(
-                    sa.update(Job).where(col(Job.id).in_(ids), col(Job.state) == State.QUEUED).values(reason=reason)
+                    sa.update(Job)
+                    .where(col(Job.id).in_(ids), col(Job.state) == State.QUEUED)
+                    .values(reason=reason)
                 )
                 for job_id in ids:
                     effects.event("job", id=job_id, state=State.QUEUED, reason=reason)

@@ -136,3 +136,4 @@ class CacheTool(Tool):
             {"type": "step_info", "data": {"cache": "hit" if entry.get("exact") else "partial", "key": entry["key"]}}
         )
         return StepOutcome("passed", None, 0)
+

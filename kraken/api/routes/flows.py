@@ -49,15 +49,11 @@ async def list_flows(
         where.append(col(Flow.kind) == kind.value)
     total = (await session.execute(select(sa.func.count()).select_from(Flow).where(*where))).scalar_one()
     flows = (
-        (await session.execute(select(Flow).where(*where).order_by(col(Flow.id).desc()).limit(limit).offset(offset)))
-        .scalars()
-        .all()
-    )
+        await session.execute(select(Flow).where(*where).order_by(col(Flow.id).desc()).limit(limit).offset(offset))
+    ).scalars().all()
     runs = (
-        (await session.execute(select(Run).where(col(Run.flow_id).in_([f.id for f in flows])).order_by(col(Run.id))))
-        .scalars()
-        .all()
-    )
+        await session.execute(select(Run).where(col(Run.flow_id).in_([f.id for f in flows])).order_by(col(Run.id)))
+    ).scalars().all()
     items = []
     for f in flows:
         fo = FlowOut.model_validate(f)

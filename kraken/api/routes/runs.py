@@ -22,14 +22,8 @@ router = APIRouter(tags=["runs"])
 async def jobs_out(session: AsyncSession, jobs: list[Job]) -> list[JobOut]:
     ids = [j.id for j in jobs]
     steps = (
-        (
-            await session.execute(
-                select(Step).where(col(Step.job_id).in_(ids)).order_by(col(Step.job_id), col(Step.index))
-            )
-        )
-        .scalars()
-        .all()
-    )
+        await session.execute(select(Step).where(col(Step.job_id).in_(ids)).order_by(col(Step.job_id), col(Step.index)))
+    ).scalars().all()
     out = []
     for j in jobs:
         jo = JobOut.model_validate(j)
@@ -162,10 +156,12 @@ async def job_log_stream(
                         return
                     continue
                 first = int(msg["first_line"])
-                lines = msg["lines"][max(0, sent + 1 - first) :]
+                lines = msg["lines"][max(0, sent + 1 - first):]
                 if lines:
                     data = {"first_line": max(first, sent + 1), "step_index": msg.get("step_index"), "lines": lines}
                     yield sse_event("lines", data)
                     sent = first + len(msg["lines"]) - 1
 
     return sse_response(events())
+
+

@@ -62,19 +62,15 @@ def webhook_stages(stages: Sequence[Stage]) -> list[Stage]:
 
 async def _start_flows(session: AsyncSession, project_id: int, event: WebhookEvent, effects: Any) -> list[int]:
     branches = (
-        (
-            await session.execute(
-                select(Branch)
-                .where(Branch.project_id == project_id, Branch.branch_name == event.branch)
-                .order_by(col(Branch.id))
+        await session.execute(
+            select(Branch).where(Branch.project_id == project_id, Branch.branch_name == event.branch).order_by(
+                col(Branch.id)
             )
         )
-        .scalars()
-        .all()
-    )
+    ).scalars().all()
     started = []
     for branch in branches:
-        stages = await session.execute(select(Stage).where(Stage.branch_id == branch.id).order_by(col(Stage.id)))
+        stages = (await session.execute(select(Stage).where(Stage.branch_id == branch.id).order_by(col(Stage.id))))
         chosen = webhook_stages(stages.scalars().all())
         if not chosen:
             continue
@@ -118,14 +114,8 @@ async def receive(project_id: int, provider: str, request: Request, state: State
         fresh = await insert_ignore(
             session,
             WebhookDelivery,
-            {
-                "project_id": project_id,
-                "provider": provider,
-                "delivery_id": delivery,
-                "event": name,
-                "flows": [],
-                "created": utcnow(),
-            },
+            {"project_id": project_id, "provider": provider, "delivery_id": delivery, "event": name, "flows": [],
+             "created": utcnow()},
         )
         record = (
             await session.execute(
