@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import keyword
+import sys
 import tokenize
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -64,28 +65,41 @@ def _tokens(code: str) -> list[tokenize.TokenInfo] | None:
         return None
 
 
-def _string_spans(tokens: list[tokenize.TokenInfo]) -> Iterator[tuple[tuple[int, int], tuple[int, int]]]:
+def _protected(tokens: list[tokenize.TokenInfo]) -> dict[int, list[tuple[int, int]]]:
+    """Per row, the column ranges ``[start, end)`` inside string literals (a row fully inside a
+    multi-line string: ``(0, sys.maxsize)``)."""
+    rows: dict[int, list[tuple[int, int]]] = {}
     for tok in tokens:
-        if tok.type in _STRING_TYPES:
-            yield tok.start, tok.end
-
-
-def _inside(pos: tuple[int, int], spans: list[tuple[tuple[int, int], tuple[int, int]]]) -> bool:
-    return any(start <= pos < end for start, end in spans)
+        if tok.type not in _STRING_TYPES:
+            continue
+        (row1, col1), (row2, col2) = tok.start, tok.end
+        if row1 == row2:
+            rows.setdefault(row1, []).append((col1, col2))
+            continue
+        rows.setdefault(row1, []).append((col1, sys.maxsize))
+        for row in range(row1 + 1, row2):
+            rows.setdefault(row, []).append((0, sys.maxsize))
+        rows.setdefault(row2, []).append((0, col2))
+    return rows
 
 
 def _tab_edits(lines: list[str], tokens: list[tokenize.TokenInfo]) -> list[_Edit]:
-    spans = list(_string_spans(tokens))
+    protected = _protected(tokens)
     edits: list[_Edit] = []
     for row, line in enumerate(lines, 1):
         if "\t" not in line:
             continue
+        ranges = protected.get(row, [])
+
+        def inside(col: int, ranges: list[tuple[int, int]] = ranges) -> bool:
+            return any(start <= col < end for start, end in ranges)
+
         stripped = line.lstrip(" \t\f")
         indent_len = len(line) - len(stripped)
-        if "\t" in line[:indent_len] and not _inside((row, 0), spans):
+        if "\t" in line[:indent_len] and not inside(0):
             edits.append(_Edit(row, 0, indent_len, " " * _indent_width(line[:indent_len])))
         for col in range(indent_len, len(line)):
-            if line[col] == "\t" and not _inside((row, col), spans):
+            if line[col] == "\t" and not inside(col):
                 edits.append(_Edit(row, col, col + 1, " "))
     return edits
 
