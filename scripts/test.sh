@@ -13,6 +13,10 @@ if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/
   echo "test: installing Debian's chromium (for the web UI's end-to-end tests)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
+if ! command -v cloc >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "test: installing Debian's cloc (the cloc tool's end-to-end test)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cloc >/dev/null
+fi
 bash scripts/build-frontend.sh --require
 echo "== frontend"; (cd frontend && npm run --silent lint && npm run --silent typecheck && npm test --silent && npm run --silent check:api)
 echo "== ruff"; .venv/bin/ruff check .

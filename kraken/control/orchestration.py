@@ -127,6 +127,7 @@ async def create_flow(
     seq = next_seq(branch, "ci_flow_seq" if kind == FlowKind.CI else "dev_flow_seq")
     flow = Flow(branch_id=branch_id, kind=kind.value, seq=seq, args=args, trigger=trigger or {"reason": "manual"})
     commits.set_commits(flow, commits.from_trigger(trigger))
+    flow.shared_seq = next_seq(branch, "flow_seq")  # flows of both kinds (KK_FLOW_SEQ)
     session.add(flow)
     await session.flush()
     effects.event("flow", id=flow.id, branch_id=branch_id, state=flow.state, result=None, created=True)
@@ -166,6 +167,7 @@ async def add_run(session: AsyncSession, flow: Flow, stage: Stage, effects: Effe
         evaluated=False,
     )
     session.add(run)
+    await _count_stage_run(session, flow, stage, run)
     await session.flush()
     effects.event("run", id=run.id, flow_id=flow.id, state=run.state, result=None, created=True)
     effects.enqueue(START_RUN_TASK, key=f"{START_RUN_TASK}:{run.id}", run_id=run.id)
@@ -219,11 +221,14 @@ async def _evaluate(db: Database, run_id: int) -> _Evaluation | None:
             run_id=run_id,
             stage_name=stage.name,
             trigger=flow.trigger,
+            **_context_extras(project, branch, flow, stage, run),
         )
         schema = await evaluate_stage(stage.schema_code, ctx)
         args = resolve_args(schema, run.args)
-        labels = {key: interpolate_at(schema[key], args, key) for key in LABEL_KEYS if schema.get(key)}
-        specs = expand_jobs(schema, args)
+        variables = ctx.variables()
+        values = {**args, **variables, "args": args}
+        labels = {key: interpolate_at(schema[key], values, key) for key in LABEL_KEYS if schema.get(key)}
+        specs = expand_jobs(schema, args, variables)
     except StageSchemaError as exc:
         return _Evaluation(error=f"stage schema: {exc}")
     return _Evaluation(args=args, schema=schema, specs=specs, labels=labels)
@@ -284,6 +289,38 @@ async def evaluate_pending(db: Database, effects: Effects) -> None:
         effects.tasks = [t for t in effects.tasks if t[0] != START_RUN_TASK]
         for _, _, kwargs in pending:
             await start_run(db, int(kwargs["run_id"]), effects)
+
+
+def _context_extras(
+    project: Project | None, branch: Branch, flow: Flow, stage: Stage, run: Run
+) -> dict[str, Any]:
+    """What a run's stage context has beside the basics: the branch's environment variables,
+    ids, descriptions and the original Kraken's sequences (counted when the run was added)."""
+    return {
+        "env": dict(branch.env_vars or {}),
+        "project_id": project.id if project else None,
+        "project_description": project.description if project else "",
+        "branch_id": branch.id,
+        "branch_display_name": branch.name,
+        "stage_id": stage.id,
+        "flow_label": flow.label,
+        "flow_shared_seq": flow.shared_seq,
+        "run_seq": run.stage_seq,
+        "run_shared_seq": run.stage_shared_seq,
+    }
+
+
+async def _count_stage_run(session: AsyncSession, flow: Flow, stage: Stage, run: Run) -> None:
+    """This run in its stage's sequences: of every flow (``run.seq.shared``) and of its kind (``run.seq.own``)."""
+    own = col(Stage.ci_run_seq) if flow.kind == FlowKind.CI else col(Stage.dev_run_seq)
+    counted = await session.execute(
+        sa.update(Stage)
+        .where(col(Stage.id) == stage.id)
+        .values({col(Stage.run_seq): col(Stage.run_seq) + 1, own: own + 1})
+        .returning(col(Stage.run_seq), own)
+        .execution_options(synchronize_session=False)
+    )
+    run.stage_shared_seq, run.stage_seq = counted.one()
 
 
 async def _check_secret_references(session: AsyncSession, branch_id: int, specs: Sequence[Any]) -> None:

@@ -46,6 +46,8 @@ class Branch(SQLModel, table=True):
     dev_flow_seq: int = 0
     run_seq: int = 0
     archived: bool = False
+    flow_seq: int = 0  # flows of both kinds (the original's KK_FLOW_SEQ / flow.seq.shared)
+    env_vars: dict[str, str] = json_field(dict)  # branch environment variables: #{env.NAME}, the steps' env
     created: datetime = created_field()
 
 
@@ -60,6 +62,10 @@ class Stage(SQLModel, table=True):
     schema_: dict[str, Any] = json_field(dict, name="schema")  # evaluated with default args at save time
     parent: str = "root"
     triggers: dict[str, Any] = json_field(dict)
+    # runs of this stage: of both flow kinds (KK_RUN_SEQ / run.seq.shared), of CI and of DEV flows
+    run_seq: int = 0
+    ci_run_seq: int = 0
+    dev_run_seq: int = 0
     created: datetime = created_field()
     updated: datetime = created_field()
 
@@ -73,6 +79,7 @@ class Flow(SQLModel, table=True):
     result: str | None = Field(default=None, max_length=16)
     args: dict[str, Any] = json_field(dict)
     trigger: dict[str, Any] = json_field(dict)  # how it started: manual (user), webhook, ...
+    shared_seq: int | None = None  # the branch's flow_seq for this flow (None: flows made before it existed)
     label: str | None = None  # the first run's ``flow_label``, interpolated
     manual_stages: list[str] = json_field(list)  # manual stages ready to start (their parent passed)
     skipped_stages: list[dict[str, Any]] = json_field(list)  # children not started: {stage_name, run_id, reason}
@@ -98,6 +105,8 @@ class Run(SQLModel, table=True):
     jobs_total: int = 0
     jobs_error: int = 0
     label: str | None = None  # the stage's ``run_label``, interpolated
+    stage_seq: int | None = None  # this run in its stage's runs of its flow kind (``run.seq.own``)
+    stage_shared_seq: int | None = None  # ... of every flow kind (``run.seq.shared``)
     evaluated: bool = True  # False until the stage code has been evaluated and the jobs created
     timeout: float | None = None  # the stage's ``timeout``: the run's time limit in seconds
     deadline: datetime | None = Field(default=None, index=True)  # when its open jobs end ``timeout``

@@ -4,6 +4,7 @@ GitHub commit statuses.  Each raises ``NotifyError`` (or any exception) when sen
 from __future__ import annotations
 
 import asyncio
+import base64
 import smtplib
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -129,10 +130,11 @@ GITHUB_STATES = {"passed": "success", "failed": "failure", None: "pending"}
 
 async def send_github_status(conf: dict[str, Any], msg: Message, settings: Settings) -> None:
     token = conf.get("token")
+    credentials = conf.get("credentials")  # the original Kraken's "user:token"
     repo = conf.get("repo") or msg.repo
     sha = conf.get("commit") or msg.commit
-    if not token:
-        raise NotifyError("github needs 'token' (e.g. \"#{secrets.github_token}\")")
+    if not token and not credentials:
+        raise NotifyError("github needs 'token' (e.g. \"#{secrets.github_token}\") or 'credentials' (user:token)")
     if not repo or "/" not in str(repo):
         raise NotifyError("github needs 'repo' (owner/name); the flow's trigger names none")
     if not sha:
@@ -144,5 +146,6 @@ async def send_github_status(conf: dict[str, Any], msg: Message, settings: Setti
         "description": msg.subject[:140],
         "context": conf.get("context") or msg.context,
     }
-    headers = {"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json"}
+    auth = f"Bearer {token}" if token else "Basic " + base64.b64encode(str(credentials).encode()).decode()
+    headers = {"Authorization": auth, "Accept": "application/vnd.github+json"}
     await post_json(f"{api}/repos/{repo}/statuses/{sha}", body, headers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Literal
 
@@ -47,6 +48,7 @@ class BranchOut(ORM):
     dev_flow_seq: int
     run_seq: int = 0
     archived: bool = False
+    env_vars: dict[str, str] = {}
     created: datetime
 
 
@@ -63,6 +65,30 @@ class BranchIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     branch_name: str = Field(min_length=1, max_length=200)
     repo_url: str | None = None
+
+
+ENV_VAR_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+MAX_ENV_VARS = 200
+
+
+class BranchUpdate(BaseModel):
+    """``PATCH /api/branches/{id}``: the given fields change; ``env_vars`` replaces them all."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, min_length=1, max_length=200)
+    branch_name: str | None = Field(None, min_length=1, max_length=200)
+    repo_url: str | None = None
+    env_vars: dict[str, str] | None = Field(None, max_length=MAX_ENV_VARS)
+
+    @field_validator("env_vars")
+    @classmethod
+    def _shell_names(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for name, text in (value or {}).items():
+            if not re.match(ENV_VAR_NAME, name):
+                raise ValueError(f"{name!r} is not an environment variable name (letters, digits and '_')")
+            if "\0" in text or len(text) > 32768:
+                raise ValueError(f"the value of {name!r} has a NUL character or is longer than 32768 characters")
+        return value
 
 
 # stages
@@ -230,5 +256,3 @@ class AgentPatch(BaseModel):
 
 class AgentTokenOut(BaseModel):
     token: str
-
-

@@ -2,6 +2,8 @@
 
 ``#{secrets.NAME}`` is a simple secret's value (an ssh-key secret's key);
 ``#{secrets.NAME.user}`` and ``#{secrets.NAME.key}`` read an ssh-key secret's parts.
+The original Kraken's names work too: ``#{KK_SECRET_SIMPLE_NAME}`` (a simple secret's value),
+``#{KK_SECRET_USER_NAME}`` and ``#{KK_SECRET_KEY_NAME}`` (an ssh-key secret's parts).
 """
 
 from __future__ import annotations
@@ -11,11 +13,16 @@ import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-PATTERN = re.compile(r"#\{\s*secrets\.([A-Za-z_][A-Za-z0-9_-]*)(?:\.(user|key|value))?\s*\}")
+PATTERN = re.compile(
+    r"#\{\s*(?:secrets\.(?P<name>[A-Za-z_][A-Za-z0-9_-]*)(?:\.(?P<part>user|key|value))?"
+    r"|KK_SECRET_(?P<legacy_part>SIMPLE|USER|KEY)_(?P<legacy_name>[A-Za-z_][A-Za-z0-9_-]*))\s*\}"
+)
+_LEGACY_PARTS = {"SIMPLE": "value", "USER": "user", "KEY": "key"}
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
 MASK = "******"
 MIN_MASKED_LENGTH = 3  # shorter values (e.g. "1") would mask half of every log
-SSH_KEY_FIELDS = ("ssh-key", "ssh_key")  # git step fields naming an ssh-key secret
+SSH_KEY_FIELDS = ("ssh-key", "ssh_key")  # git and shell step fields naming an ssh-key secret
+TOKEN_FIELDS = ("access-token",)  # git step fields naming a simple secret (or holding a reference)
 
 
 def _strings(value: Any) -> Iterable[str]:
@@ -29,17 +36,25 @@ def _strings(value: Any) -> Iterable[str]:
             yield from _strings(item)
 
 
+def _ref(m: re.Match[str]) -> tuple[str, str | None]:
+    """(secret name, part) of one reference."""
+    if m.group("name") is not None:
+        return m.group("name"), m.group("part")
+    return m.group("legacy_name"), _LEGACY_PARTS[m.group("legacy_part")]
+
+
 def referenced_names(value: Any) -> set[str]:
-    """Names of the secrets ``#{secrets.NAME}`` refers to anywhere in ``value``."""
-    return {m.group(1) for text in _strings(value) for m in PATTERN.finditer(text)}
+    """Names of the secrets referred to (``#{secrets.NAME}``, ``#{KK_SECRET_..._NAME}``) anywhere in ``value``."""
+    return {_ref(m)[0] for text in _strings(value) for m in PATTERN.finditer(text)}
 
 
 def step_secret_names(tool: str, fields: Mapping[str, Any]) -> set[str]:
     names = referenced_names(fields)
-    if tool == "git":
-        for key in SSH_KEY_FIELDS:
-            if isinstance(fields.get(key), str) and fields[key]:
-                names.add(fields[key])
+    named = SSH_KEY_FIELDS + TOKEN_FIELDS if tool == "git" else SSH_KEY_FIELDS if tool == "shell" else ()
+    for key in named:
+        value = fields.get(key)
+        if isinstance(value, str) and value and not PATTERN.search(value):
+            names.add(value)
     return names
 
 
@@ -55,8 +70,9 @@ def substitute(value: Any, secrets: Mapping[str, Mapping[str, Any]]) -> Any:
     if isinstance(value, str):
 
         def repl(m: re.Match[str]) -> str:
-            secret = secrets.get(m.group(1))
-            return secret_text(secret, m.group(2)) if secret is not None else m.group(0)
+            name, part = _ref(m)
+            secret = secrets.get(name)
+            return secret_text(secret, part) if secret is not None else m.group(0)
 
         return PATTERN.sub(repl, value)
     if isinstance(value, list):

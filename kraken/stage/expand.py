@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from kraken.agent.tools.registry import tool_field_schemas
 from kraken.stage.args import resolve_args
 from kraken.stage.interpolate import interpolate_at
 from kraken.stage.json_schema import EXECUTOR_ALIASES, STEP_COMMON_KEYS
@@ -34,21 +35,38 @@ def _step(index: int, step: dict[str, Any], values: Mapping[str, Any], path: str
 
 
 def _configs_for(env: dict[str, Any], configs: dict[str, dict[str, Any]]) -> list[dict[str, Any] | None]:
-    """The named config, else all configs (fan-out), else none."""
+    """The named config, else all configs (fan-out), else none; a ``config_label`` is no config."""
     if env.get("config"):
         return [configs[env["config"]]]
+    if env.get("config_label"):
+        return [None]
     if configs:
         return list(configs.values())
     return [None]
 
 
-def expand_jobs(schema: dict[str, Any], args: Mapping[str, Any]) -> list[JobSpec]:
-    """One ``JobSpec`` per job, environment (one per system) and config; step fields interpolated.
+def _with_env(step: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """The branch's environment variables under the step's own ``env`` (tools that have one)."""
+    if not env or "env" not in (tool_field_schemas().get(step["tool"]) or {}).get("properties", {}):
+        return step
+    return {**step, "env": {**env, **(step.get("env") or {})}}
 
-    ``args`` are overlaid on the parameters' defaults (``resolve_args``); ``#{config.KEY}``
-    reads the job's config.
+
+def expand_jobs(
+    schema: dict[str, Any], args: Mapping[str, Any], variables: Mapping[str, Any] | None = None
+) -> list[JobSpec]:
+    """One ``JobSpec`` per job, environment (one per system) and config; job names and step
+    fields interpolated.
+
+    ``args`` are overlaid on the parameters' defaults (``resolve_args``) and can be read as
+    ``#{NAME}`` or ``#{args.NAME}``; ``#{config.KEY}`` reads the job's config; ``variables``
+    are the run's built-in variables (``StageContext.variables()``).  The branch's environment
+    variables (``variables["env"]``) also go into the ``env`` of every step whose tool has one.
     """
     resolved = resolve_args(schema, args)
+    builtins = dict(variables or {})
+    branch_env = builtins.get("env") or {}
+    base = {**resolved, **builtins, "args": resolved}
     configs = {config["name"]: config for config in schema.get("configs", [])}
     specs: list[JobSpec] = []
     for i, job in enumerate(schema["jobs"]):
@@ -58,17 +76,20 @@ def expand_jobs(schema: dict[str, Any], args: Mapping[str, Any]) -> list[JobSpec
             executor = env.get("executor", "direct")
             for system in [systems] if isinstance(systems, str) else systems:
                 for config in _configs_for(env, configs):
-                    values = {**resolved, "config": config} if config is not None else resolved
+                    values = {**base, "config": config} if config is not None else base
                     specs.append(
                         JobSpec(
-                            name=job["name"],
+                            name=interpolate_at(job["name"], values, join(join("jobs", i), "name")),
                             timeout=float(job.get("timeout", DEFAULT_JOB_TIMEOUT)),
                             executor=EXECUTOR_ALIASES.get(executor, executor),
                             system=system,
                             agents_group=env.get("agents_group") or env.get("executor_group") or "all",
                             config=dict(config) if config is not None else None,
-                            config_name=config["name"] if config is not None else None,
-                            steps=[_step(j, step, values, join(steps_path, j)) for j, step in enumerate(job["steps"])],
+                            config_name=config["name"] if config is not None else env.get("config_label"),
+                            steps=[
+                                _step(j, _with_env(step, branch_env), values, join(steps_path, j))
+                                for j, step in enumerate(job["steps"])
+                            ],
                             limits={**job.get("limits", {}), **env.get("limits", {})},
                         )
                     )

@@ -1,7 +1,9 @@
-"""``#{name}`` interpolation of run arguments into step fields.
+"""``#{name}`` interpolation of run arguments and built-in variables into step fields.
 
-``#{name}`` becomes ``str(args[name])``; a dotted name walks into dicts (``#{config.p1}``).
-``#{secrets.NAME}`` is left as it is: secrets are resolved later, on their own path.
+``#{name}`` becomes ``str(values[name])``; a dotted name walks into dicts (``#{config.p1}``,
+``#{args.COUNT}``, ``#{env.NAME}``, ``#{flow.seq.own}``).  Secret references
+(``#{secrets.NAME}``, ``#{KK_SECRET_SIMPLE_NAME}``, ...) are left as they are: secrets are
+resolved later, on their own path.
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from kraken.secrets.refs import PATTERN as SECRET_REFERENCE
+from kraken.stage.context import BUILTIN_NAMES, LEGACY_PREFIX
 from kraken.stage.errors import StageSchemaError
 from kraken.stage.paths import join
 
 PATTERN = re.compile(r"#\{([^{}]*)\}")
-SECRETS_PREFIX = "secrets."
 _MISSING = object()
 
 
@@ -33,15 +36,19 @@ def _unknown(name: str, text: str, args: Mapping[str, Any], path: str | None) ->
     if name.startswith("config.") and not isinstance(args.get("config"), Mapping):
         hint = "this job has no config"
     else:
-        known = sorted(key for key in args if key != "config")
+        known = sorted(key for key in args if key != "config" and key not in BUILTIN_NAMES)
+        known = [key for key in known if not key.startswith(LEGACY_PREFIX)]
         hint = "known arguments: " + (", ".join(known) if known else "none")
+        builtins = sorted(key for key in args if key in BUILTIN_NAMES or key.startswith(LEGACY_PREFIX))
+        if builtins:
+            hint += "; built-in: " + ", ".join(builtins)
     return StageSchemaError(f"unknown argument '{name}' in {text!r} ({hint})", path=path)
 
 
 def _text(text: str, args: Mapping[str, Any], path: str | None) -> str:
     def replace(match: re.Match[str]) -> str:
         name = match.group(1).strip()
-        if name.startswith(SECRETS_PREFIX):
+        if SECRET_REFERENCE.fullmatch(match.group(0)):
             return match.group(0)
         value = _lookup(name, args)
         if value is _MISSING:

@@ -78,7 +78,23 @@ JOB: dict[str, Any] = {
     },
 }
 
-_REPOSITORY: dict[str, Any] = {"type": ["boolean", "object", "array"], "items": {"type": "object"}}
+_URL_BRANCH: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"url": _NAME, "repo": _NAME, "branch": _NAME, "interval": {"type": ["number", "string"]}},
+}
+# A repository trigger: true (the branch's repository), {url, branch, interval}, a list of them,
+# or the original's {"repos": [{url, branch}], "interval": ...}; ``git_cfg`` is refused later.
+_REPOSITORY: dict[str, Any] = {
+    "type": ["boolean", "object", "array"],
+    "additionalProperties": False,
+    "properties": {
+        **_URL_BRANCH["properties"],
+        "repos": {"type": "array", "minItems": 1, "items": _URL_BRANCH},
+        "git_cfg": {"type": "object"},
+    },
+    "items": _URL_BRANCH,
+}
 
 TRIGGERS: dict[str, Any] = {
     "type": "object",
@@ -91,7 +107,7 @@ TRIGGERS: dict[str, Any] = {
         "date": {"type": "string", "minLength": 1},
         "repository": _REPOSITORY,
         "repo": _REPOSITORY,
-        "webhook": {"type": ["boolean", "object"]},
+        "webhook": {"type": "boolean"},
     },
 }
 
@@ -113,14 +129,8 @@ PARAMETER: dict[str, Any] = {
 
 CONFIG: dict[str, Any] = {"type": "object", "required": ["name"], "properties": {"name": _NAME}}
 
-NOTIFICATION: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "changes": {"type": "object"},
-        "started": {"type": "object"},
-        "completed": {"type": "object"},
-    },
-}
+# Groups by event or the original's flat channels: checked in ``kraken.stage.notification``.
+NOTIFICATION: dict[str, Any] = {"type": "object"}
 
 STAGE: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -13,14 +13,16 @@ from typing import Any
 
 from croniter import croniter
 
+from kraken.stage.context import BUILTIN_NAMES, LEGACY_PREFIX
 from kraken.stage.errors import StageSchemaError
 from kraken.stage.json_schema import validate_document
 from kraken.stage.normalize_jobs import normalize_jobs
+from kraken.stage.notification import normalize_notification
 from kraken.stage.paths import join
 from kraken.stage.schema_errors import describe
 from kraken.stage.units import INTERVAL_HINT, parse_interval
 
-RESERVED_ARG_NAMES = frozenset({"config", "secrets"})
+RESERVED_ARG_NAMES = frozenset({"config", "secrets"}) | BUILTIN_NAMES
 OPTIONAL_KEYS = ("flow_label", "run_label", "timeout", "description")
 
 
@@ -53,9 +55,29 @@ def normalize_triggers(triggers: dict[str, Any] | None, parent: str) -> dict[str
         repo = out.pop("repo")
         if "repository" in out and out["repository"] != repo:
             raise StageSchemaError("'repo' and its alias 'repository' differ; give one", path="triggers.repo")
-        out["repository"] = repo
+        out["repository"] = _repositories(repo, "triggers.repo")
+    elif "repository" in out:
+        out["repository"] = _repositories(out["repository"], "triggers.repository")
     _check_trigger_formats(out)
     return out
+
+
+def _repositories(value: Any, path: str) -> Any:
+    """The original's ``{"repos": [...], "interval": ...}`` as a list of ``{url, branch, interval}``."""
+    if not isinstance(value, dict):
+        return value
+    if "git_cfg" in value:
+        raise StageSchemaError(
+            "git_cfg of a repository trigger is not supported (the poll runs plain 'git ls-remote')",
+            path=join(path, "git_cfg"),
+        )
+    if "repos" not in value:
+        return value
+    interval = {"interval": value["interval"]} if "interval" in value else {}
+    items = [dict(item) for item in value["repos"]]
+    if value.get("url") or value.get("repo"):
+        items.insert(0, {key: value[key] for key in ("url", "repo", "branch") if key in value})
+    return [{**item, **interval} for item in items]
 
 
 def _matches_type(value: Any, kind: str) -> bool:
@@ -74,7 +96,7 @@ def normalize_parameters(parameters: list[dict[str, Any]]) -> list[dict[str, Any
     for i, param in enumerate(parameters):
         path = join("parameters", i)
         name = param["name"]
-        if name in RESERVED_ARG_NAMES:
+        if name in RESERVED_ARG_NAMES or name.startswith(LEGACY_PREFIX):
             raise StageSchemaError(f"'{name}' is reserved, choose another parameter name", path=join(path, "name"))
         first = seen.setdefault(name, i)
         if first != i:
@@ -114,7 +136,7 @@ def normalize_schema(document: dict[str, Any]) -> dict[str, Any]:
         "parameters": normalize_parameters(document.get("parameters", [])),
         "configs": configs,
         "jobs": normalize_jobs(document["jobs"], [config["name"] for config in configs]),
-        "notification": dict(document.get("notification", {})),
+        "notification": normalize_notification(document.get("notification", {})),
     }
     out.update((key, document[key]) for key in OPTIONAL_KEYS if key in document)
     return out

@@ -4,7 +4,9 @@
 - ``executor``: ``local`` → ``direct``; default ``direct``
 - ``system``: a list becomes one environment per system; default ``any``
 - ``limits.memory`` → bytes
-- step ``tool: "name@version"`` → ``tool: "name"``, ``tool_version: "version"``
+- step ``tool: "name@version"``: refused (no custom tools yet)
+- environment ``config`` naming no declared config: a plain label (as in the original Kraken,
+  where configs were never implemented); it fans out to no config
 - job ``timeout`` default ``DEFAULT_JOB_TIMEOUT``
 """
 
@@ -17,7 +19,7 @@ from kraken.stage.errors import StageSchemaError
 from kraken.stage.json_schema import EXECUTOR_ALIASES, STEP_COMMON_KEYS
 from kraken.stage.paths import join
 from kraken.stage.specs import DEFAULT_JOB_TIMEOUT
-from kraken.stage.tools import check_tool_fields, split_tool
+from kraken.stage.tools import check_tool_fields, check_tool_name
 from kraken.stage.units import MEMORY_HINT, parse_memory
 
 
@@ -34,12 +36,10 @@ def normalize_limits(limits: dict[str, Any], path: str) -> dict[str, Any]:
 
 
 def normalize_step(step: dict[str, Any], path: str) -> dict[str, Any]:
-    tool, version = split_tool(step["tool"])
+    tool = check_tool_name(step["tool"], path)
     fields = {key: value for key, value in step.items() if key not in STEP_COMMON_KEYS}
     check_tool_fields(tool, fields, path)
     out: dict[str, Any] = {"tool": tool}
-    if version is not None:
-        out["tool_version"] = version
     out.update((key, value) for key, value in step.items() if key != "tool")
     return out
 
@@ -62,10 +62,10 @@ def normalize_environment(env: dict[str, Any], path: str, config_names: Collecti
         "executor": EXECUTOR_ALIASES.get(executor, executor),
     }
     if "config" in env:
-        if env["config"] not in config_names:
-            known = ", ".join(f"'{name}'" for name in config_names) or "none are defined"
-            raise StageSchemaError(f"unknown config '{env['config']}' (configs: {known})", path=join(path, "config"))
-        base["config"] = env["config"]
+        if env["config"] in config_names:
+            base["config"] = env["config"]
+        else:
+            base["config_label"] = env["config"]
     if "limits" in env:
         base["limits"] = normalize_limits(env["limits"], join(path, "limits"))
     systems = env.get("system", "any")

@@ -32,9 +32,26 @@ OWN_FILE = "<kraken>"
 MAX_REQUEST = 16 * 1024 * 1024
 MAX_REPLY = 8 * 1024 * 1024
 
-_PRELUDE = "_kraken_struct = struct\n"
+# ``ctx``: a struct; its ``project``, ``branch``, ``stage``, ``flow`` and ``run`` are structs too
+# (``ctx.flow.seq.own``), their ``data`` and ``trigger`` and ``ctx.args``/``ctx.env`` stay dicts.
+_PRELUDE = """
+_kraken_struct = struct
+_kraken_objects = ("project", "branch", "stage", "flow", "run")
+_kraken_dicts = ("data", "trigger")
+
+def _kraken_make_ctx(fields):
+    out = dict(fields)
+    for key in _kraken_objects:
+        if type(out.get(key)) == "dict":
+            inner = dict(out[key])
+            for name in list(inner.keys()):
+                if type(inner[name]) == "dict" and name not in _kraken_dicts:
+                    inner[name] = _kraken_struct(**inner[name])
+            out[key] = _kraken_struct(**inner)
+    return _kraken_struct(**out)
+"""
 _CHECK = "type(stage)\n"
-_CALL = "stage(_kraken_struct(**_kraken_ctx))\n"
+_CALL = "stage(_kraken_make_ctx(_kraken_ctx))\n"
 
 
 class _Failure(Exception):

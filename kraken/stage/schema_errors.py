@@ -70,6 +70,8 @@ def _message(validator: str, value: Any, schema: dict[str, Any], instance: Any, 
     if validator == "pattern":
         hint = schema.get("x-hint")
         return f"{instance!r} is not valid" + (f" ({hint})" if hint else f" (must match {value!r})")
+    if validator == "not" and schema.get("x-not-hint"):
+        return str(schema["x-not-hint"])
     if validator in ("oneOf", "anyOf"):
         names = _required_alternatives(value)
         if names:

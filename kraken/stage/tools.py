@@ -1,8 +1,9 @@
 """Validation of a step's tool name and tool fields against the tool registry.
 
-A registered tool's fields are checked with its ``fields_schema``. Tools that are planned
-but not written yet (``PLANNED_TOOLS``) accept any fields until they register a schema;
-any other tool name is an error.
+A registered tool's fields are checked with its ``fields_schema`` (no unknown field passes).
+Tools of the original Kraken that this one does not have (``UNAVAILABLE_TOOLS``) and
+versioned tools (``name@version``: there are no custom tools yet) are refused with a
+message that says so; any other tool name is an unknown tool.
 """
 
 from __future__ import annotations
@@ -17,8 +18,12 @@ from kraken.stage.errors import StageSchemaError
 from kraken.stage.paths import join
 from kraken.stage.schema_errors import to_stage_error
 
-# Tools planned but not registered yet: their fields are accepted as they are until they register a schema.
-PLANNED_TOOLS = frozenset({"data"})
+# Tools of the original Kraken that are not available here, with what to use instead.
+UNAVAILABLE_TOOLS: dict[str, str] = {
+    "data": "user data (flow/branch/project data) is not supported yet",
+    "nglint": "run 'npx ng lint' with the shell tool instead",
+}
+PLANNED_TOOLS = frozenset(UNAVAILABLE_TOOLS)
 
 _lock = threading.Lock()
 _validators: dict[str, tuple[dict[str, Any], Any]] = {}
@@ -31,7 +36,23 @@ def split_tool(value: str) -> tuple[str, str | None]:
 
 
 def known_tools() -> list[str]:
-    return sorted(set(tool_field_schemas()) | PLANNED_TOOLS)
+    return sorted(tool_field_schemas())
+
+
+def check_tool_name(value: str, step_path: str) -> str:
+    """The tool's name; ``StageSchemaError`` for a versioned, unavailable or unknown tool."""
+    tool, version = split_tool(value)
+    path = join(step_path, "tool")
+    if version is not None:
+        raise StageSchemaError(
+            f"'{value}': versioned tools are not available (custom tools are not supported yet); use '{tool}'",
+            path=path,
+        )
+    if tool in UNAVAILABLE_TOOLS:
+        raise StageSchemaError(
+            f"the tool '{tool}' is not available in this Kraken: {UNAVAILABLE_TOOLS[tool]}", path=path
+        )
+    return tool
 
 
 def _validator(tool: str, schema: dict[str, Any]) -> Any:
@@ -46,11 +67,8 @@ def _validator(tool: str, schema: dict[str, Any]) -> Any:
 
 def check_tool_fields(tool: str, fields: dict[str, Any], step_path: str) -> None:
     """Raise ``StageSchemaError`` if ``tool`` is unknown or ``fields`` do not fit its schema."""
-    schemas = tool_field_schemas()
-    schema = schemas.get(tool)
+    schema = tool_field_schemas().get(tool)
     if schema is None:
-        if tool in PLANNED_TOOLS:
-            return
         raise StageSchemaError(
             f"unknown tool '{tool}'; known tools: {', '.join(known_tools())}", path=join(step_path, "tool")
         )

@@ -209,8 +209,10 @@ def test_tools_are_registered_with_strict_schemas() -> None:
 
     schemas = tool_field_schemas()
     for name in ("pytest", "junit_collect", "gotest", "values_collect", "ruff", "pylint"):
-        assert schemas[name].get("additionalProperties") is False
-        jsonschema.Draft202012Validator.check_schema(schemas[name])
+        schema = schemas[name]
+        forms = [schema["then"], schema["else"]] if "if" in schema else [schema]  # values_collect: two forms
+        assert all(form.get("additionalProperties") is False for form in forms), name
+        jsonschema.Draft202012Validator.check_schema(schema)
     v = jsonschema.Draft202012Validator(schemas["junit_collect"])
     assert not list(v.iter_errors({"file_glob": "a/*.xml", "cwd": "x"}))
     assert list(v.iter_errors({"file_glob": "a/*.xml", "bogus": 1}))

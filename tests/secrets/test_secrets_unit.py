@@ -26,7 +26,20 @@ def test_references_and_substitution() -> None:
     assert out == {"cmd": "curl -u bob:hunter2 #{url}", "env": {"K": "-----KEY-----"}}
     assert substitute("#{secrets.key.user} #{secrets.nope}", secrets) == "git #{secrets.nope}"
     assert step_secret_names("git", {"checkout": "x", "ssh-key": "deploy"}) == {"deploy"}
-    assert step_secret_names("shell", {"cmd": "echo", "ssh-key": "deploy"}) == set()
+    assert step_secret_names("shell", {"cmd": "echo", "ssh-key": "deploy"}) == {"deploy"}
+    assert step_secret_names("pytest", {"params": "x", "ssh-key": "deploy"}) == set()
+    assert step_secret_names("git", {"checkout": "x", "access-token": "tok"}) == {"tok"}
+    assert step_secret_names("git", {"checkout": "x", "access-token": "#{KK_SECRET_SIMPLE_tok}"}) == {"tok"}
+
+
+def test_the_original_legacy_secret_names() -> None:
+    secrets = {
+        "tok": {"kind": "simple", "value": "s3cr3t"},
+        "deploy": {"kind": "ssh-key", "user": "git", "key": "-----KEY-----"},
+    }
+    text = "#{KK_SECRET_SIMPLE_tok} #{KK_SECRET_USER_deploy} #{KK_SECRET_KEY_deploy} #{KK_SECRET_SIMPLE_nope}"
+    assert referenced_names({"cmd": text}) == {"tok", "deploy", "nope"}
+    assert substitute(text, secrets) == "s3cr3t git -----KEY----- #{KK_SECRET_SIMPLE_nope}"
 
 
 def test_masker_hides_values_multiline_keys_and_url_encoded_forms() -> None:

@@ -47,7 +47,7 @@ def test_no_configs_means_no_config(job: Job) -> None:
 
 def test_jobs_and_steps(job: Job) -> None:
     steps = [
-        {"tool": "git@1", "checkout": "u", "name": "get #{what}"},
+        {"tool": "git", "checkout": "u", "name": "get #{what}"},
         {
             "tool": "shell",
             "cmd": "make #{what}",
@@ -69,7 +69,7 @@ def test_jobs_and_steps(job: Job) -> None:
     assert (get.index, get.tool, get.tool_version, get.name, get.fields) == (
         0,
         "git",
-        "1",
+        None,
         "get all",
         {"checkout": "u"},
     )

@@ -77,9 +77,11 @@ def test_unknown_tool_names_the_step_and_the_known_tools(job: Job) -> None:
     assert "git" in err.message and "shell" in err.message and "pytest" in err.message
 
 
-def test_planned_tool_fields_are_free_form(job: Job) -> None:
-    schema = normalize_schema({"jobs": [job(steps=[{"tool": "data", "file": "r.xml", "any": [1]}])]})
-    assert schema["jobs"][0]["steps"][0] == {"tool": "data", "file": "r.xml", "any": [1]}
+@pytest.mark.parametrize("tool", ["data", "nglint"])
+def test_tools_of_the_original_that_are_not_available(job: Job, tool: str) -> None:
+    err = _error({"jobs": [job(steps=[{"tool": "shell", "cmd": "true"}, {"tool": tool, "cwd": "x"}])]})
+    assert err.path == "jobs[0].steps[1].tool"
+    assert f"the tool '{tool}' is not available" in err.message
 
 
 def test_registered_tool_fields_are_validated(job: Job) -> None:
@@ -125,14 +127,18 @@ def test_duplicate_job_names(job: Job) -> None:
     assert err.message == "duplicate job name 'x' (also jobs[0])"
 
 
-def test_environment_naming_an_unknown_config(job: Job) -> None:
+def test_environment_naming_an_undeclared_config_is_a_label(job: Job) -> None:
     document = {
         "configs": [{"name": "c1"}],
         "jobs": [job(environments=[{"system": "a"}, {"system": "b", "config": "c9"}])],
     }
-    err = _error(document)
-    assert err.path == "jobs[0].environments[1].config"
-    assert "unknown config 'c9'" in err.message and "'c1'" in err.message
+    schema = normalize_schema(document)
+    assert schema["jobs"][0]["environments"][1] == {
+        "system": "b",
+        "agents_group": "all",
+        "executor": "direct",
+        "config_label": "c9",
+    }
 
 
 def test_config_without_a_name(job: Job) -> None:

@@ -274,7 +274,11 @@ export interface paths {
         delete: operations["delete_branch_api_branches__branch_id__delete"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Update Branch
+         * @description Change a branch's name, repository branch, repository URL or environment variables.
+         */
+        patch: operations["update_branch_api_branches__branch_id__patch"];
         trace?: never;
     };
     "/api/branches/{branch_id}/archive": {
@@ -1147,6 +1151,13 @@ export interface components {
             created: string;
             /** Dev Flow Seq */
             dev_flow_seq: number;
+            /**
+             * Env Vars
+             * @default {}
+             */
+            env_vars: {
+                [key: string]: string;
+            };
             /** Id */
             id: number;
             /** Name */
@@ -1160,6 +1171,22 @@ export interface components {
              * @default 0
              */
             run_seq: number;
+        };
+        /**
+         * BranchUpdate
+         * @description ``PATCH /api/branches/{id}``: the given fields change; ``env_vars`` replaces them all.
+         */
+        BranchUpdate: {
+            /** Branch Name */
+            branch_name?: string | null;
+            /** Env Vars */
+            env_vars?: {
+                [key: string]: string;
+            } | null;
+            /** Name */
+            name?: string | null;
+            /** Repo Url */
+            repo_url?: string | null;
         };
         /** CacheEntryOut */
         CacheEntryOut: {
@@ -2782,6 +2809,41 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    update_branch_api_branches__branch_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                branch_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BranchUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BranchOut"];
+                };
             };
             /** @description Validation Error */
             422: {

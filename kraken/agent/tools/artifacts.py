@@ -58,6 +58,7 @@ class ArtifactsTool(Tool):
             "destination": {"type": "string"},
             "public": {"type": "boolean"},
         },
+        "additionalProperties": False,
     }
 
     async def run(self, ctx: ToolContext, fields: dict[str, Any]) -> StepOutcome:

@@ -37,6 +37,7 @@ class CacheTool(Tool):
             "cwd": {"type": "string"},
         },
         "required": ["action"],
+        "additionalProperties": False,
     }
 
     async def run(self, ctx: ToolContext, fields: dict[str, Any]) -> StepOutcome:

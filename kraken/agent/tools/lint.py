@@ -92,14 +92,31 @@ class RuffTool(Tool):
         return await _run_linter(ctx, fields, self.name, argv, parse_ruff, lambda code: code == 0)
 
 
+# The original Kraken's pylint fields beside ours: ``pylint_exe`` (alias of ``exe``), ``rcfile``
+# (passed as ``--rcfile=...``) and ``modules_or_packages`` (what to check, like ``params``).
+_PYLINT_SCHEMA: dict[str, Any] = {
+    **_LINT_SCHEMA,
+    "properties": {
+        **_LINT_SCHEMA["properties"],
+        "pylint_exe": {"type": "string", "minLength": 1},
+        "rcfile": {"type": "string", "minLength": 1},
+        "modules_or_packages": {"type": "string", "minLength": 1},
+    },
+    "not": {"anyOf": [{"required": ["exe", "pylint_exe"]}, {"required": ["params", "modules_or_packages"]}]},
+    "x-not-hint": "give 'exe' or the original's 'pylint_exe', and 'params' or 'modules_or_packages', not both",
+}
+
+
 @register
 class PylintTool(Tool):
     name = "pylint"
     description = "Run pylint and collect its findings as issues."
-    fields_schema = _LINT_SCHEMA
+    fields_schema = _PYLINT_SCHEMA
 
     async def run(self, ctx: ToolContext, fields: dict[str, Any]) -> StepOutcome:
-        exe = _words(fields.get("exe")) or ["pylint"]
-        argv = [*exe, "--output-format=json", *(_words(fields.get("params")) or ["."])]
+        exe = _words(fields.get("exe") or fields.get("pylint_exe")) or ["pylint"]
+        rcfile = [f"--rcfile={fields['rcfile']}"] if fields.get("rcfile") else []
+        targets = _words(fields.get("params") or fields.get("modules_or_packages")) or ["."]
+        argv = [*exe, "--output-format=json", *rcfile, *targets]
         # pylint's exit code is a bit mask: 1 fatal, 2 error, 4 warning, 8 refactor, 16 convention, 32 usage
         return await _run_linter(ctx, fields, self.name, argv, parse_pylint, lambda code: code & 33 == 0)

@@ -17,6 +17,8 @@ TOOL_MODULES = [
     "kraken.agent.tools.lint",
     "kraken.agent.tools.artifacts",
     "kraken.agent.tools.cache",
+    "kraken.agent.tools.rndtest",
+    "kraken.agent.tools.cloc",
 ]
 
 T = TypeVar("T", bound=type[Tool])

@@ -11,7 +11,7 @@ from sqlmodel import col, select
 
 from kraken.api.deps import SessionDep, StateDep, UserDep
 from kraken.models import Branch, Project
-from kraken.schemas.api import BranchIn, BranchOut, ProjectIn, ProjectOut
+from kraken.schemas.api import BranchIn, BranchOut, BranchUpdate, ProjectIn, ProjectOut
 
 router = APIRouter(tags=["projects"])
 
@@ -90,4 +90,33 @@ async def get_branch(branch_id: int, session: SessionDep, _: UserDep) -> Branch:
     branch = await session.get(Branch, branch_id)
     if branch is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"branch {branch_id} not found")
+    return branch
+
+
+@router.patch("/branches/{branch_id}", response_model=BranchOut)
+async def update_branch(branch_id: int, body: BranchUpdate, state: StateDep, _: UserDep) -> Branch:
+    """Change a branch's name, repository branch, repository URL or environment variables."""
+    async with state.write() as (session, _effects):
+        branch = await session.get(Branch, branch_id)
+        if branch is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"branch {branch_id} not found")
+        if body.name is not None and body.name.lower() != branch.name.lower():
+            dup = await session.execute(
+                select(Branch.id).where(
+                    Branch.project_id == branch.project_id,
+                    sa.func.lower(Branch.name) == body.name.lower(),
+                    Branch.id != branch_id,
+                )
+            )
+            if dup.first():
+                raise HTTPException(status.HTTP_409_CONFLICT, f"the project has a branch named '{body.name}'")
+        changes = body.model_dump(exclude_unset=True)
+        for key in ("name", "branch_name"):
+            if key in changes and changes[key] is None:
+                raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"'{key}' cannot be null")
+        if "env_vars" in changes:
+            changes["env_vars"] = dict(changes["env_vars"] or {})
+        for key, value in changes.items():
+            setattr(branch, key, value)
+        await session.flush()
     return branch

@@ -25,7 +25,15 @@ def schema_error(err: StageSchemaError) -> HTTPException:
 async def _checked_schema(session: AsyncSession, branch: Branch, name: str, code: str) -> dict[str, Any]:
     """Evaluate the code and check the branch's stage graph with it; raise 422 on any error."""
     project = await session.get(Project, branch.project_id)
-    ctx = StageContext(branch_name=branch.branch_name, project_name=project.name if project else "", stage_name=name)
+    ctx = StageContext(
+        branch_name=branch.branch_name,
+        project_name=project.name if project else "",
+        stage_name=name,
+        env=dict(branch.env_vars or {}),  # the branch's environment variables, as at a run
+        project_id=branch.project_id,
+        branch_id=branch.id,
+        branch_display_name=branch.name,
+    )
     try:
         schema = await check_stage_code(code, ctx)
         parents: dict[str, str | None] = {

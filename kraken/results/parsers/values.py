@@ -30,6 +30,11 @@ def _values(raw: Any) -> dict[str, float] | None:
     return out or None
 
 
+def plain_values(raw: Any) -> dict[str, float] | None:
+    """The numbers of a flat ``{"name": number}`` object (other entries are left out)."""
+    return _values(raw)
+
+
 def parse_values(data: bytes, path: str) -> tuple[list[ParsedResult], ReportError | None]:
     try:
         doc = orjson.loads(data)
