@@ -13,6 +13,7 @@ from sqlmodel import col, select
 
 from kraken.control import orchestration
 from kraken.control.effects import Effects
+from kraken.core.bootstrap import insert_ignore
 from kraken.core.db import Database
 from kraken.core.security import new_secret
 from kraken.models import Agent, AgentGroup, AgentGroupLink, Job
@@ -29,17 +30,15 @@ NAME_MAX = 200  # Agent.name
 
 
 async def ensure_groups(session: AsyncSession, names: list[str]) -> list[AgentGroup]:
+    """The groups of these names, created where missing (two agents enrolling at once may both
+    create 'all': the second insert does nothing, never a unique violation)."""
     wanted = sorted(set(names))
     if not wanted:
         return []
+    for name in wanted:
+        await insert_ignore(session, AgentGroup, {"name": name})
     rows = await session.execute(select(AgentGroup).where(col(AgentGroup.name).in_(wanted)))
     have = {g.name: g for g in rows.scalars()}
-    for name in wanted:
-        if name not in have:
-            group = AgentGroup(name=name)
-            session.add(group)
-            have[name] = group
-    await session.flush()
     return [have[n] for n in wanted]
 
 

@@ -32,10 +32,12 @@ async def test_sequences_count_per_branch_kind_and_stage(db: Database) -> None:
         branch_id = branch.id
     assert branch_id is not None
     for kind in (FlowKind.CI, FlowKind.DEV, FlowKind.CI):
+        effects = Effects()
         async with db.transaction() as s:
             branch = await s.get(Branch, branch_id)
             assert branch is not None
-            await orchestration.create_flow(s, branch, kind, {}, Effects())
+            await orchestration.create_flow(s, branch, kind, {}, effects)
+        await orchestration.evaluate_pending(db, effects)  # the runs' stage code, after the commit
     async with db.session() as s:
         rows = await s.execute(
             select(Run.stage_name, Step.fields)

@@ -62,3 +62,11 @@ async def test_racing_enrollments_of_one_name_make_one_agent(db: Database) -> No
     ok = [r for r in results if not isinstance(r, BaseException)]
     assert len(ok) == 1, results
     assert all(isinstance(r, ctl.AgentRefused) for r in results if isinstance(r, BaseException)), results
+
+
+async def test_agents_of_different_names_enrolling_at_once_are_all_enrolled(db: Database) -> None:
+    """They all create the 'all' group the first time: none may be refused for it (PostgreSQL
+    raised a unique violation, reported as 'enrolled already')."""
+    results = await asyncio.gather(*(enroll(db, f"racer{i}") for i in range(6)), return_exceptions=True)
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    assert sorted(agent.name for agent, _ in results) == [f"racer{i}" for i in range(6)]
