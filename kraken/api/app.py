@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 ROUTER_MODULES = [
     "kraken.api.routes.auth",
     "kraken.api.routes.projects",
+    "kraken.api.routes.branch_security",
     "kraken.api.routes.stages",
     "kraken.api.routes.flows",
     "kraken.api.routes.runs",

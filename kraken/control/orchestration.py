@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col, select
 
+from kraken.control import job_policy
 from kraken.control.effects import Effects
 from kraken.models import Agent, Branch, Flow, Job, Project, Run, Stage, Step
 from kraken.models.base import utcnow
@@ -160,12 +161,12 @@ async def start_run(
     run.args = args
     run.schema_ = schema
     run.jobs_total = len(specs)
-    for spec in specs:
-        await _add_job(session, run, spec.name, spec, effects)
+    jobs = [await _add_job(session, run, spec.name, spec, effects) for spec in specs]
     effects.event("run", id=run.id, flow_id=flow.id, state=run.state, result=None, created=True)
     effects.wake_scheduler = True
     if (schema.get("notification") or {}).get("started"):
         effects.enqueue("notify_run_started", key=f"notify_run_started:{run.id}", run_id=run.id)
+    await apply_job_policy(session, branch, flow, jobs, effects)
     return run
 
 
@@ -573,4 +574,23 @@ async def rerun_job(session: AsyncSession, job_id: int, effects: Effects) -> Job
         effects.event("flow", id=flow.id, branch_id=flow.branch_id, state=flow.state, result=None)
     effects.event("job", id=new.id, run_id=new.run_id, state=new.state, result=None, created=True)
     effects.wake_scheduler = True
+    await apply_job_policy(session, None, flow, [new], effects)
     return new
+
+
+# ---------------------------------------------------------------- security policy hook
+
+
+async def apply_job_policy(
+    session: AsyncSession, branch: Branch | None, flow: Flow, jobs: Sequence[Job], effects: Effects
+) -> None:
+    """New jobs that a security policy refuses (``kraken/control/job_policy.py``) end at once
+    with ``error`` and the policy's reason."""
+    branch = branch or await session.get(Branch, flow.branch_id)
+    if branch is None:
+        return
+    for job in jobs:
+        reason = job_policy.refusal(branch, flow, job)
+        if reason is not None:
+            assert job.id is not None
+            await complete_job(session, job.id, Result.ERROR, effects, reason)

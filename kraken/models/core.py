@@ -44,6 +44,8 @@ class Branch(SQLModel, table=True):
     ci_flow_seq: int = 0
     dev_flow_seq: int = 0
     run_seq: int = 0
+    # security policy: a dev flow's jobs (pull requests) may not use the direct executor
+    dev_flows_in_containers: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     created: datetime = created_field()
 
 

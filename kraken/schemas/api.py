@@ -43,6 +43,7 @@ class BranchOut(ORM):
     repo_url: str | None
     ci_flow_seq: int
     dev_flow_seq: int
+    dev_flows_in_containers: bool = False
     created: datetime
 
 
@@ -52,6 +53,19 @@ class ProjectOut(ORM):
     description: str
     created: datetime
     branches: list[BranchOut] = []
+
+
+class BranchSecurityIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dev_flows_in_containers: bool = Field(
+        description="dev flows (pull requests) may only run jobs in containers (docker, lxd): "
+        "a dev-flow job for the direct executor ends with error"
+    )
+
+
+class BranchSecurityOut(BaseModel):
+    branch_id: int
+    dev_flows_in_containers: bool
 
 
 class BranchIn(BaseModel):

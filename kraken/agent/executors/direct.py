@@ -3,28 +3,191 @@
 Each job gets its own working directory under ``<data_dir>/jobs/<job_id>``; each
 command runs in a new session (process group) so that a timeout or a cancel
 kills the whole tree.
+
+A step gets a minimal environment (``step_environment``: an allow-list of the agent's
+variables, the ``KK_*`` variables and the step's own), never the agent's whole environment.
+An agent running as root runs its steps as an unprivileged *job user* (``set_job_user``;
+``kraken serve``'s local agent does so by default): the job's directory belongs to that
+user, and files are read out of it only when that user owns them (a symlink or a hard link
+to the agent's own files is refused).  The direct executor trusts the code it runs
+otherwise: untrusted code belongs in the container executors (docs/security.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import platform
+import pwd
 import shutil
 import signal
+import stat
+import subprocess
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kraken.agent.executors.base import (
     ExecResult,
     Executor,
     ExecutorCapability,
+    ExecutorError,
     JobEnvironment,
     LineCallback,
+    step_environment,
 )
 
+log = logging.getLogger(__name__)
+
 KILL_GRACE_SECONDS = 2.0
+
+
+# ---------------------------------------------------------------- the user that runs the steps
+
+DEFAULT_JOB_USER = "kraken-job"
+FALLBACK_JOB_USER = "nobody"
+
+
+@dataclass(frozen=True)
+class JobUser:
+    name: str
+    uid: int
+    gid: int
+
+
+_job_user: JobUser | None = None
+
+
+def _create_user(name: str) -> bool:
+    """``useradd`` a system user without a home or a login shell; True when it worked."""
+    argv = ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+            "--shell", "/usr/sbin/nologin", "--comment", "Kraken CI jobs", name]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.warning("cannot create the job user %r: %s", name, exc)
+        return False
+    if done.returncode != 0 and done.returncode != 9:  # 9: it exists (made meanwhile)
+        log.warning("cannot create the job user %r: %s", name, done.stderr.strip())
+        return False
+    return True
+
+
+def resolve_job_user(name: str) -> JobUser:
+    """The user ``name``; ``kraken-job`` is created when missing (falling back to ``nobody``
+    when it cannot be).  Root is refused: the point is to run steps without privileges."""
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        if name != DEFAULT_JOB_USER:
+            raise ValueError(f"the job user {name!r} does not exist") from None
+        if _create_user(name):
+            entry = pwd.getpwnam(name)
+        else:
+            log.warning("running jobs as %r instead of %r", FALLBACK_JOB_USER, name)
+            entry = pwd.getpwnam(FALLBACK_JOB_USER)
+    if entry.pw_uid == 0:
+        raise ValueError(f"the job user {name!r} is root; give an unprivileged user")
+    return JobUser(name=entry.pw_name, uid=entry.pw_uid, gid=entry.pw_gid)
+
+
+def set_job_user(name: str | None) -> JobUser | None:
+    """Run the steps of every direct job of this process as ``name`` (None: as the agent's user).
+    Switching users needs root."""
+    global _job_user
+    if not name:
+        _job_user = None
+        return None
+    if os.geteuid() != 0:
+        raise PermissionError(f"only an agent running as root can run jobs as another user ({name!r})")
+    _job_user = resolve_job_user(name)
+    return _job_user
+
+
+def job_user() -> JobUser | None:
+    return _job_user
+
+
+def _spawn_options(user: JobUser | None) -> dict[str, Any]:
+    """Popen's options to start a step as the job user (no supplementary groups)."""
+    if user is None:
+        return {}
+    return {"user": user.uid, "group": user.gid, "extra_groups": []}
+
+
+def _user_variables(user: JobUser | None, workdir: str) -> dict[str, str]:
+    """What a step of the job user gets instead of the agent's: its name, the job's directory
+    as ``HOME``, and git's permission to read repositories of the agent's host that belong to
+    another user (git refuses them as of "dubious ownership" otherwise)."""
+    if user is None:
+        return {}
+    return {
+        "HOME": workdir, "USER": user.name, "LOGNAME": user.name,
+        "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "safe.directory", "GIT_CONFIG_VALUE_0": "*",
+    }
+
+
+def _prepare_workdir(data_dir: Path, workdir: Path, user: JobUser | None) -> None:
+    """Create the job's directory; for a job user: owned by it (0700), the way to it traversable
+    but not listable (``<data_dir>`` and ``<data_dir>/jobs`` get o+x, nothing else)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    if user is None:
+        return
+    for d in (data_dir, workdir.parent):
+        mode = stat.S_IMODE(d.stat().st_mode)
+        if mode & 0o011 != 0o011:
+            d.chmod(mode | 0o011)
+    os.chown(workdir, user.uid, user.gid)
+    workdir.chmod(0o700)
+
+
+# Writes into the job's directory run as the step's user, so that a symlink the job planted
+# cannot make the agent (root) write elsewhere; an existing file or link is replaced.
+WRITE_SCRIPT = 'mkdir -p -- "$(dirname -- "$1")" && rm -f -- "$1" && cat > "$1" && chmod "$2" "$1"'
+
+
+async def _write_as(user: JobUser | None, workdir: Path, path: Path, chunks: AsyncIterator[bytes], mode: int) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        "/bin/sh", "-c", WRITE_SCRIPT, "kraken-write", str(path), format(mode, "o"),
+        cwd=str(workdir),
+        env={"PATH": os.environ.get("PATH") or "/usr/bin:/bin", "LC_ALL": "C"},
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        **_spawn_options(user),
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        async for chunk in chunks:
+            proc.stdin.write(chunk)
+            await proc.stdin.drain()
+        proc.stdin.close()
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the script ended early: its output says why
+    output = (await proc.stdout.read()).decode("utf-8", "replace").strip()
+    if await proc.wait() != 0:
+        raise ExecutorError(f"cannot write {path}: {output or 'exit code ' + str(proc.returncode)}")
+
+
+async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+def _open_own_file(path: Path, user: JobUser | None) -> int:
+    """Open a file to read it out of the job; with a job user, only a regular file that user
+    owns (never what a link planted by the job points to, nor a FIFO or a device)."""
+    if user is None:
+        return os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    st = os.fstat(fd)
+    if st.st_uid != user.uid or not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise ExecutorError(f"{path} is not a file of the job's user {user.name!r}; it is not read")
+    os.set_blocking(fd, True)
+    return fd
 
 
 async def stream_lines(stream: asyncio.StreamReader, on_line: LineCallback | None) -> None:
@@ -81,7 +244,7 @@ class DirectExecutor(Executor):
     async def start(self) -> None:
         if self._dir.exists():
             await asyncio.to_thread(shutil.rmtree, self._dir, True)
-        self._dir.mkdir(parents=True, exist_ok=True)
+        _prepare_workdir(Path(self.env.data_dir), self._dir, job_user())
 
     async def exec(
         self,
@@ -94,8 +257,8 @@ class DirectExecutor(Executor):
     ) -> ExecResult:
         if self._cancelled:
             return ExecResult(exit_code=None, cancelled=True)
-        full_env = dict(os.environ)
-        full_env.update(env or {})
+        user = job_user()
+        full_env = step_environment(self.env, self.workdir, env, _user_variables(user, self.workdir))
         workdir = self._path(cwd) if cwd else self._dir
         loop = asyncio.get_running_loop()
         protocol = _ExitProtocol(loop)
@@ -109,6 +272,7 @@ class DirectExecutor(Executor):
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
+                **_spawn_options(user),
             )
         except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
             if on_line is not None:
@@ -136,7 +300,8 @@ class DirectExecutor(Executor):
         return ExecResult(exit_code=proc.returncode, timed_out=timed_out, cancelled=self._cancelled)
 
     async def read_file(self, path: str) -> AsyncIterator[bytes]:
-        with self._path(path).open("rb") as fh:
+        fd = _open_own_file(self._path(path), job_user())
+        with os.fdopen(fd, "rb") as fh:
             while True:
                 chunk = await asyncio.to_thread(fh.read, 1 << 20)
                 if not chunk:
@@ -144,10 +309,18 @@ class DirectExecutor(Executor):
                 yield chunk
 
     async def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        user = job_user()
+        if user is not None:
+            await _write_as(user, self._dir, self._path(path), _one_chunk(data), mode)
+            return
         target = self._path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
         target.chmod(mode)
+
+    async def write_stream(self, path: str, chunks: AsyncIterator[bytes], mode: int = 0o644) -> None:
+        """Stream a file into the job's directory, written by the step's user (``tools/transfer.py``)."""
+        await _write_as(job_user(), self._dir, self._path(path), chunks, mode)
 
     async def cancel(self) -> None:
         self._cancelled = True
