@@ -101,11 +101,26 @@ async def _serve_http(settings: Settings, role: str, *, local_agent: bool = Fals
         await local.stop()
 
 
+def check_local_agent(settings: Settings) -> None:
+    """Before anything starts: the local agent's data dir is outside the data dir, and as root its
+    jobs run as an existing unprivileged user (``kraken-job`` by default, created when missing)."""
+    from kraken.agent.executors.direct import DEFAULT_JOB_USER, resolve_job_user
+
+    try:
+        settings.effective_local_agent_dir  # noqa: B018 - raises ValueError when inside
+        if os.geteuid() == 0:
+            settings.job_user = resolve_job_user(settings.job_user or DEFAULT_JOB_USER).name
+        elif settings.job_user:
+            raise ValueError(f"only kraken serve running as root can run jobs as another user ({settings.job_user!r})")
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
 def start_local_agent(settings: Settings, url: str, token: str) -> LocalAgentProcess:
     """``kraken serve``'s agent: its own process and data dir; as root, jobs run as the job user."""
     from kraken.agent.local import LocalAgentConfig, LocalAgentProcess, prepare_agent_dir
 
-    job_user = settings.job_user or ("kraken-job" if os.geteuid() == 0 else None)
+    job_user = settings.job_user
     agent_dir = settings.effective_local_agent_dir
     prepare_agent_dir(agent_dir, job_user is not None)
     local = LocalAgentProcess(
@@ -168,10 +183,7 @@ def serve(
         agent_token=agent_token, local_agent_dir=local_agent_dir, job_user=job_user, log_level=log_level,
     )
     if local_agent:
-        try:
-            settings.effective_local_agent_dir  # noqa: B018 - checked before anything starts
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc)) from exc
+        check_local_agent(settings)
     not_dumpable()
     _run(_serve_http(settings, "serve", local_agent=local_agent, sample=sample_project))
 
@@ -265,6 +277,7 @@ def agent(
         set_job_user(settings.job_user)
     except (PermissionError, ValueError) as exc:
         raise typer.BadParameter(str(exc)) from exc
+    not_dumpable()  # the token in its memory and environment stays out of the steps' reach
 
     try:
         limits = parse_limits(limit or settings.limits)
@@ -300,6 +313,7 @@ def local_agent_child() -> None:
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from kraken.agent.local import run_child
 
+    not_dumpable()
     _run_agent(run_child())
 
 

@@ -142,6 +142,27 @@ def _prepare_workdir(data_dir: Path, workdir: Path, user: JobUser | None) -> Non
             d.chmod(mode | 0o011)
     os.chown(workdir, user.uid, user.gid)
     workdir.chmod(0o700)
+    blocked = _not_traversable(workdir.parent, user)
+    if blocked is not None:
+        raise ExecutorError(
+            f"the job's user {user.name!r} cannot reach {workdir}: {blocked} is closed to it "
+            f"(mode {stat.S_IMODE(blocked.stat().st_mode):o}); give the agent a data dir that user can reach"
+        )
+
+
+def _not_traversable(path: Path, user: JobUser) -> Path | None:
+    """The first directory on the way to ``path`` that ``user`` may not enter, or None."""
+    for d in [*reversed(path.parents), path]:
+        st = d.stat()
+        if st.st_uid == user.uid:
+            bit = stat.S_IXUSR
+        elif st.st_gid == user.gid:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not st.st_mode & bit:
+            return d
+    return None
 
 
 # Writes into the job's directory run as the step's user, so that a symlink the job planted
