@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import signal
@@ -101,17 +102,35 @@ async def _serve_http(settings: Settings, role: str, *, local_agent: bool = Fals
         await local.stop()
 
 
+SHARED_AGENT_DIRS = Path("/var/lib/kraken-agents")  # as root, when the default beside the data dir is closed
+
+
 def check_local_agent(settings: Settings) -> None:
     """Before anything starts: the local agent's data dir is outside the data dir, and as root its
     jobs run as an existing unprivileged user (``kraken-job`` by default, created when missing)."""
-    from kraken.agent.executors.direct import DEFAULT_JOB_USER, resolve_job_user
+    from kraken.agent.executors.direct import DEFAULT_JOB_USER, blocked_on_the_way, resolve_job_user
 
     try:
-        settings.effective_local_agent_dir  # noqa: B018 - raises ValueError when inside
-        if os.geteuid() == 0:
-            settings.job_user = resolve_job_user(settings.job_user or DEFAULT_JOB_USER).name
-        elif settings.job_user:
-            raise ValueError(f"only kraken serve running as root can run jobs as another user ({settings.job_user!r})")
+        agent_dir = settings.effective_local_agent_dir  # raises ValueError when inside the data dir
+        if os.geteuid() != 0:
+            if settings.job_user:
+                raise ValueError(f"only kraken serve running as root can run jobs as user {settings.job_user!r}")
+            return
+        user = resolve_job_user(settings.job_user or DEFAULT_JOB_USER)
+        settings.job_user = user.name
+        blocked = blocked_on_the_way(agent_dir.parent, user)
+        if blocked is not None and settings.local_agent_dir is None:
+            # e.g. a data dir under /root: the jobs' directories go where the job user can reach them
+            data = settings.data_dir.resolve()
+            digest = hashlib.sha256(str(data).encode()).hexdigest()[:12]
+            settings.local_agent_dir = SHARED_AGENT_DIRS / f"{data.name}-{digest}"
+            SHARED_AGENT_DIRS.mkdir(mode=0o755, parents=True, exist_ok=True)
+            blocked = blocked_on_the_way(SHARED_AGENT_DIRS, user)
+        if blocked is not None:
+            raise ValueError(
+                f"the job user {user.name!r} cannot reach the local agent's data dir "
+                f"{settings.effective_local_agent_dir}: {blocked} is closed to it; choose --local-agent-dir"
+            )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
 

@@ -142,7 +142,7 @@ def _prepare_workdir(data_dir: Path, workdir: Path, user: JobUser | None) -> Non
             d.chmod(mode | 0o011)
     os.chown(workdir, user.uid, user.gid)
     workdir.chmod(0o700)
-    blocked = _not_traversable(workdir.parent, user)
+    blocked = blocked_on_the_way(workdir.parent, user)
     if blocked is not None:
         raise ExecutorError(
             f"the job's user {user.name!r} cannot reach {workdir}: {blocked} is closed to it "
@@ -150,8 +150,8 @@ def _prepare_workdir(data_dir: Path, workdir: Path, user: JobUser | None) -> Non
         )
 
 
-def _not_traversable(path: Path, user: JobUser) -> Path | None:
-    """The first directory on the way to ``path`` that ``user`` may not enter, or None."""
+def blocked_on_the_way(path: Path, user: JobUser) -> Path | None:
+    """The first directory on the way to ``path`` (included) that ``user`` may not enter, or None."""
     for d in [*reversed(path.parents), path]:
         st = d.stat()
         if st.st_uid == user.uid:
