@@ -12,6 +12,8 @@ import pwd
 import re
 import shutil
 import stat
+import subprocess
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.api import Api
-from tests.support.procs import Server
+from tests.support.procs import Server, base_env, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -144,3 +146,43 @@ def test_the_data_dir_and_its_secrets_are_private(serve: Serve) -> None:
         assert mode(serve.data / name) == 0o600, name
     assert not serve.agent_dir.is_relative_to(serve.data)  # the local agent's data dir is outside
     assert mode(serve.agent_dir) == (0o711 if ROOT else 0o700)
+
+
+def serve_refusal(tmp: Path, *args: str) -> str:
+    argv = [sys.executable, "-m", "kraken", "serve", "--port", str(free_port()), *args]
+    done = subprocess.run(argv, env=base_env(), capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stdout + done.stderr  # refused before anything starts
+    return "".join(done.stderr.replace("│", "").split())  # the message as typer boxes it, without spaces
+
+
+def said(message: str, output: str) -> bool:
+    return "".join(message.split()) in output
+
+
+def test_serve_refuses_a_local_agent_it_cannot_isolate(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    out = serve_refusal(tmp_path, "--data-dir", str(data), "--local-agent-dir", str(data / "agent"))
+    assert said("must be outside the data dir", out)
+    if not ROOT:
+        out = serve_refusal(tmp_path, "--data-dir", str(data), "--job-user", "x")
+        assert said("only kraken serve running as root", out)
+        return
+    assert said("is root", serve_refusal(tmp_path, "--data-dir", str(data), "--job-user", "root"))
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    out = serve_refusal(tmp_path, "--data-dir", str(data), "--local-agent-dir", str(closed / "agent"))
+    assert said("cannot reach the local agent's data dir", out) and said("is closed to it", out)
+
+
+@pytest.mark.skipif(not ROOT, reason="the job user exists for kraken serve running as root")
+def test_as_root_a_closed_default_agent_dir_moves_where_the_job_user_can_reach_it(tmp_path: Path) -> None:
+    os.chmod(tmp_path, 0o700)  # as a data dir under /root would be
+    srv = Server(tmp_path, local_agent=True, name="data")
+    try:
+        line = srv.proc.wait_line(lambda text: "local agent started (pid" in text, timeout=30)
+        agent_dir = Path(line.split("data dir ", 1)[1].rstrip(")"))
+        assert agent_dir.parent == Path("/var/lib/kraken-agents") and agent_dir.name.startswith("data-")
+        srv.proc.wait_line(lambda text: "connected to" in text and "agent local" in text, timeout=60)
+    finally:
+        srv.stop()
+    shutil.rmtree(agent_dir, ignore_errors=True)
