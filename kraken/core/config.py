@@ -110,9 +110,8 @@ class Settings(BaseSettings):
 
     @property
     def sample_repo_dir(self) -> Path:
-        """The sample project's repository: outside the data dir, where a job's user can read it."""
-        data = self.data_dir.resolve()
-        return data.parent / f"{data.name}-sample-repo"
+        """The sample project's repository: in the local agent's data dir, where a job's user can read it."""
+        return self.effective_local_agent_dir / "sample-repo"
 
     @property
     def is_sqlite(self) -> bool:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.api import Api
-from tests.support.procs import Server, base_env, free_port
+from tests.support.procs import Server, base_env, free_port, kraken
 
 pytestmark = pytest.mark.e2e
 
@@ -175,14 +175,29 @@ def test_serve_refuses_a_local_agent_it_cannot_isolate(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not ROOT, reason="the job user exists for kraken serve running as root")
-def test_as_root_a_closed_default_agent_dir_moves_where_the_job_user_can_reach_it(tmp_path: Path) -> None:
-    os.chmod(tmp_path, 0o700)  # as a data dir under /root would be
-    srv = Server(tmp_path, local_agent=True, name="data")
+async def test_as_root_from_a_closed_directory_the_sample_flow_passes(tmp_path: Path) -> None:
+    """A data dir under a 0700 directory (as under /root): the local agent's dir moves where the
+    job user can reach it, and the sample project's flow (a git clone of a repository that
+    belongs to root, a build, two test configs) passes as the job user."""
+    os.chmod(tmp_path, 0o700)
+    port = free_port()
+    args = ["serve", "--port", str(port), "--data-dir", str(tmp_path / "data"), "--sample-project"]
+    proc = kraken(args, tmp_path, "serve")
+    agent_dir: Path | None = None
     try:
-        line = srv.proc.wait_line(lambda text: "local agent started (pid" in text, timeout=30)
+        line = proc.wait_line(lambda text: "local agent started (pid" in text, timeout=60)
         agent_dir = Path(line.split("data dir ", 1)[1].rstrip(")"))
         assert agent_dir.parent == Path("/var/lib/kraken-agents") and agent_dir.name.startswith("data-")
-        srv.proc.wait_line(lambda text: "connected to" in text and "agent local" in text, timeout=60)
+        api = Api(f"http://127.0.0.1:{port}")
+        await api.login()
+        try:
+            branch_id = (await api.get("/projects"))[0]["branches"][0]["id"]
+            flow = await api.wait_flow((await api.flow(branch_id))["id"], timeout=120)
+            logs = [await api.log(j["id"]) for r in flow["runs"] for j in await api.jobs(r["id"])]
+            assert flow["result"] == "passed", "\n".join(logs)[-3000:]
+        finally:
+            await api.close()
     finally:
-        srv.stop()
-    shutil.rmtree(agent_dir, ignore_errors=True)
+        proc.stop()
+        if agent_dir is not None:
+            shutil.rmtree(agent_dir, ignore_errors=True)

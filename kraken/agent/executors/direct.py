@@ -118,21 +118,23 @@ def _spawn_options(user: JobUser | None) -> dict[str, Any]:
     return {"user": user.uid, "group": user.gid, "extra_groups": []}
 
 
-def _user_variables(user: JobUser | None, workdir: str) -> dict[str, str]:
-    """What a step of the job user gets instead of the agent's: its name, the job's directory
-    as ``HOME``, and git's permission to read repositories of the agent's host that belong to
-    another user (git refuses them as of "dubious ownership" otherwise)."""
+# The job user's git trusts repositories of other owners (a repository on the agent's host
+# belongs to the agent's user; git refuses it as of "dubious ownership" otherwise).  It must be
+# the global config: git drops command-line config (GIT_CONFIG_COUNT) for a local clone.
+JOB_GITCONFIG = "[safe]\n\tdirectory = *\n"
+
+
+def _user_variables(user: JobUser | None, home: Path) -> dict[str, str]:
+    """What a step of the job user gets instead of the agent's: its name and its own ``HOME``."""
     if user is None:
         return {}
-    return {
-        "HOME": workdir, "USER": user.name, "LOGNAME": user.name,
-        "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "safe.directory", "GIT_CONFIG_VALUE_0": "*",
-    }
+    return {"HOME": str(home), "USER": user.name, "LOGNAME": user.name}
 
 
-def _prepare_workdir(data_dir: Path, workdir: Path, user: JobUser | None) -> None:
-    """Create the job's directory; for a job user: owned by it (0700), the way to it traversable
-    but not listable (``<data_dir>`` and ``<data_dir>/jobs`` get o+x, nothing else)."""
+def _prepare_workdir(data_dir: Path, workdir: Path, home: Path, user: JobUser | None) -> None:
+    """Create the job's directory; for a job user: it and a home directory for the job (with
+    ``JOB_GITCONFIG``), both owned by that user (0700), the way to them traversable but not
+    listable (``<data_dir>`` and ``<data_dir>/jobs`` get o+x, nothing else)."""
     workdir.mkdir(parents=True, exist_ok=True)
     if user is None:
         return
@@ -140,7 +142,10 @@ def _prepare_workdir(data_dir: Path, workdir: Path, user: JobUser | None) -> Non
         mode = stat.S_IMODE(d.stat().st_mode)
         if mode & 0o011 != 0o011:
             d.chmod(mode | 0o011)
-    os.chown(workdir, user.uid, user.gid)
+    home.mkdir(mode=0o700, exist_ok=True)
+    (home / ".gitconfig").write_text(JOB_GITCONFIG)
+    for path in (workdir, home, home / ".gitconfig"):
+        os.chown(path, user.uid, user.gid, follow_symlinks=False)
     workdir.chmod(0o700)
     blocked = blocked_on_the_way(workdir.parent, user)
     if blocked is not None:
@@ -251,6 +256,7 @@ class DirectExecutor(Executor):
     def __init__(self, env: JobEnvironment) -> None:
         super().__init__(env)
         self._dir = Path(env.data_dir) / "jobs" / str(env.job_id)
+        self._home = self._dir.with_name(f"{env.job_id}-home")  # the job user's HOME
         self._procs: set[asyncio.subprocess.Process] = set()
         self._cancelled = False
 
@@ -265,7 +271,8 @@ class DirectExecutor(Executor):
     async def start(self) -> None:
         if self._dir.exists():
             await asyncio.to_thread(shutil.rmtree, self._dir, True)
-        _prepare_workdir(Path(self.env.data_dir), self._dir, job_user())
+        await asyncio.to_thread(shutil.rmtree, self._home, True)
+        _prepare_workdir(Path(self.env.data_dir), self._dir, self._home, job_user())
 
     async def exec(
         self,
@@ -279,7 +286,7 @@ class DirectExecutor(Executor):
         if self._cancelled:
             return ExecResult(exit_code=None, cancelled=True)
         user = job_user()
-        full_env = step_environment(self.env, self.workdir, env, _user_variables(user, self.workdir))
+        full_env = step_environment(self.env, self.workdir, env, _user_variables(user, self._home))
         workdir = self._path(cwd) if cwd else self._dir
         loop = asyncio.get_running_loop()
         protocol = _ExitProtocol(loop)
@@ -351,6 +358,7 @@ class DirectExecutor(Executor):
     async def stop(self) -> None:
         await self.cancel()
         await asyncio.to_thread(shutil.rmtree, self._dir, True)
+        await asyncio.to_thread(shutil.rmtree, self._home, True)
 
     @classmethod
     async def probe(cls) -> ExecutorCapability | None:
