@@ -106,49 +106,64 @@ SHARED_AGENT_DIRS = Path("/var/lib/kraken-agents")  # as root, when the default 
 
 
 def check_local_agent(settings: Settings) -> None:
-    """Before anything starts: the local agent's data dir is outside the data dir, and as root its
-    jobs run as an existing unprivileged user (``kraken-job`` by default, created when missing)."""
-    from kraken.agent.executors.direct import DEFAULT_JOB_USER, blocked_on_the_way, resolve_job_user
-
+    """Before anything starts: the local agent's data dir is outside the data dir (and made), and
+    as root its jobs run as an existing unprivileged user (``kraken-job`` by default, created
+    when missing) who can reach that dir."""
     try:
-        agent_dir = settings.effective_local_agent_dir  # raises ValueError when inside the data dir
-        if os.geteuid() != 0:
-            if settings.job_user:
-                raise ValueError(f"only kraken serve running as root can run jobs as user {settings.job_user!r}")
-            return
-        user = resolve_job_user(settings.job_user or DEFAULT_JOB_USER)
-        settings.job_user = user.name
-        blocked = blocked_on_the_way(agent_dir.parent, user)
-        if blocked is not None and settings.local_agent_dir is None:
-            # e.g. a data dir under /root: the jobs' directories go where the job user can reach them
-            data = settings.data_dir.resolve()
-            digest = hashlib.sha256(str(data).encode()).hexdigest()[:12]
-            settings.local_agent_dir = SHARED_AGENT_DIRS / f"{data.name}-{digest}"
-            SHARED_AGENT_DIRS.mkdir(mode=0o755, parents=True, exist_ok=True)
-            blocked = blocked_on_the_way(SHARED_AGENT_DIRS, user)
-        if blocked is not None:
-            raise ValueError(
-                f"the job user {user.name!r} cannot reach the local agent's data dir "
-                f"{settings.effective_local_agent_dir}: {blocked} is closed to it; choose --local-agent-dir"
-            )
+        _choose_job_user_and_dir(settings)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
+    _make_local_agent_dir(settings)
+
+
+def _choose_job_user_and_dir(settings: Settings) -> None:
+    from kraken.agent.executors.direct import DEFAULT_JOB_USER, blocked_on_the_way, resolve_job_user
+
+    agent_dir = settings.effective_local_agent_dir  # raises ValueError when inside the data dir
+    if os.geteuid() != 0:
+        if settings.job_user:
+            raise ValueError(f"only kraken serve running as root can run jobs as user {settings.job_user!r}")
+        return
+    user = resolve_job_user(settings.job_user or DEFAULT_JOB_USER)
+    settings.job_user = user.name
+    blocked = blocked_on_the_way(agent_dir.parent, user)
+    if blocked is not None and settings.local_agent_dir is None:
+        # e.g. a data dir under /root: the jobs' directories go where the job user can reach them
+        data = settings.data_dir.resolve()
+        digest = hashlib.sha256(str(data).encode()).hexdigest()[:12]
+        settings.local_agent_dir = SHARED_AGENT_DIRS / f"{data.name}-{digest}"
+        SHARED_AGENT_DIRS.mkdir(mode=0o755, parents=True, exist_ok=True)
+        blocked = blocked_on_the_way(SHARED_AGENT_DIRS, user)
+    if blocked is not None:
+        raise ValueError(
+            f"the job user {user.name!r} cannot reach the local agent's data dir "
+            f"{settings.effective_local_agent_dir}: {blocked} is closed to it; choose --local-agent-dir"
+        )
+
+
+def _make_local_agent_dir(settings: Settings) -> None:
+    from kraken.agent.local import prepare_agent_dir
+
+    path = settings.effective_local_agent_dir
+    try:
+        prepare_agent_dir(path, settings.job_user is not None)
+    except OSError as exc:
+        raise typer.BadParameter(
+            f"cannot create the local agent's data dir {path}: {exc.strerror}; choose --local-agent-dir"
+        ) from exc
 
 
 def start_local_agent(settings: Settings, url: str, token: str) -> LocalAgentProcess:
     """``kraken serve``'s agent: its own process and data dir; as root, jobs run as the job user."""
-    from kraken.agent.local import LocalAgentConfig, LocalAgentProcess, prepare_agent_dir
+    from kraken.agent.local import LocalAgentConfig, LocalAgentProcess
 
-    job_user = settings.job_user
-    agent_dir = settings.effective_local_agent_dir
-    prepare_agent_dir(agent_dir, job_user is not None)
     local = LocalAgentProcess(
         LocalAgentConfig(
             server=url,
             token=token,
             name=settings.name or "local",
-            data_dir=str(agent_dir),
-            job_user=job_user,
+            data_dir=str(settings.effective_local_agent_dir),
+            job_user=settings.job_user,
             groups=settings.groups,
             labels=settings.labels,
             heartbeat_interval=settings.heartbeat_interval,
