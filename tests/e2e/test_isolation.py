@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import pwd
 import re
+import select
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -201,3 +203,44 @@ async def test_as_root_from_a_closed_directory_the_sample_flow_passes(tmp_path: 
         proc.stop()
         if agent_dir is not None:
             shutil.rmtree(agent_dir, ignore_errors=True)
+
+
+def agent_pid(srv: Server, start: int = 0) -> int:
+    line = srv.proc.wait_line(lambda text: "local agent started (pid" in text, timeout=60, start=start)
+    match = re.search(r"pid (\d+)", line)
+    assert match is not None
+    return int(match.group(1))
+
+
+def wait_gone(pid: int, timeout: float = 20.0) -> None:
+    """Wait for another process's end (a pidfd becomes readable when it exits)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        assert poller.poll(timeout * 1000), f"process {pid} still runs after {timeout} s"
+    finally:
+        os.close(fd)
+
+
+def test_the_local_agent_is_supervised_and_ends_with_the_server(tmp_path: Path) -> None:
+    base = Path(tempfile.mkdtemp(prefix="kraken-supervise-"))
+    base.chmod(0o755)
+    try:
+        srv = Server(base, local_agent=True, name="data")
+        try:
+            first = agent_pid(srv)
+            mark = len(srv.proc.lines)
+            os.kill(first, signal.SIGKILL)  # it dies: kraken serve starts another one
+            second = agent_pid(srv, start=mark)
+            assert second != first
+            srv.proc.wait_line(lambda text: "connected to" in text and "agent local" in text, start=mark)
+            srv.proc.kill()  # even a killed server takes its agent along (its stdin ends)
+            wait_gone(second)
+        finally:
+            srv.stop()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
