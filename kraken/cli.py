@@ -117,7 +117,7 @@ def check_local_agent(settings: Settings) -> None:
 
 
 def _choose_job_user_and_dir(settings: Settings) -> None:
-    from kraken.agent.executors.direct import DEFAULT_JOB_USER, blocked_on_the_way, resolve_job_user
+    from kraken.agent.executors.job_user import DEFAULT_JOB_USER, blocked_on_the_way, resolve_job_user
 
     agent_dir = settings.effective_local_agent_dir  # raises ValueError when inside the data dir
     if os.geteuid() != 0:
@@ -304,7 +304,7 @@ def agent(
     if not settings.agent_token:
         raise typer.BadParameter("the agent token is required (--token or KRAKEN_AGENT_TOKEN)")
     from kraken.agent.client import Agent
-    from kraken.agent.executors.direct import set_job_user
+    from kraken.agent.executors.job_user import set_job_user
     from kraken.agent.limits import parse_limits
 
     try:

@@ -134,7 +134,7 @@ def read_config(line: bytes) -> LocalAgentConfig:
 async def run_child() -> None:
     """``kraken local-agent``: read the settings from stdin, run the agent until stdin ends."""
     from kraken.agent.client import Agent
-    from kraken.agent.executors.direct import set_job_user
+    from kraken.agent.executors.job_user import set_job_user
 
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()

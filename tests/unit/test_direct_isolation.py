@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from kraken.agent.executors.base import ExecutorError, JobEnvironment
-from kraken.agent.executors.direct import DirectExecutor, resolve_job_user, set_job_user
+from kraken.agent.executors.direct import DirectExecutor
+from kraken.agent.executors.job_user import resolve_job_user, set_job_user
 from kraken.core.files import private_dir, private_file, write_new_secret_file
 
 ROOT = os.geteuid() == 0
