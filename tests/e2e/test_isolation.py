@@ -244,3 +244,12 @@ def test_the_local_agent_is_supervised_and_ends_with_the_server(tmp_path: Path) 
             srv.stop()
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_agent_job_user_is_checked_before_it_connects(tmp_path: Path) -> None:
+    argv = [sys.executable, "-m", "kraken", "agent", "--server", "http://127.0.0.1:9", "--token", "t",
+            "--data-dir", str(tmp_path / "a"), "--job-user", "root"]
+    done = subprocess.run(argv, env=base_env(), capture_output=True, text=True, timeout=60, check=False)
+    out = "".join(done.stderr.replace("│", "").split())
+    assert done.returncode == 2
+    assert said("is root; give an unprivileged user" if ROOT else "only an agent running as root", out), out
