@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import signal
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from kraken.core.config import Settings
+from kraken.core.hardening import not_dumpable
 from kraken.core.loop import run_async
 
 if TYPE_CHECKING:
@@ -102,57 +101,6 @@ async def _serve_http(settings: Settings, role: str, *, local_agent: bool = Fals
         await local.stop()
 
 
-SHARED_AGENT_DIRS = Path("/var/lib/kraken-agents")  # as root, when the default beside the data dir is closed
-
-
-def check_local_agent(settings: Settings) -> None:
-    """Before anything starts: the local agent's data dir is outside the data dir (and made), and
-    as root its jobs run as an existing unprivileged user (``kraken-job`` by default, created
-    when missing) who can reach that dir."""
-    try:
-        _choose_job_user_and_dir(settings)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    _make_local_agent_dir(settings)
-
-
-def _choose_job_user_and_dir(settings: Settings) -> None:
-    from kraken.agent.executors.job_user import DEFAULT_JOB_USER, blocked_on_the_way, resolve_job_user
-
-    agent_dir = settings.effective_local_agent_dir  # raises ValueError when inside the data dir
-    if os.geteuid() != 0:
-        if settings.job_user:
-            raise ValueError(f"only kraken serve running as root can run jobs as user {settings.job_user!r}")
-        return
-    user = resolve_job_user(settings.job_user or DEFAULT_JOB_USER)
-    settings.job_user = user.name
-    blocked = blocked_on_the_way(agent_dir.parent, user)
-    if blocked is not None and settings.local_agent_dir is None:
-        # e.g. a data dir under /root: the jobs' directories go where the job user can reach them
-        data = settings.data_dir.resolve()
-        digest = hashlib.sha256(str(data).encode()).hexdigest()[:12]
-        settings.local_agent_dir = SHARED_AGENT_DIRS / f"{data.name}-{digest}"
-        SHARED_AGENT_DIRS.mkdir(mode=0o755, parents=True, exist_ok=True)
-        blocked = blocked_on_the_way(SHARED_AGENT_DIRS, user)
-    if blocked is not None:
-        raise ValueError(
-            f"the job user {user.name!r} cannot reach the local agent's data dir "
-            f"{settings.effective_local_agent_dir}: {blocked} is closed to it; choose --local-agent-dir"
-        )
-
-
-def _make_local_agent_dir(settings: Settings) -> None:
-    from kraken.agent.local import prepare_agent_dir
-
-    path = settings.effective_local_agent_dir
-    try:
-        prepare_agent_dir(path, settings.job_user is not None)
-    except OSError as exc:
-        raise typer.BadParameter(
-            f"cannot create the local agent's data dir {path}: {exc.strerror}; choose --local-agent-dir"
-        ) from exc
-
-
 def start_local_agent(settings: Settings, url: str, token: str) -> LocalAgentProcess:
     """``kraken serve``'s agent: its own process and data dir; as root, jobs run as the job user."""
     from kraken.agent.local import LocalAgentConfig, LocalAgentProcess
@@ -172,22 +120,6 @@ def start_local_agent(settings: Settings, url: str, token: str) -> LocalAgentPro
     )
     local.start()
     return local
-
-
-def not_dumpable() -> None:
-    """Make this process's /proc files (environ, memory, fds) unreadable to other processes of
-    the same user, jobs included (Linux: prctl PR_SET_DUMPABLE 0; also no core dumps)."""
-    import ctypes
-    import ctypes.util
-
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        if libc.prctl(4, 0, 0, 0, 0) != 0:  # PR_SET_DUMPABLE = 4
-            logging.getLogger(__name__).warning("prctl(PR_SET_DUMPABLE, 0) failed: errno %d", ctypes.get_errno())
-    except OSError as exc:
-        logging.getLogger(__name__).warning("cannot make the process non-dumpable: %s", exc)
 
 
 @app.command()
@@ -217,7 +149,12 @@ def serve(
         agent_token=agent_token, local_agent_dir=local_agent_dir, job_user=job_user, log_level=log_level,
     )
     if local_agent:
-        check_local_agent(settings)
+        from kraken.agent.local import settle_local_agent
+
+        try:
+            settle_local_agent(settings)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
     not_dumpable()
     _run(_serve_http(settings, "serve", local_agent=local_agent, sample=sample_project))
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import sys
@@ -23,6 +24,7 @@ from typing import Any
 import orjson
 
 from kraken.agent.executors.base import inherited_variables
+from kraken.core.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,44 @@ def child_environment() -> dict[str, str]:
     return env
 
 
+SHARED_AGENT_DIRS = Path("/var/lib/kraken-agents")  # as root, when the default beside the data dir is closed
+
+
+def settle_local_agent(settings: Settings) -> None:
+    """Before ``kraken serve`` starts: the local agent's data dir is outside the data dir (and
+    made), and as root its jobs run as an existing unprivileged user (``kraken-job`` by default,
+    created when missing) who can reach that dir.  ValueError says what is wrong."""
+    from kraken.agent.executors.job_user import DEFAULT_JOB_USER, blocked_on_the_way, resolve_job_user
+
+    agent_dir = settings.effective_local_agent_dir  # raises ValueError when inside the data dir
+    if os.geteuid() != 0:
+        if settings.job_user:
+            raise ValueError(f"only kraken serve running as root can run jobs as user {settings.job_user!r}")
+    else:
+        user = resolve_job_user(settings.job_user or DEFAULT_JOB_USER)
+        settings.job_user = user.name
+        blocked = blocked_on_the_way(agent_dir.parent, user)
+        if blocked is not None and settings.local_agent_dir is None:
+            # e.g. a data dir under /root: the jobs' directories go where the job user can reach them
+            data = settings.data_dir.resolve()
+            digest = hashlib.sha256(str(data).encode()).hexdigest()[:12]
+            settings.local_agent_dir = SHARED_AGENT_DIRS / f"{data.name}-{digest}"
+            SHARED_AGENT_DIRS.mkdir(mode=0o755, parents=True, exist_ok=True)
+            blocked = blocked_on_the_way(SHARED_AGENT_DIRS, user)
+        if blocked is not None:
+            raise ValueError(
+                f"the job user {user.name!r} cannot reach the local agent's data dir "
+                f"{settings.effective_local_agent_dir}: {blocked} is closed to it; choose --local-agent-dir"
+            )
+    path = settings.effective_local_agent_dir
+    try:
+        prepare_agent_dir(path, settings.job_user is not None)
+    except OSError as exc:
+        raise ValueError(
+            f"cannot create the local agent's data dir {path}: {exc.strerror}; choose --local-agent-dir"
+        ) from exc
+
+
 def prepare_agent_dir(path: Path, job_user: bool) -> None:
     """The agent's data dir: its own (0700), or traversable but not listable (0711) when a job
     user must reach its job directories inside."""
@@ -66,7 +106,6 @@ class LocalAgentProcess:
         self.proc: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self.started = asyncio.Event()  # set each time a process started
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._supervise(), name="kraken-local-agent")
@@ -94,7 +133,6 @@ class LocalAgentProcess:
                 log.error("cannot start the local agent: %s", exc)
             else:
                 log.info("local agent started (pid %d, data dir %s)", self.proc.pid, self.config.data_dir)
-                self.started.set()
                 code = await self.proc.wait()
                 if self._stopping:
                     break
