@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import select
 import shutil
 import stat
 import tempfile
@@ -110,6 +112,44 @@ async def test_links_planted_by_a_job_reach_nothing_of_the_agent(open_dir: Path,
         assert b"".join(chunks) == b"overwritten"
     finally:
         await executor.stop()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_gone(pid: int, timeout: float = 10.0) -> bool:
+    """True when ``pid`` ended within ``timeout`` (a pidfd becomes readable when it exits)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(timeout * 1000))
+    finally:
+        os.close(fd)
+
+
+async def test_what_a_job_leaves_running_ends_with_it(open_dir: Path, job_user: int) -> None:
+    executor = DirectExecutor(job_env(open_dir / "agent"))
+    await executor.start()
+    try:
+        # setsid: its own session, out of reach of the step's process-group kill
+        # (the pid file is written after setsid: then the daemon has left the step's group)
+        script = "setsid sh -c 'echo $$ > pid; exec sleep 300' > /dev/null 2>&1 &\n" \
+                 "while [ ! -s pid ]; do sleep 0.01; done; cat pid"
+        lines = await run(executor, ["/bin/sh", "-c", script])
+        pid = int(lines[-1])
+        assert pid_alive(pid)  # it outlived its step
+    finally:
+        await executor.stop()
+    assert await asyncio.to_thread(wait_gone, pid)
 
 
 async def test_a_job_directory_the_job_user_cannot_reach_is_an_error(tmp_path: Path, job_user: int) -> None:

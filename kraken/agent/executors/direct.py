@@ -21,6 +21,7 @@ import os
 import platform
 import shutil
 import signal
+import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from kraken.agent.executors.base import (
 )
 from kraken.agent.executors.job_user import (
     job_user,
+    kill_leftovers,
     one_chunk,
     open_own_file,
     prepare_workdir,
@@ -86,6 +88,7 @@ class DirectExecutor(Executor):
         super().__init__(env)
         self._dir = Path(env.data_dir) / "jobs" / str(env.job_id)
         self._home = self._dir.with_name(f"{env.job_id}-home")  # the job user's HOME
+        self._marker = uuid.uuid4().hex  # in every step's environment, as the job user
         self._procs: set[asyncio.subprocess.Process] = set()
         self._cancelled = False
 
@@ -115,7 +118,7 @@ class DirectExecutor(Executor):
         if self._cancelled:
             return ExecResult(exit_code=None, cancelled=True)
         user = job_user()
-        full_env = step_environment(self.env, self.workdir, env, user_variables(user, self._home))
+        full_env = step_environment(self.env, self.workdir, env, user_variables(user, self._home, self._marker))
         workdir = self._path(cwd) if cwd else self._dir
         loop = asyncio.get_running_loop()
         protocol = _ExitProtocol(loop)
@@ -186,6 +189,9 @@ class DirectExecutor(Executor):
 
     async def stop(self) -> None:
         await self.cancel()
+        user = job_user()
+        if user is not None:
+            await asyncio.to_thread(kill_leftovers, user, self._marker)
         await asyncio.to_thread(shutil.rmtree, self._dir, True)
         await asyncio.to_thread(shutil.rmtree, self._home, True)
 

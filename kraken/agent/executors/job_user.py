@@ -10,9 +10,11 @@ regular file that user owns (a link to the agent's own files is refused).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import pwd
+import signal
 import stat
 import subprocess
 from collections.abc import AsyncIterator
@@ -101,11 +103,44 @@ def spawn_options(user: JobUser | None) -> dict[str, Any]:
 JOB_GITCONFIG = "[safe]\n\tdirectory = *\n"
 
 
-def user_variables(user: JobUser | None, home: Path) -> dict[str, str]:
-    """What a step of the job user gets instead of the agent's: its name and its own ``HOME``."""
+MARKER_VAR = "KK_JOB_MARKER"
+
+
+def user_variables(user: JobUser | None, home: Path, marker: str) -> dict[str, str]:
+    """What a step of the job user gets instead of the agent's: its name, its own ``HOME``, and
+    the job's marker, by which ``kill_leftovers`` finds what the job leaves running."""
     if user is None:
         return {}
-    return {"HOME": str(home), "USER": user.name, "LOGNAME": user.name}
+    return {"HOME": str(home), "USER": user.name, "LOGNAME": user.name, MARKER_VAR: marker}
+
+
+def kill_leftovers(user: JobUser, marker: str) -> int:
+    """Kill every process of the job user that carries the job's marker: what a job left running
+    (``setsid``, ``nohup``, a daemon) must not outlive it and watch the next jobs.  A process that
+    cleared its environment escapes this (docs/security.md)."""
+    needle = f"{MARKER_VAR}={marker}".encode()
+    killed = 0
+    for _ in range(5):  # what forks during a pass is found by the next
+        found = 0
+        with os.scandir("/proc") as entries:
+            for entry in entries:
+                if not entry.name.isdigit():
+                    continue
+                try:
+                    if entry.stat().st_uid != user.uid:
+                        continue
+                    with open(f"/proc/{entry.name}/environ", "rb") as fh:
+                        variables = fh.read().split(b"\0")
+                except OSError:
+                    continue
+                if needle in variables:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(int(entry.name), signal.SIGKILL)
+                        found += 1
+        killed += found
+        if not found:
+            break
+    return killed
 
 
 def prepare_workdir(data_dir: Path, workdir: Path, home: Path, user: JobUser | None) -> None:
