@@ -34,12 +34,12 @@ from kraken.agent.executors.base import (
     step_environment,
 )
 from kraken.agent.executors.job_user import (
+    as_user,
     job_user,
     kill_leftovers,
     one_chunk,
     open_own_file,
     prepare_workdir,
-    spawn_options,
     user_variables,
     write_as,
 )
@@ -101,9 +101,8 @@ class DirectExecutor(Executor):
         return p if p.is_absolute() else self._dir / p
 
     async def start(self) -> None:
-        if self._dir.exists():
-            await asyncio.to_thread(shutil.rmtree, self._dir, True)
-        await asyncio.to_thread(shutil.rmtree, self._home, True)
+        if self._dir.exists() or self._home.exists():
+            await asyncio.to_thread(self._remove)
         prepare_workdir(Path(self.env.data_dir), self._dir, self._home, job_user())
 
     async def exec(
@@ -120,19 +119,20 @@ class DirectExecutor(Executor):
         user = job_user()
         full_env = step_environment(self.env, self.workdir, env, user_variables(user, self._home, self._marker))
         workdir = self._path(cwd) if cwd else self._dir
+        argv, options = as_user(command, user)
         loop = asyncio.get_running_loop()
         protocol = _ExitProtocol(loop)
         try:
             transport, _ = await loop.subprocess_exec(
                 lambda: protocol,
-                *command,
+                *argv,
                 cwd=str(workdir),
                 env=full_env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
-                **spawn_options(user),
+                **options,
             )
         except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
             if on_line is not None:
@@ -189,11 +189,16 @@ class DirectExecutor(Executor):
 
     async def stop(self) -> None:
         await self.cancel()
+        await asyncio.to_thread(self._remove, True)
+
+    def _remove(self, leftovers: bool = False) -> None:
+        """Remove the job's directories; with ``leftovers``, first kill what the job left running."""
         user = job_user()
+        if leftovers and user is not None:
+            kill_leftovers(user, self._marker)
+        shutil.rmtree(self._dir, True)
         if user is not None:
-            await asyncio.to_thread(kill_leftovers, user, self._marker)
-        await asyncio.to_thread(shutil.rmtree, self._dir, True)
-        await asyncio.to_thread(shutil.rmtree, self._home, True)
+            shutil.rmtree(self._home, True)
 
     @classmethod
     async def probe(cls) -> ExecutorCapability | None:
