@@ -42,7 +42,8 @@ ENV PATH=/opt/kraken/bin:$PATH \
     KRAKEN_HOST=0.0.0.0 \
     KRAKEN_PORT=8080
 RUN groupadd --system --gid 10001 kraken \
- && useradd --system --uid 10001 --gid kraken --home-dir /var/lib/kraken --create-home --shell /usr/sbin/nologin kraken
+ && useradd --system --uid 10001 --gid kraken --home-dir /var/lib/kraken --create-home --shell /usr/sbin/nologin kraken \
+ && install -d -m 0700 -o kraken -g kraken /var/lib/kraken-agent
 COPY --from=builder /opt/kraken /opt/kraken
 USER kraken
 WORKDIR /var/lib/kraken

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -179,6 +180,7 @@ async def main() -> None:
     out: dict[str, Any] = {"database": "postgresql" if args.database_url else "sqlite"}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        os.chmod(tmp, 0o755)  # as root, the local agent's job user must reach its dir beside the data dir
         env = {"KRAKEN_LOG_LEVEL": "warning", "KRAKEN_HEARTBEAT_INTERVAL": "5", "KRAKEN_AGENT_TIMEOUT": "20"}
         if "latency" in parts:
             srv = Server(work, database_url=args.database_url, local_agent=True, name="lat", **env)

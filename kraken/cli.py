@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from kraken.core.config import Settings
+from kraken.core.hardening import not_dumpable
 from kraken.core.loop import run_async
 
 if TYPE_CHECKING:
-    from kraken.agent.local import LocalAgentThread
+    from kraken.agent.local import LocalAgentProcess
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Kraken CI")
 db_app = typer.Typer(no_args_is_help=True, help="Database maintenance")
@@ -58,6 +59,16 @@ def _run(coro: Any) -> None:
         run_async(coro)
 
 
+def _run_agent(coro: Any) -> None:
+    """Agents run on asyncio's own loop (see ``run_async``); a refused token ends with code 2."""
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            run_async(coro, use_uvloop=False)
+    except PermissionError as exc:
+        typer.echo(f"kraken agent: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
 async def _serve_http(settings: Settings, role: str, *, local_agent: bool = False, sample: bool = False) -> None:
     import uvicorn
 
@@ -85,7 +96,7 @@ async def _serve_http(settings: Settings, role: str, *, local_agent: bool = Fals
     serving = asyncio.create_task(server.serve())
     while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn offers no started event
         await asyncio.sleep(0.05)
-    local: LocalAgentThread | None = None
+    local: LocalAgentProcess | None = None
     if server.started:
         state = api.state.kraken
         url = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else settings.host}:{settings.port}"
@@ -95,27 +106,34 @@ async def _serve_http(settings: Settings, role: str, *, local_agent: bool = Fals
 
             await ensure_sample_project(runtime.db, settings)
         if local_agent:
-            from kraken.agent.client import Agent
-            from kraken.agent.local import LocalAgentThread
             from kraken.core.security import new_secret
 
             state.local_agent_token = new_secret()  # enrolls this agent, approved: the server started it
-            agent = Agent(
-                url,
-                state.local_agent_token,
-                name=settings.name or "local",
-                data_dir=settings.data_dir / "agent",
-                groups=settings.groups,
-                labels=settings.labels,
-                executors=["direct"],
-                heartbeat_interval=settings.heartbeat_interval,
-                keep_credential=False,
-            )
-            local = LocalAgentThread(agent)
-            local.start()
+            local = start_local_agent(settings, url, state.local_agent_token)
     await serving
     if local is not None:
-        await asyncio.to_thread(local.stop)
+        await local.stop()
+
+
+def start_local_agent(settings: Settings, url: str, token: str) -> LocalAgentProcess:
+    """``kraken serve``'s agent: its own process and data dir; as root, jobs run as the job user."""
+    from kraken.agent.local import LocalAgentConfig, LocalAgentProcess
+
+    local = LocalAgentProcess(
+        LocalAgentConfig(
+            server=url,
+            token=token,
+            name=settings.name or "local",
+            data_dir=str(settings.effective_local_agent_dir),
+            job_user=settings.job_user,
+            groups=settings.groups,
+            labels=settings.labels,
+            heartbeat_interval=settings.heartbeat_interval,
+            log_level=settings.log_level,
+        )
+    )
+    local.start()
+    return local
 
 
 @app.command()
@@ -127,15 +145,33 @@ def serve(
     admin_password: Annotated[str | None, typer.Option(help="[KRAKEN_ADMIN_PASSWORD]")] = None,
     agent_token: Annotated[str | None, typer.Option(help="[KRAKEN_AGENT_TOKEN]")] = None,
     auto_approve: AutoApprove = None,
-    local_agent: Annotated[bool, typer.Option(help="run one agent with the direct executor in-process")] = True,
+    local_agent: Annotated[
+        bool, typer.Option(help="run one agent with the direct executor in a child process")
+    ] = True,
+    local_agent_dir: Annotated[
+        Path | None, typer.Option(help="the local agent's data dir [KRAKEN_LOCAL_AGENT_DIR, default <data-dir>-agent]")
+    ] = None,
+    job_user: Annotated[
+        str | None,
+        typer.Option(help="as root: the local agent's jobs run as this user [KRAKEN_JOB_USER, default kraken-job]"),
+    ] = None,
     sample_project: Annotated[bool, typer.Option(help="create the sample project 'demo' if missing")] = False,
     log_level: LogLevel = None,
 ) -> None:
-    """Everything in one process: API, controller, background tasks, SQLite, a local agent."""
+    """Everything in one place: API, controller, background tasks, SQLite, and a local agent (its own process)."""
     settings = settings_from(
         data_dir=data_dir, host=host, port=port, database_url=database_url, admin_password=admin_password,
-        agent_token=agent_token, auto_approve=auto_approve, log_level=log_level,
+        agent_token=agent_token, auto_approve=auto_approve, local_agent_dir=local_agent_dir, job_user=job_user,
+        log_level=log_level,
     )
+    if local_agent:
+        from kraken.agent.local import settle_local_agent
+
+        try:
+            settle_local_agent(settings)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+    not_dumpable()
     from kraken.core.backup import BackupError, serve_lock
 
     with contextlib.ExitStack() as held:
@@ -219,20 +255,31 @@ def agent(
         list[str] | None,
         typer.Option(help="container limit for jobs whose stage sets none: cpus=2, memory=1g, pids=512, network=false"),
     ] = None,
+    job_user: Annotated[
+        str | None,
+        typer.Option(help="agent running as root: run direct jobs as this unprivileged user [KRAKEN_JOB_USER]"),
+    ] = None,
     log_level: LogLevel = None,
 ) -> None:
     """Run jobs on this machine for the server at --server."""
     settings = settings_from(
         server=server, agent_token=token, name=name, data_dir=data_dir, groups=group, labels=label,
-        log_level=log_level,
+        job_user=job_user, log_level=log_level,
     )
     from kraken.agent.client import Agent
     from kraken.agent.credentials import credential_path
+    from kraken.agent.executors.job_user import set_job_user
     from kraken.agent.limits import parse_limits
 
     work = data_dir or (settings.data_dir if "KRAKEN_DATA_DIR" in os.environ else Path("./kraken-agent"))
     if not settings.agent_token and not credential_path(work).exists():
         raise typer.BadParameter("the agent token is required to enroll (--token or KRAKEN_AGENT_TOKEN)")
+
+    try:
+        set_job_user(settings.job_user)
+    except (PermissionError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    not_dumpable()  # the token in its memory and environment stays out of the steps' reach
 
     try:
         limits = parse_limits(limit or settings.limits)
@@ -259,20 +306,27 @@ def agent(
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    try:
-        run_async(main(), use_uvloop=False)
-    except PermissionError as exc:
-        typer.echo(f"kraken agent: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    _run_agent(main())
+
+
+@app.command("local-agent", hidden=True)
+def local_agent_child() -> None:
+    """``kraken serve``'s local agent (started by it; settings on stdin)."""
+    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from kraken.agent.local import run_child
+
+    not_dumpable()
+    _run_agent(run_child())
 
 
 @db_app.command("upgrade")
 def db_upgrade(database_url: DbUrl = None, data_dir: DataDir = None, revision: str = "head") -> None:
     """Apply the database migrations."""
     settings = settings_from(database_url=database_url, data_dir=data_dir)
-    if settings.is_sqlite:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
     from kraken.core.migrate import upgrade_sync
+    from kraken.runtime import prepare_data_dir
+
+    prepare_data_dir(settings)
 
     upgrade_sync(settings.effective_database_url, revision)
     typer.echo(f"database at {settings.effective_database_url} is at {revision}")

@@ -12,6 +12,7 @@ from kraken.control.service import Service
 from kraken.core.bus import Bus, MemoryBus, RedisBus
 from kraken.core.config import Settings
 from kraken.core.db import Database
+from kraken.core.files import private_dir, private_file
 from kraken.models.registry import load_all_models
 from kraken.secrets import store as secrets_store
 from kraken.stage import shutdown_sandbox
@@ -22,6 +23,14 @@ from kraken.workers.registry import TaskContext
 log = logging.getLogger(__name__)
 
 
+def prepare_data_dir(settings: Settings) -> None:
+    """The data dir (0700) and, on SQLite in it, the database file (0600) before anything opens it."""
+    if settings.is_sqlite or settings.data_dir.exists():
+        private_dir(settings.data_dir)
+    if settings.database_url is None:
+        private_file(settings.sqlite_path)
+
+
 class Runtime:
     def __init__(self, settings: Settings, role: str) -> None:
         self.settings = settings
@@ -29,6 +38,7 @@ class Runtime:
         self.embedded = role == "serve"
         if not self.embedded and not settings.redis_url:
             raise SystemExit(f"kraken {role}: --redis-url (KRAKEN_REDIS_URL) is required in scale-out mode")
+        prepare_data_dir(settings)
         load_all_models()
         secrets_store.configure(settings)
         self.db = Database(settings.effective_database_url)
@@ -41,8 +51,6 @@ class Runtime:
         return TaskContext(db=self.db, bus=self.bus, queue=self.queue, settings=self.settings)
 
     async def start(self) -> None:
-        if self.settings.is_sqlite:
-            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         start_sandbox()  # warm stage-evaluation workers: the first flow need not wait for them
         await self.bus.start()
         if isinstance(self.queue, InProcessQueue):

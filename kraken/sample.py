@@ -64,7 +64,7 @@ def make_sample_repo(path: Path) -> None:
 
 
 async def ensure_sample_project(db: Database, settings: Settings) -> None:
-    repo = (settings.data_dir / "sample-repo").resolve()
+    repo = settings.sample_repo_dir
     await asyncio.to_thread(make_sample_repo, repo)
     async with db.transaction() as session:
         if (await session.execute(select(Project.id).where(Project.name == "demo"))).first():

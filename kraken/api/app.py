@@ -24,6 +24,7 @@ ROUTER_MODULES = [
     "kraken.api.routes.auth",
     "kraken.api.routes.projects",
     "kraken.api.routes.branches_admin",
+    "kraken.api.routes.branch_security",
     "kraken.api.routes.stages",
     "kraken.api.routes.flows",
     "kraken.api.routes.runs",

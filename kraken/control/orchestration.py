@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col, select
 
+from kraken.control import job_policy
 from kraken.control.effects import Effects
 from kraken.control.transitions import combine, set_state
 from kraken.core.db import Database
@@ -271,12 +272,12 @@ async def start_run(db: Database, run_id: int, effects: Effects) -> None:
         if schema.get("timeout"):
             run.timeout = float(schema["timeout"])
             run.deadline = utcnow() + timedelta(seconds=run.timeout)
-        for spec in evaluation.specs:
-            await _add_job(session, run, spec.name, spec, effects)
+        jobs = [await _add_job(session, run, spec.name, spec, effects) for spec in evaluation.specs]
         effects.event("run", id=run.id, flow_id=flow.id, state=run.state, result=None, label=run.label)
         effects.wake_scheduler = True
         if (schema.get("notification") or {}).get("started"):
             effects.enqueue("notify_run_started", key=f"notify_run_started:{run.id}", run_id=run.id)
+        await apply_job_policy(session, None, flow, jobs, effects)
 
 
 async def evaluate_pending(db: Database, effects: Effects) -> None:
@@ -800,4 +801,23 @@ async def rerun_job(session: AsyncSession, job_id: int, effects: Effects) -> Job
         set_state(flow, State.RUNNING, effects)
     effects.event("job", id=new.id, run_id=new.run_id, state=new.state, result=None, created=True)
     effects.wake_scheduler = True
+    await apply_job_policy(session, None, flow, [new], effects)
     return new
+
+
+# ---------------------------------------------------------------- security policy hook
+
+
+async def apply_job_policy(
+    session: AsyncSession, branch: Branch | None, flow: Flow, jobs: Sequence[Job], effects: Effects
+) -> None:
+    """New jobs that a security policy refuses (``kraken/control/job_policy.py``) end at once
+    with ``error`` and the policy's reason."""
+    branch = branch or await session.get(Branch, flow.branch_id)
+    if branch is None:
+        return
+    for job in jobs:
+        reason = job_policy.refusal(branch, flow, job)
+        if reason is not None:
+            assert job.id is not None
+            await complete_job(session, job.id, Result.ERROR, effects, reason)

@@ -1,7 +1,8 @@
 """First start: the signing key, the agent token and the admin user.
 
 Generated values are shared by every server replica through the database
-(``server_secret``), written to the data dir, and printed once.
+(``server_secret``), written to the data dir (0700) in files created with mode 0600, and
+printed once.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlmodel import SQLModel, select
 
 from kraken.core.config import Settings
 from kraken.core.db import Database
+from kraken.core.files import private_dir, write_new_secret_file
 from kraken.core.security import hash_password, new_secret
 from kraken.models import ServerSecret, User
 from kraken.models.base import utcnow
@@ -43,10 +45,9 @@ async def _secret(db: Database, name: str, configured: str | None) -> tuple[str,
 
 
 def _announce(settings: Settings, filename: str, what: str, value: str) -> None:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     path = settings.data_dir / filename
-    path.write_text(value + "\n")
-    path.chmod(0o600)
+    write_new_secret_file(path, value + "\n")  # O_EXCL, 0600 from the start
     print(f"kraken: generated {what}: {value}  (kept in {path})", file=sys.stderr, flush=True)
 
 

@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KRAKEN_", extra="ignore")
 
-    data_dir: Path = Field(Path("./kraken-data"), description="where state lives (SQLite, secrets, agent work)")
+    data_dir: Path = Field(Path("./kraken-data"), description="where state lives (SQLite, secrets), mode 0700")
     database_url: str | None = Field(None, description="e.g. postgresql+asyncpg://user@host/db; default SQLite")
     redis_url: str | None = Field(None, description="redis://host:6379/0; required for scale-out roles")
     host: str = "127.0.0.1"
@@ -30,6 +30,14 @@ class Settings(BaseSettings):
     groups: list[str] = Field(default_factory=list)
     labels: list[str] = Field(default_factory=list)
     limits: list[str] = Field(default_factory=list, description='agent: default container limits, ["memory=1g"]')
+    job_user: str | None = Field(
+        None,
+        description="agent running as root: run direct jobs as this unprivileged user "
+        "(kraken serve's local agent: default kraken-job, created when missing)",
+    )
+    local_agent_dir: Path | None = Field(
+        None, description="kraken serve: the local agent's data dir; default <data_dir>-agent, beside the data dir"
+    )
 
     # timing
     heartbeat_interval: float = 5.0
@@ -91,6 +99,20 @@ class Settings(BaseSettings):
     @property
     def effective_artifacts_dir(self) -> Path:
         return self.artifacts_dir or self.data_dir / "artifacts"
+
+    @property
+    def effective_local_agent_dir(self) -> Path:
+        """The local agent's data dir: never inside the server's data dir."""
+        data = self.data_dir.resolve()
+        chosen = (self.local_agent_dir or data.parent / f"{data.name}-agent").resolve()
+        if chosen == data or data in chosen.parents:
+            raise ValueError(f"the local agent's data dir {chosen} must be outside the data dir {data}")
+        return chosen
+
+    @property
+    def sample_repo_dir(self) -> Path:
+        """The sample project's repository: in the local agent's data dir, where a job's user can read it."""
+        return self.effective_local_agent_dir / "sample-repo"
 
     @property
     def is_sqlite(self) -> bool:

@@ -48,6 +48,8 @@ class Branch(SQLModel, table=True):
     archived: bool = False
     flow_seq: int = 0  # flows of both kinds (the original's KK_FLOW_SEQ / flow.seq.shared)
     env_vars: dict[str, str] = json_field(dict)  # branch environment variables: #{env.NAME}, the steps' env
+    # security policy: a dev flow's jobs (pull requests) may not use the direct executor
+    dev_flows_in_containers: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     created: datetime = created_field()
 
 

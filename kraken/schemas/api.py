@@ -49,6 +49,7 @@ class BranchOut(ORM):
     run_seq: int = 0
     archived: bool = False
     env_vars: dict[str, str] = {}
+    dev_flows_in_containers: bool = False
     created: datetime
 
 
@@ -59,6 +60,19 @@ class ProjectOut(ORM):
     archived: bool = False
     created: datetime
     branches: list[BranchOut] = []
+
+
+class BranchSecurityIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dev_flows_in_containers: bool = Field(
+        description="dev flows (pull requests) may only run jobs in containers (docker, lxd): "
+        "a dev-flow job for the direct executor ends with error"
+    )
+
+
+class BranchSecurityOut(BaseModel):
+    branch_id: int
+    dev_flows_in_containers: bool
 
 
 class BranchIn(BaseModel):

@@ -355,6 +355,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/branches/{branch_id}/security": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Branch Security */
+        get: operations["get_branch_security_api_branches__branch_id__security_get"];
+        /**
+         * Set Branch Security
+         * @description ``dev_flows_in_containers: true``: the jobs of the branch's dev flows must use a container
+         *     executor (docker, lxd); one for the direct executor ends with ``error`` and says why.
+         */
+        put: operations["set_branch_security_api_branches__branch_id__security_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/branches/{branch_id}/sequences": {
         parameters: {
             query?: never;
@@ -1152,6 +1174,11 @@ export interface components {
             /** Dev Flow Seq */
             dev_flow_seq: number;
             /**
+             * Dev Flows In Containers
+             * @default false
+             */
+            dev_flows_in_containers: boolean;
+            /**
              * Env Vars
              * @default {}
              */
@@ -1171,6 +1198,21 @@ export interface components {
              * @default 0
              */
             run_seq: number;
+        };
+        /** BranchSecurityIn */
+        BranchSecurityIn: {
+            /**
+             * Dev Flows In Containers
+             * @description dev flows (pull requests) may only run jobs in containers (docker, lxd): a dev-flow job for the direct executor ends with error
+             */
+            dev_flows_in_containers: boolean;
+        };
+        /** BranchSecurityOut */
+        BranchSecurityOut: {
+            /** Branch Id */
+            branch_id: number;
+            /** Dev Flows In Containers */
+            dev_flows_in_containers: boolean;
         };
         /**
          * BranchUpdate
@@ -3041,6 +3083,72 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RetentionOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_branch_security_api_branches__branch_id__security_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                branch_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BranchSecurityOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    set_branch_security_api_branches__branch_id__security_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                branch_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BranchSecurityIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BranchSecurityOut"];
                 };
             };
             /** @description Validation Error */

@@ -11,6 +11,7 @@ more than a POSIX shell.
 from __future__ import annotations
 
 import abc
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -55,6 +56,41 @@ class JobEnvironment:
     data_dir: str  # the agent's data dir (host path)
     limits: dict[str, Any] = field(default_factory=dict)  # cpus, memory, pids, network
     labels: dict[str, str] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- a step's environment variables
+
+# What a step of the direct executor inherits from the agent's own environment: nothing else
+# (the agent's environment may hold Kraken's credentials: KRAKEN_AGENT_TOKEN, passwords, keys).
+INHERITED_VARIABLES = frozenset({"PATH", "HOME", "LANG", "LANGUAGE", "TERM", "TZ", "TMPDIR"})
+INHERITED_PREFIXES = ("LC_",)
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def inherited_variables(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The allow-listed variables of the agent's environment (``PATH``, ``HOME``, ``LANG``,
+    ``LC_*``, ``TERM``, ``TZ``, ...); ``PATH`` has a default when the agent has none."""
+    source = os.environ if environ is None else environ
+    out = {k: v for k, v in source.items() if k in INHERITED_VARIABLES or k.startswith(INHERITED_PREFIXES)}
+    out.setdefault("PATH", DEFAULT_PATH)
+    return out
+
+
+def job_variables(env: JobEnvironment, workdir: str) -> dict[str, str]:
+    """The ``KK_*`` variables every step of a job gets."""
+    return {"KK_JOB_ID": str(env.job_id), "KK_AGENT_NAME": env.agent_name, "KK_WORKDIR": workdir}
+
+
+def step_environment(
+    env: JobEnvironment, workdir: str, step_env: Mapping[str, str] | None, overrides: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """A step's whole environment: the allow-list, the ``KK_*`` variables, ``overrides`` (the
+    executor's, e.g. ``HOME`` of the job's user), then the step's own variables."""
+    full = inherited_variables()
+    full.update(job_variables(env, workdir))
+    full.update(overrides or {})
+    full.update({str(k): str(v) for k, v in (step_env or {}).items()})
+    return full
 
 
 class Executor(abc.ABC):

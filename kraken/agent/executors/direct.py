@@ -3,6 +3,14 @@
 Each job gets its own working directory under ``<data_dir>/jobs/<job_id>``; each
 command runs in a new session (process group) so that a timeout or a cancel
 kills the whole tree.
+
+A step gets a minimal environment (``step_environment``: an allow-list of the agent's
+variables, the ``KK_*`` variables and the step's own), never the agent's whole environment.
+An agent running as root runs its steps as an unprivileged *job user* (``job_user.py``;
+``kraken serve``'s local agent does so by default): the job's directory belongs to that
+user, and files are read out of it only when that user owns them (a symlink or a hard link
+to the agent's own files is refused).  The direct executor trusts the code it runs
+otherwise: untrusted code belongs in the container executors (docs/security.md).
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import os
 import platform
 import shutil
 import signal
+import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
@@ -22,6 +31,17 @@ from kraken.agent.executors.base import (
     ExecutorCapability,
     JobEnvironment,
     LineCallback,
+    step_environment,
+)
+from kraken.agent.executors.job_user import (
+    as_user,
+    job_user,
+    kill_leftovers,
+    one_chunk,
+    open_own_file,
+    prepare_workdir,
+    user_variables,
+    write_as,
 )
 
 KILL_GRACE_SECONDS = 2.0
@@ -67,6 +87,8 @@ class DirectExecutor(Executor):
     def __init__(self, env: JobEnvironment) -> None:
         super().__init__(env)
         self._dir = Path(env.data_dir) / "jobs" / str(env.job_id)
+        self._home = self._dir.with_name(f"{env.job_id}-home")  # the job user's HOME
+        self._marker = uuid.uuid4().hex  # in every step's environment, as the job user
         self._procs: set[asyncio.subprocess.Process] = set()
         self._cancelled = False
 
@@ -79,9 +101,9 @@ class DirectExecutor(Executor):
         return p if p.is_absolute() else self._dir / p
 
     async def start(self) -> None:
-        if self._dir.exists():
-            await asyncio.to_thread(shutil.rmtree, self._dir, True)
-        self._dir.mkdir(parents=True, exist_ok=True)
+        if self._dir.exists() or self._home.exists():
+            await asyncio.to_thread(self._remove)
+        prepare_workdir(Path(self.env.data_dir), self._dir, self._home, job_user())
 
     async def exec(
         self,
@@ -94,21 +116,23 @@ class DirectExecutor(Executor):
     ) -> ExecResult:
         if self._cancelled:
             return ExecResult(exit_code=None, cancelled=True)
-        full_env = dict(os.environ)
-        full_env.update(env or {})
+        user = job_user()
+        full_env = step_environment(self.env, self.workdir, env, user_variables(user, self._home, self._marker))
         workdir = self._path(cwd) if cwd else self._dir
+        argv, options = as_user(command, user)
         loop = asyncio.get_running_loop()
         protocol = _ExitProtocol(loop)
         try:
             transport, _ = await loop.subprocess_exec(
                 lambda: protocol,
-                *command,
+                *argv,
                 cwd=str(workdir),
                 env=full_env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
+                **options,
             )
         except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
             if on_line is not None:
@@ -136,7 +160,8 @@ class DirectExecutor(Executor):
         return ExecResult(exit_code=proc.returncode, timed_out=timed_out, cancelled=self._cancelled)
 
     async def read_file(self, path: str) -> AsyncIterator[bytes]:
-        with self._path(path).open("rb") as fh:
+        fd = open_own_file(self._path(path), job_user())
+        with os.fdopen(fd, "rb") as fh:
             while True:
                 chunk = await asyncio.to_thread(fh.read, 1 << 20)
                 if not chunk:
@@ -144,10 +169,18 @@ class DirectExecutor(Executor):
                 yield chunk
 
     async def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        user = job_user()
+        if user is not None:
+            await write_as(user, self._dir, self._path(path), one_chunk(data), mode)
+            return
         target = self._path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
         target.chmod(mode)
+
+    async def write_stream(self, path: str, chunks: AsyncIterator[bytes], mode: int = 0o644) -> None:
+        """Stream a file into the job's directory, written by the step's user (``tools/transfer.py``)."""
+        await write_as(job_user(), self._dir, self._path(path), chunks, mode)
 
     async def cancel(self) -> None:
         self._cancelled = True
@@ -156,7 +189,16 @@ class DirectExecutor(Executor):
 
     async def stop(self) -> None:
         await self.cancel()
-        await asyncio.to_thread(shutil.rmtree, self._dir, True)
+        await asyncio.to_thread(self._remove, True)
+
+    def _remove(self, leftovers: bool = False) -> None:
+        """Remove the job's directories; with ``leftovers``, first kill what the job left running."""
+        user = job_user()
+        if leftovers and user is not None:
+            kill_leftovers(user, self._marker)
+        shutil.rmtree(self._dir, True)
+        if user is not None:
+            shutil.rmtree(self._home, True)
 
     @classmethod
     async def probe(cls) -> ExecutorCapability | None:
