@@ -57,8 +57,8 @@ class Settings(BaseSettings):
     cache_ttl_days: float = Field(7.0, description="cache entries unused for this long expire")
 
     # retention (defaults for branches without their own): keep N flows and/or N days
-    retention_flows: int | None = None
-    retention_days: float | None = None
+    retention_flows: int | None = Field(None, ge=1, le=1_000_000)
+    retention_days: float | None = Field(None, gt=0, le=36_500)
     retention_interval: float = 3600.0
 
     # planner (kraken.triggers)

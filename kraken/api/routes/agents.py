@@ -10,6 +10,7 @@ from kraken.api.deps import SessionDep, StateDep, UserDep
 from kraken.control.agents import agent_groups, online_clause, set_agent_groups
 from kraken.models import Agent, AgentGroup
 from kraken.schemas.api import AgentOut, AgentPatch, AgentTokenOut
+from kraken.schemas.ints import Id
 
 router = APIRouter(tags=["agents"])
 
@@ -41,7 +42,7 @@ async def list_agents(session: SessionDep, state: StateDep, _: UserDep) -> list[
 
 
 @router.get("/agents/{agent_id}", response_model=AgentOut)
-async def get_agent(agent_id: int, session: SessionDep, state: StateDep, _: UserDep) -> AgentOut:
+async def get_agent(agent_id: Id, session: SessionDep, state: StateDep, _: UserDep) -> AgentOut:
     agent = await session.get(Agent, agent_id)
     if agent is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"agent {agent_id} not found")
@@ -49,7 +50,7 @@ async def get_agent(agent_id: int, session: SessionDep, state: StateDep, _: User
 
 
 @router.patch("/agents/{agent_id}", response_model=AgentOut)
-async def patch_agent(agent_id: int, body: AgentPatch, state: StateDep, _: UserDep) -> AgentOut:
+async def patch_agent(agent_id: Id, body: AgentPatch, state: StateDep, _: UserDep) -> AgentOut:
     async with state.write() as (session, effects):
         agent = await session.get(Agent, agent_id)
         if agent is None:

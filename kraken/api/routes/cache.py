@@ -27,6 +27,7 @@ from kraken.artifacts.store import TooLarge, blob_store
 from kraken.models import Branch
 from kraken.models.artifacts import CacheEntry
 from kraken.models.base import utcnow
+from kraken.schemas.ints import Id
 
 router = APIRouter(tags=["cache"])
 
@@ -50,7 +51,7 @@ def _check_key(key: str) -> None:
 
 @router.get("/agent/jobs/{job_id}/cache")
 async def agent_lookup(
-    job_id: int, state: StateDep, agent: AgentDep, key: str = "", keys: list[str] = Query(default=[])
+    job_id: Id, state: StateDep, agent: AgentDep, key: str = "", keys: list[str] = Query(default=[])
 ) -> dict[str, Any]:
     _, _, flow = await running_job(state, job_id, agent)
     ttl = state.runtime.settings.cache_ttl_days
@@ -64,7 +65,7 @@ async def agent_lookup(
 
 @router.get("/agent/jobs/{job_id}/cache/{entry_id}")
 async def agent_fetch(
-    job_id: int, entry_id: int, request: Request, state: StateDep, agent: AgentDep
+    job_id: Id, entry_id: Id, request: Request, state: StateDep, agent: AgentDep
 ) -> StreamingResponse:
     _, _, flow = await running_job(state, job_id, agent)
     async with state.runtime.db.transaction() as session:
@@ -77,7 +78,7 @@ async def agent_fetch(
 
 
 @router.put("/agent/jobs/{job_id}/cache")
-async def agent_save(job_id: int, key: str, request: Request, state: StateDep, agent: AgentDep) -> JSONResponse:
+async def agent_save(job_id: Id, key: str, request: Request, state: StateDep, agent: AgentDep) -> JSONResponse:
     _check_key(key)
     settings = state.runtime.settings
     limit = settings.cache_max_size
@@ -104,7 +105,7 @@ async def agent_save(job_id: int, key: str, request: Request, state: StateDep, a
 
 
 @router.get("/branches/{branch_id}/cache", response_model=list[CacheEntryOut])
-async def list_cache(branch_id: int, session: SessionDep, _: UserDep) -> list[CacheEntry]:
+async def list_cache(branch_id: Id, session: SessionDep, _: UserDep) -> list[CacheEntry]:
     if await session.get(Branch, branch_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"branch {branch_id} not found")
     rows = await session.execute(
@@ -114,7 +115,7 @@ async def list_cache(branch_id: int, session: SessionDep, _: UserDep) -> list[Ca
 
 
 @router.delete("/cache/{entry_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_cache_entry(entry_id: int, state: StateDep, _: UserDep) -> Response:
+async def delete_cache_entry(entry_id: Id, state: StateDep, _: UserDep) -> Response:
     async with state.write() as (session, _effects):
         entry = await session.get(CacheEntry, entry_id)
         if entry is None:

@@ -33,6 +33,7 @@ from kraken.results.statuses import (
     flaky_rules,
 )
 from kraken.results.summary import combine, flow_summary, job_summaries, run_summary
+from kraken.schemas.ints import INT64_MAX, INT64_MIN, Id
 
 router = APIRouter(tags=["results"])
 
@@ -76,12 +77,16 @@ def _encode(*parts: float | int) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(list(parts))).decode().rstrip("=")
 
 
+def _number(p: object) -> bool:
+    return isinstance(p, float) or (isinstance(p, int) and INT64_MIN <= p <= INT64_MAX)
+
+
 def _decode(cursor: str, n: int) -> list[Any]:
     try:
         parts = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError, orjson.JSONDecodeError):
         parts = None
-    if not isinstance(parts, list) or len(parts) != n or not all(isinstance(p, int | float) for p in parts):
+    if not isinstance(parts, list) or len(parts) != n or not all(_number(p) for p in parts):
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "invalid cursor")
     return parts
 
@@ -103,13 +108,13 @@ async def _run_exists(db: Database, run_id: int) -> None:
 
 @router.get("/runs/{run_id}/results", dependencies=[Auth])
 async def run_results(
-    run_id: int,
+    run_id: Id,
     db: DbDep,
     status_: Annotated[str | None, Query(alias="status", description="comma-separated statuses")] = None,
     change: Annotated[str | None, Query(description="comma-separated: new, fix, regression, none")] = None,
     flaky: bool | None = None,
     q: Annotated[str | None, Query(max_length=200, description="part of the test name")] = None,
-    job_id: int | None = None,
+    job_id: Id | None = None,
     sort: Annotated[str, Query(description="relevancy (default), id, -id, -duration")] = "relevancy",
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: str | None = None,
@@ -235,7 +240,7 @@ async def run_results(
 
 
 @router.get("/runs/{run_id}/summary", dependencies=[Auth])
-async def get_run_summary(run_id: int, db: DbDep) -> dict[str, Any]:
+async def get_run_summary(run_id: Id, db: DbDep) -> dict[str, Any]:
     await _run_exists(db, run_id)
     async with db.session() as s:
         out = await run_summary(s, run_id)
@@ -244,7 +249,7 @@ async def get_run_summary(run_id: int, db: DbDep) -> dict[str, Any]:
 
 
 @router.get("/flows/{flow_id}/summary", dependencies=[Auth])
-async def get_flow_summary(flow_id: int, db: DbDep) -> dict[str, Any]:
+async def get_flow_summary(flow_id: Id, db: DbDep) -> dict[str, Any]:
     async with db.session() as s:
         found = (await s.execute(sa.text("SELECT 1 FROM flow WHERE id = :f"), {"f": flow_id})).scalar()
         if not found:
@@ -256,10 +261,10 @@ async def get_flow_summary(flow_id: int, db: DbDep) -> dict[str, Any]:
 
 @router.get("/runs/{run_id}/issues", dependencies=[Auth])
 async def run_issues(
-    run_id: int,
+    run_id: Id,
     db: DbDep,
     new: bool | None = None,
-    job_id: int | None = None,
+    job_id: Id | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> dict[str, Any]:
@@ -311,9 +316,9 @@ async def run_issues(
 
 @router.get("/test-cases/{test_case_id}/history", dependencies=[Auth])
 async def test_case_history(
-    test_case_id: int,
+    test_case_id: Id,
     db: DbDep,
-    branch_id: int | None = None,
+    branch_id: Id | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> dict[str, Any]:
     async with db.session() as s:

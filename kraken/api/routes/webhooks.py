@@ -30,6 +30,7 @@ from kraken.models.base import utcnow
 from kraken.models.enums import FlowKind
 from kraken.models.secrets import ProjectWebhook
 from kraken.models.triggers import WebhookDelivery
+from kraken.schemas.ints import Id
 from kraken.secrets import store as secrets_store
 from kraken.triggers.webhooks import PROVIDERS, WebhookError, WebhookEvent, delivery_id, event_name, parse, verify
 
@@ -83,7 +84,7 @@ async def _start_flows(session: AsyncSession, project_id: int, event: WebhookEve
 
 
 @router.post("/webhooks/{project_id}/{provider}")
-async def receive(project_id: int, provider: str, request: Request, state: StateDep) -> dict[str, Any]:
+async def receive(project_id: Id, provider: str, request: Request, state: StateDep) -> dict[str, Any]:
     if provider not in PROVIDERS:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown provider {provider!r} (use {', '.join(PROVIDERS)})")
     async with state.runtime.db.session() as session:
@@ -145,7 +146,7 @@ def _urls(request: Request, project_id: int) -> dict[str, str]:
 
 
 @router.get("/projects/{project_id}/webhook")
-async def get_webhook(project_id: int, request: Request, state: StateDep, _: UserDep) -> dict[str, Any]:
+async def get_webhook(project_id: Id, request: Request, state: StateDep, _: UserDep) -> dict[str, Any]:
     async with state.runtime.db.session() as session:
         if await session.get(Project, project_id) is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"project {project_id} not found")
@@ -155,7 +156,7 @@ async def get_webhook(project_id: int, request: Request, state: StateDep, _: Use
 
 @router.put("/projects/{project_id}/webhook")
 async def set_webhook(
-    project_id: int, body: WebhookConfigIn, request: Request, state: StateDep, _: UserDep
+    project_id: Id, body: WebhookConfigIn, request: Request, state: StateDep, _: UserDep
 ) -> dict[str, Any]:
     """Set the project's webhook secret; without one a new one is generated and shown (once)."""
     secret = body.secret or new_secret()
