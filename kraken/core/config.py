@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kraken.notify.targets import DEFAULT_DENY, networks
 
 
 class Settings(BaseSettings):
@@ -76,8 +78,21 @@ class Settings(BaseSettings):
     smtp_ssl: bool = False
     slack_webhook_url: str | None = None
     github_api_url: str = "https://api.github.com"
+    notify_deny_networks: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_DENY),
+        description='networks notifications may not reach (JSON list); default loopback, link-local, 0.0.0.0/8',
+    )
+    notify_allow_networks: list[str] = Field(
+        default_factory=list, description='networks allowed even inside a denied one, e.g. ["127.0.0.0/8"]'
+    )
     notify_attempts: int = 4
     notify_retry_delay: float = 2.0  # doubled after each failed attempt
+
+    @field_validator("notify_deny_networks", "notify_allow_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        networks(value)
+        return value
 
     @property
     def sqlite_path(self) -> Path:
