@@ -29,6 +29,7 @@ COMPOSE+=(-p "${KRAKEN_COMPOSE_PROJECT:-kraken-local}" -f docker-compose.yml -f 
 export KRAKEN_ADMIN_PASSWORD="${KRAKEN_ADMIN_PASSWORD:-admin}"
 export KRAKEN_AGENT_TOKEN="${KRAKEN_AGENT_TOKEN:-local-agent-token}"
 export KRAKEN_SECRET_KEY="${KRAKEN_SECRET_KEY:-local-secret-key-not-for-production}"
+export KRAKEN_SECRETS_KEY="${KRAKEN_SECRETS_KEY:-bG9jYWwtc2VjcmV0cy1rZXktbm90LWZvci1wcm9kISE=}"  # a throw-away Fernet key
 export POSTGRES_PASSWORD="${POSTGRES_PASSWORD:-kraken}"
 export DOCKER_GID="${DOCKER_GID:-$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 0)}"
 export DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0
