@@ -1,5 +1,6 @@
 """The build cache: agents look entries up, save and fetch them (per branch); users list and
-delete them.
+delete them.  A dev flow reads the branch's entries but writes only its own (``dev_flow_id``),
+which only it reads: pull-request code cannot plant an entry that a CI flow restores.
 
 Agent side (``Authorization: Bearer <agent token>``, the job must be running):
 - ``GET /api/agent/jobs/{job_id}/cache?key=K&keys=P1&keys=P2``: ``{"hit": false}`` or the entry
@@ -16,7 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from kraken.api.deps import SessionDep, StateDep, UserDep
@@ -37,6 +38,7 @@ MAX_KEY = 500
 class CacheEntryOut(BaseModel):
     id: int
     branch_id: int
+    dev_flow_id: int = Field(description="0: the branch's entry (written by CI flows); else the dev flow that owns it")
     key: str
     size: int
     sha256: str
@@ -56,7 +58,8 @@ async def agent_lookup(
     _, _, flow = await running_job(state, job_id, agent)
     ttl = state.runtime.settings.cache_ttl_days
     async with state.runtime.db.session() as session:
-        found = await service.cache_lookup(session, flow.branch_id, key, keys, ttl)
+        scopes = service.cache_scopes(flow.id, flow.kind)  # type: ignore[arg-type]
+        found = await service.cache_lookup(session, flow.branch_id, key, keys, ttl, scopes)
     if found is None:
         return {"hit": False}
     entry, exact = found
@@ -70,7 +73,8 @@ async def agent_fetch(
     _, _, flow = await running_job(state, job_id, agent)
     async with state.runtime.db.transaction() as session:
         entry = await session.get(CacheEntry, entry_id)
-        if entry is None or entry.branch_id != flow.branch_id:
+        scopes = service.cache_scopes(flow.id, flow.kind)  # type: ignore[arg-type]
+        if entry is None or entry.branch_id != flow.branch_id or entry.dev_flow_id not in scopes:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"the branch has no cache entry {entry_id}")
         entry.last_used = utcnow()
     store = blob_store(state.runtime.settings)
@@ -84,8 +88,9 @@ async def agent_save(job_id: Id, key: str, request: Request, state: StateDep, ag
     limit = settings.cache_max_size
     check_length(request, limit, f"cache entry {key!r}")
     job, _, flow = await running_job(state, job_id, agent)
+    scope = service.cache_write_scope(flow.id, flow.kind)  # type: ignore[arg-type]
     async with state.runtime.db.session() as session:
-        exists = await service.cache_lookup(session, flow.branch_id, key, [], settings.cache_ttl_days)
+        exists = await service.cache_lookup(session, flow.branch_id, key, [], settings.cache_ttl_days, [scope])
     if exists is not None:
         return JSONResponse({"saved": False, "reason": f"the branch has a cache entry for key {key!r}"})
     try:
@@ -95,7 +100,9 @@ async def agent_save(job_id: Id, key: str, request: Request, state: StateDep, ag
             status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"cache entry {key!r} is {exc} (cache_max_size)"
         ) from exc
     async with state.runtime.db.transaction() as session:
-        saved = await service.cache_save(session, flow.branch_id, key, sha, size, job.id, settings.cache_ttl_days)
+        saved = await service.cache_save(
+            session, flow.branch_id, key, sha, size, job.id, settings.cache_ttl_days, scope
+        )
         evicted = await service.enforce_cache_cap(session, flow.branch_id, settings.cache_branch_max_total)
     if not saved:
         return JSONResponse({"saved": False, "reason": f"the branch has a cache entry for key {key!r}"})
