@@ -7,6 +7,8 @@
 - A JSON body must be standard JSON of sane depth: lone surrogates (``"\\ud800"``), ``NaN``,
   numbers beyond a double and nesting deeper than 1024 get a 422 that says where; Python's json
   module would accept the first ones (and fail later, storing or answering) and crash on the last.
+- No NUL character in the path, the query or a JSON string: PostgreSQL cannot store it in text
+  (a 500 when it tried); a 422 names where it was.
 """
 
 from __future__ import annotations
@@ -54,6 +56,29 @@ async def _answer(send: Send, status: int, body: dict[str, Any]) -> None:
     await send({"type": "http.response.body", "body": data})
 
 
+def _nul_at(value: Any, loc: list[str | int]) -> list[str | int] | None:
+    """Where a NUL character is in a decoded JSON value (a key or a string), or None."""
+    if isinstance(value, str):
+        return loc if "\x00" in value else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if "\x00" in k:
+                return [*loc, k]
+            found = _nul_at(v, [*loc, k])
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _nul_at(v, [*loc, i])
+            if found is not None:
+                return found
+    return None
+
+
+def _nul_error(loc: list[str | int]) -> dict[str, Any]:
+    return {"detail": [{"type": "string_nul", "loc": loc, "msg": "NUL characters (\\u0000) are not accepted"}]}
+
+
 def _too_large(limit: int, size: int | None) -> dict[str, Any]:
     got = f"{size} bytes" if size is not None else "more"
     return {"detail": f"request body too large: {got}, the limit here is {limit} bytes"}
@@ -68,6 +93,12 @@ class BodyLimits:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if "\x00" in scope["path"]:
+            await _answer(send, 422, _nul_error(["path"]))
+            return
+        if b"%00" in scope["query_string"] or b"\x00" in scope["query_string"]:
+            await _answer(send, 422, _nul_error(["query"]))
             return
         limit = body_limit(scope["method"], scope["path"])
         if limit is None:
@@ -94,10 +125,14 @@ class BodyLimits:
         body = b"".join(chunks)
         if body and _is_json(scope):
             try:
-                orjson.loads(body)
+                value = orjson.loads(body)
             except orjson.JSONDecodeError as exc:
                 error = {"type": "json_invalid", "loc": ["body", exc.pos], "msg": f"invalid JSON: {exc.msg}"}
                 await _answer(send, 422, {"detail": [error]})
+                return
+            where = _nul_at(value, ["body"]) if b"\\u0000" in body else None
+            if where is not None:
+                await _answer(send, 422, _nul_error(where))
                 return
         sent = False
 

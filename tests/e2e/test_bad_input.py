@@ -84,6 +84,11 @@ async def test_broken_json_gets_422_saying_where(api: Api) -> None:
         assert r.status_code == 422, f"{body[:30]!r}: {r.status_code} {r.text[:300]}"
         detail = r.json()["detail"][0]
         assert detail["loc"][0] == "body" and word in detail["msg"], r.text
+    # NUL: PostgreSQL cannot store it in text
+    r = await api.http.post("/projects", content=b'{"name": "a\\u0000b", "description": "x"}', headers=headers)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "name"], r.text
+    r = await api.http.get("/runs/1/results?q=a%00b")
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query"], r.text
     # a valid surrogate pair is an ordinary character
     r = await api.http.post("/projects", content=b'{"name": "\\ud83d\\ude00"}', headers=headers)
     assert r.status_code == 201 and r.json()["name"] == "\U0001f600"
