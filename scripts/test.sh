@@ -17,4 +17,5 @@ bash scripts/build-frontend.sh --require
 echo "== frontend"; (cd frontend && npm run --silent typecheck && npm test --silent && npm run --silent check:api)
 echo "== ruff"; .venv/bin/ruff check .
 echo "== mypy"; .venv/bin/mypy kraken
+echo "== pip-audit"; bash scripts/audit-deps.sh
 echo "== pytest"; .venv/bin/pytest -q -p no:cacheprovider "$@"
