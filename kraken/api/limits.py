@@ -35,11 +35,12 @@ def body_limit(method: str, path: str) -> int | None:
 
 
 def _is_json(scope: Scope) -> bool:
+    """Whether the body is read as JSON: a JSON media type, or none at all (FastAPI reads those too)."""
     for name, value in scope["headers"]:
         if name == b"content-type":
             media = value.split(b";")[0].strip().lower()
             return bool(media == b"application/json" or media.endswith(b"+json"))
-    return False
+    return True
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 from kraken.api.limits import JSON_LIMIT, WEBHOOK_LIMIT, body_limit
 from kraken.api.login_limits import Backoff, LoginLimits
@@ -59,3 +60,16 @@ def test_body_limits_by_route() -> None:
     assert body_limit("PUT", "/api/agent/jobs/12/artifacts") is None
     assert body_limit("PUT", "/api/agent/jobs/12/cache") is None
     assert body_limit("POST", "/api/agent/jobs/12/cache") == JSON_LIMIT
+
+
+async def test_a_422_echoing_a_lone_surrogate_is_still_json() -> None:
+    """The validation error handler: the input it echoes may hold a lone surrogate (not UTF-8)."""
+    from fastapi.exceptions import RequestValidationError
+
+    from kraken.api.app import validation_error
+
+    exc = RequestValidationError([{"type": "string_type", "loc": ("body", "name"), "msg": "bad", "input": "\ud800"}])
+    response = await validation_error(None, exc)  # type: ignore[arg-type]
+    assert response.status_code == 422
+    body = bytes(response.body)
+    assert body.isascii() and json.loads(body)["detail"][0]["input"] == "\ud800"  # escaped, as JSON allows
