@@ -31,6 +31,7 @@ export KRAKEN_AGENT_TOKEN="${KRAKEN_AGENT_TOKEN:-local-agent-token}"
 export KRAKEN_SECRET_KEY="${KRAKEN_SECRET_KEY:-local-secret-key-not-for-production}"
 # a trial stack on one machine: its own agent is approved without a click (set false when others can reach it)
 export KRAKEN_AUTO_APPROVE="${KRAKEN_AUTO_APPROVE:-true}"
+export KRAKEN_SECRETS_KEY="${KRAKEN_SECRETS_KEY:-bG9jYWwtc2VjcmV0cy1rZXktbm90LWZvci1wcm9kISE=}"  # a throw-away Fernet key
 export POSTGRES_PASSWORD="${POSTGRES_PASSWORD:-kraken}"
 export DOCKER_GID="${DOCKER_GID:-$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 0)}"
 export DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0

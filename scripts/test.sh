@@ -22,4 +22,5 @@ echo "== frontend"; (cd frontend && npm run --silent lint && npm run --silent ty
 echo "== ruff"; .venv/bin/ruff check .
 echo "== import contracts"; .venv/bin/lint-imports
 echo "== mypy"; .venv/bin/mypy kraken
+echo "== pip-audit"; bash scripts/audit-deps.sh
 echo "== pytest"; .venv/bin/pytest -q -p no:cacheprovider "$@"

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 import kraken
 from kraken.api.agent_hub import AgentHub
 from kraken.api.agent_hub import router as agent_router
+from kraken.api.headers import SecurityHeaders
+from kraken.api.limits import BodyLimits
+from kraken.api.login_limits import LoginLimits
 from kraken.api.state import ServerState
 from kraken.api.static import web_router
 from kraken.core.bootstrap import bootstrap
@@ -54,6 +61,19 @@ def api_router() -> APIRouter:
     return router
 
 
+class AsciiJSONResponse(JSONResponse):
+    """JSON with non-ASCII characters escaped: a lone surrogate echoed from the input cannot be
+    encoded as UTF-8, and must not turn a 422 into a 500."""
+
+    def render(self, content: object) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
+async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return AsciiJSONResponse(status_code=422, content={"detail": jsonable_encoder(exc.errors())})
+
+
 def create_app(runtime: Runtime, *, controller: bool = False, migrate: bool = True) -> FastAPI:
     """``controller`` runs the scheduler and watchdog in this process (``kraken serve``)."""
     state = ServerState(runtime=runtime)
@@ -78,6 +98,10 @@ def create_app(runtime: Runtime, *, controller: bool = False, migrate: bool = Tr
 
     app = FastAPI(title="Kraken", version=kraken.__version__, lifespan=lifespan)
     app.state.kraken = state
+    app.state.login_limits = LoginLimits()
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_middleware(BodyLimits)
+    app.add_middleware(SecurityHeaders)
     app.include_router(api_router())
     app.include_router(web_router())  # the web UI at / (after the API: its catch-all comes last)
     return app

@@ -5,11 +5,18 @@
 - every other path outside ``/api`` (``/``, ``/flows/12``, ...): ``index.html``, never cached,
   so deep links work and a new build is picked up at the next page load.
 - no build: ``/`` says how to make one.
+
+Pages carry a Content-Security-Policy: scripts, styles, fonts and connections from this origin
+only (plus the inline scripts of ``index.html``, allowed by their hash), no framing by anyone.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import mimetypes
+import re
+from functools import lru_cache
 from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Request, status
@@ -31,6 +38,30 @@ from the repository:</p>
 <p>then reload this page. <code>scripts/run-demo.sh</code> and <code>scripts/setup.sh</code> do it for you.</p>
 </body></html>
 """
+
+
+CSP = (
+    "default-src 'self'; script-src 'self'{scripts}; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.S | re.I)
+
+
+@lru_cache(maxsize=4)
+def _csp(html: str) -> str:
+    hashes = "".join(
+        f" 'sha256-{base64.b64encode(hashlib.sha256(m.group(1).encode()).digest()).decode()}'"
+        for m in INLINE_SCRIPT.finditer(html)
+    )
+    return CSP.format(scripts=hashes)
+
+
+def _page(path: Path, request: Request) -> Response:
+    """index.html, never cached, with the policy that allows exactly its inline scripts."""
+    response = _file(path, request, "no-cache")
+    response.headers["Content-Security-Policy"] = _csp(path.read_text(encoding="utf-8"))
+    return response
 
 
 def _accepts_gzip(request: Request) -> bool:
@@ -79,12 +110,12 @@ def web_router(web_dir: Path = WEB_DIR) -> APIRouter:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "Not Found")
         index = web_dir / "index.html"
         if not index.is_file():
-            return HTMLResponse(NOT_BUILT, headers={"Cache-Control": "no-cache"})
+            return HTMLResponse(NOT_BUILT, headers={"Cache-Control": "no-cache", "Content-Security-Policy": _csp("")})
         # a file at the top of the build (favicon, robots.txt); anything else is a page of the app
         if rel and "/" not in rel and rel != "index.html":
             target = _inside(web_dir, rel)
             if target is not None and target.suffix != ".gz":
                 return _file(target, request, "public, max-age=3600")
-        return _file(index, request, "no-cache")
+        return _page(index, request)
 
     return router

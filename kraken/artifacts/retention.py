@@ -9,7 +9,7 @@ than ``keep_days`` days (an unset rule keeps nothing by itself; no rule at all p
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -29,6 +29,8 @@ from kraken.models.triggers import WebhookDelivery
 log = logging.getLogger(__name__)
 
 DELIVERY_DAYS = 30  # webhook delivery ids kept to recognise redeliveries
+MAX_KEEP_FLOWS = 1_000_000  # bounds of a branch's rules (the API refuses more with a 422)
+MAX_KEEP_DAYS = 36_500.0
 
 
 @dataclass
@@ -38,6 +40,7 @@ class RetentionReport:
     log_chunks: int = 0
     cache_entries: int = 0
     blobs: int = 0
+    failed_branches: list[int] = field(default_factory=list)
 
 
 async def flows_to_purge(db: Database, branch_id: int, keep_flows: int | None, keep_days: float | None) -> list[int]:
@@ -88,9 +91,13 @@ async def apply_retention(db: Database, settings: Settings, blob_grace: timedelt
             keep_flows, keep_days = rule.keep_flows, rule.keep_days
         else:
             keep_flows, keep_days = settings.retention_flows, settings.retention_days
-        purge = await flows_to_purge(db, branch_id, keep_flows, keep_days)
-        if purge:
-            await purge_flows(db, purge, report)
+        try:  # one branch's failure (a bad rule, a database error) must not stop the others
+            purge = await flows_to_purge(db, branch_id, keep_flows, keep_days)
+            if purge:
+                await purge_flows(db, purge, report)
+        except Exception:
+            log.exception("retention of branch %s failed (keep %r flows, %r days)", branch_id, keep_flows, keep_days)
+            report.failed_branches.append(branch_id)
     async with db.transaction() as session:
         report.cache_entries = await expire_cache(session, settings.cache_ttl_days)
         await session.execute(
@@ -100,7 +107,7 @@ async def apply_retention(db: Database, settings: Settings, blob_grace: timedelt
     report.blobs = await collect_garbage(db, store, blob_grace) if blob_grace is not None else await collect_garbage(
         db, store
     )
-    if report.artifacts or report.log_chunks or report.cache_entries or report.blobs:
+    if report.artifacts or report.log_chunks or report.cache_entries or report.blobs or report.failed_branches:
         log.info("retention: %s", report)
     return report
 

@@ -86,43 +86,73 @@ def cache_cutoff(ttl_days: float) -> object:
     return utcnow() - timedelta(days=ttl_days)
 
 
+def cache_scopes(flow_id: int, kind: str) -> list[int]:
+    """The ``dev_flow_id`` values a flow reads, in order of preference: a dev flow its own entries,
+    then the branch's; a CI flow the branch's only."""
+    return [flow_id, 0] if kind == "dev" else [0]
+
+
+def cache_write_scope(flow_id: int, kind: str) -> int:
+    """Where a flow's saves go: a dev flow writes only its own entries."""
+    return flow_id if kind == "dev" else 0
+
+
 async def cache_lookup(
-    session: AsyncSession, branch_id: int, key: str, prefixes: Sequence[str], ttl_days: float
+    session: AsyncSession,
+    branch_id: int,
+    key: str,
+    prefixes: Sequence[str],
+    ttl_days: float,
+    scopes: Sequence[int] = (0,),
 ) -> tuple[CacheEntry, bool] | None:
     """The entry for ``key``, else the newest whose key starts with one of ``prefixes`` (in
-    order); with whether it was an exact hit.  Expired entries do not count."""
+    order); with whether it was an exact hit; each looked for in ``scopes`` in order (see
+    ``cache_scopes``).  Expired entries do not count."""
     fresh = col(CacheEntry.last_used) >= cache_cutoff(ttl_days)
     base = select(CacheEntry).where(CacheEntry.branch_id == branch_id, fresh)
     if key:
-        exact = (await session.execute(base.where(CacheEntry.key == key))).scalar_one_or_none()
-        if exact is not None:
-            return exact, True
+        for scope in scopes:
+            exact = (
+                await session.execute(base.where(CacheEntry.dev_flow_id == scope, CacheEntry.key == key))
+            ).scalar_one_or_none()
+            if exact is not None:
+                return exact, True
     for prefix in prefixes:
         if not prefix:
             continue
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        entry = (
-            await session.execute(
-                base.where(col(CacheEntry.key).like(escaped + "%", escape="\\"))
-                .order_by(col(CacheEntry.created).desc(), col(CacheEntry.id).desc())
-                .limit(1)
-            )
-        ).scalar_one_or_none()
-        if entry is not None:
-            return entry, False
+        for scope in scopes:
+            entry = (
+                await session.execute(
+                    base.where(CacheEntry.dev_flow_id == scope, col(CacheEntry.key).like(escaped + "%", escape="\\"))
+                    .order_by(col(CacheEntry.created).desc(), col(CacheEntry.id).desc())
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+            if entry is not None:
+                return entry, False
     return None
 
 
 async def cache_save(
-    session: AsyncSession, branch_id: int, key: str, sha256: str, size: int, job_id: int | None, ttl_days: float
+    session: AsyncSession,
+    branch_id: int,
+    key: str,
+    sha256: str,
+    size: int,
+    job_id: int | None,
+    ttl_days: float,
+    scope: int = 0,
 ) -> bool:
-    """Store an entry; False when the key exists (entries are immutable, like their key says)."""
+    """Store an entry in ``scope`` (``cache_write_scope``); False when the key exists there
+    (entries are immutable, like their key says)."""
     await record_blob(session, sha256, size)
     now = utcnow()
     # An expired entry of the same key makes room for the new one.
     await session.execute(
         sa.delete(CacheEntry).where(
             col(CacheEntry.branch_id) == branch_id,
+            col(CacheEntry.dev_flow_id) == scope,
             col(CacheEntry.key) == key,
             col(CacheEntry.last_used) < cache_cutoff(ttl_days),
         )
@@ -130,8 +160,8 @@ async def cache_save(
     return await insert_ignore(
         session,
         CacheEntry,
-        {"branch_id": branch_id, "key": key, "sha256": sha256, "size": size, "job_id": job_id, "created": now,
-         "last_used": now},
+        {"branch_id": branch_id, "dev_flow_id": scope, "key": key, "sha256": sha256, "size": size, "job_id": job_id,
+         "created": now, "last_used": now},
     )
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kraken.notify.targets import DEFAULT_DENY, networks
 
 
 class Settings(BaseSettings):
@@ -66,8 +68,8 @@ class Settings(BaseSettings):
     cache_ttl_days: float = Field(7.0, description="cache entries unused for this long expire")
 
     # retention (defaults for branches without their own): keep N flows and/or N days
-    retention_flows: int | None = None
-    retention_days: float | None = None
+    retention_flows: int | None = Field(None, ge=1, le=1_000_000)
+    retention_days: float | None = Field(None, gt=0, le=36_500)
     retention_interval: float = 3600.0
 
     # planner (kraken.triggers)
@@ -85,8 +87,21 @@ class Settings(BaseSettings):
     smtp_ssl: bool = False
     slack_webhook_url: str | None = None
     github_api_url: str = "https://api.github.com"
+    notify_deny_networks: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_DENY),
+        description='networks notifications may not reach (JSON list); default loopback, link-local, 0.0.0.0/8',
+    )
+    notify_allow_networks: list[str] = Field(
+        default_factory=list, description='networks allowed even inside a denied one, e.g. ["127.0.0.0/8"]'
+    )
     notify_attempts: int = 4
     notify_retry_delay: float = 2.0  # doubled after each failed attempt
+
+    @field_validator("notify_deny_networks", "notify_allow_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        networks(value)
+        return value
 
     @property
     def sqlite_path(self) -> Path:

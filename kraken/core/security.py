@@ -1,10 +1,18 @@
-"""Passwords (argon2), login tokens (JWT) and constant-time token comparison."""
+"""Passwords (argon2), login tokens (JWT) and constant-time token comparison.
+
+argon2 takes about 180 ms of CPU per check: checks run in a small thread pool, never on the
+event loop, and no more of them wait at once than the pool can run (the rest wait in asyncio).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import secrets
+import weakref
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from functools import lru_cache
 
 import jwt
 from argon2 import PasswordHasher
@@ -14,6 +22,9 @@ from kraken.models.base import utcnow
 
 _hasher = PasswordHasher()
 ALGORITHM = "HS256"
+HASH_THREADS = 2
+_pool = ThreadPoolExecutor(max_workers=HASH_THREADS, thread_name_prefix="argon2")
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 
 def hash_password(password: str) -> str:
@@ -25,6 +36,27 @@ def verify_password(password: str, hashed: str) -> bool:
         return _hasher.verify(hashed, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+@lru_cache(maxsize=1)
+def _decoy_hash() -> str:
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+def _check(password: str, hashed: str | None) -> bool:
+    if hashed is None:  # an unknown user costs the same time as a wrong password
+        verify_password(password, _decoy_hash())
+        return False
+    return verify_password(password, hashed)
+
+
+async def check_password(password: str, hashed: str | None) -> bool:
+    """``verify_password`` off the event loop; ``hashed`` None (no such user) is always False,
+    after the same work as a real check."""
+    loop = asyncio.get_running_loop()
+    slots = _slots.setdefault(loop, asyncio.Semaphore(HASH_THREADS))
+    async with slots:
+        return await loop.run_in_executor(_pool, _check, password, hashed)
 
 
 def new_secret(nbytes: int = 32) -> str:

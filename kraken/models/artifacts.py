@@ -36,9 +36,12 @@ class Artifact(SQLModel, table=True):
 
 class CacheEntry(SQLModel, table=True):
     __tablename__ = "cache_entry"
-    __table_args__ = (sa.UniqueConstraint("branch_id", "key"),)
+    __table_args__ = (sa.UniqueConstraint("branch_id", "dev_flow_id", "key", name="uq_cache_entry_scope_key"),)
     id: int | None = Field(default=None, primary_key=True)
     branch_id: int = Field(foreign_key="branch.id", index=True, ondelete="CASCADE")
+    # 0: the branch's cache, written by CI flows, read by all its flows; else the dev flow whose own
+    # entry this is (a pull request's code must not plant what CI later restores)
+    dev_flow_id: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     key: str = Field(max_length=500)
     size: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
     sha256: str = Field(max_length=64, index=True)

@@ -7,7 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from kraken.models.base import created_field
+from kraken.models.base import created_field, json_field
 
 
 class Secret(SQLModel, table=True):
@@ -30,4 +30,5 @@ class ProjectWebhook(SQLModel, table=True):
     __tablename__ = "project_webhook"
     project_id: int = Field(foreign_key="project.id", primary_key=True, ondelete="CASCADE")
     secret: str  # Fernet token
+    providers: list[str] = json_field(list)  # the forges whose deliveries are accepted
     created: datetime = created_field()

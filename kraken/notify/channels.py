@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from kraken.core.config import Settings
+from kraken.notify.targets import IPAddress, TargetRefused, resolve_checked
 
 CHANNELS = ("email", "slack", "discord", "webhook", "github")
 HTTP_TIMEOUT = 20.0
@@ -69,22 +70,45 @@ async def send(channel: str, conf: Any, msg: Message, settings: Settings) -> Non
         url = conf if isinstance(conf, str) else (conf or {}).get("webhook") or (conf or {}).get("url")
         if not url:
             raise NotifyError("discord needs 'webhook' (an incoming webhook URL)")
-        await post_json(str(url), {"content": f"**{msg.subject}**\n{msg.text}\n{msg.url}"})
+        await post_json(str(url), {"content": f"**{msg.subject}**\n{msg.text}\n{msg.url}"}, settings)
     elif channel == "webhook":
         url = conf if isinstance(conf, str) else (conf or {}).get("url")
         if not url:
             raise NotifyError("webhook needs 'url'")
         headers = (conf.get("headers") or {}) if isinstance(conf, dict) else {}
-        await post_json(str(url), msg.payload, {str(k): str(v) for k, v in headers.items()})
+        await post_json(str(url), msg.payload, settings, {str(k): str(v) for k, v in headers.items()})
     elif channel == "github":
         await send_github_status(conf if isinstance(conf, dict) else {}, msg, settings)
     else:
         raise NotifyError(f"unknown notification channel {channel!r} (known: {', '.join(CHANNELS)})")
 
 
-async def post_json(url: str, body: Any, headers: dict[str, str] | None = None) -> None:
+async def reachable(host: str, port: int, settings: Settings, what: str = "") -> IPAddress:
+    """The checked address of ``host`` (``kraken.notify.targets``); NotifyError when it is refused."""
+    try:
+        return await resolve_checked(host, port, settings.notify_deny_networks, settings.notify_allow_networks)
+    except TargetRefused as exc:
+        raise NotifyError(f"{what}{exc}") from None
+
+
+async def post_json(url: str, body: Any, settings: Settings, headers: dict[str, str] | None = None) -> None:
+    """POST to ``url`` at an address the settings allow (``kraken.notify.targets``), pinned: the
+    request goes to the address that was checked, with the URL's host name as Host (and TLS SNI)."""
+    try:
+        target = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise NotifyError(f"not a URL: {url!r} ({exc})") from None
+    if target.scheme not in ("http", "https") or not target.host:
+        raise NotifyError(f"not an http(s) URL: {url!r}")
+    port = target.port or (443 if target.scheme == "https" else 80)
+    address = await reachable(target.host, port, settings)
+    pinned = target.copy_with(host=str(address))
+    sent_headers = {"Host": target.netloc.decode("ascii"), **(headers or {})}
     async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as client:
-        resp = await client.post(url, json=body, headers=headers or {})
+        request = client.build_request("POST", pinned, json=body, headers=sent_headers)
+        if target.scheme == "https":
+            request.extensions["sni_hostname"] = target.host
+        resp = await client.send(request)
     if resp.status_code >= 300:
         raise NotifyError(f"{url} answered {resp.status_code}: {resp.text[:200]}")
 
@@ -97,7 +121,7 @@ async def send_slack(conf: Any, msg: Message, settings: Settings) -> None:
     body: dict[str, Any] = {"text": f"*{msg.subject}*\n{msg.text}\n<{msg.url}|details>"}
     if conf.get("channel"):
         body["channel"] = conf["channel"] if str(conf["channel"]).startswith("#") else f"#{conf['channel']}"
-    await post_json(str(url), body)
+    await post_json(str(url), body, settings)
 
 
 async def send_email(conf: Any, msg: Message, settings: Settings) -> None:
@@ -111,6 +135,7 @@ async def send_email(conf: Any, msg: Message, settings: Settings) -> None:
     email["To"] = ", ".join(to)
     email["Subject"] = (conf.get("subject") if isinstance(conf, dict) else None) or msg.subject
     email.set_content(f"{msg.text}\n\n{msg.url}\n")
+    await reachable(settings.smtp_host, settings.smtp_port, settings, "SMTP server: ")
 
     def deliver() -> None:
         cls = smtplib.SMTP_SSL if settings.smtp_ssl else smtplib.SMTP
@@ -148,4 +173,4 @@ async def send_github_status(conf: dict[str, Any], msg: Message, settings: Setti
     }
     auth = f"Bearer {token}" if token else "Basic " + base64.b64encode(str(credentials).encode()).decode()
     headers = {"Authorization": auth, "Accept": "application/vnd.github+json"}
-    await post_json(f"{api}/repos/{repo}/statuses/{sha}", body, headers)
+    await post_json(f"{api}/repos/{repo}/statuses/{sha}", body, settings, headers)

@@ -11,6 +11,9 @@ An ``issues`` message is ``{"type": "issues", "step_index": int, "tool": str, "i
 [[path, line, column, symbol, message, type], ...]}``; a linter step always sends at least
 one (possibly empty) so the server knows the linter ran.
 
+The values of the secrets the job was given are masked (``******``) in test names, messages and
+values' names, and in issues' paths, symbols and messages, as in the job's log.
+
 The agent machinery applies each message exactly once, in the transaction of the handler.
 """
 
@@ -29,6 +32,8 @@ from kraken.models.results import Issue, ResultsJob, TestEnv
 from kraken.protocol import Issues, TestResults
 from kraken.results.parsers.base import bound_message, bound_name
 from kraken.results.statuses import ERROR, FAILED, ISSUE_TYPES, KIND_CI, KIND_DEV, STATUS_CODES
+from kraken.secrets.refs import Masker
+from kraken.secrets.store import job_masker
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +116,10 @@ _SEQUENCE = (list, tuple)  # constants: ``list | tuple`` would build a union obj
 _NUMBER = (int, float)
 
 
-def _rows(items: list[Any], first_ord: int, step_index: int | None) -> tuple[list[tuple[Any, ...]], int, int]:
-    """Validated staging rows, with the number of failed/error results and perf candidates."""
+def _rows(
+    items: list[Any], first_ord: int, step_index: int | None, masker: Masker | None = None
+) -> tuple[list[tuple[Any, ...]], int, int]:
+    """Validated staging rows (secrets masked), with the number of failed/error results and perf candidates."""
     rows: list[tuple[Any, ...]] = []
     failed = 0
     perf = 0
@@ -122,14 +129,19 @@ def _rows(items: list[Any], first_ord: int, step_index: int | None) -> tuple[lis
         if not isinstance(item, _SEQUENCE) or len(item) < 2 or not isinstance(item[0], str):
             continue
         name = item[0]
+        message = item[3] if len(item) > 3 and isinstance(item[3], str) else None
+        values = item[4] if len(item) > 4 and isinstance(item[4], dict) and item[4] else None
+        if masker:  # before bounding: a cut must not leave part of a secret
+            name = masker.text(name)
+            message = masker.text(message) if message is not None else None
+            if values is not None:
+                values = {masker.text(str(k)): masker.value(v) for k, v in values.items()}
         if len(name) > 500 or not name or name[0].isspace() or name[-1].isspace():
             name = bound_name(name) or "(unnamed)"
         status = codes.get(item[1], ERROR)
         duration = item[2] if len(item) > 2 and isinstance(item[2], _NUMBER) else None
-        message = item[3] if len(item) > 3 and isinstance(item[3], str) else None
         if message is not None and len(message) > 4096:
             message = bound_message(message)
-        values = item[4] if len(item) > 4 and isinstance(item[4], dict) and item[4] else None
         vals = orjson.dumps(values).decode() if values is not None else None
         if status in (FAILED, ERROR):
             failed += 1
@@ -170,7 +182,8 @@ async def stage_rows(session: AsyncSession, job_id: int, rows: list[tuple[Any, .
 async def ingest_results(session: AsyncSession, job: Job, step_index: int | None, items: list[Any]) -> int:
     """Stage a batch of results of ``job``; returns how many were kept."""
     rj = await results_job(session, job)  # row-locked: serializes with the job's analysis
-    rows, failed, perf = _rows(items, rj.next_ord, step_index)
+    masker = await job_masker(session, job.id)  # type: ignore[arg-type]
+    rows, failed, perf = _rows(items, rj.next_ord, step_index, masker)
     if not rows:
         return 0
     await stage_rows(session, job.id, rows, exists=rj.staged > 0)  # type: ignore[arg-type]
@@ -194,7 +207,9 @@ async def on_test_results(session: AsyncSession, job: Job, msg: TestResults, eff
         effects.enqueue("analyze_job_results", key=f"analyze_job_results:{job.id}:late", job_id=job.id)
 
 
-def _issue_rows(rj: ResultsJob, step_index: int | None, tool: str, items: list[Any]) -> list[dict[str, Any]]:
+def _issue_rows(
+    rj: ResultsJob, step_index: int | None, tool: str, items: list[Any], masker: Masker
+) -> list[dict[str, Any]]:
     rows = []
     for it in items:
         if not isinstance(it, list | tuple) or len(it) < 6:
@@ -211,11 +226,11 @@ def _issue_rows(rj: ResultsJob, step_index: int | None, tool: str, items: list[A
                 "job_key": rj.job_key,
                 "step_index": step_index,
                 "tool": tool[:50],
-                "path": str(path)[:1000],
+                "path": masker.text(str(path))[:1000],
                 "line": int(line) if isinstance(line, int) else 0,
                 "col": int(col) if isinstance(col, int) else 0,
-                "symbol": str(symbol)[:200],
-                "message": bound_message(str(message)) or "",
+                "symbol": masker.text(str(symbol))[:200],
+                "message": bound_message(masker.text(str(message))) or "",
                 "issue_type": str(kind) if kind in ISSUE_TYPES else "warning",
             }
         )
@@ -225,7 +240,8 @@ def _issue_rows(rj: ResultsJob, step_index: int | None, tool: str, items: list[A
 @handles(Issues)
 async def on_issues(session: AsyncSession, job: Job, msg: Issues, effects: MessageEffects) -> None:
     rj = await results_job(session, job)
-    rows = _issue_rows(rj, msg.step_index, msg.tool, msg.issues)
+    masker = await job_masker(session, job.id)  # type: ignore[arg-type]
+    rows = _issue_rows(rj, msg.step_index, msg.tool, msg.issues, masker)
     if rows:
         await session.execute(sa.insert(Issue), rows)
     rj.issues_reported = True

@@ -27,6 +27,7 @@ from kraken.results.statuses import (
     FAILED,
     STATUS_CODES,
 )
+from kraken.schemas.ints import INT64_MAX, INT64_MIN
 
 Sort = Literal["relevancy", "id", "-id", "-duration"]
 SORTS: tuple[str, ...] = get_args(Sort)
@@ -70,6 +71,11 @@ def encode_cursor(*parts: float | int) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(list(parts))).decode().rstrip("=")
 
 
+def _number(p: object) -> bool:
+    """A float, or an int the database can compare (a bigger one would overflow its driver)."""
+    return isinstance(p, float) or (isinstance(p, int) and not isinstance(p, bool) and INT64_MIN <= p <= INT64_MAX)
+
+
 def decode_cursor(cursor: str, n: int) -> list[int | float]:
     """The ``n`` numbers of a cursor made by :func:`encode_cursor`, or InvalidCursor."""
     try:
@@ -79,7 +85,7 @@ def decode_cursor(cursor: str, n: int) -> list[int | float]:
     if (
         not isinstance(parts, list)
         or len(parts) != n
-        or not all(isinstance(p, int | float) and not isinstance(p, bool) for p in parts)
+        or not all(_number(p) for p in parts)
     ):
         raise InvalidCursor("invalid cursor")
     return parts

@@ -17,8 +17,8 @@ class ORM(BaseModel):
 
 # auth
 class LoginIn(BaseModel):
-    username: str
-    password: str
+    username: str = Field(max_length=200)
+    password: str = Field(max_length=1024)
 
 
 class TokenOut(BaseModel):

@@ -7,12 +7,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kraken.schemas.ints import Id
+
 CommentState = Literal["new", "investigating", "bug-in-product", "bug-in-test"]
 MAX_TEXT = 65_536
 
 
 class CommentIn(BaseModel):
-    branch_id: int
+    branch_id: Id
     text: str = Field(default="", max_length=MAX_TEXT, description="Markdown")
     state: CommentState | None = Field(default=None, description="the comment's new state; unchanged when absent")
 

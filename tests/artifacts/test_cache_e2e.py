@@ -77,3 +77,39 @@ async def test_cache_miss_save_hit_prefix_and_branches(tmp_path: Path, server: S
     bad = await api.http.put(f"/branches/{branch_id}/retention", json={"keep_flows": 0})
     assert bad.status_code == 422
     agent.stop()
+
+
+async def run_kind(api: Api, branch_id: int, key: str, kind: str) -> tuple[int, str]:
+    flow = await api.wait_flow((await api.flow(branch_id, kind=kind, args={"key": key}))["id"])
+    assert flow["result"] == "passed", flow
+    [job] = await api.jobs(flow["runs"][0]["id"])
+    return flow["id"], await api.log(job["id"])
+
+
+async def test_dev_flows_read_the_branch_cache_but_write_only_their_own(
+    tmp_path: Path, server: Server, api: Api
+) -> None:
+    """A pull request (a dev flow) must not plant a cache entry that CI later restores."""
+    agent = start_agent(tmp_path, server.url, "a1")
+    _, branch_id = await api.project_with_branch()
+    await api.stage(branch_id, "s", CODE)
+    wait_agent_connected(agent)
+
+    _, log = await run_kind(api, branch_id, "deps-v1", "ci")
+    assert "cache: saved deps under key 'deps-v1'" in log
+    dev_id, log = await run_kind(api, branch_id, "deps-v1", "dev")  # reads the branch's entry
+    assert "cache hit: restored key 'deps-v1'" in log
+
+    dev_id, log = await run_kind(api, branch_id, "deps-v9", "dev")  # saves its own (after a partial hit)
+    assert "cache partial hit: restored key 'deps-v1'" in log and "cache: saved deps under key 'deps-v9'" in log
+    entries = {e["key"]: e for e in await api.get(f"/branches/{branch_id}/cache")}
+    assert entries["deps-v9"]["dev_flow_id"] == dev_id and entries["deps-v1"]["dev_flow_id"] == 0
+
+    # another dev flow does not see it, nor does CI: not by its key, not as the newest 'deps-' entry
+    dev2_id, log = await run_kind(api, branch_id, "deps-v9", "dev")
+    assert "cache partial hit: restored key 'deps-v1'" in log
+    _, log = await run_kind(api, branch_id, "deps-v9", "ci")
+    assert "cache partial hit: restored key 'deps-v1'" in log and "cache: saved deps under key 'deps-v9'" in log
+    entries2 = sorted((e["key"], e["dev_flow_id"]) for e in await api.get(f"/branches/{branch_id}/cache"))
+    assert entries2 == sorted([("deps-v1", 0), ("deps-v9", 0), ("deps-v9", dev_id), ("deps-v9", dev2_id)])
+    agent.stop()

@@ -33,8 +33,11 @@ async def once(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
-async def test_keep_newest_flows(db: Database, tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data")
+async def branches_with_flows(
+    db: Database, settings: Settings, rules: list[BranchRetention | None], flows_each: int = 3
+) -> dict[int, list[int]]:
+    """One branch per rule (None: no rule of its own), each with ``flows_each`` completed flows
+    that have a log line and an artifact; the flow ids by branch id, in branch order."""
     store = blob_store(settings)
     schema = await check_stage_code(CODE)
     async with db.transaction() as s:
@@ -42,17 +45,19 @@ async def test_keep_newest_flows(db: Database, tmp_path: Path) -> None:
         s.add(p)
         await s.flush()
         branches: list[int] = []
-        for name in ("main", "other"):
-            b = Branch(project_id=p.id, name=name, branch_name=name)  # type: ignore[arg-type]
+        for i, rule in enumerate(rules):
+            b = Branch(project_id=p.id, name=f"b{i}", branch_name=f"b{i}")  # type: ignore[arg-type]
             s.add(b)
             await s.flush()
             s.add(Stage(branch_id=b.id, name="s", schema_code=CODE, schema_=schema))  # type: ignore[arg-type]
             assert b.id is not None
             branches.append(b.id)
-        s.add(BranchRetention(branch_id=branches[0], keep_flows=2))
+            if rule is not None:
+                rule.branch_id = b.id
+                s.add(rule)
     flows: dict[int, list[int]] = {b: [] for b in branches}
     for branch_id in branches:
-        for i in range(3):
+        for i in range(flows_each):
             effects = Effects()
             async with db.transaction() as s:
                 branch = await s.get(Branch, branch_id)
@@ -67,6 +72,14 @@ async def test_keep_newest_flows(db: Database, tmp_path: Path) -> None:
                 await service.record_artifact(s, job, run, flow, "out.bin", sha, size, False)
                 await orchestration.complete_job(s, job.id, Result.PASSED, effects)  # type: ignore[arg-type]
             flows[branch_id].append(flow.id)  # type: ignore[arg-type]
+    return flows
+
+
+async def test_keep_newest_flows(db: Database, tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data")
+    store = blob_store(settings)
+    flows = await branches_with_flows(db, settings, [BranchRetention(keep_flows=2), None])
+    branches = list(flows)
     async with db.transaction() as s:  # an expired cache entry and a fresh one
         sha, size = await store.put(once(b"cache"))
         await service.cache_save(s, branches[0], "old", sha, size, None, 7)
@@ -94,3 +107,18 @@ async def test_keep_newest_flows(db: Database, tmp_path: Path) -> None:
     # The server's defaults apply to branches without their own rule.
     report = await apply_retention(db, Settings(data_dir=tmp_path / "data", retention_flows=1), timedelta(0))
     assert (report.flows, report.artifacts) == (2, 2)  # main keeps 2 by its own rule, other keeps 1 of 3
+
+
+async def test_a_bad_rule_stops_only_its_branch(db: Database, tmp_path: Path) -> None:
+    """A rule stored before the API bounded it (keep_days 1e308 overflows a date) fails its own
+    branch only: the janitor goes on with the others and reports the failure."""
+    settings = Settings(data_dir=tmp_path / "data")
+    rules = [BranchRetention(keep_days=1e308), BranchRetention(keep_flows=1)]
+    flows = await branches_with_flows(db, settings, rules, 2)
+    bad, good = list(flows)
+    report = await apply_retention(db, settings, blob_grace=timedelta(0))
+    assert report.failed_branches == [bad]
+    assert (report.flows, report.artifacts, report.log_chunks) == (1, 1, 1)
+    async with db.session() as s:
+        arts = (await s.execute(select(Artifact.flow_id))).scalars().all()
+    assert sorted(arts) == sorted(flows[bad] + flows[good][1:])

@@ -62,6 +62,7 @@ async def setup(db: Database, tmp_path: Path, receiver: Receiver, smtp: Mailbox,
         notify_retry_delay=0.01,
         notify_attempts=3,
         public_url="http://kraken.example",
+        notify_allow_networks=["127.0.0.0/8"],  # the receivers listen on loopback, denied by default
     )
     secrets_store.configure(settings)
     code = code.replace("URL", receiver.url)

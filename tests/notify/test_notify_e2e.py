@@ -34,6 +34,7 @@ async def test_changes_notification_from_a_real_flow(
         KRAKEN_SMTP_HOST=smtp.host,
         KRAKEN_SMTP_PORT=str(smtp.port),
         KRAKEN_SLACK_WEBHOOK_URL=f"{receiver.url}/slack",
+        KRAKEN_NOTIFY_ALLOW_NETWORKS='["127.0.0.0/8"]',  # the receivers listen on loopback, denied by default
     )
     api = Api(server.url)
     agent = start_agent(tmp_path, server.url, "a1")

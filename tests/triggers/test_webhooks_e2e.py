@@ -77,9 +77,16 @@ class Forge:
         self.http = httpx.AsyncClient(base_url=f"{server.url}/api/webhooks/{project_id}", timeout=30)
 
     async def github(
-        self, event: str, payload: Any, *, secret: str = SECRET, delivery: str | None = None, sign: bool = True
+        self,
+        event: str,
+        payload: Any,
+        *,
+        secret: str = SECRET,
+        delivery: str | None = None,
+        sign: bool = True,
+        body: bytes | None = None,
     ) -> httpx.Response:
-        body = json.dumps(payload).encode()
+        body = json.dumps(payload).encode() if body is None else body
         headers = {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
                    "Content-Type": "application/json"}
         if sign:
@@ -119,7 +126,9 @@ async def test_github_push_and_pull_request(server: Server, api: Api) -> None:
     conf = await api.get(f"/projects/{project_id}/webhook")
     assert conf["configured"] is False and conf["urls"]["github"].endswith(f"/api/webhooks/{project_id}/github")
     r = await api.http.put(f"/projects/{project_id}/webhook", json={"secret": SECRET})
-    assert r.status_code == 200 and "secret" not in r.json()
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "providers"]
+    r = await api.http.put(f"/projects/{project_id}/webhook", json={"secret": SECRET, "providers": ["github"]})
+    assert r.status_code == 200 and "secret" not in r.json() and r.json()["providers"] == ["github"]
 
     r = await forge.github("push", push_payload(), delivery="d-1")
     assert r.status_code == 200, r.text
@@ -135,6 +144,8 @@ async def test_github_push_and_pull_request(server: Server, api: Api) -> None:
 
     again = await forge.github("push", push_payload(), delivery="d-1")  # a redelivery
     assert again.status_code == 200 and again.json()["duplicate"] is True and again.json()["flows"] == [flow_id]
+    replay = await forge.github("push", push_payload(), delivery="d-2")  # a replay under a new delivery id
+    assert replay.status_code == 200 and replay.json()["duplicate"] is True and replay.json()["flows"] == [flow_id]
     other = await forge.github("push", push_payload("nope"))
     assert other.status_code == 200 and other.json()["flows"] == []
     tag = await forge.github("push", {**push_payload(), "ref": "refs/tags/v1"})
@@ -169,7 +180,7 @@ async def test_github_push_and_pull_request(server: Server, api: Api) -> None:
 
 async def test_gitlab_gitea_forgejo(server: Server, api: Api) -> None:
     project_id, _ = await setup(api)
-    r = await api.http.put(f"/projects/{project_id}/webhook", json={})
+    r = await api.http.put(f"/projects/{project_id}/webhook", json={"providers": ["gitlab", "gitea", "forgejo"]})
     generated = r.json()["secret"]
     assert len(generated) >= 20
     forge = Forge(server, project_id)
@@ -206,3 +217,42 @@ async def test_gitlab_gitea_forgejo(server: Server, api: Api) -> None:
     r = await forge.gitea("forgejo", "pull_request", pr_payload("synchronized"), secret=generated)
     assert r.status_code == 200 and len(r.json()["flows"]) == 1
     assert (await api.get(f"/flows/{r.json()['flows'][0]}"))["kind"] == "dev"
+
+
+async def test_bad_deliveries_get_4xx_and_start_nothing(server: Server, api: Api) -> None:
+    project_id, branch_id = await setup(api)
+    r = await api.http.put(f"/projects/{project_id}/webhook", json={"secret": SECRET, "providers": ["github"]})
+    assert r.status_code == 200
+    forge = Forge(server, project_id)
+
+    # a provider the project is not set up for, even correctly signed
+    r = await forge.gitea("gitea", "push", push_payload(), secret=SECRET)
+    assert r.status_code == 403 and "not set up for gitea" in r.text
+    # a signature header that is not ASCII
+    body = json.dumps(push_payload()).encode()
+    headers = {"X-GitHub-Event": "push", "X-Hub-Signature-256": "sha256=\u00e9t\u00e9".encode()}
+    r = await forge.http.post("/github", content=body, headers=headers)
+    assert r.status_code == 401 and "bad signature" in r.text
+    # correctly signed payloads of the wrong shape: the path of the wrong field is named
+    for change, where in (
+        ({"commits": [1, 2]}, "payload.commits[0]"),
+        ({"pusher": "bob"}, "payload.pusher"),
+        ({"repository": "x"}, "payload.repository"),
+        ({"ref": ["refs/heads/main"]}, "payload.ref"),
+    ):
+        r = await forge.github("push", {**push_payload(), **change})
+        assert r.status_code == 422 and where in r.json()["detail"], (change, r.text)
+    r = await forge.github("pull_request", {"action": "opened", "pull_request": {"base": "main"}})
+    assert r.status_code == 422 and "payload.pull_request.base" in r.text
+    # 100 000-deep JSON, correctly signed, with a JSON content type and with another one
+    deep = b"[" * 100_000 + b"]" * 100_000
+    r = await forge.github("push", None, body=deep)
+    assert r.status_code == 422 and "depth" in r.text
+    sig = "sha256=" + hmac.new(SECRET.encode(), deep, hashlib.sha256).hexdigest()
+    headers = {"X-GitHub-Event": "push", "X-Hub-Signature-256": sig, "Content-Type": "text/plain"}
+    r = await forge.http.post("/github", content=deep, headers=headers)
+    assert r.status_code == 400 and "not JSON" in r.text
+
+    assert (await api.get(f"/branches/{branch_id}/flows"))["total"] == 0
+    ok = await forge.github("push", push_payload())  # the server is fine and still takes good deliveries
+    assert ok.status_code == 200 and len(ok.json()["flows"]) == 1

@@ -234,7 +234,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Login */
+        /**
+         * Login
+         * @description Rate-limited per client address and per user name: after a few failures each further
+         *     attempt waits longer (429 with ``Retry-After``).
+         */
         post: operations["login_api_auth_login_post"];
         delete?: never;
         options?: never;
@@ -566,7 +570,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Health */
+        /**
+         * Health
+         * @description Anonymous: says nothing about the machine (no host name, no process id).
+         */
         get: operations["health_api_health_get"];
         put?: never;
         post?: never;
@@ -791,7 +798,8 @@ export interface paths {
         get: operations["get_webhook_api_projects__project_id__webhook_get"];
         /**
          * Set Webhook
-         * @description Set the project's webhook secret; without one a new one is generated and shown (once).
+         * @description Set the project's webhook secret and the providers it accepts; without a secret a new one is
+         *     generated and shown (once).
          */
         put: operations["set_webhook_api_projects__project_id__webhook_put"];
         post?: never;
@@ -1239,6 +1247,11 @@ export interface components {
              * Format: date-time
              */
             created: string;
+            /**
+             * Dev Flow Id
+             * @description 0: the branch's entry (written by CI flows); else the dev flow that owns it
+             */
+            dev_flow_id: number;
             /** Id */
             id: number;
             /** Key */
@@ -2238,6 +2251,11 @@ export interface components {
         };
         /** WebhookConfigIn */
         WebhookConfigIn: {
+            /**
+             * Providers
+             * @description the forges whose deliveries are accepted
+             */
+            providers: ("github" | "gitlab" | "gitea" | "forgejo")[];
             /** Secret */
             secret?: string | null;
         };

@@ -20,6 +20,7 @@ from kraken.control.agents import (
 )
 from kraken.models import Agent, AgentGroup, User
 from kraken.schemas.api import AgentOut, AgentPatch, AgentTokenOut
+from kraken.schemas.ints import Id
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["agents"])
@@ -55,7 +56,7 @@ async def list_agents(session: SessionDep, state: StateDep, _: UserDep) -> list[
 
 
 @router.get("/agents/{agent_id}", response_model=AgentOut)
-async def get_agent(agent_id: int, session: SessionDep, state: StateDep, _: UserDep) -> AgentOut:
+async def get_agent(agent_id: Id, session: SessionDep, state: StateDep, _: UserDep) -> AgentOut:
     agent = await session.get(Agent, agent_id)
     if agent is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"agent {agent_id} not found")
@@ -75,7 +76,7 @@ async def _agent_out(state: ServerState, agent_id: int) -> AgentOut:
 
 
 @router.patch("/agents/{agent_id}", response_model=AgentOut)
-async def patch_agent(agent_id: int, body: AgentPatch, state: StateDep, user: UserDep) -> AgentOut:
+async def patch_agent(agent_id: Id, body: AgentPatch, state: StateDep, user: UserDep) -> AgentOut:
     """Enable or disable an agent, set its groups (administrators only: groups decide which jobs,
     and so which secrets, reach an agent)."""
     require_admin(user, "change agents")
@@ -96,7 +97,7 @@ async def patch_agent(agent_id: int, body: AgentPatch, state: StateDep, user: Us
 
 
 @router.post("/agents/{agent_id}/approve", response_model=AgentOut)
-async def approve(agent_id: int, state: StateDep, user: UserDep) -> AgentOut:
+async def approve(agent_id: Id, state: StateDep, user: UserDep) -> AgentOut:
     """Let an enrolled agent run jobs (409 for a revoked agent: it must enroll again first)."""
     require_admin(user, "approve agents")
     async with state.write() as (session, effects):
@@ -113,7 +114,7 @@ async def approve(agent_id: int, state: StateDep, user: UserDep) -> AgentOut:
 
 
 @router.post("/agents/{agent_id}/revoke", response_model=AgentOut)
-async def revoke(agent_id: int, state: StateDep, user: UserDep) -> AgentOut:
+async def revoke(agent_id: Id, state: StateDep, user: UserDep) -> AgentOut:
     """Cut an agent off at once: its credential stops working, its websocket is closed, its running
     job ends with ``error``.  It may enroll again (pending) under its name."""
     require_admin(user, "revoke agents")

@@ -24,10 +24,12 @@ from kraken.api.state import ServerState
 from kraken.artifacts import service
 from kraken.artifacts.http import AgentDep, JobTransfer, blob_response
 from kraken.artifacts.paths import UnsafePath, clean_relative
+from kraken.artifacts.retention import MAX_KEEP_DAYS, MAX_KEEP_FLOWS
 from kraken.artifacts.store import TooLarge, blob_store
 from kraken.models import Branch, Flow, Job, Run
 from kraken.models.artifacts import Artifact, BranchRetention
 from kraken.models.enums import State
+from kraken.schemas.ints import Id
 
 router = APIRouter(tags=["artifacts"])
 
@@ -73,7 +75,7 @@ def check_length(request: Request, limit: int, what: str) -> None:
 
 
 @router.get("/agent/jobs/{job_id}/storage", response_model=StorageLimits)
-async def agent_storage(job_id: int, state: StateDep, agent: AgentDep) -> StorageLimits:
+async def agent_storage(job_id: Id, state: StateDep, agent: AgentDep) -> StorageLimits:
     await running_job(state, job_id, agent)
     s = state.runtime.settings
     return StorageLimits(artifacts_max_size=s.artifacts_max_size, cache_max_size=s.cache_max_size)
@@ -81,7 +83,7 @@ async def agent_storage(job_id: int, state: StateDep, agent: AgentDep) -> Storag
 
 @router.put("/agent/jobs/{job_id}/artifacts", response_model=ArtifactOut, status_code=status.HTTP_201_CREATED)
 async def agent_upload(
-    job_id: int, request: Request, state: StateDep, agent: AgentDep, path: str, public: bool = False
+    job_id: Id, request: Request, state: StateDep, agent: AgentDep, path: str, public: bool = False
 ) -> Artifact:
     try:
         path = clean_relative(path, "artifact path")
@@ -105,7 +107,7 @@ async def agent_upload(
 
 
 @router.get("/agent/jobs/{job_id}/artifacts", response_model=list[ArtifactOut])
-async def agent_list(job_id: int, state: StateDep, agent: AgentDep) -> list[Artifact]:
+async def agent_list(job_id: Id, state: StateDep, agent: AgentDep) -> list[Artifact]:
     _, _, flow = await running_job(state, job_id, agent)
     async with state.runtime.db.session() as session:
         return await service.flow_artifacts(session, flow.id)  # type: ignore[arg-type]
@@ -113,7 +115,7 @@ async def agent_list(job_id: int, state: StateDep, agent: AgentDep) -> list[Arti
 
 @router.get("/agent/jobs/{job_id}/artifacts/{artifact_id}")
 async def agent_download(
-    job_id: int, artifact_id: int, request: Request, state: StateDep, agent: AgentDep
+    job_id: Id, artifact_id: Id, request: Request, state: StateDep, agent: AgentDep
 ) -> StreamingResponse:
     _, _, flow = await running_job(state, job_id, agent)
     async with state.runtime.db.session() as session:
@@ -132,7 +134,7 @@ def _content(state: ServerState, art: Artifact, request: Request) -> StreamingRe
 
 
 @router.get("/flows/{flow_id}/artifacts", response_model=list[ArtifactOut])
-async def flow_artifacts(flow_id: int, session: SessionDep, _: UserDep, public: bool | None = None) -> list[Artifact]:
+async def flow_artifacts(flow_id: Id, session: SessionDep, _: UserDep, public: bool | None = None) -> list[Artifact]:
     if await session.get(Flow, flow_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"flow {flow_id} not found")
     q = select(Artifact).where(Artifact.flow_id == flow_id)
@@ -142,7 +144,7 @@ async def flow_artifacts(flow_id: int, session: SessionDep, _: UserDep, public: 
 
 
 @router.get("/runs/{run_id}/artifacts", response_model=list[ArtifactOut])
-async def run_artifacts(run_id: int, session: SessionDep, _: UserDep, public: bool | None = None) -> list[Artifact]:
+async def run_artifacts(run_id: Id, session: SessionDep, _: UserDep, public: bool | None = None) -> list[Artifact]:
     if await session.get(Run, run_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
     q = select(Artifact).where(Artifact.run_id == run_id)
@@ -152,7 +154,7 @@ async def run_artifacts(run_id: int, session: SessionDep, _: UserDep, public: bo
 
 
 @router.get("/artifacts/{artifact_id}", response_model=ArtifactOut)
-async def get_artifact(artifact_id: int, session: SessionDep, _: UserDep) -> Artifact:
+async def get_artifact(artifact_id: Id, session: SessionDep, _: UserDep) -> Artifact:
     art = await session.get(Artifact, artifact_id)
     if art is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"artifact {artifact_id} not found")
@@ -160,7 +162,7 @@ async def get_artifact(artifact_id: int, session: SessionDep, _: UserDep) -> Art
 
 
 @router.get("/artifacts/{artifact_id}/content")
-async def download_artifact(artifact_id: int, request: Request, state: StateDep, _: UserDep) -> StreamingResponse:
+async def download_artifact(artifact_id: Id, request: Request, state: StateDep, _: UserDep) -> StreamingResponse:
     """The artifact's bytes; ``Range: bytes=a-b`` gets part of them (206)."""
     async with state.runtime.db.session() as session:
         art = await session.get(Artifact, artifact_id)
@@ -173,8 +175,8 @@ async def download_artifact(artifact_id: int, request: Request, state: StateDep,
 
 
 class RetentionIn(BaseModel):
-    keep_flows: int | None = Field(None, ge=1)
-    keep_days: float | None = Field(None, gt=0)
+    keep_flows: int | None = Field(None, ge=1, le=MAX_KEEP_FLOWS)
+    keep_days: float | None = Field(None, gt=0, le=MAX_KEEP_DAYS)
 
 
 class RetentionOut(RetentionIn):
@@ -202,14 +204,14 @@ async def _retention_out(state: ServerState, branch_id: int) -> RetentionOut:
 
 
 @router.get("/branches/{branch_id}/retention", response_model=RetentionOut)
-async def get_retention(branch_id: int, state: StateDep, _: UserDep) -> RetentionOut:
+async def get_retention(branch_id: Id, state: StateDep, _: UserDep) -> RetentionOut:
     """How long the branch keeps artifacts and logs: the newest ``keep_flows`` flows and/or the
     flows of the last ``keep_days`` days (a flow is kept when either rule keeps it)."""
     return await _retention_out(state, branch_id)
 
 
 @router.put("/branches/{branch_id}/retention", response_model=RetentionOut)
-async def set_retention(branch_id: int, body: RetentionIn, state: StateDep, _: UserDep) -> RetentionOut:
+async def set_retention(branch_id: Id, body: RetentionIn, state: StateDep, _: UserDep) -> RetentionOut:
     async with state.write() as (session, _effects):
         if await session.get(Branch, branch_id) is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"branch {branch_id} not found")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Request, status
 from sqlmodel import select
 
 from kraken.api.deps import SessionDep, StateDep, UserDep
-from kraken.core.security import create_access_token, verify_password
+from kraken.api.login_limits import LoginLimits
+from kraken.core.security import check_password, create_access_token
 from kraken.models import User
 from kraken.schemas.api import LoginIn, TokenOut, UserOut
 from kraken.schemas.responses import HealthOut
@@ -15,10 +16,23 @@ router = APIRouter(tags=["auth"])
 
 
 @router.post("/auth/login", response_model=TokenOut)
-async def login(body: LoginIn, session: SessionDep, state: StateDep) -> TokenOut:
+async def login(body: LoginIn, request: Request, session: SessionDep, state: StateDep) -> TokenOut:
+    """Rate-limited per client address and per user name: after a few failures each further
+    attempt waits longer (429 with ``Retry-After``)."""
+    limits: LoginLimits = request.app.state.login_limits
+    address = request.client.host if request.client else "?"
+    wait = limits.retry_after(address, body.username)
+    if wait:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"too many failed logins: try again in {wait} s",
+            {"Retry-After": str(wait)},
+        )
     user = (await session.execute(select(User).where(User.username == body.username))).scalar_one_or_none()
-    if user is None or not verify_password(body.password, user.password_hash):
+    if not await check_password(body.password, user.password_hash if user else None) or user is None:
+        limits.failed(address, body.username)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
+    limits.succeeded(body.username)
     minutes = state.runtime.settings.access_token_minutes
     return TokenOut(access_token=create_access_token(user.username, state.secret_key, minutes))
 
@@ -30,4 +44,5 @@ async def me(user: UserDep) -> User:
 
 @router.get("/health", response_model=HealthOut, tags=["health"])
 async def health(state: StateDep) -> dict[str, str]:
-    return {"status": "ok", "role": state.runtime.role, "instance": state.instance_id}
+    """Anonymous: says nothing about the machine (no host name, no process id)."""
+    return {"status": "ok", "role": state.runtime.role}

@@ -7,12 +7,13 @@ from fastapi import APIRouter, HTTPException, status
 from kraken.api.deps import SessionDep, StateDep, UserDep
 from kraken.models import Branch
 from kraken.schemas.api import BranchSecurityIn, BranchSecurityOut
+from kraken.schemas.ints import Id
 
 router = APIRouter(tags=["projects"])
 
 
 @router.get("/branches/{branch_id}/security", response_model=BranchSecurityOut)
-async def get_branch_security(branch_id: int, session: SessionDep, _: UserDep) -> BranchSecurityOut:
+async def get_branch_security(branch_id: Id, session: SessionDep, _: UserDep) -> BranchSecurityOut:
     branch = await session.get(Branch, branch_id)
     if branch is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"branch {branch_id} not found")
@@ -21,7 +22,7 @@ async def get_branch_security(branch_id: int, session: SessionDep, _: UserDep) -
 
 @router.put("/branches/{branch_id}/security", response_model=BranchSecurityOut)
 async def set_branch_security(
-    branch_id: int, body: BranchSecurityIn, state: StateDep, user: UserDep
+    branch_id: Id, body: BranchSecurityIn, state: StateDep, user: UserDep
 ) -> BranchSecurityOut:
     """``dev_flows_in_containers: true``: the jobs of the branch's dev flows must use a container
     executor (docker, lxd); one for the direct executor ends with ``error`` and says why."""

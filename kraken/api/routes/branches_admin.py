@@ -22,6 +22,7 @@ from kraken.models import Branch, Flow, Project, Run, Stage
 from kraken.models.enums import FlowKind, State
 from kraken.schemas.admin import SEQUENCES, ProjectPatch, SequencesPatch
 from kraken.schemas.api import BranchOut, ProjectOut
+from kraken.schemas.ints import Id
 
 router = APIRouter(tags=["projects"])
 
@@ -57,7 +58,7 @@ async def _branch(session: AsyncSession, branch_id: int) -> Branch:
 
 
 @router.patch("/projects/{project_id}", response_model=ProjectOut)
-async def patch_project(project_id: int, body: ProjectPatch, state: StateDep, _: UserDep) -> ProjectOut:
+async def patch_project(project_id: Id, body: ProjectPatch, state: StateDep, _: UserDep) -> ProjectOut:
     _no_nulls(body)
     async with state.write() as (session, _effects):
         project = await _project(session, project_id)
@@ -82,12 +83,12 @@ async def _set_project_archived(state: Any, project_id: int, archived: bool) -> 
 
 
 @router.post("/projects/{project_id}/archive", response_model=ProjectOut)
-async def archive_project(project_id: int, state: StateDep, _: UserDep) -> ProjectOut:
+async def archive_project(project_id: Id, state: StateDep, _: UserDep) -> ProjectOut:
     return await _set_project_archived(state, project_id, True)
 
 
 @router.post("/projects/{project_id}/unarchive", response_model=ProjectOut)
-async def unarchive_project(project_id: int, state: StateDep, _: UserDep) -> ProjectOut:
+async def unarchive_project(project_id: Id, state: StateDep, _: UserDep) -> ProjectOut:
     return await _set_project_archived(state, project_id, False)
 
 
@@ -119,7 +120,7 @@ async def _delete_results(session: AsyncSession, branch_ids: list[int]) -> None:
 
 
 @router.delete("/projects/{project_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_project(project_id: int, state: StateDep, _: UserDep) -> Response:
+async def delete_project(project_id: Id, state: StateDep, _: UserDep) -> Response:
     async with state.runtime.db.transaction() as session:  # may be large: not on the event loop's thread
         project = await _project(session, project_id)
         branch_ids = [
@@ -146,17 +147,17 @@ async def _set_branch_archived(state: Any, branch_id: int, archived: bool) -> Br
 
 
 @router.post("/branches/{branch_id}/archive", response_model=BranchOut)
-async def archive_branch(branch_id: int, state: StateDep, _: UserDep) -> Branch:
+async def archive_branch(branch_id: Id, state: StateDep, _: UserDep) -> Branch:
     return await _set_branch_archived(state, branch_id, True)
 
 
 @router.post("/branches/{branch_id}/unarchive", response_model=BranchOut)
-async def unarchive_branch(branch_id: int, state: StateDep, _: UserDep) -> Branch:
+async def unarchive_branch(branch_id: Id, state: StateDep, _: UserDep) -> Branch:
     return await _set_branch_archived(state, branch_id, False)
 
 
 @router.delete("/branches/{branch_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_branch(branch_id: int, state: StateDep, _: UserDep) -> Response:
+async def delete_branch(branch_id: Id, state: StateDep, _: UserDep) -> Response:
     async with state.runtime.db.transaction() as session:
         branch = await _branch(session, branch_id)
         await _refuse_unfinished(session, [branch_id], f"branch '{branch.name}'")
@@ -188,7 +189,7 @@ async def _sequence_minimums(session: AsyncSession, branch_id: int) -> dict[str,
 
 
 @router.patch("/branches/{branch_id}/sequences", response_model=BranchOut)
-async def set_sequences(branch_id: int, body: SequencesPatch, state: StateDep, _: UserDep) -> Branch:
+async def set_sequences(branch_id: Id, body: SequencesPatch, state: StateDep, _: UserDep) -> Branch:
     """Set the branch's sequence counters; none may go below the highest number already used."""
     _no_nulls(body)
     if not body.model_fields_set:
@@ -211,7 +212,7 @@ async def set_sequences(branch_id: int, body: SequencesPatch, state: StateDep, _
 
 
 @router.delete("/stages/{stage_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_stage(stage_id: int, state: StateDep, _: UserDep) -> Response:
+async def delete_stage(stage_id: Id, state: StateDep, _: UserDep) -> Response:
     """Delete a stage; its past runs stay.  Refused while other stages name it as their parent."""
     async with state.write() as (session, effects):
         stage = await session.get(Stage, stage_id)

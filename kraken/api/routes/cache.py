@@ -1,5 +1,6 @@
 """The build cache: agents look entries up, save and fetch them (per branch); users list and
-delete them.
+delete them.  A dev flow reads the branch's entries but writes only its own (``dev_flow_id``),
+which only it reads: pull-request code cannot plant an entry that a CI flow restores.
 
 Agent side (``Authorization: Bearer <job transfer token>``, see ``kraken.artifacts.tokens``;
 the job must be running on the token's agent):
@@ -17,7 +18,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from kraken.api.deps import SessionDep, StateDep, UserDep
@@ -28,6 +29,7 @@ from kraken.artifacts.store import TooLarge, blob_store
 from kraken.models import Branch
 from kraken.models.artifacts import CacheEntry
 from kraken.models.base import utcnow
+from kraken.schemas.ints import Id
 from kraken.schemas.responses import CacheLookupOut, CacheSaveOut
 
 router = APIRouter(tags=["cache"])
@@ -38,6 +40,7 @@ MAX_KEY = 500
 class CacheEntryOut(BaseModel):
     id: int
     branch_id: int
+    dev_flow_id: int = Field(description="0: the branch's entry (written by CI flows); else the dev flow that owns it")
     key: str
     size: int
     sha256: str
@@ -52,12 +55,13 @@ def _check_key(key: str) -> None:
 
 @router.get("/agent/jobs/{job_id}/cache", response_model=CacheLookupOut, response_model_exclude_none=True)
 async def agent_lookup(
-    job_id: int, state: StateDep, agent: AgentDep, key: str = "", keys: list[str] = Query(default=[])
+    job_id: Id, state: StateDep, agent: AgentDep, key: str = "", keys: list[str] = Query(default=[])
 ) -> dict[str, Any]:
     _, _, flow = await running_job(state, job_id, agent)
     ttl = state.runtime.settings.cache_ttl_days
     async with state.runtime.db.session() as session:
-        found = await service.cache_lookup(session, flow.branch_id, key, keys, ttl)
+        scopes = service.cache_scopes(flow.id, flow.kind)  # type: ignore[arg-type]
+        found = await service.cache_lookup(session, flow.branch_id, key, keys, ttl, scopes)
     if found is None:
         return {"hit": False}
     entry, exact = found
@@ -66,12 +70,13 @@ async def agent_lookup(
 
 @router.get("/agent/jobs/{job_id}/cache/{entry_id}")
 async def agent_fetch(
-    job_id: int, entry_id: int, request: Request, state: StateDep, agent: AgentDep
+    job_id: Id, entry_id: Id, request: Request, state: StateDep, agent: AgentDep
 ) -> StreamingResponse:
     _, _, flow = await running_job(state, job_id, agent)
     async with state.runtime.db.transaction() as session:
         entry = await session.get(CacheEntry, entry_id)
-        if entry is None or entry.branch_id != flow.branch_id:
+        scopes = service.cache_scopes(flow.id, flow.kind)  # type: ignore[arg-type]
+        if entry is None or entry.branch_id != flow.branch_id or entry.dev_flow_id not in scopes:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"the branch has no cache entry {entry_id}")
         entry.last_used = utcnow()
     store = blob_store(state.runtime.settings)
@@ -79,14 +84,15 @@ async def agent_fetch(
 
 
 @router.put("/agent/jobs/{job_id}/cache", response_model=CacheSaveOut, responses={201: {"model": CacheSaveOut}})
-async def agent_save(job_id: int, key: str, request: Request, state: StateDep, agent: AgentDep) -> JSONResponse:
+async def agent_save(job_id: Id, key: str, request: Request, state: StateDep, agent: AgentDep) -> JSONResponse:
     _check_key(key)
     settings = state.runtime.settings
     limit = settings.cache_max_size
     check_length(request, limit, f"cache entry {key!r}")
     job, _, flow = await running_job(state, job_id, agent)
+    scope = service.cache_write_scope(flow.id, flow.kind)  # type: ignore[arg-type]
     async with state.runtime.db.session() as session:
-        exists = await service.cache_lookup(session, flow.branch_id, key, [], settings.cache_ttl_days)
+        exists = await service.cache_lookup(session, flow.branch_id, key, [], settings.cache_ttl_days, [scope])
     if exists is not None:
         return JSONResponse({"saved": False, "reason": f"the branch has a cache entry for key {key!r}"})
     try:
@@ -96,7 +102,9 @@ async def agent_save(job_id: int, key: str, request: Request, state: StateDep, a
             status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"cache entry {key!r} is {exc} (cache_max_size)"
         ) from exc
     async with state.runtime.db.transaction() as session:
-        saved = await service.cache_save(session, flow.branch_id, key, sha, size, job.id, settings.cache_ttl_days)
+        saved = await service.cache_save(
+            session, flow.branch_id, key, sha, size, job.id, settings.cache_ttl_days, scope
+        )
         evicted = await service.enforce_cache_cap(session, flow.branch_id, settings.cache_branch_max_total)
     if not saved:
         return JSONResponse({"saved": False, "reason": f"the branch has a cache entry for key {key!r}"})
@@ -106,7 +114,7 @@ async def agent_save(job_id: int, key: str, request: Request, state: StateDep, a
 
 
 @router.get("/branches/{branch_id}/cache", response_model=list[CacheEntryOut])
-async def list_cache(branch_id: int, session: SessionDep, _: UserDep) -> list[CacheEntry]:
+async def list_cache(branch_id: Id, session: SessionDep, _: UserDep) -> list[CacheEntry]:
     if await session.get(Branch, branch_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"branch {branch_id} not found")
     rows = await session.execute(
@@ -116,7 +124,7 @@ async def list_cache(branch_id: int, session: SessionDep, _: UserDep) -> list[Ca
 
 
 @router.delete("/cache/{entry_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_cache_entry(entry_id: int, state: StateDep, _: UserDep) -> Response:
+async def delete_cache_entry(entry_id: Id, state: StateDep, _: UserDep) -> Response:
     async with state.write() as (session, _effects):
         entry = await session.get(CacheEntry, entry_id)
         if entry is None:

@@ -3,7 +3,7 @@ thread of Markdown entries, sticky across the test's results."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kraken.api.deps import SessionDep, StateDep, UserDep
@@ -11,6 +11,7 @@ from kraken.models import Branch
 from kraken.models.results import TestCase
 from kraken.results import comments
 from kraken.schemas.comments import CommentEntryOut, CommentIn, CommentOut
+from kraken.schemas.ints import Id
 
 router = APIRouter(tags=["results"])
 
@@ -41,14 +42,14 @@ async def _out(session: AsyncSession, test_case_id: int, branch_id: int) -> Comm
 
 
 @router.get("/test-cases/{test_case_id}/comments", response_model=CommentOut)
-async def get_comment(test_case_id: int, session: SessionDep, _: UserDep, branch_id: int = Query()) -> CommentOut:
+async def get_comment(test_case_id: Id, session: SessionDep, _: UserDep, branch_id: Id) -> CommentOut:
     """The test's comment on the branch: its state and its entries, oldest first."""
     await _check(session, test_case_id, branch_id)
     return await _out(session, test_case_id, branch_id)
 
 
 @router.post("/test-cases/{test_case_id}/comments", response_model=CommentOut, status_code=status.HTTP_201_CREATED)
-async def add_comment(test_case_id: int, body: CommentIn, state: StateDep, user: UserDep) -> CommentOut:
+async def add_comment(test_case_id: Id, body: CommentIn, state: StateDep, user: UserDep) -> CommentOut:
     """Add an entry to the test's comment on the branch, and set the comment's state if given.
     A root-cause state (bug-in-product, bug-in-test) lowers the relevancy of the test's failures
     on the branch by one point."""

@@ -13,6 +13,7 @@ from kraken.control.archive import archived_reason
 from kraken.models import Branch, Flow, Run
 from kraken.models.enums import FlowKind
 from kraken.schemas.api import FlowIn, FlowOut, FlowPage, RunBrief, RunOut, RunStart
+from kraken.schemas.ints import Count, Id
 
 router = APIRouter(tags=["flows"])
 
@@ -32,7 +33,7 @@ async def _read_flow(state: ServerState, flow_id: int) -> FlowOut:
 
 
 @router.post("/branches/{branch_id}/flows", response_model=FlowOut, status_code=status.HTTP_201_CREATED)
-async def create_flow(branch_id: int, body: FlowIn, state: StateDep, user: UserDep) -> FlowOut:
+async def create_flow(branch_id: Id, body: FlowIn, state: StateDep, user: UserDep) -> FlowOut:
     async with state.write() as (session, effects):  # the runs' stage code is evaluated after the commit
         branch = await session.get(Branch, branch_id)
         if branch is None:
@@ -49,12 +50,12 @@ async def create_flow(branch_id: int, body: FlowIn, state: StateDep, user: UserD
 
 @router.get("/branches/{branch_id}/flows", response_model=FlowPage)
 async def list_flows(
-    branch_id: int,
+    branch_id: Id,
     session: SessionDep,
     _: UserDep,
     kind: FlowKind | None = None,
     limit: int = Query(20, ge=1, le=200),
-    offset: int = Query(0, ge=0),
+    offset: Count = 0,
 ) -> FlowPage:
     where = [col(Flow.branch_id) == branch_id]
     if kind is not None:
@@ -75,7 +76,7 @@ async def list_flows(
 
 
 @router.get("/flows/{flow_id}", response_model=FlowOut)
-async def get_flow(flow_id: int, session: SessionDep, _: UserDep) -> FlowOut:
+async def get_flow(flow_id: Id, session: SessionDep, _: UserDep) -> FlowOut:
     flow = await session.get(Flow, flow_id)
     if flow is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"flow {flow_id} not found")
@@ -83,7 +84,7 @@ async def get_flow(flow_id: int, session: SessionDep, _: UserDep) -> FlowOut:
 
 
 @router.post("/flows/{flow_id}/cancel", response_model=FlowOut)
-async def cancel_flow(flow_id: int, state: StateDep, _: UserDep) -> FlowOut:
+async def cancel_flow(flow_id: Id, state: StateDep, _: UserDep) -> FlowOut:
     async with state.write() as (session, effects):
         if await session.get(Flow, flow_id) is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"flow {flow_id} not found")
@@ -92,7 +93,7 @@ async def cancel_flow(flow_id: int, state: StateDep, _: UserDep) -> FlowOut:
 
 
 @router.post("/flows/{flow_id}/runs", response_model=RunOut, status_code=status.HTTP_201_CREATED)
-async def start_stage(flow_id: int, body: RunStart, state: StateDep, _: UserDep) -> Run:
+async def start_stage(flow_id: Id, body: RunStart, state: StateDep, _: UserDep) -> Run:
     """Start a stage in this flow: a manual stage that is ready (``manual_stages``), or any
     enabled stage of the branch that has not run in this flow.  A completed flow reopens."""
     async with state.write() as (session, effects):

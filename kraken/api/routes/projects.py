@@ -12,6 +12,7 @@ from sqlmodel import col, select
 from kraken.api.deps import SessionDep, StateDep, UserDep
 from kraken.models import Branch, Project
 from kraken.schemas.api import BranchIn, BranchOut, BranchUpdate, ProjectIn, ProjectOut
+from kraken.schemas.ints import Id
 
 router = APIRouter(tags=["projects"])
 
@@ -61,7 +62,7 @@ async def create_project(body: ProjectIn, state: StateDep, _: UserDep) -> Projec
 
 
 @router.get("/projects/{project_id}", response_model=ProjectOut)
-async def get_project(project_id: int, session: SessionDep, _: UserDep, include_archived: bool = False) -> ProjectOut:
+async def get_project(project_id: Id, session: SessionDep, _: UserDep, include_archived: bool = False) -> ProjectOut:
     """A project (archived or not) with its branches; archived branches only with ``include_archived``."""
     project = await session.get(Project, project_id)
     if project is None:
@@ -70,7 +71,7 @@ async def get_project(project_id: int, session: SessionDep, _: UserDep, include_
 
 
 @router.post("/projects/{project_id}/branches", response_model=BranchOut, status_code=status.HTTP_201_CREATED)
-async def create_branch(project_id: int, body: BranchIn, state: StateDep, _: UserDep) -> Branch:
+async def create_branch(project_id: Id, body: BranchIn, state: StateDep, _: UserDep) -> Branch:
     async with state.write() as (session, _effects):
         if await session.get(Project, project_id) is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"project {project_id} not found")
@@ -86,7 +87,7 @@ async def create_branch(project_id: int, body: BranchIn, state: StateDep, _: Use
 
 
 @router.get("/branches/{branch_id}", response_model=BranchOut)
-async def get_branch(branch_id: int, session: SessionDep, _: UserDep) -> Branch:
+async def get_branch(branch_id: Id, session: SessionDep, _: UserDep) -> Branch:
     branch = await session.get(Branch, branch_id)
     if branch is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"branch {branch_id} not found")
@@ -94,7 +95,7 @@ async def get_branch(branch_id: int, session: SessionDep, _: UserDep) -> Branch:
 
 
 @router.patch("/branches/{branch_id}", response_model=BranchOut)
-async def update_branch(branch_id: int, body: BranchUpdate, state: StateDep, _: UserDep) -> Branch:
+async def update_branch(branch_id: Id, body: BranchUpdate, state: StateDep, _: UserDep) -> Branch:
     """Change a branch's name, repository branch, repository URL or environment variables."""
     async with state.write() as (session, _effects):
         branch = await session.get(Branch, branch_id)

@@ -34,6 +34,7 @@ from kraken.results.queries import (
 )
 from kraken.results.statuses import CHANGE_NAMES, PERF_NAMES, STATUS_NAMES, flaky_rules
 from kraken.results.summary import combine, flow_summary, job_summaries, run_summary
+from kraken.schemas.ints import Id
 from kraken.schemas.results import (
     FlowSummaryOut,
     HistoryItemOut,
@@ -106,13 +107,13 @@ def _result(r: RowMapping) -> TestResultOut:
 
 @router.get("/runs/{run_id}/results", response_model=ResultsPage, dependencies=[Auth])
 async def run_results(
-    run_id: int,
+    run_id: Id,
     db: DbDep,
     status_: Annotated[str | None, Query(alias="status", description="comma-separated statuses")] = None,
     change: Annotated[str | None, Query(description="comma-separated: new, fix, regression, none")] = None,
     flaky: bool | None = None,
     q: Annotated[str | None, Query(max_length=200, description="part of the test name")] = None,
-    job_id: int | None = None,
+    job_id: Id | None = None,
     sort: Annotated[Sort, Query(description="relevancy (default), id, -id, -duration")] = "relevancy",
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: str | None = None,
@@ -147,7 +148,7 @@ async def run_results(
 
 
 @router.get("/runs/{run_id}/summary", response_model=RunSummaryOut, dependencies=[Auth])
-async def get_run_summary(run_id: int, db: DbDep) -> RunSummaryOut:
+async def get_run_summary(run_id: Id, db: DbDep) -> RunSummaryOut:
     await _run_exists(db, run_id)
     async with db.session() as s:
         out = await run_summary(s, run_id)
@@ -155,7 +156,7 @@ async def get_run_summary(run_id: int, db: DbDep) -> RunSummaryOut:
 
 
 @router.get("/flows/{flow_id}/summary", response_model=FlowSummaryOut, dependencies=[Auth])
-async def get_flow_summary(flow_id: int, db: DbDep) -> FlowSummaryOut:
+async def get_flow_summary(flow_id: Id, db: DbDep) -> FlowSummaryOut:
     async with db.session() as s:
         found = (await s.execute(sa.text("SELECT 1 FROM flow WHERE id = :f"), {"f": flow_id})).scalar()
         if not found:
@@ -166,10 +167,10 @@ async def get_flow_summary(flow_id: int, db: DbDep) -> FlowSummaryOut:
 
 @router.get("/runs/{run_id}/issues", response_model=IssuesPage, dependencies=[Auth])
 async def run_issues(
-    run_id: int,
+    run_id: Id,
     db: DbDep,
     new: bool | None = None,
-    job_id: int | None = None,
+    job_id: Id | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> IssuesPage:
@@ -224,9 +225,9 @@ async def run_issues(
 
 @router.get("/test-cases/{test_case_id}/history", response_model=TestHistoryOut, dependencies=[Auth])
 async def test_case_history(
-    test_case_id: int,
+    test_case_id: Id,
     db: DbDep,
-    branch_id: int | None = None,
+    branch_id: Id | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> TestHistoryOut:
     async with db.session() as s:

@@ -16,6 +16,7 @@ from kraken.models import Job, LogChunk, Run, Step
 from kraken.models.enums import State
 from kraken.protocol import EVENTS_CHANNEL, log_channel
 from kraken.schemas.api import JobOut, RunOut, StepOut
+from kraken.schemas.ints import Id, Int32
 
 router = APIRouter(tags=["runs"])
 
@@ -34,7 +35,7 @@ async def jobs_out(session: AsyncSession, jobs: list[Job]) -> list[JobOut]:
 
 
 @router.get("/runs/{run_id}", response_model=RunOut)
-async def get_run(run_id: int, session: SessionDep, _: UserDep) -> Run:
+async def get_run(run_id: Id, session: SessionDep, _: UserDep) -> Run:
     run = await session.get(Run, run_id)
     if run is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
@@ -42,7 +43,7 @@ async def get_run(run_id: int, session: SessionDep, _: UserDep) -> Run:
 
 
 @router.get("/runs/{run_id}/jobs", response_model=list[JobOut])
-async def list_jobs(run_id: int, session: SessionDep, _: UserDep, include_covered: bool = False) -> list[JobOut]:
+async def list_jobs(run_id: Id, session: SessionDep, _: UserDep, include_covered: bool = False) -> list[JobOut]:
     if await session.get(Run, run_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
     q = select(Job).where(Job.run_id == run_id)
@@ -53,7 +54,7 @@ async def list_jobs(run_id: int, session: SessionDep, _: UserDep, include_covere
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunOut)
-async def cancel_run(run_id: int, state: StateDep, _: UserDep) -> Run:
+async def cancel_run(run_id: Id, state: StateDep, _: UserDep) -> Run:
     async with state.write() as (session, effects):
         if await session.get(Run, run_id) is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
@@ -64,7 +65,7 @@ async def cancel_run(run_id: int, state: StateDep, _: UserDep) -> Run:
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
-async def get_job(job_id: int, session: SessionDep, _: UserDep) -> JobOut:
+async def get_job(job_id: Id, session: SessionDep, _: UserDep) -> JobOut:
     job = await session.get(Job, job_id)
     if job is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} not found")
@@ -72,7 +73,7 @@ async def get_job(job_id: int, session: SessionDep, _: UserDep) -> JobOut:
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut)
-async def cancel_job(job_id: int, state: StateDep, _: UserDep) -> JobOut:
+async def cancel_job(job_id: Id, state: StateDep, _: UserDep) -> JobOut:
     async with state.write() as (session, effects):
         if await session.get(Job, job_id) is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} not found")
@@ -84,7 +85,7 @@ async def cancel_job(job_id: int, state: StateDep, _: UserDep) -> JobOut:
 
 
 @router.post("/jobs/{job_id}/rerun", response_model=JobOut, status_code=status.HTTP_201_CREATED)
-async def rerun_job(job_id: int, state: StateDep, _: UserDep) -> JobOut:
+async def rerun_job(job_id: Id, state: StateDep, _: UserDep) -> JobOut:
     async with state.write() as (session, effects):
         try:
             new = await orchestration.rerun_job(session, job_id, effects)
@@ -108,7 +109,7 @@ async def _chunks(session: AsyncSession, job_id: int, after_line: int = -1) -> A
 
 
 @router.get("/jobs/{job_id}/log", response_class=PlainTextResponse)
-async def job_log(job_id: int, state: StateDep, _: UserDep) -> StreamingResponse:
+async def job_log(job_id: Id, state: StateDep, _: UserDep) -> StreamingResponse:
     """The job's whole output as text, streamed from the database."""
     async with state.runtime.db.session() as session:
         if await session.get(Job, job_id) is None:
@@ -124,7 +125,7 @@ async def job_log(job_id: int, state: StateDep, _: UserDep) -> StreamingResponse
 
 @router.get("/jobs/{job_id}/log/stream")
 async def job_log_stream(
-    job_id: int, request: Request, state: StateDep, _: UserDep, after: int = -1
+    job_id: Id, request: Request, state: StateDep, _: UserDep, after: Int32 = -1
 ) -> StreamingResponse:
     """Server-sent events: ``lines`` events {first_line, step_index, lines} from line ``after``+1 on, live,
     then ``end`` once the job is completed and all its lines were sent."""

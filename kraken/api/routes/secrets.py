@@ -14,6 +14,7 @@ from kraken.api.deps import SessionDep, StateDep, UserDep
 from kraken.models import Project
 from kraken.models.base import utcnow
 from kraken.models.secrets import Secret
+from kraken.schemas.ints import Id
 from kraken.secrets import store
 from kraken.secrets.refs import MASK, NAME_PATTERN
 
@@ -74,7 +75,7 @@ def secret_out(secret: Secret) -> SecretOut:
 
 
 @router.get("/projects/{project_id}/secrets", response_model=list[SecretOut], response_model_exclude_none=True)
-async def list_secrets(project_id: int, session: SessionDep, _: UserDep) -> list[SecretOut]:
+async def list_secrets(project_id: Id, session: SessionDep, _: UserDep) -> list[SecretOut]:
     if await session.get(Project, project_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"project {project_id} not found")
     rows = await session.execute(select(Secret).where(Secret.project_id == project_id).order_by(col(Secret.name)))
@@ -87,7 +88,7 @@ async def list_secrets(project_id: int, session: SessionDep, _: UserDep) -> list
     response_model_exclude_none=True,
     status_code=status.HTTP_201_CREATED,
 )
-async def create_secret(project_id: int, body: SecretIn, state: StateDep, _: UserDep) -> SecretOut:
+async def create_secret(project_id: Id, body: SecretIn, state: StateDep, _: UserDep) -> SecretOut:
     async with state.write() as (session, _effects):
         if await session.get(Project, project_id) is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"project {project_id} not found")
@@ -114,12 +115,12 @@ async def _get(session: Any, secret_id: int) -> Secret:
 
 
 @router.get("/secrets/{secret_id}", response_model=SecretOut, response_model_exclude_none=True)
-async def get_secret(secret_id: int, session: SessionDep, _: UserDep) -> SecretOut:
+async def get_secret(secret_id: Id, session: SessionDep, _: UserDep) -> SecretOut:
     return secret_out(await _get(session, secret_id))
 
 
 @router.put("/secrets/{secret_id}", response_model=SecretOut, response_model_exclude_none=True)
-async def update_secret(secret_id: int, body: SecretUpdate, state: StateDep, _: UserDep) -> SecretOut:
+async def update_secret(secret_id: Id, body: SecretUpdate, state: StateDep, _: UserDep) -> SecretOut:
     async with state.write() as (session, _effects):
         secret = await _get(session, secret_id)
         if body.name is not None and body.name != secret.name:
@@ -143,7 +144,7 @@ async def update_secret(secret_id: int, body: SecretUpdate, state: StateDep, _: 
 
 
 @router.delete("/secrets/{secret_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_secret(secret_id: int, state: StateDep, _: UserDep) -> Response:
+async def delete_secret(secret_id: Id, state: StateDep, _: UserDep) -> Response:
     async with state.write() as (session, _effects):
         secret = await _get(session, secret_id)
         await session.delete(secret)

@@ -12,6 +12,7 @@ from kraken.api.deps import SessionDep, StateDep, UserDep
 from kraken.models import Branch, Project, Stage
 from kraken.models.base import utcnow
 from kraken.schemas.api import StageCheckIn, StageIn, StageOut, StageUpdate
+from kraken.schemas.ints import Id
 from kraken.schemas.responses import StageCheckOut
 from kraken.stage import StageContext, StageSchemaError, check_stage_code, check_stage_graph
 
@@ -48,13 +49,13 @@ async def _checked_schema(session: AsyncSession, branch: Branch, name: str, code
 
 
 @router.get("/branches/{branch_id}/stages", response_model=list[StageOut])
-async def list_stages(branch_id: int, session: SessionDep, _: UserDep) -> list[Stage]:
+async def list_stages(branch_id: Id, session: SessionDep, _: UserDep) -> list[Stage]:
     rows = await session.execute(select(Stage).where(Stage.branch_id == branch_id).order_by(col(Stage.id)))
     return list(rows.scalars())
 
 
 @router.post("/branches/{branch_id}/stages", response_model=StageOut, status_code=status.HTTP_201_CREATED)
-async def create_stage(branch_id: int, body: StageIn, state: StateDep, _: UserDep) -> Stage:
+async def create_stage(branch_id: Id, body: StageIn, state: StateDep, _: UserDep) -> Stage:
     async with state.write() as (session, effects):
         branch = await session.get(Branch, branch_id)
         if branch is None:
@@ -80,7 +81,7 @@ async def create_stage(branch_id: int, body: StageIn, state: StateDep, _: UserDe
 
 
 @router.get("/stages/{stage_id}", response_model=StageOut)
-async def get_stage(stage_id: int, session: SessionDep, _: UserDep) -> Stage:
+async def get_stage(stage_id: Id, session: SessionDep, _: UserDep) -> Stage:
     stage = await session.get(Stage, stage_id)
     if stage is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"stage {stage_id} not found")
@@ -88,7 +89,7 @@ async def get_stage(stage_id: int, session: SessionDep, _: UserDep) -> Stage:
 
 
 @router.put("/stages/{stage_id}", response_model=StageOut)
-async def update_stage(stage_id: int, body: StageUpdate, state: StateDep, _: UserDep) -> Stage:
+async def update_stage(stage_id: Id, body: StageUpdate, state: StateDep, _: UserDep) -> Stage:
     async with state.write() as (session, effects):
         stage = await session.get(Stage, stage_id)
         if stage is None:

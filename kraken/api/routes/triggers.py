@@ -12,6 +12,7 @@ from sqlmodel import col, select
 from kraken.api.deps import SessionDep, UserDep
 from kraken.models import Stage
 from kraken.models.triggers import TriggerState
+from kraken.schemas.ints import Id
 
 router = APIRouter(tags=["triggers"])
 
@@ -26,7 +27,7 @@ class TriggerStateOut(BaseModel):
 
 
 @router.get("/stages/{stage_id}/triggers", response_model=list[TriggerStateOut])
-async def stage_triggers(stage_id: int, session: SessionDep, _: UserDep) -> list[TriggerState]:
+async def stage_triggers(stage_id: Id, session: SessionDep, _: UserDep) -> list[TriggerState]:
     if await session.get(Stage, stage_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"stage {stage_id} not found")
     rows = await session.execute(

@@ -1,21 +1,23 @@
 """Webhooks: ``POST /api/webhooks/{project_id}/{github|gitlab|gitea|forgejo}``.
 
-Answers: 404 unknown project or provider; 403 the project has no webhook secret; 401 missing or
-bad signature (token for GitLab); 400 unsupported event or a body that is not JSON; otherwise
-200 with the flows started (none for ignored events).  A repeated delivery (same delivery id)
-starts nothing again and answers with the flows of the first.
+Answers: 404 unknown project or provider; 403 the project has no webhook secret, or is not set
+up for this provider; 401 missing or bad signature (token for GitLab); 400 unsupported event or
+a body that is not JSON; 422 a payload field of the wrong type (its path named); otherwise 200
+with the flows started (none for ignored events).  A repeated delivery (the same body, whatever
+its delivery id header says) starts nothing again and answers with the flows of the first.
 
-The project's secret: ``PUT /api/projects/{id}/webhook`` (``{"secret": null}`` generates one,
-shown once); ``GET`` tells whether one is set and the URLs to give the forge.
+The project's secret and providers: ``PUT /api/projects/{id}/webhook``
+(``{"providers": ["github"], "secret": null}``: without a secret one is generated, shown once);
+``GET`` tells whether one is set, for which providers, and the URLs to give the forge.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,9 +33,19 @@ from kraken.models.base import utcnow
 from kraken.models.enums import FlowKind
 from kraken.models.secrets import ProjectWebhook
 from kraken.models.triggers import WebhookDelivery
+from kraken.schemas.ints import Id
 from kraken.schemas.responses import WebhookConfigOut, WebhookDeliveryOut
 from kraken.secrets import store as secrets_store
-from kraken.triggers.webhooks import PROVIDERS, WebhookError, WebhookEvent, delivery_id, event_name, parse, verify
+from kraken.triggers.webhooks import (
+    PROVIDERS,
+    Provider,
+    WebhookError,
+    WebhookEvent,
+    delivery_id,
+    event_name,
+    parse,
+    verify,
+)
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["webhooks"])
@@ -85,7 +97,7 @@ async def _start_flows(session: AsyncSession, project_id: int, event: WebhookEve
 
 
 @router.post("/webhooks/{project_id}/{provider}", response_model=WebhookDeliveryOut, response_model_exclude_none=True)
-async def receive(project_id: int, provider: str, request: Request, state: StateDep) -> dict[str, Any]:
+async def receive(project_id: Id, provider: str, request: Request, state: StateDep) -> dict[str, Any]:
     if provider not in PROVIDERS:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown provider {provider!r} (use {', '.join(PROVIDERS)})")
     async with state.runtime.db.session() as session:
@@ -94,6 +106,11 @@ async def receive(project_id: int, provider: str, request: Request, state: State
         hook = await session.get(ProjectWebhook, project_id)
     if hook is None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "the project has no webhook secret: set one first")
+    if provider not in (hook.providers or []):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"the project's webhook is not set up for {provider} (it accepts: {', '.join(hook.providers) or 'none'})",
+        )
     body = await request.body()
     headers = {k.lower(): v for k, v in request.headers.items()}
     try:
@@ -101,17 +118,17 @@ async def receive(project_id: int, provider: str, request: Request, state: State
         name = event_name(provider, headers)
         if not name:
             raise WebhookError(400, "the delivery names no event")
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            raise WebhookError(400, "the body is not JSON") from None
+        try:  # orjson: standard JSON only, nesting limited (json.loads recursed until it crashed)
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise WebhookError(400, f"the body is not JSON: {exc}") from None
         event = parse(provider, name, payload)
     except WebhookError as exc:
         log.warning("webhook for project %s (%s) refused: %s", project_id, provider, exc)
         raise HTTPException(exc.status, str(exc)) from exc
     if event.action in ("ping", "ignore"):
         return {"event": name, "flows": [], "message": event.note}
-    delivery = delivery_id(provider, headers, body)
+    delivery = delivery_id(body)
     async with state.write() as (session, effects):
         fresh = await insert_ignore(
             session,
@@ -138,6 +155,7 @@ async def receive(project_id: int, provider: str, request: Request, state: State
 
 
 class WebhookConfigIn(BaseModel):
+    providers: list[Provider] = Field(min_length=1, description="the forges whose deliveries are accepted")
     secret: str | None = Field(None, min_length=8, max_length=500)
 
 
@@ -147,30 +165,33 @@ def _urls(request: Request, project_id: int) -> dict[str, str]:
 
 
 @router.get("/projects/{project_id}/webhook", response_model=WebhookConfigOut, response_model_exclude_none=True)
-async def get_webhook(project_id: int, request: Request, state: StateDep, _: UserDep) -> dict[str, Any]:
+async def get_webhook(project_id: Id, request: Request, state: StateDep, _: UserDep) -> dict[str, Any]:
     async with state.runtime.db.session() as session:
         if await session.get(Project, project_id) is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"project {project_id} not found")
         hook = await session.get(ProjectWebhook, project_id)
-    return {"configured": hook is not None, "urls": _urls(request, project_id)}
+    providers = hook.providers if hook is not None else []
+    return {"configured": hook is not None, "providers": providers, "urls": _urls(request, project_id)}
 
 
 @router.put("/projects/{project_id}/webhook", response_model=WebhookConfigOut, response_model_exclude_none=True)
 async def set_webhook(
-    project_id: int, body: WebhookConfigIn, request: Request, state: StateDep, _: UserDep
+    project_id: Id, body: WebhookConfigIn, request: Request, state: StateDep, _: UserDep
 ) -> dict[str, Any]:
-    """Set the project's webhook secret; without one a new one is generated and shown (once)."""
+    """Set the project's webhook secret and the providers it accepts; without a secret a new one is
+    generated and shown (once)."""
     secret = body.secret or new_secret()
+    providers: list[str] = sorted(set(body.providers))
     token = secrets_store.box().encrypt({"value": secret})
     async with state.write() as (session, _effects):
         if await session.get(Project, project_id) is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"project {project_id} not found")
         hook = await session.get(ProjectWebhook, project_id)
         if hook is None:
-            session.add(ProjectWebhook(project_id=project_id, secret=token))
+            session.add(ProjectWebhook(project_id=project_id, secret=token, providers=providers))
         else:
-            hook.secret = token
-    out: dict[str, Any] = {"configured": True, "urls": _urls(request, project_id)}
+            hook.secret, hook.providers = token, providers
+    out: dict[str, Any] = {"configured": True, "providers": providers, "urls": _urls(request, project_id)}
     if body.secret is None:
         out["secret"] = secret
     return out
