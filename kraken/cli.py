@@ -34,6 +34,9 @@ RedisUrl = Annotated[str | None, typer.Option(help="redis://host:6379/0 [KRAKEN_
 Host = Annotated[str | None, typer.Option(help="listen address [KRAKEN_HOST, default 127.0.0.1]")]
 Port = Annotated[int | None, typer.Option(help="listen port [KRAKEN_PORT, default 8080]")]
 LogLevel = Annotated[str | None, typer.Option(help="debug, info, warning [KRAKEN_LOG_LEVEL]")]
+MetricsPort = Annotated[
+    int | None, typer.Option(help="serve Prometheus metrics on this port, off if unset [KRAKEN_METRICS_PORT]")
+]
 
 
 def settings_from(**options: Any) -> Settings:
@@ -152,37 +155,65 @@ def server(
 
 
 @app.command()
-def controller(database_url: DbUrl = None, redis_url: RedisUrl = None, log_level: LogLevel = None) -> None:
+def controller(
+    database_url: DbUrl = None, redis_url: RedisUrl = None, log_level: LogLevel = None, metrics_port: MetricsPort = None
+) -> None:
     """Scheduler, watchdog and planner (scale-out)."""
     settings = settings_from(database_url=database_url, redis_url=redis_url, log_level=log_level)
+    metrics = _metrics_settings(metrics_port)
 
     async def main() -> None:
         from kraken.core.migrate import upgrade
+        from kraken.observability.gauges import GAUGES
+        from kraken.observability.listener import maybe_listen
         from kraken.runtime import Runtime
 
         await upgrade(settings.effective_database_url)
         runtime = Runtime(settings, role="controller")
+        GAUGES.watch_pools(runtime.db)
         await runtime.start()
         runtime.start_controller()
-        print("kraken controller: running", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        async with maybe_listen(metrics, "controller"):
+            print("kraken controller: running", flush=True)
+            await stop.wait()
         await runtime.stop()
 
     _run(main())
 
 
 @app.command()
-def worker(database_url: DbUrl = None, redis_url: RedisUrl = None, log_level: LogLevel = None) -> None:
+def worker(
+    database_url: DbUrl = None, redis_url: RedisUrl = None, log_level: LogLevel = None, metrics_port: MetricsPort = None
+) -> None:
     """Background tasks from Redis through arq (scale-out)."""
     settings = settings_from(database_url=database_url, redis_url=redis_url, log_level=log_level)
+    metrics = _metrics_settings(metrics_port)
+    from kraken.observability.listener import maybe_listen
     from kraken.workers.arq_settings import run_worker
 
-    print("kraken worker: running", flush=True)
-    _run(run_worker(settings))
+    async def main() -> None:
+        async with maybe_listen(metrics, "worker"):
+            print("kraken worker: running", flush=True)
+            await run_worker(settings)
+
+    _run(main())
+
+
+def _metrics_settings(port: int | None) -> Any:
+    """The metrics listener's settings (KRAKEN_METRICS_*); --metrics-port wins over the environment."""
+    from pydantic import ValidationError
+
+    from kraken.observability.settings import MetricsSettings
+
+    try:
+        given: dict[str, Any] = {"port": port} if port is not None else {}
+        return MetricsSettings(**given)
+    except ValidationError as exc:
+        raise typer.BadParameter(f"metrics settings: {exc}") from exc
 
 
 @app.command()

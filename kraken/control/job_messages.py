@@ -12,6 +12,7 @@ from kraken.control.agent_messages import handles
 from kraken.control.effects import Effects
 from kraken.models import Job, LogChunk, Step
 from kraken.models.enums import Result, StepResult
+from kraken.observability import metrics
 from kraken.secrets.store import job_masker
 
 MAX_LINE = 10_000  # characters kept of one output line
@@ -32,6 +33,7 @@ async def on_log(session: AsyncSession, job: Job, msg: dict[str, Any], effects: 
         lines = [masker.text(ln) for ln in lines]
     first = job.log_lines
     job.log_lines = first + len(lines)
+    metrics.log_lines(len(lines))
     session.add(
         LogChunk(
             job_id=job.id,  # type: ignore[arg-type]

@@ -27,6 +27,7 @@ from kraken.control.effects import Effects
 from kraken.models import Agent, Branch, Flow, Job, Project, Run, Stage, Step
 from kraken.models.base import utcnow
 from kraken.models.enums import FlowKind, Result, State, StepResult, StepState, worst
+from kraken.observability import metrics
 from kraken.secrets import store as secrets_store
 from kraken.secrets.refs import substitute
 from kraken.stage import StageContext, StageSchemaError, evaluate_stage, expand_jobs, resolve_args
@@ -234,6 +235,7 @@ async def assign_job(session: AsyncSession, job_id: int, agent_id: int, effects:
     job.agent_name = agent_name
     job.assigned = now
     job.reason = None
+    metrics.job_assigned(job.agents_group, job.created, now)
     if run.state == State.QUEUED:
         run.state = State.RUNNING
         run.started = now
@@ -389,6 +391,7 @@ async def complete_job(
     job.state = State.COMPLETED
     job.result = result
     job.finished = now
+    metrics.job_completed(result)
     if reason:
         job.reason = reason
     # Steps that never finished end with the job.
@@ -492,6 +495,7 @@ async def _finish_flow(session: AsyncSession, flow: Flow, effects: Effects, resu
     flow.state = State.COMPLETED
     flow.result = result
     flow.finished = now
+    metrics.flow_completed(result, flow.created, now)
     if flow.started is None:
         flow.started = now
     effects.event("flow", id=flow.id, branch_id=flow.branch_id, state=flow.state, result=result)
