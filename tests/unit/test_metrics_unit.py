@@ -82,3 +82,27 @@ async def test_listener_serves_metrics_and_refuses_the_rest() -> None:
             assert (await client.post("/metrics", headers={"Authorization": "Bearer tok"})).status_code == 404
     finally:
         await listener.stop()
+
+
+def test_docs_and_dashboard_name_only_metrics_that_exist() -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    from kraken.observability.gauges import GAUGES, Reading
+    from kraken.observability.metrics import REGISTRY
+
+    saved = GAUGES.reading
+    GAUGES.reading = saved or Reading()
+    try:
+        families = list(REGISTRY.collect())
+    finally:
+        GAUGES.reading = saved
+    exported = {f.name + {"counter": "_total", "info": "_info"}.get(f.type, "") for f in families}
+    exported = {n for n in exported if n.startswith("kraken_")}
+    root = Path(__file__).resolve().parents[2]
+    dashboard = json.loads((root / "docs" / "grafana-kraken.json").read_text())
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    documented = (root / "docs" / "metrics.md").read_text()
+    named = {re.sub(r"_(bucket|count|sum)$", "", n) for n in re.findall(r"\bkraken_[a-z_]+", exprs + " " + documented)}
+    assert named == exported, (named - exported, exported - named)  # nothing unknown named, nothing undocumented
