@@ -164,6 +164,7 @@ def controller(
 
     async def main() -> None:
         from kraken.core.migrate import upgrade
+        from kraken.observability.background import running
         from kraken.observability.gauges import GAUGES
         from kraken.observability.listener import maybe_listen
         from kraken.runtime import Runtime
@@ -177,7 +178,7 @@ def controller(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with maybe_listen(metrics, "controller"):
+        async with running("controller", settings.redis_url), maybe_listen(metrics, "controller"):
             print("kraken controller: running", flush=True)
             await stop.wait()
         await runtime.stop()
@@ -192,11 +193,12 @@ def worker(
     """Background tasks from Redis through arq (scale-out)."""
     settings = settings_from(database_url=database_url, redis_url=redis_url, log_level=log_level)
     metrics = _metrics_settings(metrics_port)
+    from kraken.observability.background import running
     from kraken.observability.listener import maybe_listen
     from kraken.workers.arq_settings import run_worker
 
     async def main() -> None:
-        async with maybe_listen(metrics, "worker"):
+        async with running("worker", settings.redis_url), maybe_listen(metrics, "worker"):
             print("kraken worker: running", flush=True)
             await run_worker(settings)
 

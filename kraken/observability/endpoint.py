@@ -11,7 +11,6 @@ a secret, a project's name or a log line.
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import logging
 import re
@@ -23,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kraken.observability import looplag
+from kraken.observability.background import running
 from kraken.observability.gauges import GAUGES
 from kraken.observability.metrics import HTTP_DURATION, REGISTRY, set_role
 from kraken.observability.settings import MetricsSettings
@@ -86,20 +85,17 @@ def route_template(scope: Scope) -> str:
 
 class TimingMiddleware:
     """Times every HTTP request by its route template (``/api/flows/{flow_id}``, not the raw path),
-    and runs the loop-lag probe for the application's lifetime."""
+    and runs the process's observability (``background.running``) for the application's lifetime."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, role: str = "server", redis_url: str | None = None) -> None:
         self.app = app
+        self.role = role
+        self.redis_url = redis_url
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            probe = looplag.start()
-            try:
+            async with running(self.role, self.redis_url):
                 await self.app(scope, receive, send)
-            finally:
-                probe.cancel()
-                with contextlib.suppress(BaseException):
-                    await probe
             return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -123,8 +119,12 @@ class TimingMiddleware:
 def install(app: FastAPI, runtime: Runtime) -> None:
     """Add ``GET /metrics`` and request timing to the API application (before the web UI's
     catch-all route)."""
+    from kraken.observability.diagnostics_api import router as diagnostics_router
+
     settings = MetricsSettings()
     set_role(runtime.role)
     GAUGES.watch_pools(runtime.db)
     app.include_router(router(runtime, settings))
-    app.add_middleware(TimingMiddleware)
+    app.include_router(diagnostics_router)
+    redis_url = None if runtime.embedded else runtime.settings.redis_url
+    app.add_middleware(TimingMiddleware, role=runtime.role, redis_url=redis_url)

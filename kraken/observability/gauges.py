@@ -9,7 +9,6 @@ import time
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,6 +16,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlmodel import col
 
+from kraken.control.agents import online_clause
 from kraken.core.db import Database
 from kraken.models import Agent, Job
 from kraken.models.base import utcnow
@@ -38,9 +38,7 @@ async def read(db: Database, agent_timeout: float) -> Reading:
     """Two grouped queries: open jobs by state and agents group, agents by status."""
     r = Reading(jobs={State.QUEUED: 0, State.RUNNING: 0}, agents={"enabled": 0, "online": 0, "busy": 0})
     now = utcnow()
-    online = sa.and_(
-        col(Agent.connected_to).is_not(None), col(Agent.last_seen) >= now - timedelta(seconds=agent_timeout)
-    )
+    online = online_clause(agent_timeout)
     async with db.session() as session:
         jobs = await session.execute(
             sa.select(col(Job.state), col(Job.agents_group), sa.func.count(), sa.func.min(col(Job.created)))

@@ -10,9 +10,7 @@ from collections.abc import AsyncIterator
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from kraken.observability import looplag
 from kraken.observability.endpoint import authorized, render
-from kraken.observability.metrics import set_role
 from kraken.observability.settings import MetricsSettings
 
 log = logging.getLogger(__name__)
@@ -59,7 +57,6 @@ class MetricsListener:
         self.settings = settings
         self.role = role
         self._server: asyncio.Server | None = None
-        self._probe: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int | None:
@@ -68,19 +65,13 @@ class MetricsListener:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def start(self) -> None:
-        set_role(self.role)
         token = self.settings.token
         self._server = await asyncio.start_server(
             lambda r, w: _handle(r, w, token), self.settings.host, self.settings.port, limit=MAX_HEAD
         )
-        self._probe = looplag.start()
         print(f"kraken {self.role}: metrics on http://{self.settings.host}:{self.port}/metrics", flush=True)
 
     async def stop(self) -> None:
-        if self._probe is not None:
-            self._probe.cancel()
-            with contextlib.suppress(BaseException):
-                await self._probe
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

@@ -22,6 +22,8 @@ from prometheus_client import (
 )
 
 import kraken
+from kraken.observability import journal
+from kraken.observability.journal import JOURNAL
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 process_collector.ProcessCollector(registry=REGISTRY)
@@ -91,6 +93,7 @@ LOOP_LAG_LAST = Gauge("kraken_event_loop_lag_last_seconds", "The event loop's la
 
 def set_role(role: str) -> None:
     BUILD.info({"version": kraken.__version__, "role": role})
+    journal.start(role)
 
 
 def _age(since: datetime | None, now: datetime) -> float | None:
@@ -128,12 +131,14 @@ def analysis_done(seconds: float, rows: int) -> None:
     ANALYSIS_ROWS.inc(rows)
 
 
-def task_done(task: str, outcome: str, seconds: float) -> None:
+def task_done(task: str, outcome: str, seconds: float, error: BaseException | None = None) -> None:
     TASKS.labels(task, outcome).inc()
     TASK_DURATION.labels(task).observe(seconds)
+    JOURNAL.task_done(task, outcome, seconds, error)
 
 
 def scheduler_pass(seconds: float, assigned: int, failed: bool = False) -> None:
+    JOURNAL.scheduler_pass(seconds, assigned, failed)
     SCHED_PASSES.labels("failed" if failed else "ok").inc()
     SCHED_PASS_DURATION.observe(seconds)
     SCHED_ASSIGNED.inc(assigned)

@@ -44,7 +44,7 @@ def _wrap(name: str, fn: TaskFn) -> Function:
         except Exception as exc:
             tries = int(arq_ctx.get("job_try") or 1)
             last = not is_transient(exc) or tries >= TASK_ATTEMPTS  # arq runs it no more
-            metrics.task_done(name, "failed" if last else "retried", time.perf_counter() - started)
+            metrics.task_done(name, "failed" if last else "retried", time.perf_counter() - started, exc)
             if not is_transient(exc):
                 raise
             log.warning("task %s(%s): %r; retrying (try %d of %d)", name, kwargs, exc, tries + 1, TASK_ATTEMPTS)

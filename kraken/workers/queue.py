@@ -65,7 +65,7 @@ class InProcessQueue(TaskQueue):
                         log.warning("task %s(%s): %r; attempt %d in %.1f s", name, kwargs, exc, attempt + 1, delay)
                         await asyncio.sleep(delay)
                         continue
-                    metrics.task_done(name, "failed", time.perf_counter() - started)
+                    metrics.task_done(name, "failed", time.perf_counter() - started, exc)
                     log.exception("task %s(%s) failed", name, kwargs)
                     return
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -58,6 +59,12 @@ async def test_metrics_move_with_a_flow(tmp_path: Path, database_url: str) -> No
         assert value(queued, "kraken_queue_jobs", agents_group="all") == 1
         assert value(queued, "kraken_queue_oldest_wait_seconds", agents_group="all") >= 0
         assert value(queued, "kraken_agents", status="online") == 0
+        diag = await api.get("/diagnostics")
+        assert diag["jobs"]["queued"] == 1 and diag["agents"] == [] and diag["shared"] is False
+        assert [(q["agents_group"], q["queued"]) for q in diag["queues"]] == [("all", 1)]
+        [me] = diag["processes"]
+        assert me["service"] == "serve" and me["scheduler_passes"], me  # the pass that found no agent
+        assert me["scheduler_passes"][0]["assigned"] == 0
 
         agent = start_agent(tmp_path, server.url, "metrics-agent")
         wait_agent_connected(agent)
@@ -106,11 +113,43 @@ async def test_metrics_move_with_a_flow(tmp_path: Path, database_url: str) -> No
         assert value(after, "kraken_event_loop_lag_seconds_count") >= 1
         assert value(after, "kraken_db_pool_connections", pool="main", state="size") >= 1
         assert value(after, "kraken_database_up") == 1
+
+        diag = await api.get("/diagnostics")
+        assert diag["queues"] == [] and diag["jobs"] == {"queued": 0, "running": 0}
+        [seen] = diag["agents"]
+        assert seen["name"] == "metrics-agent" and seen["online"] and seen["current_job_id"] is None
+        assert 0 <= seen["seconds_since_contact"] < 10
+        [me] = diag["processes"]
+        assert any(p["assigned"] == 1 for p in me["scheduler_passes"])
+        assert me["tasks"]["job_completed"]["ok"] >= 1 and me["task_failures"] == []
+        await _diagnostics_for_admins_only(server.url, database_url)
     finally:
         await api.close()
         if agent is not None:
             agent.stop()
         server.stop()
+
+
+async def _diagnostics_for_admins_only(url: str, database_url: str) -> None:
+    from kraken.core.db import Database
+    from kraken.core.security import hash_password
+    from kraken.models import User
+
+    db = Database(database_url)
+    try:
+        async with db.transaction() as session:
+            session.add(User(username="plain", password_hash=hash_password("plain-pw"), is_admin=False))
+    finally:
+        await db.dispose()
+    async with httpx.AsyncClient(base_url=url) as client:
+        assert (await client.get("/api/diagnostics")).status_code == 401
+    plain = Api(url)
+    try:
+        await plain.login("plain", "plain-pw")
+        r = await plain.http.get("/diagnostics")
+        assert r.status_code == 403 and "administrator" in r.text
+    finally:
+        await plain.close()
 
 
 @pytest.fixture
@@ -169,6 +208,19 @@ async def test_controller_and_worker_listeners(tmp_path: Path, pg_url: str, redi
         assert value(s, "kraken_build_info", role="server") == 1
         assert value(s, "kraken_jobs_completed_total", result="passed") == 1  # the agent reported to this server
         assert value(s, "kraken_agents", status="online") == 1
+
+        # the diagnostics of a replica list every process, through Redis (each rewrites its journal every 5 s)
+        async def every_role() -> dict[str, Any] | None:
+            diag = await api.get("/diagnostics")
+            by_role = {p["service"]: p for p in diag["processes"]}
+            if not {"server", "controller", "worker"} <= set(by_role):
+                return None
+            if not any(p["assigned"] == 1 for p in by_role["controller"]["scheduler_passes"]):
+                return None
+            return by_role if by_role["worker"]["tasks"].get("flow_completed", {}).get("ok") else None
+
+        by_role = await api.wait_until(every_role, timeout=30, what="every role's journal")
+        assert by_role["worker"]["task_failures"] == [] and by_role["server"]["host"]
     finally:
         await api.close()
         for p in (agent, worker, controller):

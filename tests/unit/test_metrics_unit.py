@@ -106,3 +106,32 @@ def test_docs_and_dashboard_name_only_metrics_that_exist() -> None:
     documented = (root / "docs" / "metrics.md").read_text()
     named = {re.sub(r"_(bucket|count|sum)$", "", n) for n in re.findall(r"\bkraken_[a-z_]+", exprs + " " + documented)}
     assert named == exported, (named - exported, exported - named)  # nothing unknown named, nothing undocumented
+
+
+async def test_a_failed_task_is_counted_and_kept_with_its_error_and_log() -> None:
+    from kraken.observability import journal
+    from kraken.observability.metrics import TASKS
+    from kraken.workers import registry
+    from kraken.workers.queue import InProcessQueue
+
+    async def unit_failing_task(ctx: object, n: int) -> None:
+        raise ValueError(f"broken input {n}")
+
+    journal.start("serve")
+    registry.tasks()  # loads the real tasks first
+    registry._TASKS["unit_failing_task"] = unit_failing_task
+    queue = InProcessQueue()
+    queue.bind(object())  # type: ignore[arg-type]
+    before = TASKS.labels("unit_failing_task", "failed")._value.get()
+    try:
+        await queue.enqueue("unit_failing_task", n=7)
+        await queue.drain()
+    finally:
+        registry._TASKS.pop("unit_failing_task")
+    assert TASKS.labels("unit_failing_task", "failed")._value.get() == before + 1
+    snap = journal.JOURNAL.snapshot()
+    failure = snap["task_failures"][0]
+    assert failure["task"] == "unit_failing_task" and failure["error"] == "ValueError: broken input 7"
+    assert snap["tasks"]["unit_failing_task"]["failed"] >= 1
+    logged = snap["errors"][0]
+    assert logged["logger"] == "kraken.workers.queue" and "broken input 7" in logged["message"]
