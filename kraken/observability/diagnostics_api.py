@@ -10,7 +10,6 @@ page lists every process heard from within the last 30 seconds."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, status
@@ -45,6 +44,27 @@ class AgentContactOut(BaseModel):
     seconds_since_contact: float | None
 
 
+class TaskFailureOut(BaseModel):
+    at: str
+    task: str
+    seconds: float
+    error: str | None
+
+
+class SchedulerPassOut(BaseModel):
+    at: str
+    seconds: float
+    assigned: int
+    failed: bool
+
+
+class LoggedErrorOut(BaseModel):
+    at: str
+    level: str
+    logger: str
+    message: str
+
+
 class ProcessOut(BaseModel):
     service: str
     host: str
@@ -52,9 +72,9 @@ class ProcessOut(BaseModel):
     started: str
     at: str
     tasks: dict[str, dict[str, int]]
-    task_failures: list[dict[str, Any]]
-    scheduler_passes: list[dict[str, Any]]
-    errors: list[dict[str, Any]]
+    task_failures: list[TaskFailureOut]
+    scheduler_passes: list[SchedulerPassOut]
+    errors: list[LoggedErrorOut]
 
 
 class DiagnosticsOut(BaseModel):
