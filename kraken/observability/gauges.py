@@ -96,12 +96,13 @@ class DatabaseGauges(Collector):
 
     def collect(self) -> Iterator[Any]:
         yield from self._pools()
+        if self.read_at:  # this process serves the database gauges (kraken serve / server)
+            up = GaugeMetricFamily("kraken_database_up", "1 when the last scrape-time database reading succeeded")
+            up.add_metric([], 0.0 if self.failed else 1.0)
+            yield up
         r = self.reading
         if r is None:
             return
-        up = GaugeMetricFamily("kraken_database_up", "1 when the last scrape-time database reading succeeded")
-        up.add_metric([], 0.0 if self.failed else 1.0)
-        yield up
         jobs = GaugeMetricFamily("kraken_jobs", "Jobs queued or running (from the database)", labels=["state"])
         for state, n in sorted(r.jobs.items()):
             jobs.add_metric([str(state)], n)

@@ -92,12 +92,12 @@ def test_docs_and_dashboard_name_only_metrics_that_exist() -> None:
     from kraken.observability.gauges import GAUGES, Reading
     from kraken.observability.metrics import REGISTRY
 
-    saved = GAUGES.reading
-    GAUGES.reading = saved or Reading()
+    saved = GAUGES.reading, GAUGES.read_at
+    GAUGES.reading, GAUGES.read_at = saved[0] or Reading(), saved[1] or 1.0
     try:
         families = list(REGISTRY.collect())
     finally:
-        GAUGES.reading = saved
+        GAUGES.reading, GAUGES.read_at = saved
     exported = {f.name + {"counter": "_total", "info": "_info"}.get(f.type, "") for f in families}
     exported = {n for n in exported if n.startswith("kraken_")}
     root = Path(__file__).resolve().parents[2]
@@ -135,3 +135,21 @@ async def test_a_failed_task_is_counted_and_kept_with_its_error_and_log() -> Non
     assert snap["tasks"]["unit_failing_task"]["failed"] >= 1
     logged = snap["errors"][0]
     assert logged["logger"] == "kraken.workers.queue" and "broken input 7" in logged["message"]
+
+
+async def test_scrape_survives_an_unreachable_database() -> None:
+    import pytest
+
+    from kraken.core.db import Database
+    from kraken.observability.gauges import DatabaseGauges
+
+    gauges = DatabaseGauges()
+    assert [f.name for f in gauges.collect() if f.name == "kraken_database_up"] == []  # not a database role yet
+    db = Database("postgresql+asyncpg://postgres@127.0.0.1:1/nothing-listens-here")
+    try:
+        with pytest.raises(OSError):
+            await gauges.refresh(db, 20.0)
+    finally:
+        await db.dispose()
+    [up] = [f for f in gauges.collect() if f.name == "kraken_database_up"]
+    assert up.samples[0].value == 0
