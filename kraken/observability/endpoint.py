@@ -11,20 +11,21 @@ a secret, a project's name or a log line.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import re
 import time
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kraken.observability.background import running
+from kraken.observability.exposition import authorized, render
 from kraken.observability.gauges import GAUGES
-from kraken.observability.metrics import HTTP_DURATION, REGISTRY, set_role
+from kraken.observability.listener import Refresh, maybe_listen
+from kraken.observability.metrics import HTTP_DURATION, set_role
 from kraken.observability.settings import MetricsSettings
 
 if TYPE_CHECKING:
@@ -33,15 +34,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def authorized(header: str | None, token: str | None) -> bool:
-    if not token:
-        return True
-    scheme, _, given = (header or "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
-
-
-def render() -> bytes:
-    return generate_latest(REGISTRY)
+async def refresh_database(runtime: Runtime) -> None:
+    """Renew the database gauges (at most every two seconds); a failure leaves the process's own
+    metrics answering, with ``kraken_database_up 0``."""
+    try:
+        await GAUGES.refresh(runtime.db, runtime.settings.agent_timeout)
+    except Exception as exc:
+        log.warning("metrics: reading the database failed: %r", exc)
 
 
 def router(runtime: Runtime, settings: MetricsSettings) -> APIRouter:
@@ -56,10 +55,7 @@ def router(runtime: Runtime, settings: MetricsSettings) -> APIRouter:
                 headers={"WWW-Authenticate": "Bearer"},
                 media_type="text/plain",
             )
-        try:
-            await GAUGES.refresh(runtime.db, runtime.settings.agent_timeout)
-        except Exception as exc:  # the process's own metrics still answer; kraken_database_up says 0
-            log.warning("metrics: reading the database failed: %r", exc)
+        await refresh_database(runtime)
         return Response(render(), media_type=CONTENT_TYPE_LATEST)
 
     return r
@@ -87,14 +83,23 @@ class TimingMiddleware:
     """Times every HTTP request by its route template (``/api/flows/{flow_id}``, not the raw path),
     and runs the process's observability (``background.running``) for the application's lifetime."""
 
-    def __init__(self, app: ASGIApp, role: str = "server", redis_url: str | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        role: str = "server",
+        redis_url: str | None = None,
+        listener: MetricsSettings | None = None,
+        refresh: Refresh | None = None,
+    ) -> None:
         self.app = app
         self.role = role
         self.redis_url = redis_url
+        self.listener = listener or MetricsSettings(port=None)
+        self.refresh = refresh
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            async with running(self.role, self.redis_url):
+            async with running(self.role, self.redis_url), maybe_listen(self.listener, self.role, self.refresh):
                 await self.app(scope, receive, send)
             return
         if scope["type"] != "http":
@@ -117,14 +122,19 @@ class TimingMiddleware:
 
 
 def install(app: FastAPI, runtime: Runtime) -> None:
-    """Add ``GET /metrics`` and request timing to the API application (before the web UI's
-    catch-all route)."""
+    """Add ``GET /metrics`` (on the API's port, or on ``KRAKEN_METRICS_PORT`` when set), request
+    timing and ``GET /api/diagnostics`` to the API application (before the web UI's catch-all)."""
     from kraken.observability.diagnostics_api import router as diagnostics_router
 
     settings = MetricsSettings()
     set_role(runtime.role)
     GAUGES.watch_pools(runtime.db)
-    app.include_router(router(runtime, settings))
+    if settings.port is None:
+        app.include_router(router(runtime, settings))
     app.include_router(diagnostics_router)
     redis_url = None if runtime.embedded else runtime.settings.redis_url
-    app.add_middleware(TimingMiddleware, role=runtime.role, redis_url=redis_url)
+
+    async def refresh() -> None:
+        await refresh_database(runtime)
+
+    app.add_middleware(TimingMiddleware, role=runtime.role, redis_url=redis_url, listener=settings, refresh=refresh)

@@ -6,16 +6,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from kraken.observability.endpoint import authorized, render
+from kraken.observability.exposition import authorized, render
 from kraken.observability.settings import MetricsSettings
 
 log = logging.getLogger(__name__)
 
 MAX_HEAD = 16 << 10
+
+Refresh = Callable[[], Awaitable[None]]  # renews scrape-time gauges before a scrape
 
 
 def _response(status: str, body: bytes, content_type: str = "text/plain; charset=utf-8", extra: str = "") -> bytes:
@@ -23,7 +25,9 @@ def _response(status: str, body: bytes, content_type: str = "text/plain; charset
     return (head + "Connection: close\r\n\r\n").encode() + body
 
 
-async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, token: str | None) -> None:
+async def _handle(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, token: str | None, refresh: Refresh | None
+) -> None:
     try:
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
         if len(head) > MAX_HEAD:
@@ -42,6 +46,8 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, to
                 )
             )
         else:
+            if refresh is not None:
+                await refresh()
             writer.write(_response("200 OK", render(), CONTENT_TYPE_LATEST))
         await writer.drain()
     except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, ConnectionError):
@@ -53,9 +59,10 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, to
 
 
 class MetricsListener:
-    def __init__(self, settings: MetricsSettings, role: str) -> None:
+    def __init__(self, settings: MetricsSettings, role: str, refresh: Refresh | None = None) -> None:
         self.settings = settings
         self.role = role
+        self.refresh = refresh
         self._server: asyncio.Server | None = None
 
     @property
@@ -67,7 +74,7 @@ class MetricsListener:
     async def start(self) -> None:
         token = self.settings.token
         self._server = await asyncio.start_server(
-            lambda r, w: _handle(r, w, token), self.settings.host, self.settings.port, limit=MAX_HEAD
+            lambda r, w: _handle(r, w, token, self.refresh), self.settings.host, self.settings.port, limit=MAX_HEAD
         )
         print(f"kraken {self.role}: metrics on http://{self.settings.host}:{self.port}/metrics", flush=True)
 
@@ -78,12 +85,14 @@ class MetricsListener:
 
 
 @contextlib.asynccontextmanager
-async def maybe_listen(settings: MetricsSettings, role: str) -> AsyncIterator[MetricsListener | None]:
+async def maybe_listen(
+    settings: MetricsSettings, role: str, refresh: Refresh | None = None
+) -> AsyncIterator[MetricsListener | None]:
     """Serve metrics while the block runs, when a port is set (``--metrics-port``)."""
     if settings.port is None:
         yield None
         return
-    listener = MetricsListener(settings, role)
+    listener = MetricsListener(settings, role, refresh)
     await listener.start()
     try:
         yield listener

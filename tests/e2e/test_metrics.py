@@ -226,3 +226,19 @@ async def test_controller_and_worker_listeners(tmp_path: Path, pg_url: str, redi
         for p in (agent, worker, controller):
             p.stop()
         server.stop()
+
+
+async def test_serve_metrics_on_a_port_of_their_own(tmp_path: Path) -> None:
+    port = free_port()
+    server = Server(tmp_path, KRAKEN_METRICS_PORT=str(port))
+    try:
+        server.proc.wait_line(lambda line: f"metrics on http://127.0.0.1:{port}/metrics" in line)
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"{server.url}/metrics")).status_code == 404  # not on the API's port
+        samples = await scrape(f"http://127.0.0.1:{port}/metrics")
+        assert value(samples, "kraken_build_info", role="serve") == 1
+        assert (
+            value(samples, "kraken_database_up") == 1 and ("kraken_jobs", frozenset({("state", "queued")})) in samples
+        )
+    finally:
+        server.stop()

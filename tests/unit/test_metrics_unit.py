@@ -6,7 +6,8 @@ import httpx
 from fastapi import APIRouter, FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
-from kraken.observability.endpoint import TimingMiddleware, authorized
+from kraken.observability.endpoint import TimingMiddleware
+from kraken.observability.exposition import authorized
 from kraken.observability.listener import MetricsListener
 from kraken.observability.metrics import HTTP_DURATION
 from kraken.observability.settings import MetricsSettings
