@@ -42,6 +42,9 @@ AutoApprove = Annotated[
         help="approve enrolling agents without an administrator: trusted networks only [KRAKEN_AUTO_APPROVE]",
     ),
 ]
+MetricsPort = Annotated[
+    int | None, typer.Option(help="serve Prometheus metrics on this port, off if unset [KRAKEN_METRICS_PORT]")
+]
 
 
 def settings_from(**options: Any) -> Settings:
@@ -204,37 +207,67 @@ def server(
 
 
 @app.command()
-def controller(database_url: DbUrl = None, redis_url: RedisUrl = None, log_level: LogLevel = None) -> None:
+def controller(
+    database_url: DbUrl = None, redis_url: RedisUrl = None, log_level: LogLevel = None, metrics_port: MetricsPort = None
+) -> None:
     """Scheduler, watchdog and planner (scale-out)."""
     settings = settings_from(database_url=database_url, redis_url=redis_url, log_level=log_level)
+    metrics = _metrics_settings(metrics_port)
 
     async def main() -> None:
         from kraken.core.migrate import upgrade
+        from kraken.observability.background import running
+        from kraken.observability.gauges import GAUGES
+        from kraken.observability.listener import maybe_listen
         from kraken.runtime import Runtime
 
         await upgrade(settings.effective_database_url)
         runtime = Runtime(settings, role="controller")
+        GAUGES.watch_pools(runtime.db)
         await runtime.start()
         runtime.start_controller()
-        print("kraken controller: running", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        async with running("controller", settings.redis_url), maybe_listen(metrics, "controller"):
+            print("kraken controller: running", flush=True)
+            await stop.wait()
         await runtime.stop()
 
     _run(main())
 
 
 @app.command()
-def worker(database_url: DbUrl = None, redis_url: RedisUrl = None, log_level: LogLevel = None) -> None:
+def worker(
+    database_url: DbUrl = None, redis_url: RedisUrl = None, log_level: LogLevel = None, metrics_port: MetricsPort = None
+) -> None:
     """Background tasks from Redis through arq (scale-out)."""
     settings = settings_from(database_url=database_url, redis_url=redis_url, log_level=log_level)
+    metrics = _metrics_settings(metrics_port)
+    from kraken.observability.background import running
+    from kraken.observability.listener import maybe_listen
     from kraken.workers.arq_settings import run_worker
 
-    print("kraken worker: running", flush=True)
-    _run(run_worker(settings))
+    async def main() -> None:
+        async with running("worker", settings.redis_url), maybe_listen(metrics, "worker"):
+            print("kraken worker: running", flush=True)
+            await run_worker(settings)
+
+    _run(main())
+
+
+def _metrics_settings(port: int | None) -> Any:
+    """The metrics listener's settings (KRAKEN_METRICS_*); --metrics-port wins over the environment."""
+    from pydantic import ValidationError
+
+    from kraken.observability.settings import MetricsSettings
+
+    try:
+        given: dict[str, Any] = {"port": port} if port is not None else {}
+        return MetricsSettings(**given)
+    except ValidationError as exc:
+        raise typer.BadParameter(f"metrics settings: {exc}") from exc
 
 
 @app.command()

@@ -15,6 +15,7 @@ import ResultsPage from "./pages/Results";
 import TestCasePage from "./pages/TestCase";
 import AgentsPage from "./pages/Agents";
 import SettingsPage from "./pages/Settings";
+import DiagnosticsPage from "./pages/Diagnostics";
 
 // Only the heavy parts load on demand: the stage editor (CodeMirror) and, inside the test
 // case page, the chart (uPlot). Pages themselves are in the main bundle: a lazy page would
@@ -70,6 +71,7 @@ export function App() {
           <Route path="/test-cases/:id">{(p) => <TestCasePage id={Number(p.id)} />}</Route>
           <Route path="/agents">{() => <AgentsPage />}</Route>
           <Route path="/settings">{() => <SettingsPage />}</Route>
+          <Route path="/diagnostics">{() => <DiagnosticsPage />}</Route>
           <Route>{() => <NotFound />}</Route>
         </Switch>
       </Suspense>

@@ -23,6 +23,7 @@ from kraken.api.state import ServerState
 from kraken.api.static import web_router
 from kraken.core.bootstrap import bootstrap
 from kraken.core.migrate import upgrade
+from kraken.observability.endpoint import install as install_metrics
 from kraken.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -103,5 +104,6 @@ def create_app(runtime: Runtime, *, controller: bool = False, migrate: bool = Tr
     app.add_middleware(BodyLimits)
     app.add_middleware(SecurityHeaders)
     app.include_router(api_router())
+    install_metrics(app, runtime)  # GET /metrics and request timing (kraken/observability)
     app.include_router(web_router())  # the web UI at / (after the API: its catch-all comes last)
     return app

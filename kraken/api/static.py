@@ -25,7 +25,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 ASSET_CACHE = "public, max-age=31536000, immutable"
 # Paths the API app answers itself; the SPA fallback must not hide their 404s.
-RESERVED = ("api/", "openapi.json", "docs", "redoc")
+RESERVED = ("api/", "openapi.json", "docs", "redoc", "metrics")
 
 NOT_BUILT = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Kraken</title>

@@ -9,6 +9,7 @@ from kraken.control import orchestration
 from kraken.control.agent_messages import handles
 from kraken.control.effects import Effects
 from kraken.models import Job, LogChunk, Step
+from kraken.observability import metrics
 from kraken.protocol import JobDone, Log, StepDone, StepInfo, StepStarted, log_channel
 from kraken.secrets.store import job_masker
 
@@ -30,6 +31,7 @@ async def on_log(session: AsyncSession, job: Job, msg: Log, effects: Effects) ->
         lines = [masker.text(ln) for ln in lines]
     first = job.log_lines
     job.log_lines = first + len(lines)
+    metrics.log_lines(len(lines))
     session.add(
         LogChunk(
             job_id=job.id,  # type: ignore[arg-type]

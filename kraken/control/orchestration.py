@@ -36,6 +36,7 @@ from kraken.core.db import Database
 from kraken.models import Agent, Branch, Flow, Job, Project, Run, Stage, Step
 from kraken.models.base import utcnow
 from kraken.models.enums import FlowKind, Result, State, StepResult, StepState
+from kraken.observability import metrics
 from kraken.protocol import DEFAULT_WHEN, Assign, Cancel
 from kraken.protocol import JobSpec as AgentJob
 from kraken.secrets import store as secrets_store
@@ -406,6 +407,7 @@ async def assign_job(session: AsyncSession, job_id: int, agent_id: int, effects:
     job.agent_name = agent_name
     job.reason = None
     set_state(job, State.RUNNING, effects, now=now, agent_name=agent_name)
+    metrics.job_assigned(job.agents_group, job.created, now)
     if run.state == State.QUEUED:
         set_state(run, State.RUNNING, effects, now=now)
     if flow.state == State.QUEUED:
@@ -542,6 +544,7 @@ async def complete_job(
     if job.state == State.COMPLETED:
         return False
     now = utcnow()
+    metrics.job_completed(result)
     if reason:
         job.reason = reason
     set_state(job, State.COMPLETED, effects, result=result, now=now, reason=job.reason)
@@ -665,6 +668,7 @@ async def _maybe_finish_flow(session: AsyncSession, flow: Flow, effects: Effects
 
 async def _finish_flow(session: AsyncSession, flow: Flow, effects: Effects, result: Result) -> None:
     set_state(flow, State.COMPLETED, effects, result=result)
+    metrics.flow_completed(result, flow.created, flow.finished or utcnow())
     effects.enqueue("flow_completed", key=f"flow_completed:{flow.id}", flow_id=flow.id)
 
 

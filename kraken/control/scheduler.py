@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import NamedTuple, Protocol
@@ -27,6 +28,7 @@ from kraken.control.service import Service
 from kraken.models import Agent, Job
 from kraken.models.base import utcnow
 from kraken.models.enums import State
+from kraken.observability import metrics
 from kraken.protocol import SCHED_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -128,12 +130,18 @@ class Scheduler(Service):
 
     async def schedule(self) -> int:
         """One pass; returns the number of jobs assigned."""
+        started = time.perf_counter()
         assigned = 0
-        while True:
-            n, more = await self._pass()
-            assigned += n
-            if not more or n == 0:
-                return assigned
+        try:
+            while True:
+                n, more = await self._pass()
+                assigned += n
+                if not more or n == 0:
+                    metrics.scheduler_pass(time.perf_counter() - started, assigned)
+                    return assigned
+        except Exception:
+            metrics.scheduler_pass(time.perf_counter() - started, assigned, failed=True)
+            raise
 
     async def _pass(self) -> tuple[int, bool]:
         async with self.db.session(quick=True) as session:

@@ -47,6 +47,7 @@ from kraken.core.db import Database
 from kraken.models import Job, Run
 from kraken.models.base import utcnow
 from kraken.models.results import ResultsBranch, ResultsJob
+from kraken.observability import metrics
 from kraken.results.comments import root_caused_clause
 from kraken.results.ingest import PERF_MIN_DURATION, is_postgres, stage_table
 from kraken.results.locks import lock_branch
@@ -407,6 +408,7 @@ async def analyse_job_tx(session: AsyncSession, job_id: int, sealed: int) -> int
     rj.summary = summary
     rj.analysed_at = utcnow()
     rj.analysis_seconds = round(time.perf_counter() - started, 3)
+    metrics.analysis_done(time.perf_counter() - started, done)
     session.add(rj)
     await session.flush()
     log.info("job %s: %d results analysed in %.2fs", job_id, done, rj.analysis_seconds)

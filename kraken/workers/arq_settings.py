@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from arq.worker import Function, Retry, Worker, func
 from kraken.core.backoff import Backoff
 from kraken.core.config import Settings
 from kraken.core.transient import is_transient
+from kraken.observability import metrics
 from kraken.workers.queue import TASK_ATTEMPTS
 from kraken.workers.registry import TaskContext, TaskFn, tasks
 
@@ -35,12 +37,16 @@ def redis_settings(url: str) -> RedisSettings:
 
 def _wrap(name: str, fn: TaskFn) -> Function:
     async def run(arq_ctx: dict[str, Any], **kwargs: Any) -> None:
+        started = time.perf_counter()
         try:
             await fn(arq_ctx["kraken"], **kwargs)
+            metrics.task_done(name, "ok", time.perf_counter() - started)
         except Exception as exc:
+            tries = int(arq_ctx.get("job_try") or 1)
+            last = not is_transient(exc) or tries >= TASK_ATTEMPTS  # arq runs it no more
+            metrics.task_done(name, "failed" if last else "retried", time.perf_counter() - started, exc)
             if not is_transient(exc):
                 raise
-            tries = int(arq_ctx.get("job_try") or 1)
             log.warning("task %s(%s): %r; retrying (try %d of %d)", name, kwargs, exc, tries + 1, TASK_ATTEMPTS)
             raise Retry(defer=min(5.0, 0.2 * 2**tries)) from exc
 
@@ -73,6 +79,7 @@ async def run_worker(settings: Settings, ready: asyncio.Event | None = None) -> 
     """Serve background tasks until SIGINT/SIGTERM; a Redis outage only pauses it.
 
     ``ready`` (for tests) is set while a worker is connected and polling."""
+    from kraken.observability.gauges import GAUGES
     from kraken.runtime import Runtime
 
     stop = asyncio.Event()
@@ -81,6 +88,7 @@ async def run_worker(settings: Settings, ready: asyncio.Event | None = None) -> 
         loop.add_signal_handler(sig, stop.set)
     backoff = Backoff(first=0.5, cap=10.0)
     runtime = Runtime(settings, role="worker")
+    GAUGES.watch_pools(runtime.db)
     started = False
 
     def connected() -> None:

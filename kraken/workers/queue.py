@@ -5,10 +5,12 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
+import time
 from typing import Any
 
 from kraken.core.backoff import Backoff
 from kraken.core.transient import is_transient
+from kraken.observability import metrics
 from kraken.workers.registry import TaskContext, tasks
 
 TASK_ATTEMPTS = 4  # a task that meets a transient error (database or Redis gone a moment) runs again
@@ -51,15 +53,19 @@ class InProcessQueue(TaskQueue):
                 self._waiting.discard(key)
             backoff = Backoff(first=0.2, cap=5.0)
             for attempt in range(1, TASK_ATTEMPTS + 1):
+                started = time.perf_counter()
                 try:
                     await fn(ctx, **kwargs)
+                    metrics.task_done(name, "ok", time.perf_counter() - started)
                     return
                 except Exception as exc:
                     if attempt < TASK_ATTEMPTS and is_transient(exc):
+                        metrics.task_done(name, "retried", time.perf_counter() - started)
                         delay = backoff.next()
                         log.warning("task %s(%s): %r; attempt %d in %.1f s", name, kwargs, exc, attempt + 1, delay)
                         await asyncio.sleep(delay)
                         continue
+                    metrics.task_done(name, "failed", time.perf_counter() - started, exc)
                     log.exception("task %s(%s) failed", name, kwargs)
                     return
 

@@ -453,6 +453,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/diagnostics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Diagnostics */
+        get: operations["diagnostics_api_diagnostics_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/events": {
         parameters: {
             query?: never;
@@ -1087,6 +1104,25 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** AgentContactOut */
+        AgentContactOut: {
+            /** Connected To */
+            connected_to: string | null;
+            /** Current Job Id */
+            current_job_id: number | null;
+            /** Enabled */
+            enabled: boolean;
+            /** Id */
+            id: number;
+            /** Last Seen */
+            last_seen: string | null;
+            /** Name */
+            name: string;
+            /** Online */
+            online: boolean;
+            /** Seconds Since Contact */
+            seconds_since_contact: number | null;
+        };
         /** AgentOut */
         AgentOut: {
             /** Address */
@@ -1368,6 +1404,21 @@ export interface components {
             timestamp?: string | null;
             /** Url */
             url?: string | null;
+        };
+        /** DiagnosticsOut */
+        DiagnosticsOut: {
+            /** Agents */
+            agents: components["schemas"]["AgentContactOut"][];
+            /** Jobs */
+            jobs: {
+                [key: string]: number;
+            };
+            /** Processes */
+            processes: components["schemas"]["ProcessOut"][];
+            /** Queues */
+            queues: components["schemas"]["QueueOut"][];
+            /** Shared */
+            shared: boolean;
         };
         /** FlowIn */
         FlowIn: {
@@ -1695,12 +1746,48 @@ export interface components {
             /** Timeout */
             timeout: number;
         };
+        /** LoggedErrorOut */
+        LoggedErrorOut: {
+            /** At */
+            at: string;
+            /** Level */
+            level: string;
+            /** Logger */
+            logger: string;
+            /** Message */
+            message: string;
+        };
         /** LoginIn */
         LoginIn: {
             /** Password */
             password: string;
             /** Username */
             username: string;
+        };
+        /** ProcessOut */
+        ProcessOut: {
+            /** At */
+            at: string;
+            /** Errors */
+            errors: components["schemas"]["LoggedErrorOut"][];
+            /** Host */
+            host: string;
+            /** Pid */
+            pid: number;
+            /** Scheduler Passes */
+            scheduler_passes: components["schemas"]["SchedulerPassOut"][];
+            /** Service */
+            service: string;
+            /** Started */
+            started: string;
+            /** Task Failures */
+            task_failures: components["schemas"]["TaskFailureOut"][];
+            /** Tasks */
+            tasks: {
+                [key: string]: {
+                    [key: string]: number;
+                };
+            };
         };
         /** ProjectIn */
         ProjectIn: {
@@ -1742,6 +1829,15 @@ export interface components {
             description?: string | null;
             /** Name */
             name?: string | null;
+        };
+        /** QueueOut */
+        QueueOut: {
+            /** Agents Group */
+            agents_group: string;
+            /** Oldest Wait Seconds */
+            oldest_wait_seconds: number;
+            /** Queued */
+            queued: number;
         };
         /** RepoStateOut */
         RepoStateOut: {
@@ -1920,6 +2016,17 @@ export interface components {
             skipped: number;
             /** Total */
             total: number;
+        };
+        /** SchedulerPassOut */
+        SchedulerPassOut: {
+            /** Assigned */
+            assigned: number;
+            /** At */
+            at: string;
+            /** Failed */
+            failed: boolean;
+            /** Seconds */
+            seconds: number;
         };
         /** SecretIn */
         SecretIn: {
@@ -2117,6 +2224,17 @@ export interface components {
             artifacts_max_size: number;
             /** Cache Max Size */
             cache_max_size: number;
+        };
+        /** TaskFailureOut */
+        TaskFailureOut: {
+            /** At */
+            at: string;
+            /** Error */
+            error: string | null;
+            /** Seconds */
+            seconds: number;
+            /** Task */
+            task: string;
         };
         /** TestCaseBrief */
         TestCaseBrief: {
@@ -3337,6 +3455,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    diagnostics_api_diagnostics_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DiagnosticsOut"];
                 };
             };
         };

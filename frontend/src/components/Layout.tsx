@@ -54,6 +54,7 @@ export function Layout({ children }: { children: ReactNode }) {
               {label}
             </Link>
           ))}
+          {me.data?.is_admin && <Link href="/diagnostics" className={active("/diagnostics") ? "active" : ""}>Diagnostics</Link>}
         </nav>
         <div className="topbar-right">
           <LiveIndicator />
