@@ -13,9 +13,9 @@ from sqlmodel import col, select
 
 from kraken.control import orchestration
 from kraken.control.effects import Effects
-from kraken.core.bootstrap import insert_ignore
 from kraken.core.db import Database
 from kraken.core.security import new_secret
+from kraken.core.sql import insert_ignore
 from kraken.models import Agent, AgentGroup, AgentGroupLink, Job
 from kraken.models.base import utcnow
 from kraken.models.enums import Result, State

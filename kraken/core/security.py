@@ -18,7 +18,7 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from kraken.models.base import utcnow
+from kraken.core.clock import utcnow
 
 _hasher = PasswordHasher()
 ALGORITHM = "HS256"
