@@ -1,4 +1,4 @@
-"""Agents as the server sees them: enrollment and approval, presence (their job messages: ``agent_messages``)."""
+"""Agents as the server sees them: enrollment and approval, presence (their job messages: ``job_message_dispatch``)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Every job message carries a per-job sequence number; the server applies it exactly
 once: the handler runs in the same transaction that advances ``Job.last_seq``.
 Handlers must not commit; what must happen after the commit (bus messages,
-background tasks) goes into ``MessageEffects``.
+background tasks) goes into ``Effects``.
 
 Adding a message type: define its model in ``kraken.protocol`` (and add it to the
 ``JobMessage`` union there), then decorate ``async def fn(session, job, msg, effects)`` with
@@ -41,10 +41,8 @@ from kraken.protocol import (
 
 log = logging.getLogger(__name__)
 
-MessageEffects = Effects  # publish / enqueue(name, key, **kwargs) / wake_scheduler
-
 M = TypeVar("M", bound=JobMessageBase)
-Handler = Callable[[AsyncSession, Job, Any, MessageEffects], Awaitable[None]]
+Handler = Callable[[AsyncSession, Job, Any, Effects], Awaitable[None]]
 
 _HANDLERS: dict[str, Handler] = {}
 _QUICK: set[str] = set()
@@ -53,8 +51,8 @@ _loaded = False
 
 def handles(
     model: type[M], *, quick: bool = False
-) -> Callable[[Callable[[AsyncSession, Job, M, MessageEffects], Awaitable[None]]], Handler]:
-    def deco(fn: Callable[[AsyncSession, Job, M, MessageEffects], Awaitable[None]]) -> Handler:
+) -> Callable[[Callable[[AsyncSession, Job, M, Effects], Awaitable[None]]], Handler]:
+    def deco(fn: Callable[[AsyncSession, Job, M, Effects], Awaitable[None]]) -> Handler:
         _HANDLERS[message_type(model)] = fn
         if quick:
             _QUICK.add(message_type(model))
@@ -69,7 +67,7 @@ def _load() -> None:
         _loaded = True
         # Importing a module registers its handlers (``@handles``); imported here because they
         # import this module. A new module of handlers is added to this import.
-        import kraken.control.job_messages
+        import kraken.control.job_message_handlers
         import kraken.results.ingest  # noqa: F401
 
 
