@@ -30,7 +30,7 @@ function NotFound() {
   );
 }
 
-function RunRedirect({ id }: { id: string }) {
+function RunFlowPage({ id }: { id: string }) {
   return <FlowPage runId={Number(id)} />;
 }
 
@@ -65,7 +65,7 @@ export function App() {
           <Route path="/branches/:bid/stages/new">{(p) => <StageEditorPage branchId={Number(p.bid)} />}</Route>
           <Route path="/stages/:id">{(p) => <StageEditorPage id={Number(p.id)} />}</Route>
           <Route path="/flows/:id">{(p) => <FlowPage id={Number(p.id)} />}</Route>
-          <Route path="/runs/:id">{(p) => <RunRedirect id={p.id} />}</Route>
+          <Route path="/runs/:id">{(p) => <RunFlowPage id={p.id} />}</Route>
           <Route path="/runs/:id/results">{(p) => <ResultsPage runId={Number(p.id)} />}</Route>
           <Route path="/jobs/:id">{(p) => <JobPage id={Number(p.id)} />}</Route>
           <Route path="/test-cases/:id">{(p) => <TestCasePage id={Number(p.id)} />}</Route>

@@ -29,8 +29,8 @@ from kraken.api.state import ServerState
 from kraken.artifacts import tokens as transfer_tokens
 from kraken.control import agents as agent_ctl
 from kraken.control import orchestration
-from kraken.control.agent_messages import IncomingMessage, apply_job_messages
 from kraken.control.effects import Effects
+from kraken.control.job_message_dispatch import IncomingMessage, apply_job_messages
 from kraken.control.scheduler import assign_next
 from kraken.core.security import tokens_equal
 from kraken.models import Job

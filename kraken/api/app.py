@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -19,44 +18,56 @@ from kraken.api.agent_hub import router as agent_router
 from kraken.api.headers import SecurityHeaders
 from kraken.api.limits import BodyLimits
 from kraken.api.login_limits import LoginLimits
+from kraken.api.routes import (
+    agents,
+    artifacts,
+    auth,
+    branch_security,
+    branches_admin,
+    cache,
+    comments,
+    events,
+    flows,
+    projects,
+    results,
+    runs,
+    secrets,
+    stages,
+    triggers,
+    webhooks,
+)
 from kraken.api.state import ServerState
 from kraken.api.static import web_router
-from kraken.core.bootstrap import bootstrap
+from kraken.control.bootstrap import bootstrap
 from kraken.core.migrate import upgrade
 from kraken.observability.endpoint import install as install_metrics
 from kraken.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-ROUTER_MODULES = [
-    "kraken.api.routes.auth",
-    "kraken.api.routes.projects",
-    "kraken.api.routes.branches_admin",
-    "kraken.api.routes.branch_security",
-    "kraken.api.routes.stages",
-    "kraken.api.routes.flows",
-    "kraken.api.routes.runs",
-    "kraken.api.routes.agents",
-    "kraken.api.routes.events",
-    "kraken.api.routes.results",
-    "kraken.api.routes.comments",
-    "kraken.api.routes.secrets",
-    "kraken.api.routes.artifacts",
-    "kraken.api.routes.cache",
-    "kraken.api.routes.webhooks",
-    "kraken.api.routes.triggers",
-]
+ROUTER_MODULES = (
+    auth,
+    projects,
+    branches_admin,
+    branch_security,
+    stages,
+    flows,
+    runs,
+    agents,
+    events,
+    results,
+    comments,
+    secrets,
+    artifacts,
+    cache,
+    webhooks,
+    triggers,
+)
 
 
 def api_router() -> APIRouter:
     router = APIRouter(prefix="/api")
-    for name in ROUTER_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
+    for module in ROUTER_MODULES:
         router.include_router(module.router)
     router.include_router(agent_router)
     return router

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from kraken.artifacts.store import BlobStore
-from kraken.core.bootstrap import insert_ignore
 from kraken.core.db import Database
+from kraken.core.sql import insert_ignore
 from kraken.models import Flow, Job, Run
 from kraken.models.artifacts import Artifact, Blob, CacheEntry
 from kraken.models.base import utcnow

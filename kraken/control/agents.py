@@ -1,4 +1,4 @@
-"""Agents as the server sees them: enrollment and approval, presence (their job messages: ``agent_messages``)."""
+"""Agents as the server sees them: enrollment and approval, presence (their job messages: ``job_message_dispatch``)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from sqlmodel import col, select
 
 from kraken.control import orchestration
 from kraken.control.effects import Effects
-from kraken.core.bootstrap import insert_ignore
 from kraken.core.db import Database
 from kraken.core.security import new_secret
+from kraken.core.sql import insert_ignore
 from kraken.models import Agent, AgentGroup, AgentGroupLink, Job
 from kraken.models.base import utcnow
 from kraken.models.enums import Result, State

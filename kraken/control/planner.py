@@ -30,7 +30,7 @@ from kraken.control import orchestration
 from kraken.control.archive import active_branch, archived_reason
 from kraken.control.effects import Effects
 from kraken.control.service import Service
-from kraken.core.bootstrap import insert_ignore
+from kraken.core.sql import insert_ignore
 from kraken.models import Branch, Stage
 from kraken.models.base import utcnow
 from kraken.models.enums import FlowKind

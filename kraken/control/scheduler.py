@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
 
 import sqlalchemy as sa
@@ -111,6 +112,40 @@ async def assign_next(session: AsyncSession, agent_id: int, effects: Effects) ->
     return await orchestration.assign_job(session, min(j.id for j in runnable), agent_id, effects)
 
 
+@dataclass
+class Plan:
+    assignments: list[tuple[int, int]]  # (job id, agent id), in the jobs' order
+    reasons: dict[int, str | None]  # job id -> why no agent took it (None: nothing to say)
+
+
+def plan_assignments(
+    jobs: Sequence[QueuedJob], agents: Sequence[Agent], groups: Mapping[int, Sequence[str]], online_since: datetime
+) -> Plan:
+    """Which idle agent takes which queued job, and why the others wait: no database, no clock.
+
+    ``agents`` are the schedulable ones, ``groups`` their groups, and an agent is online when it
+    is connected and was last seen at or after ``online_since``. Jobs are taken in the given
+    (FIFO) order, each by the first idle capable agent in the agents' order."""
+    online = {a.id for a in agents if a.connected_to and a.last_seen and a.last_seen >= online_since}
+    idle = [a for a in agents if a.id in online and a.current_job_id is None]
+    plan = Plan([], {})
+    capable_of: dict[tuple[str, str, str], list[Agent]] = {}  # jobs have few distinct needs
+    for job in jobs:
+        need = (job.agents_group, job.executor, job.system)
+        capable = capable_of.get(need)
+        if capable is None:
+            capable = [a for a in agents if agent_can_run(job, a, groups[a.id or 0]) is None]
+            capable_of[need] = capable
+        plan.reasons[job.id] = None if capable else no_agent_reason(job)
+        pick = next((a for a in idle if a in capable), None)
+        if pick is not None:
+            idle.remove(pick)
+            plan.assignments.append((job.id, pick.id))  # type: ignore[arg-type]
+        elif capable and not any(a.id in online for a in capable):
+            plan.reasons[job.id] = f"waiting: every capable agent is offline ({len(capable)})"
+    return plan
+
+
 class Scheduler(Service):
     name = "scheduler"
 
@@ -152,32 +187,14 @@ class Scheduler(Service):
                 await session.execute(select(Agent).where(*SCHEDULABLE).order_by(col(Agent.id)))
             ).scalars().all()
             groups = await agent_groups(session, [a.id for a in agents if a.id is not None])
-        cutoff = utcnow() - timedelta(seconds=self.settings.agent_timeout)
-        online = {a.id for a in agents if a.connected_to and a.last_seen and a.last_seen >= cutoff}
-        idle = [a for a in agents if a.id in online and a.current_job_id is None]
-        plan: list[tuple[int, int]] = []
-        reasons: dict[int, str | None] = {}
-        capable_of: dict[tuple[str, str, str], list[Agent]] = {}  # jobs have few distinct needs
-        for job in jobs:
-            need = (job.agents_group, job.executor, job.system)
-            capable = capable_of.get(need)
-            if capable is None:
-                capable = [a for a in agents if agent_can_run(job, a, groups[a.id or 0]) is None]
-                capable_of[need] = capable
-            reasons[job.id] = None if capable else no_agent_reason(job)
-            pick = next((a for a in idle if a in capable), None)
-            if pick is not None:
-                idle.remove(pick)
-                plan.append((job.id, pick.id))  # type: ignore[arg-type]
-            elif capable and not any(a.id in online for a in capable):
-                reasons[job.id] = f"waiting: every capable agent is offline ({len(capable)})"
-        await self._set_reasons(jobs, reasons)
-        if not plan:
+        plan = plan_assignments(jobs, agents, groups, utcnow() - timedelta(seconds=self.settings.agent_timeout))
+        await self._set_reasons(jobs, plan.reasons)
+        if not plan.assignments:
             return 0, False
         assigned = 0
         effects = Effects()
         async with self.db.transaction(quick=True) as session:
-            for job_id, agent_id in plan:
+            for job_id, agent_id in plan.assignments:
                 assigned += await orchestration.assign_job(session, job_id, agent_id, effects)
         await effects.apply(self.bus, self.queue)
         return assigned, len(jobs) == BATCH and assigned > 0

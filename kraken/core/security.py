@@ -14,11 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from functools import lru_cache
 
-import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from kraken.models.base import utcnow
+from kraken.core.clock import utcnow
 
 _hasher = PasswordHasher()
 ALGORITHM = "HS256"
@@ -64,6 +63,8 @@ def new_secret(nbytes: int = 32) -> str:
 
 
 def create_access_token(username: str, key: str, minutes: int) -> str:
+    import jwt  # here, not at the top: PyJWT loads cryptography, which an idle process does not need
+
     now = utcnow()
     payload = {"sub": username, "iat": now, "exp": now + timedelta(minutes=minutes)}
     return jwt.encode(payload, key, algorithm=ALGORITHM)
@@ -71,6 +72,8 @@ def create_access_token(username: str, key: str, minutes: int) -> str:
 
 def read_access_token(token: str, key: str) -> str | None:
     """The username in a valid, unexpired token, else None."""
+    import jwt  # here, not at the top: PyJWT loads cryptography, which an idle process does not need
+
     try:
         payload = jwt.decode(token, key, algorithms=[ALGORITHM])
     except jwt.PyJWTError:

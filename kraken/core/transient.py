@@ -4,12 +4,20 @@ for a moment. Background tasks retry these; everything else is a bug to report a
 from __future__ import annotations
 
 import asyncio
+import sys
 
-import redis.exceptions
 import sqlalchemy as sa
 
-TRANSIENT_NETWORK = (ConnectionError, TimeoutError, asyncio.TimeoutError, redis.exceptions.ConnectionError,
-                     redis.exceptions.TimeoutError)
+TRANSIENT_NETWORK: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, asyncio.TimeoutError)
+
+
+def _redis_errors() -> tuple[type[BaseException], ...]:
+    """Redis's connection errors, without importing redis where nothing uses it (``kraken serve``
+    and the agent): a process that never loaded redis cannot get one of its errors."""
+    errors = sys.modules.get("redis.exceptions")
+    if errors is None:
+        return ()
+    return (errors.ConnectionError, errors.TimeoutError)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -21,4 +29,4 @@ def is_transient(exc: BaseException) -> bool:
         # asyncpg, wrapped by SQLAlchemy: the server closed or restarted under us
         return name in ("ConnectionDoesNotExistError", "ConnectionFailureError", "CannotConnectNowError",
                         "AdminShutdownError", "InterfaceError") or isinstance(orig, OSError)
-    return isinstance(exc, (*TRANSIENT_NETWORK, OSError))
+    return isinstance(exc, (*TRANSIENT_NETWORK, *_redis_errors(), OSError))

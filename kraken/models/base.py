@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field
 
+from kraken.core.clock import utcnow
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+__all__ = ["utcnow"]  # re-exported: the models' and the server's clock
 
 
 def json_field(default: Any = None, nullable: bool = True, name: str | None = None) -> Any:

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from kraken.core.bootstrap import insert_ignore
+from kraken.core.sql import insert_ignore
 from kraken.models import Branch, Flow, Job, Project, Run, Step
 from kraken.models.base import utcnow
 from kraken.models.enums import State

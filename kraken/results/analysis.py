@@ -103,7 +103,7 @@ def _prev_sql(lp_jobs: list[tuple[int, int]], dedup: bool) -> str:
         return f"SELECT {cols} FROM test_result WHERE {_of_jobs(lp_jobs)}"
     return (
         f"SELECT {cols} FROM (SELECT {cols}, row_number() OVER (PARTITION BY test_case_id "
-        f"ORDER BY job_id DESC, id DESC) AS rn FROM test_result WHERE {_of_jobs(lp_jobs)}) z WHERE rn = 1"
+        f"ORDER BY job_id DESC, id DESC) AS rn FROM test_result WHERE {_of_jobs(lp_jobs)}) latest WHERE rn = 1"
     )
 
 
@@ -301,9 +301,9 @@ async def _analyse_perf(session: AsyncSession, run_id: int, job_id: int) -> int:
     rows = (
         await _exec(
             session,
-            "SELECT c.id, c.values_json, c.duration, p.perf FROM test_result c "
-            "LEFT JOIN test_result p ON p.id = c.prev_id "
-            "WHERE c.run_id = :r AND c.job_id = :j AND (c.values_json IS NOT NULL OR c.duration >= :d)",
+            "SELECT cur.id, cur.values_json, cur.duration, prev.perf FROM test_result cur "
+            "LEFT JOIN test_result prev ON prev.id = cur.prev_id "
+            "WHERE cur.run_id = :r AND cur.job_id = :j AND (cur.values_json IS NOT NULL OR cur.duration >= :d)",
             {"r": run_id, "j": job_id, "d": PERF_MIN_DURATION},
         )
     ).all()
@@ -359,11 +359,11 @@ async def _analyse_issues(session: AsyncSession, rj: ResultsJob, sealed: int) ->
         pairs = (
             await _exec(
                 session,
-                """SELECT c.id, p.id, p.age, abs(p.line - c.line) FROM issue c JOIN issue p
-                    ON p.branch_id = :b AND p.job_key = :k AND p.flow_kind = :ci AND p.flow_seq = :ps
-                   AND p.path = c.path AND p.symbol = c.symbol AND p.issue_type = c.issue_type
-                   AND p.line BETWEEN c.line - 5 AND c.line + 5
-                WHERE c.job_id = :j AND c.is_new IS NULL""",
+                """SELECT cur.id, prev.id, prev.age, abs(prev.line - cur.line) FROM issue cur JOIN issue prev
+                    ON prev.branch_id = :b AND prev.job_key = :k AND prev.flow_kind = :ci AND prev.flow_seq = :ps
+                   AND prev.path = cur.path AND prev.symbol = cur.symbol AND prev.issue_type = cur.issue_type
+                   AND prev.line BETWEEN cur.line - 5 AND cur.line + 5
+                WHERE cur.job_id = :j AND cur.is_new IS NULL""",
                 {"b": rj.branch_id, "k": rj.job_key, "ci": KIND_CI, "ps": int(prev_seq), "j": rj.job_id},
             )
         ).all()
@@ -516,9 +516,10 @@ async def _analyse_results(session: AsyncSession, rj: ResultsJob, sealed: int, p
             _flaky_update(
                 pg,
                 this + others,
-                f"SELECT a.test_case_id FROM test_result a JOIN test_result b ON b.test_case_id = a.test_case_id "
-                f"WHERE {_of_jobs(this, 'a')} AND {_of_jobs(others, 'b')} "
-                "AND ((a.status = 0 AND b.status IN (1, 2)) OR (a.status IN (1, 2) AND b.status = 0))",
+                "SELECT mine.test_case_id FROM test_result mine "
+                "JOIN test_result other ON other.test_case_id = mine.test_case_id "
+                f"WHERE {_of_jobs(this, 'mine')} AND {_of_jobs(others, 'other')} "
+                "AND ((mine.status = 0 AND other.status IN (1, 2)) OR (mine.status IN (1, 2) AND other.status = 0))",
             ),
         )
         marked += res.rowcount

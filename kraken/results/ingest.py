@@ -26,7 +26,8 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kraken.control.agent_messages import MessageEffects, handles
+from kraken.control.effects import Effects
+from kraken.control.job_message_dispatch import handles
 from kraken.models import Branch, Flow, Job, Run
 from kraken.models.results import Issue, ResultsJob, TestEnv
 from kraken.protocol import Issues, TestResults
@@ -200,7 +201,7 @@ async def ingest_results(session: AsyncSession, job: Job, step_index: int | None
 
 
 @handles(TestResults)
-async def on_test_results(session: AsyncSession, job: Job, msg: TestResults, effects: MessageEffects) -> None:
+async def on_test_results(session: AsyncSession, job: Job, msg: TestResults, effects: Effects) -> None:
     n = await ingest_results(session, job, msg.step_index, msg.results)
     if n and job.state == "completed":
         # results after the job's end (not expected): analyse them too
@@ -238,7 +239,7 @@ def _issue_rows(
 
 
 @handles(Issues)
-async def on_issues(session: AsyncSession, job: Job, msg: Issues, effects: MessageEffects) -> None:
+async def on_issues(session: AsyncSession, job: Job, msg: Issues, effects: Effects) -> None:
     rj = await results_job(session, job)
     masker = await job_masker(session, job.id)  # type: ignore[arg-type]
     rows = _issue_rows(rj, msg.step_index, msg.tool, msg.issues, masker)

@@ -31,10 +31,6 @@ TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OS
 POLL_DELAY = 0.02  # seconds between arq's queue polls: the job-completion path goes through here
 
 
-def redis_settings(url: str) -> RedisSettings:
-    return RedisSettings.from_dsn(url)
-
-
 def _wrap(name: str, fn: TaskFn) -> Function:
     async def run(arq_ctx: dict[str, Any], **kwargs: Any) -> None:
         started = time.perf_counter()
@@ -62,7 +58,7 @@ def worker_settings(settings: Settings, context: TaskContext, on_connected: Call
         on_connected()
 
     assert settings.redis_url, "kraken worker needs --redis-url"
-    rs = redis_settings(settings.redis_url)
+    rs = RedisSettings.from_dsn(settings.redis_url)
     rs.conn_retries = 0  # run_worker retries, with backoff, for as long as it takes
     return {
         "functions": [_wrap(n, f) for n, f in tasks().items()],

@@ -92,10 +92,9 @@ class ArqQueue(TaskQueue):
 
     async def start(self) -> None:
         from arq import create_pool
+        from arq.connections import RedisSettings
 
-        from kraken.workers.arq_settings import redis_settings
-
-        self._pool = await create_pool(redis_settings(self.redis_url))
+        self._pool = await create_pool(RedisSettings.from_dsn(self.redis_url))
 
     async def enqueue(self, name: str, *, key: str | None = None, **kwargs: Any) -> None:
         if self._pool is None:

@@ -6,7 +6,6 @@ must be idempotent: arq may run it again after a worker crash.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -29,8 +28,6 @@ class TaskContext:
 TaskFn = Callable[..., Awaitable[Any]]
 F = TypeVar("F", bound=TaskFn)
 
-TASK_MODULES = ["kraken.workers.tasks", "kraken.results.analysis", "kraken.notify.tasks"]
-
 _TASKS: dict[str, TaskFn] = {}
 _loaded = False
 
@@ -44,6 +41,9 @@ def tasks() -> dict[str, TaskFn]:
     global _loaded
     if not _loaded:
         _loaded = True
-        for module in TASK_MODULES:
-            importlib.import_module(module)
+        # Importing a module registers its tasks (``@task``); imported here because they import this
+        # module. A new module of tasks is added to this import.
+        import kraken.notify.tasks
+        import kraken.results.analysis
+        import kraken.workers.tasks  # noqa: F401
     return dict(_TASKS)

@@ -8,8 +8,8 @@ from pathlib import Path
 from sqlmodel import col, select
 
 from kraken.control import orchestration
-from kraken.control.agent_messages import handler_for
 from kraken.control.effects import Effects
+from kraken.control.job_message_dispatch import handler_for
 from kraken.core.config import Settings
 from kraken.core.db import Database
 from kraken.models import Branch, Job, LogChunk, Project, Stage, Step

@@ -6,7 +6,7 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from kraken.control.agent_messages import handler_for
+from kraken.control.job_message_dispatch import handler_for
 from kraken.models import enums
 from kraken.protocol import (
     JOB_MESSAGE_TYPES,

@@ -6,7 +6,7 @@ environment only through the executor in ``ToolContext`` (commands, file
 copies), so the same tool works on the host, in Docker and in LXD.
 
 Adding a tool: subclass ``Tool`` in a module under ``kraken/agent/tools/`` and
-decorate it with ``@register``; list the module in ``registry.TOOL_MODULES``.
+decorate it with ``@register``; import its module in ``registry._load``.
 """
 
 from __future__ import annotations

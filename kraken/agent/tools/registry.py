@@ -2,24 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, TypeVar
 
 from kraken.agent.tools.base import Tool
-
-TOOL_MODULES = [
-    "kraken.agent.tools.shell",
-    "kraken.agent.tools.git",
-    "kraken.agent.tools.pytest_tool",
-    "kraken.agent.tools.junit",
-    "kraken.agent.tools.gotest",
-    "kraken.agent.tools.values",
-    "kraken.agent.tools.lint",
-    "kraken.agent.tools.artifacts",
-    "kraken.agent.tools.cache",
-    "kraken.agent.tools.rndtest",
-    "kraken.agent.tools.cloc",
-]
 
 T = TypeVar("T", bound=type[Tool])
 
@@ -36,8 +21,21 @@ def _load() -> None:
     global _loaded
     if not _loaded:
         _loaded = True
-        for module in TOOL_MODULES:
-            importlib.import_module(module)
+        # Importing a tool's module registers it (``@register``). Imported here, not at the top:
+        # the tools' modules import this one, and a role that runs no tool never loads them.
+        from kraken.agent.tools import (  # noqa: F401
+            artifacts,
+            cache,
+            cloc,
+            git,
+            gotest,
+            junit,
+            lint,
+            pytest_tool,
+            rndtest,
+            shell,
+            values,
+        )
 
 
 def get_tool(name: str) -> type[Tool]:

@@ -21,8 +21,8 @@ from sqlmodel import col, select
 
 from kraken.api.deps import SessionDep, StateDep, UserDep
 from kraken.api.state import ServerState
+from kraken.api.transfer import AgentDep, JobTransfer, blob_response
 from kraken.artifacts import service
-from kraken.artifacts.http import AgentDep, JobTransfer, blob_response
 from kraken.artifacts.paths import UnsafePath, clean_relative
 from kraken.artifacts.retention import MAX_KEEP_DAYS, MAX_KEEP_FLOWS
 from kraken.artifacts.store import TooLarge, blob_store

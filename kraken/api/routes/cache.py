@@ -23,8 +23,8 @@ from sqlmodel import col, select
 
 from kraken.api.deps import SessionDep, StateDep, UserDep
 from kraken.api.routes.artifacts import check_length, running_job
+from kraken.api.transfer import AgentDep, blob_response
 from kraken.artifacts import service
-from kraken.artifacts.http import AgentDep, blob_response
 from kraken.artifacts.store import TooLarge, blob_store
 from kraken.models import Branch
 from kraken.models.artifacts import CacheEntry

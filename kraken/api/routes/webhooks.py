@@ -26,8 +26,8 @@ from sqlmodel import col, select
 from kraken.api.deps import StateDep, UserDep
 from kraken.control import orchestration
 from kraken.control.archive import active_branch
-from kraken.core.bootstrap import insert_ignore
 from kraken.core.security import new_secret
+from kraken.core.sql import insert_ignore
 from kraken.models import Branch, Project, Stage
 from kraken.models.base import utcnow
 from kraken.models.enums import FlowKind

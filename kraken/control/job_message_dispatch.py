@@ -3,11 +3,11 @@
 Every job message carries a per-job sequence number; the server applies it exactly
 once: the handler runs in the same transaction that advances ``Job.last_seq``.
 Handlers must not commit; what must happen after the commit (bus messages,
-background tasks) goes into ``MessageEffects``.
+background tasks) goes into ``Effects``.
 
 Adding a message type: define its model in ``kraken.protocol`` (and add it to the
 ``JobMessage`` union there), then decorate ``async def fn(session, job, msg, effects)`` with
-``@handles(TheModel)`` in a module listed in ``HANDLER_MODULES``; ``quick=True`` when the
+``@handles(TheModel)`` in a module imported by ``_load``; ``quick=True`` when the
 handler only runs a few short statements (see ``Database.transaction(quick=...)``).
 
 A message that did not validate (``MalformedJobMessage``) ends its job with ``error``; a
@@ -17,7 +17,6 @@ to cancel that job.  Either way the agent gets its acknowledgement and stops re-
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -42,12 +41,8 @@ from kraken.protocol import (
 
 log = logging.getLogger(__name__)
 
-MessageEffects = Effects  # publish / enqueue(name, key, **kwargs) / wake_scheduler
-
 M = TypeVar("M", bound=JobMessageBase)
-Handler = Callable[[AsyncSession, Job, Any, MessageEffects], Awaitable[None]]
-
-HANDLER_MODULES = ["kraken.control.job_messages", "kraken.results.ingest"]
+Handler = Callable[[AsyncSession, Job, Any, Effects], Awaitable[None]]
 
 _HANDLERS: dict[str, Handler] = {}
 _QUICK: set[str] = set()
@@ -56,8 +51,8 @@ _loaded = False
 
 def handles(
     model: type[M], *, quick: bool = False
-) -> Callable[[Callable[[AsyncSession, Job, M, MessageEffects], Awaitable[None]]], Handler]:
-    def deco(fn: Callable[[AsyncSession, Job, M, MessageEffects], Awaitable[None]]) -> Handler:
+) -> Callable[[Callable[[AsyncSession, Job, M, Effects], Awaitable[None]]], Handler]:
+    def deco(fn: Callable[[AsyncSession, Job, M, Effects], Awaitable[None]]) -> Handler:
         _HANDLERS[message_type(model)] = fn
         if quick:
             _QUICK.add(message_type(model))
@@ -70,8 +65,10 @@ def _load() -> None:
     global _loaded
     if not _loaded:
         _loaded = True
-        for module in HANDLER_MODULES:
-            importlib.import_module(module)
+        # Importing a module registers its handlers (``@handles``); imported here because they
+        # import this module. A new module of handlers is added to this import.
+        import kraken.control.job_message_handlers
+        import kraken.results.ingest  # noqa: F401
 
 
 def handler_for(msg_type: str) -> Handler | None:

@@ -6,8 +6,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
 from kraken.control import orchestration
-from kraken.control.agent_messages import handles
 from kraken.control.effects import Effects
+from kraken.control.job_message_dispatch import handles
 from kraken.models import Job, LogChunk, Step
 from kraken.observability import metrics
 from kraken.protocol import JobDone, Log, StepDone, StepInfo, StepStarted, log_channel

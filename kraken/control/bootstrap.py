@@ -9,28 +9,18 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import SQLModel, select
+from sqlmodel import select
 
 from kraken.core.config import Settings
 from kraken.core.db import Database
 from kraken.core.files import private_dir, write_new_secret_file
 from kraken.core.security import hash_password, new_secret
+from kraken.core.sql import insert_ignore
 from kraken.models import ServerSecret, User
 from kraken.models.base import utcnow
 
 log = logging.getLogger(__name__)
-
-
-async def insert_ignore(session: AsyncSession, model: type[SQLModel], values: dict[str, Any]) -> bool:
-    """INSERT ... ON CONFLICT DO NOTHING; True when the row was inserted."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(model).values(**values).on_conflict_do_nothing()
-    result = await session.execute(stmt)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def _secret(db: Database, name: str, configured: str | None) -> tuple[str, bool]:
