@@ -1554,11 +1554,6 @@ export interface components {
         /** HealthOut */
         HealthOut: {
             /**
-             * Instance
-             * @description this server process (several replicas share a database)
-             */
-            instance: string;
-            /**
              * Role
              * @description serve, server, controller or worker
              */
