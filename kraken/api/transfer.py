@@ -15,12 +15,13 @@ from kraken.api.deps import bearer, get_state
 from kraken.artifacts import tokens
 from kraken.artifacts.store import BlobMissing, BlobStore
 from kraken.artifacts.tokens import JobTransfer
+from kraken.schemas.ints import Id
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 def agent_auth(
-    request: Request, job_id: int, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+    request: Request, job_id: Id, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> JobTransfer:
     """Bulk transfers of a job carry the transfer token issued with its assignment (no other
     credential is accepted); the routes also check that the job still runs on that agent."""
