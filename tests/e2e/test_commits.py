@@ -141,7 +141,8 @@ async def test_commits_from_a_webhook_push(tmp_path: Path, server: Server, api: 
     c2 = commit(repo, {"a.txt": "2"}, "fix the thing")
     project_id, branch_id = await api.project_with_branch()
     await api.stage(branch_id, "hooked", HOOKED.replace("REPO", str(repo)))
-    await api.http.put(f"/projects/{project_id}/webhook", json={"secret": SECRET})
+    r = await api.http.put(f"/projects/{project_id}/webhook", json={"secret": SECRET, "providers": ["github"]})
+    assert r.status_code == 200, r.text
     payload = {
         "ref": "refs/heads/main",
         "before": c1,
@@ -175,6 +176,7 @@ async def test_commits_from_a_webhook_push(tmp_path: Path, server: Server, api: 
 
     # an archived branch gets no flows from webhooks
     await api.post(f"/branches/{branch_id}/archive")
-    r = await push(payload)
+    again = {**payload, "commits": [{**payload["commits"][0], "message": "another push"}]}  # not a replay
+    r = await push(again)
     assert r.status_code == 200 and r.json()["flows"] == [], r.text
     assert (await api.get(f"/branches/{branch_id}/flows"))["total"] == 1
