@@ -292,6 +292,14 @@ def agent(
         str | None,
         typer.Option(help="agent running as root: run direct jobs as this unprivileged user [KRAKEN_JOB_USER]"),
     ] = None,
+    keep_workdirs: Annotated[
+        int,
+        typer.Option(
+            min=0, envvar="KRAKEN_KEEP_WORKDIRS",
+            help="keep the work directories of the last N ended direct jobs for debugging (0: remove each "
+            "when its job ends) [KRAKEN_KEEP_WORKDIRS]",
+        ),
+    ] = 0,
     log_level: LogLevel = None,
 ) -> None:
     """Run jobs on this machine for the server at --server."""
@@ -299,6 +307,7 @@ def agent(
         server=server, agent_token=token, name=name, data_dir=data_dir, groups=group, labels=label,
         job_user=job_user, log_level=log_level,
     )
+    from kraken.agent.cleanup import set_keep_workdirs
     from kraken.agent.client import Agent
     from kraken.agent.credentials import credential_path
     from kraken.agent.executors.job_user import set_job_user
@@ -308,6 +317,7 @@ def agent(
     if not settings.agent_token and not credential_path(work).exists():
         raise typer.BadParameter("the agent token is required to enroll (--token or KRAKEN_AGENT_TOKEN)")
 
+    set_keep_workdirs(keep_workdirs)
     try:
         set_job_user(settings.job_user)
     except (PermissionError, ValueError) as exc:

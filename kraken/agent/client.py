@@ -32,6 +32,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from kraken.agent import credentials
 from kraken.agent.capabilities import capabilities
+from kraken.agent.cleanup import clean_up_after_earlier_run
 from kraken.agent.executors import executor_class
 from kraken.agent.outbox import Outbox
 from kraken.agent.runner import JobRunner
@@ -117,6 +118,7 @@ class Agent:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.credential_file is not None:
             self.credential = credentials.load(self.credential_file)
+        await asyncio.to_thread(clean_up_after_earlier_run, self.data_dir)
         await self._remove_orphans()
         self._caps = await capabilities(self.labels, self.executors)
         backoff = BACKOFF_MIN

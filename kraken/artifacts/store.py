@@ -97,7 +97,8 @@ class LocalStore(BlobStore):
             final = self.path(sha)
             await asyncio.to_thread(_publish, tmp, final)
         except BaseException:
-            fh.close()
+            with contextlib.suppress(OSError):  # closing flushes: on a full volume that fails too
+                fh.close()
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
             raise

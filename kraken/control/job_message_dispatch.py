@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kraken.control import orchestration
 from kraken.control.effects import Effects
 from kraken.core.db import Database
+from kraken.core.diskspace import DISK_FULL_REASON, is_disk_full
 from kraken.models import Job
 from kraken.protocol import (
     JOB_ENDING_TYPES,
@@ -115,7 +116,13 @@ async def apply_job_messages(
             # flushes itself before it reads what it changed)
             with session.no_autoflush:
                 error = await _apply_each(session, job, agent_name, msgs, effects)
-    except _Unusable as exc:
+    except Exception as exc:
+        if not isinstance(exc, _Unusable):
+            if not is_disk_full(exc):
+                raise
+            # the volume is full (the database layer released its space reserve): the job cannot
+            # go on writing its output; end it while there is room, so that it does not stay running
+            exc = _Unusable(DISK_FULL_REASON)
         # rolled back: nothing of these messages is kept, the job ends (their numbers are used up)
         effects.publish.clear()
         effects.tasks.clear()

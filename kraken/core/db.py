@@ -21,11 +21,13 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from kraken.core.diskspace import DiskSpace
 from kraken.core.sqlite_inline import inline_creator
 
 
@@ -43,9 +45,12 @@ class Database:
             kwargs.update(pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         self.quick_engine = self.engine
+        self.disk = DiskSpace(None)  # a full volume: seen in the errors of write transactions
         if self.is_sqlite:
             _sqlite_setup(self.engine)
             path = sa.engine.make_url(url).database
+            if path and path != ":memory:":
+                self.disk = DiskSpace(Path(path).resolve().parent)
             if path and path != ":memory:":  # a second in-memory engine would be another database
                 creator = inline_creator(path, **kwargs["connect_args"])
                 self.quick_engine = create_async_engine(url, async_creator=creator, **kwargs)
@@ -70,20 +75,25 @@ class Database:
     @asynccontextmanager
     async def transaction(self, *, quick: bool = False) -> AsyncIterator[AsyncSession]:
         """A write transaction, committed on success and rolled back on error."""
-        if self._write_lock is None:
-            async with self._maker(quick)() as session, session.begin():
-                yield session
-            return
-        async with self._write_lock, self._maker(quick)() as session:
-            conn = await session.connection()
-            await conn.exec_driver_sql("BEGIN IMMEDIATE")
-            try:
-                yield session
-            except BaseException:
-                await session.rollback()
-                raise
+        try:
+            if self._write_lock is None:
+                async with self._maker(quick)() as session, session.begin():
+                    yield session
             else:
-                await session.commit()
+                async with self._write_lock, self._maker(quick)() as session:
+                    conn = await session.connection()
+                    await conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    try:
+                        yield session
+                    except BaseException:
+                        await session.rollback()
+                        raise
+                    else:
+                        await session.commit()
+        except Exception as exc:
+            self.disk.note_error(exc)  # a full volume: remembered for the health check
+            raise
+        self.disk.note_write_ok()
 
     async def dispose(self) -> None:
         await self.engine.dispose()

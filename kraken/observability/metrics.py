@@ -89,6 +89,11 @@ LOOP_LAG = Histogram(
     registry=REGISTRY,
 )
 LOOP_LAG_LAST = Gauge("kraken_event_loop_lag_last_seconds", "The event loop's last measured lag", registry=REGISTRY)
+DATA_VOLUME_FULL = Gauge(
+    "kraken_data_volume_full",
+    "1 while the server's data volume has no space left (writes failed, or less than the reserve free)",
+    registry=REGISTRY,
+)
 
 
 def set_role(role: str) -> None:

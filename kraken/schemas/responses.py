@@ -11,8 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class HealthOut(BaseModel):
-    status: str
+    status: str = Field(description="ok, or degraded (then reason says why)")
     role: str = Field(description="serve, server, controller or worker")
+    reason: str | None = Field(None, description="why the server is degraded, e.g. no space left on its data volume")
 
 
 class StageCheckOut(BaseModel):

@@ -589,7 +589,9 @@ export interface paths {
         };
         /**
          * Health
-         * @description Anonymous: says nothing about the machine (no host name, no process id).
+         * @description Anonymous: says nothing about the machine (no host name, no process id).  ``degraded``
+         *     with a ``reason`` when the server's data volume (its SQLite database, its local artifact
+         *     store) has no space left (``kraken/core/diskspace.py``).
          */
         get: operations["health_api_health_get"];
         put?: never;
@@ -1554,11 +1556,19 @@ export interface components {
         /** HealthOut */
         HealthOut: {
             /**
+             * Reason
+             * @description why the server is degraded, e.g. no space left on its data volume
+             */
+            reason?: string | null;
+            /**
              * Role
              * @description serve, server, controller or worker
              */
             role: string;
-            /** Status */
+            /**
+             * Status
+             * @description ok, or degraded (then reason says why)
+             */
             status: string;
         };
         /** HistoryItemOut */

@@ -11,6 +11,10 @@ An agent running as root runs its steps as an unprivileged *job user* (``job_use
 user, and files are read out of it only when that user owns them (a symlink or a hard link
 to the agent's own files is refused).  The direct executor trusts the code it runs
 otherwise: untrusted code belongs in the container executors (docs/security.md).
+
+While a job runs, ``<data_dir>/job-records/<job_id>`` holds its marker and process groups, so
+that an agent killed mid-job has them killed by its next start (``kraken/agent/cleanup.py``);
+when the job ends its directory is removed unless ``--keep-workdirs`` keeps it.
 """
 
 from __future__ import annotations
@@ -19,12 +23,12 @@ import asyncio
 import contextlib
 import os
 import platform
-import shutil
 import signal
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
+from kraken.agent import cleanup
 from kraken.agent.executors.base import (
     ExecResult,
     Executor,
@@ -34,9 +38,10 @@ from kraken.agent.executors.base import (
     step_environment,
 )
 from kraken.agent.executors.job_user import (
+    MARKER_VAR,
     as_user,
     job_user,
-    kill_leftovers,
+    kill_marked,
     one_chunk,
     open_own_file,
     prepare_workdir,
@@ -88,7 +93,7 @@ class DirectExecutor(Executor):
         super().__init__(env)
         self._dir = Path(env.data_dir) / "jobs" / str(env.job_id)
         self._home = self._dir.with_name(f"{env.job_id}-home")  # the job user's HOME
-        self._marker = uuid.uuid4().hex  # in every step's environment, as the job user
+        self._marker = uuid.uuid4().hex  # in every step's environment (found by kill_marked / cleanup)
         self._procs: set[asyncio.subprocess.Process] = set()
         self._cancelled = False
 
@@ -102,7 +107,8 @@ class DirectExecutor(Executor):
 
     async def start(self) -> None:
         if self._dir.exists() or self._home.exists():
-            await asyncio.to_thread(self._remove)
+            await asyncio.to_thread(cleanup.remove_job_dirs, Path(self.env.data_dir), self.env.job_id)
+        cleanup.record_job(Path(self.env.data_dir), self.env.job_id, self._marker)
         prepare_workdir(Path(self.env.data_dir), self._dir, self._home, job_user())
 
     async def exec(
@@ -117,7 +123,8 @@ class DirectExecutor(Executor):
         if self._cancelled:
             return ExecResult(exit_code=None, cancelled=True)
         user = job_user()
-        full_env = step_environment(self.env, self.workdir, env, user_variables(user, self._home, self._marker))
+        overrides = {MARKER_VAR: self._marker, **user_variables(user, self._home, self._marker)}
+        full_env = step_environment(self.env, self.workdir, env, overrides)
         workdir = self._path(cwd) if cwd else self._dir
         argv, options = as_user(command, user)
         loop = asyncio.get_running_loop()
@@ -140,6 +147,7 @@ class DirectExecutor(Executor):
             return ExecResult(exit_code=127)
         proc = asyncio.subprocess.Process(transport, protocol, loop)
         self._procs.add(proc)
+        cleanup.record_group(Path(self.env.data_dir), self.env.job_id, proc.pid)
         assert proc.stdout is not None
         reader = asyncio.ensure_future(stream_lines(proc.stdout, on_line))
         timed_out = False
@@ -189,16 +197,14 @@ class DirectExecutor(Executor):
 
     async def stop(self) -> None:
         await self.cancel()
-        await asyncio.to_thread(self._remove, True)
+        await asyncio.to_thread(self._end)
 
-    def _remove(self, leftovers: bool = False) -> None:
-        """Remove the job's directories; with ``leftovers``, first kill what the job left running."""
+    def _end(self) -> None:
+        """Kill what the job left running (``setsid``, ``nohup``: what escaped its process
+        groups), then keep or remove its directories (retention, ``cleanup.job_ended``)."""
         user = job_user()
-        if leftovers and user is not None:
-            kill_leftovers(user, self._marker)
-        shutil.rmtree(self._dir, True)
-        if user is not None:
-            shutil.rmtree(self._home, True)
+        kill_marked(self._marker, user.uid if user is not None else os.geteuid())
+        cleanup.job_ended(Path(self.env.data_dir), self.env.job_id)
 
     @classmethod
     async def probe(cls) -> ExecutorCapability | None:

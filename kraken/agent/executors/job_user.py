@@ -124,16 +124,16 @@ MARKER_VAR = "KK_JOB_MARKER"
 
 def user_variables(user: JobUser | None, home: Path, marker: str) -> dict[str, str]:
     """What a step of the job user gets instead of the agent's: its name, its own ``HOME``, and
-    the job's marker, by which ``kill_leftovers`` finds what the job leaves running."""
+    the job's marker, by which ``kill_marked`` finds what the job leaves running."""
     if user is None:
         return {}
     return {"HOME": str(home), "USER": user.name, "LOGNAME": user.name, MARKER_VAR: marker}
 
 
-def kill_leftovers(user: JobUser, marker: str) -> int:
-    """Kill every process of the job user that carries the job's marker: what a job left running
-    (``setsid``, ``nohup``, a daemon) must not outlive it and watch the next jobs.  A process that
-    cleared its environment escapes this (docs/security.md)."""
+def kill_marked(marker: str, uid: int | None = None) -> int:
+    """Kill every process (of ``uid`` when given) whose environment holds ``KK_JOB_MARKER=marker``
+    (how many): what a job left running (``setsid``, ``nohup``, a daemon) must not outlive it and
+    watch the next jobs.  A process that cleared its environment escapes this (docs/security.md)."""
     needle = f"{MARKER_VAR}={marker}".encode()
     killed = 0
     for _ in range(5):  # what forks during a pass is found by the next
@@ -143,14 +143,14 @@ def kill_leftovers(user: JobUser, marker: str) -> int:
                 if not entry.name.isdigit():
                     continue
                 try:
-                    if entry.stat().st_uid != user.uid:
+                    if uid is not None and entry.stat().st_uid != uid:
                         continue
                     with open(f"/proc/{entry.name}/environ", "rb") as fh:
                         variables = fh.read().split(b"\0")
                 except OSError:
                     continue
                 if needle in variables:
-                    with contextlib.suppress(ProcessLookupError):
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
                         os.kill(int(entry.name), signal.SIGKILL)
                         found += 1
         killed += found

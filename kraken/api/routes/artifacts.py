@@ -7,6 +7,9 @@ bound to the job and its agent; the job must be running on that agent):
 - ``GET /api/agent/jobs/{job_id}/artifacts``: the artifacts of the job's flow so far;
 - ``GET /api/agent/jobs/{job_id}/artifacts/{id}``: one of them (range requests work);
 - ``GET /api/agent/jobs/{job_id}/storage``: the size limits.
+
+An upload that meets a full data volume is refused with 507 and "no space left on the server's
+data volume" (the agent's step and job say so); the partial file is removed.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from kraken.artifacts import service
 from kraken.artifacts.paths import UnsafePath, clean_relative
 from kraken.artifacts.retention import MAX_KEEP_DAYS, MAX_KEEP_FLOWS
 from kraken.artifacts.store import TooLarge, blob_store
+from kraken.core.diskspace import DISK_FULL_REASON
 from kraken.models import Branch, Flow, Job, Run
 from kraken.models.artifacts import Artifact, BranchRetention
 from kraken.models.enums import State
@@ -97,12 +101,18 @@ async def agent_upload(
     store = blob_store(state.runtime.settings)
     try:
         sha, size = await store.put(request.stream(), limit)
+        async with state.runtime.db.transaction() as session:
+            art = await service.record_artifact(session, job, run, flow, path, sha, size, public)
     except TooLarge as exc:
         raise HTTPException(
             status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"artifact {path!r} is {exc} (artifacts_max_size)"
         ) from exc
-    async with state.runtime.db.transaction() as session:
-        art = await service.record_artifact(session, job, run, flow, path, sha, size, public)
+    except Exception as exc:
+        if not state.runtime.db.disk.note_error(exc):
+            raise
+        raise HTTPException(
+            status.HTTP_507_INSUFFICIENT_STORAGE, f"artifact {path!r} not stored: {DISK_FULL_REASON}"
+        ) from exc
     return art
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, HTTPException, Request, status
 from sqlmodel import select
 
@@ -42,7 +44,14 @@ async def me(user: UserDep) -> User:
     return user
 
 
-@router.get("/health", response_model=HealthOut, tags=["health"])
-async def health(state: StateDep) -> dict[str, str]:
-    """Anonymous: says nothing about the machine (no host name, no process id)."""
-    return {"status": "ok", "role": state.runtime.role}
+@router.get("/health", response_model=HealthOut, response_model_exclude_none=True, tags=["health"])
+async def health(state: StateDep) -> HealthOut:
+    """Anonymous: says nothing about the machine (no host name, no process id).  ``degraded``
+    with a ``reason`` when the server's data volume (its SQLite database, its local artifact
+    store) has no space left (``kraken/core/diskspace.py``)."""
+    settings = state.runtime.settings
+    local = (settings.effective_artifacts_dir,) if settings.artifacts_store == "local" else ()
+    space = await asyncio.to_thread(state.runtime.db.disk.status, local)
+    if space.full:
+        return HealthOut(status="degraded", role=state.runtime.role, reason=space.reason)
+    return HealthOut(status="ok", role=state.runtime.role)
