@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,13 +37,28 @@ class Effects:
         self.publish.append((agent_channel(agent_id), message.model_dump(mode="json")))
 
     async def apply(self, bus: Bus, queue: TaskQueue) -> None:
+        """Publish and enqueue what the committed transaction asked for.  The change is committed
+        already, so a failure here (Redis away) is logged and never raised: the caller must not
+        report a committed change as failed.  What must not be lost is recovered by the sweeps:
+        the scheduler's pass every few seconds, the watchdog re-sending assignments that did not
+        start and starting runs whose evaluation was lost, clients re-reading on ``resync``."""
+        failed: list[str] = []
         for channel, message in self.publish:
-            await bus.publish(channel, message)
+            await _attempt(failed, f"publish on {channel}", bus.publish(channel, message))
         if self.wake_scheduler or self.freed_agents:
-            await bus.publish(SCHED_CHANNEL, {})
+            await _attempt(failed, "wake the scheduler", bus.publish(SCHED_CHANNEL, {}))
         for name, key, kwargs in self.tasks:
-            await queue.enqueue(name, key=key, **kwargs)
+            await _attempt(failed, f"enqueue task {name}", queue.enqueue(name, key=key, **kwargs))
+        if failed:
+            log.warning("after-commit effects not delivered (%d): %s", len(failed), "; ".join(failed[:5]))
         self.publish.clear()
         self.tasks.clear()
         self.wake_scheduler = False
         self.freed_agents.clear()
+
+
+async def _attempt(failed: list[str], what: str, action: Awaitable[Any]) -> None:
+    try:
+        await action
+    except Exception as exc:  # the bus or the queue is away; the change itself is committed
+        failed.append(f"{what}: {type(exc).__name__}: {exc}")
