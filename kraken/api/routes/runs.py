@@ -9,9 +9,12 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from kraken.api import idempotency
 from kraken.api.deps import SessionDep, StateDep, UserDep
+from kraken.api.idempotency import IdempotencyKeyHeader
 from kraken.api.sse import sse_event, sse_response
 from kraken.control import orchestration
+from kraken.control.effects import Effects
 from kraken.models import Job, LogChunk, Run, Step
 from kraken.models.enums import State
 from kraken.protocol import EVENTS_CHANNEL, log_channel
@@ -85,15 +88,26 @@ async def cancel_job(job_id: Id, state: StateDep, _: UserDep) -> JobOut:
 
 
 @router.post("/jobs/{job_id}/rerun", response_model=JobOut, status_code=status.HTTP_201_CREATED)
-async def rerun_job(job_id: Id, state: StateDep, _: UserDep) -> JobOut:
-    async with state.write() as (session, effects):
+async def rerun_job(
+    job_id: Id, state: StateDep, user: UserDep, idempotency_key: IdempotencyKeyHeader = None
+) -> JobOut:
+    """Run the job again (a new job).  With an ``Idempotency-Key`` header, the same request sent
+    again answers with the job the first one created."""
+
+    async def create(session: AsyncSession, effects: Effects) -> int:
         try:
             new = await orchestration.rerun_job(session, job_id, effects)
         except LookupError as exc:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} not found") from exc
         except ValueError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        assert new.id is not None
+        return new.id
+
+    new_id = await idempotency.once(state, user, idempotency_key, f"POST /jobs/{job_id}/rerun", create)
     async with state.runtime.db.session() as session:
+        new = await session.get(Job, new_id)
+        assert new is not None
         return (await jobs_out(session, [new]))[0]
 
 
