@@ -142,14 +142,19 @@ async def job_log_stream(
     job_id: Id, request: Request, state: StateDep, _: UserDep, after: Int32 = -1
 ) -> StreamingResponse:
     """Server-sent events: ``lines`` events {first_line, step_index, lines} from line ``after``+1 on, live,
-    then ``end`` once the job is completed and all its lines were sent."""
+    then ``end`` once the job is completed and all its lines were sent.  Lines the bus lost (a
+    Redis outage) are read from the database when the bus says ``resync``."""
     async with state.runtime.db.session() as session:
         if await session.get(Job, job_id) is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} not found")
 
     async def events() -> AsyncIterator[bytes]:
         sent = after  # last line number sent
-        async with state.runtime.bus.listening(log_channel(job_id), EVENTS_CHANNEL) as sub:
+        done = False
+
+        async def stored() -> AsyncIterator[bytes]:
+            """The stored lines after ``sent``; ``done`` once the job is completed."""
+            nonlocal sent, done
             async with state.runtime.db.session() as session:
                 async for chunk in _chunks(session, job_id, sent):
                     skip = max(0, sent + 1 - chunk.first_line)
@@ -161,13 +166,23 @@ async def job_log_stream(
                     sent = chunk.first_line + chunk.line_count - 1
                 job = await session.get(Job, job_id)
                 done = job is not None and job.state == State.COMPLETED
+
+        async with state.runtime.bus.listening(log_channel(job_id), EVENTS_CHANNEL) as sub:
+            async for event in stored():
+                yield event
             if done:
                 yield sse_event("end", {"lines": sent + 1})
                 return
             while not await request.is_disconnected():
                 channel, msg = await sub.get()
                 if channel == EVENTS_CHANNEL:
-                    if msg.get("kind") == "job" and msg.get("id") == job_id and msg.get("state") == State.COMPLETED:
+                    if msg.get("kind") == "resync":  # the bus lost messages: catch up from the database
+                        async for event in stored():
+                            yield event
+                        if done:
+                            yield sse_event("end", {"lines": sent + 1})
+                            return
+                    elif msg.get("kind") == "job" and msg.get("id") == job_id and msg.get("state") == State.COMPLETED:
                         yield sse_event("end", {"lines": sent + 1})
                         return
                     continue
