@@ -11,7 +11,9 @@ import contextlib
 import logging
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -21,6 +23,8 @@ from kraken.core.hardening import not_dumpable
 from kraken.core.loop import run_async
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from kraken.agent.local import LocalAgentProcess
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Kraken CI")
@@ -95,11 +99,18 @@ async def _serve_http(settings: Settings, role: str, *, local_agent: bool = Fals
         # live streams (server-sent events) never end by themselves: don't wait for them forever
         timeout_graceful_shutdown=3,
     )
-    server = uvicorn.Server(config)
+    local: LocalAgentProcess | None = None
+
+    async def before_exit() -> None:  # SIGTERM/SIGINT, while the server still serves
+        if local is not None:
+            from kraken.api.shutdown import end_local_agent_jobs
+
+            await end_local_agent_jobs(api.state.kraken, settings.name or "local")
+
+    server = _server_ending_its_jobs(config, before_exit)
     serving = asyncio.create_task(server.serve())
     while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn offers no started event
         await asyncio.sleep(0.05)
-    local: LocalAgentProcess | None = None
     if server.started:
         state = api.state.kraken
         url = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else settings.host}:{settings.port}"
@@ -116,6 +127,40 @@ async def _serve_http(settings: Settings, role: str, *, local_agent: bool = Fals
     await serving
     if local is not None:
         await local.stop()
+
+
+EXIT_WORK_SECONDS = 10.0  # the longest a stop signal waits for the work before the exit
+
+
+def _server_ending_its_jobs(config: uvicorn.Config, before_exit: Callable[[], Awaitable[None]]) -> uvicorn.Server:
+    """A uvicorn server that, on the first stop signal, runs ``before_exit`` (bounded by
+    ``EXIT_WORK_SECONDS``) before it stops serving; a second signal stops it at once."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        leaving = False
+        work: asyncio.Task[None] | None = None
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if self.leaving or self.should_exit:
+                super().handle_exit(sig, frame)
+                return
+            self.leaving = True
+            # a signal handler runs between any two bytecodes: start the work from the loop
+            asyncio.get_running_loop().call_soon_threadsafe(self._begin, sig, frame)
+
+        def _begin(self, sig: int, frame: FrameType | None) -> None:
+            self.work = asyncio.get_running_loop().create_task(self._leave(sig, frame))
+
+        async def _leave(self, sig: int, frame: FrameType | None) -> None:
+            try:
+                await asyncio.wait_for(before_exit(), EXIT_WORK_SECONDS)
+            except Exception:
+                logging.getLogger("kraken").exception("while stopping")
+            finally:
+                super().handle_exit(sig, frame)
+
+    return Server(config)
 
 
 def start_local_agent(settings: Settings, url: str, token: str) -> LocalAgentProcess:

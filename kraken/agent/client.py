@@ -18,6 +18,7 @@ Every frame is a model of ``kraken.protocol``, the only server-side module the a
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import random
@@ -55,6 +56,7 @@ log = logging.getLogger(__name__)
 
 BACKOFF_MIN = 0.2
 BACKOFF_MAX = 5.0  # the longest wait between two attempts (jitter included)
+TAKEN_REMEMBERED = 256  # job ids remembered to recognise a re-sent assignment
 SILENT_INTERVALS = 2  # heartbeat intervals without a word from the server before giving up on the link
 CLOSE_TIMEOUT = 2.0  # at most this long for the closing handshake of a link given up
 
@@ -113,6 +115,8 @@ class Agent:
         self._caps: dict[str, Any] | None = None
         self._welcomed = False  # the current connection got its welcome
         self._next: JobSpec | None = None  # assigned while the previous job was still ending
+        # jobs this agent took, newest last: an assignment re-sent for one of them is a no-op
+        self._taken: collections.deque[int] = collections.deque(maxlen=TAKEN_REMEMBERED)
 
     async def run_forever(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -275,6 +279,10 @@ class Agent:
             await self.outbox.put(job_id, JobDone(result=Result.ERROR, reason=reason))
 
     async def _assigned(self, spec: JobSpec) -> None:
+        if spec.id in self._taken or (self._next is not None and self._next.id == spec.id):
+            # the same assignment again (the server re-sends one that has not started yet)
+            log.debug("job %s: assignment received again; already taken", spec.id)
+            return
         if self.runner is None:
             self._start_job(spec)
         elif self.runner.job_id != spec.id:  # (the same job: a re-sent assignment)
@@ -286,6 +294,7 @@ class Agent:
             await self.runner.cancel()
 
     def _start_job(self, spec: JobSpec) -> None:
+        self._taken.append(spec.id)
         job = spec.model_dump(mode="json")
         self.outbox.start_job(spec.id, spec.last_seq)
         server = {"url": http_url(self.url), "token": spec.transfer_token}

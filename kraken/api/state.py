@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
@@ -16,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kraken.control import orchestration
 from kraken.control.effects import Effects
 from kraken.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 
 class AgentEndpoint(Protocol):
@@ -40,9 +43,16 @@ class ServerState:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[tuple[AsyncSession, Effects]]:
         """A write transaction; its effects are applied after the commit.  Runs it created have
-        their stage code evaluated right after the commit, outside the transaction."""
+        their stage code evaluated right after the commit, outside the transaction.
+
+        Nothing after the commit turns the committed change into an error: a failed evaluation
+        (the database gone a moment) is logged and left to the watchdog, which starts runs whose
+        evaluation was lost; ``Effects.apply`` never raises."""
         effects = Effects()
         async with self.runtime.db.transaction(quick=True) as session:
             yield session, effects
-        await orchestration.evaluate_pending(self.runtime.db, effects)
+        try:
+            await orchestration.evaluate_pending(self.runtime.db, effects)
+        except Exception:
+            log.exception("after the commit: starting the new runs failed; the watchdog starts them later")
         await effects.apply(self.runtime.bus, self.runtime.queue)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,13 +38,68 @@ class Effects:
         self.publish.append((agent_channel(agent_id), message.model_dump(mode="json")))
 
     async def apply(self, bus: Bus, queue: TaskQueue) -> None:
+        """Publish and enqueue what the committed transaction asked for.  The change is committed
+        already, so a failure here (Redis away) is logged and never raised: the caller must not
+        report a committed change as failed.  Frames for agents (but assignments) and background
+        tasks are tried again in the background for ``RETRY_FOR`` seconds; live events and
+        scheduler wake-ups are not (clients re-read on ``resync``, the scheduler sweeps every few seconds), and the
+        watchdog re-sends assignments that did not start and starts runs whose evaluation was lost."""
+        failed: list[str] = []
         for channel, message in self.publish:
-            await bus.publish(channel, message)
+            # an assignment is re-sent from the database by the watchdog while it is still due
+            assignment = isinstance(message, dict) and message.get("type") == "assign"
+            keep = channel not in (EVENTS_CHANNEL, SCHED_CHANNEL) and not assignment
+            await _attempt(failed, f"publish on {channel}", _publisher(bus, channel, message), keep)
         if self.wake_scheduler or self.freed_agents:
-            await bus.publish(SCHED_CHANNEL, {})
+            await _attempt(failed, "wake the scheduler", _publisher(bus, SCHED_CHANNEL, {}), False)
         for name, key, kwargs in self.tasks:
-            await queue.enqueue(name, key=key, **kwargs)
+            await _attempt(failed, f"enqueue task {name}", _enqueuer(queue, name, key, kwargs), True)
+        if failed:
+            log.warning("after-commit effects not delivered (%d): %s", len(failed), "; ".join(failed[:5]))
         self.publish.clear()
         self.tasks.clear()
         self.wake_scheduler = False
         self.freed_agents.clear()
+
+
+RETRY_FOR = 300.0  # seconds a frame for an agent or a background task is tried again
+_retrying: set[asyncio.Task[None]] = set()
+
+Action = Callable[[], Awaitable[None]]
+
+
+def _publisher(bus: Bus, channel: str, message: Any) -> Action:
+    return lambda: bus.publish(channel, message)
+
+
+def _enqueuer(queue: TaskQueue, name: str, key: str | None, kwargs: dict[str, Any]) -> Action:
+    return lambda: queue.enqueue(name, key=key, **kwargs)
+
+
+async def _attempt(failed: list[str], what: str, action: Action, keep: bool) -> None:
+    try:
+        await action()
+    except Exception as exc:  # the bus or the queue is away; the change itself is committed
+        failed.append(f"{what}: {type(exc).__name__}: {exc}" + (" (retrying)" if keep else ""))
+        if keep:
+            task = asyncio.create_task(_retry(what, action))
+            _retrying.add(task)
+            task.add_done_callback(_retrying.discard)
+
+
+async def _retry(what: str, action: Action) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + RETRY_FOR
+    delay = 0.5
+    while True:
+        await asyncio.sleep(delay)
+        try:
+            await action()
+        except Exception as exc:
+            if loop.time() + delay > deadline:
+                log.error("after-commit effect lost after %g s: %s: %s", RETRY_FOR, what, exc)
+                return
+            delay = min(delay * 2, 5.0)
+            continue
+        log.info("after-commit effect delivered late: %s", what)
+        return

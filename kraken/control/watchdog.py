@@ -4,13 +4,18 @@
 - a running job past its timeout (plus a grace for the agent to report it) ends ``timeout``;
 - a run past its time limit (its stage's ``timeout``) ends its open jobs ``timeout``;
 - a run whose stage code was never evaluated (its ``start_run`` task was lost) is started;
+- an assignment not started ``RESEND_AFTER`` seconds after it was committed is sent again
+  (its first sending may have been lost: Redis away between the commit and the publish); the
+  agent ignores an assignment of a job it already took;
 - agents without heartbeat are marked offline.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+import time
+from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -21,11 +26,14 @@ from kraken.control.service import PeriodicService
 from kraken.models import Agent, Job, Run
 from kraken.models.base import utcnow
 from kraken.models.enums import Result, State
+from kraken.protocol import Assign
+from kraken.protocol import JobSpec as AgentJob
 
 log = logging.getLogger(__name__)
 
 TIMEOUT_GRACE = 30.0  # the agent enforces the job timeout itself; this catches silent agents
 LOST_START = 60.0  # seconds after which a run still waiting for its evaluation is started here
+RESEND_AFTER = 3.0  # seconds after which an assignment with no message from its agent is sent again
 
 
 class Watchdog(PeriodicService):
@@ -35,8 +43,13 @@ class Watchdog(PeriodicService):
     def interval(self) -> float:  # type: ignore[override]
         return self.settings.watchdog_interval
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._resent: dict[int, float] = {}  # job id -> when its assignment was last sent again
+
     async def tick(self) -> None:
         now = utcnow()
+        await self._resend_assignments(now)
         lost_cutoff = now - timedelta(seconds=self.settings.agent_timeout)
         async with self.db.session(quick=True) as session:
             lost = (
@@ -93,6 +106,39 @@ class Watchdog(PeriodicService):
                 .where(col(Agent.connected_to).is_not(None), col(Agent.last_seen) < lost_cutoff)
                 .values(connected_to=None)
             )
+
+    async def _resend_assignments(self, now: datetime) -> None:
+        """Send again the assignments whose agent has sent nothing for the job yet: a committed
+        assignment reaches its agent even when its first publication was lost."""
+        cutoff = now - timedelta(seconds=RESEND_AFTER)
+        effects = Effects()
+        async with self.db.session(quick=True) as session:
+            jobs = (
+                await session.execute(
+                    select(Job).where(
+                        col(Job.state) == State.RUNNING,
+                        col(Job.started).is_(None),
+                        col(Job.last_seq) == 0,
+                        col(Job.agent_id).is_not(None),
+                        col(Job.assigned) < cutoff,
+                    )
+                )
+            ).scalars().all()
+            clock = time.monotonic()
+            waiting: dict[int, float] = {}
+            for job in jobs:
+                assert job.id is not None and job.agent_id is not None
+                last = self._resent.get(job.id)
+                if last is not None and clock - last < RESEND_AFTER:
+                    waiting[job.id] = last
+                    continue
+                log.info("job %s: no word from agent %s since it was assigned; sending the assignment again",
+                         job.id, job.agent_name)
+                payload = await orchestration.job_payload(session, job)
+                effects.to_agent(job.agent_id, Assign(job=AgentJob.model_validate(payload)))
+                waiting[job.id] = clock
+        self._resent = waiting
+        await effects.apply(self.bus, self.queue)
 
     async def _end(self, job_id: int, result: Result, reason: str) -> None:
         effects = Effects()

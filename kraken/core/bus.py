@@ -17,10 +17,19 @@ import abc
 import asyncio
 import contextlib
 import fnmatch
+import logging
+import random
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+
+from kraken.protocol import EVENTS_CHANNEL
+
+log = logging.getLogger(__name__)
+
+# on ``events`` after the bus lost messages (a Redis outage): clients re-read what they show
+RESYNC: dict[str, Any] = {"kind": "resync"}
 
 
 class Subscription:
@@ -96,40 +105,68 @@ class MemoryBus(Bus):
 
 
 class RedisBus(Bus):
-    """One Redis pub/sub connection per process, fanned out to local subscriptions."""
+    """One Redis pub/sub connection per process, fanned out to local subscriptions.
+
+    It survives Redis outages: ``start()`` does not wait for Redis, the reader reconnects with
+    capped backoff, and once it is subscribed again after an outage it delivers a ``resync``
+    event (``RESYNC``) to the local subscribers of ``events``: what was published meanwhile is
+    lost, so the clients re-read.  ``publish`` raises while Redis is away; the callers' effects
+    log it and the sweeps recover what matters (``kraken/control/effects.py``)."""
 
     PREFIX = "kraken:"
+    BACKOFF_MIN = 0.2
+    BACKOFF_MAX = 5.0
 
     def __init__(self, url: str) -> None:
         import redis.asyncio as aioredis
 
         self._redis = aioredis.from_url(url)  # type: ignore[no-untyped-call]
-        self._pubsub = self._redis.pubsub()
         self._subs: list[Subscription] = []
         self._reader: asyncio.Task[None] | None = None
-        self._ready = asyncio.Event()
+        self.connected = asyncio.Event()
 
     async def start(self) -> None:
-        await self._pubsub.psubscribe(self.PREFIX + "*")
         self._reader = asyncio.create_task(self._read())
+        try:  # normally at once; a role started during an outage runs on and catches up
+            await asyncio.wait_for(self.connected.wait(), 5.0)
+        except TimeoutError:
+            log.warning("bus: Redis does not answer yet; starting anyway, it subscribes once Redis is back")
 
     async def _read(self) -> None:
-        n = len(self.PREFIX)
+        backoff = self.BACKOFF_MIN
+        lost = False
         while True:
+            pubsub = self._redis.pubsub()
             try:
-                msg = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+                await pubsub.psubscribe(self.PREFIX + "*")
+                self.connected.set()
+                backoff = self.BACKOFF_MIN
+                if lost:
+                    log.warning("Redis is back: bus subscribed again; live clients re-read")
+                    self._deliver(EVENTS_CHANNEL, dict(RESYNC))
+                    lost = False
+                while True:
+                    msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+                    if msg is not None and msg.get("type") == "pmessage":
+                        self._deliver(msg["channel"].decode()[len(self.PREFIX):], orjson.loads(msg["data"]))
             except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
                 raise
-            except Exception:  # connection trouble: redis-py reconnects on the next call
-                await asyncio.sleep(0.5)
-                continue
-            if msg is None or msg.get("type") != "pmessage":
-                continue
-            channel = msg["channel"].decode()[n:]
-            payload = orjson.loads(msg["data"])
-            for sub in self._subs:
-                if any(fnmatch.fnmatchcase(channel, p) for p in sub.patterns):
-                    sub.deliver(channel, payload)
+            except Exception as exc:  # connection trouble: subscribe again once Redis answers
+                self.connected.clear()
+                if not lost:
+                    log.warning("bus: Redis unavailable (%s); reconnecting", exc)
+                lost = True
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+                await asyncio.sleep(backoff * (0.5 + random.random() / 2))
+                backoff = min(backoff * 2, self.BACKOFF_MAX)
+
+    def _deliver(self, channel: str, payload: Any) -> None:
+        for sub in self._subs:
+            if any(fnmatch.fnmatchcase(channel, p) for p in sub.patterns):
+                sub.deliver(channel, payload)
 
     async def publish(self, channel: str, message: Any) -> None:
         await self._redis.publish(self.PREFIX + channel, orjson.dumps(message))
@@ -148,7 +185,5 @@ class RedisBus(Bus):
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader
-        with contextlib.suppress(Exception):
-            await self._pubsub.aclose()
         with contextlib.suppress(Exception):
             await self._redis.aclose()

@@ -329,7 +329,11 @@ export interface paths {
         /** List Flows */
         get: operations["list_flows_api_branches__branch_id__flows_get"];
         put?: never;
-        /** Create Flow */
+        /**
+         * Create Flow
+         * @description Start a flow.  With an ``Idempotency-Key`` header, the same request sent again answers
+         *     with the flow the first one started.
+         */
         post: operations["create_flow_api_branches__branch_id__flows_post"];
         delete?: never;
         options?: never;
@@ -480,7 +484,8 @@ export interface paths {
         /**
          * Events
          * @description Every change as an event named by its kind; a ``hello`` event first.  After a lost
-         *     connection a client re-reads what it shows and subscribes again.
+         *     connection a client re-reads what it shows and subscribes again.  A ``resync`` event says
+         *     that this server's bus was cut off from Redis and events were lost meanwhile: re-read too.
          */
         get: operations["events_api_events_get"];
         put?: never;
@@ -555,6 +560,8 @@ export interface paths {
          * Start Stage
          * @description Start a stage in this flow: a manual stage that is ready (``manual_stages``), or any
          *     enabled stage of the branch that has not run in this flow.  A completed flow reopens.
+         *     With an ``Idempotency-Key`` header, the same request sent again answers with the run the
+         *     first one started.
          */
         post: operations["start_stage_api_flows__flow_id__runs_post"];
         delete?: never;
@@ -666,7 +673,8 @@ export interface paths {
         /**
          * Job Log Stream
          * @description Server-sent events: ``lines`` events {first_line, step_index, lines} from line ``after``+1 on, live,
-         *     then ``end`` once the job is completed and all its lines were sent.
+         *     then ``end`` once the job is completed and all its lines were sent.  Lines the bus lost (a
+         *     Redis outage) are read from the database when the bus says ``resync``.
          */
         get: operations["job_log_stream_api_jobs__job_id__log_stream_get"];
         put?: never;
@@ -686,7 +694,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Rerun Job */
+        /**
+         * Rerun Job
+         * @description Run the job again (a new job).  With an ``Idempotency-Key`` header, the same request sent
+         *     again answers with the job the first one created.
+         */
         post: operations["rerun_job_api_jobs__job_id__rerun_post"];
         delete?: never;
         options?: never;
@@ -3139,7 +3151,10 @@ export interface operations {
     create_flow_api_branches__branch_id__flows_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Sent again with the same key (same user, within 24 h), the request answers with what the first one created instead of creating it twice. */
+                "Idempotency-Key"?: string | null;
+            };
             path: {
                 branch_id: number;
             };
@@ -3602,7 +3617,10 @@ export interface operations {
     start_stage_api_flows__flow_id__runs_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Sent again with the same key (same user, within 24 h), the request answers with what the first one created instead of creating it twice. */
+                "Idempotency-Key"?: string | null;
+            };
             path: {
                 flow_id: number;
             };
@@ -3814,7 +3832,10 @@ export interface operations {
     rerun_job_api_jobs__job_id__rerun_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Sent again with the same key (same user, within 24 h), the request answers with what the first one created instead of creating it twice. */
+                "Idempotency-Key"?: string | null;
+            };
             path: {
                 job_id: number;
             };

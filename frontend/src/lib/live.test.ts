@@ -34,6 +34,15 @@ describe("Live", () => {
       ['["agents"]', '["flow",3]', '["flows",9]', '["job",4]', '["jobs",7]', '["latest",9]', '["run",7]'].sort(),
     );
   });
+  it("re-reads every query on resync (events were lost on the server's bus)", () => {
+    const qc = new QueryClient();
+    qc.setQueryData(["flow", 1], { id: 1 });
+    qc.setQueryData(["agents"], []);
+    new Live(qc).resync();
+    expect(qc.getQueryState(["flow", 1])!.isInvalidated).toBe(true);
+    expect(qc.getQueryState(["agents"])!.isInvalidated).toBe(true);
+  });
+
   it("re-reads a run's results and summaries when its analysis is done, whatever the filters", async () => {
     const qc = new QueryClient();
     const filtered = [...qk.results(7, { status: "failed" })];

@@ -3,7 +3,8 @@
  * queries that show it (batched, so a burst of step events costs one refetch per query), and
  * step states are patched into the cached jobs at once. After a lost connection the browser
  * reconnects by itself; the server's ``hello`` on the new connection makes every query refetch,
- * so the page catches up with what it missed. No polling timers.
+ * so the page catches up with what it missed. A ``resync`` event (the server's bus lost events
+ * during a Redis outage, the connection itself stayed up) does the same. No polling timers.
  */
 import { useSyncExternalStore } from "react";
 import type { QueryClient, QueryKey } from "@tanstack/react-query";
@@ -58,6 +59,7 @@ export class Live {
       this.connectedBefore = true;
       this.setStatus("live");
     });
+    es.addEventListener("resync", () => this.resync());
     for (const kind of KINDS) {
       es.addEventListener(kind, (e) => {
         try {
@@ -103,6 +105,11 @@ export class Live {
     if (this.es && this.es.readyState !== EventSource.CLOSED) return;
     this.stop();
     this.start();
+  }
+
+  /** The server missed events (its bus was cut off): re-read everything shown. */
+  resync(): void {
+    void this.qc.invalidateQueries();
   }
 
   private invalidate(...keys: QueryKey[]): void {

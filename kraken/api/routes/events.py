@@ -19,7 +19,8 @@ KEEPALIVE_SECONDS = 15.0
 @router.get("/events")
 async def events(request: Request, state: StateDep, _: UserDep) -> StreamingResponse:
     """Every change as an event named by its kind; a ``hello`` event first.  After a lost
-    connection a client re-reads what it shows and subscribes again."""
+    connection a client re-reads what it shows and subscribes again.  A ``resync`` event says
+    that this server's bus was cut off from Redis and events were lost meanwhile: re-read too."""
 
     async def body() -> AsyncIterator[bytes]:
         import asyncio

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Query, status
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from kraken.api import idempotency
 from kraken.api.deps import SessionDep, StateDep, UserDep
+from kraken.api.idempotency import IdempotencyKeyHeader
 from kraken.api.state import ServerState
 from kraken.control import orchestration
 from kraken.control.archive import archived_reason
+from kraken.control.effects import Effects
 from kraken.models import Branch, Flow, Run
 from kraken.models.enums import FlowKind
 from kraken.schemas.api import FlowIn, FlowOut, FlowPage, RunBrief, RunOut, RunStart
@@ -33,8 +37,13 @@ async def _read_flow(state: ServerState, flow_id: int) -> FlowOut:
 
 
 @router.post("/branches/{branch_id}/flows", response_model=FlowOut, status_code=status.HTTP_201_CREATED)
-async def create_flow(branch_id: Id, body: FlowIn, state: StateDep, user: UserDep) -> FlowOut:
-    async with state.write() as (session, effects):  # the runs' stage code is evaluated after the commit
+async def create_flow(
+    branch_id: Id, body: FlowIn, state: StateDep, user: UserDep, idempotency_key: IdempotencyKeyHeader = None
+) -> FlowOut:
+    """Start a flow.  With an ``Idempotency-Key`` header, the same request sent again answers
+    with the flow the first one started."""
+
+    async def create(session: AsyncSession, effects: Effects) -> int:  # stage code is evaluated after the commit
         branch = await session.get(Branch, branch_id)
         if branch is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"branch {branch_id} not found")
@@ -43,8 +52,10 @@ async def create_flow(branch_id: Id, body: FlowIn, state: StateDep, user: UserDe
         flow = await orchestration.create_flow(
             session, branch, FlowKind(body.kind), body.args, effects, {"reason": "manual", "user": user.username}
         )
-        flow_id = flow.id
-    assert flow_id is not None
+        assert flow.id is not None
+        return flow.id
+
+    flow_id = await idempotency.once(state, user, idempotency_key, f"POST /branches/{branch_id}/flows", create)
     return await _read_flow(state, flow_id)
 
 
@@ -93,17 +104,26 @@ async def cancel_flow(flow_id: Id, state: StateDep, _: UserDep) -> FlowOut:
 
 
 @router.post("/flows/{flow_id}/runs", response_model=RunOut, status_code=status.HTTP_201_CREATED)
-async def start_stage(flow_id: Id, body: RunStart, state: StateDep, _: UserDep) -> Run:
+async def start_stage(
+    flow_id: Id, body: RunStart, state: StateDep, user: UserDep, idempotency_key: IdempotencyKeyHeader = None
+) -> Run:
     """Start a stage in this flow: a manual stage that is ready (``manual_stages``), or any
-    enabled stage of the branch that has not run in this flow.  A completed flow reopens."""
-    async with state.write() as (session, effects):
+    enabled stage of the branch that has not run in this flow.  A completed flow reopens.
+    With an ``Idempotency-Key`` header, the same request sent again answers with the run the
+    first one started."""
+
+    async def create(session: AsyncSession, effects: Effects) -> int:
         if await session.get(Flow, flow_id) is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"flow {flow_id} not found")
         try:
             run = await orchestration.start_stage(session, flow_id, body.stage_name, effects)
         except orchestration.StartRefused as exc:
             raise HTTPException(exc.status, str(exc)) from None
-        run_id = run.id
+        assert run.id is not None
+        return run.id
+
+    request = f"POST /flows/{flow_id}/runs {body.stage_name}"
+    run_id = await idempotency.once(state, user, idempotency_key, request, create)
     async with state.runtime.db.session() as session:
         started = await session.get(Run, run_id)
         assert started is not None

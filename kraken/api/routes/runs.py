@@ -9,9 +9,12 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from kraken.api import idempotency
 from kraken.api.deps import SessionDep, StateDep, UserDep
+from kraken.api.idempotency import IdempotencyKeyHeader
 from kraken.api.sse import sse_event, sse_response
 from kraken.control import orchestration
+from kraken.control.effects import Effects
 from kraken.models import Job, LogChunk, Run, Step
 from kraken.models.enums import State
 from kraken.protocol import EVENTS_CHANNEL, log_channel
@@ -85,15 +88,26 @@ async def cancel_job(job_id: Id, state: StateDep, _: UserDep) -> JobOut:
 
 
 @router.post("/jobs/{job_id}/rerun", response_model=JobOut, status_code=status.HTTP_201_CREATED)
-async def rerun_job(job_id: Id, state: StateDep, _: UserDep) -> JobOut:
-    async with state.write() as (session, effects):
+async def rerun_job(
+    job_id: Id, state: StateDep, user: UserDep, idempotency_key: IdempotencyKeyHeader = None
+) -> JobOut:
+    """Run the job again (a new job).  With an ``Idempotency-Key`` header, the same request sent
+    again answers with the job the first one created."""
+
+    async def create(session: AsyncSession, effects: Effects) -> int:
         try:
             new = await orchestration.rerun_job(session, job_id, effects)
         except LookupError as exc:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} not found") from exc
         except ValueError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        assert new.id is not None
+        return new.id
+
+    new_id = await idempotency.once(state, user, idempotency_key, f"POST /jobs/{job_id}/rerun", create)
     async with state.runtime.db.session() as session:
+        new = await session.get(Job, new_id)
+        assert new is not None
         return (await jobs_out(session, [new]))[0]
 
 
@@ -128,14 +142,19 @@ async def job_log_stream(
     job_id: Id, request: Request, state: StateDep, _: UserDep, after: Int32 = -1
 ) -> StreamingResponse:
     """Server-sent events: ``lines`` events {first_line, step_index, lines} from line ``after``+1 on, live,
-    then ``end`` once the job is completed and all its lines were sent."""
+    then ``end`` once the job is completed and all its lines were sent.  Lines the bus lost (a
+    Redis outage) are read from the database when the bus says ``resync``."""
     async with state.runtime.db.session() as session:
         if await session.get(Job, job_id) is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} not found")
 
     async def events() -> AsyncIterator[bytes]:
         sent = after  # last line number sent
-        async with state.runtime.bus.listening(log_channel(job_id), EVENTS_CHANNEL) as sub:
+        done = False
+
+        async def stored() -> AsyncIterator[bytes]:
+            """The stored lines after ``sent``; ``done`` once the job is completed."""
+            nonlocal sent, done
             async with state.runtime.db.session() as session:
                 async for chunk in _chunks(session, job_id, sent):
                     skip = max(0, sent + 1 - chunk.first_line)
@@ -147,13 +166,23 @@ async def job_log_stream(
                     sent = chunk.first_line + chunk.line_count - 1
                 job = await session.get(Job, job_id)
                 done = job is not None and job.state == State.COMPLETED
+
+        async with state.runtime.bus.listening(log_channel(job_id), EVENTS_CHANNEL) as sub:
+            async for event in stored():
+                yield event
             if done:
                 yield sse_event("end", {"lines": sent + 1})
                 return
             while not await request.is_disconnected():
                 channel, msg = await sub.get()
                 if channel == EVENTS_CHANNEL:
-                    if msg.get("kind") == "job" and msg.get("id") == job_id and msg.get("state") == State.COMPLETED:
+                    if msg.get("kind") == "resync":  # the bus lost messages: catch up from the database
+                        async for event in stored():
+                            yield event
+                        if done:
+                            yield sse_event("end", {"lines": sent + 1})
+                            return
+                    elif msg.get("kind") == "job" and msg.get("id") == job_id and msg.get("state") == State.COMPLETED:
                         yield sse_event("end", {"lines": sent + 1})
                         return
                     continue
