@@ -1,7 +1,7 @@
 """stage code from a repository
 
 - stage.schema_from_repo, repo_url, repo_branch, schema_file, repo_access_token: a stage's code
-  read from a file of a git repository at each run;
+  read from a file of a git repository at each run; stage.schema_commit: the commit read when it was saved;
 - run.schema_commit: the commit the run's stage code came from.
 
 Revision ID: 0013
@@ -30,6 +30,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('repo_branch', sa.String(length=250), nullable=True))
         batch_op.add_column(sa.Column('schema_file', sa.String(length=1000), nullable=True))
         batch_op.add_column(sa.Column('repo_access_token', sa.String(length=200), nullable=True))
+        batch_op.add_column(sa.Column('schema_commit', sa.String(length=64), nullable=True))
     with op.batch_alter_table('run', schema=None) as batch_op:
         batch_op.add_column(sa.Column('schema_commit', sa.String(length=64), nullable=True))
 
@@ -38,6 +39,7 @@ def downgrade() -> None:
     with op.batch_alter_table('run', schema=None) as batch_op:
         batch_op.drop_column('schema_commit')
     with op.batch_alter_table('stage', schema=None) as batch_op:
+        batch_op.drop_column('schema_commit')
         batch_op.drop_column('repo_access_token')
         batch_op.drop_column('schema_file')
         batch_op.drop_column('repo_branch')

@@ -233,6 +233,8 @@ async def _evaluate(db: Database, run_id: int) -> _Evaluation | None:
             **_context_extras(project, branch, flow, stage, run),
         )
         schema = await evaluate_stage(code, ctx)
+        if source is not None:
+            from_repo.unsaved_change(stage, schema)
         args = resolve_args(schema, run.args)
         variables = ctx.variables()
         values = {**args, **variables, "args": args}

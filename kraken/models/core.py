@@ -70,6 +70,7 @@ class Stage(SQLModel, table=True):
     repo_branch: str | None = Field(default=None, max_length=250)
     schema_file: str | None = Field(default=None, max_length=1000)
     repo_access_token: str | None = Field(default=None, max_length=200)  # a project secret's name
+    schema_commit: str | None = Field(default=None, max_length=64)  # the commit read when it was saved
     # runs of this stage: of both flow kinds (KK_RUN_SEQ / run.seq.shared), of CI and of DEV flows
     run_seq: int = 0
     ci_run_seq: int = 0

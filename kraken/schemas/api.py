@@ -145,6 +145,7 @@ class StageOut(ORM):
     repo_branch: str | None = None
     schema_file: str | None = None
     repo_access_token: str | None = None
+    schema_commit: str | None = None  # the commit its file was read from when it was saved
     created: datetime
     updated: datetime
 

@@ -17,6 +17,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -84,6 +85,24 @@ def check_source(url: str, branch: str, file: str) -> tuple[str, str] | None:
     return None
 
 
+def _local_path(url: str) -> Path | None:
+    """The directory a ``file://`` URL or a plain path names (None for a remote URL)."""
+    if url.startswith("file://"):
+        return Path(url[len("file://") :])
+    if "://" in url or re.match(r"^[^/]+:", url):  # a URL or scp-like host:path
+        return None
+    return Path(url)
+
+
+def _inside_data_dir(url: str) -> bool:
+    """A local URL into the server's own data dir (its caches hold other projects' repositories)."""
+    path = _local_path(url)
+    if path is None:
+        return False
+    data = cache_root().parent.resolve()
+    return path.resolve().is_relative_to(data)
+
+
 def _hidden(text: str, token: str | None) -> str:
     return text.replace(token, "***") if token else text
 
@@ -93,6 +112,8 @@ async def read_stage_code(source: RepoSource, timeout: float = FETCH_TIMEOUT) ->
     problem = check_source(source.url, source.branch, source.file)
     if problem:
         raise RepoError(f"{problem[0]} {problem[1]}")
+    if _inside_data_dir(source.url):
+        raise RepoError(f"{source.url} is inside the server's data dir: not a repository for stage code")
     url = source.url
     if source.token:
         with_token = token_url(url, source.token)
@@ -169,3 +190,15 @@ async def read_for_run(db: Database, stage: Stage, project_id: int) -> tuple[str
         source = await stage_source(session, stage, project_id)
     code, commit = await read_stage_code(source)
     return code, source, commit
+
+
+def unsaved_change(stage: Stage, schema: dict[str, Any]) -> None:
+    """The stage graph and the triggers are taken from the file when the stage is saved: a file whose
+    ``parent`` or ``triggers`` changed since is refused (``StageSchemaError``), never half used."""
+    for key, saved, default in (("parent", stage.parent, "root"), ("triggers", stage.triggers, {})):
+        if schema.get(key, default) != saved:
+            raise StageSchemaError(
+                f"the file changes '{key}' (saved: {saved!r}); save the stage again to take the new "
+                f"{key} in (the stage graph and the triggers are read when a stage is saved)",
+                path=key,
+            )

@@ -62,7 +62,7 @@ async def test_a_stage_runs_the_file_of_the_branch_head(tmp_path: Path, server: 
     assert stage["schema_from_repo"] is True and stage["schema_code"] == ""
     where = (stage["repo_url"], stage["repo_branch"], stage["schema_file"])
     assert where == (f"file://{repo}", "main", "ci/build.star")
-    assert stage["parent"] == "root"
+    assert stage["parent"] == "root" and stage["schema_commit"] == first
 
     flow, run = await run_of(api, branch_id)
     assert run["result"] == "passed", run
@@ -82,6 +82,12 @@ async def test_a_stage_runs_the_file_of_the_branch_head(tmp_path: Path, server: 
     assert "ci/build.star line 3" in run["reason"] and bad[:12] in run["reason"], run["reason"]
     assert "undefined_name" in run["reason"]
     assert await api.jobs(run["id"]) == []
+
+    # the stage graph is read when the stage is saved: a new parent in the file is refused, not half used
+    moved = commit(repo, {"ci/build.star": stage_code("four").replace('"root"', '"tests"')}, "moved")
+    _, run = await run_of(api, branch_id)
+    assert run["result"] == "error" and run["schema_commit"] == moved
+    assert "changes 'parent'" in run["reason"] and "save the stage again" in run["reason"], run["reason"]
 
     # the file is gone
     git(repo, "rm", "-q", "ci/build.star")
@@ -105,6 +111,7 @@ async def test_a_stage_runs_the_file_of_the_branch_head(tmp_path: Path, server: 
                                                                          "schema_code": stage_code("inline")})
     assert inline.status_code == 200, inline.text
     assert inline.json()["schema_from_repo"] is False and inline.json()["repo_url"] is None
+    assert inline.json()["schema_commit"] is None
     _, run = await run_of(api, branch_id)
     assert run["result"] == "passed" and run["schema_commit"] is None
 

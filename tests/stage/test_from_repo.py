@@ -99,3 +99,13 @@ async def test_an_access_token_needs_an_https_url_and_stays_out_of_errors() -> N
         )
     assert token not in str(err.value)
     assert "cannot fetch branch 'main' of http://127.0.0.1:9/r.git" in str(err.value)
+
+
+async def test_the_server_data_dir_is_no_source(tmp_path: Path, data_dir: Path) -> None:
+    repo = tmp_path / "repo"
+    make_repo(repo, {"s.star": CODE_1})
+    await read_stage_code(RepoSource(url=f"file://{repo}", branch="main", file="s.star"))
+    cached = next((data_dir / "stage-repos").iterdir())
+    for url in (f"file://{cached}", str(cached), f"{data_dir}/../data/stage-repos/{cached.name}"):
+        with pytest.raises(RepoError, match="inside the server's data dir"):
+            await read_stage_code(RepoSource(url=url, branch="main", file="s.star"))

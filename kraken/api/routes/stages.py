@@ -52,6 +52,7 @@ class StageCode:
         stage.schema_code = "" if self.use_repo else self.code
         for key in REPO_FIELDS:
             setattr(stage, key, (self.repo or {}).get(key))
+        stage.schema_commit = self.commit
 
 
 def _wanted_code(body: StageRepoFields, code: str | None, stage: Stage | None) -> StageCode:
