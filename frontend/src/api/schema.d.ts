@@ -2185,6 +2185,8 @@ export interface components {
             };
             /** Schema Code */
             schema_code: string;
+            /** Schema Commit */
+            schema_commit?: string | null;
             /** Schema File */
             schema_file?: string | null;
             /**
