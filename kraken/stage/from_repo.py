@@ -13,8 +13,12 @@ refuses a URL or branch starting with '-' and a path that leaves the repository.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import hashlib
+import os
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -103,6 +107,19 @@ def _inside_data_dir(url: str) -> bool:
     return path.resolve().is_relative_to(data)
 
 
+@contextlib.asynccontextmanager
+async def _file_lock(path: Path) -> AsyncIterator[None]:
+    """One fetch into a cache repository at a time across this machine's processes (the API and the
+    background worker both evaluate runs): git's own lock files would make the second one fail."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def _hidden(text: str, token: str | None) -> str:
     return text.replace(token, "***") if token else text
 
@@ -124,7 +141,7 @@ async def read_stage_code(source: RepoSource, timeout: float = FETCH_TIMEOUT) ->
     lock = _locks.setdefault(mirror, asyncio.Lock())
     env = {"GIT_ALLOW_PROTOCOL": ALLOWED_PROTOCOLS}
     ref = "refs/kraken/" + hashlib.sha256(source.branch.encode()).hexdigest()[:24]
-    async with lock:
+    async with lock, _file_lock(mirror.with_suffix(".lock")):
         if not (mirror / "HEAD").exists():
             mirror.mkdir(parents=True, exist_ok=True, mode=0o700)
             code, out = await git("init", "--bare", "-q", str(mirror), env_extra=env)

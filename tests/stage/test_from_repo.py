@@ -33,7 +33,7 @@ async def test_reads_the_file_at_the_branch_head_and_follows_new_commits(tmp_pat
     assert second != first
     assert await read_stage_code(source) == (CODE_2, second)
     assert list((data_dir / "stage-repos").iterdir()), "the fetch goes into a cache under the data dir"
-    shallow = (next((data_dir / "stage-repos").iterdir()) / "shallow").read_text()
+    shallow = (next(p for p in (data_dir / "stage-repos").iterdir() if p.is_dir()) / "shallow").read_text()
     assert second in shallow, "the fetch is shallow"
 
 
@@ -105,7 +105,18 @@ async def test_the_server_data_dir_is_no_source(tmp_path: Path, data_dir: Path) 
     repo = tmp_path / "repo"
     make_repo(repo, {"s.star": CODE_1})
     await read_stage_code(RepoSource(url=f"file://{repo}", branch="main", file="s.star"))
-    cached = next((data_dir / "stage-repos").iterdir())
+    cached = next(p for p in (data_dir / "stage-repos").iterdir() if p.is_dir())
     for url in (f"file://{cached}", str(cached), f"{data_dir}/../data/stage-repos/{cached.name}"):
         with pytest.raises(RepoError, match="inside the server's data dir"):
             await read_stage_code(RepoSource(url=url, branch="main", file="s.star"))
+
+
+async def test_concurrent_reads_of_one_repository(tmp_path: Path) -> None:
+    """Reads at once (as the API and the worker may do) all succeed: one fetch at a time per cache."""
+    import asyncio
+
+    repo = tmp_path / "repo"
+    head = make_repo(repo, {"s.star": CODE_1})
+    sources = [RepoSource(url=f"file://{repo}", branch="main", file="s.star") for _ in range(4)]
+    results = await asyncio.gather(*(read_stage_code(s) for s in sources))
+    assert results == [(CODE_1, head)] * 4
