@@ -15,7 +15,7 @@ from kraken.core.db import Database
 from kraken.core.files import private_dir, private_file
 from kraken.models.registry import load_all_models
 from kraken.secrets import store as secrets_store
-from kraken.stage import shutdown_sandbox
+from kraken.stage import from_repo, shutdown_sandbox
 from kraken.stage.sandbox import start_sandbox
 from kraken.workers.queue import ArqQueue, InProcessQueue, TaskQueue
 from kraken.workers.registry import TaskContext
@@ -41,6 +41,7 @@ class Runtime:
         prepare_data_dir(settings)
         load_all_models()
         secrets_store.configure(settings)
+        from_repo.configure(settings)
         self.db = Database(settings.effective_database_url)
         self.bus: Bus = MemoryBus() if self.embedded else RedisBus(settings.redis_url or "")
         self.queue: TaskQueue = InProcessQueue() if self.embedded else ArqQueue(settings.redis_url or "")

@@ -41,7 +41,7 @@ from kraken.protocol import DEFAULT_WHEN, Assign, Cancel
 from kraken.protocol import JobSpec as AgentJob
 from kraken.secrets import store as secrets_store
 from kraken.secrets.refs import substitute
-from kraken.stage import JobSpec, StageContext, StageSchemaError, evaluate_stage, expand_jobs, resolve_args
+from kraken.stage import JobSpec, StageContext, StageSchemaError, evaluate_stage, expand_jobs, from_repo, resolve_args
 from kraken.stage.interpolate import interpolate_at
 from kraken.triggers import commits
 
@@ -194,6 +194,7 @@ class _Evaluation:
     specs: list[JobSpec] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    commit: str | None = None  # the commit its stage code came from (stage code from a repository)
 
 
 async def _evaluate(db: Database, run_id: int) -> _Evaluation | None:
@@ -211,6 +212,12 @@ async def _evaluate(db: Database, run_id: int) -> _Evaluation | None:
     if stage is None:
         return _Evaluation(error=f"stage '{run.stage_name}' was deleted")
     assert flow.id is not None
+    code, source, commit = stage.schema_code, None, None
+    if stage.schema_from_repo:
+        try:
+            code, source, commit = await from_repo.read_for_run(db, stage, branch.project_id)
+        except from_repo.RepoError as exc:
+            return _Evaluation(error=f"stage code from repository: {exc}")
     try:
         args = resolve_args(stage.schema_, run.args)
         ctx = StageContext(
@@ -225,15 +232,20 @@ async def _evaluate(db: Database, run_id: int) -> _Evaluation | None:
             trigger=flow.trigger,
             **_context_extras(project, branch, flow, stage, run),
         )
-        schema = await evaluate_stage(stage.schema_code, ctx)
+        schema = await evaluate_stage(code, ctx)
+        if source is not None:
+            from_repo.unsaved_change(stage, schema)
         args = resolve_args(schema, run.args)
         variables = ctx.variables()
         values = {**args, **variables, "args": args}
         labels = {key: interpolate_at(schema[key], values, key) for key in LABEL_KEYS if schema.get(key)}
         specs = expand_jobs(schema, args, variables)
     except StageSchemaError as exc:
+        if source is not None and commit is not None:
+            exc = from_repo.code_error(exc, source, commit)
+            return _Evaluation(error=f"stage schema: {exc.message}", commit=commit)
         return _Evaluation(error=f"stage schema: {exc}")
-    return _Evaluation(args=args, schema=schema, specs=specs, labels=labels)
+    return _Evaluation(args=args, schema=schema, specs=specs, labels=labels, commit=commit)
 
 
 LABEL_KEYS = ("flow_label", "run_label")
@@ -252,6 +264,7 @@ async def start_run(db: Database, run_id: int, effects: Effects) -> None:
         if run.evaluated or run.state == State.COMPLETED:
             return
         run.evaluated = True
+        run.schema_commit = evaluation.commit
         if evaluation.error is None:
             try:
                 await _check_secret_references(session, flow.branch_id, evaluation.specs)

@@ -64,6 +64,13 @@ class Stage(SQLModel, table=True):
     schema_: dict[str, Any] = json_field(dict, name="schema")  # evaluated with default args at save time
     parent: str = "root"
     triggers: dict[str, Any] = json_field(dict)
+    # the code read from a file of a git repository at each run (kraken.stage.from_repo)
+    schema_from_repo: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    repo_url: str | None = Field(default=None, max_length=2000)
+    repo_branch: str | None = Field(default=None, max_length=250)
+    schema_file: str | None = Field(default=None, max_length=1000)
+    repo_access_token: str | None = Field(default=None, max_length=200)  # a project secret's name
+    schema_commit: str | None = Field(default=None, max_length=64)  # the commit read when it was saved
     # runs of this stage: of both flow kinds (KK_RUN_SEQ / run.seq.shared), of CI and of DEV flows
     run_seq: int = 0
     ci_run_seq: int = 0
@@ -109,6 +116,7 @@ class Run(SQLModel, table=True):
     label: str | None = None  # the stage's ``run_label``, interpolated
     stage_seq: int | None = None  # this run in its stage's runs of its flow kind (``run.seq.own``)
     stage_shared_seq: int | None = None  # ... of every flow kind (``run.seq.shared``)
+    schema_commit: str | None = Field(default=None, max_length=64)  # the commit its stage code came from
     evaluated: bool = True  # False until the stage code has been evaluated and the jobs created
     timeout: float | None = None  # the stage's ``timeout``: the run's time limit in seconds
     deadline: datetime | None = Field(default=None, index=True)  # when its open jobs end ``timeout``

@@ -106,14 +106,24 @@ class BranchUpdate(BaseModel):
 
 
 # stages
-class StageIn(BaseModel):
+class StageRepoFields(BaseModel):
+    """Stage code from a file of a git repository instead of ``schema_code`` (``docs/stages.md``)."""
+
+    schema_from_repo: bool | None = None
+    repo_url: str | None = Field(None, max_length=2000)
+    repo_branch: str | None = Field(None, max_length=250)
+    schema_file: str | None = Field(None, max_length=1000)
+    repo_access_token: str | None = Field(None, max_length=200, description="a project secret's name")
+
+
+class StageIn(StageRepoFields):
     name: str = Field(min_length=1, max_length=200)
-    schema_code: str
+    schema_code: str | None = None
     description: str = ""
     enabled: bool = True
 
 
-class StageUpdate(BaseModel):
+class StageUpdate(StageRepoFields):
     schema_code: str | None = None
     name: str | None = Field(None, min_length=1, max_length=200)
     description: str | None = None
@@ -130,6 +140,12 @@ class StageOut(ORM):
     schema_: dict[str, Any] = Field(serialization_alias="schema")
     parent: str
     triggers: dict[str, Any]
+    schema_from_repo: bool = False
+    repo_url: str | None = None
+    repo_branch: str | None = None
+    schema_file: str | None = None
+    repo_access_token: str | None = None
+    schema_commit: str | None = None  # the commit its file was read from when it was saved
     created: datetime
     updated: datetime
 
@@ -152,6 +168,7 @@ class RunBrief(ORM):
     result: str | None
     reason: str | None
     label: str | None = None
+    schema_commit: str | None = None  # the commit its stage code came from (stage code from a repository)
     deadline: datetime | None = None  # the run's time limit (its stage's ``timeout``)
     created: datetime
     started: datetime | None

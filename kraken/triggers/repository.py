@@ -15,8 +15,10 @@ GIT_TIMEOUT = 120.0
 MAX_COMMITS = 50
 
 
-async def git(*args: str, cwd: Path | None = None, timeout: float = GIT_TIMEOUT) -> tuple[int, str]:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_SSH_COMMAND": "ssh -o BatchMode=yes"}
+async def git(
+    *args: str, cwd: Path | None = None, timeout: float = GIT_TIMEOUT, env_extra: dict[str, str] | None = None
+) -> tuple[int, str]:
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_SSH_COMMAND": "ssh -o BatchMode=yes", **(env_extra or {})}
     proc = await asyncio.create_subprocess_exec(
         "git",
         *args,

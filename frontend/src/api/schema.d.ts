@@ -1014,7 +1014,8 @@ export interface paths {
         delete: operations["delete_stage_api_stages__stage_id__delete"];
         options?: never;
         head?: never;
-        patch?: never;
+        /** Update Stage */
+        patch: operations["update_stage_api_stages__stage_id__patch"];
         trace?: never;
     };
     "/api/stages/{stage_id}/triggers": {
@@ -1931,6 +1932,8 @@ export interface components {
             reason: string | null;
             /** Result */
             result: string | null;
+            /** Schema Commit */
+            schema_commit?: string | null;
             /** Seq */
             seq: number;
             /** Stage Name */
@@ -1969,6 +1972,8 @@ export interface components {
             reason: string | null;
             /** Result */
             result: string | null;
+            /** Schema Commit */
+            schema_commit?: string | null;
             /** Seq */
             seq: number;
             /** Stage Id */
@@ -2150,8 +2155,21 @@ export interface components {
             enabled: boolean;
             /** Name */
             name: string;
+            /**
+             * Repo Access Token
+             * @description a project secret's name
+             */
+            repo_access_token?: string | null;
+            /** Repo Branch */
+            repo_branch?: string | null;
+            /** Repo Url */
+            repo_url?: string | null;
             /** Schema Code */
-            schema_code: string;
+            schema_code?: string | null;
+            /** Schema File */
+            schema_file?: string | null;
+            /** Schema From Repo */
+            schema_from_repo?: boolean | null;
         };
         /** StageOut */
         StageOut: {
@@ -2172,12 +2190,27 @@ export interface components {
             name: string;
             /** Parent */
             parent: string;
+            /** Repo Access Token */
+            repo_access_token?: string | null;
+            /** Repo Branch */
+            repo_branch?: string | null;
+            /** Repo Url */
+            repo_url?: string | null;
             /** Schema */
             schema: {
                 [key: string]: unknown;
             };
             /** Schema Code */
             schema_code: string;
+            /** Schema Commit */
+            schema_commit?: string | null;
+            /** Schema File */
+            schema_file?: string | null;
+            /**
+             * Schema From Repo
+             * @default false
+             */
+            schema_from_repo: boolean;
             /** Triggers */
             triggers: {
                 [key: string]: unknown;
@@ -2196,8 +2229,21 @@ export interface components {
             enabled?: boolean | null;
             /** Name */
             name?: string | null;
+            /**
+             * Repo Access Token
+             * @description a project secret's name
+             */
+            repo_access_token?: string | null;
+            /** Repo Branch */
+            repo_branch?: string | null;
+            /** Repo Url */
+            repo_url?: string | null;
             /** Schema Code */
             schema_code?: string | null;
+            /** Schema File */
+            schema_file?: string | null;
+            /** Schema From Repo */
+            schema_from_repo?: boolean | null;
         };
         /** StepOut */
         StepOut: {
@@ -4690,6 +4736,41 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    update_stage_api_stages__stage_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                stage_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StageUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StageOut"];
+                };
             };
             /** @description Validation Error */
             422: {

@@ -1,4 +1,4 @@
-import { useMemo } from "react";
+import { type ReactNode, useMemo } from "react";
 import { Link, Redirect, useLocation, useSearch } from "wouter";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { client, unwrap } from "../api/client";
@@ -99,6 +99,9 @@ function RunPanel({ runId }: { runId: number }) {
           ["Finished", formatDateTime(r.finished)],
           ["Duration", <Elapsed key="d" start={r.started} end={r.finished} />],
           ...(r.deadline ? [["Time limit", formatDateTime(r.deadline)] as [string, string]] : []),
+          ...(r.schema_commit
+            ? [["Stage code", <span key="c" className="mono small" title={r.schema_commit} data-testid="run-schema-commit">from the repository at {r.schema_commit.slice(0, 12)}</span>] as [string, ReactNode]]
+            : []),
           ["Jobs", `${r.jobs_total}${r.jobs_error ? ` (${r.jobs_error} errored)` : ""}`],
           ["Args", args.length ? <span className="mono small">{args.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join("  ")}</span> : <span className="muted">none</span>],
         ]}

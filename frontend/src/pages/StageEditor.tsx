@@ -61,6 +61,55 @@ function SchemaSummary({ schema }: { schema: StageSchema }) {
   );
 }
 
+type RepoFields = { repo_url: string; repo_branch: string; schema_file: string; repo_access_token: string };
+
+function repoFields(stage?: Stage): RepoFields {
+  return {
+    repo_url: stage?.repo_url ?? "",
+    repo_branch: stage?.repo_branch ?? "main",
+    schema_file: stage?.schema_file ?? "",
+    repo_access_token: stage?.repo_access_token ?? "",
+  };
+}
+
+/** The body's code fields: inline code, or where the code is in a repository. */
+export function sourceBody(fromRepo: boolean, repo: RepoFields, code: string) {
+  if (!fromRepo) return { schema_from_repo: false, schema_code: code };
+  return {
+    schema_from_repo: true,
+    repo_url: repo.repo_url.trim(),
+    repo_branch: repo.repo_branch.trim(),
+    schema_file: repo.schema_file.trim(),
+    repo_access_token: repo.repo_access_token.trim(),
+  };
+}
+
+function RepoForm({ repo, onChange, stage }: { repo: RepoFields; onChange: (r: RepoFields) => void; stage?: Stage }) {
+  const field = (key: keyof RepoFields, label: string, placeholder: string, grow = false) => (
+    <label className={grow ? "grow" : undefined}>
+      {label}
+      <input name={key} value={repo[key]} placeholder={placeholder} onChange={(e) => onChange({ ...repo, [key]: e.target.value })} data-testid={`stage-${key}`} />
+    </label>
+  );
+  return (
+    <div className="repo-source" data-testid="repo-source">
+      <div className="editor-fields">
+        {field("repo_url", "Repository URL", "https://github.com/org/repo.git", true)}
+        {field("repo_branch", "Branch", "main")}
+      </div>
+      <div className="editor-fields">
+        {field("schema_file", "File", "ci/stage.star", true)}
+        {field("repo_access_token", "Access token (a project secret's name, optional)", "")}
+      </div>
+      {stage?.schema_from_repo && stage.schema_commit && (
+        <div className="muted small" data-testid="stage-schema-commit">
+          Checked when saved at commit <span className="mono" title={stage.schema_commit}>{stage.schema_commit.slice(0, 12)}</span>; each run reads the branch's latest commit and shows it.
+        </div>
+      )}
+    </div>
+  );
+}
+
 function Editor({ stage, branchId }: { stage?: Stage; branchId: number }) {
   const qc = useQueryClient();
   const [, navigate] = useLocation();
@@ -68,11 +117,15 @@ function Editor({ stage, branchId }: { stage?: Stage; branchId: number }) {
   const [name, setName] = useState(stage?.name ?? "");
   const [description, setDescription] = useState(stage?.description ?? "");
   const [enabled, setEnabled] = useState(stage?.enabled ?? true);
-  const [code, setCode] = useState(stage?.schema_code ?? TEMPLATE);
+  const [code, setCode] = useState(stage?.schema_from_repo ? TEMPLATE : (stage?.schema_code ?? TEMPLATE));
+  const [fromRepo, setFromRepo] = useState(stage?.schema_from_repo ?? false);
+  const [repo, setRepo] = useState<RepoFields>(() => repoFields(stage));
   const [problem, setProblem] = useState<{ err: StageError; at: ReturnType<typeof errorLine> } | null>(null);
   const [checked, setChecked] = useState<StageSchema | null>(stage?.schema ?? null);
   const [saved, setSaved] = useState<boolean>(() => !!(window.history.state as { saved?: boolean } | null)?.saved); // just created
-  const dirty = !stage || code !== stage.schema_code || name !== stage.name || description !== stage.description || enabled !== stage.enabled;
+  const repoDirty = !!stage && (fromRepo !== stage.schema_from_repo || (fromRepo && JSON.stringify(repo) !== JSON.stringify(repoFields(stage))));
+  const codeDirty = !!stage && !fromRepo && code !== stage.schema_code;
+  const dirty = !stage || codeDirty || repoDirty || name !== stage.name || description !== stage.description || enabled !== stage.enabled;
 
   const fail = (e: unknown, text: string) => {
     const err = stageError(e);
@@ -86,15 +139,17 @@ function Editor({ stage, branchId }: { stage?: Stage; branchId: number }) {
     mutationFn: async () => {
       setProblem(null);
       setSaved(false);
+      const source = sourceBody(fromRepo, repo, code);
       if (stage) {
+        const changed = fromRepo ? repoDirty : codeDirty || repoDirty;
         return unwrap(
           client.PUT("/api/stages/{stage_id}", {
             params: { path: { stage_id: stage.id } },
-            body: { name, description, enabled, schema_code: code !== stage.schema_code ? code : undefined },
+            body: { name, description, enabled, ...(changed ? source : {}) },
           }),
         ) as Promise<Stage>;
       }
-      return unwrap(client.POST("/api/branches/{branch_id}/stages", { params: { path: { branch_id: branchId } }, body: { name, description, enabled, schema_code: code } })) as Promise<Stage>;
+      return unwrap(client.POST("/api/branches/{branch_id}/stages", { params: { path: { branch_id: branchId } }, body: { name, description, enabled, ...source } })) as Promise<Stage>;
     },
     onSuccess: (s) => {
       qc.setQueryData(qk.stage(s.id), s);
@@ -160,16 +215,30 @@ function Editor({ stage, branchId }: { stage?: Stage; branchId: number }) {
           </label>
         )}
       </div>
-      <CodeEditor ref={editor} value={code} onChange={(v) => { setCode(v); setSaved(false); }} onSave={() => name && save.mutate()} />
+      <div className="editor-fields" role="radiogroup" aria-label="Stage code">
+        <label className="check">
+          <input type="radio" name="source" checked={!fromRepo} onChange={() => { setFromRepo(false); setSaved(false); }} data-testid="source-inline" />
+          Code in the stage
+        </label>
+        <label className="check">
+          <input type="radio" name="source" checked={fromRepo} onChange={() => { setFromRepo(true); setSaved(false); }} data-testid="source-repo" />
+          Code from a repository (read at each run)
+        </label>
+      </div>
+      {fromRepo ? (
+        <RepoForm repo={repo} onChange={(r) => { setRepo(r); setSaved(false); }} stage={stage} />
+      ) : (
+        <CodeEditor ref={editor} value={code} onChange={(v) => { setCode(v); setSaved(false); }} onSave={() => name && save.mutate()} />
+      )}
       {problem && (
         <div className="form-error stage-error" role="alert" data-testid="stage-error">
-          {problem.at ? (
+          {problem.at && !fromRepo ? (
             <button className="link" onClick={() => editor.current?.show({ line: problem.at!.line, column: problem.at!.column, message: problem.err.message })}>
               {problem.at.approx ? "near line" : "line"} {problem.at.line}
               {problem.at.column ? `, column ${problem.at.column}` : ""}
             </button>
           ) : null}
-          {problem.at ? ": " : ""}
+          {problem.at && !fromRepo ? ": " : ""}
           {problem.err.message}
           {problem.err.path && <span className="mono small"> ({problem.err.path})</span>}
         </div>
@@ -179,9 +248,11 @@ function Editor({ stage, branchId }: { stage?: Stage; branchId: number }) {
         <button className="btn primary" onClick={() => save.mutate()} disabled={save.isPending || !name || (!!stage && !dirty)} data-testid="stage-save">
           {save.isPending ? "Saving…" : stage ? "Save (Ctrl+S)" : "Create stage (Ctrl+S)"}
         </button>
-        <button className="btn" onClick={() => check.mutate()} disabled={check.isPending}>
-          Check
-        </button>
+        {!fromRepo && (
+          <button className="btn" onClick={() => check.mutate()} disabled={check.isPending}>
+            Check
+          </button>
+        )}
         {saved && !save.isPending && <span className="ok" data-testid="stage-saved">Saved ✓</span>}
         <Link href={`/branches/${branchId}/stages`} className="btn ghost">
           Back to the stages
