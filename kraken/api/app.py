@@ -45,6 +45,7 @@ ROUTER_MODULES = [
     "kraken.api.routes.cache",
     "kraken.api.routes.webhooks",
     "kraken.api.routes.triggers",
+    "kraken.api.routes.tools",
 ]
 
 

@@ -6,6 +6,7 @@ import importlib
 from typing import Any, TypeVar
 
 from kraken.agent.tools.base import Tool
+from kraken.agent.tools.custom import custom_tool_class
 
 TOOL_MODULES = [
     "kraken.agent.tools.shell",
@@ -41,6 +42,9 @@ def _load() -> None:
 
 
 def get_tool(name: str) -> type[Tool]:
+    """The built-in tool ``name``, or the custom tool ``name@version`` (``tools/custom.py``)."""
+    if "@" in name:
+        return custom_tool_class(name)
     _load()
     return _TOOLS[name]
 
