@@ -47,11 +47,11 @@ def _files(root: Path) -> list[tuple[str, Path]]:
             if not stat.S_ISREG(mode):
                 raise PackageError(f"{rel!r} is not a regular file (symlinks and devices are not packed)")
             out.append((rel, path))
+            if len(out) > MAX_FILES:
+                raise PackageError(f"the tool has more than {MAX_FILES} files")
         for d in dirnames:
             if (Path(dirpath) / d).is_symlink():
                 raise PackageError(f"{(Path(dirpath) / d).relative_to(root).as_posix()!r} is a symlink")
-    if len(out) > MAX_FILES:
-        raise PackageError(f"the tool has {len(out)} files, more than {MAX_FILES}")
     return out
 
 
