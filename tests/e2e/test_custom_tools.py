@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 
 SCHEMA = {
     "type": "object",
-    "properties": {"who": {"type": "string"}, "fail": {"type": "boolean"}},
+    "properties": {"who": {"type": "string", "maxLength": 20}, "fail": {"type": "boolean"}},
     "required": ["who"],
     "additionalProperties": False,
 }
@@ -118,6 +118,17 @@ async def test_git_tool_at_two_versions_validated_and_cached(tmp_path: Path, ser
     assert r.status_code == 200, r.text
     job, log = await _job_log(api, branch_id)  # the exit code decides the step's result
     assert job["steps"][0]["result"] == "failed" and "greet v1: hello x" in log, (job, log)
+
+    # the agent checks the interpolated fields against the package's schema once more
+    code = _stage('{"tool": "greet@1.0", "who": "#{args.WHO}"}').replace(
+        '"parent": "root",', '"parent": "root", "parameters": [{"name": "WHO", "default": "x"}],'
+    )
+    r = await api.http.put(f"/stages/{stage['id']}", json={"schema_code": code})
+    assert r.status_code == 200, r.text
+    flow = await api.wait_flow((await api.flow(branch_id, args={"WHO": "y" * 30}))["id"])
+    [job] = await api.jobs(flow["runs"][0]["id"])
+    assert job["steps"][0]["result"] == "error", job
+    assert "who: " in job["steps"][0]["message"] and "is too long" in job["steps"][0]["message"], job
 
 
 def _archive(members: list[tuple[str, bytes | None, str | None]]) -> bytes:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
+import jsonschema
 
 from kraken.agent.tools.base import StepOutcome, Tool, ToolContext, ToolError
 from kraken.tools_registry.manifest import MANIFEST, Manifest, ManifestError, parse_manifest
@@ -110,6 +111,17 @@ def _read(folder: Path) -> tuple[Manifest, list[tuple[str, bytes, int]]]:
     return manifest, files
 
 
+def field_problem(manifest: Manifest, fields: dict[str, Any]) -> str | None:
+    """What is wrong with the step's fields (after interpolation) per the tool's schema, or None."""
+    schema = manifest.fields_schema
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    error = jsonschema.exceptions.best_match(cls(schema).iter_errors(fields))
+    if error is None:
+        return None
+    where = ".".join(str(p) for p in error.absolute_path)
+    return f"{where}: {error.message}" if where else error.message
+
+
 class CustomTool(Tool):
     """The base of the classes ``custom_tool_class`` makes, one per ``name@version``."""
 
@@ -120,6 +132,9 @@ class CustomTool(Tool):
     async def run(self, ctx: ToolContext, fields: dict[str, Any]) -> StepOutcome:
         folder = await fetch_tool(ctx, self.tool_name, self.version)
         manifest, files = await asyncio.to_thread(_read, folder)
+        problem = field_problem(manifest, fields)
+        if problem is not None:  # checked by the server too; the package's own schema decides here
+            return StepOutcome("error", f"the fields do not fit the tool {self.name}: {problem}")
         base = f".kraken/tools/{self.tool_name}@{self.version}"
         for rel, data, mode in files:
             await ctx.executor.write_file(f"{base}/{rel}", data, mode)
