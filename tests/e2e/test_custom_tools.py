@@ -12,6 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
+from kraken.core.db import Database
+from kraken.core.security import hash_password
+from kraken.models import User
 from tests.support.api import Api
 from tests.support.gitrepo import commit, git, make_repo
 from tests.support.procs import Server, start_agent, wait_agent_connected
@@ -146,7 +149,9 @@ def _archive(members: list[tuple[str, bytes | None, str | None]]) -> bytes:
     return raw.getvalue()
 
 
-async def test_archive_and_folder_registration_refuse_what_escapes(tmp_path: Path, server: Server, api: Api) -> None:
+async def test_archive_and_folder_registration_refuse_what_escapes(
+    tmp_path: Path, server: Server, api: Api, database_url: str
+) -> None:
     manifest = json.dumps({"name": "arch", "version": "1", "entry": "bin/run.sh"}).encode()
     script = b"#!/bin/sh\necho arch\n"
     headers = {"content-type": "application/gzip"}
@@ -183,6 +188,24 @@ async def test_archive_and_folder_registration_refuse_what_escapes(tmp_path: Pat
     assert r.status_code == 201, r.text
     r = await api.http.post("/tools", json={"source": "directory", "path": str(folder), "extra": 1})
     assert r.status_code == 422
+
+    # only administrators register; every user lists
+    db = Database(database_url)
+    try:
+        async with db.transaction() as session:
+            session.add(User(username="plain", password_hash=hash_password("plain-pw"), is_admin=False))
+    finally:
+        await db.dispose()
+    plain = Api(server.url)
+    try:
+        await plain.login("plain", "plain-pw")
+        r = await plain.http.post("/tools", json={"source": "directory", "path": str(folder)})
+        assert r.status_code == 403 and "administrator" in r.text, r.text
+        r = await plain.http.post("/tools/archive", content=_archive(good), headers=headers)
+        assert r.status_code == 403, r.text
+        assert [t["version"] for t in await plain.get("/tools")] == ["1", "2"]
+    finally:
+        await plain.close()
 
     # the agents' download route takes only a job transfer token
     async with httpx.AsyncClient(base_url=server.url) as anon:
