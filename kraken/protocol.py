@@ -291,6 +291,8 @@ class StepSpec(Message):
     when: When = DEFAULT_WHEN
     attempts: int = Field(default=1, ge=1)
     sleep_time_after_attempt: float = Field(default=0.0, ge=0)
+    # a custom tool ("name@version", docs/tools.md): the sha256 of its package, which the agent checks
+    tool_digest: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
 
 class JobSpec(Message):

@@ -16,6 +16,7 @@ import TestCasePage from "./pages/TestCase";
 import AgentsPage from "./pages/Agents";
 import SettingsPage from "./pages/Settings";
 import DiagnosticsPage from "./pages/Diagnostics";
+import ToolsPage from "./pages/Tools";
 
 // Only the heavy parts load on demand: the stage editor (CodeMirror) and, inside the test
 // case page, the chart (uPlot). Pages themselves are in the main bundle: a lazy page would
@@ -70,6 +71,7 @@ export function App() {
           <Route path="/jobs/:id">{(p) => <JobPage id={Number(p.id)} />}</Route>
           <Route path="/test-cases/:id">{(p) => <TestCasePage id={Number(p.id)} />}</Route>
           <Route path="/agents">{() => <AgentsPage />}</Route>
+          <Route path="/tools">{() => <ToolsPage />}</Route>
           <Route path="/settings">{() => <SettingsPage />}</Route>
           <Route path="/diagnostics">{() => <DiagnosticsPage />}</Route>
           <Route>{() => <NotFound />}</Route>

@@ -227,6 +227,8 @@ class JobRunner:
                     "server_url": self.server.get("url"),
                     "agent_token": self.server.get("token"),
                     "agent_name": self.agent_name,
+                    "data_dir": self.data_dir,  # custom tools are cached there
+                    "tool_digest": step.get("tool_digest"),  # a custom tool's package
                 },
             )
             try:

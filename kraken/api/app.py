@@ -33,6 +33,7 @@ from kraken.api.routes import (
     runs,
     secrets,
     stages,
+    tools,
     triggers,
     webhooks,
 )
@@ -62,6 +63,7 @@ ROUTER_MODULES = (
     cache,
     webhooks,
     triggers,
+    tools,
 )
 
 

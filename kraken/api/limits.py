@@ -1,9 +1,9 @@
 """Request body limits and JSON well-formedness, checked before any route reads a body.
 
 - A body larger than its cap gets a 413 at once: from its ``Content-Length`` before a byte is
-  read, else as soon as the bytes received pass the cap. Caps: webhooks 25 MB, everything else
-  1 MB. Streamed uploads (artifacts, cache entries) are left to their routes, which apply the
-  artifact and cache size settings while they stream.
+  read, else as soon as the bytes received pass the cap. Caps: webhooks 25 MB, custom tool
+  archives 16 MB, everything else 1 MB. Streamed uploads (artifacts, cache entries) are left to
+  their routes, which apply the artifact and cache size settings while they stream.
 - A JSON body must be standard JSON of sane depth: lone surrogates (``"\\ud800"``), ``NaN``,
   numbers beyond a double and nesting deeper than 1024 get a 422 that says where; Python's json
   module would accept the first ones (and fail later, storing or answering) and crash on the last.
@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 JSON_LIMIT = 1 << 20
 WEBHOOK_LIMIT = 25 << 20
+TOOL_ARCHIVE_LIMIT = 16 << 20  # kraken.tools_registry.package.MAX_PACKAGE_SIZE
 # Routes that stream their body under their own limit (KRAKEN_ARTIFACTS_MAX_SIZE, KRAKEN_CACHE_MAX_SIZE).
 STREAMED = re.compile(r"^/api/agent/jobs/[^/]+/(artifacts|cache)$")
 
@@ -31,6 +32,8 @@ def body_limit(method: str, path: str) -> int | None:
         return None
     if path.startswith("/api/webhooks/"):
         return WEBHOOK_LIMIT
+    if path == "/api/tools/archive":
+        return TOOL_ARCHIVE_LIMIT
     return JSON_LIMIT
 
 

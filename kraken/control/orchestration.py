@@ -43,6 +43,7 @@ from kraken.secrets import store as secrets_store
 from kraken.secrets.refs import substitute
 from kraken.stage import JobSpec, StageContext, StageSchemaError, evaluate_stage, expand_jobs, from_repo, resolve_args
 from kraken.stage.interpolate import interpolate_at
+from kraken.tools_registry import store as tool_store
 from kraken.triggers import commits
 
 log = logging.getLogger(__name__)
@@ -211,6 +212,7 @@ async def _evaluate(db: Database, run_id: int) -> _Evaluation | None:
         return None
     if stage is None:
         return _Evaluation(error=f"stage '{run.stage_name}' was deleted")
+    await tool_store.refresh_snapshot(db)  # the custom tools the steps may use
     assert flow.id is not None
     code, source, commit = stage.schema_code, None, None
     if stage.schema_from_repo:
@@ -441,6 +443,7 @@ async def job_payload(session: AsyncSession, job: Job, flow: Flow | None = None)
     assert job.id is not None
     secrets = await secrets_store.job_secrets(session, job.id, steps)  # only those its steps refer to
     secrets_store.remember_job_secrets(job.id, secrets)
+    digests = await tool_store.step_digests(session, {s.tool for s in steps})  # custom tools
     return {
         "id": job.id,
         "name": job.name,
@@ -461,6 +464,7 @@ async def job_payload(session: AsyncSession, job: Job, flow: Flow | None = None)
                 "when": s.when or DEFAULT_WHEN,
                 "attempts": s.attempts,
                 "sleep_time_after_attempt": s.sleep_time_after_attempt,
+                **({"tool_digest": digests[s.tool]} if s.tool in digests else {}),
             }
             for s in steps
         ],

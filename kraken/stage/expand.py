@@ -17,20 +17,20 @@ _NOT_FIELDS = frozenset(STEP_COMMON_KEYS) | {"tool_version"}
 
 
 def _step(index: int, step: dict[str, Any], values: Mapping[str, Any], path: str) -> StepSpec:
-    tool, version = split_tool(step["tool"])
+    _, version = split_tool(step["tool"])
     fields = {key: value for key, value in step.items() if key not in _NOT_FIELDS}
     name = step.get("name")
     timeout = step.get("timeout")
     return StepSpec(
         index=index,
-        tool=tool,
+        tool=step["tool"],  # a custom tool keeps its version: "name@version"
         name=interpolate_at(name, values, join(path, "name")) if name is not None else None,
         fields={key: interpolate_at(value, values, join(path, key)) for key, value in fields.items()},
         timeout=float(timeout) if timeout is not None else None,
         when=step.get("when"),
         attempts=int(step.get("attempts", 1)),
         sleep_time_after_attempt=float(step.get("sleep_time_after_attempt", 0)),
-        tool_version=step.get("tool_version", version),
+        tool_version=step.get("tool_version", version),  # None for built-in tools
     )
 
 

@@ -4,7 +4,8 @@
 - ``executor``: ``local`` → ``direct``; default ``direct``
 - ``system``: a list becomes one environment per system; default ``any``
 - ``limits.memory`` → bytes
-- step ``tool: "name@version"``: refused (no custom tools yet)
+- step ``tool``: a custom tool becomes ``name@version`` (its latest version when none is given;
+  ``kraken.stage.tools``)
 - environment ``config`` naming no declared config: a plain label (as in the original Kraken,
   where configs were never implemented); it fans out to no config
 - job ``timeout`` default ``DEFAULT_JOB_TIMEOUT``

@@ -1,14 +1,20 @@
 """Validation of a step's tool name and tool fields against the tool registry.
 
-A registered tool's fields are checked with its ``fields_schema`` (no unknown field passes).
-Tools of the original Kraken that this one does not have (``UNAVAILABLE_TOOLS``) and
-versioned tools (``name@version``: there are no custom tools yet) are refused with a
-message that says so; any other tool name is an unknown tool.
+A built-in tool's fields are checked with its ``fields_schema`` (no unknown field passes).
+A custom tool (``docs/tools.md``) is named ``name`` (its latest version) or ``name@version``;
+its fields are checked with the JSON Schema of its manifest, and the normalized step names it
+as ``name@version``.  The custom tools come from a snapshot of the registry
+(``set_custom_tools``, loaded by ``kraken.tools_registry.store.refresh_snapshot`` before stage
+code is checked or evaluated).  Tools of the original Kraken that this one does not have
+(``UNAVAILABLE_TOOLS``), a version of a built-in tool, an unknown tool and an unknown version
+are refused with a message that says so.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
@@ -25,8 +31,27 @@ UNAVAILABLE_TOOLS: dict[str, str] = {
 }
 PLANNED_TOOLS = frozenset(UNAVAILABLE_TOOLS)
 
+
+@dataclass(frozen=True)
+class CustomToolVersion:
+    name: str
+    version: str
+    fields_schema: dict[str, Any]
+
+
 _lock = threading.Lock()
 _validators: dict[str, tuple[dict[str, Any], Any]] = {}
+# name -> version -> schema, versions in registration order (the last one is the latest)
+_custom: dict[str, dict[str, dict[str, Any]]] = {}
+
+
+def set_custom_tools(tools: Iterable[CustomToolVersion]) -> None:
+    """Replace the snapshot of the registered custom tools (in registration order)."""
+    fresh: dict[str, dict[str, dict[str, Any]]] = {}
+    for tool in tools:
+        fresh.setdefault(tool.name, {})[tool.version] = tool.fields_schema
+    global _custom
+    _custom = fresh
 
 
 def split_tool(value: str) -> tuple[str, str | None]:
@@ -36,23 +61,39 @@ def split_tool(value: str) -> tuple[str, str | None]:
 
 
 def known_tools() -> list[str]:
-    return sorted(tool_field_schemas())
+    return sorted(set(tool_field_schemas()) | set(_custom))
 
 
 def check_tool_name(value: str, step_path: str) -> str:
-    """The tool's name; ``StageSchemaError`` for a versioned, unavailable or unknown tool."""
+    """The tool as steps store it: a built-in tool's name, or ``name@version`` of a custom tool;
+    ``StageSchemaError`` for an unavailable or unknown tool or version."""
     tool, version = split_tool(value)
     path = join(step_path, "tool")
-    if version is not None:
-        raise StageSchemaError(
-            f"'{value}': versioned tools are not available (custom tools are not supported yet); use '{tool}'",
-            path=path,
-        )
     if tool in UNAVAILABLE_TOOLS:
         raise StageSchemaError(
             f"the tool '{tool}' is not available in this Kraken: {UNAVAILABLE_TOOLS[tool]}", path=path
         )
-    return tool
+    if tool in tool_field_schemas():
+        if version is not None:
+            raise StageSchemaError(f"'{value}': the built-in tool '{tool}' has no versions; use '{tool}'", path=path)
+        return tool
+    versions = _custom.get(tool)
+    if versions is None:
+        raise StageSchemaError(f"unknown tool '{tool}'; known tools: {', '.join(known_tools())}", path=path)
+    if version is None:
+        version = list(versions)[-1]
+    elif version not in versions:
+        raise StageSchemaError(
+            f"the tool '{tool}' has no version '{version}'; registered versions: {', '.join(versions)}", path=path
+        )
+    return f"{tool}@{version}"
+
+
+def _schema_of(tool: str) -> dict[str, Any] | None:
+    name, version = split_tool(tool)
+    if version is None:
+        return tool_field_schemas().get(tool)
+    return _custom.get(name, {}).get(version)
 
 
 def _validator(tool: str, schema: dict[str, Any]) -> Any:
@@ -66,8 +107,9 @@ def _validator(tool: str, schema: dict[str, Any]) -> Any:
 
 
 def check_tool_fields(tool: str, fields: dict[str, Any], step_path: str) -> None:
-    """Raise ``StageSchemaError`` if ``tool`` is unknown or ``fields`` do not fit its schema."""
-    schema = tool_field_schemas().get(tool)
+    """Raise ``StageSchemaError`` if ``tool`` (as ``check_tool_name`` returns it) is unknown or
+    ``fields`` do not fit its schema."""
+    schema = _schema_of(tool)
     if schema is None:
         raise StageSchemaError(
             f"unknown tool '{tool}'; known tools: {', '.join(known_tools())}", path=join(step_path, "tool")

@@ -80,11 +80,11 @@ def test_repo_trigger_is_stored_as_repository(job: Job) -> None:
     assert schema["triggers"] == {"repository": repo}
 
 
-def test_tool_version_is_refused(job: Job) -> None:
+def test_version_of_a_builtin_tool_is_refused(job: Job) -> None:
     with pytest.raises(StageSchemaError) as info:
         normalize_schema({"jobs": [job(steps=[{"tool": "git@2.1", "checkout": "u", "name": "get"}])]})
     assert info.value.path == "jobs[0].steps[0].tool"
-    assert "versioned tools are not available" in info.value.message
+    assert "the built-in tool 'git' has no versions" in info.value.message
 
 
 def test_tool_version_of_an_unknown_tool_is_still_unknown(job: Job) -> None:

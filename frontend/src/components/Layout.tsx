@@ -9,6 +9,7 @@ import { setTheme, useTheme, type ThemeChoice } from "../lib/theme";
 const NAV = [
   ["/", "Projects"],
   ["/agents", "Agents"],
+  ["/tools", "Tools"],
   ["/settings", "Settings"],
 ] as const;
 

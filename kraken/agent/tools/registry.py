@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from kraken.agent.tools.base import Tool
+from kraken.agent.tools.custom import custom_tool_class
 
 T = TypeVar("T", bound=type[Tool])
 
@@ -39,6 +40,9 @@ def _load() -> None:
 
 
 def get_tool(name: str) -> type[Tool]:
+    """The built-in tool ``name``, or the custom tool ``name@version`` (``tools/custom.py``)."""
+    if "@" in name:
+        return custom_tool_class(name)
     _load()
     return _TOOLS[name]
 

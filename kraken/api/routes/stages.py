@@ -22,6 +22,7 @@ from kraken.schemas.api import StageCheckIn, StageIn, StageOut, StageRepoFields,
 from kraken.schemas.ints import Id
 from kraken.schemas.responses import StageCheckOut
 from kraken.stage import StageContext, StageSchemaError, check_stage_code, check_stage_graph, from_repo
+from kraken.tools_registry import store as tool_store
 
 router = APIRouter(tags=["stages"])
 
@@ -115,6 +116,7 @@ async def _checked_schema(
         branch_id=branch.id,
         branch_display_name=branch.name,
     )
+    await tool_store.refresh_snapshot_in(session)  # the custom tools the steps may use
     try:
         schema = await check_stage_code(code, ctx)
         parents: dict[str, str | None] = {
@@ -226,8 +228,9 @@ async def update_stage(stage_id: Id, body: StageUpdate, state: StateDep, _: User
 
 
 @router.post("/stages/check", response_model=StageCheckOut)
-async def check_stage(body: StageCheckIn, _: UserDep) -> dict[str, Any]:
+async def check_stage(body: StageCheckIn, _: UserDep, session: SessionDep) -> dict[str, Any]:
     """Evaluate schema code without saving it (the stage editor's checker)."""
+    await tool_store.refresh_snapshot_in(session)
     try:
         return {"schema": await check_stage_code(body.schema_code, StageContext())}
     except StageSchemaError as err:
