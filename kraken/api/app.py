@@ -45,6 +45,9 @@ ROUTER_MODULES = [
     "kraken.api.routes.cache",
     "kraken.api.routes.webhooks",
     "kraken.api.routes.triggers",
+    "kraken.api.routes.users",
+    "kraken.api.routes.members",
+    "kraken.api.routes.tokens",
 ]
 
 

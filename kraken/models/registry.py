@@ -12,6 +12,7 @@ MODEL_MODULES = [
     "kraken.models.artifacts",
     "kraken.models.notify",
     "kraken.models.comments",
+    "kraken.models.access",
 ]
 
 

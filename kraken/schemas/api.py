@@ -36,6 +36,7 @@ class UserOut(ORM):
 class ProjectIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     description: str = ""
+    public: bool = False  # every logged-in user is a viewer
 
 
 class BranchOut(ORM):
@@ -58,6 +59,7 @@ class ProjectOut(ORM):
     name: str
     description: str
     archived: bool = False
+    public: bool = False
     created: datetime
     branches: list[BranchOut] = []
 

@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field
 class HealthOut(BaseModel):
     status: str
     role: str = Field(description="serve, server, controller or worker")
-    instance: str = Field(description="this server process (several replicas share a database)")
 
 
 class StageCheckOut(BaseModel):

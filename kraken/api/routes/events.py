@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from kraken.api.authz import LoggedInOnly
 from kraken.api.deps import StateDep, UserDep
 from kraken.api.sse import sse_event, sse_response
 from kraken.protocol import EVENTS_CHANNEL
@@ -16,7 +17,7 @@ router = APIRouter(tags=["events"])
 KEEPALIVE_SECONDS = 15.0
 
 
-@router.get("/events")
+@router.get("/events", dependencies=[LoggedInOnly])
 async def events(request: Request, state: StateDep, _: UserDep) -> StreamingResponse:
     """Every change as an event named by its kind; a ``hello`` event first.  After a lost
     connection a client re-reads what it shows and subscribes again."""

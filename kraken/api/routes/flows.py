@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Query, status
 from sqlmodel import col, select
 
+from kraken.api.authz import member, viewer
 from kraken.api.deps import SessionDep, StateDep, UserDep
 from kraken.api.state import ServerState
 from kraken.control import orchestration
@@ -32,7 +33,10 @@ async def _read_flow(state: ServerState, flow_id: int) -> FlowOut:
         return await flow_out(session, flow)
 
 
-@router.post("/branches/{branch_id}/flows", response_model=FlowOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/branches/{branch_id}/flows", response_model=FlowOut, status_code=status.HTTP_201_CREATED,
+    dependencies=[member("branch_id")],
+)
 async def create_flow(branch_id: Id, body: FlowIn, state: StateDep, user: UserDep) -> FlowOut:
     async with state.write() as (session, effects):  # the runs' stage code is evaluated after the commit
         branch = await session.get(Branch, branch_id)
@@ -48,7 +52,7 @@ async def create_flow(branch_id: Id, body: FlowIn, state: StateDep, user: UserDe
     return await _read_flow(state, flow_id)
 
 
-@router.get("/branches/{branch_id}/flows", response_model=FlowPage)
+@router.get("/branches/{branch_id}/flows", response_model=FlowPage, dependencies=[viewer("branch_id")])
 async def list_flows(
     branch_id: Id,
     session: SessionDep,
@@ -75,7 +79,7 @@ async def list_flows(
     return FlowPage(total=total, items=items)
 
 
-@router.get("/flows/{flow_id}", response_model=FlowOut)
+@router.get("/flows/{flow_id}", response_model=FlowOut, dependencies=[viewer("flow_id")])
 async def get_flow(flow_id: Id, session: SessionDep, _: UserDep) -> FlowOut:
     flow = await session.get(Flow, flow_id)
     if flow is None:
@@ -83,7 +87,7 @@ async def get_flow(flow_id: Id, session: SessionDep, _: UserDep) -> FlowOut:
     return await flow_out(session, flow)
 
 
-@router.post("/flows/{flow_id}/cancel", response_model=FlowOut)
+@router.post("/flows/{flow_id}/cancel", response_model=FlowOut, dependencies=[member("flow_id")])
 async def cancel_flow(flow_id: Id, state: StateDep, _: UserDep) -> FlowOut:
     async with state.write() as (session, effects):
         if await session.get(Flow, flow_id) is None:
@@ -92,7 +96,10 @@ async def cancel_flow(flow_id: Id, state: StateDep, _: UserDep) -> FlowOut:
     return await _read_flow(state, flow_id)
 
 
-@router.post("/flows/{flow_id}/runs", response_model=RunOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/flows/{flow_id}/runs", response_model=RunOut, status_code=status.HTTP_201_CREATED,
+    dependencies=[member("flow_id")],
+)
 async def start_stage(flow_id: Id, body: RunStart, state: StateDep, _: UserDep) -> Run:
     """Start a stage in this flow: a manual stage that is ready (``manual_stages``), or any
     enabled stage of the branch that has not run in this flow.  A completed flow reopens."""

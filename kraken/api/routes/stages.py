@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, status
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from kraken.api.authz import LoggedInOnly, maintainer, viewer
 from kraken.api.deps import SessionDep, StateDep, UserDep
 from kraken.models import Branch, Project, Stage
 from kraken.models.base import utcnow
@@ -48,13 +49,16 @@ async def _checked_schema(session: AsyncSession, branch: Branch, name: str, code
     return schema
 
 
-@router.get("/branches/{branch_id}/stages", response_model=list[StageOut])
+@router.get("/branches/{branch_id}/stages", response_model=list[StageOut], dependencies=[viewer("branch_id")])
 async def list_stages(branch_id: Id, session: SessionDep, _: UserDep) -> list[Stage]:
     rows = await session.execute(select(Stage).where(Stage.branch_id == branch_id).order_by(col(Stage.id)))
     return list(rows.scalars())
 
 
-@router.post("/branches/{branch_id}/stages", response_model=StageOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/branches/{branch_id}/stages", response_model=StageOut, status_code=status.HTTP_201_CREATED,
+    dependencies=[maintainer("branch_id")],
+)
 async def create_stage(branch_id: Id, body: StageIn, state: StateDep, _: UserDep) -> Stage:
     async with state.write() as (session, effects):
         branch = await session.get(Branch, branch_id)
@@ -80,7 +84,7 @@ async def create_stage(branch_id: Id, body: StageIn, state: StateDep, _: UserDep
     return stage
 
 
-@router.get("/stages/{stage_id}", response_model=StageOut)
+@router.get("/stages/{stage_id}", response_model=StageOut, dependencies=[viewer("stage_id")])
 async def get_stage(stage_id: Id, session: SessionDep, _: UserDep) -> Stage:
     stage = await session.get(Stage, stage_id)
     if stage is None:
@@ -88,7 +92,7 @@ async def get_stage(stage_id: Id, session: SessionDep, _: UserDep) -> Stage:
     return stage
 
 
-@router.put("/stages/{stage_id}", response_model=StageOut)
+@router.put("/stages/{stage_id}", response_model=StageOut, dependencies=[maintainer("stage_id")])
 async def update_stage(stage_id: Id, body: StageUpdate, state: StateDep, _: UserDep) -> Stage:
     async with state.write() as (session, effects):
         stage = await session.get(Stage, stage_id)
@@ -118,7 +122,7 @@ async def update_stage(stage_id: Id, body: StageUpdate, state: StateDep, _: User
     return stage
 
 
-@router.post("/stages/check", response_model=StageCheckOut)
+@router.post("/stages/check", response_model=StageCheckOut, dependencies=[LoggedInOnly])
 async def check_stage(body: StageCheckIn, _: UserDep) -> dict[str, Any]:
     """Evaluate schema code without saving it (the stage editor's checker)."""
     try:
