@@ -104,6 +104,21 @@ async def visible_projects(session: AsyncSession, user: User) -> set[int] | None
     return {int(r[0]) for r in rows}
 
 
+async def roles_of(session: AsyncSession, user: User) -> dict[int, Role]:
+    """The user's role in every project they can see."""
+    if user.is_admin:
+        rows = await session.execute(sa.text("SELECT id FROM project"))
+        return {int(r[0]): Role.MAINTAINER for r in rows}
+    rows = await session.execute(
+        sa.text(
+            "SELECT p.id, m.role FROM project p LEFT JOIN project_member m ON m.project_id = p.id AND m.user_id = :u"
+            " WHERE p.public OR m.role IS NOT NULL"
+        ),
+        {"u": user.id},
+    )
+    return {int(pid): Role[str(role).upper()] if role is not None else Role.VIEWER for pid, role in rows}
+
+
 def require_scope(principal: Principal, scope: str) -> None:
     if scope not in principal.scopes:
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"the token lacks the '{scope}' scope")

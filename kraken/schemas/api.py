@@ -30,6 +30,9 @@ class UserOut(ORM):
     id: int
     username: str
     is_admin: bool
+    roles: dict[str, str] = Field(
+        default={}, description="project id -> the caller's role there (administrators: maintainers of all)"
+    )
 
 
 # projects and branches

@@ -141,6 +141,8 @@ async def test_public_projects_and_listing(server: Server, api: Api) -> None:
     assert r.status_code == 200 and r.json() == [{"user_id": me["id"], "username": "carol", "role": "maintainer"}]
     listed = (await http.get("/projects", headers=as_(token))).json()
     assert sorted(p["name"] for p in listed) == ["closed", "open"]
+    roles = (await http.get("/auth/me", headers=as_(token))).json()["roles"]
+    assert roles == {str(public["id"]): "viewer", str(private["id"]): "maintainer"}
     r = await http.post(
         f"/projects/{private['id']}/branches", json={"name": "b", "branch_name": "b"}, headers=as_(token)
     )

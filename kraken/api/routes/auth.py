@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from sqlmodel import select
 
-from kraken.api.authz import LoggedInOnly
+from kraken.api.authz import LoggedInOnly, roles_of
 from kraken.api.deps import PrincipalDep, SessionDep, StateDep, UserDep
 from kraken.api.login_limits import LoginLimits
 from kraken.core.security import check_password, create_access_token
@@ -53,8 +53,12 @@ async def logout(state: StateDep, principal: PrincipalDep) -> Response:
 
 
 @router.get("/auth/me", response_model=UserOut)
-async def me(user: UserDep) -> User:
-    return user
+async def me(user: UserDep, session: SessionDep) -> UserOut:
+    """The caller, with their role in each project they can see (public ones: viewer), so that a
+    client offers only what the role allows."""
+    out = UserOut.model_validate(user)
+    out.roles = {str(project_id): role.label for project_id, role in (await roles_of(session, user)).items()}
+    return out
 
 
 @router.get("/health", response_model=HealthOut, tags=["health"])
