@@ -19,7 +19,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 from enum import IntEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import Depends, HTTPException, Request, status
@@ -28,6 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kraken.api.deps import Principal, PrincipalDep, get_state
 from kraken.models import User
 from kraken.schemas.ints import Id
+
+if TYPE_CHECKING:
+    from kraken.core.db import Database
 
 
 class Role(IntEnum):
@@ -198,3 +201,46 @@ def maintainer(param: str) -> Any:
 
 AdminOnly = Depends(_admin)
 LoggedInOnly = Depends(_logged_in)
+
+
+# the live event stream: which resource an event is about (kind -> its id's path parameter and key)
+EVENT_RESOURCE = {
+    "flow": ("flow_id", "id"),
+    "run": ("run_id", "id"),
+    "job": ("job_id", "id"),
+    "step": ("job_id", "job_id"),
+}
+EVENT_CACHE_SIZE = 10_000
+
+
+class EventFilter:
+    """Which live events a user may see: those of the projects visible when the stream began
+    (a changed role applies when the client subscribes again); agents' events and any other kind
+    only for administrators."""
+
+    def __init__(self, db: Database, user: User, visible: set[int] | None) -> None:
+        self.db, self.user, self.visible = db, user, visible
+        self.project_of: dict[tuple[str, int], int | None] = {}
+
+    @classmethod
+    async def for_user(cls, db: Database, user: User) -> EventFilter:
+        async with db.session(quick=True) as session:
+            return cls(db, user, await visible_projects(session, user))
+
+    async def allows(self, event: dict[str, Any]) -> bool:
+        if self.visible is None:
+            return True
+        resource = EVENT_RESOURCE.get(str(event.get("kind")))
+        if resource is None:
+            return False
+        param, key = resource
+        value = event.get(key)
+        if not isinstance(value, int):
+            return False
+        if (param, value) not in self.project_of:
+            if len(self.project_of) >= EVENT_CACHE_SIZE:
+                self.project_of.clear()
+            async with self.db.session(quick=True) as session:
+                found = (await session.execute(sa.text(PROJECT_OF[param][1]), {"i": value})).scalar_one_or_none()
+            self.project_of[(param, value)] = None if found is None else int(found)
+        return self.project_of[(param, value)] in self.visible

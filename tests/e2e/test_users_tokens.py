@@ -149,3 +149,40 @@ async def test_public_projects_and_listing(server: Server, api: Api) -> None:
     assert r.status_code == 201, r.text
     r = await http.put(f"/projects/{private['id']}/members", json=[{"user_id": 99999, "role": "viewer"}])
     assert r.status_code == 422 and "[0].user_id" in r.text, r.text
+
+
+STAGE = """
+def stage(ctx):
+    return {"jobs": [{"name": "j", "steps": [{"tool": "shell", "cmd": "true"}],
+                      "environments": [{"system": "any", "agents_group": "nobody-runs-this"}]}]}
+"""
+
+
+async def next_flow_event(events: Any) -> dict[str, Any]:
+    import asyncio
+
+    while True:
+        kind, data = await asyncio.wait_for(events.get(), 30)
+        if kind == "flow" and data.get("created"):
+            return data  # type: ignore[no-any-return]
+
+
+async def test_event_stream_shows_only_visible_projects(server: Server, api: Api) -> None:
+    member_id, member_token = await user_token(api, server, "dora")
+    _, outsider_token = await user_token(api, server, "erin")
+    private_id, private_branch = await api.project_with_branch("private")
+    await api.stage(private_branch, "s", STAGE)
+    public = await api.post("/projects", {"name": "public", "public": True}, 201)
+    public_branch = (await api.post(f"/projects/{public['id']}/branches", {"name": "m", "branch_name": "m"}, 201))["id"]
+    await api.stage(public_branch, "s", STAGE)
+    r = await api.http.put(f"/projects/{private_id}/members", json=[{"user_id": member_id, "role": "viewer"}])
+    assert r.status_code == 200, r.text
+    member, outsider = Api(server.url), Api(server.url)
+    member.token, outsider.token = member_token, outsider_token
+    async with member.events() as member_events, outsider.events() as outsider_events:
+        private_flow = await api.flow(private_branch)
+        public_flow = await api.flow(public_branch)
+        # the member sees both; the outsider's first flow event is the public one (events keep their order)
+        assert (await next_flow_event(member_events))["id"] == private_flow["id"]
+        assert (await next_flow_event(member_events))["id"] == public_flow["id"]
+        assert (await next_flow_event(outsider_events))["id"] == public_flow["id"]
