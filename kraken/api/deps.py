@@ -115,6 +115,8 @@ async def current_principal(
         raise _unauthorized("not logged in")
     state = get_state(request)
     if token.startswith(PAT_PREFIX):
+        if not creds:  # a query string ends up in logs and browser histories
+            raise _unauthorized("a personal access token goes in the Authorization header, not in the address")
         return await _from_api_token(state, token)
     return await _from_login_token(state, token)
 

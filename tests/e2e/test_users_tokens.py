@@ -47,6 +47,8 @@ async def test_personal_access_tokens(server: Server, api: Api, database_url: st
     assert r.status_code == 200, r.text
     r = await http.post(f"/branches/{branch_id}/flows", json={}, headers=as_(token))
     assert r.status_code == 403 and "trigger" in r.text, r.text
+    r = await http.get(f"/projects/{project_id}", params={"access_token": token}, headers={"Authorization": ""})
+    assert r.status_code == 401 and "Authorization header" in r.text, r.text
     r = await http.get("/agents", headers=as_(token))
     assert r.status_code == 403, r.text
     # only the hash is stored; the list shows no token, but the last use
