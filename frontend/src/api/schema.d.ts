@@ -504,8 +504,9 @@ export interface paths {
         };
         /**
          * Events
-         * @description Every change as an event named by its kind; a ``hello`` event first.  After a lost
-         *     connection a client re-reads what it shows and subscribes again.
+         * @description Every change the caller may see (their projects'; agents' for administrators) as an event
+         *     named by its kind; a ``hello`` event first.  After a lost connection a client re-reads what
+         *     it shows and subscribes again.
          */
         get: operations["events_api_events_get"];
         put?: never;
