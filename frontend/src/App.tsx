@@ -17,6 +17,9 @@ import AgentsPage from "./pages/Agents";
 import SettingsPage from "./pages/Settings";
 import DiagnosticsPage from "./pages/Diagnostics";
 import ToolsPage from "./pages/Tools";
+import UsersPage from "./pages/Users";
+import ProfilePage from "./pages/Profile";
+import MembersPage from "./pages/Members";
 
 // Only the heavy parts load on demand: the stage editor (CodeMirror) and, inside the test
 // case page, the chart (uPlot). Pages themselves are in the main bundle: a lazy page would
@@ -74,6 +77,9 @@ export function App() {
           <Route path="/tools">{() => <ToolsPage />}</Route>
           <Route path="/settings">{() => <SettingsPage />}</Route>
           <Route path="/diagnostics">{() => <DiagnosticsPage />}</Route>
+          <Route path="/users">{() => <UsersPage />}</Route>
+          <Route path="/profile">{() => <ProfilePage />}</Route>
+          <Route path="/projects/:id/members">{(p) => <MembersPage projectId={Number(p.id)} />}</Route>
           <Route>{() => <NotFound />}</Route>
         </Switch>
       </Suspense>

@@ -28,13 +28,16 @@ from kraken.api.routes import (
     comments,
     events,
     flows,
+    members,
     projects,
     results,
     runs,
     secrets,
     stages,
+    tokens,
     tools,
     triggers,
+    users,
     webhooks,
 )
 from kraken.api.state import ServerState
@@ -64,6 +67,9 @@ ROUTER_MODULES = (
     webhooks,
     triggers,
     tools,
+    users,
+    members,
+    tokens,
 )
 
 

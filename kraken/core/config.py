@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     agent_token: str | None = Field(None, description="the shared token with which new agents enroll")
     auto_approve: bool = Field(False, description="approve enrolling agents at once: for trusted networks only")
     secret_key: str | None = Field(None, description="signs login tokens; generated and stored if unset")
-    access_token_minutes: int = 60 * 24
+    access_token_minutes: int = 60 * 8
 
     # agent
     server: str = "http://127.0.0.1:8080"

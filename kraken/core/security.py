@@ -7,6 +7,7 @@ event loop, and no more of them wait at once than the pool can run (the rest wai
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import secrets
 import weakref
@@ -58,28 +59,53 @@ async def check_password(password: str, hashed: str | None) -> bool:
         return await loop.run_in_executor(_pool, _check, password, hashed)
 
 
+async def hash_password_async(password: str) -> str:
+    """``hash_password`` off the event loop, in the same pool as the checks."""
+    loop = asyncio.get_running_loop()
+    slots = _slots.setdefault(loop, asyncio.Semaphore(HASH_THREADS))
+    async with slots:
+        return await loop.run_in_executor(_pool, hash_password, password)
+
+
 def new_secret(nbytes: int = 32) -> str:
     return secrets.token_urlsafe(nbytes)
 
 
-def create_access_token(username: str, key: str, minutes: int) -> str:
+def create_access_token(username: str, key: str, minutes: int, generation: int = 0) -> str:
+    """A login token: the user's name and token generation (raising it ends the token), with an expiry."""
     import jwt  # here, not at the top: PyJWT loads cryptography, which an idle process does not need
 
     now = utcnow()
-    payload = {"sub": username, "iat": now, "exp": now + timedelta(minutes=minutes)}
+    payload = {"sub": username, "gen": generation, "iat": now, "exp": now + timedelta(minutes=minutes)}
     return jwt.encode(payload, key, algorithm=ALGORITHM)
 
 
-def read_access_token(token: str, key: str) -> str | None:
-    """The username in a valid, unexpired token, else None."""
+def read_access_token(token: str, key: str) -> tuple[str, int] | None:
+    """The username and token generation of a valid, unexpired login token, else None.
+    A token without ``exp`` is refused."""
     import jwt  # here, not at the top: PyJWT loads cryptography, which an idle process does not need
 
     try:
-        payload = jwt.decode(token, key, algorithms=[ALGORITHM])
+        payload = jwt.decode(token, key, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]})
     except jwt.PyJWTError:
         return None
-    sub = payload.get("sub")
-    return sub if isinstance(sub, str) else None
+    sub, gen = payload.get("sub"), payload.get("gen", 0)
+    if not isinstance(sub, str) or not isinstance(gen, int):
+        return None
+    return sub, gen
+
+
+PAT_PREFIX = "kpat_"
+
+
+def new_api_token() -> str:
+    """A personal access token: recognisable by its prefix, 256 random bits."""
+    return PAT_PREFIX + secrets.token_urlsafe(32)
+
+
+def token_digest(token: str) -> str:
+    """What is stored of a personal access token (its SHA-256: the token is random, no salt needed)."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def tokens_equal(given: str, expected: str) -> bool:

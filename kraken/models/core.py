@@ -16,6 +16,10 @@ class User(SQLModel, table=True):
     username: str = Field(unique=True, index=True, max_length=100)
     password_hash: str
     is_admin: bool = False
+    # a disabled user cannot log in and every token of theirs stops working at once
+    disabled: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    # login tokens carry it: raising it (logout, new password, disabling) ends every login session
+    token_generation: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created: datetime = created_field()
 
 
@@ -32,6 +36,7 @@ class Project(SQLModel, table=True):
     name: str = Field(unique=True, index=True, max_length=200)
     description: str = ""
     archived: bool = False  # hidden from lists, no flows start (kraken.control.archive)
+    public: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})  # viewer for everyone
     created: datetime = created_field()
 
 

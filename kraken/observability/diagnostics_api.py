@@ -16,6 +16,7 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel
 from sqlmodel import col
 
+from kraken.api.authz import AdminOnly
 from kraken.api.deps import StateDep, UserDep
 from kraken.control.agents import online_clause
 from kraken.models import Agent
@@ -85,7 +86,7 @@ class DiagnosticsOut(BaseModel):
     shared: bool  # processes include other processes' journals (scale-out, through Redis)
 
 
-@router.get("/diagnostics", response_model=DiagnosticsOut)
+@router.get("/diagnostics", response_model=DiagnosticsOut, dependencies=[AdminOnly])
 async def diagnostics(state: StateDep, user: UserDep) -> DiagnosticsOut:
     if not user.is_admin:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only an administrator may read the diagnostics")

@@ -16,6 +16,7 @@ class Strict(BaseModel):
 class ProjectPatch(Strict):
     name: str | None = Field(None, min_length=1, max_length=200)
     description: str | None = None
+    public: bool | None = None  # every logged-in user is a viewer
 
 
 class SequencesPatch(Strict):

@@ -30,12 +30,16 @@ class UserOut(ORM):
     id: int
     username: str
     is_admin: bool
+    roles: dict[str, str] = Field(
+        default={}, description="project id -> the caller's role there (administrators: maintainers of all)"
+    )
 
 
 # projects and branches
 class ProjectIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     description: str = ""
+    public: bool = False  # every logged-in user is a viewer
 
 
 class BranchOut(ORM):
@@ -58,6 +62,7 @@ class ProjectOut(ORM):
     name: str
     description: str
     archived: bool = False
+    public: bool = False
     created: datetime
     branches: list[BranchOut] = []
 

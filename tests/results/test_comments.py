@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlmodel import SQLModel
 
-from kraken.api.deps import current_user
+from kraken.api.deps import SCOPES, Principal, current_principal
 from kraken.api.routes.comments import router
 from kraken.api.state import ServerState
 from kraken.core.db import Database
@@ -30,7 +30,8 @@ async def client(world: World) -> AsyncIterator[httpx.AsyncClient]:
     app.include_router(router, prefix="/api")
     runtime = SimpleNamespace(db=world.db, bus=None, queue=None)  # no effects to apply here
     app.state.kraken = ServerState(runtime=runtime)  # type: ignore[arg-type]
-    app.dependency_overrides[current_user] = lambda: User(id=1, username="alice", password_hash="", is_admin=True)
+    alice = User(id=1, username="alice", password_hash="", is_admin=True)
+    app.dependency_overrides[current_principal] = lambda: Principal(alice, frozenset(SCOPES))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         yield c
 

@@ -263,6 +263,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/auth/logout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Logout
+         * @description Ends every login session of the caller (their login tokens carry a generation, raised here);
+         *     personal access tokens are revoked one by one (``DELETE /api/users/me/tokens/{id}``).
+         */
+        post: operations["logout_api_auth_logout_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/me": {
         parameters: {
             query?: never;
@@ -270,7 +291,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Me */
+        /**
+         * Me
+         * @description The caller, with their role in each project they can see (public ones: viewer), so that a
+         *     client offers only what the role allows.
+         */
         get: operations["me_api_auth_me_get"];
         put?: never;
         post?: never;
@@ -500,9 +525,10 @@ export interface paths {
         };
         /**
          * Events
-         * @description Every change as an event named by its kind; a ``hello`` event first.  After a lost
-         *     connection a client re-reads what it shows and subscribes again.  A ``resync`` event says
-         *     that this server's bus was cut off from Redis and events were lost meanwhile: re-read too.
+         * @description Every change the caller may see (their projects'; agents' for administrators) as an event
+         *     named by its kind; a ``hello`` event first.  After a lost connection a client re-reads what
+         *     it shows and subscribes again.  A ``resync`` event says that this server's bus was cut off from
+         *     Redis and events were lost meanwhile: re-read too.
          */
         get: operations["events_api_events_get"];
         put?: never;
@@ -732,7 +758,7 @@ export interface paths {
         };
         /**
          * List Projects
-         * @description The projects with their branches; archived ones only with ``include_archived``.
+         * @description The projects the caller can see, with their branches; archived ones only with ``include_archived``.
          */
         get: operations["list_projects_api_projects_get"];
         put?: never;
@@ -794,6 +820,27 @@ export interface paths {
         put?: never;
         /** Create Branch */
         post: operations["create_branch_api_projects__project_id__branches_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/members": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Members */
+        get: operations["list_members_api_projects__project_id__members_get"];
+        /**
+         * Set Members
+         * @description Replaces the project's members with ``[{"user_id", "role"}]``.
+         */
+        put: operations["set_members_api_projects__project_id__members_put"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1153,6 +1200,106 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Users */
+        get: operations["list_users_api_users_get"];
+        put?: never;
+        /** Create User */
+        post: operations["create_user_api_users_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/users/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get User */
+        get: operations["get_user_api_users__user_id__get"];
+        put?: never;
+        post?: never;
+        /** Delete User */
+        delete: operations["delete_user_api_users__user_id__delete"];
+        options?: never;
+        head?: never;
+        /** Patch User */
+        patch: operations["patch_user_api_users__user_id__patch"];
+        trace?: never;
+    };
+    "/api/users/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Patch Me
+         * @description Own name and password; a new password needs ``current_password`` and ends the other sessions
+         *     (log in again).
+         */
+        patch: operations["patch_me_api_users_me_patch"];
+        trace?: never;
+    };
+    "/api/users/me/tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Tokens */
+        get: operations["list_tokens_api_users_me_tokens_get"];
+        put?: never;
+        /**
+         * Create Token
+         * @description The token is in the answer only: Kraken keeps its SHA-256.  A token never has more scopes
+         *     than the credentials that made it; ``admin`` only for administrators.
+         */
+        post: operations["create_token_api_users_me_tokens_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/users/me/tokens/{token_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke Token
+         * @description Revokes one of the caller's tokens (it stays listed, revoked).
+         */
+        delete: operations["revoke_token_api_users_me_tokens__token_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/webhooks/{project_id}/{provider}": {
         parameters: {
             query?: never;
@@ -1233,6 +1380,26 @@ export interface components {
         AgentTokenOut: {
             /** Token */
             token: string;
+        };
+        /** ApiTokenOut */
+        ApiTokenOut: {
+            /**
+             * Created
+             * Format: date-time
+             */
+            created: string;
+            /** Expires */
+            expires: string | null;
+            /** Id */
+            id: number;
+            /** Last Used */
+            last_used: string | null;
+            /** Name */
+            name: string;
+            /** Revoked */
+            revoked: boolean;
+            /** Scopes */
+            scopes: ("read" | "trigger" | "write" | "admin")[];
         };
         /** ArtifactOut */
         ArtifactOut: {
@@ -1837,6 +2004,65 @@ export interface components {
             /** Username */
             username: string;
         };
+        /** MemberIn */
+        MemberIn: {
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "viewer" | "member" | "maintainer";
+            /** User Id */
+            user_id: number;
+        };
+        /** MemberOut */
+        MemberOut: {
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "viewer" | "member" | "maintainer";
+            /** User Id */
+            user_id: number;
+            /** Username */
+            username: string;
+        };
+        /** NewApiTokenOut */
+        NewApiTokenOut: {
+            /**
+             * Created
+             * Format: date-time
+             */
+            created: string;
+            /** Expires */
+            expires: string | null;
+            /** Id */
+            id: number;
+            /** Last Used */
+            last_used: string | null;
+            /** Name */
+            name: string;
+            /** Revoked */
+            revoked: boolean;
+            /** Scopes */
+            scopes: ("read" | "trigger" | "write" | "admin")[];
+            /**
+             * Token
+             * @description shown only once; Kraken keeps only its hash
+             */
+            token: string;
+        };
+        /**
+         * OwnPatch
+         * @description A user's change of their own account; a new password needs the current one.
+         */
+        OwnPatch: {
+            /** Current Password */
+            current_password?: string | null;
+            /** Password */
+            password?: string | null;
+            /** Username */
+            username?: string | null;
+        };
         /** ProcessOut */
         ProcessOut: {
             /** At */
@@ -1871,6 +2097,11 @@ export interface components {
             description: string;
             /** Name */
             name: string;
+            /**
+             * Public
+             * @default false
+             */
+            public: boolean;
         };
         /** ProjectOut */
         ProjectOut: {
@@ -1895,6 +2126,11 @@ export interface components {
             id: number;
             /** Name */
             name: string;
+            /**
+             * Public
+             * @default false
+             */
+            public: boolean;
         };
         /** ProjectPatch */
         ProjectPatch: {
@@ -1902,6 +2138,8 @@ export interface components {
             description?: string | null;
             /** Name */
             name?: string | null;
+            /** Public */
+            public?: boolean | null;
         };
         /** QueueOut */
         QueueOut: {
@@ -2435,6 +2673,18 @@ export interface components {
                 [key: string]: number;
             } | null;
         };
+        /** TokenIn */
+        TokenIn: {
+            /**
+             * Expires In
+             * @description seconds; none: never expires
+             */
+            expires_in?: number | null;
+            /** Name */
+            name: string;
+            /** Scopes */
+            scopes: ("read" | "trigger" | "write" | "admin")[];
+        };
         /** TokenOut */
         TokenOut: {
             /** Access Token */
@@ -2513,14 +2763,64 @@ export interface components {
             /** Spec */
             spec: string;
         };
-        /** UserOut */
-        UserOut: {
+        /** UserFull */
+        UserFull: {
+            /**
+             * Created
+             * Format: date-time
+             */
+            created: string;
+            /** Disabled */
+            disabled: boolean;
             /** Id */
             id: number;
             /** Is Admin */
             is_admin: boolean;
             /** Username */
             username: string;
+        };
+        /** UserIn */
+        UserIn: {
+            /**
+             * Is Admin
+             * @default false
+             */
+            is_admin: boolean;
+            /** Password */
+            password: string;
+            /** Username */
+            username: string;
+        };
+        /** UserOut */
+        UserOut: {
+            /** Id */
+            id: number;
+            /** Is Admin */
+            is_admin: boolean;
+            /**
+             * Roles
+             * @description project id -> the caller's role there (administrators: maintainers of all)
+             * @default {}
+             */
+            roles: {
+                [key: string]: string;
+            };
+            /** Username */
+            username: string;
+        };
+        /**
+         * UserPatch
+         * @description An administrator's change; disabling a user or setting a password ends their sessions.
+         */
+        UserPatch: {
+            /** Disabled */
+            disabled?: boolean | null;
+            /** Is Admin */
+            is_admin?: boolean | null;
+            /** Password */
+            password?: string | null;
+            /** Username */
+            username?: string | null;
         };
         /** ValidationError */
         ValidationError: {
@@ -3117,6 +3417,24 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
+            };
+        };
+    };
+    logout_api_auth_logout_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -4274,6 +4592,72 @@ export interface operations {
             };
         };
     };
+    list_members_api_projects__project_id__members_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberOut"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    set_members_api_projects__project_id__members_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MemberIn"][];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberOut"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_secrets_api_projects__project_id__secrets_get: {
         parameters: {
             query?: never;
@@ -5156,6 +5540,269 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ToolOut"];
+                };
+            };
+        };
+    };
+    list_users_api_users_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserFull"][];
+                };
+            };
+        };
+    };
+    create_user_api_users_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UserIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserFull"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_user_api_users__user_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserFull"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_user_api_users__user_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    patch_user_api_users__user_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UserPatch"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserFull"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    patch_me_api_users_me_patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OwnPatch"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserFull"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_tokens_api_users_me_tokens_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiTokenOut"][];
+                };
+            };
+        };
+    };
+    create_token_api_users_me_tokens_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TokenIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NewApiTokenOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    revoke_token_api_users_me_tokens__token_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                token_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };

@@ -2,6 +2,7 @@ import type { ReactNode } from "react";
 import { Link, useLocation } from "wouter";
 import { useQueryClient } from "@tanstack/react-query";
 import { useMe } from "../api/queries";
+import { client } from "../api/client";
 import { auth } from "../lib/auth";
 import { useLiveStatus } from "../lib/live";
 import { setTheme, useTheme, type ThemeChoice } from "../lib/theme";
@@ -55,19 +56,23 @@ export function Layout({ children }: { children: ReactNode }) {
               {label}
             </Link>
           ))}
+          {me.data?.is_admin && <Link href="/users" className={active("/users") ? "active" : ""}>Users</Link>}
           {me.data?.is_admin && <Link href="/diagnostics" className={active("/diagnostics") ? "active" : ""}>Diagnostics</Link>}
         </nav>
         <div className="topbar-right">
           <LiveIndicator />
           <ThemeSwitch />
-          <span className="user" title="Logged in user">
+          <Link href="/profile" className="user" title="Your profile and API tokens">
             {me.data?.username ?? ""}
-          </span>
+          </Link>
           <button
             className="btn ghost"
             onClick={() => {
-              auth.logout();
-              qc.clear();
+              // ends the session on the server too (every login token of the user), then here
+              void client.POST("/api/auth/logout").finally(() => {
+                auth.logout();
+                qc.clear();
+              });
             }}
           >
             Log out

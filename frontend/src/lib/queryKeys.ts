@@ -16,6 +16,9 @@ function key<N extends string>(name: N, ...parts: Part[]): readonly [N, ...Part[
 export const qk = {
   me: () => key("me"),
   agentToken: () => key("agentToken"),
+  users: () => key("users"),
+  members: (projectId?: number) => key("members", projectId),
+  tokens: () => key("tokens"),
   /** The projects list (with or without the archived ones). */
   projects: (includeArchived?: boolean) => key("projects", includeArchived),
   project: (id?: number) => key("project", id),

@@ -11,6 +11,7 @@ import { Dialog, Elapsed, Empty, ErrorBox, FormError, Skeleton, StatusBadge, Tim
 import { plural } from "../lib/format";
 import BranchSettings from "./BranchSettings";
 import { qk } from "../lib/queryKeys";
+import { allows, useRole } from "../lib/roles";
 
 const PAGE = 25;
 
@@ -313,6 +314,8 @@ export default function BranchPage({ id, tab = "ci" }: { id: number; tab?: strin
   const project = useProject(branch.data?.project_id);
   const [running, setRunning] = useState(false);
   const stages = useStages(id);
+  const role = useRole(branch.data?.project_id);
+  const canMaintain = allows(role, "maintainer");
   useTitle(branch.data ? `${project.data?.name ?? ""} / ${branch.data.name}` : "Branch");
   if (branch.isError) return <ErrorBox error={branch.error} retry={() => branch.refetch()} />;
   const kind = tab === "dev" ? "dev" : "ci";
@@ -320,7 +323,7 @@ export default function BranchPage({ id, tab = "ci" }: { id: number; tab?: strin
     ["ci", "CI flows", `/branches/${id}`],
     ["dev", "Dev flows", `/branches/${id}/dev`],
     ["stages", `Stages${stages.data ? ` (${stages.data.length})` : ""}`, `/branches/${id}/stages`],
-    ["settings", "Settings", `/branches/${id}/settings`],
+    ...(canMaintain ? [["settings", "Settings", `/branches/${id}/settings`] as [string, string, string]] : []),
   ];
   const archived = branch.data?.archived || project.data?.archived;
   return (
@@ -334,17 +337,26 @@ export default function BranchPage({ id, tab = "ci" }: { id: number; tab?: strin
         }
         actions={
           <>
-            <Link href={`/branches/${id}/stages/new`} className="btn">
-              + Stage
-            </Link>
-            <button
-              className="btn primary"
-              onClick={() => setRunning(true)}
-              disabled={!stages.data?.length || !!archived}
-              title={archived ? "archived: no new flows" : stages.data?.length ? "" : "add a stage first"}
-            >
-              ▷ Run flow
-            </button>
+            {branch.data && (
+              <Link href={`/projects/${branch.data.project_id}/members`} className="btn">
+                Members
+              </Link>
+            )}
+            {canMaintain && (
+              <Link href={`/branches/${id}/stages/new`} className="btn">
+                + Stage
+              </Link>
+            )}
+            {allows(role, "member") && (
+              <button
+                className="btn primary"
+                onClick={() => setRunning(true)}
+                disabled={!stages.data?.length || !!archived}
+                title={archived ? "archived: no new flows" : stages.data?.length ? "" : "add a stage first"}
+              >
+                ▷ Run flow
+              </button>
+            )}
           </>
         }
       >
@@ -364,7 +376,7 @@ export default function BranchPage({ id, tab = "ci" }: { id: number; tab?: strin
       </nav>
       {tab === "stages" ? (
         <StagesList branchId={id} />
-      ) : tab === "settings" ? (
+      ) : tab === "settings" && canMaintain ? (
         branch.data ? <BranchSettings branch={branch.data} /> : <Skeleton rows={6} />
       ) : (
         <FlowsTable key={kind} branchId={id} kind={kind} />

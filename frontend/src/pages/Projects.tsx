@@ -3,13 +3,14 @@ import { Link, useLocation } from "wouter";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { client, unwrap } from "../api/client";
 import { deleteProject, patchProject, setProjectArchived } from "../api/admin";
-import { useLatestFlow, useProjects } from "../api/queries";
+import { useLatestFlow, useMe, useProjects } from "../api/queries";
 import type { Branch, Project } from "../api/types";
 import { ConfirmDelete } from "../components/ConfirmDelete";
 import { PageHeader } from "../components/Layout";
 import { Dialog, Elapsed, Empty, ErrorBox, FormError, Skeleton, StatusBadge, TimeAgo, useTitle } from "../components/ui";
 import { formatCount } from "../lib/format";
 import { qk } from "../lib/queryKeys";
+import { allows, useRole } from "../lib/roles";
 
 function BranchRow({ branch }: { branch: Branch }) {
   const latest = useLatestFlow(branch.id);
@@ -121,7 +122,7 @@ function NewProject({ onClose }: { onClose: () => void }) {
   const [name, setName] = useState("");
   const [description, setDescription] = useState("");
   const m = useMutation({
-    mutationFn: () => unwrap(client.POST("/api/projects", { body: { name, description } })),
+    mutationFn: () => unwrap(client.POST("/api/projects", { body: { name, description, public: false } })),
     onSuccess: () => {
       void qc.invalidateQueries({ queryKey: qk.projects() });
       onClose();
@@ -223,6 +224,7 @@ function ProjectSettings({ project, onClose }: { project: Project; onClose: () =
 function ProjectCard({ project }: { project: Project }) {
   const [adding, setAdding] = useState(false);
   const [editing, setEditing] = useState(false);
+  const canMaintain = allows(useRole(project.id), "maintainer");
   return (
     <section className="card project-card" data-testid={`project-${project.name}`}>
       <div className="card-head">
@@ -233,12 +235,19 @@ function ProjectCard({ project }: { project: Project }) {
           {project.description && <div className="muted">{project.description}</div>}
         </div>
         <div className="form-actions">
-          <button className="btn" onClick={() => setEditing(true)}>
-            Settings
-          </button>
-          <button className="btn" onClick={() => setAdding(true)}>
-            + Branch
-          </button>
+          <Link href={`/projects/${project.id}/members`} className="btn">
+            Members
+          </Link>
+          {canMaintain && (
+            <>
+              <button className="btn" onClick={() => setEditing(true)}>
+                Settings
+              </button>
+              <button className="btn" onClick={() => setAdding(true)}>
+                + Branch
+              </button>
+            </>
+          )}
         </div>
       </div>
       {project.branches && project.branches.length ? (
@@ -264,7 +273,12 @@ function ProjectCard({ project }: { project: Project }) {
         </div>
       ) : (
         <Empty title="No branches yet" icon="⑂">
-          A branch holds the stages that CI runs. <button className="link" onClick={() => setAdding(true)}>Add the first branch</button>.
+          A branch holds the stages that CI runs.{" "}
+          {canMaintain && (
+            <>
+              <button className="link" onClick={() => setAdding(true)}>Add the first branch</button>.
+            </>
+          )}
         </Empty>
       )}
       <Dialog open={adding} onClose={() => setAdding(false)} title={`New branch of ${project.name}`}>
@@ -282,6 +296,7 @@ export default function ProjectsPage() {
   const [archived, setArchived] = useState(false);
   const projects = useProjects(archived);
   const [creating, setCreating] = useState(false);
+  const isAdmin = !!useMe().data?.is_admin;
   return (
     <>
       <PageHeader
@@ -292,9 +307,11 @@ export default function ProjectsPage() {
               <input type="checkbox" name="show_archived" checked={archived} onChange={(e) => setArchived(e.target.checked)} />
               Show archived
             </label>
-            <button className="btn primary" onClick={() => setCreating(true)}>
-              + New project
-            </button>
+            {isAdmin && (
+              <button className="btn primary" onClick={() => setCreating(true)}>
+                + New project
+              </button>
+            )}
           </>
         }
       />

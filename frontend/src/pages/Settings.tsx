@@ -80,7 +80,9 @@ export default function SettingsPage() {
         ) : (
           <Loading inline />
         )}
-        <p className="muted small">Managing users comes with a later version of the API.</p>
+        <p className="muted small">
+          Administrators manage users on the <Link href="/users">Users</Link> page; your password and API tokens are on your <Link href="/profile">profile</Link>.
+        </p>
       </section>
       <section className="card">
         <h2>Appearance</h2>

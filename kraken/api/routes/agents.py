@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, status
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from kraken.api.authz import AdminOnly
 from kraken.api.deps import SessionDep, StateDep, UserDep
 from kraken.api.state import ServerState
 from kraken.control.agents import (
@@ -49,13 +50,13 @@ async def agents_out(session: AsyncSession, agents: list[Agent], timeout: float)
     ]
 
 
-@router.get("/agents", response_model=list[AgentOut])
+@router.get("/agents", response_model=list[AgentOut], dependencies=[AdminOnly])
 async def list_agents(session: SessionDep, state: StateDep, _: UserDep) -> list[AgentOut]:
     agents = list((await session.execute(select(Agent).order_by(col(Agent.name)))).scalars())
     return await agents_out(session, agents, state.runtime.settings.agent_timeout)
 
 
-@router.get("/agents/{agent_id}", response_model=AgentOut)
+@router.get("/agents/{agent_id}", response_model=AgentOut, dependencies=[AdminOnly])
 async def get_agent(agent_id: Id, session: SessionDep, state: StateDep, _: UserDep) -> AgentOut:
     agent = await session.get(Agent, agent_id)
     if agent is None:
@@ -75,7 +76,7 @@ async def _agent_out(state: ServerState, agent_id: int) -> AgentOut:
         return (await agents_out(session, [agent], state.runtime.settings.agent_timeout))[0]
 
 
-@router.patch("/agents/{agent_id}", response_model=AgentOut)
+@router.patch("/agents/{agent_id}", response_model=AgentOut, dependencies=[AdminOnly])
 async def patch_agent(agent_id: Id, body: AgentPatch, state: StateDep, user: UserDep) -> AgentOut:
     """Enable or disable an agent, set its groups (administrators only: groups decide which jobs,
     and so which secrets, reach an agent)."""
@@ -96,7 +97,7 @@ async def patch_agent(agent_id: Id, body: AgentPatch, state: StateDep, user: Use
     return await _agent_out(state, agent_id)
 
 
-@router.post("/agents/{agent_id}/approve", response_model=AgentOut)
+@router.post("/agents/{agent_id}/approve", response_model=AgentOut, dependencies=[AdminOnly])
 async def approve(agent_id: Id, state: StateDep, user: UserDep) -> AgentOut:
     """Let an enrolled agent run jobs (409 for a revoked agent: it must enroll again first)."""
     require_admin(user, "approve agents")
@@ -113,7 +114,7 @@ async def approve(agent_id: Id, state: StateDep, user: UserDep) -> AgentOut:
     return await _agent_out(state, agent_id)
 
 
-@router.post("/agents/{agent_id}/revoke", response_model=AgentOut)
+@router.post("/agents/{agent_id}/revoke", response_model=AgentOut, dependencies=[AdminOnly])
 async def revoke(agent_id: Id, state: StateDep, user: UserDep) -> AgentOut:
     """Cut an agent off at once: its credential stops working, its websocket is closed, its running
     job ends with ``error``.  It may enroll again (pending) under its name."""
@@ -127,12 +128,12 @@ async def revoke(agent_id: Id, state: StateDep, user: UserDep) -> AgentOut:
     return await _agent_out(state, agent_id)
 
 
-@router.get("/agent-groups", response_model=list[str])
+@router.get("/agent-groups", response_model=list[str], dependencies=[AdminOnly])
 async def list_groups(session: SessionDep, _: UserDep) -> list[str]:
     return list((await session.execute(select(AgentGroup.name).order_by(col(AgentGroup.name)))).scalars())
 
 
-@router.get("/settings/agent-token", response_model=AgentTokenOut)
+@router.get("/settings/agent-token", response_model=AgentTokenOut, dependencies=[AdminOnly])
 async def agent_token(state: StateDep, user: UserDep) -> AgentTokenOut:
     require_admin(user, "read the agent token")
     return AgentTokenOut(token=state.agent_token)

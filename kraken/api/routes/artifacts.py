@@ -22,6 +22,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
+from kraken.api.authz import maintainer, viewer
 from kraken.api.deps import SessionDep, StateDep, UserDep
 from kraken.api.state import ServerState
 from kraken.api.transfer import AgentDep, JobTransfer, blob_response
@@ -143,7 +144,7 @@ def _content(state: ServerState, art: Artifact, request: Request) -> StreamingRe
 # ---------------------------------------------------------------- users
 
 
-@router.get("/flows/{flow_id}/artifacts", response_model=list[ArtifactOut])
+@router.get("/flows/{flow_id}/artifacts", response_model=list[ArtifactOut], dependencies=[viewer("flow_id")])
 async def flow_artifacts(flow_id: Id, session: SessionDep, _: UserDep, public: bool | None = None) -> list[Artifact]:
     if await session.get(Flow, flow_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"flow {flow_id} not found")
@@ -153,7 +154,7 @@ async def flow_artifacts(flow_id: Id, session: SessionDep, _: UserDep, public: b
     return list((await session.execute(q.order_by(col(Artifact.path), col(Artifact.id)))).scalars())
 
 
-@router.get("/runs/{run_id}/artifacts", response_model=list[ArtifactOut])
+@router.get("/runs/{run_id}/artifacts", response_model=list[ArtifactOut], dependencies=[viewer("run_id")])
 async def run_artifacts(run_id: Id, session: SessionDep, _: UserDep, public: bool | None = None) -> list[Artifact]:
     if await session.get(Run, run_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
@@ -163,7 +164,7 @@ async def run_artifacts(run_id: Id, session: SessionDep, _: UserDep, public: boo
     return list((await session.execute(q.order_by(col(Artifact.path), col(Artifact.id)))).scalars())
 
 
-@router.get("/artifacts/{artifact_id}", response_model=ArtifactOut)
+@router.get("/artifacts/{artifact_id}", response_model=ArtifactOut, dependencies=[viewer("artifact_id")])
 async def get_artifact(artifact_id: Id, session: SessionDep, _: UserDep) -> Artifact:
     art = await session.get(Artifact, artifact_id)
     if art is None:
@@ -171,7 +172,7 @@ async def get_artifact(artifact_id: Id, session: SessionDep, _: UserDep) -> Arti
     return art
 
 
-@router.get("/artifacts/{artifact_id}/content")
+@router.get("/artifacts/{artifact_id}/content", dependencies=[viewer("artifact_id")])
 async def download_artifact(artifact_id: Id, request: Request, state: StateDep, _: UserDep) -> StreamingResponse:
     """The artifact's bytes; ``Range: bytes=a-b`` gets part of them (206)."""
     async with state.runtime.db.session() as session:
@@ -213,14 +214,14 @@ async def _retention_out(state: ServerState, branch_id: int) -> RetentionOut:
     )
 
 
-@router.get("/branches/{branch_id}/retention", response_model=RetentionOut)
+@router.get("/branches/{branch_id}/retention", response_model=RetentionOut, dependencies=[viewer("branch_id")])
 async def get_retention(branch_id: Id, state: StateDep, _: UserDep) -> RetentionOut:
     """How long the branch keeps artifacts and logs: the newest ``keep_flows`` flows and/or the
     flows of the last ``keep_days`` days (a flow is kept when either rule keeps it)."""
     return await _retention_out(state, branch_id)
 
 
-@router.put("/branches/{branch_id}/retention", response_model=RetentionOut)
+@router.put("/branches/{branch_id}/retention", response_model=RetentionOut, dependencies=[maintainer("branch_id")])
 async def set_retention(branch_id: Id, body: RetentionIn, state: StateDep, _: UserDep) -> RetentionOut:
     async with state.write() as (session, _effects):
         if await session.get(Branch, branch_id) is None:

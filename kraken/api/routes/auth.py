@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from sqlmodel import select
 
-from kraken.api.deps import SessionDep, StateDep, UserDep
+from kraken.api.authz import LoggedInOnly, roles_of
+from kraken.api.deps import PrincipalDep, SessionDep, StateDep, UserDep
 from kraken.api.login_limits import LoginLimits
 from kraken.core.security import check_password, create_access_token
 from kraken.models import User
@@ -34,14 +35,32 @@ async def login(body: LoginIn, request: Request, session: SessionDep, state: Sta
     if not await check_password(body.password, user.password_hash if user else None) or user is None:
         limits.failed(address, body.username)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
+    if user.disabled:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "the user is disabled")
     limits.succeeded(body.username)
     minutes = state.runtime.settings.access_token_minutes
-    return TokenOut(access_token=create_access_token(user.username, state.secret_key, minutes))
+    token = create_access_token(user.username, state.secret_key, minutes, user.token_generation)
+    return TokenOut(access_token=token)
+
+
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, dependencies=[LoggedInOnly])
+async def logout(state: StateDep, principal: PrincipalDep) -> Response:
+    """Ends every login session of the caller (their login tokens carry a generation, raised here);
+    personal access tokens are revoked one by one (``DELETE /api/users/me/tokens/{id}``)."""
+    async with state.write() as (session, _effects):
+        user = await session.get(User, principal.user.id)
+        if user is not None:
+            user.token_generation += 1
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/auth/me", response_model=UserOut)
-async def me(user: UserDep) -> User:
-    return user
+async def me(user: UserDep, session: SessionDep) -> UserOut:
+    """The caller, with their role in each project they can see (public ones: viewer), so that a
+    client offers only what the role allows."""
+    out = UserOut.model_validate(user)
+    out.roles = {str(project_id): role.label for project_id, role in (await roles_of(session, user)).items()}
+    return out
 
 
 @router.get("/health", response_model=HealthOut, response_model_exclude_none=True, tags=["health"])

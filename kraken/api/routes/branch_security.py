@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, status
 
+from kraken.api.authz import maintainer, viewer
 from kraken.api.deps import SessionDep, StateDep, UserDep
 from kraken.models import Branch
 from kraken.schemas.api import BranchSecurityIn, BranchSecurityOut
@@ -12,7 +13,7 @@ from kraken.schemas.ints import Id
 router = APIRouter(tags=["projects"])
 
 
-@router.get("/branches/{branch_id}/security", response_model=BranchSecurityOut)
+@router.get("/branches/{branch_id}/security", response_model=BranchSecurityOut, dependencies=[viewer("branch_id")])
 async def get_branch_security(branch_id: Id, session: SessionDep, _: UserDep) -> BranchSecurityOut:
     branch = await session.get(Branch, branch_id)
     if branch is None:
@@ -20,7 +21,10 @@ async def get_branch_security(branch_id: Id, session: SessionDep, _: UserDep) ->
     return BranchSecurityOut(branch_id=branch_id, dev_flows_in_containers=branch.dev_flows_in_containers)
 
 
-@router.put("/branches/{branch_id}/security", response_model=BranchSecurityOut)
+@router.put(
+    "/branches/{branch_id}/security", response_model=BranchSecurityOut,
+    dependencies=[maintainer("branch_id")],
+)
 async def set_branch_security(
     branch_id: Id, body: BranchSecurityIn, state: StateDep, user: UserDep
 ) -> BranchSecurityOut:

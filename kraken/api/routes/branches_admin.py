@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from kraken.api.authz import AdminOnly, maintainer
 from kraken.api.deps import StateDep, UserDep
 from kraken.api.routes.projects import project_out
 from kraken.control import orchestration
@@ -57,7 +58,7 @@ async def _branch(session: AsyncSession, branch_id: int) -> Branch:
 # ------------------------------------------------------------------ projects
 
 
-@router.patch("/projects/{project_id}", response_model=ProjectOut)
+@router.patch("/projects/{project_id}", response_model=ProjectOut, dependencies=[maintainer("project_id")])
 async def patch_project(project_id: Id, body: ProjectPatch, state: StateDep, _: UserDep) -> ProjectOut:
     _no_nulls(body)
     async with state.write() as (session, _effects):
@@ -69,6 +70,8 @@ async def patch_project(project_id: Id, body: ProjectPatch, state: StateDep, _: 
             project.name = body.name
         if body.description is not None:
             project.description = body.description
+        if body.public is not None:
+            project.public = body.public
         await session.flush()
         return await project_out(session, project, include_archived=True)
 
@@ -82,12 +85,12 @@ async def _set_project_archived(state: Any, project_id: int, archived: bool) -> 
         return await project_out(session, project, include_archived=True)
 
 
-@router.post("/projects/{project_id}/archive", response_model=ProjectOut)
+@router.post("/projects/{project_id}/archive", response_model=ProjectOut, dependencies=[maintainer("project_id")])
 async def archive_project(project_id: Id, state: StateDep, _: UserDep) -> ProjectOut:
     return await _set_project_archived(state, project_id, True)
 
 
-@router.post("/projects/{project_id}/unarchive", response_model=ProjectOut)
+@router.post("/projects/{project_id}/unarchive", response_model=ProjectOut, dependencies=[maintainer("project_id")])
 async def unarchive_project(project_id: Id, state: StateDep, _: UserDep) -> ProjectOut:
     return await _set_project_archived(state, project_id, False)
 
@@ -119,7 +122,7 @@ async def _delete_results(session: AsyncSession, branch_ids: list[int]) -> None:
         )
 
 
-@router.delete("/projects/{project_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/projects/{project_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[AdminOnly])
 async def delete_project(project_id: Id, state: StateDep, _: UserDep) -> Response:
     async with state.runtime.db.transaction() as session:  # may be large: not on the event loop's thread
         project = await _project(session, project_id)
@@ -146,17 +149,20 @@ async def _set_branch_archived(state: Any, branch_id: int, archived: bool) -> Br
     return branch
 
 
-@router.post("/branches/{branch_id}/archive", response_model=BranchOut)
+@router.post("/branches/{branch_id}/archive", response_model=BranchOut, dependencies=[maintainer("branch_id")])
 async def archive_branch(branch_id: Id, state: StateDep, _: UserDep) -> Branch:
     return await _set_branch_archived(state, branch_id, True)
 
 
-@router.post("/branches/{branch_id}/unarchive", response_model=BranchOut)
+@router.post("/branches/{branch_id}/unarchive", response_model=BranchOut, dependencies=[maintainer("branch_id")])
 async def unarchive_branch(branch_id: Id, state: StateDep, _: UserDep) -> Branch:
     return await _set_branch_archived(state, branch_id, False)
 
 
-@router.delete("/branches/{branch_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/branches/{branch_id}", status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[maintainer("branch_id")],
+)
 async def delete_branch(branch_id: Id, state: StateDep, _: UserDep) -> Response:
     async with state.runtime.db.transaction() as session:
         branch = await _branch(session, branch_id)
@@ -188,7 +194,7 @@ async def _sequence_minimums(session: AsyncSession, branch_id: int) -> dict[str,
     }
 
 
-@router.patch("/branches/{branch_id}/sequences", response_model=BranchOut)
+@router.patch("/branches/{branch_id}/sequences", response_model=BranchOut, dependencies=[maintainer("branch_id")])
 async def set_sequences(branch_id: Id, body: SequencesPatch, state: StateDep, _: UserDep) -> Branch:
     """Set the branch's sequence counters; none may go below the highest number already used."""
     _no_nulls(body)
@@ -211,7 +217,7 @@ async def set_sequences(branch_id: Id, body: SequencesPatch, state: StateDep, _:
 # ------------------------------------------------------------------ stages
 
 
-@router.delete("/stages/{stage_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/stages/{stage_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[maintainer("stage_id")])
 async def delete_stage(stage_id: Id, state: StateDep, _: UserDep) -> Response:
     """Delete a stage; its past runs stay.  Refused while other stages name it as their parent."""
     async with state.write() as (session, effects):

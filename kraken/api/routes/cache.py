@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
+from kraken.api.authz import maintainer, viewer
 from kraken.api.deps import SessionDep, StateDep, UserDep
 from kraken.api.routes.artifacts import check_length, running_job
 from kraken.api.transfer import AgentDep, blob_response
@@ -113,7 +114,7 @@ async def agent_save(job_id: Id, key: str, request: Request, state: StateDep, ag
     )
 
 
-@router.get("/branches/{branch_id}/cache", response_model=list[CacheEntryOut])
+@router.get("/branches/{branch_id}/cache", response_model=list[CacheEntryOut], dependencies=[viewer("branch_id")])
 async def list_cache(branch_id: Id, session: SessionDep, _: UserDep) -> list[CacheEntry]:
     if await session.get(Branch, branch_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"branch {branch_id} not found")
@@ -123,7 +124,7 @@ async def list_cache(branch_id: Id, session: SessionDep, _: UserDep) -> list[Cac
     return list(rows.scalars())
 
 
-@router.delete("/cache/{entry_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/cache/{entry_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[maintainer("entry_id")])
 async def delete_cache_entry(entry_id: Id, state: StateDep, _: UserDep) -> Response:
     async with state.write() as (session, _effects):
         entry = await session.get(CacheEntry, entry_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kraken.api.authz import member, viewer
 from kraken.api.deps import SessionDep, StateDep, UserDep
 from kraken.models import Branch
 from kraken.models.results import TestCase
@@ -41,14 +42,17 @@ async def _out(session: AsyncSession, test_case_id: int, branch_id: int) -> Comm
     )
 
 
-@router.get("/test-cases/{test_case_id}/comments", response_model=CommentOut)
+@router.get("/test-cases/{test_case_id}/comments", response_model=CommentOut, dependencies=[viewer("test_case_id")])
 async def get_comment(test_case_id: Id, session: SessionDep, _: UserDep, branch_id: Id) -> CommentOut:
     """The test's comment on the branch: its state and its entries, oldest first."""
     await _check(session, test_case_id, branch_id)
     return await _out(session, test_case_id, branch_id)
 
 
-@router.post("/test-cases/{test_case_id}/comments", response_model=CommentOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/test-cases/{test_case_id}/comments", response_model=CommentOut, status_code=status.HTTP_201_CREATED,
+    dependencies=[member("test_case_id")],
+)
 async def add_comment(test_case_id: Id, body: CommentIn, state: StateDep, user: UserDep) -> CommentOut:
     """Add an entry to the test's comment on the branch, and set the comment's state if given.
     A root-cause state (bug-in-product, bug-in-test) lowers the relevancy of the test's failures

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from kraken.api.authz import EventFilter, LoggedInOnly
 from kraken.api.deps import StateDep, UserDep
 from kraken.api.sse import sse_event, sse_response
 from kraken.protocol import EVENTS_CHANNEL
@@ -16,11 +17,13 @@ router = APIRouter(tags=["events"])
 KEEPALIVE_SECONDS = 15.0
 
 
-@router.get("/events")
-async def events(request: Request, state: StateDep, _: UserDep) -> StreamingResponse:
-    """Every change as an event named by its kind; a ``hello`` event first.  After a lost
-    connection a client re-reads what it shows and subscribes again.  A ``resync`` event says
-    that this server's bus was cut off from Redis and events were lost meanwhile: re-read too."""
+@router.get("/events", dependencies=[LoggedInOnly])
+async def events(request: Request, state: StateDep, user: UserDep) -> StreamingResponse:
+    """Every change the caller may see (their projects'; agents' for administrators) as an event
+    named by its kind; a ``hello`` event first.  After a lost connection a client re-reads what
+    it shows and subscribes again.  A ``resync`` event says that this server's bus was cut off from
+    Redis and events were lost meanwhile: re-read too."""
+    visible = await EventFilter.for_user(state.runtime.db, user)
 
     async def body() -> AsyncIterator[bytes]:
         import asyncio
@@ -33,6 +36,7 @@ async def events(request: Request, state: StateDep, _: UserDep) -> StreamingResp
                 except TimeoutError:
                     yield b": keepalive\n\n"
                     continue
-                yield sse_event(str(msg.get("kind", "change")), msg)
+                if await visible.allows(msg):
+                    yield sse_event(str(msg.get("kind", "change")), msg)
 
     return sse_response(body())

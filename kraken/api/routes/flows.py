@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from kraken.api import idempotency
+from kraken.api.authz import member, viewer
 from kraken.api.deps import SessionDep, StateDep, UserDep
 from kraken.api.idempotency import IdempotencyKeyHeader
 from kraken.api.state import ServerState
@@ -36,7 +37,10 @@ async def _read_flow(state: ServerState, flow_id: int) -> FlowOut:
         return await flow_out(session, flow)
 
 
-@router.post("/branches/{branch_id}/flows", response_model=FlowOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/branches/{branch_id}/flows", response_model=FlowOut, status_code=status.HTTP_201_CREATED,
+    dependencies=[member("branch_id")],
+)
 async def create_flow(
     branch_id: Id, body: FlowIn, state: StateDep, user: UserDep, idempotency_key: IdempotencyKeyHeader = None
 ) -> FlowOut:
@@ -59,7 +63,7 @@ async def create_flow(
     return await _read_flow(state, flow_id)
 
 
-@router.get("/branches/{branch_id}/flows", response_model=FlowPage)
+@router.get("/branches/{branch_id}/flows", response_model=FlowPage, dependencies=[viewer("branch_id")])
 async def list_flows(
     branch_id: Id,
     session: SessionDep,
@@ -86,7 +90,7 @@ async def list_flows(
     return FlowPage(total=total, items=items)
 
 
-@router.get("/flows/{flow_id}", response_model=FlowOut)
+@router.get("/flows/{flow_id}", response_model=FlowOut, dependencies=[viewer("flow_id")])
 async def get_flow(flow_id: Id, session: SessionDep, _: UserDep) -> FlowOut:
     flow = await session.get(Flow, flow_id)
     if flow is None:
@@ -94,7 +98,7 @@ async def get_flow(flow_id: Id, session: SessionDep, _: UserDep) -> FlowOut:
     return await flow_out(session, flow)
 
 
-@router.post("/flows/{flow_id}/cancel", response_model=FlowOut)
+@router.post("/flows/{flow_id}/cancel", response_model=FlowOut, dependencies=[member("flow_id")])
 async def cancel_flow(flow_id: Id, state: StateDep, _: UserDep) -> FlowOut:
     async with state.write() as (session, effects):
         if await session.get(Flow, flow_id) is None:
@@ -103,7 +107,10 @@ async def cancel_flow(flow_id: Id, state: StateDep, _: UserDep) -> FlowOut:
     return await _read_flow(state, flow_id)
 
 
-@router.post("/flows/{flow_id}/runs", response_model=RunOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/flows/{flow_id}/runs", response_model=RunOut, status_code=status.HTTP_201_CREATED,
+    dependencies=[member("flow_id")],
+)
 async def start_stage(
     flow_id: Id, body: RunStart, state: StateDep, user: UserDep, idempotency_key: IdempotencyKeyHeader = None
 ) -> Run:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, status
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from kraken.api.authz import AdminOnly, LoggedInOnly, maintainer, viewer, visible_projects
 from kraken.api.deps import SessionDep, StateDep, UserDep
 from kraken.models import Branch, Project
 from kraken.schemas.api import BranchIn, BranchOut, BranchUpdate, ProjectIn, ProjectOut
@@ -34,10 +35,13 @@ async def project_out(session: AsyncSession, project: Project, include_archived:
     return out
 
 
-@router.get("/projects", response_model=list[ProjectOut])
-async def list_projects(session: SessionDep, _: UserDep, include_archived: bool = False) -> list[ProjectOut]:
-    """The projects with their branches; archived ones only with ``include_archived``."""
+@router.get("/projects", response_model=list[ProjectOut], dependencies=[LoggedInOnly])
+async def list_projects(session: SessionDep, user: UserDep, include_archived: bool = False) -> list[ProjectOut]:
+    """The projects the caller can see, with their branches; archived ones only with ``include_archived``."""
     where = [] if include_archived else [col(Project.archived).is_(False)]
+    visible = await visible_projects(session, user)
+    if visible is not None:
+        where.append(col(Project.id).in_(visible))
     projects = (await session.execute(select(Project).where(*where).order_by(col(Project.name)))).scalars().all()
     branches = (
         await session.execute(select(Branch).where(*_shown(include_archived)).order_by(col(Branch.id)))
@@ -50,18 +54,18 @@ async def list_projects(session: SessionDep, _: UserDep, include_archived: bool 
     return out
 
 
-@router.post("/projects", response_model=ProjectOut, status_code=status.HTTP_201_CREATED)
+@router.post("/projects", response_model=ProjectOut, status_code=status.HTTP_201_CREATED, dependencies=[AdminOnly])
 async def create_project(body: ProjectIn, state: StateDep, _: UserDep) -> ProjectOut:
     async with state.write() as (session, _effects):
         if (await session.execute(select(Project.id).where(Project.name == body.name))).first():
             raise HTTPException(status.HTTP_409_CONFLICT, f"a project named '{body.name}' exists")
-        project = Project(name=body.name, description=body.description)
+        project = Project(name=body.name, description=body.description, public=body.public)
         session.add(project)
         await session.flush()
     return ProjectOut.model_validate(project)
 
 
-@router.get("/projects/{project_id}", response_model=ProjectOut)
+@router.get("/projects/{project_id}", response_model=ProjectOut, dependencies=[viewer("project_id")])
 async def get_project(project_id: Id, session: SessionDep, _: UserDep, include_archived: bool = False) -> ProjectOut:
     """A project (archived or not) with its branches; archived branches only with ``include_archived``."""
     project = await session.get(Project, project_id)
@@ -70,7 +74,10 @@ async def get_project(project_id: Id, session: SessionDep, _: UserDep, include_a
     return await project_out(session, project, include_archived)
 
 
-@router.post("/projects/{project_id}/branches", response_model=BranchOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/projects/{project_id}/branches", response_model=BranchOut, status_code=status.HTTP_201_CREATED,
+    dependencies=[maintainer("project_id")],
+)
 async def create_branch(project_id: Id, body: BranchIn, state: StateDep, _: UserDep) -> Branch:
     async with state.write() as (session, _effects):
         if await session.get(Project, project_id) is None:
@@ -86,7 +93,7 @@ async def create_branch(project_id: Id, body: BranchIn, state: StateDep, _: User
     return branch
 
 
-@router.get("/branches/{branch_id}", response_model=BranchOut)
+@router.get("/branches/{branch_id}", response_model=BranchOut, dependencies=[viewer("branch_id")])
 async def get_branch(branch_id: Id, session: SessionDep, _: UserDep) -> Branch:
     branch = await session.get(Branch, branch_id)
     if branch is None:
@@ -94,7 +101,7 @@ async def get_branch(branch_id: Id, session: SessionDep, _: UserDep) -> Branch:
     return branch
 
 
-@router.patch("/branches/{branch_id}", response_model=BranchOut)
+@router.patch("/branches/{branch_id}", response_model=BranchOut, dependencies=[maintainer("branch_id")])
 async def update_branch(branch_id: Id, body: BranchUpdate, state: StateDep, _: UserDep) -> Branch:
     """Change a branch's name, repository branch, repository URL or environment variables."""
     async with state.write() as (session, _effects):

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from sqlalchemy import RowMapping
 
+from kraken.api.authz import viewer
 from kraken.core.db import Database
 from kraken.results.queries import (
     InvalidCursor,
@@ -58,17 +59,7 @@ def get_db(request: Request) -> Database:
     return state.db  # type: ignore[no-any-return]
 
 
-async def require_user(request: Request) -> None:
-    """In the Kraken app, the logged-in user is required (a bare app in tests has no users)."""
-    if getattr(request.app.state, "kraken", None) is None:
-        return
-    from kraken.api.deps import bearer, current_user
-
-    await current_user(request, await bearer(request))
-
-
 DbDep = Annotated[Database, Depends(get_db)]
-Auth = Depends(require_user)
 
 
 def _json(v: Any) -> Any:
@@ -105,7 +96,7 @@ def _result(r: RowMapping) -> TestResultOut:
     )
 
 
-@router.get("/runs/{run_id}/results", response_model=ResultsPage, dependencies=[Auth])
+@router.get("/runs/{run_id}/results", response_model=ResultsPage, dependencies=[viewer("run_id")])
 async def run_results(
     run_id: Id,
     db: DbDep,
@@ -147,7 +138,7 @@ async def run_results(
     )
 
 
-@router.get("/runs/{run_id}/summary", response_model=RunSummaryOut, dependencies=[Auth])
+@router.get("/runs/{run_id}/summary", response_model=RunSummaryOut, dependencies=[viewer("run_id")])
 async def get_run_summary(run_id: Id, db: DbDep) -> RunSummaryOut:
     await _run_exists(db, run_id)
     async with db.session() as s:
@@ -155,7 +146,7 @@ async def get_run_summary(run_id: Id, db: DbDep) -> RunSummaryOut:
     return RunSummaryOut.model_validate({"run_id": run_id, **out})
 
 
-@router.get("/flows/{flow_id}/summary", response_model=FlowSummaryOut, dependencies=[Auth])
+@router.get("/flows/{flow_id}/summary", response_model=FlowSummaryOut, dependencies=[viewer("flow_id")])
 async def get_flow_summary(flow_id: Id, db: DbDep) -> FlowSummaryOut:
     async with db.session() as s:
         found = (await s.execute(sa.text("SELECT 1 FROM flow WHERE id = :f"), {"f": flow_id})).scalar()
@@ -165,7 +156,7 @@ async def get_flow_summary(flow_id: Id, db: DbDep) -> FlowSummaryOut:
     return FlowSummaryOut.model_validate({"flow_id": flow_id, **out})
 
 
-@router.get("/runs/{run_id}/issues", response_model=IssuesPage, dependencies=[Auth])
+@router.get("/runs/{run_id}/issues", response_model=IssuesPage, dependencies=[viewer("run_id")])
 async def run_issues(
     run_id: Id,
     db: DbDep,
@@ -223,7 +214,9 @@ async def run_issues(
     return IssuesPage(total=total, items=items, next_cursor=encode_cursor(rows[-1]["id"]) if more and rows else None)
 
 
-@router.get("/test-cases/{test_case_id}/history", response_model=TestHistoryOut, dependencies=[Auth])
+@router.get(
+    "/test-cases/{test_case_id}/history", response_model=TestHistoryOut, dependencies=[viewer("test_case_id")]
+)
 async def test_case_history(
     test_case_id: Id,
     db: DbDep,

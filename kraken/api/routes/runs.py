@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from kraken.api import idempotency
+from kraken.api.authz import member, viewer
 from kraken.api.deps import SessionDep, StateDep, UserDep
 from kraken.api.idempotency import IdempotencyKeyHeader
 from kraken.api.sse import sse_event, sse_response
@@ -37,7 +38,7 @@ async def jobs_out(session: AsyncSession, jobs: list[Job]) -> list[JobOut]:
     return out
 
 
-@router.get("/runs/{run_id}", response_model=RunOut)
+@router.get("/runs/{run_id}", response_model=RunOut, dependencies=[viewer("run_id")])
 async def get_run(run_id: Id, session: SessionDep, _: UserDep) -> Run:
     run = await session.get(Run, run_id)
     if run is None:
@@ -45,7 +46,7 @@ async def get_run(run_id: Id, session: SessionDep, _: UserDep) -> Run:
     return run
 
 
-@router.get("/runs/{run_id}/jobs", response_model=list[JobOut])
+@router.get("/runs/{run_id}/jobs", response_model=list[JobOut], dependencies=[viewer("run_id")])
 async def list_jobs(run_id: Id, session: SessionDep, _: UserDep, include_covered: bool = False) -> list[JobOut]:
     if await session.get(Run, run_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
@@ -56,7 +57,7 @@ async def list_jobs(run_id: Id, session: SessionDep, _: UserDep, include_covered
     return await jobs_out(session, jobs)
 
 
-@router.post("/runs/{run_id}/cancel", response_model=RunOut)
+@router.post("/runs/{run_id}/cancel", response_model=RunOut, dependencies=[member("run_id")])
 async def cancel_run(run_id: Id, state: StateDep, _: UserDep) -> Run:
     async with state.write() as (session, effects):
         if await session.get(Run, run_id) is None:
@@ -67,7 +68,7 @@ async def cancel_run(run_id: Id, state: StateDep, _: UserDep) -> Run:
     return run
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut)
+@router.get("/jobs/{job_id}", response_model=JobOut, dependencies=[viewer("job_id")])
 async def get_job(job_id: Id, session: SessionDep, _: UserDep) -> JobOut:
     job = await session.get(Job, job_id)
     if job is None:
@@ -75,7 +76,7 @@ async def get_job(job_id: Id, session: SessionDep, _: UserDep) -> JobOut:
     return (await jobs_out(session, [job]))[0]
 
 
-@router.post("/jobs/{job_id}/cancel", response_model=JobOut)
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut, dependencies=[member("job_id")])
 async def cancel_job(job_id: Id, state: StateDep, _: UserDep) -> JobOut:
     async with state.write() as (session, effects):
         if await session.get(Job, job_id) is None:
@@ -87,7 +88,10 @@ async def cancel_job(job_id: Id, state: StateDep, _: UserDep) -> JobOut:
         return (await jobs_out(session, [job]))[0]
 
 
-@router.post("/jobs/{job_id}/rerun", response_model=JobOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/jobs/{job_id}/rerun", response_model=JobOut, status_code=status.HTTP_201_CREATED,
+    dependencies=[member("job_id")],
+)
 async def rerun_job(
     job_id: Id, state: StateDep, user: UserDep, idempotency_key: IdempotencyKeyHeader = None
 ) -> JobOut:
@@ -122,7 +126,7 @@ async def _chunks(session: AsyncSession, job_id: int, after_line: int = -1) -> A
         yield chunk
 
 
-@router.get("/jobs/{job_id}/log", response_class=PlainTextResponse)
+@router.get("/jobs/{job_id}/log", response_class=PlainTextResponse, dependencies=[viewer("job_id")])
 async def job_log(job_id: Id, state: StateDep, _: UserDep) -> StreamingResponse:
     """The job's whole output as text, streamed from the database."""
     async with state.runtime.db.session() as session:
@@ -137,7 +141,7 @@ async def job_log(job_id: Id, state: StateDep, _: UserDep) -> StreamingResponse:
     return StreamingResponse(body(), media_type="text/plain; charset=utf-8")
 
 
-@router.get("/jobs/{job_id}/log/stream")
+@router.get("/jobs/{job_id}/log/stream", dependencies=[viewer("job_id")])
 async def job_log_stream(
     job_id: Id, request: Request, state: StateDep, _: UserDep, after: Int32 = -1
 ) -> StreamingResponse:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Response, status
 from pydantic import BaseModel, Field, model_validator
 from sqlmodel import col, select
 
+from kraken.api.authz import maintainer
 from kraken.api.deps import SessionDep, StateDep, UserDep
 from kraken.models import Project
 from kraken.models.base import utcnow
@@ -74,7 +75,10 @@ def secret_out(secret: Secret) -> SecretOut:
     return out
 
 
-@router.get("/projects/{project_id}/secrets", response_model=list[SecretOut], response_model_exclude_none=True)
+@router.get(
+    "/projects/{project_id}/secrets", response_model=list[SecretOut], response_model_exclude_none=True,
+    dependencies=[maintainer("project_id")],
+)
 async def list_secrets(project_id: Id, session: SessionDep, _: UserDep) -> list[SecretOut]:
     if await session.get(Project, project_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"project {project_id} not found")
@@ -87,6 +91,7 @@ async def list_secrets(project_id: Id, session: SessionDep, _: UserDep) -> list[
     response_model=SecretOut,
     response_model_exclude_none=True,
     status_code=status.HTTP_201_CREATED,
+    dependencies=[maintainer("project_id")],
 )
 async def create_secret(project_id: Id, body: SecretIn, state: StateDep, _: UserDep) -> SecretOut:
     async with state.write() as (session, _effects):
@@ -114,12 +119,18 @@ async def _get(session: Any, secret_id: int) -> Secret:
     return secret
 
 
-@router.get("/secrets/{secret_id}", response_model=SecretOut, response_model_exclude_none=True)
+@router.get(
+    "/secrets/{secret_id}", response_model=SecretOut, response_model_exclude_none=True,
+    dependencies=[maintainer("secret_id")],
+)
 async def get_secret(secret_id: Id, session: SessionDep, _: UserDep) -> SecretOut:
     return secret_out(await _get(session, secret_id))
 
 
-@router.put("/secrets/{secret_id}", response_model=SecretOut, response_model_exclude_none=True)
+@router.put(
+    "/secrets/{secret_id}", response_model=SecretOut, response_model_exclude_none=True,
+    dependencies=[maintainer("secret_id")],
+)
 async def update_secret(secret_id: Id, body: SecretUpdate, state: StateDep, _: UserDep) -> SecretOut:
     async with state.write() as (session, _effects):
         secret = await _get(session, secret_id)
@@ -143,7 +154,10 @@ async def update_secret(secret_id: Id, body: SecretUpdate, state: StateDep, _: U
     return secret_out(secret)
 
 
-@router.delete("/secrets/{secret_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/secrets/{secret_id}", status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[maintainer("secret_id")],
+)
 async def delete_secret(secret_id: Id, state: StateDep, _: UserDep) -> Response:
     async with state.write() as (session, _effects):
         secret = await _get(session, secret_id)

@@ -14,6 +14,7 @@ from fastapi import APIRouter, HTTPException, status
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from kraken.api.authz import LoggedInOnly, maintainer, viewer
 from kraken.api.deps import SessionDep, StateDep, UserDep
 from kraken.api.state import ServerState
 from kraken.models import Branch, Project, Stage
@@ -132,13 +133,16 @@ async def _checked_schema(
     return schema
 
 
-@router.get("/branches/{branch_id}/stages", response_model=list[StageOut])
+@router.get("/branches/{branch_id}/stages", response_model=list[StageOut], dependencies=[viewer("branch_id")])
 async def list_stages(branch_id: Id, session: SessionDep, _: UserDep) -> list[Stage]:
     rows = await session.execute(select(Stage).where(Stage.branch_id == branch_id).order_by(col(Stage.id)))
     return list(rows.scalars())
 
 
-@router.post("/branches/{branch_id}/stages", response_model=StageOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/branches/{branch_id}/stages", response_model=StageOut, status_code=status.HTTP_201_CREATED,
+    dependencies=[maintainer("branch_id")],
+)
 async def create_stage(branch_id: Id, body: StageIn, state: StateDep, _: UserDep) -> Stage:
     wanted = _wanted_code(body, body.schema_code, None)
     if wanted.use_repo:
@@ -172,7 +176,7 @@ async def create_stage(branch_id: Id, body: StageIn, state: StateDep, _: UserDep
     return stage
 
 
-@router.get("/stages/{stage_id}", response_model=StageOut)
+@router.get("/stages/{stage_id}", response_model=StageOut, dependencies=[viewer("stage_id")])
 async def get_stage(stage_id: Id, session: SessionDep, _: UserDep) -> Stage:
     stage = await session.get(Stage, stage_id)
     if stage is None:
@@ -180,8 +184,8 @@ async def get_stage(stage_id: Id, session: SessionDep, _: UserDep) -> Stage:
     return stage
 
 
-@router.put("/stages/{stage_id}", response_model=StageOut)
-@router.patch("/stages/{stage_id}", response_model=StageOut)
+@router.put("/stages/{stage_id}", response_model=StageOut, dependencies=[maintainer("stage_id")])
+@router.patch("/stages/{stage_id}", response_model=StageOut, dependencies=[maintainer("stage_id")])
 async def update_stage(stage_id: Id, body: StageUpdate, state: StateDep, _: UserDep) -> Stage:
     code_given = body.schema_code is not None or any(
         getattr(body, key) is not None for key in ("schema_from_repo", *REPO_FIELDS)
@@ -227,7 +231,7 @@ async def update_stage(stage_id: Id, body: StageUpdate, state: StateDep, _: User
     return stage
 
 
-@router.post("/stages/check", response_model=StageCheckOut)
+@router.post("/stages/check", response_model=StageCheckOut, dependencies=[LoggedInOnly])
 async def check_stage(body: StageCheckIn, _: UserDep, session: SessionDep) -> dict[str, Any]:
     """Evaluate schema code without saving it (the stage editor's checker)."""
     await tool_store.refresh_snapshot_in(session)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel
 from sqlmodel import col, select
 
+from kraken.api.authz import viewer
 from kraken.api.deps import SessionDep, UserDep
 from kraken.models import Stage
 from kraken.models.triggers import TriggerState
@@ -26,7 +27,7 @@ class TriggerStateOut(BaseModel):
     data: dict[str, Any]
 
 
-@router.get("/stages/{stage_id}/triggers", response_model=list[TriggerStateOut])
+@router.get("/stages/{stage_id}/triggers", response_model=list[TriggerStateOut], dependencies=[viewer("stage_id")])
 async def stage_triggers(stage_id: Id, session: SessionDep, _: UserDep) -> list[TriggerState]:
     if await session.get(Stage, stage_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"stage {stage_id} not found")

@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from kraken.api.authz import maintainer
 from kraken.api.deps import StateDep, UserDep
 from kraken.control import orchestration
 from kraken.control.archive import active_branch
@@ -164,7 +165,10 @@ def _urls(request: Request, project_id: int) -> dict[str, str]:
     return {p: f"{base}/api/webhooks/{project_id}/{p}" for p in PROVIDERS}
 
 
-@router.get("/projects/{project_id}/webhook", response_model=WebhookConfigOut, response_model_exclude_none=True)
+@router.get(
+    "/projects/{project_id}/webhook", response_model=WebhookConfigOut, response_model_exclude_none=True,
+    dependencies=[maintainer("project_id")],
+)
 async def get_webhook(project_id: Id, request: Request, state: StateDep, _: UserDep) -> dict[str, Any]:
     async with state.runtime.db.session() as session:
         if await session.get(Project, project_id) is None:
@@ -174,7 +178,10 @@ async def get_webhook(project_id: Id, request: Request, state: StateDep, _: User
     return {"configured": hook is not None, "providers": providers, "urls": _urls(request, project_id)}
 
 
-@router.put("/projects/{project_id}/webhook", response_model=WebhookConfigOut, response_model_exclude_none=True)
+@router.put(
+    "/projects/{project_id}/webhook", response_model=WebhookConfigOut, response_model_exclude_none=True,
+    dependencies=[maintainer("project_id")],
+)
 async def set_webhook(
     project_id: Id, body: WebhookConfigIn, request: Request, state: StateDep, _: UserDep
 ) -> dict[str, Any]:
