@@ -50,10 +50,13 @@ RULES: dict[str, str] = {
     "GET /api/projects": "user",
     "PATCH /api/users/me": "user",
     "GET /api/users/me/tokens": "user",
+    "GET /api/tools": "user",
     "POST /api/users/me/tokens": "user",
     "DELETE /api/users/me/tokens/{token_id}": "user",
     # administrators
     "POST /api/projects": "admin",
+    "POST /api/tools": "admin",
+    "POST /api/tools/archive": "admin",
     "DELETE /api/projects/{project_id}": "admin",
     "GET /api/agents": "admin",
     "GET /api/agents/{agent_id}": "admin",
@@ -74,6 +77,7 @@ RULES: dict[str, str] = {
     "GET /api/agent/jobs/{job_id}/artifacts": "agent",
     "GET /api/agent/jobs/{job_id}/artifacts/{artifact_id}": "agent",
     "GET /api/agent/jobs/{job_id}/cache": "agent",
+    "GET /api/agent/jobs/{job_id}/tools/{name}/{version}": "agent",
     "GET /api/agent/jobs/{job_id}/cache/{entry_id}": "agent",
     "PUT /api/agent/jobs/{job_id}/cache": "agent",
     # viewers: reading
@@ -133,6 +137,7 @@ RULES: dict[str, str] = {
     "PUT /api/branches/{branch_id}/retention": "maintainer",
     "POST /api/branches/{branch_id}/stages": "maintainer",
     "PUT /api/stages/{stage_id}": "maintainer",
+    "PATCH /api/stages/{stage_id}": "maintainer",
     "DELETE /api/stages/{stage_id}": "maintainer",
     "DELETE /api/cache/{entry_id}": "maintainer",
 }

@@ -19,6 +19,7 @@ from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 from pydantic import BaseModel, Field
 from sqlmodel import select
 
+from kraken.api.authz import AdminOnly, LoggedInOnly
 from kraken.api.deps import SessionDep, StateDep, UserDep
 from kraken.api.routes.agents import require_admin
 from kraken.api.routes.artifacts import running_job
@@ -72,12 +73,12 @@ async def _register(state: Any, package: Package, source: str) -> CustomTool:
     return tool
 
 
-@router.get("/tools", response_model=list[ToolOut])
+@router.get("/tools", response_model=list[ToolOut], dependencies=[LoggedInOnly])
 async def list_tools(session: SessionDep, _: UserDep) -> list[CustomTool]:
     return await tool_store.list_tools(session)
 
 
-@router.post("/tools", response_model=ToolOut, status_code=status.HTTP_201_CREATED)
+@router.post("/tools", response_model=ToolOut, status_code=status.HTTP_201_CREATED, dependencies=[AdminOnly])
 async def register_tool(body: ToolIn, state: StateDep, user: UserDep) -> CustomTool:
     require_admin(user, "register tools")
     try:
@@ -91,7 +92,9 @@ async def register_tool(body: ToolIn, state: StateDep, user: UserDep) -> CustomT
     return await _register(state, package, source)
 
 
-@router.post("/tools/archive", response_model=ToolOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/tools/archive", response_model=ToolOut, status_code=status.HTTP_201_CREATED, dependencies=[AdminOnly]
+)
 async def register_tool_archive(request: Request, state: StateDep, user: UserDep) -> CustomTool:
     """The body is the tool's folder as a tar.gz (``Content-Type: application/gzip``)."""
     require_admin(user, "register tools")
