@@ -103,34 +103,44 @@ async def _read_from_repo(state: ServerState, wanted: StageCode, project_id: int
         raise field_error("schema_file", str(err)) from err
 
 
-async def _checked_schema(
-    session: AsyncSession, branch: Branch, name: str, code: str, wanted: StageCode | None = None
+async def _evaluated(
+    state: ServerState, branch_id: int, name: str, code: str, wanted: StageCode | None = None
 ) -> dict[str, Any]:
-    """Evaluate the code and check the branch's stage graph with it; raise 422 on any error."""
-    project = await session.get(Project, branch.project_id)
-    ctx = StageContext(
-        branch_name=branch.branch_name,
-        project_name=project.name if project else "",
-        stage_name=name,
-        env=dict(branch.env_vars or {}),  # the branch's environment variables, as at a run
-        project_id=branch.project_id,
-        branch_id=branch.id,
-        branch_display_name=branch.name,
-    )
-    await tool_store.refresh_snapshot_in(session)  # the custom tools the steps may use
+    """Evaluate stage code as the branch's stage ``name`` would run it; 422 on an error, 404 for
+    no branch. Outside any write transaction: slow stage code must not hold up other writers."""
+    async with state.runtime.db.session(quick=True) as session:
+        branch = await session.get(Branch, branch_id)
+        if branch is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"branch {branch_id} not found")
+        project = await session.get(Project, branch.project_id)
+        ctx = StageContext(
+            branch_name=branch.branch_name,
+            project_name=project.name if project else "",
+            stage_name=name,
+            env=dict(branch.env_vars or {}),  # the branch's environment variables, as at a run
+            project_id=branch.project_id,
+            branch_id=branch.id,
+            branch_display_name=branch.name,
+        )
+        await tool_store.refresh_snapshot_in(session)  # the custom tools the steps may use
     try:
-        schema = await check_stage_code(code, ctx)
-        parents: dict[str, str | None] = {
-            s.name: s.parent
-            for s in (await session.execute(select(Stage).where(Stage.branch_id == branch.id))).scalars()
-        }
-        parents[name] = schema.get("parent", "root")
-        check_stage_graph(parents)
+        return await check_stage_code(code, ctx)
     except StageSchemaError as err:
         if wanted is not None and wanted.source is not None and wanted.commit is not None:
             err = from_repo.code_error(err, wanted.source, wanted.commit)
         raise schema_error(err) from err
-    return schema
+
+
+async def _check_graph(session: AsyncSession, branch_id: int, name: str, schema: dict[str, Any]) -> None:
+    """The branch's stages with this one (under ``name``) form a tree; 422 otherwise."""
+    parents: dict[str, str | None] = {
+        s.name: s.parent for s in (await session.execute(select(Stage).where(Stage.branch_id == branch_id))).scalars()
+    }
+    parents[name] = schema.get("parent", "root")
+    try:
+        check_stage_graph(parents)
+    except StageSchemaError as err:
+        raise schema_error(err) from err
 
 
 @router.get("/branches/{branch_id}/stages", response_model=list[StageOut], dependencies=[viewer("branch_id")])
@@ -151,6 +161,7 @@ async def create_stage(branch_id: Id, body: StageIn, state: StateDep, _: UserDep
         if found is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"branch {branch_id} not found")
         await _read_from_repo(state, wanted, found.project_id)
+    schema = await _evaluated(state, branch_id, body.name, wanted.code, wanted)  # before the write transaction
     async with state.write() as (session, effects):
         branch = await session.get(Branch, branch_id)
         if branch is None:
@@ -158,7 +169,7 @@ async def create_stage(branch_id: Id, body: StageIn, state: StateDep, _: UserDep
         same = select(Stage.id).where(Stage.branch_id == branch_id, Stage.name == body.name)
         if (await session.execute(same)).first():
             raise HTTPException(status.HTTP_409_CONFLICT, f"the branch has a stage named '{body.name}'")
-        schema = await _checked_schema(session, branch, body.name, wanted.code, wanted)
+        await _check_graph(session, branch_id, body.name, schema)
         stage = Stage(
             branch_id=branch_id,
             name=body.name,
@@ -191,6 +202,7 @@ async def update_stage(stage_id: Id, body: StageUpdate, state: StateDep, _: User
         getattr(body, key) is not None for key in ("schema_from_repo", *REPO_FIELDS)
     )
     wanted: StageCode | None = None
+    evaluated: tuple[str, dict[str, Any]] = ("", {})
     if code_given or body.name is not None:  # read a repository's file before the write transaction
         async with state.runtime.db.session(quick=True) as session:
             current = await session.get(Stage, stage_id)
@@ -203,6 +215,12 @@ async def update_stage(stage_id: Id, body: StageUpdate, state: StateDep, _: User
             wanted = StageCode(code="", use_repo=True, repo={k: getattr(current, k) for k in REPO_FIELDS})
         if wanted is not None:
             await _read_from_repo(state, wanted, branch.project_id)
+        elif body.name is not None and body.name != current.name:  # renamed: the code sees its name
+            wanted = StageCode(code=current.schema_code)
+        if wanted is not None:  # evaluated before the write transaction
+            assert branch.id is not None
+            new_name = body.name or current.name
+            evaluated = (new_name, await _evaluated(state, branch.id, new_name, wanted.code, wanted))
     async with state.write() as (session, effects):
         stage = await session.get(Stage, stage_id)
         if stage is None:
@@ -214,9 +232,12 @@ async def update_stage(stage_id: Id, body: StageUpdate, state: StateDep, _: User
             taken = await session.execute(select(Stage.id).where(Stage.branch_id == branch.id, Stage.name == name))
             if taken.first():
                 raise HTTPException(status.HTTP_409_CONFLICT, f"the branch has a stage named '{name}'")
-        if wanted is not None or name != stage.name:
-            wanted = wanted or StageCode(code=stage.schema_code)
-            schema = await _checked_schema(session, branch, name, wanted.code, wanted)
+        if wanted is not None:
+            if evaluated[0] != name:  # renamed by another request meanwhile: its code saw the other name
+                raise HTTPException(status.HTTP_409_CONFLICT, "the stage changed meanwhile: send the change again")
+            schema = evaluated[1]
+            assert branch.id is not None
+            await _check_graph(session, branch.id, name, schema)
             wanted.store(stage)
             stage.schema_ = schema
             stage.parent = schema.get("parent", "root")
