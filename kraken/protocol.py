@@ -103,7 +103,7 @@ StepIndex = Annotated[int, Field(ge=0, le=MAX_STEP)]
 class Message(BaseModel):
     """Every frame and job message: unknown keys are refused, not silently dropped."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 # ---------------------------------------------------------------- job messages (agent -> server, in batches)
@@ -181,7 +181,7 @@ def message_type(model: type[JobMessageBase]) -> str:
     return str(model.model_fields["type"].default)
 
 
-_job_message = TypeAdapter[JobMessage](JobMessage)
+_job_message = TypeAdapter[JobMessage](JobMessage, config=ConfigDict(defer_build=True))
 
 
 class MalformedJobMessage(BaseModel):
@@ -190,7 +190,7 @@ class MalformedJobMessage(BaseModel):
     Never sent; the server builds it while validating a batch, so that the job it names can be
     acknowledged and ended with ``error`` instead of being retried for ever."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     type: str | None
     job_id: int | None  # None: no usable job id (the message is only logged)
@@ -261,7 +261,7 @@ class Batch(Message):
 
 
 AgentFrame = Annotated[Hello | Ping | Pong | Batch, Discriminator("type")]
-agent_frame = TypeAdapter[AgentFrame](AgentFrame)
+agent_frame = TypeAdapter[AgentFrame](AgentFrame, config=ConfigDict(defer_build=True))
 
 
 # ---------------------------------------------------------------- server -> agent frames
@@ -339,4 +339,4 @@ class Ack(Message):
 
 
 ServerFrame = Annotated[Welcome | Assign | Cancel | Ack | Ping | Pong, Discriminator("type")]
-server_frame = TypeAdapter[ServerFrame](ServerFrame)
+server_frame = TypeAdapter[ServerFrame](ServerFrame, config=ConfigDict(defer_build=True))

@@ -32,10 +32,9 @@ from pydantic import BaseModel, ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 
 from kraken.agent import credentials
-from kraken.agent.capabilities import capabilities
 from kraken.agent.cleanup import clean_up_after_earlier_run
-from kraken.agent.executors import executor_class
 from kraken.agent.outbox import Outbox
+from kraken.agent.probe import probe_in_child
 from kraken.agent.runner import JobRunner
 from kraken.protocol import (
     Ack,
@@ -123,8 +122,7 @@ class Agent:
         if self.credential_file is not None:
             self.credential = credentials.load(self.credential_file)
         await asyncio.to_thread(clean_up_after_earlier_run, self.data_dir)
-        await self._remove_orphans()
-        self._caps = await capabilities(self.labels, self.executors)
+        self._caps = await probe_in_child(self.name, self.labels, self.executors)  # and removes orphans
         backoff = BACKOFF_MIN
         while not self._stopping:
             self._welcomed = False
@@ -151,16 +149,6 @@ class Agent:
         self._stopping = True
         if self.runner is not None:
             await self.runner.cancel()
-
-    async def _remove_orphans(self) -> None:
-        for name in self.executors or ["docker", "lxd"]:
-            try:
-                n = await executor_class(name).remove_orphans(self.name)
-            except Exception as exc:  # the engine may not exist here
-                log.debug("no orphan clean-up for %s: %s", name, exc)
-                continue
-            if n:
-                log.info("removed %d %s environment(s) left by an earlier run", n, name)
 
     def _refused(self, reason: str) -> PermissionError:
         if self.credential is None:

@@ -13,7 +13,6 @@ from kraken.agent.executors.base import Executor, ExecutorError, JobEnvironment
 from kraken.agent.limits import job_limits
 from kraken.agent.outbox import Outbox
 from kraken.agent.tools.base import StepOutcome, ToolContext, ToolError
-from kraken.agent.tools.registry import get_tool
 from kraken.protocol import DEFAULT_WHEN, AnyJobMessage, JobDone, Log, Result, StepDone, StepResult, StepStarted
 
 log = logging.getLogger(__name__)
@@ -208,6 +207,8 @@ class JobRunner:
         if attempt is not None:
             await slog.line(f"--- {attempt} ---")
         try:
+            from kraken.agent.tools.registry import get_tool  # here: an idle agent needs no tool (jsonschema, httpx)
+
             try:
                 tool = get_tool(step["tool"])()
             except KeyError:
