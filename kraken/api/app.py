@@ -39,6 +39,7 @@ ROUTER_MODULES = [
     "kraken.api.routes.agents",
     "kraken.api.routes.events",
     "kraken.api.routes.results",
+    "kraken.api.routes.failure_groups",
     "kraken.api.routes.comments",
     "kraken.api.routes.secrets",
     "kraken.api.routes.artifacts",
