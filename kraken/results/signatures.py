@@ -20,27 +20,29 @@ signature is made again from a group's representative message when it is shown.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 
 INNERMOST_FRAMES = 2
 MAX_SIGNATURE = 1000  # characters of the error line kept
+TAIL = 1500  # characters at the end of a message searched for frames
 
 _UUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
 _ADDR = re.compile(r"\b0[xX][0-9a-fA-F]+\b")
 _TMP = re.compile(
     r"""(?:[A-Za-z]:)?(?:[/\\](?:private[/\\])?(?:tmp|var[/\\]tmp|var[/\\]folders|dev[/\\]shm)"""
-    r"""|[/\\]AppData[/\\]Local[/\\]Temp|\S*pytest-of-[^\s/\\]+)(?:[/\\][^\s'"<>(),;\]]*)?"""
+    r"""|[/\\]AppData[/\\]Local[/\\]Temp|pytest-of-[^\s/\\]+)(?:[/\\][^\s'"<>(),;\]]*)?"""
 )
 _HEXID = re.compile(r"\b(?=[0-9a-fA-F]*[0-9])(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 _SPACE = re.compile(r"\s+")
 
 # pytest: "path/to/file.py:12: ExcType" (last entry) or "path/to/file.py:12: " / ": in func"
-_PYTEST_LOC = re.compile(r"^(\S+?\.\w+):\d+:(?: (?:in )?(\S*))?\s*$", re.MULTILINE)
+_PYTEST_LOC = re.compile(r"^([^\s:]+):\d+:(?: (?:in )?(\S*))?[ \t]*$", re.MULTILINE)
 # Python: '  File "path/to/file.py", line 12, in func'
-_PY_FRAME = re.compile(r'^\s*File "([^"]+)", line \d+, in (\S+)', re.MULTILINE)
-_PYTEST_E = re.compile(r"^E\s+(\S.*)$", re.MULTILINE)
+_PY_FRAME = re.compile(r'^[ \t]*File "([^"\n]+)", line \d+, in (\S+)', re.MULTILINE)
+_PYTEST_E = re.compile(r"^E[ \t]+(\S.*)$", re.MULTILINE)
 _EXC_START = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Failure|Warning|Fault))\b")
 _EXC_NAME = re.compile(r"^[A-Za-z_][\w.]*$")
 
@@ -55,6 +57,7 @@ def normalise(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
+@functools.lru_cache(maxsize=4096)
 def _base(path: str) -> str:
     return normalise(re.split(r"[/\\]", path)[-1])
 
@@ -66,14 +69,16 @@ def signature(message: str | None) -> str:
     exc = ""
     frames: list[str] = []
     line = next((ln for ln in message.splitlines() if ln.strip()), "")
-    py = _PY_FRAME.findall(message)
+    # the innermost frames and the exception are at the end: only the last lines are searched
+    tail = message if len(message) <= TAIL else message[-TAIL:].split("\n", 1)[-1]
+    py = _PY_FRAME.findall(tail) if 'File "' in tail else []
     if py:
-        frames = [f"{_base(path)}:{func}" for path, func in py]
-        line = message.rstrip().rsplit("\n", 1)[-1]  # the exception, after the frames
+        frames = [f"{_base(path)}:{normalise(func)}" for path, func in py]
+        line = tail.rstrip().rsplit("\n", 1)[-1]  # the exception, after the frames
         m = re.match(r"\s*([A-Za-z_][\w.]*)(?::|$)", line)
         if m:
             exc = m.group(1)
-    locs = _PYTEST_LOC.findall(message)
+    locs = _PYTEST_LOC.findall(tail)
     if locs and not py:
         frames = [_base(path) for path, _ in locs]
         if _EXC_NAME.match(locs[-1][1] or ""):

@@ -83,3 +83,19 @@ def test_messages_without_a_traceback() -> None:
     assert failure_key("timeout after 30s") == failure_key("timeout after 31.5s")
     assert failure_key("timeout after 30s") != failure_key("disk full")
     assert signature(None) == signature("") == signature("  \n") == ""
+
+
+def test_long_output_before_the_traceback_does_not_change_the_key() -> None:
+    short = pytest_msg()
+    noisy = "captured stdout " * 400 + "\n" + short
+    assert len(noisy) > 5000
+    assert signature(noisy).split(" | ")[:2] == signature(short).split(" | ")[:2]
+    assert failure_key(noisy) == failure_key(short.replace("8001", "8002"))
+
+
+def test_numbered_function_names_are_one_frame() -> None:
+    def msg(i: int) -> str:
+        return f'Traceback (most recent call last):\n  File "pkg/mod.py", line {i}, in test_case_{i}\nAssertionError'
+
+    assert failure_key(msg(1)) == failure_key(msg(2))
+    assert signature(msg(7)) == "AssertionError | mod.py:test_case_<n> | AssertionError"
