@@ -564,12 +564,15 @@ async def _store_failure_keys(session: AsyncSession, rj: ResultsJob, pg: bool) -
         ids.append(int(rid))
         values.append(key)
     if pg:
+        # by primary key, row by row: the hash joins set for the analysis would scan the whole table
+        await _exec(session, "SET LOCAL enable_nestloop = on")
         await _exec(
             session,
             "UPDATE test_result t SET failure_key = v.k FROM unnest(CAST(:ids AS BIGINT[]), CAST(:keys AS TEXT[])) "
             "AS v(id, k) WHERE t.id = v.id",
             {"ids": ids, "keys": values},
         )
+        await _exec(session, "SET LOCAL enable_nestloop = off")
     else:
         await session.execute(
             sa.text("UPDATE test_result SET failure_key = :k WHERE id = :id"),
