@@ -93,8 +93,6 @@ def write_junit(path: Path, n: int, flipped: set[int], base_failures: set[int]) 
 
 async def agent_main(xml: str, out: str) -> None:
     """Run the real junit_collect tool; each message it sends is written as one JSON line."""
-    import orjson
-
     from kraken.agent.executors.base import JobEnvironment
     from kraken.agent.executors.direct import DirectExecutor
     from kraken.agent.tools.base import ToolContext
@@ -106,9 +104,9 @@ async def agent_main(xml: str, out: str) -> None:
         await executor.start()
         sent = 0
 
-        async def send(msg: dict[str, Any]) -> None:
+        async def send(msg: Any) -> None:  # a kraken.protocol message
             nonlocal sent
-            fh.write(orjson.dumps(msg) + b"\n")
+            fh.write(msg.model_dump_json(exclude={"job_id", "seq"}).encode() + b"\n")
             sent += 1
 
         async def log(line: str) -> None:
@@ -168,6 +166,7 @@ async def server_main(kind: str, sizes: list[int], flip: float, api_reps: int) -
     from kraken.control.effects import Effects
     from kraken.core.db import Database
     from kraken.models import Branch, Flow, Job, Project, Run
+    from kraken.protocol import TestResults
     from kraken.results.analysis import advance_branch, analyze_job
     from kraken.results.ingest import on_test_results
 
@@ -222,7 +221,7 @@ async def server_main(kind: str, sizes: list[int], flip: float, api_reps: int) -
                     t0 = time.perf_counter()
                     with msgs.open("rb") as fh:
                         for line in fh:
-                            msg = orjson.loads(line)
+                            msg = TestResults.model_validate({**orjson.loads(line), "job_id": job_id, "seq": 1})
                             async with db.transaction() as s:
                                 job = await s.get(Job, job_id)
                                 await on_test_results(s, job, msg, Effects())  # type: ignore[arg-type]

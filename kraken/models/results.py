@@ -66,6 +66,23 @@ class TestResult(SQLModel, table=True):
             postgresql_where=sa.text("change <> 0"),
             sqlite_where=sa.text("change <> 0"),
         ),
+        # failures by cause: a run's groups, and the same cause in the branch's earlier flows (failures only)
+        sa.Index(
+            "ix_test_result_run_failure",
+            "run_id",
+            "failure_key",
+            "id",
+            postgresql_where=sa.text("failure_key IS NOT NULL"),
+            sqlite_where=sa.text("failure_key IS NOT NULL"),
+        ),
+        sa.Index(
+            "ix_test_result_branch_failure",
+            "branch_id",
+            "failure_key",
+            "flow_id",
+            postgresql_where=sa.text("failure_key IS NOT NULL"),
+            sqlite_where=sa.text("failure_key IS NOT NULL"),
+        ),
     )
     id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
     job_id: int
@@ -94,6 +111,8 @@ class TestResult(SQLModel, table=True):
     relevancy: int = Field(default=0, sa_column=sa.Column(sa.SmallInteger, nullable=False))
     perf_change: int | None = Field(default=None, sa_column=sa.Column(sa.SmallInteger))
     perf: dict[str, Any] | None = json_field(None)
+    # failed and error results: the hash of their normalised signature (kraken.results.signatures)
+    failure_key: str | None = Field(default=None, sa_column=sa.Column(sa.String(16)))
 
 
 class ResultsJob(SQLModel, table=True):

@@ -16,7 +16,10 @@ state (``age``, ``last_exec``, the ``flips`` mask), so one join gives every figu
   age < 5, regression (2 points), not flaky, no root-cause comment on the branch (see
   ``kraken.results.comments``);
 - performance: each value (and durations >= PERF_MIN_DURATION) against the median and
-  spread of the last PERF_WINDOW values.
+  spread of the last PERF_WINDOW values;
+- ``failure_key`` (failed and error results): the hash of the normalised signature of the
+  message and traceback (``kraken.results.signatures``), which groups a run's failures by cause
+  (``kraken.results.groups``).
 
 Ordering.  CI flows are analysed in flow order: ``results_branch.sealed_seq`` is the
 highest CI flow seq up to which every CI flow of the branch is completed and analysed.
@@ -51,6 +54,7 @@ from kraken.observability import metrics
 from kraken.results.comments import root_caused_clause
 from kraken.results.ingest import PERF_MIN_DURATION, is_postgres, stage_table
 from kraken.results.locks import lock_branch
+from kraken.results.signatures import failure_key
 from kraken.results.statuses import (
     CHANGE_NAMES,
     KIND_CI,
@@ -479,6 +483,7 @@ async def _analyse_results(session: AsyncSession, rj: ResultsJob, sealed: int, p
     if inserted < 0 and not pg:  # pysqlite does not count statements that start with WITH
         inserted = int((await _exec(session, "SELECT changes()")).scalar() or 0)
     await _exec(session, f"DROP TABLE {stage}")
+    await _store_failure_keys(session, rj, pg)
 
     # results of a test already seen in this job (the rows were inserted in test order: the distinct
     # count sorts presorted input instead of grouping a million tests in a hash table)
@@ -533,6 +538,48 @@ async def _analyse_results(session: AsyncSession, rj: ResultsJob, sealed: int, p
     rj.staged = 0
     rj.perf_candidates = 0
     return inserted
+
+
+async def _store_failure_keys(session: AsyncSession, rj: ResultsJob, pg: bool) -> int:
+    """Key each failed or error result of the job by its failure signature (``kraken.results.signatures``).
+
+    Only failures are read (through the run index: every failure has relevancy >= 1); a message is
+    normalised once however many results share it; one statement writes every key."""
+    rows = (
+        await _exec(
+            session,
+            "SELECT id, message FROM test_result WHERE run_id = :r AND relevancy > 0 AND job_id = :j "
+            "AND status IN (1, 2)",
+            {"r": rj.run_id, "j": rj.job_id},
+        )
+    ).all()
+    if not rows:
+        return 0
+    keys: dict[str | None, str] = {}
+    ids: list[int] = []
+    values: list[str] = []
+    for rid, message in rows:
+        key = keys.get(message)
+        if key is None:
+            key = keys[message] = failure_key(message)
+        ids.append(int(rid))
+        values.append(key)
+    if pg:
+        # by primary key, row by row: the hash joins set for the analysis would scan the whole table
+        await _exec(session, "SET LOCAL enable_nestloop = on")
+        await _exec(
+            session,
+            "UPDATE test_result t SET failure_key = v.k FROM unnest(CAST(:ids AS BIGINT[]), CAST(:keys AS TEXT[])) "
+            "AS v(id, k) WHERE t.id = v.id",
+            {"ids": ids, "keys": values},
+        )
+        await _exec(session, "SET LOCAL enable_nestloop = off")
+    else:
+        await session.execute(
+            sa.text("UPDATE test_result SET failure_key = :k WHERE id = :id"),
+            [{"id": i, "k": k} for i, k in zip(ids, values, strict=True)],
+        )
+    return len(ids)
 
 
 async def _refresh_summary(session: AsyncSession, job_id: int) -> None:

@@ -143,3 +143,55 @@ class TestCaseBrief(BaseModel):
 class TestHistoryOut(BaseModel):
     test_case: TestCaseBrief
     items: list[HistoryItemOut]
+
+
+# ------------------------------------------------------------------------------ failures grouped by cause
+
+
+class FailureTestOut(BaseModel):
+    """One failed (or error) result of a failure group."""
+
+    result_id: int
+    test_case_id: int
+    test: str = Field(description="the test's name")
+    job_id: int
+    status: TestStatus
+    change: TestChange
+    flaky: bool
+
+
+class FailureFlowOut(BaseModel):
+    """An earlier CI flow of the branch where the same cause failed tests."""
+
+    flow_id: int
+    flow_seq: int
+    run_id: int = Field(description="a run of that flow with failures of this cause")
+    count: int = Field(description="failures of this cause in that flow")
+
+
+class FailureGroupOut(BaseModel):
+    """Failures of a run that share a normalised signature: one cause."""
+
+    key: str = Field(description="16 hex digits: the hash of the signature, the same in every run")
+    signature: str = Field(description="exception type | innermost frames | normalised error line")
+    count: int = Field(description="failures of the run in this group")
+    message: str | None = Field(description="a representative message (the group's first failure)")
+    tests: list[FailureTestOut] = Field(description="the first failures, by result id; more via .../tests")
+    more_tests: bool
+    known: bool = Field(description="the same cause failed tests in an earlier CI flow of the branch")
+    earlier_flows: int = Field(description="earlier CI flows of the branch with this cause")
+    first_seen: FailureFlowOut | None = Field(description="the earliest of them")
+    recent: list[FailureFlowOut] = Field(description="the latest of them (up to 10), newest first")
+
+
+class FailureGroupsOut(BaseModel):
+    run_id: int
+    failures: int = Field(description="failed and error results of the run")
+    causes: int = Field(description="distinct signatures among them")
+    unkeyed: int = Field(description="failures analysed before signatures existed (in no group)")
+    groups: list[FailureGroupOut] = Field(description="largest first")
+
+
+class FailureTestsPage(BaseModel):
+    items: list[FailureTestOut]
+    next_after: int | None = Field(description="pass as ?after= for the next page; null on the last one")

@@ -98,6 +98,8 @@ RULES: dict[str, str] = {
     "GET /api/runs/{run_id}/jobs": "viewer",
     "GET /api/runs/{run_id}/artifacts": "viewer",
     "GET /api/runs/{run_id}/results": "viewer",
+    "GET /api/runs/{run_id}/failure-groups": "viewer",
+    "GET /api/runs/{run_id}/failure-groups/{key}/tests": "viewer",
     "GET /api/runs/{run_id}/summary": "viewer",
     "GET /api/runs/{run_id}/issues": "viewer",
     "GET /api/jobs/{job_id}": "viewer",

@@ -182,6 +182,35 @@ export const useResults = (runId: number, f: ResultFilters) =>
     getNextPageParam: (last) => last.next_cursor,
   });
 
+/** A run's failures grouped by cause (kept under the run's results key: the "results" event refreshes it). */
+export const useFailureGroups = (runId: number, enabled = true, tests = 20) =>
+  useQuery({
+    queryKey: qk.results(runId, { groups: tests }),
+    enabled,
+    retry: false,
+    queryFn: () =>
+      unwrap(
+        client.GET("/api/runs/{run_id}/failure-groups", { params: { path: { run_id: runId }, query: { tests, limit: 200 } } }),
+      ),
+  });
+
+/** All the failures of one cause, page by page (by result id). */
+export const useFailureGroupTests = (runId: number, key: string, enabled: boolean) =>
+  useInfiniteQuery({
+    queryKey: qk.results(runId, { group: key }),
+    enabled,
+    retry: false,
+    initialPageParam: 0,
+    queryFn: ({ pageParam, signal }) =>
+      unwrap(
+        client.GET("/api/runs/{run_id}/failure-groups/{key}/tests", {
+          signal,
+          params: { path: { run_id: runId, key }, query: { after: pageParam, limit: 200 } },
+        }),
+      ),
+    getNextPageParam: (last) => last.next_after ?? undefined,
+  });
+
 export const useTestHistory = (id: number, branchId: number | undefined, limit = 200) =>
   useQuery({
     queryKey: qk.history(id, branchId, limit),

@@ -955,6 +955,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/runs/{run_id}/failure-groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Failure Groups */
+        get: operations["failure_groups_api_runs__run_id__failure_groups_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/runs/{run_id}/failure-groups/{key}/tests": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Failure Group Tests */
+        get: operations["failure_group_tests_api_runs__run_id__failure_groups__key__tests_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/runs/{run_id}/issues": {
         parameters: {
             query?: never;
@@ -1656,6 +1690,140 @@ export interface components {
             queues: components["schemas"]["QueueOut"][];
             /** Shared */
             shared: boolean;
+        };
+        /**
+         * FailureFlowOut
+         * @description An earlier CI flow of the branch where the same cause failed tests.
+         */
+        FailureFlowOut: {
+            /**
+             * Count
+             * @description failures of this cause in that flow
+             */
+            count: number;
+            /** Flow Id */
+            flow_id: number;
+            /** Flow Seq */
+            flow_seq: number;
+            /**
+             * Run Id
+             * @description a run of that flow with failures of this cause
+             */
+            run_id: number;
+        };
+        /**
+         * FailureGroupOut
+         * @description Failures of a run that share a normalised signature: one cause.
+         */
+        FailureGroupOut: {
+            /**
+             * Count
+             * @description failures of the run in this group
+             */
+            count: number;
+            /**
+             * Earlier Flows
+             * @description earlier CI flows of the branch with this cause
+             */
+            earlier_flows: number;
+            /** @description the earliest of them */
+            first_seen: components["schemas"]["FailureFlowOut"] | null;
+            /**
+             * Key
+             * @description 16 hex digits: the hash of the signature, the same in every run
+             */
+            key: string;
+            /**
+             * Known
+             * @description the same cause failed tests in an earlier CI flow of the branch
+             */
+            known: boolean;
+            /**
+             * Message
+             * @description a representative message (the group's first failure)
+             */
+            message: string | null;
+            /** More Tests */
+            more_tests: boolean;
+            /**
+             * Recent
+             * @description the latest of them (up to 10), newest first
+             */
+            recent: components["schemas"]["FailureFlowOut"][];
+            /**
+             * Signature
+             * @description exception type | innermost frames | normalised error line
+             */
+            signature: string;
+            /**
+             * Tests
+             * @description the first failures, by result id; more via .../tests
+             */
+            tests: components["schemas"]["FailureTestOut"][];
+        };
+        /** FailureGroupsOut */
+        FailureGroupsOut: {
+            /**
+             * Causes
+             * @description distinct signatures among them
+             */
+            causes: number;
+            /**
+             * Failures
+             * @description failed and error results of the run
+             */
+            failures: number;
+            /**
+             * Groups
+             * @description largest first
+             */
+            groups: components["schemas"]["FailureGroupOut"][];
+            /** Run Id */
+            run_id: number;
+            /**
+             * Unkeyed
+             * @description failures analysed before signatures existed (in no group)
+             */
+            unkeyed: number;
+        };
+        /**
+         * FailureTestOut
+         * @description One failed (or error) result of a failure group.
+         */
+        FailureTestOut: {
+            /**
+             * Change
+             * @enum {string}
+             */
+            change: "none" | "new" | "fix" | "regression";
+            /** Flaky */
+            flaky: boolean;
+            /** Job Id */
+            job_id: number;
+            /** Result Id */
+            result_id: number;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "passed" | "failed" | "error" | "skipped" | "disabled" | "not-run";
+            /**
+             * Test
+             * @description the test's name
+             */
+            test: string;
+            /** Test Case Id */
+            test_case_id: number;
+        };
+        /** FailureTestsPage */
+        FailureTestsPage: {
+            /** Items */
+            items: components["schemas"]["FailureTestOut"][];
+            /**
+             * Next After
+             * @description pass as ?after= for the next page; null on the last one
+             */
+            next_after: number | null;
         };
         /** FlowIn */
         FlowIn: {
@@ -4903,6 +5071,79 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RunOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    failure_groups_api_runs__run_id__failure_groups_get: {
+        parameters: {
+            query?: {
+                /** @description groups returned, largest first */
+                limit?: number;
+                /** @description tests listed per group */
+                tests?: number;
+            };
+            header?: never;
+            path: {
+                run_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FailureGroupsOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    failure_group_tests_api_runs__run_id__failure_groups__key__tests_get: {
+        parameters: {
+            query?: {
+                /** @description the last result id of the previous page */
+                after?: number;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description a group's key (16 hex digits) */
+                key: string;
+                run_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FailureTestsPage"];
                 };
             };
             /** @description Validation Error */

@@ -48,6 +48,9 @@ export type TestResult = S["TestResultOut"];
 export type ResultsPage = S["ResultsPage"];
 /** A run's or a flow's summary (the fields both have). */
 export type ResultsSummary = Omit<S["RunSummaryOut"], "run_id">;
+export type FailureGroups = S["FailureGroupsOut"];
+export type FailureGroup = S["FailureGroupOut"];
+export type FailureTest = S["FailureTestOut"];
 export type HistoryItem = S["HistoryItemOut"];
 export type TestHistory = S["TestHistoryOut"];
 export type TestStatus = TestResult["status"];

@@ -11,6 +11,7 @@ import { PageHeader } from "../components/Layout";
 import { useRunCrumbs } from "../components/RunCrumbs";
 import { Empty, ErrorBox, Loading, useTitle } from "../components/ui";
 import { formatCount, formatSeconds, plural } from "../lib/format";
+import FailureGroupsView from "./FailureGroups";
 
 const STATUSES = ["passed", "failed", "error", "skipped", "disabled", "not-run"] as const;
 const CHANGES = ["regression", "fix", "new", "none"] as const;
@@ -233,6 +234,7 @@ export default function ResultsPage({ runId }: { runId: number }) {
   const [, navigate] = useLocation();
   const f = useMemo(() => readFilters(search), [search]);
   const sel = Number(new URLSearchParams(search).get("sel")) || null;
+  const grouped = new URLSearchParams(search).get("view") === "groups";
   const set = (nf: ResultFilters, nsel: number | null = null) => navigate(`/runs/${runId}/results${toSearch(nf, nsel)}`, { replace: true });
   const current = useRef({ f, set });
   current.current = { f, set };
@@ -321,6 +323,15 @@ export default function ResultsPage({ runId }: { runId: number }) {
         {summary.data?.analysis === "pending" && <div className="notice">Some results are still being analysed; the figures update when they are done.</div>}
       </PageHeader>
       {summary.data ? <SummaryCounters s={summary.data} f={f} set={(nf) => set(nf)} /> : summary.isError ? null : <div className="counters placeholder" />}
+      <div className="chip-group" role="group" aria-label="View">
+        <Link className={`chip toggle${grouped ? "" : " on"}`} href={`/runs/${runId}/results`} aria-pressed={!grouped} data-testid="view-all">
+          All results
+        </Link>
+        <Link className={`chip toggle${grouped ? " on" : ""}`} href={`/runs/${runId}/results?view=groups`} aria-pressed={grouped} data-testid="view-groups">
+          Failures by cause
+        </Link>
+      </div>
+      {grouped ? <FailureGroupsView runId={runId} branchId={branchId} /> : <>
       <Filters f={f} set={(nf) => set(nf)} jobs={jobsQ.data ?? []} />
       <div className="results-meta muted small">
         <span data-testid="results-total">
@@ -344,6 +355,7 @@ export default function ResultsPage({ runId }: { runId: number }) {
         {body}
         {selected && <Detail r={selected} jobs={jobs} branchId={branchId} onClose={() => set(f)} />}
       </div>
+      </>}
     </>
   );
 }

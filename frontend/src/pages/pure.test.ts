@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { flowParameters } from "./Branch";
 import { historyGrid } from "./TestCase";
 import { agentStatus } from "./Agents";
+import { causesLabel, firstSeenHref } from "./FailureGroups";
 import type { HistoryItem, Stage } from "../api/types";
 
 describe("flowParameters", () => {
@@ -42,5 +43,17 @@ describe("agentStatus", () => {
     expect(agentStatus({ ...base, current_job_id: 3 })).toBe("busy");
     expect(agentStatus({ ...base, online: false })).toBe("offline");
     expect(agentStatus(base)).toBe("online");
+  });
+});
+
+describe("failure groups", () => {
+  it("says how many failures and causes", () => {
+    expect(causesLabel({ failures: 312, causes: 3, unkeyed: 0 })).toBe("312 failures, 3 causes");
+    expect(causesLabel({ failures: 1, causes: 1, unkeyed: 0 })).toBe("1 failure, 1 cause");
+    expect(causesLabel({ failures: 5, causes: 1, unkeyed: 2 })).toBe("5 failures, 1 cause (2 without a signature)");
+  });
+  it("links a known cause to the run where it first appeared", () => {
+    expect(firstSeenHref({ first_seen: { flow_id: 3, flow_seq: 2, run_id: 9, count: 4 } })).toBe("/runs/9/results?view=groups");
+    expect(firstSeenHref({ first_seen: null })).toBeNull();
   });
 });
