@@ -3,6 +3,7 @@ and a small world of project/branch/flows/runs/jobs made through the models."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -162,3 +163,26 @@ class World:
 @pytest.fixture
 async def world(rdb: Database) -> World:
     return await World(rdb).setup()
+
+
+@contextlib.asynccontextmanager
+async def admin_client(db: Database, router: Any) -> AsyncIterator[Any]:
+    """An HTTP client of a bare app holding ``router`` on ``db``, whose caller is an administrator
+    (the routes check the caller's role in the project: kraken.api.authz)."""
+    from types import SimpleNamespace
+
+    import httpx
+    from fastapi import FastAPI
+
+    from kraken.api.deps import SCOPES, Principal, current_principal
+    from kraken.models import User
+
+    app = FastAPI()
+    app.include_router(router, prefix="/api")
+    app.state.db = db
+    app.state.kraken = SimpleNamespace(runtime=SimpleNamespace(db=db))
+    app.dependency_overrides[current_principal] = lambda: Principal(
+        User(id=1, username="admin", password_hash="", is_admin=True), frozenset(SCOPES)
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        yield c

@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
-from kraken.api.deps import SCOPES, Principal, current_principal
 from kraken.api.routes.results import router
-from kraken.models import User
-from tests.results.conftest import World
+from tests.results.conftest import World, admin_client
 
 
 @pytest.fixture
 async def client(world: World) -> AsyncIterator[httpx.AsyncClient]:
-    app = FastAPI()
-    app.include_router(router, prefix="/api")
-    # the routes check the caller's role in the project (kraken.api.authz): the caller is an administrator
-    app.state.kraken = SimpleNamespace(runtime=SimpleNamespace(db=world.db))
-    app.dependency_overrides[current_principal] = lambda: Principal(
-        User(id=1, username="admin", password_hash="", is_admin=True), frozenset(SCOPES)
-    )
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+    async with admin_client(world.db, router) as c:
         yield c
 
 

@@ -10,10 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from kraken.api.routes.failure_groups import router
-from tests.results.conftest import World
+from tests.results.conftest import World, admin_client
 from tests.results.test_pytest_flows import flow as run_flow
 from tests.support.gitrepo import commit, make_repo
 
@@ -84,10 +83,7 @@ def test_ratio_2():
 
 @pytest.fixture
 async def client(world: World) -> AsyncIterator[httpx.AsyncClient]:
-    app = FastAPI()
-    app.include_router(router, prefix="/api")
-    app.state.db = world.db
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+    async with admin_client(world.db, router) as c:
         yield c
 
 
@@ -175,7 +171,8 @@ async def test_failures_grouped_by_cause_known_and_new(world: World, client: htt
 async def test_bad_requests(world: World, client: httpx.AsyncClient) -> None:
     r = await client.get("/api/runs/999999/failure-groups")
     assert r.status_code == 404 and "run 999999" in r.text
-    r = await client.get("/api/runs/1/failure-groups/NOT-A-KEY/tests")
+    run = await world.run_of(await world.job(await world.flow("ci")))  # a run the caller may see
+    r = await client.get(f"/api/runs/{run}/failure-groups/NOT-A-KEY/tests")
     assert r.status_code == 422 and "key" in r.text
-    r = await client.get("/api/runs/1/failure-groups", params={"tests": 5000})
+    r = await client.get(f"/api/runs/{run}/failure-groups", params={"tests": 5000})
     assert r.status_code == 422 and "tests" in r.text
