@@ -23,6 +23,8 @@ echo "== ruff"; .venv/bin/ruff check .
 echo "== import contracts"; .venv/bin/lint-imports
 echo "== mypy"; .venv/bin/mypy kraken
 echo "== pip-audit"; bash scripts/audit-deps.sh
-echo "== pytest"; .venv/bin/pytest -q -p no:cacheprovider --cov=kraken --cov-report= "$@"
+# Most tests wait on real processes (servers, agents, browsers): three at a time on two cores.
+workers="${KRAKEN_TEST_WORKERS:-3}"
+echo "== pytest ($workers workers)"; .venv/bin/pytest -q -p no:cacheprovider -n "$workers" --cov=kraken --cov-report= "$@"
 echo "== coverage: $(.venv/bin/coverage report --format=total)% of kraken's lines (measured in the pytest process;"\
   "per file: .venv/bin/coverage report)"

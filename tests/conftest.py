@@ -74,8 +74,10 @@ def redis_url() -> Iterator[str]:
         client.ping()
     except redis.RedisError as exc:
         missing_service("Redis", exc)
-    # A private logical database per test run keeps parallel sessions apart.
-    db = 1 + (os.getpid() % 14)
+    # A private logical database per test process keeps parallel runs apart: per pytest-xdist
+    # worker (gw0, gw1, ...), else per process id.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    db = 1 + (int(worker[2:]) if worker[2:].isdigit() else os.getpid()) % 14
     client = redis.Redis.from_url(REDIS_URL.rsplit("/", 1)[0] + f"/{db}")
     client.flushdb()
     yield REDIS_URL.rsplit("/", 1)[0] + f"/{db}"
