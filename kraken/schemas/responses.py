@@ -31,6 +31,7 @@ class WebhookDeliveryOut(BaseModel):
 
 class WebhookConfigOut(BaseModel):
     configured: bool
+    providers: list[str] = Field(default_factory=list, description="the providers whose deliveries are accepted")
     urls: dict[str, str] = Field(description="the URL to give each provider")
     secret: str | None = Field(None, description="the generated secret, shown once")
 

@@ -143,9 +143,11 @@ async def test_frames_and_messages_nothing_can_be_acknowledged_for_keep_the_conn
         await agent.send({"type": "dance"})
         await agent.send({"type": "batch", "messages": [{"type": "log", "seq": 1, "lines": ["no job id"]}, 7]})
         await agent.alive()
-        lines = server.proc.lines
-        assert any("agent raw sent a malformed frame, dropped: batch.messages: Field required" in ln for ln in lines)
-        assert any("agent raw sent a malformed log message without a job id" in ln for ln in lines)
+        for logged in (  # the server's log lines reach this process through a pipe: wait for them
+            "agent raw sent a malformed frame, dropped: batch.messages: Field required",
+            "agent raw sent a malformed log message without a job id",
+        ):
+            await asyncio.to_thread(server.proc.wait_line, lambda ln, text=logged: text in ln, 10)
         # the job itself is untouched and still runs normally
         await agent.send({"type": "batch", "messages": [
             {"type": "step_started", "job_id": job_id, "seq": 1, "step_index": 0},

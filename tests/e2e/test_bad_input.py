@@ -26,6 +26,11 @@ ID32 = str(2**31)  # ids are 32-bit in PostgreSQL
 
 async def test_ids_out_of_range_get_422_naming_the_parameter(api: Api) -> None:
     _, branch_id = await api.project_with_branch()
+    # run 1 exists, so that the caller may see it: an unknown run is a 404 before its parameters are read
+    code = 'def stage(ctx):\n    return {"jobs": [{"name": "j", "steps": [{"tool": "shell", "cmd": "true"}], ' \
+        '"environments": [{"system": "any"}]}]}\n'
+    await api.stage(branch_id, "s", code)
+    assert (await api.flow(branch_id))["runs"][0]["id"] == 1
     probes: list[tuple[str, str, dict[str, object] | None, str]] = []
     for n in (ID32, BIG, HUGE):
         probes += [
@@ -35,18 +40,24 @@ async def test_ids_out_of_range_get_422_naming_the_parameter(api: Api) -> None:
             ("GET", f"/runs/1/results?job_id={n}", None, "job_id"),
             ("POST", f"/branches/{n}/flows", {"kind": "ci"}, "branch_id"),
             ("GET", f"/test-cases/{n}/comments?branch_id={branch_id}", None, "test_case_id"),
-            ("GET", f"/test-cases/1/comments?branch_id={n}", None, "branch_id"),
             ("POST", f"/test-cases/{n}/comments", {"branch_id": branch_id, "text": "x"}, "test_case_id"),
             ("GET", f"/branches/{n}/retention", None, "branch_id"),
             ("PUT", f"/branches/{n}/retention", {"keep_flows": 1}, "branch_id"),
             ("GET", f"/branches/{branch_id}/flows?offset={n}", None, "offset"),
             ("GET", f"/jobs/1/log/stream?after={n}", None, "after"),
         ]
-    probes.append(("POST", "/test-cases/1/comments", {"branch_id": int(BIG), "text": "x"}, "branch_id"))
     for method, path, body, name in probes:
         r = await api.http.request(method, path, json=body)
         assert r.status_code == 422, f"{method} {path}: {r.status_code} {r.text}"
         assert r.json()["detail"][0]["loc"][-1] == name, f"{method} {path}: {r.text}"
+    # the caller's role is checked first: a test case that does not exist (or that the caller may not
+    # see) is a 404 whatever else the request holds
+    for method, path, body in (
+        ("GET", f"/test-cases/1/comments?branch_id={BIG}", None),
+        ("POST", "/test-cases/1/comments", {"branch_id": int(BIG), "text": "x"}),
+    ):
+        r = await api.http.request(method, path, json=body)
+        assert r.status_code == 404 and "test case 1 not found" in r.text, f"{method} {path}: {r.text}"
     # the largest id is valid input, for an object that does not exist
     assert (await api.http.get(f"/jobs/{2**31 - 1}")).status_code == 404
     assert (await api.http.get(f"/jobs/{2**31 - 1}/log/stream?after={2**31 - 1}")).status_code == 404

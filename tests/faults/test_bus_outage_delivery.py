@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +96,7 @@ async def test_assignment_committed_during_a_redis_outage_still_runs(tmp_path: P
 LOG_STAGE = """
 def stage(ctx):
     return {"jobs": [{"name": "j", "steps": [
-        {"tool": "shell", "cmd": "echo one; sleep 4; echo two; sleep 10; echo three; sleep 60"}],
+        {"tool": "shell", "cmd": "echo one; while [ ! -e GATE ]; do sleep 0.1; done; echo two; sleep 60"}],
         "environments": [{"system": "any"}]}]}
 """
 
@@ -120,12 +121,14 @@ async def test_a_live_log_stream_gets_the_lines_the_bus_lost(tmp_path: Path, pg_
                         got.set()
 
     reader: asyncio.Task[None] | None = None
+    # the step waits for this file (in /tmp itself: the job's user may not enter the test's directory)
+    gate = Path(f"/tmp/kraken-test-gate-{uuid.uuid4().hex}")
     try:
         controller.wait_line(lambda line: "kraken controller: running" in line)
         wait_agent_connected(agent)
         await api.login()
         _, branch_id = await api.project_with_branch()
-        await api.stage(branch_id, "s", LOG_STAGE)
+        await api.stage(branch_id, "s", LOG_STAGE.replace("GATE", str(gate)))
         flow = await api.flow(branch_id)
 
         async def running_job() -> int | None:
@@ -136,10 +139,11 @@ async def test_a_live_log_stream_gets_the_lines_the_bus_lost(tmp_path: Path, pg_
         job_id = await api.wait_until(running_job, 60, "the job's first line")
         reader = asyncio.create_task(read_stream(job_id))
         await asyncio.wait_for(got.wait(), 15)
-        assert "two" not in streamed, "the test's timing is off: 'two' came before the outage"
+        assert "two" not in streamed  # it waits for the gate
 
         redis_server.stop()
         server.proc.wait_line(lambda line: "bus: Redis unavailable" in line, timeout=30)
+        gate.touch()  # 'two' now comes while the bus is down
         deadline = asyncio.get_running_loop().time() + 20
         while "two" not in await api.log(job_id):  # stored while no live line can travel: poll
             assert asyncio.get_running_loop().time() < deadline, "'two' never stored"
@@ -155,6 +159,7 @@ async def test_a_live_log_stream_gets_the_lines_the_bus_lost(tmp_path: Path, pg_
                 await asyncio.wait_for(got.wait(), left)
         assert streamed.count("one") == 1 and streamed.count("two") == 1, streamed
     finally:
+        gate.unlink(missing_ok=True)
         if reader is not None:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
