@@ -143,7 +143,7 @@ async def test_a_live_log_stream_gets_the_lines_the_bus_lost(tmp_path: Path, pg_
 
         redis_server.stop()
         server.proc.wait_line(lambda line: "bus: Redis unavailable" in line, timeout=30)
-        gate.touch()  # 'two' now comes while the bus is down
+        await asyncio.to_thread(gate.touch)  # 'two' now comes while the bus is down
         deadline = asyncio.get_running_loop().time() + 20
         while "two" not in await api.log(job_id):  # stored while no live line can travel: poll
             assert asyncio.get_running_loop().time() < deadline, "'two' never stored"
@@ -159,7 +159,7 @@ async def test_a_live_log_stream_gets_the_lines_the_bus_lost(tmp_path: Path, pg_
                 await asyncio.wait_for(got.wait(), left)
         assert streamed.count("one") == 1 and streamed.count("two") == 1, streamed
     finally:
-        gate.unlink(missing_ok=True)
+        await asyncio.to_thread(gate.unlink, missing_ok=True)
         if reader is not None:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
