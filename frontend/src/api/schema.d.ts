@@ -3018,6 +3018,11 @@ export interface components {
             /** Configured */
             configured: boolean;
             /**
+             * Providers
+             * @description the providers whose deliveries are accepted
+             */
+            providers?: string[];
+            /**
              * Secret
              * @description the generated secret, shown once
              */
