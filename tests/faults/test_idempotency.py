@@ -3,7 +3,6 @@ flow, the manual run or the job rerun is created once, and the retry gets what t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,21 +24,6 @@ def stage(ctx):
             "jobs": [{"name": "m", "steps": [{"tool": "shell", "cmd": "true"}],
                       "environments": [{"system": "any"}]}]}
 """
-
-
-@pytest.fixture
-def server(tmp_path: Path, database_url: str) -> Iterator[Server]:
-    srv = Server(tmp_path, database_url=database_url)
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-async def api(server: Server) -> AsyncIterator[Api]:
-    client = Api(server.url)
-    await client.login()
-    yield client
-    await client.close()
 
 
 async def post(api: Api, path: str, body: Any, key: str | None) -> tuple[int, Any]:
