@@ -122,7 +122,8 @@ class Agent:
         if self.credential_file is not None:
             self.credential = credentials.load(self.credential_file)
         await asyncio.to_thread(clean_up_after_earlier_run, self.data_dir)
-        self._caps = await probe_in_child(self.name, self.labels, self.executors)  # and removes orphans
+        # the child also removes the containers this agent's earlier run left
+        self._caps = await probe_in_child(self.name, str(self.data_dir), self.labels, self.executors)
         backoff = BACKOFF_MIN
         while not self._stopping:
             self._welcomed = False

@@ -5,7 +5,7 @@ left) imports their client libraries (aiodocker/aiohttp, pylxd/requests), about 
 idle agent would otherwise keep for ever. The child does it and prints the capabilities as JSON;
 the agent process imports an engine's library only when a job uses that engine.
 
-    python -m kraken.agent.probe NAME --label L ... --executor E ...
+    python -m kraken.agent.probe NAME --home DATA_DIR --label L ... --executor E ...
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ log = logging.getLogger(__name__)
 PROBE_SECONDS = 60.0  # engines answer within seconds; orphan clean-up may take a while
 
 
-async def _probe(name: str, labels: list[str], executors: list[str] | None) -> dict[str, Any]:
+async def _probe(name: str, home: str, labels: list[str], executors: list[str] | None) -> dict[str, Any]:
     from kraken.agent.capabilities import capabilities
     from kraken.agent.executors import executor_class
 
     for engine in executors or ["docker", "lxd"]:
         try:
-            n = await executor_class(engine).remove_orphans(name)
+            n = await executor_class(engine).remove_orphans(name, home)
         except Exception as exc:  # the engine may not exist here
             log.debug("no orphan clean-up for %s: %s", engine, exc)
             continue
@@ -38,9 +38,12 @@ async def _probe(name: str, labels: list[str], executors: list[str] | None) -> d
     return await capabilities(labels, executors)
 
 
-async def probe_in_child(name: str, labels: list[str], executors: list[str] | None) -> dict[str, Any]:
-    """The capabilities, found by a child process (its log lines go to this process's stderr)."""
-    argv = [sys.executable, "-m", "kraken.agent.probe", name]
+async def probe_in_child(name: str, home: str, labels: list[str], executors: list[str] | None) -> dict[str, Any]:
+    """The capabilities, found by a child process (its log lines go to this process's stderr).
+
+    The child also removes the containers an earlier run of this agent (this name and data dir
+    ``home``) left; another agent's of the same name elsewhere are not touched."""
+    argv = [sys.executable, "-m", "kraken.agent.probe", name, "--home", home]
     for label in labels:
         argv += ["--label", label]
     for executor in executors or []:
@@ -61,11 +64,12 @@ async def probe_in_child(name: str, labels: list[str], executors: list[str] | No
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m kraken.agent.probe")
     parser.add_argument("name")
+    parser.add_argument("--home", required=True, help="the agent's data dir")
     parser.add_argument("--label", action="append", default=[])
     parser.add_argument("--executor", action="append", default=[])
     args = parser.parse_args()
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    caps = asyncio.run(_probe(args.name, args.label, args.executor or None))
+    caps = asyncio.run(_probe(args.name, args.home, args.label, args.executor or None))
     sys.stdout.buffer.write(orjson.dumps(caps))
 
 

@@ -115,6 +115,7 @@ async def make_executor(agent_name: str, tmp_path: Path) -> AsyncIterator[MakeEx
         labels: dict[str, str] | None = None,
         start: bool = True,
         agent: str | None = None,
+        data_dir: str | None = None,
     ) -> Executor:
         system = getattr(IMAGES[name], image) if image in ("busybox", "python") else image
         if start:
@@ -125,7 +126,7 @@ async def make_executor(agent_name: str, tmp_path: Path) -> AsyncIterator[MakeEx
             job_id=next(counter),
             agent_name=agent or agent_name,
             system=system,
-            data_dir=str(tmp_path / "agent"),
+            data_dir=data_dir or str(tmp_path / "agent"),
             limits=limits or {},
             labels=labels or {},
         )

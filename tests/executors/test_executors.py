@@ -292,17 +292,23 @@ async def test_probe_reports_the_engine(name: str) -> None:
 
 
 @containers
-async def test_remove_orphans(name: str, make_executor: MakeExecutor, agent_name: str) -> None:
+async def test_remove_orphans(name: str, make_executor: MakeExecutor, agent_name: str, tmp_path: Path) -> None:
     from kraken.agent.executors import executor_class
 
     agent = f"{agent_name}-orphans"
     left = [await make_executor(name, agent=agent) for _ in range(2)]
     other = await make_executor(name)  # another agent's: must stay
-    assert all(engine_has_container(ex) for ex in [*left, other])
-    assert await executor_class(name).remove_orphans(agent) == 2
+    # the same name, another data dir (another server's agent, another test worker): must stay
+    namesake = await make_executor(name, agent=agent, data_dir=str(tmp_path / "namesake"))
+    home = left[0].env.data_dir
+    everything = [*left, other, namesake]
+    assert all(engine_has_container(ex) for ex in everything)
+    assert await executor_class(name).remove_orphans(agent, home) == 2
     assert not any(engine_has_container(ex) for ex in left)
-    assert engine_has_container(other)
-    assert await executor_class(name).remove_orphans(agent) == 0
+    assert engine_has_container(other) and engine_has_container(namesake)
+    assert await executor_class(name).remove_orphans(agent, home) == 0
+    assert await executor_class(name).remove_orphans(agent) == 1  # no home: every agent of that name
+    assert not engine_has_container(namesake)
     for ex in left:
         await ex.stop()  # still safe after the engine removed it
 

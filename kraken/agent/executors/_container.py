@@ -126,11 +126,26 @@ def parse_memory(value: Any) -> int:
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
+def agent_home(data_dir: str) -> str:
+    """The agent's data dir as one canonical path: with its name, it tells this agent's containers
+    from those of another agent of the same name on the same engine (another server, another test)."""
+    return os.path.realpath(data_dir)
+
+
 def job_labels(env: JobEnvironment) -> dict[str, str]:
     labels = {str(k): str(v) for k, v in env.labels.items()}
     labels["kraken.agent"] = env.agent_name
+    labels["kraken.agent.home"] = agent_home(env.data_dir)
     labels["kraken.job"] = str(env.job_id)
     return labels
+
+
+def is_orphan(labels: Mapping[str, str], agent_name: str, home: str | None) -> bool:
+    """Whether a container with these labels was left by this agent (``home`` None: by any agent
+    of that name)."""
+    if labels.get("kraken.agent") != agent_name:
+        return False
+    return home is None or labels.get("kraken.agent.home") == agent_home(home)
 
 
 def container_name(env: JobEnvironment, max_len: int = 63) -> str:

@@ -147,6 +147,9 @@ class Executor(abc.ABC):
         return None
 
     @classmethod
-    async def remove_orphans(cls, agent_name: str) -> int:
-        """Remove environments an earlier run of this agent left behind; return how many."""
+    async def remove_orphans(cls, agent_name: str, home: str | None = None) -> int:
+        """Remove environments an earlier run of this agent left behind; return how many.
+
+        ``home`` is the agent's data dir: only what an agent of that name *and* data dir made is
+        removed (None: whatever any agent of that name made)."""
         return 0

@@ -41,6 +41,7 @@ from kraken.agent.executors._container import (
     Utf8Tail,
     container_name,
     exec_environment,
+    is_orphan,
     job_labels,
     kill_command,
     new_marker,
@@ -392,7 +393,7 @@ class DockerExecutor(Executor):
         )
 
     @classmethod
-    async def remove_orphans(cls, agent_name: str) -> int:
+    async def remove_orphans(cls, agent_name: str, home: str | None = None) -> int:
         docker = _client()
         removed = 0
         try:
@@ -403,7 +404,7 @@ class DockerExecutor(Executor):
             except DockerError as exc:
                 raise ExecutorError(f"cannot list docker containers: {_docker_message(exc)}") from exc
             for container in containers:
-                if (container["Labels"] or {}).get("kraken.agent") != agent_name:
+                if not is_orphan(container["Labels"] or {}, agent_name, home):
                     continue
                 try:
                     await container.delete(force=True, v=True)

@@ -43,6 +43,7 @@ from kraken.agent.executors._container import (
     Utf8Tail,
     container_name,
     exec_environment,
+    is_orphan,
     job_labels,
     kill_command,
     new_marker,
@@ -521,7 +522,7 @@ class LxdExecutor(Executor):
         )
 
     @classmethod
-    async def remove_orphans(cls, agent_name: str) -> int:
+    async def remove_orphans(cls, agent_name: str, home: str | None = None) -> int:
         def remove() -> int:
             sock = socket_path()
             try:
@@ -531,7 +532,9 @@ class LxdExecutor(Executor):
             response = client.api.instances.get(params={"recursion": 1})
             removed = 0
             for inst in response.json()["metadata"]:
-                if (inst.get("config") or {}).get("user.kraken.agent") != agent_name:
+                config = inst.get("config") or {}
+                labels = {k[5:]: v for k, v in config.items() if k.startswith("user.")}
+                if not is_orphan(labels, agent_name, home):
                     continue
                 cls._delete_sync(client, inst["name"])
                 removed += 1
