@@ -1,4 +1,4 @@
-"""The ``kraken`` command: serve, server, controller, worker, agent, db upgrade.
+"""The ``kraken`` command: serve, server, controller, worker, agent, db upgrade, client.
 
 Every option can also come from a ``KRAKEN_<OPTION>`` environment variable; an
 option on the command line wins.
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from kraken.client.commands import app as client_app
 from kraken.core.config import Settings
 from kraken.core.hardening import not_dumpable
 from kraken.core.loop import run_async
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Kraken CI")
 db_app = typer.Typer(no_args_is_help=True, help="Database maintenance")
 app.add_typer(db_app, name="db")
+app.add_typer(client_app, name="client")  # its HTTP side is imported only when a client command runs
 
 DataDir = Annotated[Path | None, typer.Option(help="state directory [KRAKEN_DATA_DIR, default ./kraken-data]")]
 DbUrl = Annotated[

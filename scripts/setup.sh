@@ -43,4 +43,14 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$lock" -nt "$stamp
   .venv/bin/python -c 'import kraken.cli' # fail here, not later, when the install did not work
   touch "$stamp"
 fi
+# dev: openapi-python-client, for tests/e2e/test_openapi_client.py, in a venv of its own (it pins
+# typer below the version Kraken uses, so it cannot live in .venv).
+OPENAPI_CLIENT_VERSION=0.29.1
+if [ "${1:-}" = dev ] && [ ! -f ".venv-openapi/.installed-$OPENAPI_CLIENT_VERSION" ]; then
+  echo "setup: installing openapi-python-client $OPENAPI_CLIENT_VERSION into .venv-openapi"
+  [ -x .venv-openapi/bin/python ] || python3 -m venv .venv-openapi
+  .venv-openapi/bin/python -m pip install -q "openapi-python-client==$OPENAPI_CLIENT_VERSION" 2>&1 | grep -v -e "^WARNING: Location" || true
+  .venv-openapi/bin/openapi-python-client --version
+  touch ".venv-openapi/.installed-$OPENAPI_CLIENT_VERSION"
+fi
 bash scripts/build-frontend.sh  # the web UI, when missing or older than its sources

@@ -20,6 +20,7 @@ import ToolsPage from "./pages/Tools";
 import UsersPage from "./pages/Users";
 import ProfilePage from "./pages/Profile";
 import MembersPage from "./pages/Members";
+import AuditPage from "./pages/Audit";
 
 // Only the heavy parts load on demand: the stage editor (CodeMirror) and, inside the test
 // case page, the chart (uPlot). Pages themselves are in the main bundle: a lazy page would
@@ -78,6 +79,7 @@ export function App() {
           <Route path="/settings">{() => <SettingsPage />}</Route>
           <Route path="/diagnostics">{() => <DiagnosticsPage />}</Route>
           <Route path="/users">{() => <UsersPage />}</Route>
+          <Route path="/audit">{() => <AuditPage />}</Route>
           <Route path="/profile">{() => <ProfilePage />}</Route>
           <Route path="/projects/:id/members">{(p) => <MembersPage projectId={Number(p.id)} />}</Route>
           <Route>{() => <NotFound />}</Route>

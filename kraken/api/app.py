@@ -15,12 +15,14 @@ from fastapi.responses import JSONResponse
 import kraken
 from kraken.api.agent_hub import AgentHub
 from kraken.api.agent_hub import router as agent_router
+from kraken.api.audit import AuditLog
 from kraken.api.headers import SecurityHeaders
 from kraken.api.limits import BodyLimits
 from kraken.api.login_limits import LoginLimits
 from kraken.api.routes import (
     agents,
     artifacts,
+    audit,
     auth,
     branch_security,
     branches_admin,
@@ -72,6 +74,7 @@ ROUTER_MODULES = (
     users,
     members,
     tokens,
+    audit,
 )
 
 
@@ -122,6 +125,7 @@ def create_app(runtime: Runtime, *, controller: bool = False, migrate: bool = Tr
     app.state.kraken = state
     app.state.login_limits = LoginLimits()
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_middleware(AuditLog)  # innermost: sees the route's endpoint and the caller
     app.add_middleware(BodyLimits)
     app.add_middleware(SecurityHeaders)
     app.include_router(api_router())

@@ -140,6 +140,7 @@ async def check_project(request: Request, principal: Principal, param: str, valu
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, f"this needs the {role.label} role in the project (you are {have.label})"
         )
+    request.state.project_id = int(project_id)  # for the audit log, known before a deletion
     return int(project_id)
 
 

@@ -3,17 +3,17 @@ access token).  What the caller may do is decided in ``kraken.api.authz``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from kraken.core.security import PAT_PREFIX, read_access_token, token_digest
+from kraken.core.security import PAT_PREFIX, STREAM_PURPOSES, read_access_token, read_stream_token, token_digest
 from kraken.models import User
 from kraken.models.access import ApiToken
 from kraken.models.base import utcnow
@@ -56,6 +56,7 @@ class Principal:
     user: User
     scopes: frozenset[str]
     token_id: int | None = None  # the personal access token used, if any
+    stream: bool = False  # a short-lived stream/download token from the address
 
 
 def _unauthorized(detail: str) -> HTTPException:
@@ -92,6 +93,8 @@ async def _from_api_token(state: ServerState, token: str) -> Principal:
 async def _from_login_token(state: ServerState, token: str) -> Principal:
     claims = read_access_token(token, state.secret_key)
     if claims is None:
+        if read_stream_token(token, state.secret_key) is not None:
+            raise _unauthorized("a stream token is taken only as ?access_token= by the stream or download it is for")
         raise _unauthorized("invalid or expired token")
     username, generation = claims
     async with state.runtime.db.session(quick=True) as session:
@@ -105,20 +108,76 @@ async def _from_login_token(state: ServerState, token: str) -> Principal:
     return Principal(user, frozenset(SCOPES))
 
 
+QUERY_TOKEN_ATTR = "__kraken_query_token__"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def query_token(purpose: str) -> Callable[[F], F]:
+    """Marks a route (a live stream, a download) that also takes a short-lived token of this
+    purpose as ``?access_token=`` (``POST /api/auth/stream-token``): an EventSource or a
+    download link cannot send the Authorization header.  No other route reads the address."""
+    if purpose not in STREAM_PURPOSES:
+        raise ValueError(f"unknown stream token purpose {purpose!r}")
+
+    def mark(endpoint: F) -> F:
+        setattr(endpoint, QUERY_TOKEN_ATTR, purpose)
+        return endpoint
+
+    return mark
+
+
+async def _from_stream_token(state: ServerState, token: str, purpose: str | None) -> Principal:
+    if token.startswith(PAT_PREFIX) or read_access_token(token, state.secret_key) is not None:
+        raise _unauthorized(
+            "a login or personal access token goes in the Authorization header, never in the address;"
+            " for a live stream or a download get a short-lived one from POST /api/auth/stream-token"
+        )
+    if purpose is None:
+        raise _unauthorized(
+            "this route takes no token in the address (only live streams and downloads do):"
+            " use the Authorization header"
+        )
+    claims = read_stream_token(token, state.secret_key)
+    if claims is None:
+        raise _unauthorized("invalid or expired stream token: get a new one from POST /api/auth/stream-token")
+    if claims.purpose != purpose:
+        raise _unauthorized(f"this stream token is for '{claims.purpose}', this route needs one for '{purpose}'")
+    async with state.runtime.db.session(quick=True) as session:
+        user = (await session.execute(select(User).where(User.username == claims.username))).scalar_one_or_none()
+        api_token = await session.get(ApiToken, claims.api_token_id) if claims.api_token_id is not None else None
+    if user is None or user.disabled:
+        raise _unauthorized("the stream token's user is unknown or disabled")
+    if user.token_generation != claims.generation:
+        raise _unauthorized("the session has ended (logged out, password changed or user disabled)")
+    if claims.api_token_id is not None and (
+        api_token is None or api_token.revoked or (api_token.expires is not None and api_token.expires <= utcnow())
+    ):
+        raise _unauthorized("the API token that made this stream token is revoked or expired")
+    return Principal(user, frozenset({"read"}), claims.api_token_id, stream=True)
+
+
 async def current_principal(
     request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Principal:
     """The caller, checked against the user's state on every request (a disabled user or an
-    ended session is refused at once)."""
-    token = creds.credentials if creds else request.query_params.get("access_token")
-    if not token:
-        raise _unauthorized("not logged in")
+    ended session is refused at once).  The token goes in the Authorization header; only the
+    routes marked ``@query_token`` take a short-lived stream token in the address."""
     state = get_state(request)
-    if token.startswith(PAT_PREFIX):
-        if not creds:  # a query string ends up in logs and browser histories
-            raise _unauthorized("a personal access token goes in the Authorization header, not in the address")
-        return await _from_api_token(state, token)
-    return await _from_login_token(state, token)
+    if creds:
+        token = creds.credentials
+        principal = (
+            await _from_api_token(state, token)
+            if token.startswith(PAT_PREFIX)
+            else await _from_login_token(state, token)
+        )
+    else:
+        token = request.query_params.get("access_token") or ""
+        if not token:
+            raise _unauthorized("not logged in")
+        purpose = getattr(request.scope.get("endpoint"), QUERY_TOKEN_ATTR, None)
+        principal = await _from_stream_token(state, token, purpose)
+    request.state.principal = principal  # for the audit log (kraken.api.audit)
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

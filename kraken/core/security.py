@@ -12,7 +12,8 @@ import hmac
 import secrets
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import lru_cache
 
 from argon2 import PasswordHasher
@@ -89,10 +90,56 @@ def read_access_token(token: str, key: str) -> tuple[str, int] | None:
         payload = jwt.decode(token, key, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]})
     except jwt.PyJWTError:
         return None
+    if "pur" in payload:  # a stream/download token is for the address of its purpose only
+        return None
     sub, gen = payload.get("sub"), payload.get("gen", 0)
     if not isinstance(sub, str) or not isinstance(gen, int):
         return None
     return sub, gen
+
+
+STREAM_PURPOSES = ("events", "download")
+"""What a short-lived query-string token may open: a live stream, or a download."""
+
+
+def create_stream_token(
+    username: str, key: str, purpose: str, seconds: int, generation: int, api_token_id: int | None = None
+) -> tuple[str, datetime]:
+    """A token for the address (``?access_token=``) of one purpose, valid ``seconds``: an
+    EventSource or a download link cannot send a header, and an address ends up in logs and
+    histories, so what it carries must be short-lived and good for nothing else."""
+    import jwt  # here, not at the top: PyJWT loads cryptography, which an idle process does not need
+
+    now = utcnow()
+    expires = now + timedelta(seconds=seconds)
+    payload: dict[str, object] = {"sub": username, "gen": generation, "pur": purpose, "iat": now, "exp": expires}
+    if api_token_id is not None:
+        payload["pat"] = api_token_id
+    return jwt.encode(payload, key, algorithm=ALGORITHM), expires
+
+
+@dataclass(frozen=True)
+class StreamClaims:
+    username: str
+    generation: int
+    purpose: str
+    api_token_id: int | None
+
+
+def read_stream_token(token: str, key: str) -> StreamClaims | None:
+    """The claims of a valid, unexpired stream token, else None (a login token is not one)."""
+    import jwt  # here, not at the top: PyJWT loads cryptography, which an idle process does not need
+
+    try:
+        payload = jwt.decode(token, key, algorithms=[ALGORITHM], options={"require": ["exp", "sub", "pur"]})
+    except jwt.PyJWTError:
+        return None
+    sub, gen, pur, pat = payload.get("sub"), payload.get("gen", 0), payload.get("pur"), payload.get("pat")
+    if not isinstance(sub, str) or not isinstance(gen, int) or pur not in STREAM_PURPOSES:
+        return None
+    if pat is not None and not isinstance(pat, int):
+        return None
+    return StreamClaims(sub, gen, str(pur), pat)
 
 
 PAT_PREFIX = "kpat_"

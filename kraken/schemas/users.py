@@ -80,3 +80,15 @@ class ApiTokenOut(BaseModel):
 
 class NewApiTokenOut(ApiTokenOut):
     token: str = Field(description="shown only once; Kraken keeps only its hash")
+
+
+class StreamTokenIn(Strict):
+    purpose: Literal["events", "download"] = Field(
+        description="events: the live streams (/api/events, a job's log stream); download: logs and artifacts"
+    )
+    expires_in: int = Field(120, ge=10, le=300, description="seconds the token is good for (10 to 300)")
+
+
+class StreamTokenOut(BaseModel):
+    token: str = Field(description="pass as ?access_token= to a route of the token's purpose only")
+    expires_at: datetime

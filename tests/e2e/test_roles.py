@@ -38,13 +38,16 @@ PROJECT_ROLES = ("viewer", "member", "maintainer")
 # "public": anyone, anonymous too; "any": the same answer for every caller (its own credentials,
 # e.g. a webhook's signature); "agent": agents only (every user is refused); "user": any
 # logged-in user; "admin": system administrators; "viewer" / "member" / "maintainer": that role
-# in the project the resource belongs to.
+# in the project the resource belongs to; "maintainer-anywhere": administrators and maintainers
+# of some project (what they get is limited to their projects).
 RULES: dict[str, str] = {
     "POST /api/auth/login": "public",
     "GET /api/health": "public",
     "POST /api/webhooks/{project_id}/{provider}": "any",
     "GET /api/auth/me": "user",
     "POST /api/auth/logout": "user",
+    "POST /api/auth/stream-token": "user",
+    "GET /api/audit": "maintainer-anywhere",
     "GET /api/events": "user",
     "POST /api/stages/check": "user",
     "GET /api/projects": "user",
@@ -165,6 +168,8 @@ def expected(rule: str, caller: str) -> str:
         return "ok"
     if rule == "admin":
         return "403"
+    if rule == "maintainer-anywhere":
+        return "ok" if caller == "maintainer" else "403"
     if caller == "outsider":
         return "404"
     return "ok" if PROJECT_ROLES.index(caller) >= PROJECT_ROLES.index(rule) else "403"

@@ -4,6 +4,7 @@ stage (with a schema error shown at its line first); run a flow and watch its lo
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -116,6 +117,13 @@ def test_create_project_branch_stage_and_watch_a_flow_live(page: Page, kraken: K
     expect(log).to_contain_text("all done", timeout=30_000)
     expect(page.locator(".page-header .badge")).to_contain_text("passed")
     expect(page.get_by_test_id("log-count")).to_contain_text("41 lines")
+    # the download goes through a short-lived download token in its address, never the login token
+    with page.expect_download() as got:
+        page.get_by_test_id("log-download").click()
+    download = got.value
+    browser_token = page.evaluate("localStorage.getItem('kraken.token')")
+    assert "access_token=" in download.url and browser_token and browser_token not in download.url
+    assert "all done" in Path(download.path()).read_text()
 
     # search in the log
     page.get_by_test_id("log-search").fill("line 2")

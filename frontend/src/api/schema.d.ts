@@ -242,6 +242,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Audit Log
+         * @description Newest first, ``limit`` at a time (keyset: ``before`` is the last page's ``next_before``).
+         *     Entries without a project (users, agents, tokens) are for administrators only.
+         */
+        get: operations["audit_log_api_audit_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/login": {
         parameters: {
             query?: never;
@@ -299,6 +320,28 @@ export interface paths {
         get: operations["me_api_auth_me_get"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/stream-token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Stream Token
+         * @description A short-lived token for the address of a live stream (``events``) or a download
+         *     (``download``), bound to the caller: it ends with their session (logout, a new password, a
+         *     disabled user) or with the personal access token that made it, and reads only.
+         */
+        post: operations["stream_token_api_auth_stream_token_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1460,6 +1503,60 @@ export interface components {
             size: number;
             /** Stage Name */
             stage_name: string;
+        };
+        /** AuditEntryOut */
+        AuditEntryOut: {
+            /**
+             * Action
+             * @description the route's operation, e.g. set_retention
+             */
+            action: string;
+            /** Client Ip */
+            client_ip: string | null;
+            /**
+             * Created
+             * Format: date-time
+             */
+            created: string;
+            /**
+             * Details
+             * @description id: what a creation made; before/after: a setting's values
+             */
+            details: {
+                [key: string]: unknown;
+            };
+            /** Id */
+            id: number;
+            /** Method */
+            method: string;
+            /** Project Id */
+            project_id: number | null;
+            /**
+             * Resource
+             * @description the address changed, under /api
+             */
+            resource: string;
+            /** Status */
+            status: number;
+            /**
+             * Token Id
+             * @description the personal access token used, if any
+             */
+            token_id: number | null;
+            /** User Id */
+            user_id: number | null;
+            /** Username */
+            username: string;
+        };
+        /** AuditPage */
+        AuditPage: {
+            /** Items */
+            items: components["schemas"]["AuditEntryOut"][];
+            /**
+             * Next Before
+             * @description pass as ?before= for the next (older) page; null at the end
+             */
+            next_before: number | null;
         };
         /** BranchIn */
         BranchIn: {
@@ -2749,6 +2846,34 @@ export interface components {
             /** Cache Max Size */
             cache_max_size: number;
         };
+        /** StreamTokenIn */
+        StreamTokenIn: {
+            /**
+             * Expires In
+             * @description seconds the token is good for (10 to 300)
+             * @default 120
+             */
+            expires_in: number;
+            /**
+             * Purpose
+             * @description events: the live streams (/api/events, a job's log stream); download: logs and artifacts
+             * @enum {string}
+             */
+            purpose: "events" | "download";
+        };
+        /** StreamTokenOut */
+        StreamTokenOut: {
+            /**
+             * Expires At
+             * Format: date-time
+             */
+            expires_at: string;
+            /**
+             * Token
+             * @description pass as ?access_token= to a route of the token's purpose only
+             */
+            token: string;
+        };
         /** TaskFailureOut */
         TaskFailureOut: {
             /** At */
@@ -3560,6 +3685,45 @@ export interface operations {
             };
         };
     };
+    audit_log_api_audit_get: {
+        parameters: {
+            query?: {
+                action?: string | null;
+                /** @description entries older than this id (the last page's next_before) */
+                before?: number | null;
+                limit?: number;
+                project?: number | null;
+                since?: string | null;
+                until?: string | null;
+                /** @description a user name */
+                user?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditPage"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     login_api_auth_login_post: {
         parameters: {
             query?: never;
@@ -3627,6 +3791,39 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UserOut"];
+                };
+            };
+        };
+    };
+    stream_token_api_auth_stream_token_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StreamTokenIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StreamTokenOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };

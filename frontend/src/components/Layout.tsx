@@ -57,6 +57,9 @@ export function Layout({ children }: { children: ReactNode }) {
             </Link>
           ))}
           {me.data?.is_admin && <Link href="/users" className={active("/users") ? "active" : ""}>Users</Link>}
+          {(me.data?.is_admin || Object.values(me.data?.roles ?? {}).includes("maintainer")) && (
+            <Link href="/audit" className={active("/audit") ? "active" : ""}>Audit</Link>
+          )}
           {me.data?.is_admin && <Link href="/diagnostics" className={active("/diagnostics") ? "active" : ""}>Diagnostics</Link>}
         </nav>
         <div className="topbar-right">

@@ -19,7 +19,7 @@ function bigStore(n: number): LogStore {
 describe("LogView", () => {
   it("renders only a window of a 200 000-line log, with colours and line numbers", async () => {
     const store = bigStore(200_000);
-    render(<LogView store={store} running={false} downloadUrl="/x" downloadName="x.log" />);
+    render(<LogView store={store} running={false} downloadUrl={async () => "/x"} downloadName="x.log" />);
     await act(async () => new Promise((r) => setTimeout(r, 60)));
     const rows = document.querySelectorAll(".log-line");
     expect(rows.length).toBeGreaterThan(0);
@@ -33,7 +33,7 @@ describe("LogView", () => {
 
   it("searches every line, not only the rendered ones", async () => {
     const store = bigStore(200_000);
-    render(<LogView store={store} running={false} downloadUrl="/x" downloadName="x.log" />);
+    render(<LogView store={store} running={false} downloadUrl={async () => "/x"} downloadName="x.log" />);
     const box = screen.getByTestId("log-search");
     const t0 = performance.now();
     fireEvent.change(box, { target: { value: "error in step" } });
@@ -48,7 +48,7 @@ describe("LogView", () => {
 
   it("appends streamed lines and says it is waiting before the first", async () => {
     const store = new LogStore();
-    render(<LogView store={store} running={true} downloadUrl="/x" downloadName="x.log" />);
+    render(<LogView store={store} running={true} downloadUrl={async () => "/x"} downloadName="x.log" />);
     expect(screen.getByTestId("log-scroll").textContent).toContain("Waiting for output");
     await act(async () => {
       store.append(0, ["first", "second"]);

@@ -14,7 +14,8 @@ const OVERSCAN = 20;
 interface Props {
   store: LogStore;
   running: boolean;
-  downloadUrl: string;
+  /** The download address, made on click (it carries a short-lived token). */
+  downloadUrl: () => Promise<string>;
   downloadName: string;
   streamState?: string;
   /** jump here on load (0-based line number), from the URL's #L anchor */
@@ -106,6 +107,16 @@ function useSearch(store: LogStore, query: string, version: number): number[] {
     return s.matches;
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [store, query, version]);
+}
+
+/** Starts a download from an address made just now (a link's address cannot be fetched on click). */
+async function download(makeUrl: () => Promise<string>, name: string): Promise<void> {
+  const a = document.createElement("a");
+  a.href = await makeUrl();
+  a.download = name;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
 }
 
 export function LogView({ store, running, downloadUrl, downloadName, streamState, initialLine, height = "70vh", jumpTo }: Props) {
@@ -294,9 +305,9 @@ export function LogView({ store, running, downloadUrl, downloadName, streamState
         <button className="btn small" onClick={() => { setFollow(false); scrollToLine(store.base, "end"); }}>
           Top
         </button>
-        <a className="btn small" href={downloadUrl} download={downloadName}>
+        <button className="btn small" onClick={() => void download(downloadUrl, downloadName)} data-testid="log-download">
           Download
-        </a>
+        </button>
       </div>
       <div className="log-scroll" ref={scroller} onScroll={onScroll} style={{ height }} tabIndex={0} data-testid="log-scroll">
         {count === 0 ? (

@@ -60,8 +60,23 @@ export function useToken(): string | null {
   return useSyncExternalStore(auth.subscribe, () => auth.token);
 }
 
-/** A URL with the token as ``access_token`` (for EventSource and downloads, which cannot send headers). */
-export function withToken(path: string): string {
+export type StreamPurpose = "events" | "download";
+
+/**
+ * A URL for an EventSource or a download link, which cannot send the Authorization header: the
+ * server takes in the address only a short-lived token made for that purpose (never the login
+ * token, which would end up in logs and the browser history), fetched here just before use.
+ */
+export async function streamUrl(path: string, purpose: StreamPurpose): Promise<string> {
+  if (!token) return path;
+  const r = await fetch("/api/auth/stream-token", {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ purpose }),
+  });
+  if (r.status === 401) auth.logout("expired");
+  if (!r.ok) throw new Error(`no stream token (HTTP ${r.status})`);
+  const { token: short } = (await r.json()) as { token: string };
   const sep = path.includes("?") ? "&" : "?";
-  return token ? `${path}${sep}access_token=${encodeURIComponent(token)}` : path;
+  return `${path}${sep}access_token=${encodeURIComponent(short)}`;
 }

@@ -8,7 +8,7 @@
  */
 import { useSyncExternalStore } from "react";
 import type { QueryClient, QueryKey } from "@tanstack/react-query";
-import { auth, withToken } from "./auth";
+import { auth, streamUrl } from "./auth";
 import type { Job, LiveEvent } from "../api/types";
 import { qk } from "./queryKeys";
 
@@ -21,6 +21,7 @@ type Listener = () => void;
 export class Live {
   status: LiveStatus = "off";
   private es: EventSource | null = null;
+  private opening = false;
   private connectedBefore = false;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private retryDelay = 1000;
@@ -49,9 +50,33 @@ export class Live {
   }
 
   start(): void {
-    if (this.es || !auth.token) return;
+    if (this.es || this.opening || !auth.token) return;
     this.setStatus(this.connectedBefore ? "reconnecting" : "connecting");
-    const es = new EventSource(withToken("/api/events"));
+    this.opening = true;
+    streamUrl("/api/events", "events").then(
+      (url) => {
+        this.opening = false;
+        if (this.status !== "off") this.open(url);
+      },
+      () => {
+        this.opening = false;
+        if (this.status !== "off") this.retryLater();
+      },
+    );
+  }
+
+  private retryLater(): void {
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.start();
+    }, this.retryDelay);
+    this.retryDelay = Math.min(this.retryDelay * 2, 30000);
+  }
+
+  /** The stream, on an address with a fresh short-lived token (the browser's own reconnects reuse
+   * it and fail once it has expired: then ``onerror`` sees the stream closed and a new token is fetched). */
+  private open(url: string): void {
+    const es = new EventSource(url);
     this.es = es;
     es.addEventListener("hello", () => {
       this.retryDelay = 1000;
@@ -83,11 +108,7 @@ export class Live {
           if (r.status === 401) auth.logout("expired");
         })
         .catch(() => undefined);
-      this.retryTimer = setTimeout(() => {
-        this.retryTimer = null;
-        this.start();
-      }, this.retryDelay);
-      this.retryDelay = Math.min(this.retryDelay * 2, 30000);
+      this.retryLater();
     };
   }
 

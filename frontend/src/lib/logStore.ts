@@ -116,14 +116,28 @@ export interface LogStreamHandle {
  * After a lost connection it reconnects with ``after`` = the last line it has, so nothing is
  * received twice or missed.
  */
-export function streamLog(url: (after: number) => string, store: LogStore, onState?: (s: "streaming" | "reconnecting" | "ended") => void): LogStreamHandle {
+export function streamLog(url: (after: number) => string | Promise<string>, store: LogStore, onState?: (s: "streaming" | "reconnecting" | "ended") => void): LogStreamHandle {
   let es: EventSource | null = null;
   let closed = false;
   let delay = 500;
   let timer: ReturnType<typeof setTimeout> | null = null;
-  const open = () => {
+  const retry = () => {
+    if (closed || store.ended) return;
+    onState?.("reconnecting");
+    timer = setTimeout(() => void open(), delay);
+    delay = Math.min(delay * 2, 15_000);
+  };
+  const open = async () => {
     if (closed) return;
-    es = new EventSource(url(store.end - 1));
+    let address: string;
+    try {
+      address = await url(store.end - 1); // a fresh short-lived stream token each time
+    } catch {
+      retry();
+      return;
+    }
+    if (closed) return;
+    es = new EventSource(address);
     onState?.("streaming");
     es.addEventListener("lines", (e) => {
       delay = 500;
@@ -140,13 +154,10 @@ export function streamLog(url: (after: number) => string, store: LogStore, onSta
       // Reconnect ourselves (the browser would re-send the first URL and replay the whole log).
       es?.close();
       es = null;
-      if (closed || store.ended) return;
-      onState?.("reconnecting");
-      timer = setTimeout(open, delay);
-      delay = Math.min(delay * 2, 15_000);
+      retry();
     };
   };
-  open();
+  void open();
   return {
     close() {
       closed = true;

@@ -6,7 +6,7 @@ import { useJobActions } from "../components/JobsTable";
 import { LogView } from "../components/LogView";
 import { PageHeader } from "../components/Layout";
 import { Elapsed, ErrorBox, FormError, Kv, Skeleton, StatusBadge, outcome, useTitle } from "../components/ui";
-import { withToken } from "../lib/auth";
+import { streamUrl } from "../lib/auth";
 import { formatDateTime, formatSeconds } from "../lib/format";
 import { LogStore, streamLog } from "../lib/logStore";
 
@@ -73,7 +73,7 @@ export default function JobPage({ id }: { id: number }) {
   const { cancel, rerun } = useJobActions(j ?? ({ id, run_id: 0 } as never));
 
   useEffect(() => {
-    const h = streamLog((after) => withToken(`/api/jobs/${id}/log/stream?after=${after}`), store, setStreamState);
+    const h = streamLog((after) => streamUrl(`/api/jobs/${id}/log/stream?after=${after}`, "events"), store, setStreamState);
     return () => h.close();
   }, [id, store]);
 
@@ -149,7 +149,7 @@ export default function JobPage({ id }: { id: number }) {
             store={store}
             running={running}
             streamState={streamState}
-            downloadUrl={withToken(`/api/jobs/${id}/log`)}
+            downloadUrl={() => streamUrl(`/api/jobs/${id}/log`, "download")}
             downloadName={`kraken-job-${id}.log`}
             initialLine={initialLine}
             height="calc(100vh - 230px)"

@@ -22,8 +22,9 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
+from kraken.api.audit import audit_change
 from kraken.api.authz import maintainer, viewer
-from kraken.api.deps import SessionDep, StateDep, UserDep
+from kraken.api.deps import SessionDep, StateDep, UserDep, query_token
 from kraken.api.state import ServerState
 from kraken.api.transfer import AgentDep, JobTransfer, blob_response
 from kraken.artifacts import service
@@ -173,6 +174,7 @@ async def get_artifact(artifact_id: Id, session: SessionDep, _: UserDep) -> Arti
 
 
 @router.get("/artifacts/{artifact_id}/content", dependencies=[viewer("artifact_id")])
+@query_token("download")
 async def download_artifact(artifact_id: Id, request: Request, state: StateDep, _: UserDep) -> StreamingResponse:
     """The artifact's bytes; ``Range: bytes=a-b`` gets part of them (206)."""
     async with state.runtime.db.session() as session:
@@ -222,7 +224,10 @@ async def get_retention(branch_id: Id, state: StateDep, _: UserDep) -> Retention
 
 
 @router.put("/branches/{branch_id}/retention", response_model=RetentionOut, dependencies=[maintainer("branch_id")])
-async def set_retention(branch_id: Id, body: RetentionIn, state: StateDep, _: UserDep) -> RetentionOut:
+async def set_retention(
+    branch_id: Id, body: RetentionIn, request: Request, state: StateDep, _: UserDep
+) -> RetentionOut:
+    before = await _retention_out(state, branch_id)
     async with state.write() as (session, _effects):
         if await session.get(Branch, branch_id) is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"branch {branch_id} not found")
@@ -231,4 +236,6 @@ async def set_retention(branch_id: Id, body: RetentionIn, state: StateDep, _: Us
             r = BranchRetention(branch_id=branch_id)
             session.add(r)
         r.keep_flows, r.keep_days = body.keep_flows, body.keep_days
-    return await _retention_out(state, branch_id)
+    after = await _retention_out(state, branch_id)
+    audit_change(request, before.model_dump(), after.model_dump())
+    return after

@@ -7,13 +7,15 @@ import asyncio
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from sqlmodel import select
 
+from kraken.api.audit import not_audited
 from kraken.api.authz import LoggedInOnly, roles_of
 from kraken.api.deps import PrincipalDep, SessionDep, StateDep, UserDep
 from kraken.api.login_limits import LoginLimits
-from kraken.core.security import check_password, create_access_token
+from kraken.core.security import check_password, create_access_token, create_stream_token
 from kraken.models import User
 from kraken.schemas.api import LoginIn, TokenOut, UserOut
 from kraken.schemas.responses import HealthOut
+from kraken.schemas.users import StreamTokenIn, StreamTokenOut
 
 router = APIRouter(tags=["auth"])
 
@@ -52,6 +54,25 @@ async def logout(state: StateDep, principal: PrincipalDep) -> Response:
         if user is not None:
             user.token_generation += 1
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/auth/stream-token", response_model=StreamTokenOut, dependencies=[LoggedInOnly])
+@not_audited
+async def stream_token(body: StreamTokenIn, state: StateDep, principal: PrincipalDep) -> StreamTokenOut:
+    """A short-lived token for the address of a live stream (``events``) or a download
+    (``download``), bound to the caller: it ends with their session (logout, a new password, a
+    disabled user) or with the personal access token that made it, and reads only."""
+    if principal.stream:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "a stream token cannot make another")
+    token, expires = create_stream_token(
+        principal.user.username,
+        state.secret_key,
+        body.purpose,
+        body.expires_in,
+        principal.user.token_generation,
+        principal.token_id,
+    )
+    return StreamTokenOut(token=token, expires_at=expires)
 
 
 @router.get("/auth/me", response_model=UserOut)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Request, status
 
+from kraken.api.audit import audit_change
 from kraken.api.authz import maintainer, viewer
 from kraken.api.deps import SessionDep, StateDep, UserDep
 from kraken.models import Branch
@@ -26,7 +27,7 @@ async def get_branch_security(branch_id: Id, session: SessionDep, _: UserDep) ->
     dependencies=[maintainer("branch_id")],
 )
 async def set_branch_security(
-    branch_id: Id, body: BranchSecurityIn, state: StateDep, user: UserDep
+    branch_id: Id, body: BranchSecurityIn, request: Request, state: StateDep, user: UserDep
 ) -> BranchSecurityOut:
     """``dev_flows_in_containers: true``: the jobs of the branch's dev flows must use a container
     executor (docker, lxd); one for the direct executor ends with ``error`` and says why."""
@@ -36,5 +37,10 @@ async def set_branch_security(
         branch = await session.get(Branch, branch_id)
         if branch is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"branch {branch_id} not found")
+        audit_change(
+            request,
+            {"dev_flows_in_containers": branch.dev_flows_in_containers},
+            {"dev_flows_in_containers": body.dev_flows_in_containers},
+        )
         branch.dev_flows_in_containers = body.dev_flows_in_containers
     return BranchSecurityOut(branch_id=branch_id, dev_flows_in_containers=body.dev_flows_in_containers)

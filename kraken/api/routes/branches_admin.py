@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from kraken.api.audit import audit_change
 from kraken.api.authz import AdminOnly, maintainer
 from kraken.api.deps import StateDep, UserDep
 from kraken.api.routes.projects import project_out
@@ -59,10 +60,13 @@ async def _branch(session: AsyncSession, branch_id: int) -> Branch:
 
 
 @router.patch("/projects/{project_id}", response_model=ProjectOut, dependencies=[maintainer("project_id")])
-async def patch_project(project_id: Id, body: ProjectPatch, state: StateDep, _: UserDep) -> ProjectOut:
+async def patch_project(
+    project_id: Id, body: ProjectPatch, request: Request, state: StateDep, _: UserDep
+) -> ProjectOut:
     _no_nulls(body)
     async with state.write() as (session, _effects):
         project = await _project(session, project_id)
+        before = {"name": project.name, "description": project.description, "public": project.public}
         if body.name is not None and body.name != project.name:
             taken = await session.execute(select(Project.id).where(Project.name == body.name))
             if taken.first():
@@ -73,6 +77,8 @@ async def patch_project(project_id: Id, body: ProjectPatch, state: StateDep, _: 
         if body.public is not None:
             project.public = body.public
         await session.flush()
+        after = {"name": project.name, "description": project.description, "public": project.public}
+        audit_change(request, before, after)
         return await project_out(session, project, include_archived=True)
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from kraken.api.authz import EventFilter, LoggedInOnly
-from kraken.api.deps import StateDep, UserDep
+from kraken.api.deps import StateDep, UserDep, query_token
 from kraken.api.sse import sse_event, sse_response
 from kraken.protocol import EVENTS_CHANNEL
 
@@ -18,6 +18,7 @@ KEEPALIVE_SECONDS = 15.0
 
 
 @router.get("/events", dependencies=[LoggedInOnly])
+@query_token("events")
 async def events(request: Request, state: StateDep, user: UserDep) -> StreamingResponse:
     """Every change the caller may see (their projects'; agents' for administrators) as an event
     named by its kind; a ``hello`` event first.  After a lost connection a client re-reads what

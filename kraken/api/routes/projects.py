@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Request, status
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from kraken.api.audit import audit_change, audit_project
 from kraken.api.authz import AdminOnly, LoggedInOnly, maintainer, viewer, visible_projects
 from kraken.api.deps import SessionDep, StateDep, UserDep
 from kraken.models import Branch, Project
@@ -55,13 +56,14 @@ async def list_projects(session: SessionDep, user: UserDep, include_archived: bo
 
 
 @router.post("/projects", response_model=ProjectOut, status_code=status.HTTP_201_CREATED, dependencies=[AdminOnly])
-async def create_project(body: ProjectIn, state: StateDep, _: UserDep) -> ProjectOut:
+async def create_project(body: ProjectIn, request: Request, state: StateDep, _: UserDep) -> ProjectOut:
     async with state.write() as (session, _effects):
         if (await session.execute(select(Project.id).where(Project.name == body.name))).first():
             raise HTTPException(status.HTTP_409_CONFLICT, f"a project named '{body.name}' exists")
         project = Project(name=body.name, description=body.description, public=body.public)
         session.add(project)
         await session.flush()
+    audit_project(request, project.id or 0)
     return ProjectOut.model_validate(project)
 
 
@@ -102,7 +104,7 @@ async def get_branch(branch_id: Id, session: SessionDep, _: UserDep) -> Branch:
 
 
 @router.patch("/branches/{branch_id}", response_model=BranchOut, dependencies=[maintainer("branch_id")])
-async def update_branch(branch_id: Id, body: BranchUpdate, state: StateDep, _: UserDep) -> Branch:
+async def update_branch(branch_id: Id, body: BranchUpdate, request: Request, state: StateDep, _: UserDep) -> Branch:
     """Change a branch's name, repository branch, repository URL or environment variables."""
     async with state.write() as (session, _effects):
         branch = await session.get(Branch, branch_id)
@@ -124,7 +126,9 @@ async def update_branch(branch_id: Id, body: BranchUpdate, state: StateDep, _: U
                 raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"'{key}' cannot be null")
         if "env_vars" in changes:
             changes["env_vars"] = dict(changes["env_vars"] or {})
+        before = {key: getattr(branch, key) for key in changes}
         for key, value in changes.items():
             setattr(branch, key, value)
+        audit_change(request, before, changes)
         await session.flush()
     return branch

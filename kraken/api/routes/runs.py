@@ -11,7 +11,7 @@ from sqlmodel import col, select
 
 from kraken.api import idempotency
 from kraken.api.authz import member, viewer
-from kraken.api.deps import SessionDep, StateDep, UserDep
+from kraken.api.deps import SessionDep, StateDep, UserDep, query_token
 from kraken.api.idempotency import IdempotencyKeyHeader
 from kraken.api.sse import sse_event, sse_response
 from kraken.control import orchestration
@@ -127,6 +127,7 @@ async def _chunks(session: AsyncSession, job_id: int, after_line: int = -1) -> A
 
 
 @router.get("/jobs/{job_id}/log", response_class=PlainTextResponse, dependencies=[viewer("job_id")])
+@query_token("download")
 async def job_log(job_id: Id, state: StateDep, _: UserDep) -> StreamingResponse:
     """The job's whole output as text, streamed from the database."""
     async with state.runtime.db.session() as session:
@@ -142,6 +143,7 @@ async def job_log(job_id: Id, state: StateDep, _: UserDep) -> StreamingResponse:
 
 
 @router.get("/jobs/{job_id}/log/stream", dependencies=[viewer("job_id")])
+@query_token("events")
 async def job_log_stream(
     job_id: Id, request: Request, state: StateDep, _: UserDep, after: Int32 = -1
 ) -> StreamingResponse:

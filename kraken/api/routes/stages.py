@@ -14,6 +14,7 @@ from fastapi import APIRouter, HTTPException, status
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from kraken.api.audit import not_audited
 from kraken.api.authz import LoggedInOnly, maintainer, viewer
 from kraken.api.deps import SessionDep, StateDep, UserDep
 from kraken.api.state import ServerState
@@ -253,6 +254,7 @@ async def update_stage(stage_id: Id, body: StageUpdate, state: StateDep, _: User
 
 
 @router.post("/stages/check", response_model=StageCheckOut, dependencies=[LoggedInOnly])
+@not_audited
 async def check_stage(body: StageCheckIn, _: UserDep, session: SessionDep) -> dict[str, Any]:
     """Evaluate schema code without saving it (the stage editor's checker)."""
     await tool_store.refresh_snapshot_in(session)

@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from kraken.api.audit import audit_change
 from kraken.api.authz import maintainer
 from kraken.api.deps import StateDep, UserDep
 from kraken.control import orchestration
@@ -194,6 +195,11 @@ async def set_webhook(
         if await session.get(Project, project_id) is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"project {project_id} not found")
         hook = await session.get(ProjectWebhook, project_id)
+        audit_change(  # the secret itself never: only that it was changed
+            request,
+            {"configured": hook is not None, "providers": list(hook.providers) if hook else []},
+            {"configured": True, "providers": providers, "rotated": True},
+        )
         if hook is None:
             session.add(ProjectWebhook(project_id=project_id, secret=token, providers=providers))
         else:
