@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kraken.notify.targets import DEFAULT_DENY, networks
+
+LDAP_NEEDS = ("ldap_bind_dn", "ldap_bind_password", "ldap_user_base")
 
 
 class Settings(BaseSettings):
@@ -25,6 +28,33 @@ class Settings(BaseSettings):
     auto_approve: bool = Field(False, description="approve enrolling agents at once: for trusted networks only")
     secret_key: str | None = Field(None, description="signs login tokens; generated and stored if unset")
     access_token_minutes: int = 60 * 8
+
+    # login providers (docs/auth.md)
+    local_accounts: bool = Field(
+        True, description="false: password accounts stored in Kraken cannot log in (but the break-glass ones)"
+    )
+    local_break_glass: list[str] = Field(
+        default_factory=list, description='local accounts that may log in when local_accounts is false, ["admin"]'
+    )
+    ldap_url: str | None = Field(None, description="ldap://host:389 or ldaps://host:636; unset: no LDAP login")
+    ldap_bind_dn: str | None = Field(None, description="the service account that searches for users")
+    ldap_bind_password: SecretStr | None = Field(None, description="the service account's password")
+    ldap_user_base: str | None = Field(None, description="where users are searched, e.g. ou=people,dc=example,dc=org")
+    ldap_user_filter: str = Field("(uid={username})", description="{username} is replaced, escaped")
+    ldap_username_attribute: str = Field("uid", description="the user entry's attribute that names the Kraken user")
+    ldap_group_base: str | None = Field(None, description="where groups are searched; unset: groups give no roles")
+    ldap_group_filter: str = Field(
+        "(|(member={dn})(uniqueMember={dn}))", description="a user's groups; {dn} and {username} are replaced, escaped"
+    )
+    ldap_group_name_attribute: str = Field("cn", description="the group attribute that the mappings name")
+    ldap_admin_groups: list[str] = Field(
+        default_factory=list, description="members of these groups are system administrators (re-read at each login)"
+    )
+    ldap_group_roles: dict[str, dict[str, Literal["viewer", "member", "maintainer"]]] = Field(
+        default_factory=dict,
+        description='group -> {project name: role}, e.g. {"developers": {"kraken": "member"}} (re-read at each login)',
+    )
+    ldap_timeout: float = Field(10.0, gt=0, le=120, description="seconds to connect and for each answer")
 
     # agent
     server: str = "http://127.0.0.1:8080"
@@ -102,6 +132,28 @@ class Settings(BaseSettings):
     def _networks(cls, value: list[str]) -> list[str]:
         networks(value)
         return value
+
+    @model_validator(mode="after")
+    def _ldap_complete(self) -> Settings:
+        """LDAP settings without a server, or a server without what a login needs, are refused at start."""
+        if self.ldap_url is None:
+            given = [name for name in LDAP_NEEDS if getattr(self, name) is not None]
+            if given or self.ldap_admin_groups or self.ldap_group_roles:
+                raise ValueError("ldap_url: needed by the other ldap_* settings (KRAKEN_LDAP_URL)")
+            return self
+        if not self.ldap_url.startswith(("ldap://", "ldaps://")):
+            raise ValueError(f"ldap_url: {self.ldap_url!r} is not an ldap:// or ldaps:// URL")
+        missing = [name for name in LDAP_NEEDS if getattr(self, name) is None]
+        if missing:
+            needed = ", ".join(f"KRAKEN_{m.upper()}" for m in missing)
+            raise ValueError(f"ldap_url is set, so these are needed too: {needed}")
+        if (self.ldap_admin_groups or self.ldap_group_roles) and self.ldap_group_base is None:
+            raise ValueError(
+                "ldap_group_base: needed by ldap_admin_groups and ldap_group_roles (KRAKEN_LDAP_GROUP_BASE)"
+            )
+        if "{username}" not in self.ldap_user_filter:
+            raise ValueError("ldap_user_filter: must contain {username}")
+        return self
 
     @property
     def sqlite_path(self) -> Path:
