@@ -54,7 +54,7 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='group -> {project name: role}, e.g. {"developers": {"kraken": "member"}} (re-read at each login)',
     )
-    ldap_timeout: float = Field(10.0, gt=0, le=120, description="seconds to connect and for each answer")
+    ldap_timeout: int = Field(10, ge=1, le=120, description="seconds to connect and for each answer")
 
     # agent
     server: str = "http://127.0.0.1:8080"
