@@ -155,6 +155,11 @@ class Settings(BaseSettings):
             raise ValueError("ldap_user_filter: must contain {username}")
         return self
 
+    def allows_local(self, username: str) -> bool:
+        """Whether the local (password) account ``username`` may log in and act: unless local
+        accounts are turned off, or it is a break-glass account."""
+        return self.local_accounts or username in self.local_break_glass
+
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "kraken.db"

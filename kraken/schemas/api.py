@@ -30,6 +30,7 @@ class UserOut(ORM):
     id: int
     username: str
     is_admin: bool
+    provider: str = Field("local", description='"local" (a password kept by Kraken) or the login provider, "ldap"')
     roles: dict[str, str] = Field(
         default={}, description="project id -> the caller's role there (administrators: maintainers of all)"
     )

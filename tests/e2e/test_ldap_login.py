@@ -61,7 +61,7 @@ async def test_ldap_login_creates_users_and_maps_groups_to_roles(
         r = await login(server, "alice", USERS["alice"])
         assert r.status_code == 200, r.text
         alice = await me(server, r.json()["access_token"])
-        assert alice["is_admin"] is False
+        assert alice["is_admin"] is False and alice["provider"] == "ldap"
         assert alice["roles"] == {str(ldap_proj): "member", str(docs): "viewer"}
         users = {u["username"]: u for u in await api.get("/users")}
         assert users["alice"]["provider"] == "ldap" and users["admin"]["provider"] == "local"
@@ -162,6 +162,15 @@ async def test_local_accounts_off_but_break_glass(tmp_path: Path, database_url: 
     try:
         await api.login()
         await api.post("/users", {"username": "erin", "password": "erin-local-1"}, 201)
+        r = await login(server, "erin", "erin-local-1")
+        assert r.status_code == 200, r.text
+        async with httpx.AsyncClient(base_url=server.url + "/api", timeout=30) as c:
+            r = await c.post(
+                "/users/me/tokens", json={"name": "script", "scopes": ["read"]},
+                headers={"Authorization": f"Bearer {r.json()['access_token']}"},
+            )
+            assert r.status_code == 201, r.text
+            erin_pat = r.json()["token"]
     finally:
         await api.close()
         server.stop()
@@ -171,7 +180,11 @@ async def test_local_accounts_off_but_break_glass(tmp_path: Path, database_url: 
     try:
         r = await login(server, "erin", "erin-local-1")
         assert r.status_code == 401, r.text
+        async with httpx.AsyncClient(base_url=server.url + "/api", timeout=30) as c:  # her token acts no more
+            r = await c.get("/auth/me", headers={"Authorization": f"Bearer {erin_pat}"})
+            assert r.status_code == 401 and "local accounts are turned off" in r.text, r.text
         await api.login()  # the break-glass administrator
+        assert (await api.get("/auth/me"))["is_admin"] is True
         r = await api.http.post("/users", json={"username": "frank", "password": "frank-local-1"})
         assert r.status_code == 409 and "local accounts are turned off" in r.text, r.text
         r = await login(server, "alice", USERS["alice"])

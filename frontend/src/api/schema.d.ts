@@ -253,8 +253,10 @@ export interface paths {
         put?: never;
         /**
          * Login
-         * @description Rate-limited per client address and per user name: after a few failures each further
-         *     attempt waits longer (429 with ``Retry-After``).
+         * @description A local account's password, or the LDAP directory's for everyone else when LDAP is
+         *     configured (``docs/auth.md``).  Rate-limited per client address and per user name: after a
+         *     few failures each further attempt waits longer (429 with ``Retry-After``).  503 when the LDAP
+         *     server cannot be used.
          */
         post: operations["login_api_auth_login_post"];
         delete?: never;
@@ -1244,7 +1246,10 @@ export interface paths {
         /** List Users */
         get: operations["list_users_api_users_get"];
         put?: never;
-        /** Create User */
+        /**
+         * Create User
+         * @description A local (password) account; users of a login provider are created at their first login.
+         */
         post: operations["create_user_api_users_post"];
         delete?: never;
         options?: never;
@@ -2944,6 +2949,11 @@ export interface components {
             id: number;
             /** Is Admin */
             is_admin: boolean;
+            /**
+             * Provider
+             * @description "local" (a password kept by Kraken) or the login provider, "ldap"
+             */
+            provider: string;
             /** Username */
             username: string;
         };
@@ -2965,6 +2975,12 @@ export interface components {
             id: number;
             /** Is Admin */
             is_admin: boolean;
+            /**
+             * Provider
+             * @description "local" (a password kept by Kraken) or the login provider, "ldap"
+             * @default local
+             */
+            provider: string;
             /**
              * Roles
              * @description project id -> the caller's role there (administrators: maintainers of all)

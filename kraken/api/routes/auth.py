@@ -12,7 +12,6 @@ from kraken.api.authz import LoggedInOnly, roles_of
 from kraken.api.deps import PrincipalDep, SessionDep, StateDep, UserDep
 from kraken.api.login_limits import LoginLimits
 from kraken.control.provider_users import GroupMapping, NameTaken, sync_provider_user
-from kraken.core.config import Settings
 from kraken.core.ldap_auth import LdapUnavailable, authenticate
 from kraken.core.security import check_password, create_access_token
 from kraken.models import User
@@ -22,11 +21,6 @@ from kraken.schemas.responses import HealthOut
 router = APIRouter(tags=["auth"])
 log = logging.getLogger(__name__)
 WRONG = "wrong username or password"
-
-
-def local_login_allowed(settings: Settings, username: str) -> bool:
-    """Local (password) accounts log in unless turned off; the break-glass ones always."""
-    return settings.local_accounts or username in settings.local_break_glass
 
 
 async def _ldap_user(state: StateDep, username: str, password: str) -> User | None:
@@ -67,7 +61,7 @@ async def login(body: LoginIn, request: Request, session: SessionDep, state: Sta
     settings = state.runtime.settings
     user = (await session.execute(select(User).where(User.username == body.username))).scalar_one_or_none()
     if user is not None and user.provider == "local":
-        ok = local_login_allowed(settings, user.username)
+        ok = settings.allows_local(user.username)
         if not await check_password(body.password, user.password_hash) or not ok:
             limits.failed(address, body.username)
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, WRONG)

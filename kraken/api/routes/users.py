@@ -16,7 +16,6 @@ from sqlmodel import col, func, select
 
 from kraken.api.authz import AdminOnly, LoggedInOnly
 from kraken.api.deps import PrincipalDep, SessionDep, StateDep
-from kraken.api.routes.auth import local_login_allowed
 from kraken.core.security import check_password, hash_password_async
 from kraken.models import User
 from kraken.models.access import ApiToken, ProjectMember
@@ -73,7 +72,7 @@ async def list_users(session: SessionDep) -> list[User]:
 @router.post("/users", response_model=UserFull, status_code=status.HTTP_201_CREATED, dependencies=[AdminOnly])
 async def create_user(body: UserIn, state: StateDep) -> User:
     """A local (password) account; users of a login provider are created at their first login."""
-    if not local_login_allowed(state.runtime.settings, body.username):
+    if not state.runtime.settings.allows_local(body.username):
         raise HTTPException(
             status.HTTP_409_CONFLICT,
             f"local accounts are turned off (KRAKEN_LOCAL_ACCOUNTS=false) and '{body.username}' is not in"
