@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -11,6 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from kraken.notify.targets import DEFAULT_DENY, networks
 
 LDAP_NEEDS = ("ldap_bind_dn", "ldap_bind_password", "ldap_user_base")
+OIDC_NEEDS = ("oidc_client_id", "oidc_client_secret", "public_url")
+Role = Literal["viewer", "member", "maintainer"]
 
 
 class Settings(BaseSettings):
@@ -50,11 +53,31 @@ class Settings(BaseSettings):
     ldap_admin_groups: list[str] = Field(
         default_factory=list, description="members of these groups are system administrators (re-read at each login)"
     )
-    ldap_group_roles: dict[str, dict[str, Literal["viewer", "member", "maintainer"]]] = Field(
+    ldap_group_roles: dict[str, dict[str, Role]] = Field(
         default_factory=dict,
         description='group -> {project name: role}, e.g. {"developers": {"kraken": "member"}} (re-read at each login)',
     )
     ldap_timeout: int = Field(10, ge=1, le=120, description="seconds to connect and for each answer")
+    oidc_issuer: str | None = Field(
+        None, description="the provider's issuer URL (<issuer>/.well-known/openid-configuration); unset: no OIDC"
+    )
+    oidc_client_id: str | None = Field(None, description="Kraken's client id at the provider")
+    oidc_client_secret: SecretStr | None = Field(None, description="Kraken's client secret at the provider")
+    oidc_scopes: list[str] = Field(
+        default_factory=lambda: ["openid", "profile", "email"], description="scopes asked for; must hold openid"
+    )
+    oidc_username_claim: str = Field("preferred_username", description="the claim that names the Kraken user")
+    oidc_groups_claim: str = Field("groups", description="the claim (a list of names) that the mappings read")
+    oidc_admin_groups: list[str] = Field(
+        default_factory=list, description="values of the groups claim that make system administrators"
+    )
+    oidc_group_roles: dict[str, dict[str, Role]] = Field(
+        default_factory=dict, description='group -> {project name: role} (re-read at each login)'
+    )
+    oidc_display_name: str = Field(
+        "OpenID Connect", min_length=1, max_length=60, description='the login button says "Log in with <this>"'
+    )
+    oidc_timeout: int = Field(10, ge=1, le=120, description="seconds for each request to the provider")
 
     # agent
     server: str = "http://127.0.0.1:8080"
@@ -154,6 +177,36 @@ class Settings(BaseSettings):
         if "{username}" not in self.ldap_user_filter:
             raise ValueError("ldap_user_filter: must contain {username}")
         return self
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> Settings:
+        """OIDC settings without an issuer, or an issuer without what a login needs, are refused at start."""
+        if self.oidc_issuer is None:
+            if self.oidc_client_id is not None or self.oidc_client_secret is not None or self.oidc_admin_groups \
+                    or self.oidc_group_roles:
+                raise ValueError("oidc_issuer: needed by the other oidc_* settings (KRAKEN_OIDC_ISSUER)")
+            return self
+        url = urlsplit(self.oidc_issuer)
+        local = url.hostname in ("127.0.0.1", "localhost", "::1")
+        if (url.scheme != "https" and not (url.scheme == "http" and local)) or not url.hostname or url.query:
+            raise ValueError(
+                f"oidc_issuer: {self.oidc_issuer!r} is not an https:// URL (http:// only for localhost)"
+            )
+        missing = [name for name in OIDC_NEEDS if getattr(self, name) is None]
+        if missing:
+            needed = ", ".join(f"KRAKEN_{m.upper()}" for m in missing)
+            raise ValueError(f"oidc_issuer is set, so these are needed too: {needed}")
+        assert self.public_url is not None
+        if urlsplit(self.public_url).scheme not in ("http", "https") or not urlsplit(self.public_url).hostname:
+            raise ValueError(f"public_url: {self.public_url!r} is not an http(s):// URL (the OIDC redirect URL)")
+        if "openid" not in self.oidc_scopes:
+            raise ValueError("oidc_scopes: must hold openid")
+        return self
+
+    @property
+    def oidc_redirect_url(self) -> str:
+        """Where the provider sends the browser back: register this URL at the provider."""
+        return f"{(self.public_url or '').rstrip('/')}/api/auth/oidc/callback"
 
     def allows_local(self, username: str) -> bool:
         """Whether the local (password) account ``username`` may log in and act: unless local
