@@ -142,8 +142,8 @@ async def test_wrong_state_nonce_consent_are_refused(tmp_path: Path, provider: O
                 r = await other.get(back)
                 assert r.status_code == 400 and "no OpenID Connect login was started" in r.text, r.text
             # a forged flow cookie
-            kraken.cookies.set("kraken_oidc_flow", jwt.encode({"state": "x"}, "a guessed key of 32 bytes or more", algorithm="HS256"),
-                               domain="127.0.0.1", path="/api/auth/oidc")
+            forged = jwt.encode({"state": "x"}, "a guessed key of 32 bytes or more", algorithm="HS256")
+            kraken.cookies.set("kraken_oidc_flow", forged, domain="127.0.0.1", path="/api/auth/oidc")
             r = await kraken.get(with_query(back, state="x"))
             assert r.status_code == 400 and "not Kraken's" in r.text, r.text
             kraken.cookies.clear()
@@ -219,11 +219,12 @@ async def test_id_token_checks_against_the_providers_keys(provider: OidcProvider
         public_url=f"http://127.0.0.1:{kraken_port}",
     )
     client = OidcClient(settings)
-    kid = httpx.get(f"{provider.issuer}/jwks").json()["keys"][0]["kid"]
+    async with httpx.AsyncClient(timeout=30) as http:
+        kid = (await http.get(f"{provider.issuer}/jwks")).json()["keys"][0]["kid"]
     assert (await client.verify_id_token(forge(provider, kid), "n1"))["sub"] == "1"
     other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     good = forge(provider, kid)
-    head, body, sig = good.split(".")
+    head, _body, sig = good.split(".")
     tampered_body = jwt.utils.base64url_encode(json.dumps(
         {**jwt.decode(good, options={"verify_signature": False}), "sub": "admin"}).encode()).decode()
     cases = {

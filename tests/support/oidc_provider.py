@@ -75,7 +75,8 @@ class OidcProvider:
             except httpx.TransportError:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the OIDC provider did not start: {(self.dir / 'provider.log').read_text()[-3000:]}")
+                log_text = (self.dir / "provider.log").read_text()[-3000:]
+                raise RuntimeError(f"the OIDC provider did not start: {log_text}")
             time.sleep(0.1)
 
     def stop(self) -> None:
