@@ -1,4 +1,5 @@
-"""login providers: user.provider ("local", or the provider that created the user, e.g. "ldap")
+"""login providers: user.provider ("local", or the provider that created the user, e.g. "ldap"),
+user.provider_subject (the OpenID Connect provider's ``sub``)
 
 Revision ID: 0023
 Revises: 0018
@@ -25,8 +26,10 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column('provider', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False, server_default='local')
         )
+        batch_op.add_column(sa.Column('provider_subject', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('user', schema=None) as batch_op:
+        batch_op.drop_column('provider_subject')
         batch_op.drop_column('provider')

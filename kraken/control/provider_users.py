@@ -1,4 +1,4 @@
-"""Users of a login provider (LDAP): created at their first login, their roles re-set at each one.
+"""Users of a login provider (LDAP, OpenID Connect): created at their first login, their roles re-set at each one.
 
 What the provider decides is only what its mapping names: the administrator flag when admin
 groups are configured, and the role in each project that the mapping names (the highest role
@@ -57,16 +57,27 @@ class GroupMapping:
 
 
 async def sync_provider_user(
-    session: AsyncSession, provider: str, username: str, groups: frozenset[str], mapping: GroupMapping
+    session: AsyncSession,
+    provider: str,
+    username: str,
+    groups: frozenset[str],
+    mapping: GroupMapping,
+    subject: str | None = None,
 ) -> User:
-    """The user ``username`` of ``provider``, created when new, with the roles ``groups`` give."""
+    """The user ``username`` of ``provider``, created when new, with the roles ``groups`` give.
+    ``subject`` (OpenID Connect's ``sub``) is recorded at the first login; a later login under the
+    same name with another subject is someone else, refused."""
     user = (await session.execute(select(User).where(User.username == username))).scalar_one_or_none()
     if user is None:
-        user = User(username=username, password_hash="", provider=provider)
+        user = User(username=username, password_hash="", provider=provider, provider_subject=subject)
         session.add(user)
         await session.flush()
     elif user.provider != provider:
         raise NameTaken(f"the name '{username}' belongs to a {user.provider} account")
+    elif subject is not None and user.provider_subject not in (None, subject):
+        raise NameTaken(f"the name '{username}' belongs to another {provider} user (another subject)")
+    elif subject is not None:
+        user.provider_subject = subject
     admin = mapping.is_admin(groups)
     if admin is not None:
         user.is_admin = admin

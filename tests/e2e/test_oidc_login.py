@@ -111,6 +111,11 @@ async def test_oidc_login_creates_users_with_the_roles_of_their_groups(
             r = await oidc_login(kraken, "dave")
             assert r.status_code == 409 and "local account" in r.text, r.text
 
+            # the provider gives the name "oscar" to someone else (another sub): not the same user
+            provider.recreate_user("oscar", USERS["oscar"])
+            r = await oidc_login(kraken, "oscar")
+            assert r.status_code == 409 and "another oidc user" in r.text, r.text
+
             # a disabled user is refused
             r = await api.http.patch(f"/users/{olivia['id']}", json={"disabled": True})
             assert r.status_code == 200, r.text
@@ -137,6 +142,13 @@ async def test_wrong_state_nonce_consent_are_refused(tmp_path: Path, provider: O
             back = await authorize(r.headers["location"], "olivia", USERS["olivia"])
             r = await kraken.get(with_query(back, state="forged-state"))
             assert r.status_code == 400 and "state" in r.text, r.text
+            # in a browser, the same refusal is a page that says why, and the flow cookie is dropped
+            r = await kraken.get("/api/auth/oidc/start")
+            back = await authorize(r.headers["location"], "olivia", USERS["olivia"])
+            r = await kraken.get(with_query(back, state="<b>forged</b>"), headers={"Accept": "text/html"})
+            assert r.status_code == 400 and r.headers["content-type"].startswith("text/html"), r.text
+            assert "is not the one of this login" in r.text and "<b>forged" not in r.text
+            assert 'href="/login"' in r.text and "kraken_oidc_flow" not in kraken.cookies
             # the right callback, but in another browser (no flow cookie)
             async with httpx.AsyncClient(timeout=30) as other:
                 r = await other.get(back)

@@ -89,6 +89,16 @@ class OidcProvider:
                 self.proc.wait(15)
         self.proc = None
 
+    def recreate_user(self, username: str, password: str) -> None:
+        """Delete the provider's user and create another under the same name (a new ``sub``):
+        what a provider does when a name is given to someone else."""
+        code = (
+            "from django.contrib.auth.models import User; "
+            f"User.objects.filter(username={username!r}).delete(); "
+            f"User.objects.create_user(username={username!r}, password={password!r})"
+        )
+        self._run([sys.executable, "-m", "django", "shell", "-c", code])
+
     def env_for_kraken(self, public_url: str, **extra: str) -> dict[str, str]:
         """The ``KRAKEN_OIDC_*`` settings of a Kraken server (at ``public_url``) that logs in here."""
         return {

@@ -13,15 +13,16 @@ and to two minutes, and sends the browser to ``/login?oidc=1``; the web UI then 
 
 from __future__ import annotations
 
+import html
 import logging
 import re
 from datetime import timedelta
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import jwt
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
-from fastapi.responses import RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from kraken.api.deps import StateDep
 from kraken.control.provider_users import GroupMapping, NameTaken, sync_provider_user
@@ -43,6 +44,11 @@ TOKEN_SECONDS = 120
 FLOW_AUDIENCE = "kraken-oidc-flow"
 START_URL = "/api/auth/oidc/start"
 UNAVAILABLE = "the OpenID Connect provider cannot be used now: try again later"
+ERROR_PAGE = (
+    '<!doctype html><meta charset="utf-8"><title>Kraken: login failed</title>'
+    '<h1>The login did not succeed</h1><p data-testid="oidc-error">{detail}</p>'
+    '<p><a href="/login">Back to the login page</a></p>'
+)
 
 
 def _client(request: Request) -> OidcClient:
@@ -68,9 +74,24 @@ def _safe_next(target: str | None) -> str:
     return "/"
 
 
-def _unavailable(exc: OidcUnavailable) -> NoReturn:
+def _unavailable_error(exc: OidcUnavailable) -> HTTPException:
+    """The reason (the provider's address, the error) goes to the log, not to anonymous callers."""
     log.error("OpenID Connect provider: %s", exc)
-    raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, UNAVAILABLE) from exc
+    return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, UNAVAILABLE)
+
+
+def _refusal(request: Request, state: StateDep, exc: HTTPException) -> Response:
+    """A refused login, with its status: a short page for a browser (the login ends here, in
+    front of a person), JSON for other clients.  The flow cookie is dropped: it served once."""
+    detail = str(exc.detail)
+    response: Response
+    if "text/html" in request.headers.get("accept", ""):
+        page = ERROR_PAGE.format(detail=html.escape(detail))
+        response = HTMLResponse(page, status_code=exc.status_code)
+    else:
+        response = JSONResponse({"detail": detail}, status_code=exc.status_code)
+    response.delete_cookie(FLOW_COOKIE, path=FLOW_PATH, httponly=True, samesite="lax", secure=_secure(state))
+    return response
 
 
 @router.get("/auth/providers", response_model=LoginProvidersOut)
@@ -86,6 +107,7 @@ async def providers(request: Request, state: StateDep) -> LoginProvidersOut:
 @router.get(
     "/auth/oidc/start",
     response_class=RedirectResponse,
+    response_model=None,
     status_code=status.HTTP_302_FOUND,
     responses={
         302: {"description": "to the provider's authorization endpoint, with a signed flow cookie"},
@@ -99,13 +121,13 @@ async def start(
     next_path: Annotated[
         str | None, Query(alias="next", max_length=2000, description="a path of Kraken to go to afterwards")
     ] = None,
-) -> RedirectResponse:
+) -> Response:
     """Sends the browser to the provider (authorization-code flow, PKCE S256)."""
     client = _client(request)
     try:
         flow = await client.start()
     except OidcUnavailable as exc:
-        _unavailable(exc)
+        return _refusal(request, state, _unavailable_error(exc))
     now = utcnow()
     payload: dict[str, Any] = {
         "aud": FLOW_AUDIENCE, "iat": now, "exp": now + timedelta(seconds=FLOW_SECONDS),
@@ -144,6 +166,7 @@ def _read_flow(request: Request, state: StateDep, returned_state: str | None) ->
 @router.get(
     "/auth/oidc/callback",
     response_class=RedirectResponse,
+    response_model=None,
     status_code=status.HTTP_303_SEE_OTHER,
     responses={
         303: {"description": "to /login?oidc=1 (the web UI fetches the token), with a one-time token cookie"},
@@ -161,9 +184,19 @@ async def callback(
     state_: Annotated[str | None, Query(alias="state", max_length=512)] = None,
     error: Annotated[str | None, Query(max_length=200)] = None,
     error_description: Annotated[str | None, Query(max_length=1000)] = None,
-) -> RedirectResponse:
+) -> Response:
     """Where the provider sends the browser back: checks the state, exchanges the code, checks
     the ID token, creates or updates the ``oidc`` user with the roles of their groups."""
+    try:
+        return await _finish_login(request, state, code, state_, error, error_description)
+    except HTTPException as exc:
+        return _refusal(request, state, exc)
+
+
+async def _finish_login(
+    request: Request, state: StateDep, code: str | None, state_: str | None, error: str | None,
+    error_description: str | None,
+) -> Response:
     client = _client(request)
     flow = _read_flow(request, state, state_)
     if error or not code:
@@ -172,7 +205,7 @@ async def callback(
     try:
         identity = await client.finish(code, str(flow["verifier"]), str(flow["nonce"]))
     except OidcUnavailable as exc:
-        _unavailable(exc)
+        raise _unavailable_error(exc) from exc
     except OidcRefused as exc:
         log.warning("OpenID Connect login refused: %s", exc)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"OpenID Connect login refused: {exc}") from exc
@@ -186,7 +219,9 @@ async def callback(
     mapping = GroupMapping.of(settings.oidc_admin_groups, settings.oidc_group_roles)
     try:
         async with state.write() as (session, _effects):
-            user = await sync_provider_user(session, "oidc", identity.username, identity.groups, mapping)
+            user = await sync_provider_user(
+                session, "oidc", identity.username, identity.groups, mapping, identity.subject
+            )
     except NameTaken as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, f"{exc}: an administrator must rename one of them") from exc
     if user.disabled:
