@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from kraken.api.routes.oidc import safe_next_path
 from kraken.core.config import Settings
 
 COMPLETE = {
@@ -67,3 +68,21 @@ def test_a_server_with_bad_oidc_settings_does_not_start(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stderr
     assert "kraken: the settings are wrong" in done.stderr and "KRAKEN_PUBLIC_URL" in done.stderr, done.stderr
     assert "the-client-secret" not in done.stderr + done.stdout and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("/projects/3?tab=flows", "/projects/3?tab=flows"),
+        (None, "/"),
+        ("", "/"),
+        ("//evil.example.org/x", "/"),
+        ("/\\evil.example.org", "/"),
+        ("/a\\b", "/"),
+        ("https://evil.example.org", "/"),
+        ("projects", "/"),
+    ],
+)
+def test_the_page_to_return_to_is_a_path_of_kraken(given: str | None, kept: str) -> None:
+    """No open redirect through ``/api/auth/oidc/start?next=…``."""
+    assert safe_next_path(given) == kept

@@ -67,7 +67,7 @@ def _secure(state: StateDep) -> bool:
     return (state.runtime.settings.public_url or "").startswith("https://")
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next_path(target: str | None) -> str:
     """A path of this site only (no ``//host`` nor ``/\\host``): no open redirect."""
     if target and target.startswith("/") and not target.startswith(("//", "/\\")) and "\\" not in target:
         return target
@@ -131,7 +131,7 @@ async def start(
     now = utcnow()
     payload: dict[str, Any] = {
         "aud": FLOW_AUDIENCE, "iat": now, "exp": now + timedelta(seconds=FLOW_SECONDS),
-        "state": flow.state, "nonce": flow.nonce, "verifier": flow.verifier, "next": _safe_next(next_path),
+        "state": flow.state, "nonce": flow.nonce, "verifier": flow.verifier, "next": safe_next_path(next_path),
     }
     response = RedirectResponse(flow.url, status_code=status.HTTP_302_FOUND)
     response.set_cookie(
@@ -228,7 +228,7 @@ async def _finish_login(
         raise HTTPException(status.HTTP_403_FORBIDDEN, "the user is disabled")
     token = create_access_token(user.username, state.secret_key, settings.access_token_minutes, user.token_generation)
     response = RedirectResponse(
-        f"/login?oidc=1&next={quote(_safe_next(flow.get('next')), safe='/')}", status_code=status.HTTP_303_SEE_OTHER
+        f"/login?oidc=1&next={quote(safe_next_path(flow.get('next')), safe='/')}", status_code=status.HTTP_303_SEE_OTHER
     )
     response.delete_cookie(FLOW_COOKIE, path=FLOW_PATH, httponly=True, samesite="lax", secure=_secure(state))
     response.set_cookie(
