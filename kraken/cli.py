@@ -54,8 +54,17 @@ MetricsPort = Annotated[
 
 
 def settings_from(**options: Any) -> Settings:
+    """The settings, or the end of the command with what is wrong in each (the setting's name and
+    why; never the value given, which may be a secret)."""
+    from pydantic import ValidationError
+
     given = {k: v for k, v in options.items() if v is not None and v != []}
-    settings = Settings(**given)
+    try:
+        settings = Settings(**given)
+    except ValidationError as exc:
+        lines = [f"  {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()]
+        typer.echo("kraken: the settings are wrong:\n" + "\n".join(lines), err=True)
+        raise typer.Exit(2) from None
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

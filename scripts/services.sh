@@ -44,4 +44,9 @@ if [ ! -x /usr/sbin/sshd ]; then
   echo "services: installing openssh-server"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null
 fi
+# slapd (the LDAP login tests start their own on a free port with their own tree; they need the binaries)
+if [ ! -x /usr/sbin/slapd ] || [ ! -x /usr/sbin/slapadd ]; then
+  echo "services: installing slapd"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slapd >/dev/null
+fi
 pg_up && redis_up && echo "services: PostgreSQL and Redis are up"

@@ -32,6 +32,7 @@ from kraken.api.routes import (
     failure_groups,
     flows,
     members,
+    oidc,
     projects,
     results,
     runs,
@@ -47,6 +48,7 @@ from kraken.api.state import ServerState
 from kraken.api.static import web_router
 from kraken.control.bootstrap import bootstrap
 from kraken.core.migrate import upgrade
+from kraken.core.oidc import OidcClient
 from kraken.observability.endpoint import install as install_metrics
 from kraken.runtime import Runtime
 
@@ -54,6 +56,7 @@ log = logging.getLogger(__name__)
 
 ROUTER_MODULES = (
     auth,
+    oidc,
     projects,
     branches_admin,
     branch_security,
@@ -124,6 +127,8 @@ def create_app(runtime: Runtime, *, controller: bool = False, migrate: bool = Tr
     app = FastAPI(title="Kraken", version=kraken.__version__, lifespan=lifespan)
     app.state.kraken = state
     app.state.login_limits = LoginLimits()
+    settings = runtime.settings
+    app.state.oidc = OidcClient(settings) if settings.oidc_issuer is not None else None
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_middleware(AuditLog)  # innermost: sees the route's endpoint and the caller
     app.add_middleware(BodyLimits)

@@ -63,6 +63,14 @@ def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, {"WWW-Authenticate": "Bearer"})
 
 
+def _refuse_barred(state: ServerState, user: User) -> None:
+    """A disabled user, or a local account while local accounts are turned off, acts no more."""
+    if user.disabled:
+        raise _unauthorized("the user is disabled")
+    if user.provider == "local" and not state.runtime.settings.allows_local(user.username):
+        raise _unauthorized("local accounts are turned off")
+
+
 async def _from_api_token(state: ServerState, token: str) -> Principal:
     now = utcnow()
     async with state.runtime.db.session(quick=True) as session:
@@ -80,8 +88,7 @@ async def _from_api_token(state: ServerState, token: str) -> Principal:
         raise _unauthorized("the API token was revoked")
     if api_token.expires is not None and api_token.expires <= now:
         raise _unauthorized("the API token has expired")
-    if user.disabled:
-        raise _unauthorized("the user is disabled")
+    _refuse_barred(state, user)
     if api_token.last_used is None or now - api_token.last_used >= LAST_USED_PRECISION:
         async with state.runtime.db.transaction(quick=True) as session:
             stored = await session.get(ApiToken, api_token.id)
@@ -101,8 +108,7 @@ async def _from_login_token(state: ServerState, token: str) -> Principal:
         user = (await session.execute(select(User).where(User.username == username))).scalar_one_or_none()
     if user is None:
         raise _unauthorized("unknown user")
-    if user.disabled:
-        raise _unauthorized("the user is disabled")
+    _refuse_barred(state, user)
     if user.token_generation != generation:
         raise _unauthorized("the session has ended (logged out, password changed or user disabled)")
     return Principal(user, frozenset(SCOPES))

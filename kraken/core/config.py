@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kraken.notify.targets import DEFAULT_DENY, networks
+
+LDAP_NEEDS = ("ldap_bind_dn", "ldap_bind_password", "ldap_user_base")
+OIDC_NEEDS = ("oidc_client_id", "oidc_client_secret", "public_url")
+Role = Literal["viewer", "member", "maintainer"]
 
 
 class Settings(BaseSettings):
@@ -25,6 +31,53 @@ class Settings(BaseSettings):
     auto_approve: bool = Field(False, description="approve enrolling agents at once: for trusted networks only")
     secret_key: str | None = Field(None, description="signs login tokens; generated and stored if unset")
     access_token_minutes: int = 60 * 8
+
+    # login providers (docs/auth.md)
+    local_accounts: bool = Field(
+        True, description="false: password accounts stored in Kraken cannot log in (but the break-glass ones)"
+    )
+    local_break_glass: list[str] = Field(
+        default_factory=list, description='local accounts that may log in when local_accounts is false, ["admin"]'
+    )
+    ldap_url: str | None = Field(None, description="ldap://host:389 or ldaps://host:636; unset: no LDAP login")
+    ldap_bind_dn: str | None = Field(None, description="the service account that searches for users")
+    ldap_bind_password: SecretStr | None = Field(None, description="the service account's password")
+    ldap_user_base: str | None = Field(None, description="where users are searched, e.g. ou=people,dc=example,dc=org")
+    ldap_user_filter: str = Field("(uid={username})", description="{username} is replaced, escaped")
+    ldap_username_attribute: str = Field("uid", description="the user entry's attribute that names the Kraken user")
+    ldap_group_base: str | None = Field(None, description="where groups are searched; unset: groups give no roles")
+    ldap_group_filter: str = Field(
+        "(|(member={dn})(uniqueMember={dn}))", description="a user's groups; {dn} and {username} are replaced, escaped"
+    )
+    ldap_group_name_attribute: str = Field("cn", description="the group attribute that the mappings name")
+    ldap_admin_groups: list[str] = Field(
+        default_factory=list, description="members of these groups are system administrators (re-read at each login)"
+    )
+    ldap_group_roles: dict[str, dict[str, Role]] = Field(
+        default_factory=dict,
+        description='group -> {project name: role}, e.g. {"developers": {"kraken": "member"}} (re-read at each login)',
+    )
+    ldap_timeout: int = Field(10, ge=1, le=120, description="seconds to connect and for each answer")
+    oidc_issuer: str | None = Field(
+        None, description="the provider's issuer URL (<issuer>/.well-known/openid-configuration); unset: no OIDC"
+    )
+    oidc_client_id: str | None = Field(None, description="Kraken's client id at the provider")
+    oidc_client_secret: SecretStr | None = Field(None, description="Kraken's client secret at the provider")
+    oidc_scopes: list[str] = Field(
+        default_factory=lambda: ["openid", "profile", "email"], description="scopes asked for; must hold openid"
+    )
+    oidc_username_claim: str = Field("preferred_username", description="the claim that names the Kraken user")
+    oidc_groups_claim: str = Field("groups", description="the claim (a list of names) that the mappings read")
+    oidc_admin_groups: list[str] = Field(
+        default_factory=list, description="values of the groups claim that make system administrators"
+    )
+    oidc_group_roles: dict[str, dict[str, Role]] = Field(
+        default_factory=dict, description='group -> {project name: role} (re-read at each login)'
+    )
+    oidc_display_name: str = Field(
+        "OpenID Connect", min_length=1, max_length=60, description='the login button says "Log in with <this>"'
+    )
+    oidc_timeout: int = Field(10, ge=1, le=120, description="seconds for each request to the provider")
 
     # agent
     server: str = "http://127.0.0.1:8080"
@@ -102,6 +155,63 @@ class Settings(BaseSettings):
     def _networks(cls, value: list[str]) -> list[str]:
         networks(value)
         return value
+
+    @model_validator(mode="after")
+    def _ldap_complete(self) -> Settings:
+        """LDAP settings without a server, or a server without what a login needs, are refused at start."""
+        if self.ldap_url is None:
+            given = [name for name in LDAP_NEEDS if getattr(self, name) is not None]
+            if given or self.ldap_admin_groups or self.ldap_group_roles:
+                raise ValueError("ldap_url: needed by the other ldap_* settings (KRAKEN_LDAP_URL)")
+            return self
+        if not self.ldap_url.startswith(("ldap://", "ldaps://")):
+            raise ValueError(f"ldap_url: {self.ldap_url!r} is not an ldap:// or ldaps:// URL")
+        missing = [name for name in LDAP_NEEDS if getattr(self, name) is None]
+        if missing:
+            needed = ", ".join(f"KRAKEN_{m.upper()}" for m in missing)
+            raise ValueError(f"ldap_url is set, so these are needed too: {needed}")
+        if (self.ldap_admin_groups or self.ldap_group_roles) and self.ldap_group_base is None:
+            raise ValueError(
+                "ldap_group_base: needed by ldap_admin_groups and ldap_group_roles (KRAKEN_LDAP_GROUP_BASE)"
+            )
+        if "{username}" not in self.ldap_user_filter:
+            raise ValueError("ldap_user_filter: must contain {username}")
+        return self
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> Settings:
+        """OIDC settings without an issuer, or an issuer without what a login needs, are refused at start."""
+        if self.oidc_issuer is None:
+            if self.oidc_client_id is not None or self.oidc_client_secret is not None or self.oidc_admin_groups \
+                    or self.oidc_group_roles:
+                raise ValueError("oidc_issuer: needed by the other oidc_* settings (KRAKEN_OIDC_ISSUER)")
+            return self
+        url = urlsplit(self.oidc_issuer)
+        local = url.hostname in ("127.0.0.1", "localhost", "::1")
+        if (url.scheme != "https" and not (url.scheme == "http" and local)) or not url.hostname or url.query:
+            raise ValueError(
+                f"oidc_issuer: {self.oidc_issuer!r} is not an https:// URL (http:// only for localhost)"
+            )
+        missing = [name for name in OIDC_NEEDS if getattr(self, name) is None]
+        if missing:
+            needed = ", ".join(f"KRAKEN_{m.upper()}" for m in missing)
+            raise ValueError(f"oidc_issuer is set, so these are needed too: {needed}")
+        assert self.public_url is not None
+        if urlsplit(self.public_url).scheme not in ("http", "https") or not urlsplit(self.public_url).hostname:
+            raise ValueError(f"public_url: {self.public_url!r} is not an http(s):// URL (the OIDC redirect URL)")
+        if "openid" not in self.oidc_scopes:
+            raise ValueError("oidc_scopes: must hold openid")
+        return self
+
+    @property
+    def oidc_redirect_url(self) -> str:
+        """Where the provider sends the browser back: register this URL at the provider."""
+        return f"{(self.public_url or '').rstrip('/')}/api/auth/oidc/callback"
+
+    def allows_local(self, username: str) -> bool:
+        """Whether the local (password) account ``username`` may log in and act: unless local
+        accounts are turned off, or it is a break-glass account."""
+        return self.local_accounts or username in self.local_break_glass
 
     @property
     def sqlite_path(self) -> Path:

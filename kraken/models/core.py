@@ -20,6 +20,12 @@ class User(SQLModel, table=True):
     disabled: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     # login tokens carry it: raising it (logout, new password, disabling) ends every login session
     token_generation: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # who checks the password: "local" (password_hash) or a login provider ("ldap"), which
+    # created the user at their first login and re-sets their roles at each one (docs/auth.md)
+    provider: str = Field(default="local", max_length=32, sa_column_kwargs={"server_default": "local"})
+    # OpenID Connect: the provider's ``sub`` for this user, fixed at the first login, so that a
+    # name the provider gives later to someone else does not open this account to them
+    provider_subject: str | None = Field(default=None, max_length=255)
     created: datetime = created_field()
 
 

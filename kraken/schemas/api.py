@@ -26,10 +26,25 @@ class TokenOut(BaseModel):
     token_type: Literal["bearer"] = "bearer"
 
 
+class OidcProviderOut(BaseModel):
+    name: str = Field(description='what the login button says: "Log in with <name>"')
+    start_url: str = Field(description="where the browser goes to log in (a redirect to the provider)")
+
+
+class LoginProvidersOut(BaseModel):
+    """How one can log in: shown to anonymous callers, so it names no server, no setting."""
+
+    ldap: bool = Field(description="the password form also takes directory (LDAP) users")
+    oidc: OidcProviderOut | None = Field(None, description="OpenID Connect login, when configured")
+
+
 class UserOut(ORM):
     id: int
     username: str
     is_admin: bool
+    provider: str = Field(
+        "local", description='"local" (a password kept by Kraken) or the login provider, "ldap" or "oidc"'
+    )
     roles: dict[str, str] = Field(
         default={}, description="project id -> the caller's role there (administrators: maintainers of all)"
     )

@@ -48,6 +48,7 @@ class UserFull(BaseModel):
     username: str
     is_admin: bool
     disabled: bool
+    provider: str = Field(description='"local" (a password kept by Kraken) or the login provider, "ldap" or "oidc"')
     created: datetime
 
 

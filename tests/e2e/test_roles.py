@@ -42,6 +42,11 @@ PROJECT_ROLES = ("viewer", "member", "maintainer")
 # of some project (what they get is limited to their projects).
 RULES: dict[str, str] = {
     "POST /api/auth/login": "public",
+    "GET /api/auth/providers": "public",
+    # OpenID Connect login: its own credentials (signed cookies); 404 where it is not configured
+    "GET /api/auth/oidc/start": "any",
+    "GET /api/auth/oidc/callback": "any",
+    "POST /api/auth/oidc/token": "any",
     "GET /api/health": "public",
     "POST /api/webhooks/{project_id}/{provider}": "any",
     "GET /api/auth/me": "user",

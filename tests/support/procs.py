@@ -131,9 +131,10 @@ class Server:
         redis_url: str | None = None,
         local_agent: bool = False,
         name: str = "server",
+        port: int | None = None,
         **env: str,
     ) -> None:
-        self.port = free_port()
+        self.port = port or free_port()  # given: the caller needs the URL before the start (KRAKEN_PUBLIC_URL)
         self.url = f"http://127.0.0.1:{self.port}"
         args = [role, "--port", str(self.port), "--data-dir", str(workdir / name)]
         if database_url:

@@ -274,8 +274,10 @@ export interface paths {
         put?: never;
         /**
          * Login
-         * @description Rate-limited per client address and per user name: after a few failures each further
-         *     attempt waits longer (429 with ``Retry-After``).
+         * @description A local account's password, or the LDAP directory's for everyone else when LDAP is
+         *     configured (``docs/auth.md``).  Rate-limited per client address and per user name: after a
+         *     few failures each further attempt waits longer (429 with ``Retry-After``).  503 when the LDAP
+         *     server cannot be used.
          */
         post: operations["login_api_auth_login_post"];
         delete?: never;
@@ -318,6 +320,88 @@ export interface paths {
          *     client offers only what the role allows.
          */
         get: operations["me_api_auth_me_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/oidc/callback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Callback
+         * @description Where the provider sends the browser back: checks the state, exchanges the code, checks
+         *     the ID token, creates or updates the ``oidc`` user with the roles of their groups.
+         */
+        get: operations["callback_api_auth_oidc_callback_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/oidc/start": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Start
+         * @description Sends the browser to the provider (authorization-code flow, PKCE S256).
+         */
+        get: operations["start_api_auth_oidc_start_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/oidc/token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Token
+         * @description The login token of the OpenID Connect login that just ended in this browser, once (its
+         *     cookie is deleted); 401 when there is none.
+         */
+        post: operations["token_api_auth_oidc_token_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/providers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Providers
+         * @description Anonymous: the login page offers "Log in with …" for each provider configured.
+         */
+        get: operations["providers_api_auth_providers_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1287,7 +1371,10 @@ export interface paths {
         /** List Users */
         get: operations["list_users_api_users_get"];
         put?: never;
-        /** Create User */
+        /**
+         * Create User
+         * @description A local (password) account; users of a login provider are created at their first login.
+         */
         post: operations["create_user_api_users_post"];
         delete?: never;
         options?: never;
@@ -2269,6 +2356,19 @@ export interface components {
             /** Username */
             username: string;
         };
+        /**
+         * LoginProvidersOut
+         * @description How one can log in: shown to anonymous callers, so it names no server, no setting.
+         */
+        LoginProvidersOut: {
+            /**
+             * Ldap
+             * @description the password form also takes directory (LDAP) users
+             */
+            ldap: boolean;
+            /** @description OpenID Connect login, when configured */
+            oidc?: components["schemas"]["OidcProviderOut"] | null;
+        };
         /** MemberIn */
         MemberIn: {
             /**
@@ -2315,6 +2415,19 @@ export interface components {
              * @description shown only once; Kraken keeps only its hash
              */
             token: string;
+        };
+        /** OidcProviderOut */
+        OidcProviderOut: {
+            /**
+             * Name
+             * @description what the login button says: "Log in with <name>"
+             */
+            name: string;
+            /**
+             * Start Url
+             * @description where the browser goes to log in (a redirect to the provider)
+             */
+            start_url: string;
         };
         /**
          * OwnPatch
@@ -3069,6 +3182,11 @@ export interface components {
             id: number;
             /** Is Admin */
             is_admin: boolean;
+            /**
+             * Provider
+             * @description "local" (a password kept by Kraken) or the login provider, "ldap" or "oidc"
+             */
+            provider: string;
             /** Username */
             username: string;
         };
@@ -3090,6 +3208,12 @@ export interface components {
             id: number;
             /** Is Admin */
             is_admin: boolean;
+            /**
+             * Provider
+             * @description "local" (a password kept by Kraken) or the login provider, "ldap" or "oidc"
+             * @default local
+             */
+            provider: string;
             /**
              * Roles
              * @description project id -> the caller's role there (administrators: maintainers of all)
@@ -3791,6 +3915,157 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UserOut"];
+                };
+            };
+        };
+    };
+    callback_api_auth_oidc_callback_get: {
+        parameters: {
+            query?: {
+                code?: string | null;
+                error?: string | null;
+                error_description?: string | null;
+                state?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description to /login?oidc=1 (the web UI fetches the token), with a one-time token cookie */
+            303: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description no login started here, or a wrong state */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the provider refused, or its ID token fails a check */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the user is disabled */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the name belongs to another provider's user or a local account */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description the provider cannot be reached */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    start_api_auth_oidc_start_get: {
+        parameters: {
+            query?: {
+                /** @description a path of Kraken to go to afterwards */
+                next?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description to the provider's authorization endpoint, with a signed flow cookie */
+            302: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description OpenID Connect login is not configured */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description the provider cannot be reached */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    token_api_auth_oidc_token_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenOut"];
+                };
+            };
+        };
+    };
+    providers_api_auth_providers_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoginProvidersOut"];
                 };
             };
         };

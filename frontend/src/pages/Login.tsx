@@ -1,4 +1,4 @@
-import { useState, type FormEvent } from "react";
+import { useEffect, useRef, useState, type FormEvent } from "react";
 import { useLocation } from "wouter";
 import { client, unwrap } from "../api/client";
 import { auth } from "../lib/auth";
@@ -11,6 +11,31 @@ export default function LoginPage() {
   const [password, setPassword] = useState("");
   const [error, setError] = useState<string | null>(auth.reason === "expired" ? "Your session has expired: please log in again." : null);
   const [busy, setBusy] = useState(false);
+  const [oidc, setOidc] = useState<{ name: string; start_url: string } | null>(null);
+  const params = new URLSearchParams(window.location.search);
+  const next = params.get("next");
+  const target = next && next.startsWith("/") && !next.startsWith("//") ? next : "/";
+  const finishing = useRef(false);
+
+  // biome-ignore lint/correctness/useExhaustiveDependencies: once, when the page opens
+  useEffect(() => {
+    client.GET("/api/auth/providers").then(({ data }) => setOidc(data?.oidc ?? null), () => setOidc(null));
+    // back from the OpenID Connect provider: the server left the login token in a one-time,
+    // HttpOnly cookie (never in the URL); fetch it once
+    if (params.get("oidc") === "1" && !finishing.current) {
+      finishing.current = true;
+      setBusy(true);
+      unwrap(client.POST("/api/auth/oidc/token"))
+        .then((out) => {
+          auth.login(out.access_token);
+          navigate(target, { replace: true });
+        })
+        .catch((err: unknown) => {
+          setError(err instanceof Error ? err.message : String(err));
+          setBusy(false);
+        });
+    }
+  }, []);
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
@@ -19,8 +44,7 @@ export default function LoginPage() {
     try {
       const out = await unwrap(client.POST("/api/auth/login", { body: { username, password } }));
       auth.login(out.access_token);
-      const next = new URLSearchParams(window.location.search).get("next");
-      navigate(next && next.startsWith("/") && !next.startsWith("//") ? next : "/", { replace: true });
+      navigate(target, { replace: true });
     } catch (err) {
       setError(err instanceof Error ? err.message : String(err));
       setBusy(false);
@@ -53,6 +77,15 @@ export default function LoginPage() {
         <button className="btn primary" type="submit" disabled={busy}>
           {busy ? "Logging in…" : "Log in"}
         </button>
+        {oidc && (
+          <a
+            className="btn"
+            data-testid="oidc-login"
+            href={`${oidc.start_url}?next=${encodeURIComponent(target)}`}
+          >
+            Log in with {oidc.name}
+          </a>
+        )}
         <p className="hint">
           The password of <code>admin</code> was printed by <code>kraken serve</code> at its first start (or set with <code>KRAKEN_ADMIN_PASSWORD</code>).
         </p>

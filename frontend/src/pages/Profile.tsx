@@ -151,7 +151,13 @@ export default function ProfilePage() {
       <PageHeader title={`Profile: ${me.data.username}`} />
       <section className="card">
         <h2>Password</h2>
-        <Password />
+        {me.data.provider === "local" ? (
+          <Password />
+        ) : (
+          <p className="muted" data-testid="password-elsewhere">
+            You log in through {me.data.provider.toUpperCase()}: your password is changed there.
+          </p>
+        )}
       </section>
       <section className="card">
         <h2>API tokens</h2>

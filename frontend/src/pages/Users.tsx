@@ -51,6 +51,7 @@ function UserLine({ user, self }: { user: UserRow; self: boolean }) {
         {user.username} {self && <span className="muted small">(you)</span>}
       </td>
       <td>{user.is_admin ? "administrator" : "user"}</td>
+      <td>{user.provider === "local" ? "password" : user.provider.toUpperCase()}</td>
       <td>{user.disabled ? "disabled" : "active"}</td>
       <td>
         <TimeAgo value={user.created} />
@@ -93,6 +94,7 @@ export default function UsersPage() {
               <tr>
                 <th>User</th>
                 <th>Role</th>
+                <th>Login</th>
                 <th>State</th>
                 <th>Created</th>
                 <th />

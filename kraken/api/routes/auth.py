@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from sqlmodel import select
@@ -11,6 +12,8 @@ from kraken.api.audit import not_audited
 from kraken.api.authz import LoggedInOnly, roles_of
 from kraken.api.deps import PrincipalDep, SessionDep, StateDep, UserDep
 from kraken.api.login_limits import LoginLimits
+from kraken.control.provider_users import GroupMapping, NameTaken, sync_provider_user
+from kraken.core.ldap_auth import LdapUnavailable, authenticate
 from kraken.core.security import check_password, create_access_token, create_stream_token
 from kraken.models import User
 from kraken.schemas.api import LoginIn, TokenOut, UserOut
@@ -18,12 +21,36 @@ from kraken.schemas.responses import HealthOut
 from kraken.schemas.users import StreamTokenIn, StreamTokenOut
 
 router = APIRouter(tags=["auth"])
+log = logging.getLogger(__name__)
+WRONG = "wrong username or password"
+
+
+async def _ldap_user(state: StateDep, username: str, password: str) -> User | None:
+    """The LDAP user, created or with their roles re-set from their groups; None: wrong name or password."""
+    settings = state.runtime.settings
+    try:
+        identity = await asyncio.to_thread(authenticate, settings, username, password)
+    except LdapUnavailable as exc:
+        log.error("LDAP login of %r: %s", username, exc)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "the LDAP server cannot be used now: try again later"
+        ) from exc
+    if identity is None:
+        return None
+    mapping = GroupMapping.of(settings.ldap_admin_groups, settings.ldap_group_roles)
+    try:
+        async with state.write() as (session, _effects):
+            return await sync_provider_user(session, "ldap", identity.username, identity.groups, mapping)
+    except NameTaken as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"{exc}: an administrator must rename one of them") from exc
 
 
 @router.post("/auth/login", response_model=TokenOut)
 async def login(body: LoginIn, request: Request, session: SessionDep, state: StateDep) -> TokenOut:
-    """Rate-limited per client address and per user name: after a few failures each further
-    attempt waits longer (429 with ``Retry-After``)."""
+    """A local account's password, or the LDAP directory's for everyone else when LDAP is
+    configured (``docs/auth.md``).  Rate-limited per client address and per user name: after a
+    few failures each further attempt waits longer (429 with ``Retry-After``).  503 when the LDAP
+    server cannot be used."""
     limits: LoginLimits = request.app.state.login_limits
     address = request.client.host if request.client else "?"
     wait = limits.retry_after(address, body.username)
@@ -33,10 +60,22 @@ async def login(body: LoginIn, request: Request, session: SessionDep, state: Sta
             f"too many failed logins: try again in {wait} s",
             {"Retry-After": str(wait)},
         )
+    settings = state.runtime.settings
     user = (await session.execute(select(User).where(User.username == body.username))).scalar_one_or_none()
-    if not await check_password(body.password, user.password_hash if user else None) or user is None:
+    if user is not None and user.provider == "local":
+        ok = settings.allows_local(user.username)
+        if not await check_password(body.password, user.password_hash) or not ok:
+            limits.failed(address, body.username)
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, WRONG)
+    elif settings.ldap_url is not None and (user is None or user.provider == "ldap"):
+        user = await _ldap_user(state, body.username, body.password)
+        if user is None:
+            limits.failed(address, body.username)
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, WRONG)
+    else:  # no such user, or one of a provider that is not configured (any more)
+        await check_password(body.password, None)
         limits.failed(address, body.username)
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, WRONG)
     if user.disabled:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "the user is disabled")
     limits.succeeded(body.username)

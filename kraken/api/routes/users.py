@@ -1,7 +1,11 @@
 """Users: administrators manage accounts; everyone edits their own name and password.
 
 Disabling a user, or setting their password, raises their token generation: every login token
-they hold stops working at once (``kraken.api.deps``), and a disabled user's API tokens too."""
+they hold stops working at once (``kraken.api.deps``), and a disabled user's API tokens too.
+
+Users of a login provider (``provider`` not ``local``) have their name and password in the
+provider: changing either here is refused.  With local accounts turned off
+(``KRAKEN_LOCAL_ACCOUNTS=false``) only break-glass accounts can be created (``docs/auth.md``)."""
 
 from __future__ import annotations
 
@@ -34,6 +38,19 @@ async def _refuse_taken(session: AsyncSession, username: str, user_id: int | Non
         raise HTTPException(status.HTTP_409_CONFLICT, f"a user named '{username}' exists")
 
 
+def _refuse_provider_change(user: User, username: str | None, password: str | None) -> None:
+    if user.provider == "local":
+        return
+    if password is not None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"password: '{user.username}' logs in through {user.provider}, which keeps it"
+        )
+    if username is not None and username != user.username:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"username: '{user.username}' logs in through {user.provider}, which names them"
+        )
+
+
 async def _refuse_last_admin(session: AsyncSession, user: User) -> None:
     """An administrator who is the last enabled one cannot lose the role, be disabled or deleted."""
     if not user.is_admin or user.disabled:
@@ -54,6 +71,13 @@ async def list_users(session: SessionDep) -> list[User]:
 
 @router.post("/users", response_model=UserFull, status_code=status.HTTP_201_CREATED, dependencies=[AdminOnly])
 async def create_user(body: UserIn, state: StateDep) -> User:
+    """A local (password) account; users of a login provider are created at their first login."""
+    if not state.runtime.settings.allows_local(body.username):
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"local accounts are turned off (KRAKEN_LOCAL_ACCOUNTS=false) and '{body.username}' is not in"
+            " KRAKEN_LOCAL_BREAK_GLASS",
+        )
     hashed = await hash_password_async(body.password)
     async with state.write() as (session, _effects):
         await _refuse_taken(session, body.username, None)
@@ -67,6 +91,7 @@ async def create_user(body: UserIn, state: StateDep) -> User:
 async def patch_me(body: OwnPatch, state: StateDep, principal: PrincipalDep) -> User:
     """Own name and password; a new password needs ``current_password`` and ends the other sessions
     (log in again)."""
+    _refuse_provider_change(principal.user, body.username, body.password)
     hashed = None
     if body.password is not None:
         if body.current_password is None:
@@ -97,6 +122,7 @@ async def patch_user(user_id: Id, body: UserPatch, state: StateDep) -> User:
     hashed = await hash_password_async(body.password) if body.password is not None else None
     async with state.write() as (session, _effects):
         user = await _user(session, user_id)
+        _refuse_provider_change(user, body.username, body.password)
         if body.is_admin is False or body.disabled is True:
             await _refuse_last_admin(session, user)
         ended = False
