@@ -21,6 +21,7 @@ import typer
 from kraken.core.config import Settings
 from kraken.core.hardening import not_dumpable
 from kraken.core.loop import run_async
+from kraken.core.memory import release_startup_memory
 
 if TYPE_CHECKING:
     import uvicorn
@@ -124,6 +125,7 @@ async def _serve_http(settings: Settings, role: str, *, local_agent: bool = Fals
 
             state.local_agent_token = new_secret()  # enrolls this agent, approved: the server started it
             local = start_local_agent(settings, url, state.local_agent_token)
+        release_startup_memory()
     await serving
     if local is not None:
         await local.stop()
@@ -260,13 +262,13 @@ def controller(
     metrics = _metrics_settings(metrics_port)
 
     async def main() -> None:
-        from kraken.core.migrate import upgrade
+        from kraken.core.migrate import upgrade_in_child
         from kraken.observability.background import running
         from kraken.observability.gauges import GAUGES
         from kraken.observability.listener import maybe_listen
         from kraken.runtime import Runtime
 
-        await upgrade(settings.effective_database_url)
+        await upgrade_in_child(settings.effective_database_url)
         runtime = Runtime(settings, role="controller")
         GAUGES.watch_pools(runtime.db)
         await runtime.start()

@@ -1,14 +1,29 @@
-"""Apply the Alembic migrations (``kraken db upgrade``; ``kraken serve`` does it on start)."""
+"""Apply the Alembic migrations (``kraken db upgrade``; ``kraken serve`` does it on start).
+
+The long-lived roles (``serve``, ``server``, ``controller``) migrate in a short-lived child
+process (``upgrade_in_child``): Alembic, Mako and the migration scripts (~10 MB once loaded) then
+never enter the process that stays up for weeks (issue #13). ``alembic`` is imported only by the
+functions that use it.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from pathlib import Path
-
-from alembic.config import Config
+from typing import TYPE_CHECKING
 
 import kraken
-from alembic import command
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+URL_VARIABLE = "KRAKEN_MIGRATE_URL"  # the child's database URL: in its environment, not on its command line
+
+
+class MigrationError(RuntimeError):
+    """The migration child failed; its error is in the log above (it writes to this process's stderr)."""
 
 
 def script_location() -> Path:
@@ -20,6 +35,8 @@ def script_location() -> Path:
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(script_location()))
     cfg.attributes["url"] = url
@@ -27,9 +44,34 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade_sync(url: str, revision: str = "head") -> None:
+    from alembic import command
+
     command.upgrade(alembic_config(url), revision)
 
 
 async def upgrade(url: str, revision: str = "head") -> None:
     # env.py runs its own event loop, so it must run in another thread.
     await asyncio.to_thread(upgrade_sync, url, revision)
+
+
+async def upgrade_in_child(url: str, revision: str = "head") -> None:
+    """``upgrade`` in a child process (``python -m kraken.core.migrate``) that shares this one's
+    stdout and stderr; ``MigrationError`` if it fails."""
+    env = {**os.environ, URL_VARIABLE: url}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "kraken.core.migrate", revision, env=env, stdin=asyncio.subprocess.DEVNULL
+    )
+    code = await proc.wait()
+    if code != 0:
+        raise MigrationError(f"the database migrations failed (exit code {code}): see the error above")
+
+
+def main(argv: list[str]) -> None:
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    upgrade_sync(os.environ[URL_VARIABLE], argv[0] if argv else "head")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
