@@ -21,7 +21,6 @@ import typer
 from kraken.core.config import Settings
 from kraken.core.hardening import not_dumpable
 from kraken.core.loop import run_async
-from kraken.core.memory import release_startup_memory
 
 if TYPE_CHECKING:
     import uvicorn
@@ -125,7 +124,6 @@ async def _serve_http(settings: Settings, role: str, *, local_agent: bool = Fals
 
             state.local_agent_token = new_secret()  # enrolls this agent, approved: the server started it
             local = start_local_agent(settings, url, state.local_agent_token)
-        release_startup_memory()
     await serving
     if local is not None:
         await local.stop()
