@@ -2,8 +2,9 @@
 
 Each check runs a fresh interpreter through the same imports (and start-up calls) as the role and
 lists ``sys.modules``: a module imported at the top of the wrong file shows up here, whatever
-the machine's load (no megabytes are asserted). ``tests/e2e/test_idle_footprint.py`` looks at
-the real processes.
+the machine's load (no megabytes are asserted). The server is started and stopped in-process
+(its lifespan: migrations, bootstrap, agent hub, controller). /proc/<pid>/maps of the real
+processes would say more, but both roles make themselves non-dumpable: unreadable unless root.
 """
 
 from __future__ import annotations
@@ -55,9 +56,16 @@ from kraken.core.config import Settings
 from kraken.core.security import create_access_token, read_access_token
 from kraken.runtime import Runtime
 
-create_app(Runtime(Settings(data_dir=sys.argv[1]), role="serve"), controller=True)
-token = create_access_token("admin", "k" * 32, 5)  # the first login
-assert read_access_token(token, "k" * 32) == ("admin", 0)
+
+async def start_and_stop() -> None:
+    settings = Settings(data_dir=sys.argv[1], admin_password="admin-password-0123")
+    api = create_app(Runtime(settings, role="serve"), controller=True)
+    async with api.router.lifespan_context(api):  # migrations (in a child), bootstrap, hub, controller
+        token = create_access_token("admin", "k" * 32, 5)  # the first login
+        assert read_access_token(token, "k" * 32) == ("admin", 0)
+
+
+asyncio.run(start_and_stop())
 print(json.dumps(sorted(sys.modules)))
 """
 
