@@ -43,10 +43,14 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade_sync(url: str, revision: str = "head") -> None:
+def upgrade_sync(url: str, revision: str = "head", *, with_models: bool = True) -> None:
+    """``with_models=False``: the scripts only, without importing the models (they are only
+    compared with the schema by ``alembic check``): the migration child starts faster."""
     from alembic import command
 
-    command.upgrade(alembic_config(url), revision)
+    cfg = alembic_config(url)
+    cfg.attributes["without_models"] = not with_models
+    command.upgrade(cfg, revision)
 
 
 async def upgrade(url: str, revision: str = "head") -> None:
@@ -70,7 +74,7 @@ def main(argv: list[str]) -> None:
     import logging
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    upgrade_sync(os.environ[URL_VARIABLE], argv[0] if argv else "head")
+    upgrade_sync(os.environ[URL_VARIABLE], argv[0] if argv else "head", with_models=False)
 
 
 if __name__ == "__main__":
