@@ -19,8 +19,6 @@ import kraken
 if TYPE_CHECKING:
     from alembic.config import Config
 
-URL_VARIABLE = "KRAKEN_MIGRATE_URL"  # the child's database URL: in its environment, not on its command line
-
 
 class MigrationError(RuntimeError):
     """The migration child failed; its error is in the log above (it writes to this process's stderr)."""
@@ -60,21 +58,27 @@ async def upgrade(url: str, revision: str = "head") -> None:
 
 async def upgrade_in_child(url: str, revision: str = "head") -> None:
     """``upgrade`` in a child process (``python -m kraken.core.migrate``) that shares this one's
-    stdout and stderr; ``MigrationError`` if it fails."""
-    env = {**os.environ, URL_VARIABLE: url}
+    stdout and stderr; ``MigrationError`` if it fails. The database URL (and its password) goes
+    through the child's stdin, and none of Kraken's settings is in its environment: nothing of
+    them shows in its /proc files, which other processes of the user (jobs) may read."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KRAKEN_")}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "kraken.core.migrate", revision, env=env, stdin=asyncio.subprocess.DEVNULL
+        sys.executable, "-m", "kraken.core.migrate", revision, env=env, stdin=asyncio.subprocess.PIPE
     )
-    code = await proc.wait()
-    if code != 0:
-        raise MigrationError(f"the database migrations failed (exit code {code}): see the error above")
+    await proc.communicate(url.encode())
+    if proc.returncode != 0:
+        raise MigrationError(f"the database migrations failed (exit code {proc.returncode}): see the error above")
 
 
 def main(argv: list[str]) -> None:
+    """The child: the URL on stdin, the revision as the argument."""
     import logging
 
+    from kraken.core.hardening import not_dumpable
+
+    not_dumpable()  # the URL is in its memory from here on
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    upgrade_sync(os.environ[URL_VARIABLE], argv[0] if argv else "head", with_models=False)
+    upgrade_sync(sys.stdin.read().strip(), argv[0] if argv else "head", with_models=False)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,9 @@ def head_revision() -> str:
     return head
 
 
-async def test_the_child_brings_the_database_to_head(database_url: str) -> None:
+async def test_the_child_brings_the_database_to_head(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the URL reaches the child on its stdin; Kraken's settings stay out of its environment
+    monkeypatch.setenv("KRAKEN_DATABASE_URL", "sqlite+aiosqlite:////nonexistent/kraken.db")
     await upgrade_in_child(database_url)
     await upgrade_in_child(database_url)  # again: nothing to do
     engine = create_async_engine(database_url)
