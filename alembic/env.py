@@ -5,16 +5,27 @@ from __future__ import annotations
 import asyncio
 import os
 
+from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
-import kraken.models  # noqa: F401  (registers the tables)
 from alembic import context
-from kraken.models.registry import load_all_models
 
-load_all_models()
-target_metadata = SQLModel.metadata
+
+def _target_metadata() -> MetaData | None:
+    """The models' tables, which only a comparison (``alembic check``, autogenerate) needs: the
+    migration child of the long-lived roles (``upgrade_in_child``) runs the scripts without them."""
+    if context.config.attributes.get("without_models"):
+        return None
+    import kraken.models  # noqa: F401  (registers the tables)
+    from kraken.models.registry import load_all_models
+
+    load_all_models()
+    return SQLModel.metadata
+
+
+target_metadata = _target_metadata()
 
 
 def _url() -> str:

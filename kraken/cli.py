@@ -271,13 +271,13 @@ def controller(
     metrics = _metrics_settings(metrics_port)
 
     async def main() -> None:
-        from kraken.core.migrate import upgrade
+        from kraken.core.migrate import upgrade_in_child
         from kraken.observability.background import running
         from kraken.observability.gauges import GAUGES
         from kraken.observability.listener import maybe_listen
         from kraken.runtime import Runtime
 
-        await upgrade(settings.effective_database_url)
+        await upgrade_in_child(settings.effective_database_url)
         runtime = Runtime(settings, role="controller")
         GAUGES.watch_pools(runtime.db)
         await runtime.start()

@@ -47,7 +47,7 @@ from kraken.api.routes import (
 from kraken.api.state import ServerState
 from kraken.api.static import web_router
 from kraken.control.bootstrap import bootstrap
-from kraken.core.migrate import upgrade
+from kraken.core.migrate import upgrade_in_child
 from kraken.core.oidc import OidcClient
 from kraken.observability.endpoint import install as install_metrics
 from kraken.runtime import Runtime
@@ -111,7 +111,7 @@ def create_app(runtime: Runtime, *, controller: bool = False, migrate: bool = Tr
         if runtime.settings.is_sqlite:
             runtime.settings.data_dir.mkdir(parents=True, exist_ok=True)
         if migrate:
-            await upgrade(runtime.settings.effective_database_url)
+            await upgrade_in_child(runtime.settings.effective_database_url)
         await runtime.start()
         state.secret_key, state.agent_token = await bootstrap(runtime.db, runtime.settings)
         state.hub = AgentHub(state)

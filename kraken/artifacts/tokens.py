@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import jwt
 from kraken.models.base import utcnow
 
 ALGORITHM = "HS256"
@@ -33,8 +34,6 @@ def _key(secret_key: str) -> bytes:
 
 
 def issue(secret_key: str, job_id: int, agent_id: int, job_timeout: float, now: datetime | None = None) -> str:
-    import jwt  # here, not at the top: PyJWT loads cryptography, which an idle process does not need
-
     now = now or utcnow()
     claims = {
         "typ": PURPOSE,
@@ -48,8 +47,6 @@ def issue(secret_key: str, job_id: int, agent_id: int, job_timeout: float, now: 
 
 def read(token: str, secret_key: str) -> JobTransfer | None:
     """The job and agent of a valid, unexpired transfer token, else None."""
-    import jwt  # here, not at the top: PyJWT loads cryptography, which an idle process does not need
-
     try:
         claims: dict[str, Any] = jwt.decode(token, _key(secret_key), algorithms=[ALGORITHM])
     except jwt.PyJWTError:

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
 import jwt
 
 from kraken.core.config import Settings
@@ -92,6 +91,8 @@ class OidcClient:
 
     async def _json(self, method: str, url: str, **kw: Any) -> dict[str, Any]:
         """A JSON object from the provider; 4xx is ``OidcRefused`` (with the provider's ``error``)."""
+        import httpx  # only when OIDC is used: an idle server does not load it (tests/unit/test_idle_imports.py)
+
         try:
             async with httpx.AsyncClient(timeout=self.settings.oidc_timeout) as http:
                 r = await http.request(method, url, **kw)
@@ -217,7 +218,7 @@ class OidcClient:
                 "grant_type": "authorization_code", "code": code, "redirect_uri": self.settings.oidc_redirect_url,
                 "code_verifier": verifier, "client_id": self.client_id,
             },
-            auth=httpx.BasicAuth(self.client_id, secret.get_secret_value()),
+            auth=(self.client_id, secret.get_secret_value()),  # HTTP Basic
             headers={"Accept": "application/json"},
         )
         id_token = tokens.get("id_token")

@@ -20,6 +20,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from kraken.core.clock import utcnow
+import jwt
 
 _hasher = PasswordHasher()
 ALGORITHM = "HS256"
@@ -74,8 +75,6 @@ def new_secret(nbytes: int = 32) -> str:
 
 def create_access_token(username: str, key: str, minutes: int, generation: int = 0) -> str:
     """A login token: the user's name and token generation (raising it ends the token), with an expiry."""
-    import jwt  # here, not at the top: PyJWT loads cryptography, which an idle process does not need
-
     now = utcnow()
     payload = {"sub": username, "gen": generation, "iat": now, "exp": now + timedelta(minutes=minutes)}
     return jwt.encode(payload, key, algorithm=ALGORITHM)
@@ -84,8 +83,6 @@ def create_access_token(username: str, key: str, minutes: int, generation: int =
 def read_access_token(token: str, key: str) -> tuple[str, int] | None:
     """The username and token generation of a valid, unexpired login token, else None.
     A token without ``exp`` is refused."""
-    import jwt  # here, not at the top: PyJWT loads cryptography, which an idle process does not need
-
     try:
         payload = jwt.decode(token, key, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]})
     except jwt.PyJWTError:

@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
 
-import httpx
-
 from kraken.core.config import Settings
 from kraken.notify.targets import IPAddress, TargetRefused, resolve_checked
 
@@ -94,6 +92,8 @@ async def reachable(host: str, port: int, settings: Settings, what: str = "") ->
 async def post_json(url: str, body: Any, settings: Settings, headers: dict[str, str] | None = None) -> None:
     """POST to ``url`` at an address the settings allow (``kraken.notify.targets``), pinned: the
     request goes to the address that was checked, with the URL's host name as Host (and TLS SNI)."""
+    import httpx  # loaded by the first notification sent, not by every server at start (#13)
+
     try:
         target = httpx.URL(url)
     except httpx.InvalidURL as exc:

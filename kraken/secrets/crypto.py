@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from cryptography.fernet import Fernet, InvalidToken
 
 from kraken.core.config import Settings
 
@@ -27,12 +26,17 @@ class SecretsKeyError(Exception):
 
 class SecretBox:
     def __init__(self, key: bytes | str) -> None:
+        # cryptography (~7 MB) is loaded by the first secret read or written, not at start (#13)
+        from cryptography.fernet import Fernet
+
         self._fernet = Fernet(key)
 
     def encrypt(self, value: dict[str, Any]) -> str:
         return self._fernet.encrypt(orjson.dumps(value)).decode()
 
     def decrypt(self, token: str) -> dict[str, Any]:
+        from cryptography.fernet import InvalidToken
+
         try:
             data: dict[str, Any] = orjson.loads(self._fernet.decrypt(token.encode()))
         except InvalidToken:
@@ -51,6 +55,8 @@ def _load_or_create(path: Path) -> bytes:
     with contextlib.suppress(FileNotFoundError):
         return path.read_bytes().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
+    from cryptography.fernet import Fernet
+
     key = Fernet.generate_key()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -8,9 +8,8 @@ Formats (cron, intervals, memory sizes, dates) are checked during normalization.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
-
-import jsonschema
 
 from kraken.protocol import When
 from kraken.stage.schema_errors import to_stage_error
@@ -151,11 +150,19 @@ STAGE: dict[str, Any] = {
     },
 }
 
-_VALIDATOR = jsonschema.Draft202012Validator(STAGE)
+
+@functools.cache
+def _validator() -> Any:
+    """Built on first use: jsonschema is loaded only by a process that checks a stage (#13)."""
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(STAGE)
 
 
 def validate_document(document: dict[str, Any]) -> None:
     """Raise ``StageSchemaError`` (with the key path) for the most relevant violation, if any."""
-    error = jsonschema.exceptions.best_match(_VALIDATOR.iter_errors(document))
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(document))
     if error is not None:
         raise to_stage_error(error)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from croniter import croniter
-
 from kraken.stage.context import BUILTIN_NAMES, LEGACY_PREFIX
 from kraken.stage.errors import StageSchemaError
 from kraken.stage.json_schema import validate_document
@@ -27,6 +25,8 @@ OPTIONAL_KEYS = ("flow_label", "run_label", "timeout", "description")
 
 
 def _check_trigger_formats(triggers: dict[str, Any]) -> None:
+    from croniter import croniter  # on first use: a server that checks no stage never loads it (#13)
+
     if "cron" in triggers and not croniter.is_valid(triggers["cron"]):
         raise StageSchemaError(f"{triggers['cron']!r} is not a valid cron expression", path="triggers.cron")
     if "interval" in triggers:

@@ -9,9 +9,8 @@ be mixed.  A channel Kraken does not implement is refused, naming the key.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
-
-import jsonschema
 
 from kraken.notify.channels import CHANNELS
 from kraken.stage.errors import StageSchemaError
@@ -41,7 +40,14 @@ CHANNEL_SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "github": _settings(token=_TEXT, credentials=_TEXT, repo=_TEXT, context=_TEXT, api_url=_TEXT, commit=_TEXT),
 }
-_VALIDATORS = {name: jsonschema.Draft202012Validator(schema) for name, schema in CHANNEL_SCHEMAS.items()}
+
+
+@functools.cache
+def _validators() -> dict[str, Any]:
+    """Built on first use: jsonschema is loaded only by a process that checks a stage (#13)."""
+    import jsonschema
+
+    return {name: jsonschema.Draft202012Validator(schema) for name, schema in CHANNEL_SCHEMAS.items()}
 
 
 def _channel(name: str, value: Any, path: str) -> None:
@@ -51,7 +57,9 @@ def _channel(name: str, value: Any, path: str) -> None:
                 f"the notification channel '{name}' is not implemented (channels: {', '.join(CHANNELS)})", path=path
             )
         raise StageSchemaError(f"unknown notification channel '{name}' (channels: {', '.join(CHANNELS)})", path=path)
-    validator = _VALIDATORS.get(name)
+    import jsonschema
+
+    validator = _validators().get(name)
     error = jsonschema.exceptions.best_match(validator.iter_errors(value)) if validator else None
     if error is not None:
         raise to_stage_error(error, path)

@@ -6,7 +6,6 @@ import re
 from typing import Any
 
 from kraken.stage.errors import StageSchemaError
-from kraken.stage.sandbox_worker import OWN_FILE, USER_FILE
 
 _SPAN = re.compile(r"^\s*--> (?P<file>.+):(?P<line>\d+):(?P<col>\d+)\s*$", re.MULTILINE)
 _SNIPPET_LINE = re.compile(r"^\s*\d+ \|", re.MULTILINE)
@@ -72,6 +71,9 @@ def from_starlark_text(text: str, code: str) -> StageSchemaError:
     plain = _plain_runtime(message)
     if span is None:
         return StageSchemaError(plain)
+    # the worker's module loads starlark itself: only an error located in a file imports it (#13)
+    from kraken.stage.sandbox_worker import OWN_FILE, USER_FILE
+
     if span.group("file") != USER_FILE:
         prefix = "calling stage(ctx): " if span.group("file") == OWN_FILE else ""
         return StageSchemaError(prefix + plain)

@@ -17,8 +17,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import jsonschema
-
 from kraken.agent.tools.registry import tool_field_schemas
 from kraken.stage.errors import StageSchemaError
 from kraken.stage.paths import join
@@ -97,6 +95,8 @@ def _schema_of(tool: str) -> dict[str, Any] | None:
 
 
 def _validator(tool: str, schema: dict[str, Any]) -> Any:
+    import jsonschema  # on first use: a server that checks no stage never loads it (#13)
+
     with _lock:
         cached = _validators.get(tool)
         if cached is None or cached[0] is not schema:
@@ -114,6 +114,8 @@ def check_tool_fields(tool: str, fields: dict[str, Any], step_path: str) -> None
         raise StageSchemaError(
             f"unknown tool '{tool}'; known tools: {', '.join(known_tools())}", path=join(step_path, "tool")
         )
+    import jsonschema
+
     error = jsonschema.exceptions.best_match(_validator(tool, schema).iter_errors(fields))
     if error is not None:
         raise to_stage_error(error, step_path)

@@ -12,8 +12,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import jsonschema
-
 MANIFEST = "kraken-tool.json"
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
@@ -60,6 +58,8 @@ def parse_manifest(raw: bytes) -> Manifest:
     schema = data.get("fields_schema", {"type": "object"})
     if not isinstance(schema, dict):
         raise ManifestError(f"{MANIFEST}: 'fields_schema' must be a JSON Schema object")
+    import jsonschema  # on first use: a server that reads no tool package never loads it (#13)
+
     try:
         cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
         cls.check_schema(schema)

@@ -8,8 +8,6 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from croniter import croniter
-
 from kraken.stage.units import parse_interval
 
 TIMED_KINDS = ("cron", "interval", "date", "repository")
@@ -85,6 +83,8 @@ def stage_specs(
 def first_fire(kind: str, spec: str, now: datetime) -> datetime | None:
     """When a new (or changed) trigger fires first."""
     if kind == "cron":
+        from croniter import croniter  # loaded by the first cron trigger, not by every server (#13)
+
         return croniter(spec, now).get_next(datetime)
     if kind == "interval":
         return now + timedelta(seconds=float(spec))
@@ -100,6 +100,8 @@ def next_fire(kind: str, spec: str, scheduled: datetime | None, now: datetime) -
     """After a fire (or poll) at ``now`` of one scheduled for ``scheduled``: the next time.
     Fire times missed while no planner ran are not caught up one by one: one fire, then on."""
     if kind == "cron":
+        from croniter import croniter  # loaded by the first cron trigger, not by every server (#13)
+
         return croniter(spec, now).get_next(datetime)
     if kind == "interval":
         step = timedelta(seconds=float(spec))

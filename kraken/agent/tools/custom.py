@@ -25,9 +25,6 @@ import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
 
-import httpx
-import jsonschema
-
 from kraken.agent.tools.base import StepOutcome, Tool, ToolContext, ToolError
 from kraken.tools_registry.manifest import MANIFEST, Manifest, ManifestError, parse_manifest
 from kraken.tools_registry.package import MAX_PACKAGE_SIZE, PackageError, unpack
@@ -61,6 +58,8 @@ async def _download(ctx: ToolContext, name: str, version: str) -> bytes:
     if not url or not token:
         raise ToolError("this agent was started without a server link; it cannot fetch custom tools")
     address = f"{str(url).rstrip('/')}/api/agent/jobs/{ctx.job_id}/tools/{name}/{version}"
+    import httpx  # here, not at the top: the server imports this module (the tool's schema), never this (#13)
+
     async with httpx.AsyncClient(timeout=httpx.Timeout(60.0, read=300.0)) as client:
         resp = await client.get(address, headers={"Authorization": f"Bearer {token}"})
     if resp.status_code != 200:
@@ -113,6 +112,8 @@ def _read(folder: Path) -> tuple[Manifest, list[tuple[str, bytes, int]]]:
 
 def field_problem(manifest: Manifest, fields: dict[str, Any]) -> str | None:
     """What is wrong with the step's fields (after interpolation) per the tool's schema, or None."""
+    import jsonschema  # loaded by the first job that runs a custom tool (#13)
+
     schema = manifest.fields_schema
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     error = jsonschema.exceptions.best_match(cls(schema).iter_errors(fields))
