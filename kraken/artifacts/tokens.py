@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
+
 from kraken.models.base import utcnow
 
 ALGORITHM = "HS256"

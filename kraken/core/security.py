@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
+import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from kraken.core.clock import utcnow
-import jwt
 
 _hasher = PasswordHasher()
 ALGORITHM = "HS256"
