@@ -444,6 +444,7 @@ async def job_payload(session: AsyncSession, job: Job, flow: Flow | None = None)
     secrets = await secrets_store.job_secrets(session, job.id, steps)  # only those its steps refer to
     secrets_store.remember_job_secrets(job.id, secrets)
     digests = await tool_store.step_digests(session, {s.tool for s in steps})  # custom tools
+    branch = await session.get(Branch, flow.branch_id) if flow is not None else None
     return {
         "id": job.id,
         "name": job.name,
@@ -468,6 +469,7 @@ async def job_payload(session: AsyncSession, job: Job, flow: Flow | None = None)
             }
             for s in steps
         ],
+        "env": dict(branch.env_vars or {}) if branch is not None else {},
         "secrets": secrets,
     }
 
