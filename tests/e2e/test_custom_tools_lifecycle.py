@@ -5,19 +5,27 @@ stages that use it refused with a clear error at their next save or evaluation."
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.api import Api
-from tests.support.procs import Server, start_agent, wait_agent_connected
+from tests.support.procs import Proc, Server, start_agent, wait_agent_connected
 
 pytestmark = pytest.mark.e2e
 
 RUN_PY = """import os
 print("envtool %s: MY_VAR=%s OTHER=%s" % ("{version}", os.environ.get("MY_VAR"), os.environ.get("OTHER")))
 """
+
+
+@pytest.fixture
+def agent(tmp_path: Path, server: Server) -> Iterator[Proc]:
+    proc = start_agent(tmp_path, server.url, "lifecycle-agent")
+    yield proc
+    proc.stop()
 
 
 def _tool_folder(root: Path, name: str, version: str) -> Path:
@@ -47,8 +55,7 @@ async def _run(api: Api, branch_id: int) -> tuple[dict[str, Any], dict[str, Any]
     return run, jobs[0], await api.log(jobs[0]["id"])
 
 
-async def test_branch_variables_reach_every_step_and_custom_tools(tmp_path: Path, server: Server, api: Api) -> None:
-    agent = start_agent(tmp_path, server.url, "envagent")
+async def test_branch_variables_reach_every_step_and_custom_tools(tmp_path: Path, agent: Proc, api: Api) -> None:
     await api.post("/tools", {"source": "directory", "path": str(_tool_folder(tmp_path, "envtool", "1"))}, 201)
     _, branch_id = await api.project_with_branch()
     r = await api.http.patch(f"/branches/{branch_id}", json={"env_vars": {"MY_VAR": "from-branch", "OTHER": "o"}})
@@ -76,8 +83,7 @@ async def test_branch_variables_reach_every_step_and_custom_tools(tmp_path: Path
     assert "envtool 1: MY_VAR=changed OTHER=None" in log and "shell: MY_VAR=changed OTHER=" in log, log
 
 
-async def test_deleted_tool_is_refused_at_next_save_and_evaluation(tmp_path: Path, server: Server, api: Api) -> None:
-    agent = start_agent(tmp_path, server.url, "delagent")
+async def test_deleted_tool_is_refused_at_next_save_and_evaluation(tmp_path: Path, agent: Proc, api: Api) -> None:
     for version in ("1", "2"):
         folder = _tool_folder(tmp_path, "deltool", version)
         await api.post("/tools", {"source": "directory", "path": str(folder)}, 201)
