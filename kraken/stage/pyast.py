@@ -131,11 +131,20 @@ class _Finder:
 
     # ------------------------------------------------------------ the walk
 
+    def next_token(self, pos: tuple[int, int]) -> tokenize.TokenInfo | None:
+        for tok in self.tokens:
+            if tok.start >= pos and tok.type not in (tokenize.NL, tokenize.COMMENT):
+                return tok
+        return None
+
     def run(self, tree: ast.Module) -> None:
+        # what is inside an f-string is converted with it (``on_JoinedStr``), not on its own
+        inside = {id(n) for s in ast.walk(tree) if isinstance(s, ast.JoinedStr) for n in ast.walk(s) if n is not s}
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call):
-                paren = self.token_after(self.end(node.func), "(")
-                self.call_parens.add(paren.start)
+            if isinstance(node, ast.Call) and id(node) not in inside:
+                paren = self.next_token(self.end(node.func))
+                if paren is not None and paren.string == "(":
+                    self.call_parens.add(paren.start)
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
                 self.names_bound.add(node.id)
             elif isinstance(node, (ast.FunctionDef, ast.Lambda)):
@@ -145,7 +154,7 @@ class _Finder:
         self.first_refused(tree)
         for node in ast.walk(tree):
             handler = getattr(self, f"on_{type(node).__name__}", None)
-            if handler is not None:
+            if handler is not None and id(node) not in inside:
                 handler(node)
 
     def first_refused(self, tree: ast.Module) -> None:
