@@ -28,8 +28,10 @@ starlark, which reports the error.
 from __future__ import annotations
 
 import ast
+import bisect
+import itertools
 import tokenize
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from kraken.stage.errors import StageSchemaError
@@ -80,6 +82,7 @@ def _refuse(node: ast.AST, what: str, hint: str = "") -> StageSchemaError:
 class _Finder:
     def __init__(self, code: str, lines: list[str], tokens: list[tokenize.TokenInfo], expr: Convert) -> None:
         self.code, self.lines, self.tokens, self._expr = code, lines, tokens, expr
+        self.token_starts = [tok.start for tok in tokens]
         self.edits: list[Edit] = []
         self.notes: list[Note] = []
         self.names_bound: set[str] = set()
@@ -99,15 +102,20 @@ class _Finder:
         row = node.end_lineno  # type: ignore[attr-defined]
         return row, self.col(row, node.end_col_offset)  # type: ignore[attr-defined]
 
+    def tokens_from(self, pos: tuple[int, int]) -> Iterator[tokenize.TokenInfo]:
+        return itertools.islice(self.tokens, bisect.bisect_left(self.token_starts, pos), None)
+
     def token_after(self, pos: tuple[int, int], string: str) -> tokenize.TokenInfo:
-        for tok in self.tokens:
-            if tok.start >= pos and tok.type == tokenize.OP and tok.string == string:
+        for tok in self.tokens_from(pos):
+            if tok.type == tokenize.OP and tok.string == string:
                 return tok
         raise StageSchemaError(f"cannot find '{string}' after line {pos[0]}", line=pos[0])
 
     def name_between(self, first: tuple[int, int], last: tuple[int, int], name: str) -> tokenize.TokenInfo | None:
-        for tok in self.tokens:
-            if first <= tok.start < last and tok.type == tokenize.NAME and tok.string == name:
+        for tok in self.tokens_from(first):
+            if tok.start >= last:
+                break
+            if tok.type == tokenize.NAME and tok.string == name:
                 return tok
         return None
 
@@ -132,15 +140,16 @@ class _Finder:
     # ------------------------------------------------------------ the walk
 
     def next_token(self, pos: tuple[int, int]) -> tokenize.TokenInfo | None:
-        for tok in self.tokens:
-            if tok.start >= pos and tok.type not in (tokenize.NL, tokenize.COMMENT):
+        for tok in self.tokens_from(pos):
+            if tok.type not in (tokenize.NL, tokenize.COMMENT):
                 return tok
         return None
 
     def run(self, tree: ast.Module) -> None:
+        nodes = list(ast.walk(tree))
         # what is inside an f-string is converted with it (``on_JoinedStr``), not on its own
-        inside = {id(n) for s in ast.walk(tree) if isinstance(s, ast.JoinedStr) for n in ast.walk(s) if n is not s}
-        for node in ast.walk(tree):
+        inside = {id(n) for s in nodes if isinstance(s, ast.JoinedStr) for n in ast.walk(s) if n is not s}
+        for node in nodes:
             if isinstance(node, ast.Call) and id(node) not in inside:
                 paren = self.next_token(self.end(node.func))
                 if paren is not None and paren.string == "(":
@@ -151,16 +160,18 @@ class _Finder:
                 if isinstance(node, ast.FunctionDef):
                     self.names_bound.add(node.name)
                 self.names_bound.update(a.arg for a in node.args.args + node.args.kwonlyargs)
-        self.first_refused(tree)
-        for node in ast.walk(tree):
-            handler = getattr(self, f"on_{type(node).__name__}", None)
-            if handler is not None and id(node) not in inside:
-                handler(node)
+        self.first_refused(nodes)
+        for node in nodes:
+            name = _HANDLERS.get(type(node))
+            if name is not None and id(node) not in inside:
+                getattr(self, name)(node)
 
-    def first_refused(self, tree: ast.Module) -> None:
+    def first_refused(self, nodes: list[ast.AST]) -> None:
         """Raise for the refused construct on the lowest line, if any."""
         found: list[tuple[int, int, StageSchemaError]] = []
-        for node in ast.walk(tree):
+        for node in nodes:
+            if type(node) not in _CHECKED:
+                continue
             problem = self.refusal(node)
             if problem is not None:
                 found.append((getattr(node, "lineno", 0), getattr(node, "col_offset", 0), problem))
@@ -168,9 +179,9 @@ class _Finder:
             raise min(found, key=lambda f: (f[0], f[1]))[2]
 
     def refusal(self, node: ast.AST) -> StageSchemaError | None:
-        for kind, (what, hint) in _REFUSED.items():
-            if isinstance(node, kind):
-                return _refuse(node, what, hint)
+        if type(node) in _REFUSED:
+            what, hint = _REFUSED[type(node)]
+            return _refuse(node, what, hint)
         if isinstance(node, ast.While) and node.orelse:
             return _refuse(node, "'while ... else'", "set a flag before 'break' instead")
         if isinstance(node, (ast.For, ast.While)) and node.orelse:
@@ -346,6 +357,20 @@ class _Finder:
             assert isinstance(target, ast.Subscript)  # the others are refused
             pops.append(f"{self.expr(target.value)}.pop({self.expr(target.slice)})")
         self.replace(self.start(node), self.end(node), "; ".join(pops))
+
+
+# the node types ``_Finder.refusal`` looks at, and those with an ``on_<type>`` conversion
+_CHECKED = frozenset(_REFUSED) | {
+    ast.While, ast.For, ast.FunctionDef, ast.Constant, ast.BinOp, ast.AugAssign, ast.Delete, ast.Compare,
+    ast.FormattedValue, ast.Assert,
+}
+_HANDLERS = {
+    kind: f"on_{kind.__name__}"
+    for kind in (
+        ast.While, ast.BinOp, ast.AugAssign, ast.Set, ast.SetComp, ast.Name, ast.JoinedStr, ast.GeneratorExp,
+        ast.Compare, ast.Expr, ast.Try, ast.Raise, ast.Assert, ast.Delete,
+    )
+}
 
 
 def _simple(node: ast.AST) -> bool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import keyword
+import re
 import sys
 import tokenize
 from collections.abc import Iterator
@@ -300,9 +301,13 @@ def convert(code: str) -> Converted:
     return Converted(out, line_map, notes)
 
 
+# what may need a conversion in one expression (``ast.unparse``'s text): else it stays as it is
+_MAY_CONVERT = re.compile(r"\bis\b|\bctx\b|\*\*|[{}]|\bset\b|\bfrozenset\b|\bfor\b|[<>=!]=?.*[<>=!]=?|\bin\b|sort|[bf]['\"]")
+
+
 def _expression(text: str) -> str:
     """One expression (Python source on one line, from ``ast.unparse``) converted."""
-    return convert(text).code
+    return convert(text).code if _MAY_CONVERT.search(text) else text
 
 
 def to_starlark(code: str) -> str:
