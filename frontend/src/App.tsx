@@ -20,6 +20,7 @@ import ToolsPage from "./pages/Tools";
 import UsersPage from "./pages/Users";
 import ProfilePage from "./pages/Profile";
 import MembersPage from "./pages/Members";
+import SecretsPage from "./pages/Secrets";
 
 // Only the heavy parts load on demand: the stage editor (CodeMirror) and, inside the test
 // case page, the chart (uPlot). Pages themselves are in the main bundle: a lazy page would
@@ -80,6 +81,7 @@ export function App() {
           <Route path="/users">{() => <UsersPage />}</Route>
           <Route path="/profile">{() => <ProfilePage />}</Route>
           <Route path="/projects/:id/members">{(p) => <MembersPage projectId={Number(p.id)} />}</Route>
+          <Route path="/projects/:id/secrets">{(p) => <SecretsPage projectId={Number(p.id)} />}</Route>
           <Route>{() => <NotFound />}</Route>
         </Switch>
       </Suspense>
