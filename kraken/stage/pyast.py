@@ -364,7 +364,7 @@ _CHECKED = frozenset(_REFUSED) | {
     ast.While, ast.For, ast.FunctionDef, ast.Constant, ast.BinOp, ast.AugAssign, ast.Delete, ast.Compare,
     ast.FormattedValue, ast.Assert,
 }
-_HANDLERS = {
+_HANDLERS: dict[type[ast.AST], str] = {
     kind: f"on_{kind.__name__}"
     for kind in (
         ast.While, ast.BinOp, ast.AugAssign, ast.Set, ast.SetComp, ast.Name, ast.JoinedStr, ast.GeneratorExp,
@@ -387,8 +387,8 @@ def syntax_edits(
     expression's source (for the parts a conversion rewrites itself)."""
     try:
         tree = ast.parse(code)
-    except (SyntaxError, ValueError):
-        return None
-    finder = _Finder(code, lines, tokens, expr)
-    finder.run(tree)
+        finder = _Finder(code, lines, tokens, expr)
+        finder.run(tree)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None  # (very deeply nested code: the sandbox reports what it makes of it)
     return finder.edits, finder.notes

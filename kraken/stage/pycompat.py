@@ -302,7 +302,9 @@ def convert(code: str) -> Converted:
 
 
 # what may need a conversion in one expression (``ast.unparse``'s text): else it stays as it is
-_MAY_CONVERT = re.compile(r"\bis\b|\bctx\b|\*\*|[{}]|\bset\b|\bfrozenset\b|\bfor\b|[<>=!]=?.*[<>=!]=?|\bin\b|sort|[bf]['\"]")
+_MAY_CONVERT = re.compile(
+    r"\bis\b|\bctx\b|\*\*|[{}]|\bset\b|\bfrozenset\b|\bfor\b|[<>=!]=?.*[<>=!]=?|\bin\b|sort|[bf]['\"]"
+)
 
 
 def _expression(text: str) -> str:
