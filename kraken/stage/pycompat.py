@@ -1,6 +1,9 @@
 """Stage code is Python to its authors: what the original Kraken's RestrictedPython accepted and
-starlark refuses is converted here before evaluation.  Every conversion keeps each line on its
-line, so error line numbers stay right (columns may move on a converted line).
+starlark refuses is converted here before evaluation.  The conversions by tokens below keep each
+line on its line; those found with Python's parser (``kraken.stage.pyast``: ``while``, ``**``,
+sets, f-strings, ``try``, ...) may add lines, and ``Converted.line_map`` maps every line of the
+result back to the author's, so error line numbers stay right (columns may move on a converted
+line).
 
 - tabs outside string literals: in indentation they expand to the next multiple of 8 columns,
   as Python reads them; elsewhere (between tokens, in comments) they become a space;
@@ -13,7 +16,8 @@ line, so error line numbers stay right (columns may move on a converted line).
   evaluation, before the parameters are read) is ``None`` instead of an error.
 
 Code Python cannot tokenize is left to starlark, with its tabs converted line by line, so that
-starlark reports the real error.
+starlark reports the real error; code Python can tokenize but not parse gets the token
+conversions only.
 """
 
 from __future__ import annotations
