@@ -308,6 +308,8 @@ class JobSpec(Message):
     flow_kind: FlowKind = FlowKind.CI
     last_seq: int = Field(default=0, ge=0, le=MAX_ID)  # messages the server applied (a re-sent assignment)
     steps: list[StepSpec]
+    # the branch's environment variables: every command of every step gets them (under its own)
+    env: dict[str, str] = {}
     secrets: dict[str, Any] = {}  # the values of the secrets the steps refer to (by name)
     transfer_token: str = ""  # for the job's artifact and cache transfers (bound to the job and this agent)
 

@@ -21,6 +21,7 @@ import UsersPage from "./pages/Users";
 import ProfilePage from "./pages/Profile";
 import MembersPage from "./pages/Members";
 import AuditPage from "./pages/Audit";
+import SecretsPage from "./pages/Secrets";
 
 // Only the heavy parts load on demand: the stage editor (CodeMirror) and, inside the test
 // case page, the chart (uPlot). Pages themselves are in the main bundle: a lazy page would
@@ -82,6 +83,7 @@ export function App() {
           <Route path="/audit">{() => <AuditPage />}</Route>
           <Route path="/profile">{() => <ProfilePage />}</Route>
           <Route path="/projects/:id/members">{(p) => <MembersPage projectId={Number(p.id)} />}</Route>
+          <Route path="/projects/:id/secrets">{(p) => <SecretsPage projectId={Number(p.id)} />}</Route>
           <Route>{() => <NotFound />}</Route>
         </Switch>
       </Suspense>

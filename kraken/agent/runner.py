@@ -94,6 +94,7 @@ class JobRunner:
             system=job.get("system") or "any",
             data_dir=self.data_dir,
             limits=job_limits(self.default_limits, job.get("limits")),
+            variables={str(k): str(v) for k, v in (job.get("env") or {}).items()},
         )
         result, reason = "passed", None
         setup_log = StepLog(self.outbox, self.job_id, None)

@@ -40,7 +40,7 @@ from kraken.observability import metrics
 from kraken.protocol import DEFAULT_WHEN, Assign, Cancel
 from kraken.protocol import JobSpec as AgentJob
 from kraken.secrets import store as secrets_store
-from kraken.secrets.refs import substitute
+from kraken.secrets.refs import part_problem, references, substitute
 from kraken.stage import JobSpec, StageContext, StageSchemaError, evaluate_stage, expand_jobs, from_repo, resolve_args
 from kraken.stage.interpolate import interpolate_at
 from kraken.tools_registry import store as tool_store
@@ -341,20 +341,28 @@ async def _count_stage_run(session: AsyncSession, flow: Flow, stage: Stage, run:
 
 
 async def _check_secret_references(session: AsyncSession, branch_id: int, specs: Sequence[Any]) -> None:
-    """A step may only refer to secrets its project has."""
+    """A step may only refer to secrets its project has, and to parts their kinds have."""
     names = secrets_store.names_in_steps((s.tool, s.fields) for spec in specs for s in spec.steps)
     if not names:
         return
     branch = await session.get(Branch, branch_id)
     assert branch is not None
     project_id = branch.project_id
-    known = set(await secrets_store.project_secret_names(session, project_id))
-    missing = sorted(names - known)
+    kinds = await secrets_store.project_secret_kinds(session, project_id)
+    missing = sorted(names - set(kinds))
     if missing:
         raise StageSchemaError(
             f"unknown secret {', '.join(repr(m) for m in missing)} "
-            f"(project secrets: {', '.join(sorted(known)) or 'none'})"
+            f"(project secrets: {', '.join(sorted(kinds)) or 'none'})"
         )
+    for spec in specs:
+        for step in spec.steps:
+            for path, name, part in references(step.fields):
+                problem = part_problem(kinds[name], part)
+                if problem is not None:
+                    raise StageSchemaError(
+                        f"job '{spec.name}' step {step.index} field '{path}': the secret '{name}' {problem}"
+                    )
 
 
 async def _add_job(session: AsyncSession, run: Run, name: str, spec: Any, effects: Effects) -> Job:
@@ -444,6 +452,7 @@ async def job_payload(session: AsyncSession, job: Job, flow: Flow | None = None)
     secrets = await secrets_store.job_secrets(session, job.id, steps)  # only those its steps refer to
     secrets_store.remember_job_secrets(job.id, secrets)
     digests = await tool_store.step_digests(session, {s.tool for s in steps})  # custom tools
+    branch = await session.get(Branch, flow.branch_id) if flow is not None else None
     return {
         "id": job.id,
         "name": job.name,
@@ -468,6 +477,7 @@ async def job_payload(session: AsyncSession, job: Job, flow: Flow | None = None)
             }
             for s in steps
         ],
+        "env": dict(branch.env_vars or {}) if branch is not None else {},
         "secrets": secrets,
     }
 

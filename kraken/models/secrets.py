@@ -18,7 +18,7 @@ class Secret(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     project_id: int = Field(foreign_key="project.id", index=True, ondelete="CASCADE")
     name: str = Field(max_length=100)
-    kind: str = Field(max_length=16)  # "simple" | "ssh-key"
+    kind: str = Field(max_length=16)  # "simple" | "ssh-key" | "user-password"
     data: str
     created: datetime = created_field()
     updated: datetime = created_field()

@@ -17,7 +17,7 @@ from kraken.models.secrets import Secret
 from kraken.secrets.crypto import SecretBox, secret_box
 from kraken.secrets.refs import Masker, secret_values, step_secret_names
 
-KINDS = ("simple", "ssh-key")
+KINDS = ("simple", "ssh-key", "user-password")
 
 _settings: Settings | None = None
 
@@ -35,8 +35,16 @@ def box() -> SecretBox:
     return secret_box(_settings)
 
 
-def encode(kind: str, value: str | None = None, user: str | None = None, key: str | None = None) -> str:
-    data: dict[str, Any] = {"value": value or ""} if kind == "simple" else {"user": user or "", "key": key or ""}
+def encode(
+    kind: str, value: str | None = None, user: str | None = None, key: str | None = None, password: str | None = None
+) -> str:
+    data: dict[str, Any]
+    if kind == "simple":
+        data = {"value": value or ""}
+    elif kind == "user-password":
+        data = {"user": user or "", "password": password or ""}
+    else:
+        data = {"user": user or "", "key": key or ""}
     return box().encrypt(data)
 
 
@@ -55,6 +63,12 @@ async def project_secrets(
             return {}
         q = q.where(col(Secret.name).in_(wanted))
     return {s.name: decode(s) for s in (await session.execute(q)).scalars()}
+
+
+async def project_secret_kinds(session: AsyncSession, project_id: int) -> dict[str, str]:
+    """``{name: kind}`` of a project's secrets (nothing decrypted)."""
+    rows = await session.execute(select(Secret.name, Secret.kind).where(Secret.project_id == project_id))
+    return {name: kind for name, kind in rows.all()}
 
 
 async def project_secret_names(session: AsyncSession, project_id: int) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kraken.agent.tools.registry import tool_field_schemas
 from kraken.stage.args import resolve_args
 from kraken.stage.interpolate import interpolate_at
 from kraken.stage.json_schema import EXECUTOR_ALIASES, STEP_COMMON_KEYS
@@ -45,13 +44,6 @@ def _configs_for(env: dict[str, Any], configs: dict[str, dict[str, Any]]) -> lis
     return [None]
 
 
-def _with_env(step: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    """The branch's environment variables under the step's own ``env`` (tools that have one)."""
-    if not env or "env" not in (tool_field_schemas().get(step["tool"]) or {}).get("properties", {}):
-        return step
-    return {**step, "env": {**env, **(step.get("env") or {})}}
-
-
 def expand_jobs(
     schema: dict[str, Any], args: Mapping[str, Any], variables: Mapping[str, Any] | None = None
 ) -> list[JobSpec]:
@@ -61,11 +53,10 @@ def expand_jobs(
     ``args`` are overlaid on the parameters' defaults (``resolve_args``) and can be read as
     ``#{NAME}`` or ``#{args.NAME}``; ``#{config.KEY}`` reads the job's config; ``variables``
     are the run's built-in variables (``StageContext.variables()``).  The branch's environment
-    variables (``variables["env"]``) also go into the ``env`` of every step whose tool has one.
+    variables reach the steps' environment through the job's assignment (``job_payload``).
     """
     resolved = resolve_args(schema, args)
     builtins = dict(variables or {})
-    branch_env = builtins.get("env") or {}
     base = {**resolved, **builtins, "args": resolved}
     configs = {config["name"]: config for config in schema.get("configs", [])}
     specs: list[JobSpec] = []
@@ -87,7 +78,7 @@ def expand_jobs(
                             config=dict(config) if config is not None else None,
                             config_name=config["name"] if config is not None else env.get("config_label"),
                             steps=[
-                                _step(j, _with_env(step, branch_env), values, join(steps_path, j))
+                                _step(j, step, values, join(steps_path, j))
                                 for j, step in enumerate(job["steps"])
                             ],
                             limits={**job.get("limits", {}), **env.get("limits", {})},

@@ -1,6 +1,9 @@
 """Stage code is Python to its authors: what the original Kraken's RestrictedPython accepted and
-starlark refuses is converted here before evaluation.  Every conversion keeps each line on its
-line, so error line numbers stay right (columns may move on a converted line).
+starlark refuses is converted here before evaluation.  The conversions by tokens below keep each
+line on its line; those found with Python's parser (``kraken.stage.pyast``: ``while``, ``**``,
+sets, f-strings, ``try``, ...) may add lines, and ``Converted.line_map`` maps every line of the
+result back to the author's, so error line numbers stay right (columns may move on a converted
+line).
 
 - tabs outside string literals: in indentation they expand to the next multiple of 8 columns,
   as Python reads them; elsewhere (between tokens, in comments) they become a space;
@@ -13,17 +16,21 @@ line, so error line numbers stay right (columns may move on a converted line).
   evaluation, before the parameters are read) is ``None`` instead of an error.
 
 Code Python cannot tokenize is left to starlark, with its tabs converted line by line, so that
-starlark reports the real error.
+starlark reports the real error; code Python can tokenize but not parse gets the token
+conversions only.
 """
 
 from __future__ import annotations
 
 import io
 import keyword
+import re
 import sys
 import tokenize
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from kraken.stage.pyast import Note, syntax_edits
 
 TAB_SIZE = 8
 _DICT_FIELDS = ("args", "env")
@@ -41,6 +48,8 @@ class _Edit:
     end: int
     text: str
     order: int = 0  # among insertions at one column, a higher order ends up further right
+    end_row: int = 0  # the row ``end`` is on, when not ``row`` (an edit over several lines)
+    from_ast: bool = False  # made by ``pyast`` (which rewrites the parts of what it replaces)
 
 
 def _indent_width(indent: str) -> int:
@@ -204,21 +213,109 @@ def _ctx_edits(tokens: list[tokenize.TokenInfo]) -> list[_Edit]:
     return edits
 
 
-def _apply(lines: list[str], edits: list[_Edit]) -> list[str]:
-    out = list(lines)
-    # right to left; at one column a replacement goes before an insertion
-    for edit in sorted(edits, key=lambda e: (e.row, e.start, e.end, e.order), reverse=True):
-        line = out[edit.row - 1]
-        out[edit.row - 1] = line[: edit.start] + edit.text + line[edit.end :]
+def _offsets(lines: list[str]) -> list[int]:
+    """The offset in the code of each line's first character (1-based rows: index ``row - 1``)."""
+    out, total = [], 0
+    for line in lines:
+        out.append(total)
+        total += len(line)
+    out.append(total)
     return out
 
 
-def to_starlark(code: str) -> str:
-    """``code`` with the Python-isms above converted; the same number of lines."""
+def _apply(code: str, lines: list[str], edits: list[_Edit]) -> tuple[str, list[int]]:
+    """The code with ``edits`` made, and for each of its lines the original line it comes from.
+
+    An edit that lies inside another edit's replaced range is dropped (the outer edit rewrote
+    that text itself; an insertion at its edge stays, unless both come from ``pyast``); lines
+    an edit adds belong to the line the edit starts on.
+    """
+    starts = _offsets(lines)
+    spans = sorted(
+        (
+            (starts[e.row - 1] + e.start, starts[(e.end_row or e.row) - 1] + e.end, e.order, e.text, e.from_ast)
+            for e in edits
+        ),
+        key=lambda s: (s[0], -s[1], s[2]),
+    )
+    kept: list[tuple[int, int, int, str, bool]] = []
+    o_start, o_end, o_ast = -1, -1, False  # the replacement reaching furthest so far
+    for span in spans:
+        start, end, _, _, from_ast = span
+        covered = (
+            o_start <= start and end <= o_end and (start, end) != (o_start, o_end)
+            and not (start == end and start in (o_start, o_end) and not (from_ast and o_ast))
+        )
+        if not covered:
+            kept.append(span)
+        if end > start and end > o_end:
+            o_start, o_end, o_ast = start, end, from_ast
+    kept.sort(key=lambda s: (s[0], s[1], s[2]))
+    out: list[str] = []
+    line_map = [1]
+    pos, row = 0, 1
+    for start, end, _, text, _ in kept:
+        start = max(start, pos)  # (overlaps cannot happen with the conversions here; be safe)
+        segment = code[pos:start]
+        for _ in range(segment.count("\n")):
+            row += 1
+            line_map.append(row)
+        out.append(segment)
+        out.append(text)
+        line_map.extend([row] * text.count("\n"))
+        row += code.count("\n", start, end)
+        pos = max(end, start)
+    rest = code[pos:]
+    for _ in range(rest.count("\n")):
+        row += 1
+        line_map.append(row)
+    out.append(rest)
+    return "".join(out), line_map
+
+
+@dataclass(frozen=True)
+class Converted:
+    """Converted code; ``line_map[i]`` is the original line of its line ``i + 1``; ``notes``
+    are said with an error on the lines they cover (``pyast.Note``)."""
+
+    code: str
+    line_map: list[int]
+    notes: list[Note] = field(default_factory=list)
+
+    def original_line(self, line: int) -> int:
+        return self.line_map[line - 1] if 0 < line <= len(self.line_map) else line
+
+
+def convert(code: str) -> Converted:
+    """``code`` with the Python-isms above converted (``StageSchemaError`` for a construct that
+    cannot be converted, at its line)."""
     lines = code.splitlines(keepends=True)
     tokens = _tokens(code)
     if tokens is None:
-        return "".join(_expand_indent(line).replace("\t", " ") if "\t" in line else line for line in lines)
+        out = "".join(_expand_indent(line).replace("\t", " ") if "\t" in line else line for line in lines)
+        return Converted(out, list(range(1, out.count("\n") + 2)))
     edits = _tab_edits(lines, tokens) + _is_edits(tokens) + _concat_edits(tokens) + _ctx_edits(tokens)
     edits += _chain_edits(tokens)
-    return "".join(_apply(lines, edits))
+    found = syntax_edits(code, lines, tokens, _expression)
+    if found is None:  # Python cannot parse it: starlark reports the error
+        out, line_map = _apply(code, lines, edits)
+        return Converted(out, line_map)
+    more, notes = found
+    out, line_map = _apply(code, lines, edits + [_Edit(*e, from_ast=True) for e in more])
+    return Converted(out, line_map, notes)
+
+
+# what may need a conversion in one expression (``ast.unparse``'s text): else it stays as it is
+_MAY_CONVERT = re.compile(
+    r"\bis\b|\bctx\b|\*\*|[{}]|\bset\b|\bfrozenset\b|\bfor\b|[<>=!]=?.*[<>=!]=?|\bin\b|sort|[bf]['\"]"
+)
+
+
+def _expression(text: str) -> str:
+    """One expression (Python source on one line, from ``ast.unparse``) converted."""
+    return convert(text).code if _MAY_CONVERT.search(text) else text
+
+
+def to_starlark(code: str) -> str:
+    """``code`` with the Python-isms above converted; line numbers kept (``convert`` maps them)."""
+    return convert(code).code

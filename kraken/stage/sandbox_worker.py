@@ -49,6 +49,36 @@ def _kraken_make_ctx(fields):
                     inner[name] = _kraken_struct(**inner[name])
             out[key] = _kraken_struct(**inner)
     return _kraken_struct(**out)
+
+# what kraken.stage.pyast converts Python's ``**``, sets and ``list.sort`` to
+def _kraken_pow(base, exp):
+    if type(exp) != "int":
+        fail("a ** b: only whole-number exponents are available in stage code, not %r" % (exp,))
+    n = exp if exp >= 0 else -exp
+    result = 1.0 if type(base) == "float" else 1
+    for _ in range(64):
+        if n == 0:
+            break
+        if n % 2 == 1:
+            result = result * base
+        n = n // 2
+        if n:
+            base = base * base
+    if n:
+        fail("a ** b: the exponent %d is too large" % exp)
+    return result if exp >= 0 else 1.0 / result
+
+def _kraken_set(items = ()):
+    out = []
+    for item in items:
+        if item not in out:
+            out.append(item)
+    return out
+
+def _kraken_sort(items, key = None, reverse = False):
+    ordered = sorted(items, key = key, reverse = reverse) if key != None else sorted(items, reverse = reverse)
+    items.clear()
+    items.extend(ordered)
 """
 _CHECK = "type(stage)\n"
 _CALL = "stage(_kraken_make_ctx(_kraken_ctx))\n"

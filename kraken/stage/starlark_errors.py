@@ -12,6 +12,7 @@ _SNIPPET_LINE = re.compile(r"^\s*\d+ \|", re.MULTILINE)
 _EXPECTED = re.compile(r",? expected one of (?P<items>.*)$")
 _VARIABLE = re.compile(r"^Variable `(?P<name>[^`]+)` not found(?:, did you mean `(?P<hint>[^`]+)`\?)?$")
 _KEY = re.compile(r"^Key `(?P<key>.*)` was not found$")
+_USER_FRAME = re.compile(r"^\s*\* " + re.escape(USER_FILE) + r":(?P<line>\d+), in ", re.MULTILINE)
 _SERIALIZE = re.compile(r"`serde::serialize` not supported on type `(?P<type>[^`]+)`")
 
 
@@ -75,6 +76,9 @@ def from_starlark_text(text: str, code: str) -> StageSchemaError:
     from kraken.stage.sandbox_worker import OWN_FILE, USER_FILE
 
     if span.group("file") != USER_FILE:
+        frames = _USER_FRAME.findall(text)
+        if frames:  # in a helper of Kraken's (``_kraken_pow``, ...): at the user's line that called it
+            return StageSchemaError(plain, line=int(frames[-1]))
         prefix = "calling stage(ctx): " if span.group("file") == OWN_FILE else ""
         return StageSchemaError(prefix + plain)
     line, column = int(span.group("line")), int(span.group("col"))

@@ -49,6 +49,21 @@ async def list_tools(session: AsyncSession) -> list[CustomTool]:
     return list(rows)
 
 
+async def delete_tool(session: AsyncSession, name: str, version: str | None) -> list[str]:
+    """Delete one version of a tool (``version``) or all of them (None); the versions deleted,
+    empty when there was none.  Stages that use a deleted version are refused at their next
+    check or evaluation (``kraken.stage.tools.check_tool_name``); a queued job's step that uses
+    it fails with a message saying the tool is no longer registered."""
+    query = select(CustomTool).options(defer(CustomTool.package)).where(CustomTool.name == name)  # type: ignore[arg-type]
+    if version is not None:
+        query = query.where(CustomTool.version == version)
+    rows = list((await session.execute(query)).scalars())
+    for row in rows:
+        await session.delete(row)
+    await session.flush()
+    return [row.version for row in rows]
+
+
 async def refresh_snapshot(db: Database) -> None:
     """Load what the stage checker validates steps against (``kraken.stage.tools``); called before
     stage code is checked or evaluated, so every process sees the tools registered so far."""

@@ -13,6 +13,7 @@ What a caller gets:
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -65,6 +66,8 @@ RULES: dict[str, str] = {
     "POST /api/projects": "admin",
     "POST /api/tools": "admin",
     "POST /api/tools/archive": "admin",
+    "DELETE /api/tools/{name}": "admin",
+    "DELETE /api/tools/{name}/{version}": "admin",
     "DELETE /api/projects/{project_id}": "admin",
     "GET /api/agents": "admin",
     "GET /api/agents/{agent_id}": "admin",
@@ -257,6 +260,16 @@ class World:
         body = {"name": f"s{n}", "value": "v"}
         return (await self.admin.post(f"/projects/{self.ids['project_id']}/secrets", body, 201))["id"]  # type: ignore[no-any-return]
 
+    async def new_tool(self) -> str:
+        """A registered custom tool (version "1"), from a folder; its name."""
+        name = f"tool{self.next_number()}"
+        folder = self.data_dir.parent / "tools" / name
+        folder.mkdir(parents=True)
+        (folder / "kraken-tool.json").write_text(json.dumps({"name": name, "version": "1", "entry": "run.py"}))
+        (folder / "run.py").write_text("print('x')\n")
+        await self.admin.post("/tools", {"source": "directory", "path": str(folder)}, 201)
+        return name
+
     async def new_cache_entry(self) -> int:
         n = self.next_number()
         async with self.db.transaction() as s:
@@ -335,11 +348,11 @@ def operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     return ops
 
 
-def fill(path: str, ids: dict[str, int]) -> str:
+def fill(path: str, ids: dict[str, Any]) -> str:
     return re.sub(r"{(\w+)}", lambda m: str(ids.get(m.group(1), "github")), path)
 
 
-def query_for(op: dict[str, Any], ids: dict[str, int]) -> dict[str, Any]:
+def query_for(op: dict[str, Any], ids: dict[str, Any]) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for p in op.get("parameters", []):
         if p["in"] == "query" and p.get("required"):
@@ -374,9 +387,11 @@ async def test_every_route_checks_the_callers_role(server: Server, database_url:
                 rule = RULES[f"{method} {path}"]
                 answers: dict[str, int] = {}
                 for caller in CALLERS:
-                    ids = dict(world.ids)
+                    ids: dict[str, Any] = dict(world.ids)
                     params = re.findall(r"{(\w+)}", path)
-                    if params and (method == "DELETE" or path.endswith("/archive")):
+                    if method == "DELETE" and path.startswith("/api/tools/"):
+                        ids |= {"name": await world.new_tool(), "version": "1"}
+                    elif params and (method == "DELETE" or path.endswith("/archive")):
                         ids[params[-1]] = await world.fresh(params[-1], caller)
                     ids.setdefault("token_id", 1)
                     url = fill(path, ids)

@@ -100,7 +100,7 @@ MakeExecutor = Callable[..., Awaitable[Executor]]
 
 @pytest.fixture
 async def make_executor(agent_name: str, tmp_path: Path) -> AsyncIterator[MakeExecutor]:
-    """make_executor(name, image="busybox"|"python"|<image>, limits=..., labels=...) -> started executor.
+    """make_executor(name, image="busybox"|"python"|<image>, limits=..., labels=..., variables=...) -> started executor.
 
     Every executor made is stopped at teardown.
     """
@@ -116,6 +116,7 @@ async def make_executor(agent_name: str, tmp_path: Path) -> AsyncIterator[MakeEx
         start: bool = True,
         agent: str | None = None,
         data_dir: str | None = None,
+        variables: dict[str, str] | None = None,
     ) -> Executor:
         system = getattr(IMAGES[name], image) if image in ("busybox", "python") else image
         if start:
@@ -129,6 +130,7 @@ async def make_executor(agent_name: str, tmp_path: Path) -> AsyncIterator[MakeEx
             data_dir=data_dir or str(tmp_path / "agent"),
             limits=limits or {},
             labels=labels or {},
+            variables=variables or {},
         )
         ex = executor_class(name)(env)
         made.append(ex)

@@ -82,6 +82,14 @@ async def test_exec_env_cwd_and_exit_codes(name: str, make_executor: MakeExecuto
 
 
 @all_executors
+async def test_branch_variables_reach_every_exec(name: str, make_executor: MakeExecutor) -> None:
+    """The job's (branch's) variables are in every command's environment, under the exec's own."""
+    ex = await make_executor(name, variables={"BRANCH_VAR": "from branch", "BOTH": "branch"})
+    assert await output(ex, 'echo "$BRANCH_VAR|$BOTH"') == (0, ["from branch|branch"])
+    assert await output(ex, 'echo "$BRANCH_VAR|$BOTH"', env={"BOTH": "step"}) == (0, ["from branch|step"])
+
+
+@all_executors
 async def test_output_is_merged_in_order_and_live(name: str, make_executor: MakeExecutor) -> None:
     ex = await make_executor(name)
     # stdout and stderr arrive as one stream, in the order written

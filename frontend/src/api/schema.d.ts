@@ -1341,6 +1341,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/tools/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete Tool
+         * @description Delete every version of a tool; stages using it are refused at their next evaluation.
+         */
+        delete: operations["delete_tool_api_tools__name__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/tools/{name}/{version}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete Tool Version
+         * @description Delete one version; a step naming the tool without a version then uses the latest left.
+         */
+        delete: operations["delete_tool_version_api_tools__name___version__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/tools/archive": {
         parameters: {
             query?: never;
@@ -2730,9 +2770,11 @@ export interface components {
              * @default simple
              * @enum {string}
              */
-            kind: "simple" | "ssh-key";
+            kind: "simple" | "ssh-key" | "user-password";
             /** Name */
             name: string;
+            /** Password */
+            password?: string | null;
             /** User */
             user?: string | null;
             /** Value */
@@ -2753,6 +2795,8 @@ export interface components {
             kind: string;
             /** Name */
             name: string;
+            /** Password */
+            password?: string | null;
             /** Project Id */
             project_id: number;
             /**
@@ -2771,6 +2815,8 @@ export interface components {
             key?: string | null;
             /** Name */
             name?: string | null;
+            /** Password */
+            password?: string | null;
             /** User */
             user?: string | null;
             /** Value */
@@ -6230,6 +6276,65 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ToolOut"];
                 };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_tool_api_tools__name__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_tool_version_api_tools__name___version__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Validation Error */
             422: {

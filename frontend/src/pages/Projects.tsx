@@ -240,6 +240,9 @@ function ProjectCard({ project }: { project: Project }) {
           </Link>
           {canMaintain && (
             <>
+              <Link href={`/projects/${project.id}/secrets`} className="btn">
+                Secrets
+              </Link>
               <button className="btn" onClick={() => setEditing(true)}>
                 Settings
               </button>

@@ -1,10 +1,12 @@
 /** Custom tools (docs/tools.md): every registered version (GET /api/tools); administrators
- * register one from a git repository or a folder on the server (POST /api/tools). */
+ * register one from a git repository or a folder on the server (POST /api/tools) and delete a
+ * version or a whole tool (DELETE /api/tools/{name}[/{version}]). */
 import { useState } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { client, unwrap } from "../api/client";
 import { useMe } from "../api/queries";
 import type { components } from "../api/schema";
+import { ConfirmDelete } from "../components/ConfirmDelete";
 import { PageHeader } from "../components/Layout";
 import { Empty, ErrorBox, FormError, Skeleton, TimeAgo, useTitle } from "../components/ui";
 
@@ -68,13 +70,29 @@ function RegisterForm() {
   );
 }
 
-function ToolCard({ name, versions }: { name: string; versions: Tool[] }) {
+/** What deleting leaves: the tool (all versions) or one version of it. */
+type Deleting = { name: string; version: string | null };
+
+function deleteTool({ name, version }: Deleting): Promise<unknown> {
+  return version === null
+    ? unwrap(client.DELETE("/api/tools/{name}", { params: { path: { name } } }))
+    : unwrap(client.DELETE("/api/tools/{name}/{version}", { params: { path: { name, version } } }));
+}
+
+function ToolCard({ name, versions, admin }: { name: string; versions: Tool[]; admin: boolean }) {
+  const qc = useQueryClient();
+  const [deleting, setDeleting] = useState<Deleting | null>(null);
   const latest = versions[versions.length - 1];
   return (
     <section className="card" data-testid={`tool-${name}`}>
       <div className="card-head">
         <h3 className="mono">{name}</h3>
         <span className="muted small">{latest.description}</span>
+        {admin && (
+          <button className="btn small danger" onClick={() => setDeleting({ name, version: null })}>
+            Delete tool…
+          </button>
+        )}
       </div>
       <div className="table-wrap">
         <table className="table">
@@ -87,11 +105,12 @@ function ToolCard({ name, versions }: { name: string; versions: Tool[] }) {
               <th>sha256</th>
               <th>Source</th>
               <th>Registered</th>
+              {admin && <th />}
             </tr>
           </thead>
           <tbody>
             {versions.map((t) => (
-              <tr key={t.id}>
+              <tr key={t.id} data-testid={`tool-version-${t.version}`}>
                 <td className="mono">{t.version}</td>
                 <td className="mono small">{`"tool": "${t.name}@${t.version}"`}</td>
                 <td className="mono small">{t.entry}</td>
@@ -103,6 +122,13 @@ function ToolCard({ name, versions }: { name: string; versions: Tool[] }) {
                 <td>
                   <TimeAgo value={t.created} />
                 </td>
+                {admin && (
+                  <td>
+                    <button className="btn small" onClick={() => setDeleting({ name, version: t.version })}>
+                      Delete
+                    </button>
+                  </td>
+                )}
               </tr>
             ))}
           </tbody>
@@ -112,6 +138,20 @@ function ToolCard({ name, versions }: { name: string; versions: Tool[] }) {
         <summary className="small">Fields (JSON Schema of {latest.version})</summary>
         <pre className="mono small">{JSON.stringify(latest.fields_schema, null, 2)}</pre>
       </details>
+      {deleting && (
+        <ConfirmDelete
+          open
+          onClose={() => setDeleting(null)}
+          what={deleting.version === null ? "tool" : "tool version"}
+          name={deleting.version === null ? name : `${name}@${deleting.version}`}
+          consequences="stages that use it are refused at their next save or flow"
+          action={() => deleteTool(deleting)}
+          onDone={() => {
+            setDeleting(null);
+            void qc.invalidateQueries({ queryKey: ["tools"] });
+          }}
+        />
+      )}
     </section>
   );
 }
@@ -131,7 +171,9 @@ export default function ToolsPage() {
       ) : q.data.length === 0 ? (
         <Empty title="No custom tool">Administrators register tools from a git repository, a folder or an archive (docs/tools.md).</Empty>
       ) : (
-        byName(q.data).map(([name, versions]) => <ToolCard key={name} name={name} versions={versions} />)
+        byName(q.data).map(([name, versions]) => (
+          <ToolCard key={name} name={name} versions={versions} admin={!!me.data?.is_admin} />
+        ))
       )}
     </>
   );

@@ -95,8 +95,10 @@ def kill_command(markers: Iterable[str]) -> list[str]:
     return ["/bin/sh", "-c", KILL_SCRIPT, "kraken-kill", *markers]
 
 
-def exec_environment(env: Mapping[str, str] | None, marker: str) -> dict[str, str]:
-    full = {str(k): str(v) for k, v in (env or {}).items()}
+def exec_environment(job: JobEnvironment, env: Mapping[str, str] | None, marker: str) -> dict[str, str]:
+    """An exec's variables: the branch's (``job.variables``), the exec's own, the kill marker."""
+    full = dict(job.variables)
+    full.update({str(k): str(v) for k, v in (env or {}).items()})
     full[MARKER_VAR] = marker
     return full
 

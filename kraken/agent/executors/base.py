@@ -56,6 +56,8 @@ class JobEnvironment:
     data_dir: str  # the agent's data dir (host path)
     limits: dict[str, Any] = field(default_factory=dict)  # cpus, memory, pids, network
     labels: dict[str, str] = field(default_factory=dict)
+    # the branch's environment variables: every exec gets them, under its own ``env``
+    variables: dict[str, str] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- a step's environment variables
@@ -84,9 +86,11 @@ def job_variables(env: JobEnvironment, workdir: str) -> dict[str, str]:
 def step_environment(
     env: JobEnvironment, workdir: str, step_env: Mapping[str, str] | None, overrides: Mapping[str, str] | None = None
 ) -> dict[str, str]:
-    """A step's whole environment: the allow-list, the ``KK_*`` variables, ``overrides`` (the
-    executor's, e.g. ``HOME`` of the job's user), then the step's own variables."""
+    """A step's whole environment: the allow-list, the branch's variables, the ``KK_*``
+    variables, ``overrides`` (the executor's, e.g. ``HOME`` of the job's user), then the step's
+    own variables."""
     full = inherited_variables()
+    full.update(env.variables)
     full.update(job_variables(env, workdir))
     full.update(overrides or {})
     full.update({str(k): str(v) for k, v in (step_env or {}).items()})

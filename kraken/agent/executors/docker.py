@@ -225,7 +225,8 @@ class DockerExecutor(Executor):
         if self._cancelled:
             return ExecResult(exit_code=None, cancelled=True)
         marker = new_marker()
-        ex = await self._create_exec(wrap_command(command, resolve(self.workdir, cwd)), exec_environment(env, marker))
+        environment = exec_environment(self.env, env, marker)
+        ex = await self._create_exec(wrap_command(command, resolve(self.workdir, cwd)), environment)
         splitter = LineSplitter(on_line)
 
         async def pump() -> None:

@@ -369,7 +369,7 @@ class LxdExecutor(Executor):
         splitter = LineSplitter(on_line)
 
         async def run() -> int | None:
-            code = await self._run(argv, exec_environment(env, marker), splitter.feed, splitter.feed)
+            code = await self._run(argv, exec_environment(self.env, env, marker), splitter.feed, splitter.feed)
             await splitter.close()
             return code
 

@@ -74,7 +74,7 @@ async def fetch_tool(ctx: ToolContext, name: str, version: str) -> Path:
     digest = ctx.extra.get("tool_digest")
     data_dir = ctx.extra.get("data_dir")
     if not digest:
-        raise ToolError(f"the job names no digest for the tool {name}@{version}")
+        raise ToolError(f"the tool {name}@{version} is no longer registered on the server (the job names no digest)")
     if not data_dir:
         raise ToolError("this agent has no data dir to keep custom tools in")
     key = f"{name}@{version}"

@@ -1,5 +1,7 @@
 """Project secrets: create, list, read, update, delete.  Values never leave the server: answers
-show ``******`` in their place (an ssh-key secret's user name is shown)."""
+show ``******`` in their place (the user name of an ssh-key or user-password secret is shown).
+Kinds: ``simple`` (``value``), ``ssh-key`` (``user``, ``key``), ``user-password`` (``user``,
+``password``); a field of another kind is refused (422)."""
 
 from __future__ import annotations
 
@@ -20,14 +22,16 @@ from kraken.secrets import store
 from kraken.secrets.refs import MASK, NAME_PATTERN
 
 router = APIRouter(tags=["secrets"])
+KIND_FIELDS = {"simple": ("value",), "ssh-key": ("user", "key"), "user-password": ("user", "password")}
 
 
 class SecretIn(BaseModel):
     name: str = Field(min_length=1, max_length=100, pattern=NAME_PATTERN)
-    kind: Literal["simple", "ssh-key"] = "simple"
+    kind: Literal["simple", "ssh-key", "user-password"] = "simple"
     value: str | None = None  # simple
-    user: str | None = None  # ssh-key
+    user: str | None = None  # ssh-key, user-password
     key: str | None = None  # ssh-key
+    password: str | None = None  # user-password
 
     @model_validator(mode="after")
     def _parts(self) -> SecretIn:
@@ -35,6 +39,12 @@ class SecretIn(BaseModel):
             raise ValueError("a simple secret needs 'value'")
         if self.kind == "ssh-key" and not self.key:
             raise ValueError("an ssh-key secret needs 'key' (and usually 'user')")
+        if self.kind == "user-password" and (self.user is None or self.password is None):
+            raise ValueError("a user-password secret needs 'user' and 'password'")
+        foreign = sorted(f for f in ("value", "user", "key", "password") if getattr(self, f) is not None
+                         and f not in KIND_FIELDS[self.kind])
+        if foreign:
+            raise ValueError(f"a {self.kind} secret has no {', '.join(repr(f) for f in foreign)}")
         return self
 
 
@@ -43,6 +53,7 @@ class SecretUpdate(BaseModel):
     value: str | None = None
     user: str | None = None
     key: str | None = None
+    password: str | None = None
 
 
 class SecretOut(BaseModel):
@@ -53,6 +64,7 @@ class SecretOut(BaseModel):
     value: str | None = None
     user: str | None = None
     key: str | None = None
+    password: str | None = None
     created: datetime
     updated: datetime
 
@@ -70,6 +82,9 @@ def secret_out(secret: Secret) -> SecretOut:
     if secret.kind == "ssh-key":
         out.user = str(store.decode(secret).get("user") or "")
         out.key = MASK
+    elif secret.kind == "user-password":
+        out.user = str(store.decode(secret).get("user") or "")
+        out.password = MASK
     else:
         out.value = MASK
     return out
@@ -104,7 +119,7 @@ async def create_secret(project_id: Id, body: SecretIn, state: StateDep, _: User
             project_id=project_id,
             name=body.name,
             kind=body.kind,
-            data=store.encode(body.kind, body.value, body.user, body.key),
+            data=store.encode(body.kind, body.value, body.user, body.key, body.password),
         )
         session.add(secret)
         await session.flush()
@@ -142,9 +157,22 @@ async def update_secret(secret_id: Id, body: SecretUpdate, state: StateDep, _: U
                 raise HTTPException(status.HTTP_409_CONFLICT, f"the project has a secret named '{body.name}'")
             secret.name = body.name
         current = store.decode(secret)
+        foreign = sorted(
+            f for f in ("value", "user", "key", "password")
+            if getattr(body, f) is not None and f not in KIND_FIELDS.get(secret.kind, ())
+        )
+        if foreign:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_ENTITY,
+                f"a {secret.kind} secret has no {', '.join(repr(f) for f in foreign)}",
+            )
         if secret.kind == "simple":
             value = body.value if body.value is not None else current.get("value")
             secret.data = store.encode("simple", value=value)
+        elif secret.kind == "user-password":
+            user = body.user if body.user is not None else current.get("user")
+            password = body.password if body.password is not None else current.get("password")
+            secret.data = store.encode("user-password", user=user, password=password)
         else:
             user = body.user if body.user is not None else current.get("user")
             key = body.key if body.key is not None else current.get("key")

@@ -4,6 +4,7 @@ Users: ``GET /api/tools`` lists every registered version.  Administrators regist
 ``POST /api/tools`` ``{"source": "directory", "path"}`` (a folder on the server) or
 ``{"source": "git", "url", "ref"}`` (a branch or tag), or ``POST /api/tools/archive`` with a
 tar.gz body.  A version, once registered, never changes (409 for the same name and version).
+``DELETE /api/tools/{name}`` deletes every version, ``DELETE /api/tools/{name}/{version}`` one.
 
 Agents (``Authorization: Bearer <job transfer token>``; the job must be running on that agent and
 have a step using that tool version): ``GET /api/agent/jobs/{job_id}/tools/{name}/{version}``
@@ -114,6 +115,29 @@ async def register_tool_archive(request: Request, state: StateDep, user: UserDep
 
 ToolName = Annotated[str, Path(pattern=NAME_RE.pattern)]
 ToolVersion = Annotated[str, Path(pattern=VERSION_RE.pattern)]
+
+
+async def _delete(state: Any, name: str, version: str | None) -> Response:
+    async with state.runtime.db.transaction() as session:
+        deleted = await tool_store.delete_tool(session, name, version)
+    if not deleted:
+        what = f"{name}@{version}" if version is not None else name
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"the tool {what} is not registered")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete("/tools/{name}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[AdminOnly])
+async def delete_tool(name: ToolName, state: StateDep, user: UserDep) -> Response:
+    """Delete every version of a tool; stages using it are refused at their next evaluation."""
+    require_admin(user, "delete tools")
+    return await _delete(state, name, None)
+
+
+@router.delete("/tools/{name}/{version}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[AdminOnly])
+async def delete_tool_version(name: ToolName, version: ToolVersion, state: StateDep, user: UserDep) -> Response:
+    """Delete one version; a step naming the tool without a version then uses the latest left."""
+    require_admin(user, "delete tools")
+    return await _delete(state, name, version)
 
 
 @router.get(
