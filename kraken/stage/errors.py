@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+# The file names the sandbox worker gives to starlark: the author's code, and Kraken's own prelude
+# and call. The worker (a script that imports nothing from kraken) has its own copies, which
+# tests/stage/test_stage_python_syntax.py checks against these; importing the worker's module here
+# would load starlark into every server (#13).
+USER_FILE = "stage.star"
+OWN_FILE = "<kraken>"
+
 
 class StageSchemaError(Exception):
     """A stage's code or the schema it returned is wrong.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from kraken.stage.errors import StageSchemaError
+from kraken.stage.errors import OWN_FILE, USER_FILE, StageSchemaError
 
 _SPAN = re.compile(r"^\s*--> (?P<file>.+):(?P<line>\d+):(?P<col>\d+)\s*$", re.MULTILINE)
 _SNIPPET_LINE = re.compile(r"^\s*\d+ \|", re.MULTILINE)
@@ -72,8 +72,6 @@ def from_starlark_text(text: str, code: str) -> StageSchemaError:
     plain = _plain_runtime(message)
     if span is None:
         return StageSchemaError(plain)
-    # the worker's module loads starlark itself: only an error located in a file imports it (#13)
-    from kraken.stage.sandbox_worker import OWN_FILE, USER_FILE
 
     if span.group("file") != USER_FILE:
         frames = _USER_FRAME.findall(text)

@@ -131,3 +131,10 @@ async def test_tabs_and_conversions_together() -> None:
     schema = await evaluate_stage(code, StageContext())
     assert schema["jobs"][0]["name"] == "j8"
     assert schema["jobs"][0]["steps"][0]["cmd"] == "echo a0 a1 a2 a3"
+
+
+def test_sandbox_file_names_match_the_error_parser() -> None:
+    """The worker script keeps its own copies of the file names the error parser looks for."""
+    from kraken.stage import errors, sandbox_worker
+
+    assert (sandbox_worker.USER_FILE, sandbox_worker.OWN_FILE) == (errors.USER_FILE, errors.OWN_FILE)
