@@ -4,7 +4,9 @@ background, so the write path is one plain INSERT per message, as it always was.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,12 +14,13 @@ from sqlmodel import col, select
 
 from kraken.core.bus import Bus
 from kraken.core.db import Database
+from kraken.logs import sqlite_index
 from kraken.logs.query import LogQuery
 from kraken.logs.search_sql import search_statement
 from kraken.logs.store import LogBatch, LogStore, SearchHit, SearchPage
 from kraken.models import Job, LogChunk
 from kraken.models.enums import State
-from kraken.models.logs import LogLine
+from kraken.models.logs import LogIndexState, LogLine
 from kraken.protocol import EVENTS_CHANNEL, log_channel
 
 
@@ -98,26 +101,48 @@ class DatabaseLogStore(LogStore):
     async def search(self, session: AsyncSession, query: LogQuery, projects: set[int] | None) -> SearchPage:
         if projects is not None and not projects:
             return SearchPage()
-        dialect = session.get_bind().dialect.name
-        rows = (await session.execute(search_statement(dialect, query, projects))).all()
-        hits = [
-            SearchHit(
-                line_id=r.id,
-                job_id=r.job_id,
-                project_id=r.project_id,
-                branch_id=r.branch_id,
-                flow_id=r.flow_id,
-                step_index=r.step_index,
-                line_no=r.line_no,
-                time=r.created,
-                text=r.text,
-            )
-            for r in rows[: query.limit]
-        ]
-        more = len(rows) > query.limit
+        main = _sqlite_file(session)
+        if main is not None:
+            found = await asyncio.to_thread(sqlite_index.search, main, query, projects)
+        else:
+            found = [
+                SearchHit(
+                    line_id=r.id,
+                    job_id=r.job_id,
+                    project_id=r.project_id,
+                    branch_id=r.branch_id,
+                    flow_id=r.flow_id,
+                    step_index=r.step_index,
+                    line_no=r.line_no,
+                    time=r.created,
+                    text=r.text,
+                )
+                for r in (await session.execute(search_statement(query, projects))).all()
+            ]
+        hits = found[: query.limit]
+        more = len(found) > query.limit
         return SearchPage(hits=hits, next_cursor=hits[-1].line_id if more and hits else None)
 
     async def delete_jobs(self, session: AsyncSession, job_ids: list[int]) -> int:
-        await session.execute(sa.delete(LogLine).where(col(LogLine.job_id).in_(job_ids)))
+        main = _sqlite_file(session)
+        if main is not None:  # the index file has a writer of its own: not part of this transaction
+            await asyncio.to_thread(sqlite_index.delete_jobs, main, job_ids)
+        else:
+            await session.execute(sa.delete(LogLine).where(col(LogLine.job_id).in_(job_ids)))
         result = await session.execute(sa.delete(LogChunk).where(col(LogChunk.job_id).in_(job_ids)))
         return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def indexed_lines(self, session: AsyncSession) -> int:
+        main = _sqlite_file(session)
+        if main is not None:
+            return await asyncio.to_thread(sqlite_index.indexed_lines, main)
+        return (await session.execute(select(col(LogIndexState.indexed_lines)))).scalar_one_or_none() or 0
+
+
+def _sqlite_file(session: AsyncSession) -> Path | None:
+    """The main database's file on SQLite (its search index is a file beside it), else None."""
+    bind = session.get_bind()
+    if bind.dialect.name != "sqlite":
+        return None
+    engine = bind if isinstance(bind, sa.Engine) else bind.engine
+    return Path(str(engine.url.database))

@@ -1,23 +1,21 @@
-"""Fills the search index (``log_line``) from ``log_chunk`` in batches, behind a high-water mark.
+"""Fills the search index from ``log_chunk`` in batches, behind a high-water mark (``plan``).
 
 It runs as the background task ``index_logs`` (``kraken.logs.tasks``), queued every
 ``KRAKEN_LOG_INDEX_INTERVAL`` seconds by the controller's ``LogIndexService`` (in-process in
 ``kraken serve``, by a worker in scale-out), so the job message handlers only INSERT their chunk
 as before and never wait for a full-text index.
 
-High-water mark and gaps: chunk ids are given out when a row is inserted, but on PostgreSQL
-the transactions of several server replicas commit in any order, so a chunk with a smaller id
-can become visible after a larger one was indexed.  The ids skipped over are kept as ``gaps``
-and looked for again on each pass, for ``GAP_SECONDS``; a gap that never appears was a rolled
-back insert (or a chunk deleted before it was indexed).  One pass is one transaction that also
-moves the mark, and the mark's row is locked, so passes never index a chunk twice.
+- PostgreSQL: ``log_line`` in the main database with a ``pg_trgm`` GIN index; one pass is one
+  transaction that also moves the mark, whose row is locked, so passes never index a chunk twice.
+- SQLite: a file of its own beside the database (``sqlite_index``), written in a worker thread.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,20 +23,20 @@ from sqlmodel import select
 
 from kraken.core.db import Database
 from kraken.core.sql import insert_ignore
+from kraken.logs import sqlite_index
+from kraken.logs.plan import BATCH_CHUNKS, CHUNKS, Mark, lines_of, live_gaps, plan, settling
 from kraken.models.base import utcnow
-from kraken.models.logs import LogIndexState, LogLine
+from kraken.models.logs import LogIndexState
 
-BATCH_LINES = 2000  # lines per transaction: short, so that the log writes between passes never wait long
-BATCH_CHUNKS = 500
-GAP_SECONDS = 300.0
-MAX_GAPS = 10_000
+# lines per pass; SQLite's index file has a writer of its own, so both can take large batches
+BATCH_LINES = 5000
 
-CHUNKS = """
-SELECT c.id, c.job_id, c.step_index, c.first_line, c.line_count, c.text,
-       COALESCE(c.created, j.started, j.created) AS created, r.flow_id, f.branch_id, b.project_id
-FROM log_chunk c JOIN job j ON j.id = c.job_id JOIN run r ON r.id = j.run_id
-JOIN flow f ON f.id = r.flow_id JOIN branch b ON b.id = f.branch_id
-"""
+INSERT = (
+    "INSERT INTO log_line (job_id, project_id, branch_id, flow_id, step_index, line_no, created, text)"
+    " VALUES (:j, :p, :b, :f, :s, :n, :c, :t)"
+)
+NEWEST = "SELECT id, EXTRACT(EPOCH FROM (now() - created)) FROM log_chunk ORDER BY id DESC LIMIT 1"
+KEYS = ("j", "p", "b", "f", "s", "n", "c", "t")
 
 
 @dataclass
@@ -48,99 +46,61 @@ class Pass:
 
 
 async def _state(session: AsyncSession) -> LogIndexState:
-    await insert_ignore(session, LogIndexState, {"id": 1, "last_chunk_id": 0, "gaps": [], "indexed_lines": 0})
-    state = (await session.execute(select(LogIndexState).where(LogIndexState.id == 1).with_for_update())).scalar_one()
-    return state
+    values = {"id": 1, "last_chunk_id": 0, "partial_line": 0, "gaps": [], "indexed_lines": 0}
+    await insert_ignore(session, LogIndexState, values)
+    return (await session.execute(select(LogIndexState).where(LogIndexState.id == 1).with_for_update())).scalar_one()
 
 
-def _typed(sql: str, *binds: sa.BindParameter[Any]) -> sa.TextualSelect:
-    created = LogLine.__table__.c.created.type  # type: ignore[attr-defined]
-    names = ("id", "job_id", "step_index", "first_line", "line_count", "text")
-    return (
-        sa.text(sql)
-        .bindparams(*binds)
-        .columns(
-            *(sa.column(n) for n in names),
-            sa.column("created", created),
-            sa.column("flow_id"),
-            sa.column("branch_id"),
-            sa.column("project_id"),
-        )
-    )
-
-
-def _rows(chunks: list[Any]) -> list[dict[str, Any]]:
-    rows = []
-    for c in chunks:
-        created = c.created
-        for i, text in enumerate(c.text.split("\n")):
-            if text.strip():  # blank lines match nothing
-                rows.append(
-                    {
-                        "job_id": c.job_id,
-                        "project_id": c.project_id,
-                        "branch_id": c.branch_id,
-                        "flow_id": c.flow_id,
-                        "step_index": c.step_index,
-                        "line_no": c.first_line + i,
-                        "created": created,
-                        "text": text,
-                    }
-                )
-    return rows
-
-
-async def index_pass(db: Database, batch_lines: int = BATCH_LINES) -> Pass:
-    """Index the next chunks (about ``batch_lines`` lines) and the gaps that appeared."""
-    done = Pass()
+async def _pg_pass(db: Database, batch_lines: int, settle: bool) -> Pass:
     async with db.transaction() as session:
         state = await _state(session)
         now = time.time()
-        gaps = {int(g): float(t) for g, t in state.gaps if now - float(t) < GAP_SECONDS}
-        table = LogLine.__table__  # type: ignore[attr-defined]
-        typed = _typed(CHUNKS + "WHERE c.id > :mark ORDER BY c.id LIMIT :n")
-        fresh = (await session.execute(typed, {"mark": state.last_chunk_id, "n": BATCH_CHUNKS})).all()
-        taken: list[Any] = []
-        lines = 0
-        for c in fresh:
-            if taken and lines + c.line_count > batch_lines:
-                break
-            taken.append(c)
-            lines += c.line_count
-        found_gaps: list[Any] = []
-        if gaps:
-            stmt = _typed(CHUNKS + "WHERE c.id IN :ids", sa.bindparam("ids", expanding=True))
-            found_gaps = list((await session.execute(stmt, {"ids": sorted(gaps)})).all())
-            for c in found_gaps:
-                gaps.pop(int(c.id), None)
-        mark = state.last_chunk_id
-        for c in taken:
-            for missing in range(mark + 1, int(c.id)):
-                gaps[missing] = now
-            mark = int(c.id)
-        rows = _rows(taken + found_gaps)
+        mark = Mark(state.last_chunk_id, state.partial_chunk_id, state.partial_line, live_gaps(state.gaps, now))
+        newest = (await session.execute(sa.text(NEWEST))).one_or_none()
+        if settle and newest is not None and settling(newest[1], int(newest[0]) - mark.last_chunk_id):
+            return Pass()
+        chunks = CHUNKS.format(p="")
+        after = sa.text(chunks + "WHERE c.id > :mark ORDER BY c.id LIMIT :n")
+        fresh = list((await session.execute(after, {"mark": mark.last_chunk_id, "n": BATCH_CHUNKS})).all())
+        found = []
+        if mark.gaps:
+            stmt = sa.text(chunks + "WHERE c.id IN :ids").bindparams(sa.bindparam("ids", expanding=True))
+            found = list((await session.execute(stmt, {"ids": sorted(mark.gaps)})).all())
+        done = plan(mark, fresh, found, batch_lines, now)
+        rows = lines_of(done.pieces)
         if rows:
-            await session.execute(sa.insert(table), rows)
-        if len(gaps) > MAX_GAPS:  # keep the newest; the oldest are surely rolled back by now
-            gaps = dict(sorted(gaps.items())[-MAX_GAPS:])
-        if taken or found_gaps or len(gaps) != len(state.gaps):
-            state.last_chunk_id = mark
-            state.gaps = [[g, t] for g, t in sorted(gaps.items())]
+            await session.execute(sa.text(INSERT), [dict(zip(KEYS, r, strict=True)) for r in rows])
+        m = done.mark
+        if done.pieces or len(m.gaps) != len(state.gaps):
+            state.last_chunk_id, state.partial_chunk_id, state.partial_line = (
+                m.last_chunk_id,
+                m.partial_chunk_id,
+                m.partial_line,
+            )
+            state.gaps = json.loads(json.dumps(sorted(m.gaps.items())))
             state.indexed_lines += len(rows)
             state.updated = utcnow()
-        done.chunks = len(taken) + len(found_gaps)
-        done.lines = len(rows)
-    return done
+    return Pass(len(done.pieces), len(rows))
 
 
-async def index_all(db: Database, budget_s: float = 10.0, batch_lines: int = BATCH_LINES) -> Pass:
+async def index_pass(db: Database, batch_lines: int = BATCH_LINES, settle: bool = True) -> Pass:
+    """Index the next chunks (``batch_lines`` lines at most) and the gaps that appeared; with
+    ``settle``, nothing while log writes are under way (``plan.settling``)."""
+    if db.is_sqlite:
+        main = sqlite_index.main_path(db.url)
+        chunks, lines = await asyncio.to_thread(sqlite_index.index_pass, main, batch_lines, settle)
+        return Pass(chunks, lines)
+    return await _pg_pass(db, batch_lines, settle)
+
+
+async def index_all(db: Database, budget_s: float = 10.0, batch_lines: int = BATCH_LINES, settle: bool = True) -> Pass:
     """Passes until the index caught up or ``budget_s`` is spent (the next run goes on)."""
     total = Pass()
     started = time.monotonic()
     while time.monotonic() - started < budget_s:
-        one = await index_pass(db, batch_lines)
+        one = await index_pass(db, batch_lines, settle)
         total.chunks += one.chunks
         total.lines += one.lines
-        if one.chunks == 0:
+        if one.chunks == 0:  # caught up, or writes are under way (``settling``): the next run goes on
             break
     return total

@@ -1,6 +1,6 @@
-"""The search statement of the database store, per dialect: FTS5 ``MATCH`` on SQLite, ``ILIKE``
-served by the ``pg_trgm`` GIN index on PostgreSQL.  Both mean "every term occurs in the line,
-case ignored", newest line first, keyset-paginated by the line's id."""
+"""The search statement of the database store on PostgreSQL: ``ILIKE`` per term, served by the
+``pg_trgm`` GIN index ("every term occurs in the line, case ignored", as the FTS5 trigram
+query of ``sqlite_index`` on SQLite), newest line first, keyset-paginated by the line's id."""
 
 from __future__ import annotations
 
@@ -15,34 +15,19 @@ from kraken.models.logs import LogLine
 COLUMNS = ("id", "job_id", "project_id", "branch_id", "flow_id", "step_index", "line_no", "created", "text")
 
 
-def fts5_match(terms: tuple[str, ...]) -> str:
-    """An FTS5 query: each term a quoted phrase (a substring, with the trigram tokenizer)."""
-    return " AND ".join('"' + t.replace('"', '""') + '"' for t in terms)
-
-
 def like_pattern(term: str) -> str:
     return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def search_statement(dialect: str, query: LogQuery, projects: set[int] | None) -> sa.TextualSelect:
+def search_statement(query: LogQuery, projects: set[int] | None) -> sa.TextualSelect:
     where: list[str] = []
     params: dict[str, Any] = {"n": query.limit + 1}
     binds: list[sa.BindParameter[Any]] = []
-    if dialect == "sqlite":
-        source = "log_line_fts f CROSS JOIN log_line l ON l.id = f.rowid"  # the FTS5 table drives: newest first
-        where.append("log_line_fts MATCH :m")
-        params["m"] = fts5_match(query.terms)
-        order = "f.rowid DESC"
-        key = "f.rowid"
-    else:
-        source = "log_line l"
-        for i, term in enumerate(query.terms):
-            where.append(f"l.text ILIKE :t{i} ESCAPE '\\'")
-            params[f"t{i}"] = like_pattern(term)
-        order = "l.id DESC"
-        key = "l.id"
+    for i, term in enumerate(query.terms):
+        where.append(f"l.text ILIKE :t{i} ESCAPE '\\'")
+        params[f"t{i}"] = like_pattern(term)
     if query.before_id is not None:
-        where.append(f"{key} < :before")
+        where.append("l.id < :before")
         params["before"] = query.before_id
     if projects is not None:
         where.append("l.project_id IN :projects")
@@ -59,6 +44,6 @@ def search_statement(dialect: str, query: LogQuery, projects: set[int] | None) -
         where.append("l.created < :until")
         binds.append(sa.bindparam("until", query.until, type_=UTCDateTime))
     cols = ", ".join(f"l.{c}" for c in COLUMNS)
-    sql = f"SELECT {cols} FROM {source} WHERE {' AND '.join(where)} ORDER BY {order} LIMIT :n"
+    sql = f"SELECT {cols} FROM log_line l WHERE {' AND '.join(where)} ORDER BY l.id DESC LIMIT :n"
     table = LogLine.__table__  # type: ignore[attr-defined]
     return sa.text(sql).bindparams(*binds, **params).columns(*(table.c[c] for c in COLUMNS))

@@ -67,5 +67,9 @@ class LogStore(abc.ABC):
         """Lines matching ``query`` in the given projects (None: every project), newest first."""
 
     @abc.abstractmethod
+    async def indexed_lines(self, session: AsyncSession) -> int:
+        """How many lines the search index holds (lines stored a moment ago may not be in yet)."""
+
+    @abc.abstractmethod
     async def delete_jobs(self, session: AsyncSession, job_ids: list[int]) -> int:
         """Forget the logs of these jobs (retention); the number of stored records removed."""

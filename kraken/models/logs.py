@@ -41,6 +41,8 @@ class LogIndexState(SQLModel, table=True):
     __tablename__ = "log_index_state"
     id: int = Field(default=1, primary_key=True)
     last_chunk_id: int = 0
+    partial_chunk_id: int | None = None  # the next chunk, of which the first ``partial_line`` lines are indexed
+    partial_line: int = 0
     gaps: list[Any] = json_field(list)  # [[chunk id, unix time first missed], ...]
     indexed_lines: int = 0
     updated: datetime | None = None

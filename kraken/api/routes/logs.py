@@ -8,14 +8,12 @@ from typing import Annotated
 import sqlalchemy as sa
 from annotated_types import Interval
 from fastapi import APIRouter, HTTPException, status
-from sqlmodel import col, select
 
 from kraken.api.authz import LoggedInOnly, visible_projects
 from kraken.api.deps import SessionDep, UserDep
 from kraken.logs.active import log_store
 from kraken.logs.query import SYNTAX, LogQuery, QueryError, highlights, parse_terms
 from kraken.logs.store import SearchHit
-from kraken.models.logs import LogIndexState
 from kraken.schemas.ints import INT32_MAX, Id
 from kraken.schemas.logs import LogHitOut, LogSearchOut
 
@@ -136,7 +134,7 @@ async def search_logs(
                 highlights=spans,
             )
         )
-    indexed = (await session.execute(select(col(LogIndexState.indexed_lines)))).scalar_one_or_none() or 0
+    indexed = await log_store().indexed_lines(session)
     return LogSearchOut(
         hits=hits,
         next_cursor=str(page.next_cursor) if page.next_cursor is not None else None,
