@@ -20,6 +20,7 @@ import ToolsPage from "./pages/Tools";
 import UsersPage from "./pages/Users";
 import ProfilePage from "./pages/Profile";
 import MembersPage from "./pages/Members";
+import LogSearchPage from "./pages/LogSearch";
 
 // Only the heavy parts load on demand: the stage editor (CodeMirror) and, inside the test
 // case page, the chart (uPlot). Pages themselves are in the main bundle: a lazy page would
@@ -73,6 +74,7 @@ export function App() {
           <Route path="/runs/:id/results">{(p) => <ResultsPage runId={Number(p.id)} />}</Route>
           <Route path="/jobs/:id">{(p) => <JobPage id={Number(p.id)} />}</Route>
           <Route path="/test-cases/:id">{(p) => <TestCasePage id={Number(p.id)} />}</Route>
+          <Route path="/logs">{() => <LogSearchPage />}</Route>
           <Route path="/agents">{() => <AgentsPage />}</Route>
           <Route path="/tools">{() => <ToolsPage />}</Route>
           <Route path="/settings">{() => <SettingsPage />}</Route>

@@ -21,7 +21,7 @@ class LogHitOut(BaseModel):
     time: datetime
     text: str  # the line (at most FRAGMENT characters around the first match)
     text_offset: int  # where ``text`` starts in the line
-    highlights: list[tuple[int, int]]  # [start, end) spans of ``text`` that matched
+    highlights: list[list[int]]  # [start, end) spans of ``text`` that matched
 
 
 class LogSearchOut(BaseModel):

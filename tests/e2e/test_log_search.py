@@ -88,7 +88,10 @@ async def test_search_finds_lines_with_roles_pages_and_refuses_bad_input(
     log_lines = (await admin.log(job_a["id"])).split("\n")
     assert log_lines[hit["line"]] == hit["text"] == "ERROR: ConnectTimeoutError while fetching db-7f3a (alpha)"
     assert (hit["project_id"], hit["project_name"], hit["branch_name"], hit["job_name"]) == (
-        alpha, "alpha", "main", "print"
+        alpha,
+        "alpha",
+        "main",
+        "print",
     )
     assert hit["flow_id"] and hit["run_id"] == job_a["run_id"] and hit["step_index"] == 0 and hit["time"]
     assert [hit["text"][s:e] for s, e in hit["highlights"]] == ["Timeout"]
@@ -128,8 +131,7 @@ async def test_search_finds_lines_with_roles_pages_and_refuses_bad_input(
     assert seen == sorted(seen, reverse=True)
 
     # roles: a viewer of alpha sees alpha's hits only; beta's never appear, even when asked for
-    await admin.post("/users", {"username": "alpha-viewer", "password": PASSWORD}, 201)
-    me = [u for u in await admin.get("/users") if u["username"] == "alpha-viewer"][0]
+    me = await admin.post("/users", {"username": "alpha-viewer", "password": PASSWORD}, 201)
     r = await admin.http.put(f"/projects/{alpha}/members", json=[{"user_id": me["id"], "role": "viewer"}])
     assert r.status_code == 200, r.text
     viewer = Api(search_server.url)

@@ -131,7 +131,7 @@ async def search_logs(
                 time=h.time,
                 text=text,
                 text_offset=offset,
-                highlights=spans,
+                highlights=[list(span) for span in spans],
             )
         )
     indexed = await log_store().indexed_lines(session)
