@@ -11,8 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import create_pg_database, drop_pg_database
 from tests.support.api import Api
-from tests.support.procs import Server, start_agent, wait_agent_connected
+from tests.support.procs import Server, kraken, start_agent, wait_agent_connected
 
 pytestmark = pytest.mark.e2e
 
@@ -172,3 +173,39 @@ async def test_search_finds_lines_with_roles_pages_and_refuses_bad_input(
         assert any(d["loc"][-1] == key for d in r.json()["detail"]), (params, r.text)
     r = await admin.http.get("/logs/search", params={"q": "timeout", "service": "server"})
     assert "service logs" in r.json()["detail"][0]["msg"]
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    url = await create_pg_database()
+    yield url
+    await drop_pg_database(url)
+
+
+async def test_scale_out_the_worker_indexes_what_the_controller_queues(
+    tmp_path: Path, pg_url: str, redis_url: str
+) -> None:
+    """kraken server + controller + worker on PostgreSQL and Redis: the controller queues
+    ``index_logs`` through arq, a worker runs it, the server's search finds the lines."""
+    common = ["--database-url", pg_url, "--redis-url", redis_url]
+    env = {"KRAKEN_LOG_INDEX_INTERVAL": "0.2"}
+    server = Server(tmp_path, role="server", database_url=pg_url, redis_url=redis_url)
+    controller = kraken(["controller", *common], tmp_path, "controller", **env)
+    worker = kraken(["worker", *common], tmp_path, "worker")
+    agent = start_agent(tmp_path, server.url, f"scale-{tmp_path.name}")
+    api = Api(server.url)
+    try:
+        controller.wait_line(lambda line: "kraken controller: running" in line)
+        worker.wait_line(lambda line: "kraken worker: running" in line)
+        wait_agent_connected(agent)
+        await api.login()
+        _, _, job = await run_printer(api, "scaled")
+        page = await indexed(api, "connecttimeout", 1)
+        assert [(h["job_id"], h["project_name"]) for h in page["hits"]] == [(job["id"], "scaled")]
+        assert page["indexed_lines"] == 62  # 60 + 2 lines; the blank one is not indexed
+    finally:
+        await api.close()
+        agent.stop()
+        worker.stop()
+        controller.stop()
+        server.stop()
