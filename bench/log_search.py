@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import random
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -263,6 +264,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if db.is_sqlite:
         out["index_file_mb"] = round(sqlite_index.index_path(Path(f"{tmp}/kraken.db")).stat().st_size / 2**20)
     await db.dispose()
+    shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
