@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from kraken.core.files import private_file
 from kraken.logs.plan import BATCH_CHUNKS, CHUNKS, Mark, lines_of, live_gaps, plan, settling
 from kraken.logs.query import LogQuery
 from kraken.logs.store import SearchHit
@@ -65,6 +66,7 @@ def main_path(url: str) -> Path:
 
 
 def _connect(main: Path, attach: bool) -> sqlite3.Connection:
+    private_file(index_path(main))  # log lines: readable by Kraken only, as the database (0600)
     conn = sqlite3.connect(
         "file:" + quote(str(index_path(main))), timeout=30, isolation_level=None, check_same_thread=False, uri=True
     )

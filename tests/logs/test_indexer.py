@@ -103,6 +103,8 @@ async def test_late_chunks_are_indexed_once_and_deleted_logs_leave_the_index(db:
     assert done.lines == 3  # the blank line is not indexed
     last, _, _, gaps = await mark_of(db)
     assert last == 11 and gaps == list(range(1, 10))
+    if db.is_sqlite:  # the index file holds log lines: private, as the database
+        assert sqlite_index.index_path(sqlite_index.main_path(db.url)).stat().st_mode & 0o777 == 0o600
 
     # chunk 7 commits after 10 and 11 were indexed (another replica's transaction): still found
     await add_chunk(db, job, 7, 0, ["late ERROR line"])
