@@ -13,6 +13,8 @@ from kraken.core.bus import Bus, MemoryBus, RedisBus
 from kraken.core.config import Settings
 from kraken.core.db import Database
 from kraken.core.files import private_dir, private_file
+from kraken.logs import active as logs_active
+from kraken.logs.database import DatabaseLogStore
 from kraken.models.registry import load_all_models
 from kraken.secrets import store as secrets_store
 from kraken.stage import from_repo, shutdown_sandbox
@@ -46,6 +48,7 @@ class Runtime:
         self.bus: Bus = MemoryBus() if self.embedded else RedisBus(settings.redis_url or "")
         self.queue: TaskQueue = InProcessQueue() if self.embedded else ArqQueue(settings.redis_url or "")
         self.services: list[Service] = []
+        logs_active.configure(DatabaseLogStore(self.db, self.bus))
 
     @property
     def task_context(self) -> TaskContext:
@@ -62,8 +65,9 @@ class Runtime:
         from kraken.control.planner import Planner
         from kraken.control.scheduler import Scheduler
         from kraken.control.watchdog import Watchdog
+        from kraken.logs.service import LogIndexService
 
-        for cls in (Scheduler, Watchdog, Planner, Janitor):
+        for cls in (Scheduler, Watchdog, Planner, Janitor, LogIndexService):
             svc = cls(self.db, self.bus, self.queue, self.settings)
             svc.start()
             self.services.append(svc)

@@ -22,6 +22,7 @@ import ProfilePage from "./pages/Profile";
 import MembersPage from "./pages/Members";
 import AuditPage from "./pages/Audit";
 import SecretsPage from "./pages/Secrets";
+import LogSearchPage from "./pages/LogSearch";
 
 // Only the heavy parts load on demand: the stage editor (CodeMirror) and, inside the test
 // case page, the chart (uPlot). Pages themselves are in the main bundle: a lazy page would
@@ -75,6 +76,7 @@ export function App() {
           <Route path="/runs/:id/results">{(p) => <ResultsPage runId={Number(p.id)} />}</Route>
           <Route path="/jobs/:id">{(p) => <JobPage id={Number(p.id)} />}</Route>
           <Route path="/test-cases/:id">{(p) => <TestCasePage id={Number(p.id)} />}</Route>
+          <Route path="/logs">{() => <LogSearchPage />}</Route>
           <Route path="/agents">{() => <AgentsPage />}</Route>
           <Route path="/tools">{() => <ToolsPage />}</Route>
           <Route path="/settings">{() => <SettingsPage />}</Route>

@@ -20,7 +20,8 @@ from kraken.artifacts.store import blob_store
 from kraken.control.service import PeriodicService
 from kraken.core.config import Settings
 from kraken.core.db import Database
-from kraken.models import Branch, Flow, Job, LogChunk, Run
+from kraken.logs.active import log_store
+from kraken.models import Branch, Flow, Job, Run
 from kraken.models.artifacts import Artifact, BranchRetention
 from kraken.models.base import utcnow
 from kraken.models.enums import State
@@ -72,10 +73,11 @@ async def purge_flows(db: Database, flow_ids: list[int], report: RetentionReport
         jobs = sa.select(col(Job.id)).join(Run, col(Run.id) == Job.run_id).where(col(Run.flow_id).in_(ids))
         async with db.transaction() as session:
             arts = await session.execute(sa.delete(Artifact).where(col(Artifact.flow_id).in_(ids)))
-            logs = await session.execute(sa.delete(LogChunk).where(col(LogChunk.job_id).in_(jobs)))
+            job_ids = [j for j in (await session.execute(jobs)).scalars() if j is not None]
+            logs = await log_store().delete_jobs(session, job_ids) if job_ids else 0
         report.artifacts += int(arts.rowcount)  # type: ignore[attr-defined]
-        report.log_chunks += int(logs.rowcount)  # type: ignore[attr-defined]
-        if arts.rowcount or logs.rowcount:  # type: ignore[attr-defined]
+        report.log_chunks += logs
+        if arts.rowcount or logs:  # type: ignore[attr-defined]
             report.flows += len(ids)
 
 

@@ -8,7 +8,8 @@ from sqlmodel import select
 from kraken.control import orchestration
 from kraken.control.effects import Effects
 from kraken.control.job_message_dispatch import handles
-from kraken.models import Job, LogChunk, Step
+from kraken.logs.active import log_store
+from kraken.models import Job, Step
 from kraken.observability import metrics
 from kraken.protocol import JobDone, Log, StepDone, StepInfo, StepStarted, log_channel
 from kraken.secrets.store import job_masker
@@ -32,16 +33,7 @@ async def on_log(session: AsyncSession, job: Job, msg: Log, effects: Effects) ->
     first = job.log_lines
     job.log_lines = first + len(lines)
     metrics.log_lines(len(lines))
-    session.add(
-        LogChunk(
-            job_id=job.id,  # type: ignore[arg-type]
-            seq=msg.seq,
-            step_index=msg.step_index,
-            first_line=first,
-            line_count=len(lines),
-            text="\n".join(lines),
-        )
-    )
+    await log_store().append(session, job.id, msg.seq, msg.step_index, first, lines)  # type: ignore[arg-type]
     effects.publish.append(
         (log_channel(job.id), {"first_line": first, "step_index": msg.step_index, "lines": lines})  # type: ignore[arg-type]
     )

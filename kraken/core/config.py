@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     retention_days: float | None = Field(None, gt=0, le=36_500)
     retention_interval: float = 3600.0
 
+    # log search (kraken.logs): the index is filled this often from the stored lines
+    log_index_interval: float = Field(1.0, gt=0, le=3600, description="seconds between log indexing passes")
+
     # planner (kraken.triggers)
     planner_sync_interval: float = Field(5.0, description="safety net: re-read the stages' triggers this often")
     planner_lease: float = 120.0

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from kraken.models.base import created_field, json_field
+from kraken.models.base import created_field, json_field, utcnow
 
 
 class User(SQLModel, table=True):
@@ -198,6 +198,8 @@ class LogChunk(SQLModel, table=True):
     first_line: int  # number of the chunk's first line in the job's log (0-based)
     line_count: int
     text: str  # lines joined with "\n", no trailing newline
+    # when the server stored it (the time of a search hit); NULL for chunks stored before 0021
+    created: datetime | None = Field(default_factory=utcnow)
 
 
 class Agent(SQLModel, table=True):

@@ -12,6 +12,7 @@ from kraken.models import (
     comments,
     core,
     idempotency,
+    logs,
     notify,
     results,
     secrets,
@@ -19,7 +20,9 @@ from kraken.models import (
     triggers,
 )
 
-MODEL_MODULES = (core, results, secrets, triggers, artifacts, notify, comments, idempotency, tools, access, audit)
+MODEL_MODULES = (
+    core, results, secrets, triggers, artifacts, notify, comments, idempotency, tools, access, audit, logs
+)
 
 
 def load_all_models() -> None:

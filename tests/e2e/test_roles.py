@@ -60,6 +60,7 @@ RULES: dict[str, str] = {
     "PATCH /api/users/me": "user",
     "GET /api/users/me/tokens": "user",
     "GET /api/tools": "user",
+    "GET /api/logs/search": "user",
     "POST /api/users/me/tokens": "user",
     "DELETE /api/users/me/tokens/{token_id}": "user",
     # administrators

@@ -876,6 +876,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/logs/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Search Logs
+         * @description Lines of job logs containing every term of ``q`` (syntax in ``syntax``), newest first,
+         *     in the projects the caller can see; ``cursor`` (the previous page's ``next_cursor``) pages on.
+         *     Lines are searchable once the background indexer took them in (within about a second).
+         */
+        get: operations["search_logs_api_logs_search_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/projects": {
         parameters: {
             query?: never;
@@ -2389,6 +2411,40 @@ export interface components {
             /** Message */
             message: string;
         };
+        /** LogHitOut */
+        LogHitOut: {
+            /** Branch Id */
+            branch_id: number;
+            /** Branch Name */
+            branch_name: string;
+            /** Flow Id */
+            flow_id: number;
+            /** Highlights */
+            highlights: number[][];
+            /** Job Id */
+            job_id: number;
+            /** Job Name */
+            job_name: string;
+            /** Line */
+            line: number;
+            /** Project Id */
+            project_id: number;
+            /** Project Name */
+            project_name: string;
+            /** Run Id */
+            run_id: number;
+            /** Step Index */
+            step_index: number | null;
+            /** Text */
+            text: string;
+            /** Text Offset */
+            text_offset: number;
+            /**
+             * Time
+             * Format: date-time
+             */
+            time: string;
+        };
         /** LoginIn */
         LoginIn: {
             /** Password */
@@ -2408,6 +2464,17 @@ export interface components {
             ldap: boolean;
             /** @description OpenID Connect login, when configured */
             oidc?: components["schemas"]["OidcProviderOut"] | null;
+        };
+        /** LogSearchOut */
+        LogSearchOut: {
+            /** Hits */
+            hits: components["schemas"]["LogHitOut"][];
+            /** Indexed Lines */
+            indexed_lines: number;
+            /** Next Cursor */
+            next_cursor: string | null;
+            /** Syntax */
+            syntax: string;
         };
         /** MemberIn */
         MemberIn: {
@@ -5043,6 +5110,47 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["JobOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    search_logs_api_logs_search_get: {
+        parameters: {
+            query: {
+                branch_id?: number | null;
+                cursor?: string | null;
+                flow_id?: number | null;
+                job_id?: number | null;
+                level?: string | null;
+                limit?: number;
+                project_id?: number | null;
+                q: string;
+                service?: string | null;
+                since?: string | null;
+                until?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LogSearchOut"];
                 };
             };
             /** @description Validation Error */

@@ -9,6 +9,7 @@ import { setTheme, useTheme, type ThemeChoice } from "../lib/theme";
 
 const NAV = [
   ["/", "Projects"],
+  ["/logs", "Log search"],
   ["/agents", "Agents"],
   ["/tools", "Tools"],
   ["/settings", "Settings"],

@@ -16,9 +16,9 @@ from kraken.api.idempotency import IdempotencyKeyHeader
 from kraken.api.sse import sse_event, sse_response
 from kraken.control import orchestration
 from kraken.control.effects import Effects
-from kraken.models import Job, LogChunk, Run, Step
-from kraken.models.enums import State
-from kraken.protocol import EVENTS_CHANNEL, log_channel
+from kraken.logs.active import log_store
+from kraken.logs.store import LogBatch
+from kraken.models import Job, Run, Step
 from kraken.schemas.api import JobOut, RunOut, StepOut
 from kraken.schemas.ints import Id, Int32
 
@@ -115,17 +115,6 @@ async def rerun_job(
         return (await jobs_out(session, [new]))[0]
 
 
-async def _chunks(session: AsyncSession, job_id: int, after_line: int = -1) -> AsyncIterator[LogChunk]:
-    result = await session.stream_scalars(
-        select(LogChunk)
-        .where(LogChunk.job_id == job_id, col(LogChunk.first_line) + col(LogChunk.line_count) > after_line + 1)
-        .order_by(col(LogChunk.first_line))
-        .execution_options(yield_per=500)
-    )
-    async for chunk in result:
-        yield chunk
-
-
 @router.get("/jobs/{job_id}/log", response_class=PlainTextResponse, dependencies=[viewer("job_id")])
 @query_token("download")
 async def job_log(job_id: Id, state: StateDep, _: UserDep) -> StreamingResponse:
@@ -136,8 +125,8 @@ async def job_log(job_id: Id, state: StateDep, _: UserDep) -> StreamingResponse:
 
     async def body() -> AsyncIterator[bytes]:
         async with state.runtime.db.session() as session:
-            async for chunk in _chunks(session, job_id):
-                yield chunk.text.encode() + b"\n"
+            async for batch in log_store().read(session, job_id):
+                yield "\n".join(batch.lines).encode() + b"\n"
 
     return StreamingResponse(body(), media_type="text/plain; charset=utf-8")
 
@@ -155,50 +144,11 @@ async def job_log_stream(
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} not found")
 
     async def events() -> AsyncIterator[bytes]:
-        sent = after  # last line number sent
-        done = False
-
-        async def stored() -> AsyncIterator[bytes]:
-            """The stored lines after ``sent``; ``done`` once the job is completed."""
-            nonlocal sent, done
-            async with state.runtime.db.session() as session:
-                async for chunk in _chunks(session, job_id, sent):
-                    skip = max(0, sent + 1 - chunk.first_line)
-                    lines = chunk.text.split("\n")[skip:]
-                    yield sse_event(
-                        "lines",
-                        {"first_line": chunk.first_line + skip, "step_index": chunk.step_index, "lines": lines},
-                    )
-                    sent = chunk.first_line + chunk.line_count - 1
-                job = await session.get(Job, job_id)
-                done = job is not None and job.state == State.COMPLETED
-
-        async with state.runtime.bus.listening(log_channel(job_id), EVENTS_CHANNEL) as sub:
-            async for event in stored():
-                yield event
-            if done:
-                yield sse_event("end", {"lines": sent + 1})
-                return
-            while not await request.is_disconnected():
-                channel, msg = await sub.get()
-                if channel == EVENTS_CHANNEL:
-                    if msg.get("kind") == "resync":  # the bus lost messages: catch up from the database
-                        async for event in stored():
-                            yield event
-                        if done:
-                            yield sse_event("end", {"lines": sent + 1})
-                            return
-                    elif msg.get("kind") == "job" and msg.get("id") == job_id and msg.get("state") == State.COMPLETED:
-                        yield sse_event("end", {"lines": sent + 1})
-                        return
-                    continue
-                first = int(msg["first_line"])
-                lines = msg["lines"][max(0, sent + 1 - first):]
-                if lines:
-                    data = {"first_line": max(first, sent + 1), "step_index": msg.get("step_index"), "lines": lines}
-                    yield sse_event("lines", data)
-                    sent = first + len(msg["lines"]) - 1
+        async for item in log_store().follow(job_id, after, request.is_disconnected):
+            if isinstance(item, LogBatch):
+                data = {"first_line": item.first_line, "step_index": item.step_index, "lines": item.lines}
+                yield sse_event("lines", data)
+            else:
+                yield sse_event("end", {"lines": item})
 
     return sse_response(events())
-
-

@@ -1,0 +1,49 @@
+"""The search statement of the database store on PostgreSQL: ``ILIKE`` per term, served by the
+``pg_trgm`` GIN index ("every term occurs in the line, case ignored", as the FTS5 trigram
+query of ``sqlite_index`` on SQLite), newest line first, keyset-paginated by the line's id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel.sql.sqltypes import UTCDateTime
+
+from kraken.logs.query import LogQuery
+from kraken.models.logs import LogLine
+
+COLUMNS = ("id", "job_id", "project_id", "branch_id", "flow_id", "step_index", "line_no", "created", "text")
+
+
+def like_pattern(term: str) -> str:
+    return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def search_statement(query: LogQuery, projects: set[int] | None) -> sa.TextualSelect:
+    where: list[str] = []
+    params: dict[str, Any] = {"n": query.limit + 1}
+    binds: list[sa.BindParameter[Any]] = []
+    for i, term in enumerate(query.terms):
+        where.append(f"l.text ILIKE :t{i} ESCAPE '\\'")
+        params[f"t{i}"] = like_pattern(term)
+    if query.before_id is not None:
+        where.append("l.id < :before")
+        params["before"] = query.before_id
+    if projects is not None:
+        where.append("l.project_id IN :projects")
+        binds.append(sa.bindparam("projects", sorted(projects), expanding=True))
+    for name in ("project_id", "branch_id", "flow_id", "job_id"):
+        value = getattr(query, name)
+        if value is not None:
+            where.append(f"l.{name} = :{name}")
+            params[name] = value
+    if query.since is not None:
+        where.append("l.created >= :since")
+        binds.append(sa.bindparam("since", query.since, type_=UTCDateTime))
+    if query.until is not None:
+        where.append("l.created < :until")
+        binds.append(sa.bindparam("until", query.until, type_=UTCDateTime))
+    cols = ", ".join(f"l.{c}" for c in COLUMNS)
+    sql = f"SELECT {cols} FROM log_line l WHERE {' AND '.join(where)} ORDER BY l.id DESC LIMIT :n"
+    table = LogLine.__table__  # type: ignore[attr-defined]
+    return sa.text(sql).bindparams(*binds, **params).columns(*(table.c[c] for c in COLUMNS))
