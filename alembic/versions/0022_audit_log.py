@@ -3,7 +3,7 @@
 - audit_entry: who changed what through the API, when and from where (kraken.api.audit).
 
 Revision ID: 0022
-Revises: 0018
+Revises: 0021
 Create Date: 2026-12-01 17:30:00.000000
 """
 

@@ -2,7 +2,7 @@
 user.provider_subject (the OpenID Connect provider's ``sub``)
 
 Revision ID: 0023
-Revises: 0018
+Revises: 0022
 Create Date: 2026-12-01 17:40:00.000000
 """
 
