@@ -98,6 +98,8 @@ MAX_STEP = 2**31 - 1
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 StepIndex = Annotated[int, Field(ge=0, le=MAX_STEP)]
+MAX_RERUNS = 10  # a step's ``rerun_failed``
+MAX_ATTEMPT = MAX_RERUNS + 1
 
 
 class Message(BaseModel):
@@ -153,6 +155,11 @@ class TestResults(JobMessageBase):
     step_index: StepIndex | None = None
     tool: str = ""
     results: list[list[Any]]
+    # 1: the step's first run of its tests; N > 1: the N-th run of the tests that failed in run N - 1
+    # (a step's ``rerun_failed``): its failures were counted already, and with ``rerun_clears`` a
+    # pass clears its test's failure from the job's count (failed, then passed: flaky)
+    attempt: int = Field(default=1, ge=1, le=MAX_ATTEMPT)
+    rerun_clears: bool = True
 
 
 class Issues(JobMessageBase):

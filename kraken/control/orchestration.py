@@ -599,16 +599,24 @@ async def _maybe_finish_run(session: AsyncSession, flow: Flow, run: Run, effects
     # one row per distinct (state, result): a few rows however large the run
     rows = (
         await session.execute(
-            sa.select(col(Job.state), col(Job.result), sa.func.count(), sa.func.sum(col(Job.tests_failed)))
+            sa.select(
+                col(Job.state),
+                col(Job.result),
+                sa.func.count(),
+                sa.func.sum(col(Job.tests_failed)),
+                sa.func.sum(col(Job.tests_quarantined)),
+            )
             .where(col(Job.run_id) == run.id, col(Job.covered).is_(False))
             .group_by(col(Job.state), col(Job.result))
         )
     ).all()
-    if any(state != State.COMPLETED for state, _, _, _ in rows):
+    if any(state != State.COMPLETED for state, *_ in rows):
         return
-    tests_failed = sum(t or 0 for _, _, _, t in rows)
-    run.jobs_error = sum(n for _, r, n, _ in rows if r == Result.ERROR)
-    result = combine(r for _, r, _, _ in rows if r)
+    # failures of quarantined tests are counted apart: they do not make the run fail
+    tests_failed = sum(t or 0 for *_, t, _ in rows)
+    run.tests_quarantined = sum(q or 0 for *_, q in rows)
+    run.jobs_error = sum(n for _, r, n, _, _ in rows if r == Result.ERROR)
+    result = combine(r for _, r, *_ in rows if r)
     if result == Result.PASSED and tests_failed > 0:
         result = Result.FAILED  # every job passed, some tests failed: the children still start
     await _finish_run(session, flow, run, effects, result)

@@ -179,6 +179,7 @@ class RunBrief(ORM):
     started: datetime | None
     finished: datetime | None
     jobs_total: int
+    tests_quarantined: int = 0  # failures of quarantined tests (they do not make the run fail)
 
 
 class SkippedStage(BaseModel):
@@ -262,6 +263,7 @@ class JobOut(ORM):
     log_lines: int
     tests_total: int
     tests_failed: int
+    tests_quarantined: int = 0
     created: datetime
     assigned: datetime | None
     started: datetime | None

@@ -2,14 +2,20 @@
 
 Test failures do not fail the step (the results carry them); a pytest that cannot run
 (missing interpreter or plugin, usage error, no report) does, with the reason.
+
+``"rerun_failed": N`` runs the failed tests again (pytest's ``--last-failed``, with a cache
+directory of the step's own, so the failed node ids pass through a file, never a command line),
+up to N times while some fail (``kraken.agent.tools.reruns``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 import uuid
 from typing import Any
 
+from kraken.agent.tools import reruns
 from kraken.agent.tools.base import StepOutcome, Tool, ToolContext
 from kraken.agent.tools.registry import register
 from kraken.results.collect import ResultSender, stream_junit
@@ -46,31 +52,79 @@ class PytestTool(Tool):
             },
             "pytest_exe": {"type": "string", "minLength": 1, "description": "default: python3 -m pytest"},
             "env": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}},
+            **reruns.RERUN_FIELDS,
         },
         "additionalProperties": False,
     }
 
     async def run(self, ctx: ToolContext, fields: dict[str, Any]) -> StepOutcome:
         exe = _words(fields.get("pytest_exe")) or ["python3", "-m", "pytest"]
+        params = _words(fields.get("params"))
+        sender = ResultSender(ctx, self.name)
+        times = reruns.prepare(sender, fields)
+        extra: list[str] = []
+        if times:
+            if _cache_disabled(params):
+                return StepOutcome("error", "rerun_failed: pytest's cache is disabled by params (-p no:cacheprovider)")
+            # the failed tests of each run, as pytest's own cache records them (node ids, in a file)
+            cache = f"{ctx.executor.workdir}/.kraken/pytest-cache-{ctx.step_index}-{uuid.uuid4().hex[:8]}"
+            extra = ["-o", f"cache_dir={cache}"]
+        deadline = None if ctx.timeout is None else asyncio.get_running_loop().time() + ctx.timeout
+        run = _Run(ctx, exe, params, fields, sender, deadline)
+        outcome = await run.once(extra)
+        if outcome.result != "passed" or not times:
+            return outcome
+
+        async def again(_failed: list[str]) -> StepOutcome:
+            return await run.once([*extra, "--last-failed", "--last-failed-no-failures", "none"])
+
+        return await reruns.rerun_failed(ctx, sender, times, again) or outcome
+
+
+def _cache_disabled(params: list[str]) -> bool:
+    return any(p in ("no:cacheprovider", "-pno:cacheprovider") for p in params)
+
+
+class _Run:
+    """One pytest process over the selection (``extra``: more arguments), its report sent as results."""
+
+    def __init__(
+        self,
+        ctx: ToolContext,
+        exe: list[str],
+        params: list[str],
+        fields: dict[str, Any],
+        sender: ResultSender,
+        deadline: float | None,
+    ) -> None:
+        self.ctx, self.exe, self.params, self.fields, self.sender, self.deadline = (
+            ctx, exe, params, fields, sender, deadline
+        )
+
+    async def once(self, extra: list[str]) -> StepOutcome:
+        ctx, exe, sender, fields = self.ctx, self.exe, self.sender, self.fields
         report = f"{ctx.executor.workdir}/.kraken/pytest-{ctx.step_index}-{uuid.uuid4().hex[:8]}.xml"
-        argv = [*exe, *_words(fields.get("params")), f"--junitxml={report}"]
+        argv = [*exe, *self.params, *extra, f"--junitxml={report}"]
         env = {k: str(v) for k, v in (fields.get("env") or {}).items()}
         pythonpath = fields.get("pythonpath")
         if pythonpath:
             env["PYTHONPATH"] = ":".join(_words(pythonpath) if isinstance(pythonpath, list) else [pythonpath])
         await ctx.log("$ " + shlex.join(argv))
-        res = await ctx.executor.exec(argv, cwd=fields.get("cwd"), env=env, timeout=ctx.timeout, on_line=ctx.log)
+        timeout = ctx.timeout
+        if self.deadline is not None:
+            timeout = max(1.0, self.deadline - asyncio.get_running_loop().time())
+        before = sender.total
+        res = await ctx.executor.exec(argv, cwd=fields.get("cwd"), env=env, timeout=timeout, on_line=ctx.log)
         if res.cancelled:
             return StepOutcome("cancelled", "cancelled", res.exit_code)
         if res.exit_code == 127 or (res.exit_code == 1 and not await _exists(ctx, report) and not res.timed_out):
             return StepOutcome("error", f"cannot run {shlex.join(exe)}: not found or not runnable here", res.exit_code)
-        sender = ResultSender(ctx, self.name)
         err = await stream_junit(ctx, report, sender, shown="pytest report")
         await sender.flush()
         await ctx.log(f"collected {sender.summary()}")
         if res.timed_out:
             return StepOutcome("timeout", f"pytest timed out after {ctx.timeout:g}s", res.exit_code)
-        if err is not None and sender.total == 0:
+        if err is not None and sender.total == before:
             if res.exit_code in _EXIT:
                 why = _EXIT[res.exit_code]
                 return StepOutcome("error", f"{why} (exit code {res.exit_code}): see the step log", res.exit_code)
