@@ -227,3 +227,106 @@ async def test_batches_are_bounded_in_bytes_too(env: Env) -> None:
     assert out.result == "passed"
     assert len(env.results()) == 300 and len(env.sent) > 3
     assert all(len(str(m)) < 2 * 2**20 for m in env.sent)
+
+
+FLAKY = """
+import os
+from pathlib import Path
+
+def test_ok():
+    pass
+
+def test_flaky():
+    marker = Path(os.environ["MARKER"])
+    if not marker.exists():
+        marker.write_text("failed once")
+        assert False, "first run fails"
+
+def test_broken():
+    assert False, "always"
+"""
+
+
+def _attempts(env: Env) -> list[tuple[int, list[tuple[str, str]]]]:
+    return [
+        (m["attempt"], [(r[0].rsplit("::", 1)[1], r[1]) for r in m["results"]])
+        for m in env.sent
+        if m["type"] == "test_results"
+    ]
+
+
+async def test_pytest_reruns_failed_tests_and_records_each_attempt(env: Env) -> None:
+    env.write("proj/tests/test_f.py", FLAKY)
+    fields = {
+        "params": "tests",
+        "cwd": "proj",
+        "pytest_exe": PYTEST,
+        "env": {"MARKER": str(env.workdir / "marker")},
+        "rerun_failed": 2,
+    }
+    out = await env.run("pytest", fields)
+    assert out.result == "passed", out
+    assert _attempts(env) == [
+        (1, [("test_ok", "passed"), ("test_flaky", "failed"), ("test_broken", "failed")]),
+        (2, [("test_flaky", "passed"), ("test_broken", "failed")]),  # only the failed ones again
+        (3, [("test_broken", "failed")]),
+    ]
+    assert all(m["rerun_clears"] for m in env.sent)
+    assert any("1 test(s) still failed after 2 rerun(s)" in ln for ln in env.lines)
+
+    env.sent.clear()
+    (env.workdir / "marker").unlink()
+    out = await env.run("pytest", {**fields, "rerun_failed": 1, "flaky_fails_run": True})
+    assert out.result == "passed"
+    assert [a for a, _ in _attempts(env)] == [1, 2] and not any(m["rerun_clears"] for m in env.sent)
+
+    env.sent.clear()
+    out = await env.run("pytest", {**fields, "params": "tests -p no:cacheprovider"})
+    assert out.result == "error" and "rerun_failed" in (out.message or "") and not env.sent
+
+
+async def test_pytest_without_failures_does_not_rerun(env: Env) -> None:
+    env.write("proj/tests/test_ok.py", "def test_ok():\n    pass\n")
+    out = await env.run("pytest", {"params": "tests", "cwd": "proj", "pytest_exe": PYTEST, "rerun_failed": 3})
+    assert out.result == "passed" and [a for a, _ in _attempts(env)] == [1]
+
+
+# writes a JUnit report of the tests named in $KK_RERUN_FILE: c::t1 passes now, the others fail again
+RERUN = (
+    'printf "<testsuite>" > "$KK_RERUN_REPORT"; while read -r n; do t=${n#c::}; '
+    'if [ "$t" = t1 ]; then printf "<testcase classname=\\"c\\" name=\\"%s\\"/>" "$t"; '
+    'else printf "<testcase classname=\\"c\\" name=\\"%s\\"><failure message=\\"m\\"/></testcase>" "$t"; fi '
+    '>> "$KK_RERUN_REPORT"; done < "$KK_RERUN_FILE"; echo "</testsuite>" >> "$KK_RERUN_REPORT"'
+)
+
+
+async def test_junit_collect_reruns_through_a_command(env: Env) -> None:
+    cases = '<testcase classname="c" name="t0"/>' + "".join(
+        f'<testcase classname="c" name="t{i}"><failure message="m"/></testcase>' for i in (1, 2)
+    )
+    env.write("out/r.xml", f"<testsuite>{cases}</testsuite>")
+    out = await env.run("junit_collect", {"file_glob": "out/*.xml", "rerun_failed": 2, "rerun_command": RERUN})
+    assert out.result == "passed", (out, env.lines)
+    assert _attempts(env) == [
+        (1, [("t0", "passed"), ("t1", "failed"), ("t2", "failed")]),
+        (2, [("t1", "passed"), ("t2", "failed")]),
+        (3, [("t2", "failed")]),
+    ]
+    env.sent.clear()
+    out = await env.run("junit_collect", {"file_glob": "out/*.xml", "rerun_failed": 1, "rerun_command": "true"})
+    assert out.result == "error" and "wrote no report to $KK_RERUN_REPORT" in (out.message or "")
+
+
+def test_rerun_keys_are_validated() -> None:
+    import jsonschema
+
+    schemas = tool_field_schemas()
+    py = jsonschema.Draft202012Validator(schemas["pytest"])
+    assert not list(py.iter_errors({"rerun_failed": 3, "flaky_fails_run": True}))
+    for bad in ({"rerun_failed": -1}, {"rerun_failed": 11}, {"rerun_failed": "2"}, {"flaky_fails_run": "no"}):
+        assert list(py.iter_errors(bad)), bad
+    ju = jsonschema.Draft202012Validator(schemas["junit_collect"])
+    assert not list(ju.iter_errors({"file_glob": "a", "rerun_failed": 1, "rerun_command": "x"}))
+    assert not list(ju.iter_errors({"file_glob": "a", "rerun_failed": 0}))
+    assert list(ju.iter_errors({"file_glob": "a", "rerun_failed": 1}))  # no command to rerun with
+    assert list(ju.iter_errors({"file_glob": "a", "rerun_command": "x"}))  # a command that would never run
