@@ -39,7 +39,10 @@ FIELDS: dict[str, Any] = {
     # a rerun needs its command, and a command without reruns would never run
     "dependentRequired": {"rerun_command": ["rerun_failed"]},
     "dependentSchemas": {
-        "rerun_failed": {"if": {"properties": {"rerun_failed": {"minimum": 1}}}, "then": {"required": ["rerun_command"]}}
+        "rerun_failed": {
+            "if": {"properties": {"rerun_failed": {"minimum": 1}}},
+            "then": {"required": ["rerun_command"]},
+        }
     },
 }
 
