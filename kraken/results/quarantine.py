@@ -39,6 +39,18 @@ async def names(session: AsyncSession, branch_id: int) -> set[str]:
     return set(rows.scalars())
 
 
+async def among(session: AsyncSession, branch_id: int, test_case_ids: set[int]) -> set[int]:
+    """Which of these tests are quarantined on the branch (a page of results: one indexed read)."""
+    if not test_case_ids:
+        return set()
+    rows = await session.execute(
+        sa.select(col(TestQuarantine.test_case_id)).where(
+            col(TestQuarantine.branch_id) == branch_id, col(TestQuarantine.test_case_id).in_(sorted(test_case_ids))
+        )
+    )
+    return set(rows.scalars())
+
+
 async def count_failures(
     session: AsyncSession, branch_id: int, rows: Sequence[tuple[Any, ...]], attempt: int, rerun_clears: bool
 ) -> tuple[int, int]:
