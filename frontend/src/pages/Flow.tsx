@@ -9,7 +9,7 @@ import { JobsTable } from "../components/JobsTable";
 import { PageHeader } from "../components/Layout";
 import { StageGraph } from "../components/StageGraph";
 import { Elapsed, Empty, ErrorBox, FormError, Kv, Loading, Skeleton, StatusBadge, TimeAgo, useTitle } from "../components/ui";
-import { formatCount, formatDateTime } from "../lib/format";
+import { formatCount, formatDateTime, plural } from "../lib/format";
 import { triggerText } from "./Branch";
 import { qk } from "../lib/queryKeys";
 
@@ -83,6 +83,11 @@ function RunPanel({ runId }: { runId: number }) {
         <h2>
           Stage <span className="mono">{r.stage_name}</span> {r.label && <span className="flow-label">{r.label}</span>}{" "}
           <StatusBadge state={r.state} result={r.result} />
+          {(r.tests_quarantined ?? 0) > 0 && (
+            <span className="chip quarantined" data-testid="run-quarantined" title="failures of quarantined tests: they do not make the run fail">
+              {plural(r.tests_quarantined ?? 0, "quarantined failure")}
+            </span>
+          )}
         </h2>
         {r.state !== "completed" && (
           <button className="btn danger" onClick={() => cancel.mutate()} disabled={cancel.isPending}>
