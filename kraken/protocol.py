@@ -302,6 +302,20 @@ class StepSpec(Message):
     tool_digest: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
 
+MAX_PARTS = 64  # a job's ``parallel``
+
+
+class SplitSpec(Message):
+    """This job is part ``part`` of ``parts`` of a job split by timing (``kraken.agent.tools.split``):
+    ``durations`` are the branch's recent durations of the job's tests (by result name),
+    ``tests_list`` the job's command that lists its tests for steps reading ``$KK_TESTS_FILE``."""
+
+    part: int = Field(ge=1, le=MAX_PARTS)
+    parts: int = Field(ge=1, le=MAX_PARTS)
+    durations: dict[str, float] = {}
+    tests_list: str | None = None
+
+
 class JobSpec(Message):
     """What the agent needs to run a job (``kraken.control.orchestration.job_payload``)."""
 
@@ -317,6 +331,7 @@ class JobSpec(Message):
     steps: list[StepSpec]
     secrets: dict[str, Any] = {}  # the values of the secrets the steps refer to (by name)
     transfer_token: str = ""  # for the job's artifact and cache transfers (bound to the job and this agent)
+    split: SplitSpec | None = None
 
 
 class Welcome(Message):

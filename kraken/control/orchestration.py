@@ -39,6 +39,7 @@ from kraken.models.enums import FlowKind, Result, State, StepResult, StepState
 from kraken.observability import metrics
 from kraken.protocol import DEFAULT_WHEN, Assign, Cancel
 from kraken.protocol import JobSpec as AgentJob
+from kraken.results.durations import split_payload
 from kraken.secrets import store as secrets_store
 from kraken.secrets.refs import substitute
 from kraken.stage import JobSpec, StageContext, StageSchemaError, evaluate_stage, expand_jobs, from_repo, resolve_args
@@ -369,6 +370,7 @@ async def _add_job(session: AsyncSession, run: Run, name: str, spec: Any, effect
         config=spec.config,
         limits=spec.limits,
         timeout=spec.timeout,
+        split=spec.split,
     )
     session.add(job)
     await session.flush()
@@ -469,6 +471,7 @@ async def job_payload(session: AsyncSession, job: Job, flow: Flow | None = None)
             for s in steps
         ],
         "secrets": secrets,
+        **({"split": await split_payload(session, job, flow)} if job.split else {}),
     }
 
 
@@ -808,6 +811,7 @@ async def rerun_job(session: AsyncSession, job_id: int, effects: Effects) -> Job
         config_name=old.config_name,
         config=old.config,
         limits=old.limits,
+        split=old.split,
         timeout=old.timeout,
         rerun_of=old.id,
     )

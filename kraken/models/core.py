@@ -159,6 +159,8 @@ class Job(SQLModel, table=True):
     tests_total: int = 0  # kept by result ingestion, read by the run result rule
     tests_failed: int = 0
     tests_quarantined: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # failures of quarantined tests
+    # a part of a job split by timing: {"part", "parts", "group" (the job's name), "tests_list"}
+    split: dict[str, Any] | None = json_field(None)
     created: datetime = created_field()
     assigned: datetime | None = None
     started: datetime | None = None

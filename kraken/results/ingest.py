@@ -32,6 +32,7 @@ from kraken.models import Branch, Flow, Job, Run
 from kraken.models.results import Issue, ResultsJob, TestEnv
 from kraken.protocol import Issues, TestResults
 from kraken.results import quarantine
+from kraken.results.durations import results_key
 from kraken.results.parsers.base import bound_message, bound_name
 from kraken.results.statuses import ERROR, FAILED, ISSUE_TYPES, KIND_CI, KIND_DEV, STATUS_CODES
 from kraken.secrets.refs import Masker
@@ -76,7 +77,7 @@ async def results_job(session: AsyncSession, job: Job, *, lock: bool = True) -> 
         env_id=env_id,
         flow_kind=KIND_CI if flow.kind == "ci" else KIND_DEV,
         flow_seq=flow.seq,
-        job_key=f"{run.stage_name}/{job.name}"[:420],
+        job_key=results_key(run.stage_name, job),
     )
     session.add(rj)
     await session.flush()

@@ -244,6 +244,14 @@ class StepOut(ORM):
     finished: datetime | None
 
 
+class JobSplitOut(BaseModel):
+    """A part of a job split by timing (``"parallel": N``)."""
+
+    part: int
+    parts: int
+    group: str = Field(description="the job's name: every part of it shares it")
+
+
 class JobOut(ORM):
     id: int
     run_id: int
@@ -264,6 +272,7 @@ class JobOut(ORM):
     tests_total: int
     tests_failed: int
     tests_quarantined: int = 0
+    split: JobSplitOut | None = None
     created: datetime
     assigned: datetime | None
     started: datetime | None

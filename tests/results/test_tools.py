@@ -36,14 +36,16 @@ class Env:
         p.write_text(text)
         return p
 
-    async def run(self, tool: str, fields: dict[str, Any]) -> StepOutcome:
+    async def run(self, tool: str, fields: dict[str, Any], extra: dict[str, Any] | None = None) -> StepOutcome:
         async def send(msg: AnyJobMessage) -> None:
             self.sent.append(msg.model_dump(exclude={"job_id", "seq"}))
 
         async def log(line: str) -> None:
             self.lines.append(line)
 
-        ctx = ToolContext(executor=self.executor, job_id=1, step_index=2, log=log, send=send, timeout=120)
+        ctx = ToolContext(
+            executor=self.executor, job_id=1, step_index=2, log=log, send=send, timeout=120, extra=extra or {}
+        )
         cls: type[Tool] = get_tool(tool)
         return await cls().run(ctx, fields)
 
@@ -330,3 +332,59 @@ def test_rerun_keys_are_validated() -> None:
     assert not list(ju.iter_errors({"file_glob": "a", "rerun_failed": 0}))
     assert list(ju.iter_errors({"file_glob": "a", "rerun_failed": 1}))  # no command to rerun with
     assert list(ju.iter_errors({"file_glob": "a", "rerun_command": "x"}))  # a command that would never run
+
+
+SUITE = """
+import pytest
+
+class TestK:
+    def test_m(self):
+        pass
+
+@pytest.mark.parametrize("n", range(6))
+def test_p(n):
+    assert n != 4
+"""
+
+
+async def test_pytest_parts_run_their_share_and_cover_the_suite(env: Env) -> None:
+    env.write("proj/tests/test_s.py", SUITE)
+    env.write("proj/tests/test_t.py", "def test_one():\n    pass\n\ndef test_two():\n    pass\n")
+    # history: the longest tests by their result names (as the server sends them)
+    durations = {"tests.test_s::test_p[0]": 9.0, "tests.test_s::test_p[1]": 8.0, "tests.test_t::test_one": 1.0}
+    seen: list[list[str]] = []
+    for part in (1, 2, 3):
+        env.sent.clear()
+        split = {"part": part, "parts": 3, "durations": durations, "tests_list": None}
+        out = await env.run("pytest", {"params": "tests", "cwd": "proj", "pytest_exe": PYTEST}, {"split": split})
+        assert out.result == "passed", (out, env.lines[-5:])
+        seen.append(sorted(r[0] for r in env.results()))
+        info = next(m for m in env.sent if m["type"] == "step_info")["data"]["split"]
+        assert info["part"] == part and info["of"] == 9 and info["tests"] == len(seen[-1])
+    # the two longest go to parts 1 and 2; every test runs in exactly one part, named as without a split
+    assert "tests.test_s::test_p[0]" in seen[0] and "tests.test_s::test_p[1]" in seen[1]
+    everything = sorted(n for s in seen for n in s)
+    assert everything == sorted(
+        [
+            "tests.test_s.TestK::test_m",
+            *(f"tests.test_s::test_p[{i}]" for i in range(6)),
+            "tests.test_t::test_one",
+            "tests.test_t::test_two",
+        ]
+    )
+    assert [len(s) for s in seen] == [3, 3, 3]
+
+
+async def test_shell_steps_read_their_share_from_kk_tests_file(env: Env) -> None:
+    listing = "printf 'a\\nb\\nc\\nd\\ne\\n'"
+    got = []
+    for part in (1, 2):
+        env.lines.clear()
+        split = {"part": part, "parts": 2, "durations": {"e": 5.0}, "tests_list": listing}
+        out = await env.run("shell", {"cmd": "cat $KK_TESTS_FILE"}, {"split": split})
+        assert out.result == "passed", (out, env.lines)
+        got.append([ln for ln in env.lines if len(ln) == 1])
+    assert got == [["b", "d", "e"], ["a", "c"]]  # e (5 s) first, then the others spread by count
+    split = {"part": 1, "parts": 2, "durations": {}, "tests_list": "exit 3"}
+    out = await env.run("shell", {"cmd": "cat $KK_TESTS_FILE"}, {"split": split})
+    assert out.result == "error" and "tests_list command failed (exit code 3)" in (out.message or "")

@@ -6,6 +6,10 @@ Test failures do not fail the step (the results carry them); a pytest that canno
 ``"rerun_failed": N`` runs the failed tests again (pytest's ``--last-failed``, with a cache
 directory of the step's own, so the failed node ids pass through a file, never a command line),
 up to N times while some fail (``kraken.agent.tools.reruns``).
+
+A part of a job split by timing (``"parallel": N``) collects the selection (``--collect-only``),
+keeps its share (``kraken.agent.tools.split``) as node ids in a file and runs only those
+(a plugin of its own, ``-p kraken_share``, reads the file).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 from kraken.agent.tools import reruns
 from kraken.agent.tools.base import StepOutcome, Tool, ToolContext
 from kraken.agent.tools.registry import register
+from kraken.agent.tools.split import PLUGIN_NAME, install_plugin, pytest_result_name, share, split_of, write_list
 from kraken.results.collect import ResultSender, stream_junit
 
 _EXIT = {
@@ -71,6 +76,12 @@ class PytestTool(Tool):
             extra = ["-o", f"cache_dir={cache}"]
         deadline = None if ctx.timeout is None else asyncio.get_running_loop().time() + ctx.timeout
         run = _Run(ctx, exe, params, fields, sender, deadline)
+        split = split_of(ctx)
+        if split is not None:
+            problem = await run.take_share(split)
+            if problem is not None:
+                return problem
+            extra += ["-p", PLUGIN_NAME]
         outcome = await run.once(extra)
         if outcome.result != "passed" or not times:
             return outcome
@@ -98,23 +109,88 @@ class _Run:
         deadline: float | None,
     ) -> None:
         self.ctx, self.exe, self.params, self.fields, self.sender, self.deadline = (
-            ctx, exe, params, fields, sender, deadline
+            ctx,
+            exe,
+            params,
+            fields,
+            sender,
+            deadline,
         )
+        self.plugins: str | None = None  # a directory put first on PYTHONPATH
+        self.tests_file: str | None = None  # this part's node ids (KK_TESTS_FILE)
+
+    def env(self) -> dict[str, str]:
+        env = {k: str(v) for k, v in (self.fields.get("env") or {}).items()}
+        pythonpath = self.fields.get("pythonpath")
+        paths = (_words(pythonpath) if isinstance(pythonpath, list) else [pythonpath]) if pythonpath else []
+        if self.plugins:
+            paths = [self.plugins, *paths]
+        if paths:
+            env["PYTHONPATH"] = ":".join(paths)
+        if self.tests_file:
+            env["KK_TESTS_FILE"] = self.tests_file
+        return env
+
+    def timeout(self) -> float | None:
+        if self.deadline is None:
+            return self.ctx.timeout
+        return max(1.0, self.deadline - asyncio.get_running_loop().time())
+
+    async def take_share(self, split: dict[str, Any]) -> StepOutcome | None:
+        """Collect the selection's node ids, keep this part's share (``kraken.agent.tools.split``) in
+        a file, and have pytest run only those (plugin ``kraken_share``); an outcome when it cannot."""
+        ctx = self.ctx
+        self.plugins = await install_plugin(ctx)
+        argv = [*self.exe, *self.params, "--collect-only", "-q", "-p", "no:kraken_share"]
+        await ctx.log("$ " + shlex.join(argv))
+        ids: list[str] = []
+
+        async def line(text: str) -> None:
+            if "::" in text and not text[:1].isspace():
+                ids.append(text.strip())
+
+        res = await ctx.executor.exec(
+            argv, cwd=self.fields.get("cwd"), env=self.env(), timeout=self.timeout(), on_line=line
+        )
+        if res.cancelled:
+            return StepOutcome("cancelled", "cancelled", res.exit_code)
+        if res.exit_code not in (0, 5):
+            return StepOutcome(
+                "error", f"parallel: pytest --collect-only failed (exit code {res.exit_code})", res.exit_code
+            )
+        part, parts = int(split["part"]), int(split["parts"])
+        known = {str(k): float(v) for k, v in (split.get("durations") or {}).items()}
+        durations = {n: known[r] for n in ids if (r := pytest_result_name(n)) in known}
+        mine = share(ids, durations, part, parts)
+        self.tests_file = await write_list(ctx, mine, "tests")
+        expected = sum(durations.get(n, 0.0) for n in mine)
+        timed = sum(1 for n in mine if n in durations)
+        await ctx.log(
+            f"part {part} of {parts}: {len(mine)} of {len(ids)} tests ({timed} with a history, "
+            f"{expected:.1f}s expected)"
+        )
+        await ctx.info(
+            {
+                "split": {
+                    "part": part,
+                    "parts": parts,
+                    "tests": len(mine),
+                    "of": len(ids),
+                    "expected_seconds": round(expected, 3),
+                }
+            }
+        )
+        return None
 
     async def once(self, extra: list[str]) -> StepOutcome:
         ctx, exe, sender, fields = self.ctx, self.exe, self.sender, self.fields
         report = f"{ctx.executor.workdir}/.kraken/pytest-{ctx.step_index}-{uuid.uuid4().hex[:8]}.xml"
         argv = [*exe, *self.params, *extra, f"--junitxml={report}"]
-        env = {k: str(v) for k, v in (fields.get("env") or {}).items()}
-        pythonpath = fields.get("pythonpath")
-        if pythonpath:
-            env["PYTHONPATH"] = ":".join(_words(pythonpath) if isinstance(pythonpath, list) else [pythonpath])
         await ctx.log("$ " + shlex.join(argv))
-        timeout = ctx.timeout
-        if self.deadline is not None:
-            timeout = max(1.0, self.deadline - asyncio.get_running_loop().time())
         before = sender.total
-        res = await ctx.executor.exec(argv, cwd=fields.get("cwd"), env=env, timeout=timeout, on_line=ctx.log)
+        res = await ctx.executor.exec(
+            argv, cwd=fields.get("cwd"), env=self.env(), timeout=self.timeout(), on_line=ctx.log
+        )
         if res.cancelled:
             return StepOutcome("cancelled", "cancelled", res.exit_code)
         if res.exit_code == 127 or (res.exit_code == 1 and not await _exists(ctx, report) and not res.timed_out):

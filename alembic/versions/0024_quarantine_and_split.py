@@ -1,8 +1,9 @@
-"""test quarantine
+"""test quarantine and suites split by timing
 
 - test_quarantine: per branch, the tests whose failures do not fail a run (reason, who, passes);
 - branch.quarantine_flaky, branch.quarantine_release_after: auto-quarantine and auto-release;
-- job.tests_quarantined, run.tests_quarantined: failures of quarantined tests.
+- job.tests_quarantined, run.tests_quarantined: failures of quarantined tests;
+- job.split: a part of a job split by timing ("parallel": N).
 
 Revision ID: 0024
 Revises: 0018
@@ -45,6 +46,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('quarantine_release_after', sa.Integer(), nullable=True))
     with op.batch_alter_table('job', schema=None) as batch_op:
         batch_op.add_column(sa.Column('tests_quarantined', sa.Integer(), nullable=False, server_default='0'))
+        batch_op.add_column(sa.Column('split', sa.JSON(), nullable=True))
     with op.batch_alter_table('run', schema=None) as batch_op:
         batch_op.add_column(sa.Column('tests_quarantined', sa.Integer(), nullable=False, server_default='0'))
 
@@ -53,6 +55,7 @@ def downgrade() -> None:
     with op.batch_alter_table('run', schema=None) as batch_op:
         batch_op.drop_column('tests_quarantined')
     with op.batch_alter_table('job', schema=None) as batch_op:
+        batch_op.drop_column('split')
         batch_op.drop_column('tests_quarantined')
     with op.batch_alter_table('branch', schema=None) as batch_op:
         batch_op.drop_column('quarantine_release_after')
