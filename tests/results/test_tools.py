@@ -356,7 +356,8 @@ async def test_pytest_parts_run_their_share_and_cover_the_suite(env: Env) -> Non
     for part in (1, 2, 3):
         env.sent.clear()
         split = {"part": part, "parts": 3, "durations": durations, "tests_list": None}
-        out = await env.run("pytest", {"params": "tests", "cwd": "proj", "pytest_exe": PYTEST}, {"split": split})
+        fields = {"params": "tests -qq", "cwd": "proj", "pytest_exe": PYTEST}  # any verbosity
+        out = await env.run("pytest", fields, {"split": split})
         assert out.result == "passed", (out, env.lines[-5:])
         seen.append(sorted(r[0] for r in env.results()))
         info = next(m for m in env.sent if m["type"] == "step_info")["data"]["split"]

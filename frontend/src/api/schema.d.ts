@@ -2198,6 +2198,7 @@ export interface components {
             result: string | null;
             /** Run Id */
             run_id: number;
+            split?: components["schemas"]["JobSplitOut"] | null;
             /** Started */
             started: string | null;
             /** State */
@@ -2220,6 +2221,21 @@ export interface components {
             tests_total: number;
             /** Timeout */
             timeout: number;
+        };
+        /**
+         * JobSplitOut
+         * @description A part of a job split by timing (``"parallel": N``).
+         */
+        JobSplitOut: {
+            /**
+             * Group
+             * @description the job's name: every part of it shares it
+             */
+            group: string;
+            /** Part */
+            part: number;
+            /** Parts */
+            parts: number;
         };
         /** LoggedErrorOut */
         LoggedErrorOut: {

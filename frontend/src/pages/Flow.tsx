@@ -6,6 +6,7 @@ import { useBranch, useFlow, useFlowSummary, useJobs, useProject, useRun, useRun
 import type { Flow, ResultsSummary, RunBrief } from "../api/types";
 import { RepoChanges } from "../components/Commits";
 import { JobsTable } from "../components/JobsTable";
+import { SplitParts } from "../components/SplitParts";
 import { PageHeader } from "../components/Layout";
 import { StageGraph } from "../components/StageGraph";
 import { Elapsed, Empty, ErrorBox, FormError, Kv, Loading, Skeleton, StatusBadge, TimeAgo, useTitle } from "../components/ui";
@@ -113,6 +114,7 @@ function RunPanel({ runId }: { runId: number }) {
       />
       <RunResults runId={runId} />
       <h3>Jobs</h3>
+      {jobs.data && <SplitParts jobs={jobs.data} />}
       {jobs.isPending ? <Skeleton rows={3} /> : jobs.isError ? <ErrorBox error={jobs.error} /> : jobs.data.length ? <JobsTable jobs={jobs.data} /> : <Empty title="No jobs">{r.state === "completed" ? "The run ended before any job was made." : "Jobs appear when the stage starts."}</Empty>}
     </section>
   );

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import shlex
 import uuid
+from collections import deque
 from typing import Any
 
 from kraken.agent.tools import reruns
@@ -141,23 +142,36 @@ class _Run:
         a file, and have pytest run only those (plugin ``kraken_share``); an outcome when it cannot."""
         ctx = self.ctx
         self.plugins = await install_plugin(ctx)
-        argv = [*self.exe, *self.params, "--collect-only", "-q", "-p", "no:kraken_share"]
+        listing = f"{ctx.executor.workdir}/.kraken/collected-{ctx.step_index}-{uuid.uuid4().hex[:8]}.txt"
+        argv = [*self.exe, *self.params, "--collect-only", "-p", PLUGIN_NAME]
         await ctx.log("$ " + shlex.join(argv))
-        ids: list[str] = []
+        tail: deque[str] = deque(maxlen=100)
 
-        async def line(text: str) -> None:
-            if "::" in text and not text[:1].isspace():
-                ids.append(text.strip())
+        async def keep(line: str) -> None:
+            tail.append(line)
 
         res = await ctx.executor.exec(
-            argv, cwd=self.fields.get("cwd"), env=self.env(), timeout=self.timeout(), on_line=line
+            argv,
+            cwd=self.fields.get("cwd"),
+            env={**self.env(), "KK_COLLECT_FILE": listing},
+            timeout=self.timeout(),
+            on_line=keep,
         )
         if res.cancelled:
             return StepOutcome("cancelled", "cancelled", res.exit_code)
+        for line in tail if res.exit_code not in (0, 5) else list(tail)[-1:]:  # the listing itself is long
+            await ctx.log(line)
         if res.exit_code not in (0, 5):
             return StepOutcome(
                 "error", f"parallel: pytest --collect-only failed (exit code {res.exit_code})", res.exit_code
             )
+        ids: list[str] = []
+        if res.exit_code == 0:
+            try:
+                text = b"".join([chunk async for chunk in ctx.executor.read_file(listing)]).decode()
+            except Exception as exc:  # the plugin did not run (an old pytest, a plugin disabled)
+                return StepOutcome("error", f"parallel: pytest listed no tests ({exc})", res.exit_code)
+            ids = [line for line in text.splitlines() if line]
         part, parts = int(split["part"]), int(split["parts"])
         known = {str(k): float(v) for k, v in (split.get("durations") or {}).items()}
         durations = {n: known[r] for n in ids if (r := pytest_result_name(n)) in known}

@@ -69,9 +69,10 @@ async def write_list(ctx: ToolContext, names: list[str], what: str) -> str:
     return path
 
 
-# A pytest plugin (``-p kraken_share``): keeps only the collected tests whose node ids the file
-# named by KK_TESTS_FILE lists, after every other selection; the others are reported deselected.
-PLUGIN = '''"""Kraken: run only this part's share of the tests (node ids in $KK_TESTS_FILE)."""
+# A pytest plugin (``-p kraken_share``): writes the collected node ids, one a line, to the file
+# named by KK_COLLECT_FILE (whatever the verbosity); keeps only the collected tests whose node ids
+# the file named by KK_TESTS_FILE lists, after every other selection (the others are deselected).
+PLUGIN = '''"""Kraken: list the collected tests ($KK_COLLECT_FILE); run only this part's share ($KK_TESTS_FILE)."""
 import os
 
 import pytest
@@ -79,6 +80,10 @@ import pytest
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
+    listing = os.environ.get("KK_COLLECT_FILE")
+    if listing:
+        with open(listing, "w", encoding="utf-8") as f:
+            f.writelines(item.nodeid + "\\n" for item in items)
     path = os.environ.get("KK_TESTS_FILE")
     if not path:
         return
