@@ -39,7 +39,7 @@ from kraken.models.enums import FlowKind, Result, State, StepResult, StepState
 from kraken.observability import metrics
 from kraken.protocol import DEFAULT_WHEN, Assign, Cancel
 from kraken.protocol import JobSpec as AgentJob
-from kraken.results.durations import split_payload
+from kraken.results.durations import pin_history, split_payload
 from kraken.secrets import store as secrets_store
 from kraken.secrets.refs import substitute
 from kraken.stage import JobSpec, StageContext, StageSchemaError, evaluate_stage, expand_jobs, from_repo, resolve_args
@@ -289,6 +289,9 @@ async def start_run(db: Database, run_id: int, effects: Effects) -> None:
         if schema.get("timeout"):
             run.timeout = float(schema["timeout"])
             run.deadline = utcnow() + timedelta(seconds=run.timeout)
+        splits = [spec.split for spec in evaluation.specs if spec.split]
+        if splits:
+            await pin_history(session, flow.branch_id, run.stage_name, splits)
         jobs = [await _add_job(session, run, spec.name, spec, effects) for spec in evaluation.specs]
         effects.event("run", id=run.id, flow_id=flow.id, state=run.state, result=None, label=run.label)
         effects.wake_scheduler = True
@@ -471,7 +474,7 @@ async def job_payload(session: AsyncSession, job: Job, flow: Flow | None = None)
             for s in steps
         ],
         "secrets": secrets,
-        **({"split": await split_payload(session, job, flow)} if job.split else {}),
+        **({"split": await split_payload(session, job)} if job.split else {}),
     }
 
 

@@ -1,10 +1,11 @@
 """The durations a job split by timing is balanced with (``"parallel": N``, ``kraken.agent.tools.split``).
 
-A part of a split job gets, with its assignment, the durations of the job's tests in the
-branch's latest CI flow where the job (any of its parts, or the job before it was split: all
-share the results key ``stage/job``) has analysed results: per test, its longest result there
-(reruns included). At most MAX_TESTS tests, the longest first; the others count as tests without
-a history (spread by count)."""
+When a run's jobs are made, each part of a split job records its history: the analysed jobs of
+the branch's latest CI flow where the job (any of its parts, or the job before it was split:
+all share the results key ``stage/job``) has results. With its assignment a part gets the
+durations of those jobs' tests: per test, its longest result there (reruns included), at most
+MAX_TESTS tests, the longest first (the others count as tests without a history, spread by
+count). Every part of a run, and a rerun of one, so sees the same durations."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kraken.models import Flow, Job, Run
+from kraken.models import Job
 from kraken.results.statuses import KIND_CI
 
 MAX_TESTS = 100_000
@@ -26,7 +27,10 @@ def results_key(stage_name: str, job: Job) -> str:
     return f"{stage_name}/{name}"[:420]
 
 
-async def recent_durations(session: AsyncSession, branch_id: int, job_key: str) -> dict[str, float]:
+async def history_jobs(session: AsyncSession, branch_id: int, job_key: str) -> list[list[int]]:
+    """The analysed jobs (``[run_id, job_id]``) of ``job_key`` in the branch's latest CI flow that has
+    some: pinned in every part when the run's jobs are made, so that all parts (and their reruns)
+    balance with the same durations whenever they start."""
     params: dict[str, Any] = {"b": branch_id, "k": job_key, "ci": KIND_CI}
     seq = (
         await session.execute(
@@ -38,16 +42,23 @@ async def recent_durations(session: AsyncSession, branch_id: int, job_key: str) 
         )
     ).scalar()
     if seq is None:
-        return {}
-    jobs = (
+        return []
+    rows = (
         await session.execute(
             sa.text(
                 "SELECT run_id, job_id FROM results_job WHERE branch_id = :b AND job_key = :k AND flow_kind = :ci "
-                "AND flow_seq = :s AND analysed > 0"
+                "AND flow_seq = :s AND analysed > 0 ORDER BY job_id"
             ),
             {**params, "s": int(seq)},
         )
     ).all()
+    return [[int(r), int(j)] for r, j in rows]
+
+
+async def durations_of(session: AsyncSession, jobs: list[list[int]]) -> dict[str, float]:
+    """Per test, its longest result in these jobs (at most MAX_TESTS, the longest first)."""
+    if not jobs:
+        return {}
     runs = ", ".join(sorted({str(int(r)) for r, _ in jobs}))
     ids = ", ".join(str(int(j)) for _, j in jobs)
     rows = (
@@ -63,19 +74,22 @@ async def recent_durations(session: AsyncSession, branch_id: int, job_key: str) 
     return {str(name): float(d) for name, d in rows}
 
 
-async def split_payload(session: AsyncSession, job: Job, flow: Flow | None) -> dict[str, Any]:
+async def pin_history(session: AsyncSession, branch_id: int, stage_name: str, splits: list[dict[str, Any]]) -> None:
+    """Record in each part's split the history it balances by (``history_jobs``), once per job."""
+    found: dict[str, list[list[int]]] = {}
+    for split in splits:
+        key = f"{stage_name}/{split['group']}"[:420]
+        if key not in found:
+            found[key] = await history_jobs(session, branch_id, key)
+        split["history"] = found[key]
+
+
+async def split_payload(session: AsyncSession, job: Job) -> dict[str, Any]:
     """``JobSpec.split`` of a part of a split job: its place and the durations to balance by."""
     assert job.split is not None
-    run = await session.get(Run, job.run_id)
-    assert run is not None
-    branch_id = flow.branch_id if flow is not None else None
-    if branch_id is None:
-        found = await session.get(Flow, run.flow_id)
-        assert found is not None
-        branch_id = found.branch_id
     return {
         "part": int(job.split["part"]),
         "parts": int(job.split["parts"]),
         "tests_list": job.split.get("tests_list"),
-        "durations": await recent_durations(session, int(branch_id), results_key(run.stage_name, job)),
+        "durations": await durations_of(session, job.split.get("history") or []),
     }
