@@ -98,6 +98,8 @@ MAX_STEP = 2**31 - 1
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 StepIndex = Annotated[int, Field(ge=0, le=MAX_STEP)]
+MAX_RERUNS = 10  # a step's ``rerun_failed``
+MAX_ATTEMPT = MAX_RERUNS + 1
 
 
 class Message(BaseModel):
@@ -153,6 +155,11 @@ class TestResults(JobMessageBase):
     step_index: StepIndex | None = None
     tool: str = ""
     results: list[list[Any]]
+    # 1: the step's first run of its tests; N > 1: the N-th run of the tests that failed in run N - 1
+    # (a step's ``rerun_failed``): its failures were counted already, and with ``rerun_clears`` a
+    # pass clears its test's failure from the job's count (failed, then passed: flaky)
+    attempt: int = Field(default=1, ge=1, le=MAX_ATTEMPT)
+    rerun_clears: bool = True
 
 
 class Issues(JobMessageBase):
@@ -295,6 +302,20 @@ class StepSpec(Message):
     tool_digest: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
 
+MAX_PARTS = 64  # a job's ``parallel``
+
+
+class SplitSpec(Message):
+    """This job is part ``part`` of ``parts`` of a job split by timing (``kraken.agent.tools.split``):
+    ``durations`` are the branch's recent durations of the job's tests (by result name),
+    ``tests_list`` the job's command that lists its tests for steps reading ``$KK_TESTS_FILE``."""
+
+    part: int = Field(ge=1, le=MAX_PARTS)
+    parts: int = Field(ge=1, le=MAX_PARTS)
+    durations: dict[str, float] = {}
+    tests_list: str | None = None
+
+
 class JobSpec(Message):
     """What the agent needs to run a job (``kraken.control.orchestration.job_payload``)."""
 
@@ -312,6 +333,7 @@ class JobSpec(Message):
     env: dict[str, str] = {}
     secrets: dict[str, Any] = {}  # the values of the secrets the steps refer to (by name)
     transfer_token: str = ""  # for the job's artifact and cache transfers (bound to the job and this agent)
+    split: SplitSpec | None = None
 
 
 class Welcome(Message):

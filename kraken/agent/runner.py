@@ -224,6 +224,7 @@ class JobRunner:
                 timeout=timeout,
                 extra={
                     "flow_kind": self.job.get("flow_kind"),
+                    "split": self.job.get("split"),  # this part of a job split by timing (tools/split.py)
                     "config": self.job.get("config"),
                     "secrets": self.job.get("secrets") or {},  # those the job's steps refer to
                     "server_url": self.server.get("url"),

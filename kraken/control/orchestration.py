@@ -39,6 +39,7 @@ from kraken.models.enums import FlowKind, Result, State, StepResult, StepState
 from kraken.observability import metrics
 from kraken.protocol import DEFAULT_WHEN, Assign, Cancel
 from kraken.protocol import JobSpec as AgentJob
+from kraken.results.durations import pin_history, split_payload
 from kraken.secrets import store as secrets_store
 from kraken.secrets.refs import part_problem, references, substitute
 from kraken.stage import JobSpec, StageContext, StageSchemaError, evaluate_stage, expand_jobs, from_repo, resolve_args
@@ -288,6 +289,9 @@ async def start_run(db: Database, run_id: int, effects: Effects) -> None:
         if schema.get("timeout"):
             run.timeout = float(schema["timeout"])
             run.deadline = utcnow() + timedelta(seconds=run.timeout)
+        splits = [spec.split for spec in evaluation.specs if spec.split]
+        if splits:
+            await pin_history(session, flow.branch_id, run.stage_name, splits)
         jobs = [await _add_job(session, run, spec.name, spec, effects) for spec in evaluation.specs]
         effects.event("run", id=run.id, flow_id=flow.id, state=run.state, result=None, label=run.label)
         effects.wake_scheduler = True
@@ -377,6 +381,7 @@ async def _add_job(session: AsyncSession, run: Run, name: str, spec: Any, effect
         config=spec.config,
         limits=spec.limits,
         timeout=spec.timeout,
+        split=spec.split,
     )
     session.add(job)
     await session.flush()
@@ -479,6 +484,7 @@ async def job_payload(session: AsyncSession, job: Job, flow: Flow | None = None)
         ],
         "env": dict(branch.env_vars or {}) if branch is not None else {},
         "secrets": secrets,
+        **({"split": await split_payload(session, job)} if job.split else {}),
     }
 
 
@@ -609,16 +615,24 @@ async def _maybe_finish_run(session: AsyncSession, flow: Flow, run: Run, effects
     # one row per distinct (state, result): a few rows however large the run
     rows = (
         await session.execute(
-            sa.select(col(Job.state), col(Job.result), sa.func.count(), sa.func.sum(col(Job.tests_failed)))
+            sa.select(
+                col(Job.state),
+                col(Job.result),
+                sa.func.count(),
+                sa.func.sum(col(Job.tests_failed)),
+                sa.func.sum(col(Job.tests_quarantined)),
+            )
             .where(col(Job.run_id) == run.id, col(Job.covered).is_(False))
             .group_by(col(Job.state), col(Job.result))
         )
     ).all()
-    if any(state != State.COMPLETED for state, _, _, _ in rows):
+    if any(state != State.COMPLETED for state, *_ in rows):
         return
-    tests_failed = sum(t or 0 for _, _, _, t in rows)
-    run.jobs_error = sum(n for _, r, n, _ in rows if r == Result.ERROR)
-    result = combine(r for _, r, _, _ in rows if r)
+    # failures of quarantined tests are counted apart: they do not make the run fail
+    tests_failed = sum(t or 0 for *_, t, _ in rows)
+    run.tests_quarantined = sum(q or 0 for *_, q in rows)
+    run.jobs_error = sum(n for _, r, n, _, _ in rows if r == Result.ERROR)
+    result = combine(r for _, r, *_ in rows if r)
     if result == Result.PASSED and tests_failed > 0:
         result = Result.FAILED  # every job passed, some tests failed: the children still start
     await _finish_run(session, flow, run, effects, result)
@@ -810,6 +824,7 @@ async def rerun_job(session: AsyncSession, job_id: int, effects: Effects) -> Job
         config_name=old.config_name,
         config=old.config,
         limits=old.limits,
+        split=old.split,
         timeout=old.timeout,
         rerun_of=old.id,
     )

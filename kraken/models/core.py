@@ -61,6 +61,10 @@ class Branch(SQLModel, table=True):
     env_vars: dict[str, str] = json_field(dict)  # branch environment variables: #{env.NAME}, the steps' env
     # security policy: a dev flow's jobs (pull requests) may not use the direct executor
     dev_flows_in_containers: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    # quarantine (kraken.models.quarantine): tests found flaky are quarantined; a quarantined test is
+    # released after this many consecutive passing CI jobs (None: never by itself)
+    quarantine_flaky: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    quarantine_release_after: int | None = None
     created: datetime = created_field()
 
 
@@ -124,6 +128,7 @@ class Run(SQLModel, table=True):
     schema_: dict[str, Any] = json_field(dict, name="schema")  # evaluated at run start with the run's args
     jobs_total: int = 0
     jobs_error: int = 0
+    tests_quarantined: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # its jobs' sum, when it ends
     label: str | None = None  # the stage's ``run_label``, interpolated
     stage_seq: int | None = None  # this run in its stage's runs of its flow kind (``run.seq.own``)
     stage_shared_seq: int | None = None  # ... of every flow kind (``run.seq.shared``)
@@ -159,6 +164,9 @@ class Job(SQLModel, table=True):
     log_lines: int = 0
     tests_total: int = 0  # kept by result ingestion, read by the run result rule
     tests_failed: int = 0
+    tests_quarantined: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # failures of quarantined tests
+    # a part of a job split by timing: {"part", "parts", "group" (the job's name), "tests_list"}
+    split: dict[str, Any] | None = json_field(None)
     created: datetime = created_field()
     assigned: datetime | None = None
     started: datetime | None = None

@@ -14,6 +14,7 @@ from kraken.models import (
     idempotency,
     logs,
     notify,
+    quarantine,
     results,
     secrets,
     tools,
@@ -21,7 +22,7 @@ from kraken.models import (
 )
 
 MODEL_MODULES = (
-    core, results, secrets, triggers, artifacts, notify, comments, idempotency, tools, access, audit, logs
+    core, results, secrets, triggers, artifacts, notify, comments, idempotency, tools, access, audit, logs, quarantine
 )
 
 

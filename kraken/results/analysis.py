@@ -51,6 +51,7 @@ from kraken.models import Job, Run
 from kraken.models.base import utcnow
 from kraken.models.results import ResultsBranch, ResultsJob
 from kraken.observability import metrics
+from kraken.results import quarantine
 from kraken.results.comments import root_caused_clause
 from kraken.results.ingest import PERF_MIN_DURATION, is_postgres, stage_table
 from kraken.results.locks import lock_branch
@@ -410,6 +411,8 @@ async def analyse_job_tx(session: AsyncSession, job_id: int, sealed: int) -> int
     summary = await job_summary(session, rj.run_id, job_id)
     summary.update(await _issue_summary(session, job_id))
     rj.summary = summary
+    if done:
+        await quarantine.after_analysis(session, rj)
     rj.analysed_at = utcnow()
     rj.analysis_seconds = round(time.perf_counter() - started, 3)
     metrics.analysis_done(time.perf_counter() - started, done)

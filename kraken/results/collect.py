@@ -34,6 +34,12 @@ class ResultSender:
         self.batches = 0
         self._batch: list[list[Any]] = []
         self._bytes = 0
+        # reruns of failed tests (``kraken.agent.tools.reruns``): which run of the tests this is, and
+        # the names that failed in it (kept only when asked: a rerun needs them)
+        self.attempt = 1
+        self.rerun_clears = True
+        self.keep_failed = False
+        self.failed_names: list[str] = []
 
     @property
     def total(self) -> int:
@@ -41,6 +47,8 @@ class ResultSender:
 
     async def add(self, result: ParsedResult) -> None:
         self.counts[result.status] += 1
+        if self.keep_failed and result.status in ("failed", "error"):
+            self.failed_names.append(result.name)
         self._batch.append(result.wire())
         self._bytes += 48 + len(result.name) + (len(result.message) if result.message else 0)
         if len(self._batch) >= self.batch_size or self._bytes >= BATCH_BYTES:
@@ -55,8 +63,22 @@ class ResultSender:
             return
         batch, self._batch = self._batch, []
         self._bytes = 0
-        await self.ctx.send(TestResults(step_index=self.ctx.step_index, tool=self.tool, results=batch))
+        await self.ctx.send(
+            TestResults(
+                step_index=self.ctx.step_index,
+                tool=self.tool,
+                results=batch,
+                attempt=self.attempt,
+                rerun_clears=self.rerun_clears,
+            )
+        )
         self.batches += 1
+
+    async def next_attempt(self) -> None:
+        """Send what the current run of the tests gave, then count the next run's failures afresh."""
+        await self.flush()
+        self.attempt += 1
+        self.failed_names = []
 
     def summary(self) -> str:
         parts = [f"{n} {status}" for status, n in sorted(self.counts.items())]

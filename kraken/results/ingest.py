@@ -31,6 +31,8 @@ from kraken.control.job_message_dispatch import handles
 from kraken.models import Branch, Flow, Job, Run
 from kraken.models.results import Issue, ResultsJob, TestEnv
 from kraken.protocol import Issues, TestResults
+from kraken.results import quarantine
+from kraken.results.durations import results_key
 from kraken.results.parsers.base import bound_message, bound_name
 from kraken.results.statuses import ERROR, FAILED, ISSUE_TYPES, KIND_CI, KIND_DEV, STATUS_CODES
 from kraken.secrets.refs import Masker
@@ -75,7 +77,7 @@ async def results_job(session: AsyncSession, job: Job, *, lock: bool = True) -> 
         env_id=env_id,
         flow_kind=KIND_CI if flow.kind == "ci" else KIND_DEV,
         flow_seq=flow.seq,
-        job_key=f"{run.stage_name}/{job.name}"[:420],
+        job_key=results_key(run.stage_name, job),
     )
     session.add(rj)
     await session.flush()
@@ -180,8 +182,20 @@ async def stage_rows(session: AsyncSession, job_id: int, rows: list[tuple[Any, .
         )
 
 
-async def ingest_results(session: AsyncSession, job: Job, step_index: int | None, items: list[Any]) -> int:
-    """Stage a batch of results of ``job``; returns how many were kept."""
+async def ingest_results(
+    session: AsyncSession,
+    job: Job,
+    step_index: int | None,
+    items: list[Any],
+    attempt: int = 1,
+    rerun_clears: bool = True,
+) -> int:
+    """Stage a batch of results of ``job``; returns how many were kept.
+
+    ``attempt`` > 1: a rerun of the tests that failed before (``TestResults.attempt``): its results
+    are recorded as any others, but the job's test counts are those of its tests' first run, less
+    the failures a rerun passed (with ``rerun_clears``); failures of quarantined tests are counted
+    apart (``kraken.results.quarantine``)."""
     rj = await results_job(session, job)  # row-locked: serializes with the job's analysis
     masker = await job_masker(session, job.id)  # type: ignore[arg-type]
     rows, failed, perf = _rows(items, rj.next_ord, step_index, masker)
@@ -193,8 +207,11 @@ async def ingest_results(session: AsyncSession, job: Job, step_index: int | None
     rj.received += len(rows)
     rj.received_failed += failed
     rj.perf_candidates += perf
-    job.tests_total += len(rows)
-    job.tests_failed += failed
+    d_failed, d_quarantined = await quarantine.count_failures(session, rj.branch_id, rows, attempt, rerun_clears)
+    if attempt == 1:
+        job.tests_total += len(rows)
+    job.tests_failed = max(0, job.tests_failed + d_failed)
+    job.tests_quarantined = max(0, job.tests_quarantined + d_quarantined)
     session.add(rj)
     session.add(job)
     return len(rows)
@@ -202,7 +219,7 @@ async def ingest_results(session: AsyncSession, job: Job, step_index: int | None
 
 @handles(TestResults)
 async def on_test_results(session: AsyncSession, job: Job, msg: TestResults, effects: Effects) -> None:
-    n = await ingest_results(session, job, msg.step_index, msg.results)
+    n = await ingest_results(session, job, msg.step_index, msg.results, msg.attempt, msg.rerun_clears)
     if n and job.state == "completed":
         # results after the job's end (not expected): analyse them too
         effects.enqueue("analyze_job_results", key=f"analyze_job_results:{job.id}:late", job_id=job.id)

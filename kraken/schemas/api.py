@@ -194,6 +194,7 @@ class RunBrief(ORM):
     started: datetime | None
     finished: datetime | None
     jobs_total: int
+    tests_quarantined: int = 0  # failures of quarantined tests (they do not make the run fail)
 
 
 class SkippedStage(BaseModel):
@@ -258,6 +259,14 @@ class StepOut(ORM):
     finished: datetime | None
 
 
+class JobSplitOut(BaseModel):
+    """A part of a job split by timing (``"parallel": N``)."""
+
+    part: int
+    parts: int
+    group: str = Field(description="the job's name: every part of it shares it")
+
+
 class JobOut(ORM):
     id: int
     run_id: int
@@ -277,6 +286,8 @@ class JobOut(ORM):
     log_lines: int
     tests_total: int
     tests_failed: int
+    tests_quarantined: int = 0
+    split: JobSplitOut | None = None
     created: datetime
     assigned: datetime | None
     started: datetime | None

@@ -37,6 +37,7 @@ class TestResultOut(BaseModel):
     message: str | None
     values: dict[str, float] | None = Field(description="the numbers the test reported (performance)")
     perf_change: PerfChange | None
+    quarantined: bool = Field(default=False, description="the test is quarantined on the run's branch (now)")
 
 
 class ResultsPage(BaseModel):

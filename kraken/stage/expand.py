@@ -1,4 +1,5 @@
-"""Expand a normalized stage schema into the jobs of a run: jobs x environments x configs."""
+"""Expand a normalized stage schema into the jobs of a run: jobs x environments x configs, and a
+job with ``"parallel": N`` into its N parts (``name [i/N]``)."""
 
 from __future__ import annotations
 
@@ -68,20 +69,30 @@ def expand_jobs(
             for system in [systems] if isinstance(systems, str) else systems:
                 for config in _configs_for(env, configs):
                     values = {**base, "config": config} if config is not None else base
-                    specs.append(
-                        JobSpec(
-                            name=interpolate_at(job["name"], values, join(join("jobs", i), "name")),
-                            timeout=float(job.get("timeout", DEFAULT_JOB_TIMEOUT)),
-                            executor=EXECUTOR_ALIASES.get(executor, executor),
-                            system=system,
-                            agents_group=env.get("agents_group") or env.get("executor_group") or "all",
-                            config=dict(config) if config is not None else None,
-                            config_name=config["name"] if config is not None else env.get("config_label"),
-                            steps=[
-                                _step(j, step, values, join(steps_path, j))
-                                for j, step in enumerate(job["steps"])
-                            ],
-                            limits={**job.get("limits", {}), **env.get("limits", {})},
+                    name = interpolate_at(job["name"], values, join(join("jobs", i), "name"))
+                    parts = int(job.get("parallel") or 0)
+                    parts = parts if parts > 1 else 0  # "parallel": 1 is one job, as without it
+                    if parts:  # the steps read their share's file from the environment
+                        values = {**values, "KK_TESTS_FILE": "$KK_TESTS_FILE"}
+                    for part in range(1, parts + 1) if parts else [0]:
+                        split = None
+                        if part:
+                            split = {"part": part, "parts": parts, "group": name, "tests_list": job.get("tests_list")}
+                        specs.append(
+                            JobSpec(
+                                name=f"{name} [{part}/{parts}]" if part else name,
+                                timeout=float(job.get("timeout", DEFAULT_JOB_TIMEOUT)),
+                                executor=EXECUTOR_ALIASES.get(executor, executor),
+                                system=system,
+                                agents_group=env.get("agents_group") or env.get("executor_group") or "all",
+                                config=dict(config) if config is not None else None,
+                                config_name=config["name"] if config is not None else env.get("config_label"),
+                                steps=[
+                                    _step(j, step, values, join(steps_path, j))
+                                    for j, step in enumerate(job["steps"])
+                                ],
+                                limits={**job.get("limits", {}), **env.get("limits", {})},
+                                split=split,
+                            )
                         )
-                    )
     return specs

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from kraken.protocol import When
+from kraken.protocol import MAX_PARTS, When
 from kraken.stage.schema_errors import to_stage_error
 
 EXECUTORS = ["direct", "docker", "lxd"]
@@ -74,6 +74,10 @@ JOB: dict[str, Any] = {
         "steps": {"type": "array", "minItems": 1, "items": STEP},
         "environments": {"type": "array", "minItems": 1, "items": ENVIRONMENT},
         "limits": LIMITS,
+        # split by timing into this many jobs (kraken.agent.tools.split); tests_list: the command that
+        # lists the tests for the steps that read #{KK_TESTS_FILE}
+        "parallel": {"type": "integer", "minimum": 1, "maximum": MAX_PARTS},
+        "tests_list": {"type": "string", "minLength": 1},
     },
 }
 

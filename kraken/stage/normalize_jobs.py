@@ -9,6 +9,8 @@
 - environment ``config`` naming no declared config: a plain label (as in the original Kraken,
   where configs were never implemented); it fans out to no config
 - job ``timeout`` default ``DEFAULT_JOB_TIMEOUT``
+- job ``parallel`` (split by timing into N jobs) and ``tests_list``: kept where they have an effect,
+  refused otherwise
 """
 
 from __future__ import annotations
@@ -88,7 +90,39 @@ def normalize_job(job: dict[str, Any], path: str, config_names: Collection[str])
     }
     if "limits" in job:
         out["limits"] = normalize_limits(job["limits"], join(path, "limits"))
+    out.update(_split(job, path))
     return out
+
+
+TESTS_FILE_REF = "KK_TESTS_FILE"
+
+
+def _reads_tests_file(step: dict[str, Any]) -> bool:
+    return any(TESTS_FILE_REF in str(v) for k, v in step.items() if k not in STEP_COMMON_KEYS)
+
+
+def _split(job: dict[str, Any], path: str) -> dict[str, Any]:
+    """``parallel`` and ``tests_list``, refused where they would have no effect: a split job needs
+    a ``pytest`` step or a ``tests_list`` for the steps that read ``#{KK_TESTS_FILE}``."""
+    parallel, tests_list = job.get("parallel"), job.get("tests_list")
+    readers = [i for i, step in enumerate(job["steps"]) if _reads_tests_file(step)]
+    if parallel is None:
+        if tests_list is not None:
+            raise StageSchemaError("only a job split by 'parallel' lists its tests", path=join(path, "tests_list"))
+        return {}
+    if readers and tests_list is None:
+        raise StageSchemaError(
+            "#{KK_TESTS_FILE} needs the job's 'tests_list' (a command printing the tests, one a line)",
+            path=join(join(path, "steps"), readers[0]),
+        )
+    if tests_list is not None and not readers:
+        raise StageSchemaError("no step of the job reads #{KK_TESTS_FILE}", path=join(path, "tests_list"))
+    if not readers and not any(step.get("tool") == "pytest" for step in job["steps"]):
+        raise StageSchemaError(
+            "a job split into parts needs a 'pytest' step, or steps reading #{KK_TESTS_FILE} with a 'tests_list'",
+            path=join(path, "parallel"),
+        )
+    return {"parallel": parallel, **({"tests_list": tests_list} if tests_list is not None else {})}
 
 
 def normalize_jobs(jobs: list[dict[str, Any]], config_names: Collection[str]) -> list[dict[str, Any]]:

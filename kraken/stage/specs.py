@@ -32,3 +32,5 @@ class JobSpec:
     config_name: str | None = None
     steps: list[StepSpec] = field(default_factory=list)
     limits: dict[str, Any] = field(default_factory=dict)  # cpus / memory (bytes) / pids / network
+    # a part of a job split by timing: {"part", "parts", "group" (the job's name), "tests_list"}
+    split: dict[str, Any] | None = None

@@ -101,6 +101,8 @@ RULES: dict[str, str] = {
     "GET /api/branches/{branch_id}/security": "viewer",
     "GET /api/branches/{branch_id}/retention": "viewer",
     "GET /api/branches/{branch_id}/cache": "viewer",
+    "GET /api/branches/{branch_id}/quarantine": "viewer",
+    "GET /api/branches/{branch_id}/quarantine-settings": "viewer",
     "GET /api/stages/{stage_id}": "viewer",
     "GET /api/stages/{stage_id}/triggers": "viewer",
     "GET /api/flows/{flow_id}": "viewer",
@@ -129,6 +131,8 @@ RULES: dict[str, str] = {
     "POST /api/jobs/{job_id}/cancel": "member",
     "POST /api/jobs/{job_id}/rerun": "member",
     "POST /api/test-cases/{test_case_id}/comments": "member",
+    "POST /api/branches/{branch_id}/quarantine": "member",
+    "DELETE /api/branches/{branch_id}/quarantine/{test_case_id}": "member",
     # maintainers: settings of the project
     "PATCH /api/projects/{project_id}": "maintainer",
     "POST /api/projects/{project_id}/archive": "maintainer",
@@ -149,6 +153,7 @@ RULES: dict[str, str] = {
     "PATCH /api/branches/{branch_id}/sequences": "maintainer",
     "PUT /api/branches/{branch_id}/security": "maintainer",
     "PUT /api/branches/{branch_id}/retention": "maintainer",
+    "PUT /api/branches/{branch_id}/quarantine-settings": "maintainer",
     "POST /api/branches/{branch_id}/stages": "maintainer",
     "PUT /api/stages/{stage_id}": "maintainer",
     "PATCH /api/stages/{stage_id}": "maintainer",
@@ -337,6 +342,8 @@ class World:
         }
         if param == "token_id":
             return await self.new_token("admin" if caller == "anonymous" else caller)
+        if param == "test_case_id":  # releasing a test from quarantine leaves the test case
+            return self.ids["test_case_id"]
         return await makers[param]()
 
 

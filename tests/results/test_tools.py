@@ -36,14 +36,16 @@ class Env:
         p.write_text(text)
         return p
 
-    async def run(self, tool: str, fields: dict[str, Any]) -> StepOutcome:
+    async def run(self, tool: str, fields: dict[str, Any], extra: dict[str, Any] | None = None) -> StepOutcome:
         async def send(msg: AnyJobMessage) -> None:
             self.sent.append(msg.model_dump(exclude={"job_id", "seq"}))
 
         async def log(line: str) -> None:
             self.lines.append(line)
 
-        ctx = ToolContext(executor=self.executor, job_id=1, step_index=2, log=log, send=send, timeout=120)
+        ctx = ToolContext(
+            executor=self.executor, job_id=1, step_index=2, log=log, send=send, timeout=120, extra=extra or {}
+        )
         cls: type[Tool] = get_tool(tool)
         return await cls().run(ctx, fields)
 
@@ -227,3 +229,163 @@ async def test_batches_are_bounded_in_bytes_too(env: Env) -> None:
     assert out.result == "passed"
     assert len(env.results()) == 300 and len(env.sent) > 3
     assert all(len(str(m)) < 2 * 2**20 for m in env.sent)
+
+
+FLAKY = """
+import os
+from pathlib import Path
+
+def test_ok():
+    pass
+
+def test_flaky():
+    marker = Path(os.environ["MARKER"])
+    if not marker.exists():
+        marker.write_text("failed once")
+        assert False, "first run fails"
+
+def test_broken():
+    assert False, "always"
+"""
+
+
+def _attempts(env: Env) -> list[tuple[int, list[tuple[str, str]]]]:
+    return [
+        (m["attempt"], [(r[0].rsplit("::", 1)[1], r[1]) for r in m["results"]])
+        for m in env.sent
+        if m["type"] == "test_results"
+    ]
+
+
+async def test_pytest_reruns_failed_tests_and_records_each_attempt(env: Env) -> None:
+    env.write("proj/tests/test_f.py", FLAKY)
+    fields = {
+        "params": "tests",
+        "cwd": "proj",
+        "pytest_exe": PYTEST,
+        "env": {"MARKER": str(env.workdir / "marker")},
+        "rerun_failed": 2,
+    }
+    out = await env.run("pytest", fields)
+    assert out.result == "passed", out
+    assert _attempts(env) == [
+        (1, [("test_ok", "passed"), ("test_flaky", "failed"), ("test_broken", "failed")]),
+        (2, [("test_flaky", "passed"), ("test_broken", "failed")]),  # only the failed ones again
+        (3, [("test_broken", "failed")]),
+    ]
+    assert all(m["rerun_clears"] for m in env.sent)
+    assert any("1 test(s) still failed after 2 rerun(s)" in ln for ln in env.lines)
+
+    env.sent.clear()
+    (env.workdir / "marker").unlink()
+    out = await env.run("pytest", {**fields, "rerun_failed": 1, "flaky_fails_run": True})
+    assert out.result == "passed"
+    assert [a for a, _ in _attempts(env)] == [1, 2] and not any(m["rerun_clears"] for m in env.sent)
+
+    env.sent.clear()
+    out = await env.run("pytest", {**fields, "params": "tests -p no:cacheprovider"})
+    assert out.result == "error" and "rerun_failed" in (out.message or "") and not env.sent
+
+
+async def test_pytest_without_failures_does_not_rerun(env: Env) -> None:
+    env.write("proj/tests/test_ok.py", "def test_ok():\n    pass\n")
+    out = await env.run("pytest", {"params": "tests", "cwd": "proj", "pytest_exe": PYTEST, "rerun_failed": 3})
+    assert out.result == "passed" and [a for a, _ in _attempts(env)] == [1]
+
+
+# writes a JUnit report of the tests named in $KK_RERUN_FILE: c::t1 passes now, the others fail again
+RERUN = (
+    'printf "<testsuite>" > "$KK_RERUN_REPORT"; while read -r n; do t=${n#c::}; '
+    'if [ "$t" = t1 ]; then printf "<testcase classname=\\"c\\" name=\\"%s\\"/>" "$t"; '
+    'else printf "<testcase classname=\\"c\\" name=\\"%s\\"><failure message=\\"m\\"/></testcase>" "$t"; fi '
+    '>> "$KK_RERUN_REPORT"; done < "$KK_RERUN_FILE"; echo "</testsuite>" >> "$KK_RERUN_REPORT"'
+)
+
+
+async def test_junit_collect_reruns_through_a_command(env: Env) -> None:
+    cases = '<testcase classname="c" name="t0"/>' + "".join(
+        f'<testcase classname="c" name="t{i}"><failure message="m"/></testcase>' for i in (1, 2)
+    )
+    env.write("out/r.xml", f"<testsuite>{cases}</testsuite>")
+    out = await env.run("junit_collect", {"file_glob": "out/*.xml", "rerun_failed": 2, "rerun_command": RERUN})
+    assert out.result == "passed", (out, env.lines)
+    assert _attempts(env) == [
+        (1, [("t0", "passed"), ("t1", "failed"), ("t2", "failed")]),
+        (2, [("t1", "passed"), ("t2", "failed")]),
+        (3, [("t2", "failed")]),
+    ]
+    env.sent.clear()
+    out = await env.run("junit_collect", {"file_glob": "out/*.xml", "rerun_failed": 1, "rerun_command": "true"})
+    assert out.result == "error" and "wrote no report to $KK_RERUN_REPORT" in (out.message or "")
+
+
+def test_rerun_keys_are_validated() -> None:
+    import jsonschema
+
+    schemas = tool_field_schemas()
+    py = jsonschema.Draft202012Validator(schemas["pytest"])
+    assert not list(py.iter_errors({"rerun_failed": 3, "flaky_fails_run": True}))
+    for bad in ({"rerun_failed": -1}, {"rerun_failed": 11}, {"rerun_failed": "2"}, {"flaky_fails_run": "no"}):
+        assert list(py.iter_errors(bad)), bad
+    ju = jsonschema.Draft202012Validator(schemas["junit_collect"])
+    assert not list(ju.iter_errors({"file_glob": "a", "rerun_failed": 1, "rerun_command": "x"}))
+    assert not list(ju.iter_errors({"file_glob": "a", "rerun_failed": 0}))
+    assert list(ju.iter_errors({"file_glob": "a", "rerun_failed": 1}))  # no command to rerun with
+    assert list(ju.iter_errors({"file_glob": "a", "rerun_command": "x"}))  # a command that would never run
+
+
+SUITE = """
+import pytest
+
+class TestK:
+    def test_m(self):
+        pass
+
+@pytest.mark.parametrize("n", range(6))
+def test_p(n):
+    assert n != 4
+"""
+
+
+async def test_pytest_parts_run_their_share_and_cover_the_suite(env: Env) -> None:
+    env.write("proj/tests/test_s.py", SUITE)
+    env.write("proj/tests/test_t.py", "def test_one():\n    pass\n\ndef test_two():\n    pass\n")
+    # history: the longest tests by their result names (as the server sends them)
+    durations = {"tests.test_s::test_p[0]": 9.0, "tests.test_s::test_p[1]": 8.0, "tests.test_t::test_one": 1.0}
+    seen: list[list[str]] = []
+    for part in (1, 2, 3):
+        env.sent.clear()
+        split = {"part": part, "parts": 3, "durations": durations, "tests_list": None}
+        fields = {"params": "tests -qq", "cwd": "proj", "pytest_exe": PYTEST}  # any verbosity
+        out = await env.run("pytest", fields, {"split": split})
+        assert out.result == "passed", (out, env.lines[-5:])
+        seen.append(sorted(r[0] for r in env.results()))
+        info = next(m for m in env.sent if m["type"] == "step_info")["data"]["split"]
+        assert info["part"] == part and info["of"] == 9 and info["tests"] == len(seen[-1])
+    # the two longest go to parts 1 and 2; every test runs in exactly one part, named as without a split
+    assert "tests.test_s::test_p[0]" in seen[0] and "tests.test_s::test_p[1]" in seen[1]
+    everything = sorted(n for s in seen for n in s)
+    assert everything == sorted(
+        [
+            "tests.test_s.TestK::test_m",
+            *(f"tests.test_s::test_p[{i}]" for i in range(6)),
+            "tests.test_t::test_one",
+            "tests.test_t::test_two",
+        ]
+    )
+    assert [len(s) for s in seen] == [3, 3, 3]
+
+
+async def test_shell_steps_read_their_share_from_kk_tests_file(env: Env) -> None:
+    listing = "printf 'a\\nb\\nc\\nd\\ne\\n'"
+    got = []
+    for part in (1, 2):
+        env.lines.clear()
+        split = {"part": part, "parts": 2, "durations": {"e": 5.0}, "tests_list": listing}
+        out = await env.run("shell", {"cmd": "cat $KK_TESTS_FILE"}, {"split": split})
+        assert out.result == "passed", (out, env.lines)
+        got.append([ln for ln in env.lines if len(ln) == 1])
+    assert got == [["b", "d", "e"], ["a", "c"]]  # e (5 s) first, then the others spread by count
+    split = {"part": 1, "parts": 2, "durations": {}, "tests_list": "exit 3"}
+    out = await env.run("shell", {"cmd": "cat $KK_TESTS_FILE"}, {"split": split})
+    assert out.result == "error" and "tests_list command failed (exit code 3)" in (out.message or "")

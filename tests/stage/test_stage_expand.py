@@ -140,3 +140,23 @@ def test_resolve_args_requires_parameters_without_default() -> None:
         resolve_args({"parameters": [{"name": "V", "type": "string"}]}, {})
     assert info.value.path == "args.V"
     assert resolve_args({"parameters": [{"name": "V", "type": "string"}]}, {"V": 3}) == {"V": "3"}
+
+
+def test_parallel_fans_a_job_into_its_parts(job: Callable[..., dict[str, Any]]) -> None:
+    pytest_job = job(name="tests", parallel=3, steps=[{"tool": "pytest", "params": "tests"}])
+    shell_job = job(
+        name="sh",
+        parallel=2,
+        tests_list="cat tests.txt",
+        steps=[{"tool": "shell", "cmd": "run-tests $(cat #{KK_TESTS_FILE})"}],
+    )
+    specs = expand_jobs(
+        normalize_schema({"jobs": [pytest_job, shell_job, job(name="one", parallel=1, steps=[{"tool": "pytest"}])]}), {}
+    )
+    assert [s.name for s in specs] == ["tests [1/3]", "tests [2/3]", "tests [3/3]", "sh [1/2]", "sh [2/2]", "one"]
+    assert [s.split for s in specs[:3]] == [
+        {"part": p, "parts": 3, "group": "tests", "tests_list": None} for p in (1, 2, 3)
+    ]
+    assert specs[3].split == {"part": 1, "parts": 2, "group": "sh", "tests_list": "cat tests.txt"}
+    assert specs[4].steps[0].fields["cmd"] == "run-tests $(cat $KK_TESTS_FILE)"
+    assert specs[5].split is None

@@ -194,3 +194,44 @@ def test_duplicate_parameter_names(job: Job) -> None:
 def test_bad_memory_limit(job: Job) -> None:
     err = _error({"jobs": [job(environments=[{"limits": {"memory": "lots"}}])]})
     assert err.path == "jobs[0].environments[0].limits.memory"
+
+
+@pytest.mark.parametrize(
+    ("step", "path", "message"),
+    [
+        ({"tool": "pytest", "rerun_failed": 11}, "jobs[0].steps[0].rerun_failed", "must be at most 10, got 11"),
+        ({"tool": "pytest", "rerun_failed": -1}, "jobs[0].steps[0].rerun_failed", "must be at least 0"),
+        ({"tool": "pytest", "flaky_fails_run": "yes"}, "jobs[0].steps[0].flaky_fails_run", "expected boolean"),
+        ({"tool": "junit_collect", "file_glob": "*", "rerun_failed": 2}, "jobs[0].steps[0].rerun_command", "required"),
+        (
+            {"tool": "junit_collect", "file_glob": "*", "rerun_command": "x"},
+            "jobs[0].steps[0]",
+            "'rerun_failed' is a dependency of 'rerun_command'",
+        ),
+    ],
+)
+def test_rerun_keys_name_their_path(job: Job, step: dict[str, Any], path: str, message: str) -> None:
+    err = _error({"jobs": [job(steps=[step])]})
+    assert err.path == path and message in err.message, (err.path, err.message)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "path", "message"),
+    [
+        ({"parallel": 0}, "jobs[0].parallel", "must be at least 1"),
+        ({"parallel": 65}, "jobs[0].parallel", "must be at most 64"),
+        ({"parallel": 4}, "jobs[0].parallel", "needs a 'pytest' step"),
+        ({"tests_list": "ls"}, "jobs[0].tests_list", "only a job split by 'parallel'"),
+        ({"parallel": 2, "tests_list": "ls"}, "jobs[0].tests_list", "no step of the job reads"),
+        (
+            {"parallel": 2, "steps": [{"tool": "pytest"}, {"tool": "shell", "cmd": "x #{KK_TESTS_FILE}"}]},
+            "jobs[0].steps[1]",
+            "needs the job's 'tests_list'",
+        ),
+    ],
+)
+def test_parallel_keys_are_refused_where_they_would_do_nothing(
+    job: Job, overrides: dict[str, Any], path: str, message: str
+) -> None:
+    err = _error({"jobs": [job(**overrides)]})
+    assert err.path == path and message in err.message, (err.path, err.message)

@@ -510,6 +510,68 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/branches/{branch_id}/quarantine": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Quarantine */
+        get: operations["list_quarantine_api_branches__branch_id__quarantine_get"];
+        put?: never;
+        /**
+         * Add Quarantine
+         * @description Quarantine a test on the branch: it still runs and its results are recorded, but its
+         *     failures no longer make a run ``failed`` (a run counts them in ``tests_quarantined``).
+         */
+        post: operations["add_quarantine_api_branches__branch_id__quarantine_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/branches/{branch_id}/quarantine-settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Quarantine Settings */
+        get: operations["get_quarantine_settings_api_branches__branch_id__quarantine_settings_get"];
+        /**
+         * Set Quarantine Settings
+         * @description ``quarantine_flaky``: the tests a CI job finds flaky are quarantined (by "kraken");
+         *     ``release_after`` = K: a quarantined test is released after K passing CI jobs in a row
+         *     (null: only by hand).
+         */
+        put: operations["set_quarantine_settings_api_branches__branch_id__quarantine_settings_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/branches/{branch_id}/quarantine/{test_case_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Release Quarantine */
+        delete: operations["release_quarantine_api_branches__branch_id__quarantine__test_case_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/branches/{branch_id}/retention": {
         parameters: {
             query?: never;
@@ -2382,6 +2444,7 @@ export interface components {
             result: string | null;
             /** Run Id */
             run_id: number;
+            split?: components["schemas"]["JobSplitOut"] | null;
             /** Started */
             started: string | null;
             /** State */
@@ -2395,10 +2458,30 @@ export interface components {
             system: string;
             /** Tests Failed */
             tests_failed: number;
+            /**
+             * Tests Quarantined
+             * @default 0
+             */
+            tests_quarantined: number;
             /** Tests Total */
             tests_total: number;
             /** Timeout */
             timeout: number;
+        };
+        /**
+         * JobSplitOut
+         * @description A part of a job split by timing (``"parallel": N``).
+         */
+        JobSplitOut: {
+            /**
+             * Group
+             * @description the job's name: every part of it shares it
+             */
+            group: string;
+            /** Part */
+            part: number;
+            /** Parts */
+            parts: number;
         };
         /** LoggedErrorOut */
         LoggedErrorOut: {
@@ -2626,6 +2709,82 @@ export interface components {
             /** Public */
             public?: boolean | null;
         };
+        /** QuarantineIn */
+        QuarantineIn: {
+            /**
+             * Reason
+             * @description why the test is quarantined
+             */
+            reason: string;
+            /** Test Case Id */
+            test_case_id: number;
+        };
+        /** QuarantineOut */
+        QuarantineOut: {
+            /** Branch Id */
+            branch_id: number;
+            /**
+             * Created
+             * Format: date-time
+             */
+            created: string;
+            /**
+             * Created By
+             * @description who quarantined it: a user, or "kraken" (a flaky test, automatically)
+             */
+            created_by: string;
+            /**
+             * Passes
+             * @description consecutive passing CI jobs since it was quarantined
+             */
+            passes: number;
+            /** Reason */
+            reason: string;
+            /** Test Case Id */
+            test_case_id: number;
+            /** Test Name */
+            test_name: string;
+        };
+        /** QuarantineReleaseOut */
+        QuarantineReleaseOut: {
+            /** Branch Id */
+            branch_id: number;
+            /**
+             * Released
+             * @description false: the test was not quarantined on the branch
+             */
+            released: boolean;
+            /** Test Case Id */
+            test_case_id: number;
+        };
+        /** QuarantineSettings */
+        QuarantineSettings: {
+            /**
+             * Quarantine Flaky
+             * @description quarantine the tests a CI flow finds flaky
+             */
+            quarantine_flaky: boolean;
+            /**
+             * Release After
+             * @description release a quarantined test after this many passing CI jobs in a row
+             */
+            release_after?: number | null;
+        };
+        /** QuarantineSettingsOut */
+        QuarantineSettingsOut: {
+            /** Branch Id */
+            branch_id: number;
+            /**
+             * Quarantine Flaky
+             * @description quarantine the tests a CI flow finds flaky
+             */
+            quarantine_flaky: boolean;
+            /**
+             * Release After
+             * @description release a quarantined test after this many passing CI jobs in a row
+             */
+            release_after?: number | null;
+        };
         /** QueueOut */
         QueueOut: {
             /** Agents Group */
@@ -2720,6 +2879,11 @@ export interface components {
             started: string | null;
             /** State */
             state: string;
+            /**
+             * Tests Quarantined
+             * @default 0
+             */
+            tests_quarantined: number;
         };
         /** RunOut */
         RunOut: {
@@ -2762,6 +2926,11 @@ export interface components {
             started: string | null;
             /** State */
             state: string;
+            /**
+             * Tests Quarantined
+             * @default 0
+             */
+            tests_quarantined: number;
         };
         /** RunStart */
         RunStart: {
@@ -3165,6 +3334,12 @@ export interface components {
             message: string | null;
             /** Perf Change */
             perf_change: ("regression" | "improvement") | null;
+            /**
+             * Quarantined
+             * @description the test is quarantined on the run's branch (now)
+             * @default false
+             */
+            quarantined: boolean;
             /**
              * Relevancy
              * @description how much a failure deserves a look; 0 for results that did not fail
@@ -4433,6 +4608,170 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["FlowOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_quarantine_api_branches__branch_id__quarantine_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                branch_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuarantineOut"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    add_quarantine_api_branches__branch_id__quarantine_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                branch_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["QuarantineIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuarantineOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_quarantine_settings_api_branches__branch_id__quarantine_settings_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                branch_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuarantineSettingsOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    set_quarantine_settings_api_branches__branch_id__quarantine_settings_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                branch_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["QuarantineSettings"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuarantineSettingsOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    release_quarantine_api_branches__branch_id__quarantine__test_case_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                branch_id: number;
+                test_case_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuarantineReleaseOut"];
                 };
             };
             /** @description Validation Error */

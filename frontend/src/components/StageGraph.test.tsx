@@ -14,6 +14,7 @@ const run = (id: number, stage: string, state = "completed", result: string | nu
   started: "2024-01-01T00:00:00Z",
   finished: state === "completed" ? "2024-01-01T00:01:00Z" : null,
   jobs_total: 1,
+  tests_quarantined: 0,
 });
 
 const stages = [

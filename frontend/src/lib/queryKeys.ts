@@ -43,4 +43,7 @@ export const qk = {
   results: (runId?: number, filters?: object) => key("results", runId, filters),
   history: (testCaseId?: number, branchId?: number, limit?: number) => key("history", testCaseId, branchId, limit),
   comments: (testCaseId?: number, branchId?: number) => key("comments", testCaseId, branchId),
+  /** A branch's quarantined tests. */
+  quarantine: (branchId?: number) => key("quarantine", branchId),
+  quarantineSettings: (branchId?: number) => key("quarantineSettings", branchId),
 };

@@ -7,6 +7,7 @@ import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { deleteBranch, patchBranch, setBranchArchived, setSequences } from "../api/admin";
 import type { Branch } from "../api/types";
 import { ConfirmDelete } from "../components/ConfirmDelete";
+import { QuarantineSettings } from "../components/QuarantineSettings";
 import { FormError } from "../components/ui";
 
 type WithEnv = Branch & { env_vars?: Record<string, string> };
@@ -148,6 +149,11 @@ export default function BranchSettings({ branch }: { branch: WithEnv }) {
       <section className="card">
         <h2>Sequence counters</h2>
         <Sequences branch={branch} />
+      </section>
+      <section className="card">
+        <h2>Quarantine of tests</h2>
+        <p className="muted small">A quarantined test still runs and its results are recorded; its failures do not make a run fail.</p>
+        <QuarantineSettings branchId={branch.id} />
       </section>
       <section className="card">
         <h2>Archive or delete</h2>

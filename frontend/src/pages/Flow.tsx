@@ -6,10 +6,11 @@ import { useBranch, useFlow, useFlowSummary, useJobs, useProject, useRun, useRun
 import type { Flow, ResultsSummary, RunBrief } from "../api/types";
 import { RepoChanges } from "../components/Commits";
 import { JobsTable } from "../components/JobsTable";
+import { SplitParts } from "../components/SplitParts";
 import { PageHeader } from "../components/Layout";
 import { StageGraph } from "../components/StageGraph";
 import { Elapsed, Empty, ErrorBox, FormError, Kv, Loading, Skeleton, StatusBadge, TimeAgo, useTitle } from "../components/ui";
-import { formatCount, formatDateTime } from "../lib/format";
+import { formatCount, formatDateTime, plural } from "../lib/format";
 import { triggerText } from "./Branch";
 import { qk } from "../lib/queryKeys";
 
@@ -83,6 +84,11 @@ function RunPanel({ runId }: { runId: number }) {
         <h2>
           Stage <span className="mono">{r.stage_name}</span> {r.label && <span className="flow-label">{r.label}</span>}{" "}
           <StatusBadge state={r.state} result={r.result} />
+          {(r.tests_quarantined ?? 0) > 0 && (
+            <span className="chip quarantined" data-testid="run-quarantined" title="failures of quarantined tests: they do not make the run fail">
+              {plural(r.tests_quarantined ?? 0, "quarantined failure")}
+            </span>
+          )}
         </h2>
         {r.state !== "completed" && (
           <button className="btn danger" onClick={() => cancel.mutate()} disabled={cancel.isPending}>
@@ -108,6 +114,7 @@ function RunPanel({ runId }: { runId: number }) {
       />
       <RunResults runId={runId} />
       <h3>Jobs</h3>
+      {jobs.data && <SplitParts jobs={jobs.data} />}
       {jobs.isPending ? <Skeleton rows={3} /> : jobs.isError ? <ErrorBox error={jobs.error} /> : jobs.data.length ? <JobsTable jobs={jobs.data} /> : <Empty title="No jobs">{r.state === "completed" ? "The run ended before any job was made." : "Jobs appear when the stage starts."}</Empty>}
     </section>
   );

@@ -8,6 +8,7 @@ import { useVirtualizer } from "@tanstack/react-virtual";
 import { useJobs, useResults, useRunSummary, type ResultFilters } from "../api/queries";
 import type { Job, ResultsSummary, TestResult } from "../api/types";
 import { PageHeader } from "../components/Layout";
+import { QuarantineControl } from "../components/Quarantine";
 import { useRunCrumbs } from "../components/RunCrumbs";
 import { Empty, ErrorBox, Loading, useTitle } from "../components/ui";
 import { formatCount, formatSeconds, plural } from "../lib/format";
@@ -159,6 +160,7 @@ const Row = memo(function Row({ r, job, selected, onSelect }: { r: TestResult; j
       <span className="rname" title={r.test} role="cell">
         {r.test}
         {r.flaky && <span className="chip flaky" title={`flaky: ${r.flaky_rules.join(", ")}`}>flaky</span>}
+        {r.quarantined && <span className="chip quarantined" title="quarantined on this branch: its failure does not fail the run">quarantined</span>}
         {r.perf_change && <span className={`chip perf-${r.perf_change}`}>perf {r.perf_change}</span>}
       </span>
       <span className="rmsg muted" title={r.message ?? ""} role="cell">
@@ -189,6 +191,7 @@ function Detail({ r, jobs, branchId, onClose }: { r: TestResult; jobs: Map<numbe
         <span className={`chip st-${r.status}`}>{r.status}</span>
         {r.change !== "none" && <span className={`chip change-${r.change}`}>{r.change}</span>}
         {r.flaky && <span className="chip flaky">flaky ({r.flaky_rules.join(", ")})</span>}
+        {r.quarantined && <span className="chip quarantined">quarantined</span>}
         {r.perf_change && <span className={`chip perf-${r.perf_change}`}>perf {r.perf_change}</span>}
       </div>
       <dl className="kv">
@@ -222,6 +225,7 @@ function Detail({ r, jobs, branchId, onClose }: { r: TestResult; jobs: Map<numbe
           </tbody>
         </table>
       )}
+      {branchId !== undefined && <QuarantineControl key={r.test_case_id} testCaseId={r.test_case_id} branchId={branchId} />}
       <Link className="btn primary" href={`/test-cases/${r.test_case_id}${branchId ? `?branch=${branchId}` : ""}`} data-testid="history-link">
         History of this test ›
       </Link>

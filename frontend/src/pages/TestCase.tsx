@@ -4,6 +4,7 @@ import { useBranch, useProject, useTestHistory } from "../api/queries";
 import type { HistoryItem } from "../api/types";
 import type { Series } from "../components/Chart";
 import { Comments } from "../components/Comments";
+import { QuarantineControl } from "../components/Quarantine";
 import { PageHeader } from "../components/Layout";
 import { Empty, ErrorBox, Loading, Skeleton, useTitle } from "../components/ui";
 
@@ -129,6 +130,7 @@ export default function TestCasePage({ id }: { id: number }) {
           ))}
         </div>
       </PageHeader>
+      {branchId !== undefined && <QuarantineControl testCaseId={id} branchId={branchId} />}
       {branchId !== undefined && <Comments testCaseId={id} branchId={branchId} />}
       {history.isPending ? (
         <Skeleton rows={6} />

@@ -20,6 +20,7 @@ from typing import Any
 
 from kraken.agent.tools.base import StepOutcome, Tool, ToolContext
 from kraken.agent.tools.registry import register
+from kraken.agent.tools.split import TESTS_FILE_VAR, listed_share
 from kraken.agent.tools.sshkey import KEY_FILE_VAR, remove_key_file, ssh_key_env
 
 # Switch to ``$KRAKEN_RUN_AS`` and run "$@" with the same environment: no-op when already that user.
@@ -85,6 +86,12 @@ class ShellTool(Tool):
         else:
             argv = [fields.get("shell_exe") or "/bin/sh", "-c", fields["cmd"]]
         env = {k: str(v) for k, v in (fields.get("env") or {}).items()}
+        if TESTS_FILE_VAR in (fields.get("cmd") or fields.get("script") or ""):
+            tests_file, problem = await listed_share(ctx, fields.get("cwd"))
+            if problem:
+                return StepOutcome("error", problem)
+            if tests_file:
+                env[TESTS_FILE_VAR] = tests_file
         key_env, problem = await ssh_key_env(ctx, fields.get("ssh-key"))
         if problem:
             return StepOutcome("error", problem)

@@ -23,6 +23,7 @@ from sqlalchemy import RowMapping
 
 from kraken.api.authz import viewer
 from kraken.core.db import Database
+from kraken.results import quarantine
 from kraken.results.queries import (
     InvalidCursor,
     InvalidFilter,
@@ -73,7 +74,7 @@ async def _run_exists(db: Database, run_id: int) -> None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
 
 
-def _result(r: RowMapping) -> TestResultOut:
+def _result(r: RowMapping, quarantined: bool = False) -> TestResultOut:
     return TestResultOut(
         id=r["id"],
         test=r["test"],
@@ -93,6 +94,7 @@ def _result(r: RowMapping) -> TestResultOut:
         message=r["message"],
         values=_json(r["values_json"]),
         perf_change=PERF_NAMES[r["perf_change"]] if r["perf_change"] else None,
+        quarantined=quarantined,
     )
 
 
@@ -129,11 +131,12 @@ async def run_results(
         except InvalidCursor as e:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, str(e)) from None
         rows = (await s.execute(sa.text(sql), flt.params())).mappings().all()
-    more = len(rows) > limit
-    rows = rows[:limit]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        held = await quarantine.among(s, jobs[0].branch_id, {int(r["test_case_id"]) for r in rows}) if jobs else set()
     return ResultsPage(
         total=total,
-        items=[_result(r) for r in rows],
+        items=[_result(r, r["test_case_id"] in held) for r in rows],
         next_cursor=keyset.cursor_of(rows[-1]) if more and rows else None,
     )
 

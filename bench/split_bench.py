@@ -1,0 +1,150 @@
+"""Benchmark: a suite split by timing over 4 agents (issue #15, part 1 of the issue: ``"parallel": N``).
+
+A generated pytest suite with skewed durations (a few long tests, many short ones, each a
+``time.sleep``) runs on a real ``kraken serve`` with 4 real agent processes, as:
+
+- *no split*: one job;
+- *split by count*: ``"parallel": 4`` on a branch without history (tests spread by count);
+- *split by timing*: the next flow of that branch (the first flow's durations as history).
+
+For each: the wall time (the POST that triggers the flow to its ``completed``, as the API's
+flow timestamps say), the slowest part's test time (sum of its results' durations), and their
+ratio to the ideal: the suite's total test time / 4. The long tests are placed (every 16th by
+name) where a split by count puts them all in one part. Prints JSON.
+
+    .venv/bin/python bench/split_bench.py [--long 4 --long-s 20 --short 64 --short-s 1.25] [--parts 4] [--no-plain]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.api import Api
+from tests.support.gitrepo import make_repo
+from tests.support.procs import Server, start_agent, wait_agent_connected
+
+STAGE = """
+def stage(ctx):
+    return {"jobs": [{"name": "suite", PARALLEL "steps": [
+        {"tool": "git", "checkout": "REPO", "branch": "main", "destination": "src"},
+        {"tool": "pytest", "cwd": "src", "params": "tests -q -p no:cacheprovider", "pytest_exe": "PYTEST"},
+    ], "environments": [{"system": "any", "agents_group": "all"}]}]}
+"""
+
+
+def suite(n_long: int, long_s: float, n_short: int, short_s: float) -> tuple[str, float]:
+    """The test module and its total sleep time: test_000 ... in name order, a long one every 16th."""
+    n = n_long + n_short
+    stride = max(4, (n // max(1, n_long)) // 4 * 4)  # a multiple of 4: split by count, all in one part
+    longs = {i * stride for i in range(n_long)}
+    lines = ["import time", ""]
+    total = 0.0
+    for i in range(n):
+        d = long_s if i in longs else short_s
+        total += d
+        lines += [f"def test_{i:03}():", f"    time.sleep({d})", ""]
+    return "\n".join(lines), total
+
+
+def _ts(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+async def one_flow(api: Api, branch_id: int) -> dict[str, Any]:
+    started = time.perf_counter()
+    flow = await api.wait_flow((await api.flow(branch_id))["id"], timeout=1800)
+    wall_client = time.perf_counter() - started
+    assert flow["result"] == "passed", flow
+    run_id = flow["runs"][0]["id"]
+
+    async def analysed() -> bool:
+        s = await api.get(f"/runs/{run_id}/summary")
+        return bool(s["analysis"] == "done" and s["total"])
+
+    await api.wait_until(analysed, 120, "analysis")
+    jobs = await api.jobs(run_id)
+    parts: dict[int, float] = {j["id"]: 0.0 for j in jobs}
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 1000, "sort": "id"}
+        if cursor:
+            params["cursor"] = cursor
+        page = await api.get(f"/runs/{run_id}/results", params=params)
+        for r in page["items"]:
+            parts[r["job_id"]] += r["duration"] or 0.0
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    wall = _ts(flow["finished"]) - _ts(flow["created"])
+    return {
+        "wall_s": round(wall, 2),
+        "wall_client_s": round(wall_client, 2),
+        "parts_test_s": sorted((round(v, 2) for v in parts.values()), reverse=True),
+        "part_wall_s": sorted((round(_ts(j["finished"]) - _ts(j["started"]), 2) for j in jobs), reverse=True),
+    }
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--long", type=int, default=4)
+    ap.add_argument("--long-s", type=float, default=20.0)
+    ap.add_argument("--short", type=int, default=64)
+    ap.add_argument("--short-s", type=float, default=1.25)
+    ap.add_argument("--parts", type=int, default=4)
+    ap.add_argument("--database-url", default=None)
+    ap.add_argument("--no-plain", action="store_true", help="skip the run without a split (the longest)")
+    args = ap.parse_args()
+    code, total = suite(args.long, args.long_s, args.short, args.short_s)
+    ideal = total / args.parts
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        repo = work / "repo"
+        make_repo(repo, {"tests/test_gen.py": code})
+        srv = Server(work, database_url=args.database_url, name="split")
+        agents = [start_agent(work, srv.url, f"bench-{i}-{uuid.uuid4().hex[:6]}") for i in range(args.parts)]
+        api = Api(srv.url)
+        try:
+            for a in agents:
+                wait_agent_connected(a, timeout=60)
+            await api.login()
+            stage = STAGE.replace("REPO", str(repo)).replace("PYTEST", f"{sys.executable} -m pytest")
+            _, split_branch = await api.project_with_branch("split")
+            await api.stage(split_branch, "suite", stage.replace("PARALLEL", f'"parallel": {args.parts},'))
+            _, plain_branch = await api.project_with_branch("plain")
+            await api.stage(plain_branch, "suite", stage.replace("PARALLEL", ""))
+            out: dict[str, Any] = {
+                "suite": {"tests": args.long + args.short, "long": [args.long, args.long_s],
+                          "short": [args.short, args.short_s], "total_s": round(total, 2)},
+                "parts": args.parts,
+                "ideal_s": round(ideal, 2),
+            }
+            runs = {
+                "split_by_count": await one_flow(api, split_branch),
+                "split_by_timing": await one_flow(api, split_branch),
+            }
+            if not args.no_plain:
+                runs["no_split"] = await one_flow(api, plain_branch)
+            for name, r in runs.items():
+                r["wall_to_ideal"] = round(r["wall_s"] / ideal, 3)
+                r["slowest_part_to_ideal"] = round(r["parts_test_s"][0] / ideal, 3)
+                out[name] = r
+            print(json.dumps(out, indent=2))
+        finally:
+            await api.close()
+            for a in agents:
+                a.stop()
+            srv.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
