@@ -5,7 +5,19 @@ A new module of tables is added to the import below (a typo fails at start, in m
 
 from __future__ import annotations
 
-from kraken.models import access, artifacts, comments, core, culprits, idempotency, notify, results, secrets, tools, triggers
+from kraken.models import (
+    access,
+    artifacts,
+    comments,
+    core,
+    culprits,
+    idempotency,
+    notify,
+    results,
+    secrets,
+    tools,
+    triggers,
+)
 
 MODEL_MODULES = (core, results, secrets, triggers, artifacts, notify, comments, idempotency, tools, access, culprits)
 
