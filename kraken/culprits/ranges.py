@@ -27,8 +27,8 @@ class RegressionGroup:
 
 
 _SQL = f"""
-SELECT tc.name, f.commit,
-       (SELECT gf.commit FROM test_result g JOIN flow gf ON gf.id = g.flow_id
+SELECT tc.name, f."commit",
+       (SELECT gf."commit" FROM test_result g JOIN flow gf ON gf.id = g.flow_id
          WHERE g.branch_id = tr.branch_id AND g.test_case_id = tr.test_case_id AND g.env_id = tr.env_id
            AND g.flow_kind = {KIND_CI} AND g.flow_seq < tr.flow_seq AND g.status = {PASSED}
          ORDER BY g.flow_seq DESC LIMIT 1) AS good,
@@ -58,7 +58,7 @@ async def regression_groups(session: AsyncSession, run_id: int) -> list[Regressi
 async def unanalysed_jobs(session: AsyncSession, run_id: int) -> int:
     """Jobs of the run whose results wait for analysis (their regressions are not known yet)."""
     row = await session.execute(
-        sa.text("SELECT count(*) FROM results_job WHERE run_id = :r AND (staged > 0 OR analysed = 0 AND received > 0)"),
+        sa.text("SELECT count(*) FROM results_job WHERE run_id = :r AND staged > 0"),
         {"r": run_id},
     )
     return int(row.scalar() or 0)

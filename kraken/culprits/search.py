@@ -65,6 +65,11 @@ async def auto_enabled(session: AsyncSession, branch_id: int) -> bool:
     return bool(setting and setting.auto)
 
 
+def _announce(search: CulpritSearch, effects: Effects) -> None:
+    """Live pages (and waiting clients) hear of the search's new state (event ``culprit``)."""
+    effects.event("culprit", id=search.id, run_id=search.run_id, state=search.state, culprit=search.culprit)
+
+
 def _finish(search: CulpritSearch, state: str, reason: str | None = None, culprit: str | None = None) -> None:
     search.state = state
     search.reason = reason
@@ -107,6 +112,7 @@ async def start(session: AsyncSession, run_id: int, effects: Effects) -> list[Cu
         out.append(search)
     await session.flush()
     for search in out:
+        _announce(search, effects)
         if search.state == PENDING:
             effects.enqueue(PREPARE_TASK, key=f"{PREPARE_TASK}:{search.id}", search_id=search.id)
     return out
@@ -131,13 +137,14 @@ async def prepare(db: Database, data_dir: Path, search_id: int, effects: Effects
             return
         if problem is not None:
             _finish(search, FAILED, f"the repository cannot be read: {problem}")
-            return
-        search.commits = commits
-        search.lo, search.hi = 0, len(commits)
-        if len(commits) > MAX_RANGE:
-            _finish(search, RANGE, f"more than {MAX_RANGE} commits in the range: not bisected")
-            return
-        await _step(s, search, effects)
+        else:
+            search.commits = commits
+            search.lo, search.hi = 0, len(commits)
+            if len(commits) > MAX_RANGE:
+                _finish(search, RANGE, f"more than {MAX_RANGE} commits in the range: not bisected")
+            else:
+                await _step(s, search, effects)
+        _announce(search, effects)
 
 
 def _sha(search: CulpritSearch, index: int) -> str:
@@ -195,6 +202,7 @@ async def flow_completed(db: Database, flow_id: int, effects: Effects) -> None:
                 f"none of the tests ran in bisection flow {flow_id} on {sha[:12]} "
                 f"(it ended {flow.result if flow else 'deleted'}{reason})",
             )
+            _announce(search, effects)
             return
         bad = [t for t in search.tests if not outcomes.get(t, False)]  # a test that did not run counts as broken
         good = [t for t in search.tests if outcomes.get(t, False)]
@@ -207,12 +215,14 @@ async def flow_completed(db: Database, flow_id: int, effects: Effects) -> None:
             s.add(other)
             await s.flush()
             await _step(s, other, effects)
+            _announce(other, effects)
             search.tests = bad
         if bad:
             search.hi = mid
         else:
             search.lo = mid
         await _step(s, search, effects)
+        _announce(search, effects)
 
 
 async def _run_reason(session: AsyncSession, flow_id: int) -> str:
