@@ -198,3 +198,28 @@ async def test_culprits_refused_for_runs_that_cannot_have_them(server: Server, a
     await api.post("/runs/999999/culprits", expect=404)
     settings = await api.get(f"/branches/{branch_id}/culprit-settings")
     assert settings == {"branch_id": branch_id, "auto": False}
+
+
+async def test_culprits_start_by_themselves_when_the_branch_says_so(
+    tmp_path: Path, server: Server, api: Api, agent: Proc
+) -> None:
+    repo = tmp_path / "repo"
+    marker = tmp_path / "never"
+    good = make_repo(repo, {"calc.py": CALC, "tests/test_calc.py": TESTS.replace("MARKER", repr(str(marker)))})
+    _project_id, branch_id = await api.project_with_branch()
+    code = STAGE.replace("REPO", repr(str(repo))).replace("PYTEST", repr(f"{sys.executable} -m pytest"))
+    await api.stage(branch_id, "tests", code)
+    r = await api.http.put(f"/branches/{branch_id}/culprit-settings", json={"auto": True})
+    assert r.status_code == 200 and r.json() == {"branch_id": branch_id, "auto": True}
+    r = await api.http.put(f"/branches/{branch_id}/culprit-settings", json={"auto": True, "extra": 1})
+    assert r.status_code == 422 and "extra" in r.text
+    first = await ci_flow(api, branch_id)
+    assert first["commits"][0]["commit"] == good
+    assert await api.get(f"/runs/{first['runs'][0]['id']}/culprits") == []  # no regressions: nothing to search
+    broke = commit(repo, {"calc.py": CALC.replace("return a * b", "return a * b * 2")}, "breaks mul")
+    commit(repo, {"notes.txt": "1"}, "notes")
+    second = await ci_flow(api, branch_id)
+    found = await searches(api, second["runs"][0]["id"], 120)  # no POST: the branch setting started it
+    assert [(s["tests"], s["state"], s["culprit"], len(s["flows"])) for s in found] == [
+        (["tests.test_calc::test_mul_small"], "found", broke, 1)
+    ], found
