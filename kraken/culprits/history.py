@@ -24,7 +24,7 @@ async def commit_range(mirrors: Path, url: str, good: str, bad: str) -> list[dic
     """The commits after ``good`` up to ``bad``, oldest first (at most MAX_RANGE + 1)."""
     mirror, problem = await fetch_mirror(mirrors, url, "+refs/heads/*:refs/culprit/heads/*")
     if mirror is None:
-        raise RangeError(problem)
+        raise RangeError(f"the repository cannot be read: {problem}")
     for sha in (good, bad):
         code, _ = await git("cat-file", "-e", f"{sha}^{{commit}}", cwd=mirror)
         if code != 0:

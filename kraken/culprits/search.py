@@ -106,6 +106,8 @@ async def start(session: AsyncSession, run_id: int, effects: Effects) -> list[Cu
             _finish(search, RANGE, "flaky test: not bisected")
         elif not group.good_commit or not group.bad_commit:
             _finish(search, FAILED, "no commit is recorded for the flow where the tests last passed or first failed")
+        elif group.good_commit == group.bad_commit:
+            _finish(search, FAILED, "the tests passed and failed on the same commit: no commit to blame")
         elif not repo_url:
             _finish(search, FAILED, "neither the flow nor the branch names a repository")
         session.add(search)
@@ -136,7 +138,7 @@ async def prepare(db: Database, data_dir: Path, search_id: int, effects: Effects
         if search.state != PENDING:
             return
         if problem is not None:
-            _finish(search, FAILED, f"the repository cannot be read: {problem}")
+            _finish(search, FAILED, problem)
         else:
             search.commits = commits
             search.lo, search.hi = 0, len(commits)
