@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 
+from sqlmodel import col, select
+
 from kraken.control import orchestration
 from kraken.control.effects import Effects
 from kraken.culprits import search
-from kraken.models import Flow
-from kraken.models.enums import FlowKind
+from kraken.models import Flow, Run
+from kraken.models.enums import FlowKind, State
+from kraken.models.results import ResultsBranch
 from kraken.results.analysis import advance_branch
 from kraken.workers.registry import TaskContext, task
 
@@ -48,14 +51,24 @@ async def culprit_flow_completed(ctx: TaskContext, flow_id: int) -> None:
 
 
 async def _start_for_flow(ctx: TaskContext, flow_id: int, effects: Effects) -> None:
-    from sqlmodel import select
-
-    from kraken.models import Run
-
+    """Searches for the runs of this CI flow and of the later CI flows sealed with it: a later flow
+    that completed first found its results waiting for this one (``start`` is idempotent)."""
     async with ctx.db.session() as s:
-        run_ids = list((await s.execute(select(Run.id).where(Run.flow_id == flow_id))).scalars())
+        flow = await s.get(Flow, flow_id)
+        assert flow is not None
+        sealed = await s.get(ResultsBranch, flow.branch_id)
+        last = max(flow.seq, sealed.sealed_seq if sealed else 0)
+        rows = await s.execute(
+            select(Run.id)
+            .join(Flow, col(Flow.id) == Run.flow_id)
+            .where(
+                Flow.branch_id == flow.branch_id, Flow.kind == FlowKind.CI, Flow.state == State.COMPLETED,
+                col(Flow.seq) >= flow.seq, col(Flow.seq) <= last, col(Run.state) == State.COMPLETED,
+            )
+            .order_by(col(Run.id))
+        )
+        run_ids = [int(r) for r in rows.scalars() if r is not None]
     for run_id in run_ids:
-        assert run_id is not None
         try:
             async with ctx.db.transaction(quick=True) as s:
                 await search.start(s, run_id, effects)
