@@ -25,5 +25,5 @@ async def test_range_oldest_first_with_authors_and_clear_errors(tmp_path: Path) 
         await commit_range(mirrors, str(repo), side, shas[4])
     with pytest.raises(RangeError, match=f"commit {'f' * 40} is not in"):
         await commit_range(mirrors, str(repo), "f" * 40, shas[4])
-    with pytest.raises(RangeError, match="the repository cannot be read: fetching .* failed"):
+    with pytest.raises(RangeError, match=r"the repository cannot be read: fetching .* failed"):
         await commit_range(mirrors, str(tmp_path / "gone"), shas[0], shas[4])
