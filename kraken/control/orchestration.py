@@ -245,6 +245,7 @@ async def _evaluate(db: Database, run_id: int) -> _Evaluation | None:
         specs = expand_jobs(schema, args, variables)
         if culprit_pin.is_bisection(flow.trigger):  # one commit, only the regressed tests
             specs = culprit_pin.pin_specs(flow.trigger, specs)
+            schema = culprit_pin.without_notifications(schema)
     except StageSchemaError as exc:
         if source is not None and commit is not None:
             exc = from_repo.code_error(exc, source, commit)

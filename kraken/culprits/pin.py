@@ -10,6 +10,8 @@ code needs no change:
   ``or`` (parameters stripped), so pytest runs those tests (and at worst a few namesakes, whose
   results are ignored).
 
+Its stage's ``notification`` is dropped: a bisection step is no news for the stage's channels.
+
 A stage with no ``git`` step cannot be pinned to a commit: its evaluation fails with that reason
 (and the search with it).  This module is pure (no database): orchestration calls ``pin_specs``.
 """
@@ -75,3 +77,8 @@ def pin_specs(trigger: dict[str, Any], specs: list[JobSpec]) -> list[JobSpec]:
     if not has_git:
         raise StageSchemaError("culprit finding needs a 'git' step in the stage to check out each commit; it has none")
     return pinned
+
+
+def without_notifications(schema: dict[str, Any]) -> dict[str, Any]:
+    """The evaluated schema of a bisection run, without its ``notification`` (none is sent)."""
+    return {k: v for k, v in schema.items() if k != "notification"}

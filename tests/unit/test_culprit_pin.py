@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kraken.culprits.pin import is_bisection, k_expression, pin_specs
+from kraken.culprits.pin import is_bisection, k_expression, pin_specs, without_notifications
 from kraken.stage import JobSpec, StageSchemaError
 from kraken.stage.specs import StepSpec
 
@@ -36,3 +36,8 @@ def test_refusals_name_the_problem() -> None:
         pin_specs({"commit": "--upload-pack=x", "tests": ["m::test_a"]}, [spec(("git", {"checkout": "r"}))])
     with pytest.raises(StageSchemaError, match="no pytest name"):
         k_expression(["m::(weird name)"])
+
+
+def test_bisection_runs_send_no_notifications() -> None:
+    schema = {"jobs": [], "notification": {"slack": {"channel": "#ci"}}, "timeout": 60}
+    assert without_notifications(schema) == {"jobs": [], "timeout": 60}
