@@ -95,7 +95,8 @@ async def start(session: AsyncSession, run_id: int, effects: Effects) -> list[Cu
     if await unanalysed_jobs(session, run_id):
         raise NotSearchable(f"the results of run {run_id} are not analysed yet (earlier CI flows still run)")
     branch = await session.get(Branch, flow.branch_id)
-    repo_url = (flow.commits[0].get("repo_url") if flow.commits else None) or (branch.repo_url if branch else None)
+    # the branch's repository (set by its maintainers), else the one the flow checked out
+    repo_url = (branch.repo_url if branch else None) or (flow.commits[0].get("repo_url") if flow.commits else None)
     out: list[CulpritSearch] = []
     for group in await regression_groups(session, run_id):
         search = CulpritSearch(

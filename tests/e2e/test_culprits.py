@@ -112,6 +112,8 @@ async def test_culprits_bisected_flaky_single_commit_and_unreachable(
     _project_id, branch_id = await api.project_with_branch()
     code = STAGE.replace("REPO", repr(str(repo))).replace("PYTEST", repr(f"{sys.executable} -m pytest"))
     await api.stage(branch_id, "tests", code)
+    r = await api.http.patch(f"/branches/{branch_id}", json={"repo_url": str(repo)})  # where the range is read
+    assert r.status_code == 200, r.text
 
     # the working commit, then the 17 commits after it at once
     git(repo, "reset", "-q", "--hard", shas[0])
@@ -180,7 +182,7 @@ async def test_culprits_bisected_flaky_single_commit_and_unreachable(
     commit(repo, {more: "def test_more():\n    assert False\n"}, "break more")
     sixth = await ci_flow(api, branch_id, tests=6)
     assert fifth["id"] < sixth["id"]
-    repo.rename(tmp_path / "moved")
+    repo.rename(tmp_path / "moved")  # the branch's repo_url names it
     await api.post(f"/runs/{sixth['runs'][0]['id']}/culprits", expect=200)
     failed = await searches(api, sixth["runs"][0]["id"], 60)
     assert [(s["tests"], s["state"]) for s in failed] == [(["tests.test_more::test_more"], "failed")], failed
