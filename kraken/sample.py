@@ -1,16 +1,20 @@
-"""The sample project of ``kraken serve --sample-project``: a small git repository and two stages."""
+"""The sample project of ``kraken serve --sample-project``: a small git repository with a real test
+suite (``kraken.sample_repo``), a build stage and a test stage; culprit finding starts by itself.
+
+Its first flow shows test results; ``python -m kraken.sample_repo next`` adds the next commits
+(two tests broken a commit inside a range of three, their fix, a flaky test)."""
 
 from __future__ import annotations
 
 import asyncio
-import subprocess
-from pathlib import Path
 
 from sqlmodel import select
 
 from kraken.core.config import Settings
 from kraken.core.db import Database
 from kraken.models import Branch, Project, Stage
+from kraken.models.culprits import CulpritSetting
+from kraken.sample_repo import make_sample_repo
 from kraken.stage import StageContext, check_stage_code
 
 BUILD = '''def stage(ctx):
@@ -29,6 +33,12 @@ BUILD = '''def stage(ctx):
     }
 '''
 
+# pytest when the job's python3 has it, else the repository's stdlib runner: both write JUnit XML
+TEST_CMD = (
+    "rm -f report.xml; python3 -m pytest -q -p no:cacheprovider --junitxml=report.xml tests"
+    " || test -f report.xml || python3 run_tests.py report.xml"
+)
+
 TEST = '''def stage(ctx):
     return {
         "parent": "build",
@@ -37,30 +47,13 @@ TEST = '''def stage(ctx):
             "name": "test",
             "steps": [
                 {"tool": "git", "checkout": "REPO", "destination": "sample"},
-                {"tool": "shell", "cmd": "sh ./test.sh #{config.level}", "cwd": "sample"},
+                {"tool": "shell", "cmd": TEST_CMD, "cwd": "sample"},
+                {"tool": "junit_collect", "file_glob": "report.xml", "cwd": "sample"},
             ],
             "environments": [{"system": "any", "agents_group": "all", "executor": "local"}],
         }],
     }
-'''
-
-FILES = {
-    "build.sh": "#!/bin/sh\nset -e\necho building...\nmkdir -p out\necho 'artifact' > out/app.txt\necho done\n",
-    "test.sh": "#!/bin/sh\nset -e\necho \"running test level $1\"\nfor i in 1 2 3; do echo \"test $i ok\"; done\n",
-    "README.md": "# sample\nA tiny repository for Kraken's sample project.\n",
-}
-
-
-def make_sample_repo(path: Path) -> None:
-    if (path / ".git").exists():
-        return
-    path.mkdir(parents=True, exist_ok=True)
-    for name, text in FILES.items():
-        (path / name).write_text(text)
-    env = ["-c", "user.name=Kraken", "-c", "user.email=kraken@localhost"]
-    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
-    subprocess.run(["git", "-C", str(path), "add", "."], check=True)
-    subprocess.run(["git", "-C", str(path), *env, "commit", "-q", "-m", "sample"], check=True)
+'''.replace("TEST_CMD", repr(TEST_CMD))
 
 
 async def ensure_sample_project(db: Database, settings: Settings) -> None:
@@ -77,6 +70,7 @@ async def ensure_sample_project(db: Database, settings: Settings) -> None:
         session.add(branch)
         await session.flush()
         assert branch.id is not None
+        session.add(CulpritSetting(branch_id=branch.id, auto=True))  # a regression names its commit by itself
         for name, code in (("build", BUILD), ("test", TEST)):
             code = code.replace("REPO", str(repo))
             schema = await check_stage_code(code, StageContext(branch_name="main", project_name="demo"))

@@ -33,6 +33,7 @@ from kraken.control import job_policy
 from kraken.control.effects import Effects
 from kraken.control.transitions import combine, set_state
 from kraken.core.db import Database
+from kraken.culprits import pin as culprit_pin
 from kraken.models import Agent, Branch, Flow, Job, Project, Run, Stage, Step
 from kraken.models.base import utcnow
 from kraken.models.enums import FlowKind, Result, State, StepResult, StepState
@@ -243,6 +244,9 @@ async def _evaluate(db: Database, run_id: int) -> _Evaluation | None:
         values = {**args, **variables, "args": args}
         labels = {key: interpolate_at(schema[key], values, key) for key in LABEL_KEYS if schema.get(key)}
         specs = expand_jobs(schema, args, variables)
+        if culprit_pin.is_bisection(flow.trigger):  # one commit, only the regressed tests
+            specs = culprit_pin.pin_specs(flow.trigger, specs)
+            schema = culprit_pin.without_notifications(schema)
     except StageSchemaError as exc:
         if source is not None and commit is not None:
             exc = from_repo.code_error(exc, source, commit)
@@ -658,7 +662,9 @@ async def _not_passed_jobs(session: AsyncSession, run: Run) -> list[tuple[str, s
 async def _follow_run(session: AsyncSession, flow: Flow, run: Run, effects: Effects) -> None:
     """After a run: its child stages start when every one of its jobs passed (failed tests do
     not stop them); manual children become ready instead.  Otherwise each child is recorded in
-    the flow's ``skipped_stages`` with the reason."""
+    the flow's ``skipped_stages`` with the reason.  A bisection flow runs its one stage only."""
+    if culprit_pin.is_bisection(flow.trigger):
+        return
     children = [s for s in await branch_stages(session, flow.branch_id) if s.parent == run.stage_name]
     if not children:
         return

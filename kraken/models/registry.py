@@ -11,6 +11,7 @@ from kraken.models import (
     audit,
     comments,
     core,
+    culprits,
     idempotency,
     logs,
     notify,
@@ -22,7 +23,8 @@ from kraken.models import (
 )
 
 MODEL_MODULES = (
-    core, results, secrets, triggers, artifacts, notify, comments, idempotency, tools, access, audit, logs, quarantine
+    core, results, secrets, triggers, artifacts, notify, comments, idempotency, tools, access, audit, logs, quarantine,
+    culprits,
 )
 
 

@@ -61,20 +61,21 @@ async def new_commits(mirrors: Path, url: str, branch: str | None, old: str, new
     """The commits after ``old`` up to ``new`` (newest first, at most MAX_COMMITS); on any
     trouble just ``new``."""
     fallback = [{"id": new}]
-    mirror = mirrors / hashlib.sha1(url.encode()).hexdigest()[:16]
-    if not (mirror / "HEAD").exists():
-        mirror.mkdir(parents=True, exist_ok=True)
-        code, out = await git("init", "--bare", "-q", str(mirror))
-        if code != 0:
-            return fallback
-    code, out = await git("fetch", "-q", "--no-tags", "--", url, f"+{ref_name(branch)}:refs/kraken/head", cwd=mirror)
-    if code != 0:
-        log.warning("repository trigger: fetching %s failed: %s", url, out[-500:])
+    mirror, problem = await fetch_mirror(mirrors, url, f"+{ref_name(branch)}:refs/kraken/head")
+    if mirror is None:
+        log.warning("repository trigger: %s", problem)
         return fallback
-    fmt = "%H%x1f%an%x1f%ae%x1f%aI%x1f%s"
-    code, out = await git("log", f"--max-count={MAX_COMMITS}", f"--format={fmt}", f"{old}..{new}", cwd=mirror)
+    code, out = await git("log", f"--max-count={MAX_COMMITS}", f"--format={LOG_FORMAT}", f"{old}..{new}", cwd=mirror)
     if code != 0:
         return fallback
+    return parse_log(out) or fallback
+
+
+LOG_FORMAT = "%H%x1f%an%x1f%ae%x1f%aI%x1f%s"  # what parse_log reads
+
+
+def parse_log(out: str) -> list[dict[str, Any]]:
+    """``git log --format=LOG_FORMAT`` output as commits ``{id, author, email, timestamp, message}``."""
     commits = []
     for line in out.splitlines():
         parts = line.split("\x1f")
@@ -82,4 +83,19 @@ async def new_commits(mirrors: Path, url: str, branch: str | None, old: str, new
             commits.append(
                 {"id": parts[0], "author": parts[1], "email": parts[2], "timestamp": parts[3], "message": parts[4]}
             )
-    return commits or fallback
+    return commits
+
+
+async def fetch_mirror(mirrors: Path, url: str, refspec: str) -> tuple[Path | None, str]:
+    """A bare mirror of ``url`` under ``mirrors`` (made on first use) after fetching ``refspec``
+    into it; (None, why) when the repository cannot be read."""
+    mirror = mirrors / hashlib.sha1(url.encode()).hexdigest()[:16]
+    if not (mirror / "HEAD").exists():
+        mirror.mkdir(parents=True, exist_ok=True)
+        code, out = await git("init", "--bare", "-q", str(mirror))
+        if code != 0:
+            return None, f"cannot make a mirror of {url}: {out[-300:]}"
+    code, out = await git("fetch", "-q", "--no-tags", "--", url, refspec, cwd=mirror)
+    if code != 0:
+        return None, f"fetching {url} failed: {out[-300:]}"
+    return mirror, ""

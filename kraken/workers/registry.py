@@ -43,6 +43,7 @@ def tasks() -> dict[str, TaskFn]:
         _loaded = True
         # Importing a module registers its tasks (``@task``); imported here because they import this
         # module. A new module of tasks is added to this import.
+        import kraken.culprits.tasks
         import kraken.logs.tasks
         import kraken.notify.tasks
         import kraken.results.analysis

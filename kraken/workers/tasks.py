@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 # Tasks run for every completed job when registered (e.g. test-result analysis).
 JOB_COMPLETED_FOLLOWUPS = ["analyze_job_results"]
 RUN_COMPLETED_FOLLOWUPS = ["notify_run_completed"]
-FLOW_COMPLETED_FOLLOWUPS = ["analyze_flow_results", "notify_flow_completed"]
+FLOW_COMPLETED_FOLLOWUPS = ["analyze_flow_results", "notify_flow_completed", "culprit_flow_completed"]
 
 
 async def _followups(ctx: TaskContext, names: list[str], key: str, **kwargs: int) -> None:

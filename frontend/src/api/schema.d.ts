@@ -488,6 +488,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/branches/{branch_id}/culprit-settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Culprit Settings */
+        get: operations["get_culprit_settings_api_branches__branch_id__culprit_settings_get"];
+        /** Set Culprit Settings */
+        put: operations["set_culprit_settings_api_branches__branch_id__culprit_settings_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/branches/{branch_id}/flows": {
         parameters: {
             query?: never;
@@ -1160,6 +1178,28 @@ export interface paths {
         put?: never;
         /** Cancel Run */
         post: operations["cancel_run_api_runs__run_id__cancel_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/runs/{run_id}/culprits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Culprits */
+        get: operations["list_culprits_api_runs__run_id__culprits_get"];
+        put?: never;
+        /**
+         * Start Culprits
+         * @description One search per range of the run's regressed tests: flaky tests get state ``range`` (never
+         *     bisected); the others are bisected by small DEV flows of the run's stage.
+         */
+        post: operations["start_culprits_api_runs__run_id__culprits_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1983,6 +2023,85 @@ export interface components {
             timestamp?: string | null;
             /** Url */
             url?: string | null;
+        };
+        /** CulpritCommitOut */
+        CulpritCommitOut: {
+            /** Author */
+            author?: string | null;
+            /** Email */
+            email?: string | null;
+            /** Id */
+            id: string;
+            /** Message */
+            message?: string | null;
+            /** Timestamp */
+            timestamp?: string | null;
+        };
+        /** CulpritSearchOut */
+        CulpritSearchOut: {
+            /**
+             * Bad Commit
+             * @description the commit of the first CI flow where they failed
+             */
+            bad_commit: string | null;
+            /**
+             * Created
+             * Format: date-time
+             */
+            created: string;
+            /**
+             * Culprit
+             * @description the first bad commit, once found
+             */
+            culprit: string | null;
+            /** @description the culprit's author and message */
+            culprit_commit: components["schemas"]["CulpritCommitOut"] | null;
+            /** Finished */
+            finished: string | null;
+            /**
+             * Flows
+             * @description the bisection flows (DEV flows marked trigger.reason 'culprit')
+             */
+            flows: number[];
+            /**
+             * Good Commit
+             * @description the commit of the last CI flow where the tests passed
+             */
+            good_commit: string | null;
+            /** Id */
+            id: number;
+            /**
+             * Range Commits
+             * @description commits after good_commit up to bad_commit (0 until read)
+             */
+            range_commits: number;
+            /**
+             * Reason
+             * @description why it failed, or why the range was not bisected
+             */
+            reason: string | null;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "pending" | "bisecting" | "found" | "range" | "failed";
+            /** Tests */
+            tests: string[];
+        };
+        /** CulpritSettingIn */
+        CulpritSettingIn: {
+            /**
+             * Auto
+             * @description start culprit finding for the regressions of every completed CI flow
+             */
+            auto: boolean;
+        };
+        /** CulpritSettingOut */
+        CulpritSettingOut: {
+            /** Auto */
+            auto: boolean;
+            /** Branch Id */
+            branch_id: number;
         };
         /** DiagnosticsOut */
         DiagnosticsOut: {
@@ -4548,6 +4667,72 @@ export interface operations {
             };
         };
     };
+    get_culprit_settings_api_branches__branch_id__culprit_settings_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                branch_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CulpritSettingOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    set_culprit_settings_api_branches__branch_id__culprit_settings_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                branch_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CulpritSettingIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CulpritSettingOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_flows_api_branches__branch_id__flows_get: {
         parameters: {
             query?: {
@@ -6041,6 +6226,68 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RunOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_culprits_api_runs__run_id__culprits_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CulpritSearchOut"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    start_culprits_api_runs__run_id__culprits_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CulpritSearchOut"][];
                 };
             };
             /** @description Validation Error */

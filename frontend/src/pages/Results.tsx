@@ -9,6 +9,7 @@ import { useJobs, useResults, useRunSummary, type ResultFilters } from "../api/q
 import type { Job, ResultsSummary, TestResult } from "../api/types";
 import { PageHeader } from "../components/Layout";
 import { QuarantineControl } from "../components/Quarantine";
+import { CulpritLine, CulpritsPanel, culpritOf, useCulprits } from "../components/Culprits";
 import { useRunCrumbs } from "../components/RunCrumbs";
 import { Empty, ErrorBox, Loading, useTitle } from "../components/ui";
 import { formatCount, formatSeconds, plural } from "../lib/format";
@@ -177,7 +178,7 @@ const Row = memo(function Row({ r, job, selected, onSelect }: { r: TestResult; j
   );
 });
 
-function Detail({ r, jobs, branchId, onClose }: { r: TestResult; jobs: Map<number, Job>; branchId?: number; onClose: () => void }) {
+function Detail({ r, runId, jobs, branchId, onClose }: { r: TestResult; runId: number; jobs: Map<number, Job>; branchId?: number; onClose: () => void }) {
   const job = jobs.get(r.job_id);
   return (
     <aside className="card result-detail" data-testid="result-detail">
@@ -212,6 +213,7 @@ function Detail({ r, jobs, branchId, onClose }: { r: TestResult; jobs: Map<numbe
           <dd>{r.instability ?? "–"}</dd>
         </div>
       </dl>
+      {r.change === "regression" && <DetailCulprit runId={runId} test={r.test} />}
       {r.message && <pre className="result-msg">{r.message}</pre>}
       {r.values && Object.keys(r.values).length > 0 && (
         <table className="table small">
@@ -231,6 +233,15 @@ function Detail({ r, jobs, branchId, onClose }: { r: TestResult; jobs: Map<numbe
       </Link>
     </aside>
   );
+}
+
+function DetailCulprit({ runId, test }: { runId: number; test: string }) {
+  const s = culpritOf(useCulprits(runId).data, test);
+  return s ? (
+    <p className="small" data-testid="detail-culprit">
+      <CulpritLine s={s} />
+    </p>
+  ) : null;
 }
 
 export default function ResultsPage({ runId }: { runId: number }) {
@@ -327,6 +338,7 @@ export default function ResultsPage({ runId }: { runId: number }) {
         {summary.data?.analysis === "pending" && <div className="notice">Some results are still being analysed; the figures update when they are done.</div>}
       </PageHeader>
       {summary.data ? <SummaryCounters s={summary.data} f={f} set={(nf) => set(nf)} /> : summary.isError ? null : <div className="counters placeholder" />}
+      {summary.data && <CulpritsPanel runId={runId} regressions={summary.data.regressions} />}
       <div className="chip-group" role="group" aria-label="View">
         <Link className={`chip toggle${grouped ? "" : " on"}`} href={`/runs/${runId}/results`} aria-pressed={!grouped} data-testid="view-all">
           All results
@@ -357,7 +369,7 @@ export default function ResultsPage({ runId }: { runId: number }) {
         data-fresh={String(!!results.data && !results.isPlaceholderData && !(results.isFetching && !results.isFetchingNextPage))}
       >
         {body}
-        {selected && <Detail r={selected} jobs={jobs} branchId={branchId} onClose={() => set(f)} />}
+        {selected && <Detail r={selected} runId={runId} jobs={jobs} branchId={branchId} onClose={() => set(f)} />}
       </div>
       </>}
     </>
