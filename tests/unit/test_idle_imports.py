@@ -27,6 +27,7 @@ NOT_IN_IDLE_SERVER = (
     "jsonschema",
     "starlark",
     "croniter",
+    "ldap3",
     "httpx",
     "rich",
     "pygments",

@@ -13,7 +13,6 @@ from kraken.api.authz import LoggedInOnly, roles_of
 from kraken.api.deps import PrincipalDep, SessionDep, StateDep, UserDep
 from kraken.api.login_limits import LoginLimits
 from kraken.control.provider_users import GroupMapping, NameTaken, sync_provider_user
-from kraken.core.ldap_auth import LdapUnavailable, authenticate
 from kraken.core.security import check_password, create_access_token, create_stream_token
 from kraken.models import User
 from kraken.schemas.api import LoginIn, TokenOut, UserOut
@@ -27,6 +26,9 @@ WRONG = "wrong username or password"
 
 async def _ldap_user(state: StateDep, username: str, password: str) -> User | None:
     """The LDAP user, created or with their roles re-set from their groups; None: wrong name or password."""
+    # ldap3 only where LDAP is used: an idle server does not load it (tests/unit/test_idle_imports.py)
+    from kraken.core.ldap_auth import LdapUnavailable, authenticate
+
     settings = state.runtime.settings
     try:
         identity = await asyncio.to_thread(authenticate, settings, username, password)
