@@ -279,12 +279,16 @@ class AgentHub:
         for job_id, msgs in by_job.items():
             effects = Effects()
             applied = await apply_job_messages(db, conn.agent_id, conn.name, job_id, msgs, effects)
-            if applied.seq:
-                conn.send(Ack(job_id=job_id, seq=applied.seq))
             if not applied.held:
                 log.warning("agent %s sent %d message(s) for job %s, which it does not hold: acknowledged, "
                             "dropped, and the agent told to cancel the job", conn.name, len(msgs), job_id)
+                # cancel before the acknowledgement: an agent waiting for the acknowledgement of its
+                # ``job_accepted`` then never starts a job that was taken back from it
                 conn.send(Cancel(job_id=job_id))
+            if applied.seq:
+                conn.send(Ack(job_id=job_id, seq=applied.seq))
+            if not applied.held:
+                pass
             elif applied.ended_by_error:
                 conn.send(Cancel(job_id=job_id))  # the job ended here: stop it on the agent
             elif any(m.type in JOB_ENDING_TYPES for m in msgs):
