@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from typing import Any
@@ -30,9 +31,10 @@ from kraken.artifacts import tokens as transfer_tokens
 from kraken.control import agents as agent_ctl
 from kraken.control import orchestration
 from kraken.control.effects import Effects
-from kraken.control.job_message_dispatch import IncomingMessage, apply_job_messages
+from kraken.control.job_message_dispatch import Applied, IncomingMessage, apply_job_messages
 from kraken.control.scheduler import assign_next
 from kraken.core.security import tokens_equal
+from kraken.core.transient import retry_dropped
 from kraken.models import Job
 from kraken.protocol import (
     AGENT_CHANNELS,
@@ -206,7 +208,8 @@ class AgentHub:
                           approved=agent.approved, credential=credential))
         log.info("agent %s connected from %s%s", agent.name, address, "" if agent.approved else " (pending approval)")
         try:
-            await self._resume(conn, hello.running_job, set(hello.pending_jobs))
+            await retry_dropped(lambda: self._resume(conn, hello.running_job, set(hello.pending_jobs)),
+                                f"agent {agent.name}: reconnect")
             await self.state.runtime.bus.publish(SCHED_CHANNEL, {})
             await self.state.runtime.bus.publish(EVENTS_CHANNEL, {"kind": "agent", "id": agent.id, "online": True})
             await self._receive(ws, conn)
@@ -258,7 +261,8 @@ class AgentHub:
                 continue
             if isinstance(frame, Ping):
                 conn.send(Pong())
-                await agent_ctl.touch_agent(db, conn.agent_id, conn.conn_id)
+                await retry_dropped(lambda: agent_ctl.touch_agent(db, conn.agent_id, conn.conn_id),
+                                    f"agent {conn.name}: heartbeat")
             elif isinstance(frame, Batch):
                 await self._apply(conn, frame)
             elif isinstance(frame, Hello):
@@ -275,10 +279,10 @@ class AgentHub:
                             conn.name, m.type or "job", error)
                 continue
             by_job.setdefault(job_id, []).append(m)
-        db = self.state.runtime.db
         for job_id, msgs in by_job.items():
-            effects = Effects()
-            applied = await apply_job_messages(db, conn.agent_id, conn.name, job_id, msgs, effects)
+            effects, applied = await retry_dropped(
+                functools.partial(self._apply_job, conn, job_id, msgs), f"agent {conn.name}: job {job_id}"
+            )
             if not applied.held:
                 log.warning("agent %s sent %d message(s) for job %s, which it does not hold: acknowledged, "
                             "dropped, and the agent told to cancel the job", conn.name, len(msgs), job_id)
@@ -294,10 +298,26 @@ class AgentHub:
             elif any(m.type in JOB_ENDING_TYPES for m in msgs):
                 # the agent is free: hand it its next job now (in a transaction of its own, so two
                 # agents finishing at once never lock each other's flows in opposite order)
-                async with db.transaction(quick=True) as session:
-                    await assign_next(session, conn.agent_id, effects)
+                effects.merge(await retry_dropped(lambda: self._assign_next(conn.agent_id),
+                                                  f"agent {conn.name}: next job"))
                 effects.freed_agents.discard(conn.agent_id)
             await effects.apply(self.state.runtime.bus, self.state.runtime.queue)
+
+
+    async def _apply_job(
+        self, conn: AgentConnection, job_id: int, msgs: list[IncomingMessage]
+    ) -> tuple[Effects, Applied]:
+        """One job's messages in one transaction, with the effects of that transaction alone (a
+        transaction run again after a dropped connection starts from fresh effects)."""
+        effects = Effects()
+        applied = await apply_job_messages(self.state.runtime.db, conn.agent_id, conn.name, job_id, msgs, effects)
+        return effects, applied
+
+    async def _assign_next(self, agent_id: int) -> Effects:
+        effects = Effects()
+        async with self.state.runtime.db.transaction(quick=True) as session:
+            await assign_next(session, agent_id, effects)
+        return effects
 
 
 @router.websocket("/agent/ws")
