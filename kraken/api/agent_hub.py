@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 REPLACED = "_replaced"
+HEARTBEAT_FLUSH = 0.2  # heartbeats are stored every this much of a heartbeat interval
 
 
 class AgentConnection:
@@ -100,14 +101,17 @@ class AgentHub:
         self.local: dict[int, AgentConnection] = {}
         self._forwarder: asyncio.Task[None] | None = None
         self._pinger: asyncio.Task[None] | None = None
+        self._heartbeats: asyncio.Task[None] | None = None
+        self._seen: dict[int, str] = {}  # agents that pinged since the last flush: id -> connection id
 
     async def start(self) -> None:
         sub = await self.state.runtime.bus.subscribe(AGENT_CHANNELS)
         self._forwarder = asyncio.create_task(self._forward(sub))
         self._pinger = asyncio.create_task(self._ping())
+        self._heartbeats = asyncio.create_task(self._flush_heartbeats())
 
     async def stop(self) -> None:
-        for task in (self._forwarder, self._pinger):
+        for task in (self._forwarder, self._pinger, self._heartbeats):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -142,6 +146,21 @@ class AgentHub:
             token = transfer_tokens.issue(self.state.secret_key, frame.job.id, conn.agent_id, frame.job.timeout)
             frame = Assign(job=frame.job.model_copy(update={"transfer_token": token}))
         conn.send(frame)
+
+    async def _flush_heartbeats(self) -> None:
+        """Store the agents' heartbeats (``last_seen``) in one statement every ``HEARTBEAT_FLUSH``
+        of a heartbeat interval, instead of a transaction per ping: a thousand agents pinging every
+        5 s were 200 transactions a second, which took the database pool from everything else.
+        ``last_seen`` is then at most that much late, far within ``agent_timeout``."""
+        runtime = self.state.runtime
+        while True:
+            await asyncio.sleep(runtime.settings.heartbeat_interval * HEARTBEAT_FLUSH)
+            seen, self._seen = self._seen, {}
+            try:
+                await retry_dropped(functools.partial(agent_ctl.touch_agents, runtime.db, seen), "agents' heartbeats")
+            except Exception:
+                log.exception("agents' heartbeats not stored (%d agents); kept for the next flush", len(seen))
+                self._seen = {**seen, **self._seen}
 
     async def _ping(self) -> None:
         while True:
@@ -250,7 +269,6 @@ class AgentHub:
                     )
 
     async def _receive(self, ws: WebSocket, conn: AgentConnection) -> None:
-        db = self.state.runtime.db
         while True:
             raw = await ws.receive_text()
             try:
@@ -261,8 +279,7 @@ class AgentHub:
                 continue
             if isinstance(frame, Ping):
                 conn.send(Pong())
-                await retry_dropped(lambda: agent_ctl.touch_agent(db, conn.agent_id, conn.conn_id),
-                                    f"agent {conn.name}: heartbeat")
+                self._seen[conn.agent_id] = conn.conn_id  # stored with the others' (_flush_heartbeats)
             elif isinstance(frame, Batch):
                 await self._apply(conn, frame)
             elif isinstance(frame, Hello):
@@ -298,11 +315,13 @@ class AgentHub:
             elif any(m.type in JOB_ENDING_TYPES for m in msgs):
                 # the agent is free: hand it its next job now (in a transaction of its own, so two
                 # agents finishing at once never lock each other's flows in opposite order)
-                effects.merge(await retry_dropped(lambda: self._assign_next(conn.agent_id),
-                                                  f"agent {conn.name}: next job"))
-                effects.freed_agents.discard(conn.agent_id)
+                next_effects, assigned = await retry_dropped(lambda: self._assign_next(conn.agent_id),
+                                                             f"agent {conn.name}: next job")
+                effects.merge(next_effects)
+                if assigned:  # else the scheduler is woken for it (freed_agents): another agent may
+                    # have taken that job a moment before, while older jobs still wait
+                    effects.freed_agents.discard(conn.agent_id)
             await effects.apply(self.state.runtime.bus, self.state.runtime.queue)
-
 
     async def _apply_job(
         self, conn: AgentConnection, job_id: int, msgs: list[IncomingMessage]
@@ -313,11 +332,11 @@ class AgentHub:
         applied = await apply_job_messages(self.state.runtime.db, conn.agent_id, conn.name, job_id, msgs, effects)
         return effects, applied
 
-    async def _assign_next(self, agent_id: int) -> Effects:
+    async def _assign_next(self, agent_id: int) -> tuple[Effects, bool]:
         effects = Effects()
         async with self.state.runtime.db.transaction(quick=True) as session:
-            await assign_next(session, agent_id, effects)
-        return effects
+            assigned = await assign_next(session, agent_id, effects)
+        return effects, assigned
 
 
 @router.websocket("/agent/ws")

@@ -176,12 +176,18 @@ async def revoke_agent(session: AsyncSession, agent_id: int, effects: Effects) -
     effects.publish.append((agent_channel(agent_id), {"type": REVOKED}))  # for the hub, not the agent
 
 
-async def touch_agent(db: Database, agent_id: int, conn_id: str) -> None:
+async def touch_agents(db: Database, seen: dict[int, str]) -> None:
+    """Heartbeats: ``last_seen`` of each agent (id -> the connection it pinged on) is now, in one
+    statement for all (an agent that has connected elsewhere since is left alone)."""
+    if not seen:
+        return
+    pairs = list(seen.items())
     async with db.transaction(quick=True) as session:
         await session.execute(
             sa.update(Agent)
-            .where(col(Agent.id) == agent_id, col(Agent.connected_to) == conn_id)
+            .where(sa.tuple_(col(Agent.id), col(Agent.connected_to)).in_(pairs))
             .values(last_seen=utcnow())
+            .execution_options(synchronize_session=False)
         )
 
 
