@@ -35,10 +35,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import json
 import os
 import resource
+import signal
 import statistics
 import sys
 import tempfile
@@ -108,6 +110,7 @@ class Fleet:
         self.online = 0
         self.changed = asyncio.Condition()
         self.gate = asyncio.Semaphore(50)  # first connections at most this many at a time
+        self.errors: collections.Counter[str] = collections.Counter()  # unexpected errors of the agents' sessions
 
     async def notify(self) -> None:
         async with self.changed:
@@ -151,15 +154,19 @@ class SimAgent:
         self.stopping = True
         if self.task is not None:
             self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(BaseException):
                 await self.task
 
     async def run(self) -> None:
         backoff = BACKOFF_MIN
         while not self.stopping:
             welcomed = self.welcomes
-            with contextlib.suppress(OSError, websockets.WebSocketException, TimeoutError):
+            try:
                 await self.session()
+            except (OSError, websockets.WebSocketException, TimeoutError):
+                pass
+            except Exception as exc:  # anything else is counted (and reported), and the agent goes on
+                self.fleet.errors[repr(exc)[:120]] += 1
             if self.welcomes != welcomed:
                 backoff = BACKOFF_MIN
             await asyncio.sleep(reconnect_delay(backoff))
@@ -168,12 +175,18 @@ class SimAgent:
     async def session(self) -> None:
         headers = {"Authorization": f"Bearer {self.credential or AGENT_TOKEN}"}
         gate = self.fleet.gate if self.first else contextlib.nullcontext()
-        async with gate:
-            ws = await connect(self.url, additional_headers=headers, max_size=None, ping_interval=None,
-                               open_timeout=30, close_timeout=2, compression=None)
-            await self.send(ws, Hello(name=self.name, capabilities=CAPABILITIES, pending_jobs=list(self.unacked)))
-            welcome = server_frame.validate_json(await asyncio.wait_for(ws.recv(), 30))
-        assert isinstance(welcome, Welcome), welcome
+        async with contextlib.AsyncExitStack() as stack:
+            async with gate:
+                ws = await stack.enter_async_context(
+                    connect(self.url, additional_headers=headers, max_size=None, ping_interval=None,
+                            open_timeout=30, close_timeout=2, compression=None))
+                await self.send(ws, Hello(name=self.name, capabilities=CAPABILITIES, pending_jobs=list(self.unacked)))
+                welcome = server_frame.validate_json(await asyncio.wait_for(ws.recv(), 30))
+            if not isinstance(welcome, Welcome):  # as kraken agent: give the connection up
+                raise websockets.WebSocketException(f"unexpected first frame {welcome.type!r}")
+            await self.welcomed(ws, welcome)
+
+    async def welcomed(self, ws: ClientConnection, welcome: Welcome) -> None:
         if welcome.credential:
             self.credential = welcome.credential
         self.first = False
@@ -183,11 +196,10 @@ class SimAgent:
         await self.fleet.notify()
         pinger = asyncio.create_task(self.ping(ws))
         try:
-            async with ws:
-                pending = [m for msgs in self.unacked.values() for m in msgs]
-                if pending:
-                    await self.send(ws, Batch(messages=pending))
-                await self.receive(ws)
+            pending = [m for msgs in self.unacked.values() for m in msgs]
+            if pending:
+                await self.send(ws, Batch(messages=pending))
+            await self.receive(ws)
         finally:
             pinger.cancel()
             self.fleet.online -= 1
@@ -535,6 +547,9 @@ def raise_nofile(agents: int) -> dict[str, int]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)  # clean up on a timeout
     parts = set(args.parts.split(","))
     out: dict[str, Any] = {"agents": args.agents, "cores": os.cpu_count(), "nofile": raise_nofile(args.agents)}
     dbname = await create_database()
@@ -574,6 +589,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 if "queue" in out:
                     out["two_replicas"]["throughput_ratio"] = round(rep["jobs_per_s"] / out["queue"]["jobs_per_s"], 2)
         finally:
+            out["agent_errors"] = dict(fleet.errors)
             for agent in fleet.agents:
                 await agent.stop()
             await jobs.close()

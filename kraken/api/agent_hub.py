@@ -220,11 +220,13 @@ class AgentHub:
         if old is not None:
             await old.close(status.WS_1008_POLICY_VIOLATION)
         conn = AgentConnection(ws, agent.id, conn_id, agent.name)
-        self.local[agent.id] = conn
-        await self.state.runtime.bus.publish(agent_channel(agent.id), {"type": REPLACED, "conn_id": conn_id})
-        # the credential only right after enrolling: the agent's own from now on (the server keeps its hash)
+        # the welcome is the first frame, before the connection is listed for pings and
+        # assignments (a ping sent first made the agent give up the connection and come again).
+        # The credential only right after enrolling: the agent's own from now on (the server keeps its hash)
         conn.send(Welcome(agent_id=agent.id, heartbeat_interval=settings.heartbeat_interval,
                           approved=agent.approved, credential=credential))
+        self.local[agent.id] = conn
+        await self.state.runtime.bus.publish(agent_channel(agent.id), {"type": REPLACED, "conn_id": conn_id})
         log.info("agent %s connected from %s%s", agent.name, address, "" if agent.approved else " (pending approval)")
         try:
             await retry_dropped(lambda: self._resume(conn, hello.running_job, set(hello.pending_jobs)),
