@@ -253,8 +253,11 @@ class SimAgent:
                 elif msg.seq >= self.ending.get(msg.job_id, 1 << 62):
                     del self.ending[msg.job_id]
                     self.fleet.acked[msg.job_id, "done"] = self.last_done = time.time()
-            elif isinstance(msg, Cancel):
-                self.accepting.pop(msg.job_id, None)
+            elif isinstance(msg, Cancel) and self.accepting.pop(msg.job_id, None) is not None:
+                # taken back before it started (as kraken agent: not remembered as taken, the
+                # server may assign it here again)
+                self.taken.discard(msg.job_id)
+                self.steps.pop(msg.job_id, None)
             elif isinstance(msg, Ping):
                 await self.send(ws, Pong())
 
