@@ -119,6 +119,15 @@ class JobMessageBase(Message):
     seq: int = Field(default=0, ge=1, le=MAX_ID)
 
 
+class JobAccepted(JobMessageBase):
+    """The agent took the job (its first message for it). The agent runs nothing of the job
+    before the server has acknowledged this one: an assignment the server took back meanwhile
+    (re-queued because it was not accepted in time) is answered with ``cancel`` before the
+    acknowledgement, so a job never runs on two agents."""
+
+    type: Literal["job_accepted"] = "job_accepted"
+
+
 class StepStarted(JobMessageBase):
     type: Literal["step_started"] = "step_started"
     step_index: StepIndex
@@ -177,7 +186,7 @@ class JobDone(JobMessageBase):
     reason: str | None = None
 
 
-AnyJobMessage = StepStarted | Log | StepDone | StepInfo | TestResults | Issues | JobDone
+AnyJobMessage = JobAccepted | StepStarted | Log | StepDone | StepInfo | TestResults | Issues | JobDone
 JobMessage = Annotated[AnyJobMessage, Discriminator("type")]
 JOB_MESSAGE_TYPES: tuple[type[JobMessageBase], ...] = get_args(AnyJobMessage)
 JOB_ENDING_TYPES = frozenset({"job_done"})  # messages that end a job

@@ -41,6 +41,7 @@ from kraken.protocol import (
     Assign,
     Cancel,
     Hello,
+    JobAccepted,
     JobDone,
     JobSpec,
     Ping,
@@ -291,11 +292,13 @@ class Agent:
             job, self.outbox, self.name, str(self.data_dir), server=server, default_limits=self.limits
         )
         self.runner = runner
-        log.info("running job %s (%s)", job["id"], job.get("name"))
+        log.info("job %s (%s) assigned: accepting it", job["id"], job.get("name"))
 
         async def go() -> None:
             try:
-                await runner.run()
+                if await self._accept(runner):
+                    log.info("running job %s (%s)", job["id"], job.get("name"))
+                    await runner.run()
             except Exception:
                 log.exception("job %s crashed the runner", runner.job_id)
                 await runner.send(JobDone(result=Result.ERROR, reason="agent-side crash"))
@@ -306,6 +309,26 @@ class Agent:
                     self._start_job(spec)
 
         runner.task = asyncio.create_task(go())
+
+    async def _accept(self, runner: JobRunner) -> bool:
+        """Tell the server that this agent takes the job and wait for its acknowledgement, which
+        says the job is still this agent's: the server answers ``cancel`` first when it took the
+        assignment back (not accepted in time, see the watchdog), and the job then never runs here
+        (nor is it remembered as taken: the server may assign it here again)."""
+        seq = await self.outbox.put(runner.job_id, JobAccepted())
+        acked = asyncio.ensure_future(self.outbox.acked(runner.job_id, seq))
+        cancelled = asyncio.ensure_future(runner.cancelled_event.wait())
+        try:
+            await asyncio.wait({acked, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            acked.cancel()
+            cancelled.cancel()
+        if runner.cancelled:
+            log.info("job %s: taken back by the server before it started; not run", runner.job_id)
+            with contextlib.suppress(ValueError):
+                self._taken.remove(runner.job_id)
+            return False
+        return True
 
 
 def reconnect_delay(backoff: float) -> float:

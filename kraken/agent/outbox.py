@@ -16,6 +16,7 @@ from kraken.protocol import (
     JOB_ENDING_TYPES,
     AnyJobMessage,
     Batch,
+    JobAccepted,
     JobDone,
     Log,
     MalformedJobMessage,
@@ -30,12 +31,12 @@ Sender = Callable[[Batch], Awaitable[None]]
 # Messages wait this long for company, so that a short step's start, output, end and the
 # job's end reach the server as one frame (one transaction there) ...
 COALESCE_SECONDS = 0.005
-# ... except the end of a job, which goes at once.
-FLUSH_AT_ONCE = JOB_ENDING_TYPES
+# ... except the end of a job and its acceptance (the job waits for its acknowledgement), which go at once.
+FLUSH_AT_ONCE = JOB_ENDING_TYPES | {"job_accepted"}
 # Bulk messages (test results: up to 1 MiB each) wait while this many are unacknowledged, so a
 # million results never pile up in the agent's memory; progress and log messages never wait.
 BULK_WINDOW = 8
-SMALL = frozenset(message_type(m) for m in (StepStarted, Log, StepDone, StepInfo, JobDone))
+SMALL = frozenset(message_type(m) for m in (JobAccepted, StepStarted, Log, StepDone, StepInfo, JobDone))
 
 
 class Outbox:
@@ -55,12 +56,13 @@ class Outbox:
         self._bulk: set[tuple[int, int]] = set()
         self._room = asyncio.Event()
         self._room.set()
+        self._ack_waiters: dict[tuple[int, int], asyncio.Event] = {}
 
     def start_job(self, job_id: int, last_seq: int = 0) -> None:
         self._seq[job_id] = max(self._seq.get(job_id, 0), last_seq)
 
-    async def put(self, job_id: int, message: AnyJobMessage) -> None:
-        """Number ``message`` (its ``job_id`` and ``seq`` are set here) and send it soon."""
+    async def put(self, job_id: int, message: AnyJobMessage) -> int:
+        """Number ``message`` (its ``job_id`` and ``seq`` are set here) and send it soon; returns its ``seq``."""
         bulk = message.type not in SMALL
         while bulk and len(self._bulk) >= BULK_WINDOW:
             await self._room.wait()
@@ -75,13 +77,14 @@ class Outbox:
                 self._room.clear()
         self._drained.clear()
         if self._sender is None:
-            return
+            return seq
         if message.type in FLUSH_AT_ONCE:
             if self._timer is not None:
                 self._timer.cancel()
             self._timer_fired()
         elif self._timer is None and not self._flush_scheduled:
             self._timer = asyncio.get_running_loop().call_later(COALESCE_SECONDS, self._timer_fired)
+        return seq
 
     def _timer_fired(self) -> None:
         self._timer = None
@@ -104,6 +107,9 @@ class Outbox:
         for key in [k for k in self._pending if k[0] == job_id and k[1] <= seq]:
             del self._pending[key]
             self._bulk.discard(key)
+            waiter = self._ack_waiters.pop(key, None)
+            if waiter is not None:
+                waiter.set()
         if len(self._bulk) < BULK_WINDOW:
             self._room.set()
         if not self._pending:
@@ -116,6 +122,13 @@ class Outbox:
             if self._pending:
                 await sender(_batch(list(self._pending.values())))
             self._sender = sender
+
+    async def acked(self, job_id: int, seq: int) -> None:
+        """Return once the server has acknowledged message ``seq`` of ``job_id``."""
+        if (job_id, seq) not in self._pending:
+            return
+        waiter = self._ack_waiters.setdefault((job_id, seq), asyncio.Event())
+        await waiter.wait()
 
     def disconnected(self) -> None:
         self._sender = None

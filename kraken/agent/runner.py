@@ -79,6 +79,10 @@ class JobRunner:
     async def send(self, message: AnyJobMessage) -> None:
         await self.outbox.put(self.job_id, message)
 
+    @property
+    def cancelled_event(self) -> asyncio.Event:
+        return self._cancelled
+
     async def cancel(self) -> None:
         self.cancelled = True
         self._cancelled.set()

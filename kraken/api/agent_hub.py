@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from typing import Any
@@ -30,9 +31,10 @@ from kraken.artifacts import tokens as transfer_tokens
 from kraken.control import agents as agent_ctl
 from kraken.control import orchestration
 from kraken.control.effects import Effects
-from kraken.control.job_message_dispatch import IncomingMessage, apply_job_messages
+from kraken.control.job_message_dispatch import Applied, IncomingMessage, apply_job_messages
 from kraken.control.scheduler import assign_next
 from kraken.core.security import tokens_equal
+from kraken.core.transient import retry_dropped
 from kraken.models import Job
 from kraken.protocol import (
     AGENT_CHANNELS,
@@ -62,6 +64,7 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 REPLACED = "_replaced"
+HEARTBEAT_FLUSH = 0.2  # heartbeats are stored every this much of a heartbeat interval
 
 
 class AgentConnection:
@@ -98,14 +101,17 @@ class AgentHub:
         self.local: dict[int, AgentConnection] = {}
         self._forwarder: asyncio.Task[None] | None = None
         self._pinger: asyncio.Task[None] | None = None
+        self._heartbeats: asyncio.Task[None] | None = None
+        self._seen: dict[int, str] = {}  # agents that pinged since the last flush: id -> connection id
 
     async def start(self) -> None:
         sub = await self.state.runtime.bus.subscribe(AGENT_CHANNELS)
         self._forwarder = asyncio.create_task(self._forward(sub))
         self._pinger = asyncio.create_task(self._ping())
+        self._heartbeats = asyncio.create_task(self._flush_heartbeats())
 
     async def stop(self) -> None:
-        for task in (self._forwarder, self._pinger):
+        for task in (self._forwarder, self._pinger, self._heartbeats):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -140,6 +146,21 @@ class AgentHub:
             token = transfer_tokens.issue(self.state.secret_key, frame.job.id, conn.agent_id, frame.job.timeout)
             frame = Assign(job=frame.job.model_copy(update={"transfer_token": token}))
         conn.send(frame)
+
+    async def _flush_heartbeats(self) -> None:
+        """Store the agents' heartbeats (``last_seen``) in one statement every ``HEARTBEAT_FLUSH``
+        of a heartbeat interval, instead of a transaction per ping: a thousand agents pinging every
+        5 s were 200 transactions a second, which took the database pool from everything else.
+        ``last_seen`` is then at most that much late, far within ``agent_timeout``."""
+        runtime = self.state.runtime
+        while True:
+            await asyncio.sleep(runtime.settings.heartbeat_interval * HEARTBEAT_FLUSH)
+            seen, self._seen = self._seen, {}
+            try:
+                await retry_dropped(functools.partial(agent_ctl.touch_agents, runtime.db, seen), "agents' heartbeats")
+            except Exception:
+                log.exception("agents' heartbeats not stored (%d agents); kept for the next flush", len(seen))
+                self._seen = {**seen, **self._seen}
 
     async def _ping(self) -> None:
         while True:
@@ -199,14 +220,17 @@ class AgentHub:
         if old is not None:
             await old.close(status.WS_1008_POLICY_VIOLATION)
         conn = AgentConnection(ws, agent.id, conn_id, agent.name)
-        self.local[agent.id] = conn
-        await self.state.runtime.bus.publish(agent_channel(agent.id), {"type": REPLACED, "conn_id": conn_id})
-        # the credential only right after enrolling: the agent's own from now on (the server keeps its hash)
+        # the welcome is the first frame, before the connection is listed for pings and
+        # assignments (a ping sent first made the agent give up the connection and come again).
+        # The credential only right after enrolling: the agent's own from now on (the server keeps its hash)
         conn.send(Welcome(agent_id=agent.id, heartbeat_interval=settings.heartbeat_interval,
                           approved=agent.approved, credential=credential))
+        self.local[agent.id] = conn
+        await self.state.runtime.bus.publish(agent_channel(agent.id), {"type": REPLACED, "conn_id": conn_id})
         log.info("agent %s connected from %s%s", agent.name, address, "" if agent.approved else " (pending approval)")
         try:
-            await self._resume(conn, hello.running_job, set(hello.pending_jobs))
+            await retry_dropped(lambda: self._resume(conn, hello.running_job, set(hello.pending_jobs)),
+                                f"agent {agent.name}: reconnect")
             await self.state.runtime.bus.publish(SCHED_CHANNEL, {})
             await self.state.runtime.bus.publish(EVENTS_CHANNEL, {"kind": "agent", "id": agent.id, "online": True})
             await self._receive(ws, conn)
@@ -247,7 +271,6 @@ class AgentHub:
                     )
 
     async def _receive(self, ws: WebSocket, conn: AgentConnection) -> None:
-        db = self.state.runtime.db
         while True:
             raw = await ws.receive_text()
             try:
@@ -258,7 +281,7 @@ class AgentHub:
                 continue
             if isinstance(frame, Ping):
                 conn.send(Pong())
-                await agent_ctl.touch_agent(db, conn.agent_id, conn.conn_id)
+                self._seen[conn.agent_id] = conn.conn_id  # stored with the others' (_flush_heartbeats)
             elif isinstance(frame, Batch):
                 await self._apply(conn, frame)
             elif isinstance(frame, Hello):
@@ -275,25 +298,47 @@ class AgentHub:
                             conn.name, m.type or "job", error)
                 continue
             by_job.setdefault(job_id, []).append(m)
-        db = self.state.runtime.db
         for job_id, msgs in by_job.items():
-            effects = Effects()
-            applied = await apply_job_messages(db, conn.agent_id, conn.name, job_id, msgs, effects)
-            if applied.seq:
-                conn.send(Ack(job_id=job_id, seq=applied.seq))
+            effects, applied = await retry_dropped(
+                functools.partial(self._apply_job, conn, job_id, msgs), f"agent {conn.name}: job {job_id}"
+            )
             if not applied.held:
                 log.warning("agent %s sent %d message(s) for job %s, which it does not hold: acknowledged, "
                             "dropped, and the agent told to cancel the job", conn.name, len(msgs), job_id)
+                # cancel before the acknowledgement: an agent waiting for the acknowledgement of its
+                # ``job_accepted`` then never starts a job that was taken back from it
                 conn.send(Cancel(job_id=job_id))
+            if applied.seq:
+                conn.send(Ack(job_id=job_id, seq=applied.seq))
+            if not applied.held:
+                pass
             elif applied.ended_by_error:
                 conn.send(Cancel(job_id=job_id))  # the job ended here: stop it on the agent
             elif any(m.type in JOB_ENDING_TYPES for m in msgs):
                 # the agent is free: hand it its next job now (in a transaction of its own, so two
                 # agents finishing at once never lock each other's flows in opposite order)
-                async with db.transaction(quick=True) as session:
-                    await assign_next(session, conn.agent_id, effects)
-                effects.freed_agents.discard(conn.agent_id)
+                next_effects, assigned = await retry_dropped(lambda: self._assign_next(conn.agent_id),
+                                                             f"agent {conn.name}: next job")
+                effects.merge(next_effects)
+                if assigned:  # else the scheduler is woken for it (freed_agents): another agent may
+                    # have taken that job a moment before, while older jobs still wait
+                    effects.freed_agents.discard(conn.agent_id)
             await effects.apply(self.state.runtime.bus, self.state.runtime.queue)
+
+    async def _apply_job(
+        self, conn: AgentConnection, job_id: int, msgs: list[IncomingMessage]
+    ) -> tuple[Effects, Applied]:
+        """One job's messages in one transaction, with the effects of that transaction alone (a
+        transaction run again after a dropped connection starts from fresh effects)."""
+        effects = Effects()
+        applied = await apply_job_messages(self.state.runtime.db, conn.agent_id, conn.name, job_id, msgs, effects)
+        return effects, applied
+
+    async def _assign_next(self, agent_id: int) -> tuple[Effects, bool]:
+        effects = Effects()
+        async with self.state.runtime.db.transaction(quick=True) as session:
+            assigned = await assign_next(session, agent_id, effects)
+        return effects, assigned
 
 
 @router.websocket("/agent/ws")

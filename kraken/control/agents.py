@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -58,16 +59,24 @@ async def set_agent_groups(session: AsyncSession, agent: Agent, names: list[str]
         )
 
 
-async def agent_groups(session: AsyncSession, agent_ids: list[int]) -> dict[int, list[str]]:
-    rows = await session.execute(
+async def agent_groups(
+    session: AsyncSession, agent_ids: list[int], among: Sequence[Any] | None = None
+) -> dict[int, list[str]]:
+    """Each agent's groups. ``among``: conditions on ``Agent`` that select exactly ``agent_ids``,
+    used instead of listing the ids (for every schedulable agent: a thousand ids in the query)."""
+    query = (
         select(AgentGroupLink.agent_id, AgentGroup.name)
         .join(AgentGroup, col(AgentGroup.id) == AgentGroupLink.group_id)
-        .where(col(AgentGroupLink.agent_id).in_(agent_ids))
         .order_by(col(AgentGroup.name))
     )
+    if among is None:
+        query = query.where(col(AgentGroupLink.agent_id).in_(agent_ids))
+    else:
+        query = query.join(Agent, col(Agent.id) == AgentGroupLink.agent_id).where(*among)
+    rows = await session.execute(query)
     out: dict[int, list[str]] = {a: [] for a in agent_ids}
     for agent_id, name in rows:
-        out[agent_id].append(name)
+        out.setdefault(agent_id, []).append(name)  # (an agent approved since agent_ids were read)
     return out
 
 
@@ -176,12 +185,18 @@ async def revoke_agent(session: AsyncSession, agent_id: int, effects: Effects) -
     effects.publish.append((agent_channel(agent_id), {"type": REVOKED}))  # for the hub, not the agent
 
 
-async def touch_agent(db: Database, agent_id: int, conn_id: str) -> None:
+async def touch_agents(db: Database, seen: dict[int, str]) -> None:
+    """Heartbeats: ``last_seen`` of each agent (id -> the connection it pinged on) is now, in one
+    statement for all (an agent that has connected elsewhere since is left alone)."""
+    if not seen:
+        return
+    pairs = list(seen.items())
     async with db.transaction(quick=True) as session:
         await session.execute(
             sa.update(Agent)
-            .where(col(Agent.id) == agent_id, col(Agent.connected_to) == conn_id)
+            .where(sa.tuple_(col(Agent.id), col(Agent.connected_to)).in_(pairs))
             .values(last_seen=utcnow())
+            .execution_options(synchronize_session=False)
         )
 
 

@@ -26,6 +26,13 @@ class Effects:
     # already did (the agent hub gives an agent its next job in the same round trip)
     freed_agents: set[int] = field(default_factory=set)
 
+    def merge(self, other: Effects) -> None:
+        """Add what another (committed) transaction asked for."""
+        self.publish.extend(other.publish)
+        self.tasks.extend(other.tasks)
+        self.wake_scheduler = self.wake_scheduler or other.wake_scheduler
+        self.freed_agents |= other.freed_agents
+
     def enqueue(self, name: str, key: str | None = None, **kwargs: Any) -> None:
         self.tasks.append((name, key, kwargs))
 

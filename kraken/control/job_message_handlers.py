@@ -11,10 +11,17 @@ from kraken.control.job_message_dispatch import handles
 from kraken.logs.active import log_store
 from kraken.models import Job, Step
 from kraken.observability import metrics
-from kraken.protocol import JobDone, Log, StepDone, StepInfo, StepStarted, log_channel
+from kraken.protocol import JobAccepted, JobDone, Log, StepDone, StepInfo, StepStarted, log_channel
 from kraken.secrets.store import job_masker
 
 MAX_LINE = 10_000  # characters kept of one output line
+
+
+@handles(JobAccepted, quick=True)
+async def on_job_accepted(session: AsyncSession, job: Job, msg: JobAccepted, effects: Effects) -> None:
+    """Nothing to change but what the dispatcher does for every message: ``last_seq`` moves past
+    0, which is what says "accepted" (the watchdog stops re-sending and never re-queues the job),
+    in the same transaction, under the job's lock, as a re-queue would take it back."""
 
 
 @handles(StepStarted, quick=True)

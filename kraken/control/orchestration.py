@@ -448,6 +448,33 @@ async def assign_job(session: AsyncSession, job_id: int, agent_id: int, effects:
     return True
 
 
+async def requeue_unaccepted(session: AsyncSession, job_id: int, effects: Effects, reason: str) -> bool:
+    """Take back an assignment that its agent has not accepted (no message from it: ``last_seq`` 0)
+    and queue the job again; False when the agent accepted it meanwhile or it ended.
+
+    Its ``job_accepted`` is applied under the same job lock, so either the agent's acceptance wins
+    and the job stays there, or this does and the agent, told ``cancel`` (before the
+    acknowledgement of a late acceptance), never runs the job."""
+    _, _, job = await lock_job(session, job_id)
+    if job.state != State.RUNNING or job.last_seq != 0 or job.started is not None or job.agent_id is None:
+        return False
+    agent_id = job.agent_id
+    await session.execute(
+        sa.update(Agent)
+        .where(col(Agent.id) == agent_id, col(Agent.current_job_id) == job_id)
+        .values(current_job_id=None)
+    )
+    job.agent_id = None
+    job.agent_name = None
+    job.reason = reason
+    set_state(job, State.QUEUED, effects, reason=reason)
+    job.assigned = None
+    effects.to_agent(agent_id, Cancel(job_id=job_id))
+    effects.freed_agents.add(agent_id)
+    effects.wake_scheduler = True
+    return True
+
+
 async def job_payload(session: AsyncSession, job: Job, flow: Flow | None = None) -> dict[str, Any]:
     """What the agent needs to run the job."""
     if flow is None:

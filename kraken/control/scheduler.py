@@ -16,11 +16,12 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
+from sqlmodel import col
 
 from kraken.control import orchestration
 from kraken.control.agents import ALL_GROUP, agent_groups
@@ -49,6 +50,65 @@ class JobNeeds(Protocol):
     def system(self) -> str: ...
 
 
+class AgentFacts(Protocol):
+    """What the scheduler's rules read of an agent (an ``Agent`` row or a ``SchedulableAgent``)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def capabilities(self) -> dict[str, Any]: ...
+    @property
+    def connected_to(self) -> str | None: ...
+    @property
+    def last_seen(self) -> datetime | None: ...
+    @property
+    def current_job_id(self) -> int | None: ...
+
+
+class SchedulableAgent(NamedTuple):
+    """An agent as a scheduler pass reads it: plain columns, no ORM object (a pass reads every
+    schedulable agent; with a thousand of them, building ORM objects and decoding each one's
+    capabilities took most of a pass)."""
+
+    id: int
+    capabilities: dict[str, Any]
+    connected_to: str | None
+    last_seen: datetime | None
+    current_job_id: int | None
+
+
+_CAPS_CACHE: dict[str, dict[str, Any]] = {}  # capabilities as stored -> decoded: agents' repeat
+_CAPS_CACHE_MAX = 4096
+
+
+def _capabilities(raw: str | None) -> dict[str, Any]:
+    """Decoded capabilities, shared by the agents that have the same ones (read only)."""
+    if not raw:
+        return {}
+    caps = _CAPS_CACHE.get(raw)
+    if caps is None:
+        decoded = orjson.loads(raw)
+        caps = decoded if isinstance(decoded, dict) else {}
+        if len(_CAPS_CACHE) >= _CAPS_CACHE_MAX:
+            _CAPS_CACHE.clear()
+        _CAPS_CACHE[raw] = caps
+    return caps
+
+
+async def schedulable_agents(session: AsyncSession) -> list[SchedulableAgent]:
+    """Every enabled, approved agent, in id order (the scheduler's choice order)."""
+    rows = await session.execute(
+        sa.select(col(Agent.id), sa.cast(col(Agent.capabilities), sa.Text), col(Agent.connected_to),
+                  col(Agent.last_seen), col(Agent.current_job_id))
+        .where(*SCHEDULABLE).order_by(col(Agent.id))
+    )
+    out = []
+    for agent_id, caps, conn, seen, job in rows:
+        assert agent_id is not None  # a primary key
+        out.append(SchedulableAgent(agent_id, _capabilities(caps), conn, seen, job))
+    return out
+
+
 class QueuedJob(NamedTuple):
     id: int
     agents_group: str
@@ -57,7 +117,7 @@ class QueuedJob(NamedTuple):
     reason: str | None
 
 
-def agent_can_run(job: JobNeeds, agent: Agent, groups: Sequence[str]) -> str | None:
+def agent_can_run(job: JobNeeds, agent: AgentFacts, groups: Sequence[str]) -> str | None:
     """None when the agent can run the job, else why not."""
     if job.agents_group not in groups:
         return f"not in group '{job.agents_group}'"
@@ -119,7 +179,8 @@ class Plan:
 
 
 def plan_assignments(
-    jobs: Sequence[QueuedJob], agents: Sequence[Agent], groups: Mapping[int, Sequence[str]], online_since: datetime
+    jobs: Sequence[QueuedJob], agents: Sequence[AgentFacts], groups: Mapping[int, Sequence[str]],
+    online_since: datetime,
 ) -> Plan:
     """Which idle agent takes which queued job, and why the others wait: no database, no clock.
 
@@ -129,7 +190,7 @@ def plan_assignments(
     online = {a.id for a in agents if a.connected_to and a.last_seen and a.last_seen >= online_since}
     idle = [a for a in agents if a.id in online and a.current_job_id is None]
     plan = Plan([], {})
-    capable_of: dict[tuple[str, str, str], list[Agent]] = {}  # jobs have few distinct needs
+    capable_of: dict[tuple[str, str, str], list[AgentFacts]] = {}  # jobs have few distinct needs
     for job in jobs:
         need = (job.agents_group, job.executor, job.system)
         capable = capable_of.get(need)
@@ -183,10 +244,8 @@ class Scheduler(Service):
             jobs = await queued_jobs(session)
             if not jobs:
                 return 0, False
-            agents = (
-                await session.execute(select(Agent).where(*SCHEDULABLE).order_by(col(Agent.id)))
-            ).scalars().all()
-            groups = await agent_groups(session, [a.id for a in agents if a.id is not None])
+            agents = await schedulable_agents(session)
+            groups = await agent_groups(session, [a.id for a in agents], among=SCHEDULABLE)
         plan = plan_assignments(jobs, agents, groups, utcnow() - timedelta(seconds=self.settings.agent_timeout))
         await self._set_reasons(jobs, plan.reasons)
         if not plan.assignments:

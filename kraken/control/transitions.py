@@ -40,7 +40,8 @@ Entity = Flow | Run | Job
 TRANSITIONS: dict[type, dict[State, frozenset[State]]] = {
     Job: {
         State.QUEUED: frozenset({State.RUNNING, State.COMPLETED}),  # assigned; cancelled or timed out unassigned
-        State.RUNNING: frozenset({State.COMPLETED}),
+        # running -> queued: an assignment its agent never accepted is taken back (the watchdog)
+        State.RUNNING: frozenset({State.QUEUED, State.COMPLETED}),
         State.COMPLETED: frozenset(),
     },
     Run: {

@@ -4,9 +4,13 @@
 - a running job past its timeout (plus a grace for the agent to report it) ends ``timeout``;
 - a run past its time limit (its stage's ``timeout``) ends its open jobs ``timeout``;
 - a run whose stage code was never evaluated (its ``start_run`` task was lost) is started;
-- an assignment not started ``RESEND_AFTER`` seconds after it was committed is sent again
-  (its first sending may have been lost: Redis away between the commit and the publish); the
+- an assignment its agent has not accepted (no ``job_accepted``, nor any other message from it)
+  ``assignment_resend_after`` seconds after it was committed is sent again (its first sending
+  may have been lost: Redis away between the commit and the publish), every as many seconds; the
   agent ignores an assignment of a job it already took;
+- one still not accepted ``assignment_requeue_after`` seconds after it was committed is taken
+  back and the job queued again (the agent went away, or is stuck, before taking it): the
+  scheduler assigns it anew;
 - agents without heartbeat are marked offline.
 """
 
@@ -33,7 +37,6 @@ log = logging.getLogger(__name__)
 
 TIMEOUT_GRACE = 30.0  # the agent enforces the job timeout itself; this catches silent agents
 LOST_START = 60.0  # seconds after which a run still waiting for its evaluation is started here
-RESEND_AFTER = 3.0  # seconds after which an assignment with no message from its agent is sent again
 
 
 class Watchdog(PeriodicService):
@@ -93,7 +96,10 @@ class Watchdog(PeriodicService):
         lost_ids = {job_id for job_id, _, _ in lost}
         for job_id, agent_name, last_seen in lost:
             ago = (now - last_seen).total_seconds() if last_seen else 0
-            await self._end(job_id, Result.ERROR, f"agent lost: no heartbeat from '{agent_name}' for {ago:.0f} s")
+            lost_reason = f"agent lost: no heartbeat from '{agent_name}' for {ago:.0f} s"
+            if await self._requeue(job_id, f"{lost_reason} before it accepted the job; queued again"):
+                continue  # it never started there: another agent runs it
+            await self._end(job_id, Result.ERROR, lost_reason)
         for job_id, assigned, started, timeout in running:
             begin = started or assigned
             if job_id in lost_ids or begin is None:
@@ -108,9 +114,11 @@ class Watchdog(PeriodicService):
             )
 
     async def _resend_assignments(self, now: datetime) -> None:
-        """Send again the assignments whose agent has sent nothing for the job yet: a committed
-        assignment reaches its agent even when its first publication was lost."""
-        cutoff = now - timedelta(seconds=RESEND_AFTER)
+        """Send again the assignments that their agent has not accepted yet, so that a committed
+        assignment reaches its agent even when its first publication was lost; take back the ones
+        still not accepted after ``assignment_requeue_after``."""
+        resend_after = self.settings.assignment_resend_after
+        requeue_cutoff = now - timedelta(seconds=self.settings.assignment_requeue_after)
         effects = Effects()
         async with self.db.session(quick=True) as session:
             jobs = (
@@ -120,25 +128,42 @@ class Watchdog(PeriodicService):
                         col(Job.started).is_(None),
                         col(Job.last_seq) == 0,
                         col(Job.agent_id).is_not(None),
-                        col(Job.assigned) < cutoff,
+                        col(Job.assigned) < now - timedelta(seconds=resend_after),
                     )
                 )
             ).scalars().all()
             clock = time.monotonic()
             waiting: dict[int, float] = {}
+            stale: list[tuple[int, str | None]] = []
             for job in jobs:
                 assert job.id is not None and job.agent_id is not None
+                if job.assigned is not None and job.assigned < requeue_cutoff:
+                    stale.append((job.id, job.agent_name))
+                    continue
                 last = self._resent.get(job.id)
-                if last is not None and clock - last < RESEND_AFTER:
+                if last is not None and clock - last < resend_after:
                     waiting[job.id] = last
                     continue
-                log.info("job %s: no word from agent %s since it was assigned; sending the assignment again",
+                log.info("job %s: not accepted by agent %s since it was assigned; sending the assignment again",
                          job.id, job.agent_name)
                 payload = await orchestration.job_payload(session, job)
                 effects.to_agent(job.agent_id, Assign(job=AgentJob.model_validate(payload)))
                 waiting[job.id] = clock
         self._resent = waiting
         await effects.apply(self.bus, self.queue)
+        for job_id, agent_name in stale:
+            await self._requeue(job_id, f"agent {agent_name} did not accept the job within "
+                                        f"{self.settings.assignment_requeue_after:g} s; queued again")
+
+    async def _requeue(self, job_id: int, reason: str) -> bool:
+        """Queue the job again if its agent has not accepted it (False: it did, or the job ended)."""
+        effects = Effects()
+        async with self.db.transaction(quick=True) as session:
+            requeued = await orchestration.requeue_unaccepted(session, job_id, effects, reason)
+        if requeued:
+            log.warning("job %s: %s", job_id, reason)
+        await effects.apply(self.bus, self.queue)
+        return requeued
 
     async def _end(self, job_id: int, result: Result, reason: str) -> None:
         effects = Effects()

@@ -98,6 +98,12 @@ class Settings(BaseSettings):
     heartbeat_interval: float = 5.0
     agent_timeout: float = 20.0  # no heartbeat for this long: the agent is lost
     watchdog_interval: float = 2.0
+    assignment_resend_after: float = Field(
+        3.0, gt=0, description="an assignment its agent has not accepted is sent again after this many seconds"
+    )
+    assignment_requeue_after: float = Field(
+        10.0, gt=0, description="an assignment its agent has not accepted is taken back and the job queued again"
+    )
     default_job_timeout: float = 3600.0
     scheduler_sweep_interval: float = 5.0  # safety net only; assignment is event driven
 

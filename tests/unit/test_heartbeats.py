@@ -1,0 +1,35 @@
+"""Agents' heartbeats are stored together (``touch_agents``, flushed by the agent hub): each agent's
+``last_seen`` moves only while it is on the connection that pinged."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlmodel import select
+
+from kraken.control.agents import touch_agents
+from kraken.core.clock import utcnow
+from kraken.core.db import Database
+from kraken.models import Agent
+
+
+def _aware(value: datetime | None) -> datetime:
+    assert value is not None
+    return value if value.tzinfo is not None else value.replace(tzinfo=utcnow().tzinfo)
+
+
+async def test_touch_agents_updates_every_agent_on_the_connection_that_pinged(db: Database) -> None:
+    long_ago = utcnow() - timedelta(minutes=10)
+    async with db.transaction() as s:
+        agents = [Agent(name=f"hb-{n}", approved=True, connected_to=f"c{n}", last_seen=long_ago) for n in range(3)]
+        s.add_all(agents)
+    a, b, c = (agent.id for agent in agents)
+    assert a is not None and b is not None and c is not None
+    before = utcnow()
+    # b pinged on a connection it has since left (it connected elsewhere as c9); c did not ping
+    await touch_agents(db, {a: "c0", b: "old"})
+    await touch_agents(db, {})  # nothing to store: no statement
+    async with db.session() as s:
+        seen = {x.name: _aware(x.last_seen) for x in (await s.execute(select(Agent))).scalars()}
+    assert seen["hb-0"] >= before
+    assert seen["hb-1"] == _aware(long_ago) and seen["hb-2"] == _aware(long_ago)
