@@ -3,6 +3,7 @@ access token).  What the caller may do is decided in ``kraken.api.authz``."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from kraken.core.security import PAT_PREFIX, STREAM_PURPOSES, read_access_token, read_stream_token, token_digest
+from kraken.core.transient import retry_dropped
 from kraken.models import User
 from kraken.models.access import ApiToken
 from kraken.models.base import utcnow
@@ -71,16 +73,32 @@ def _refuse_barred(state: ServerState, user: User) -> None:
         raise _unauthorized("local accounts are turned off")
 
 
+# The caller's lookups run once more when the database dropped the connection under them (a
+# restart, a failover): a request must not fail because of what happened to a pooled connection.
+async def _user_named(state: ServerState, username: str) -> User | None:
+    async with state.runtime.db.session(quick=True) as session:
+        return (await session.execute(select(User).where(User.username == username))).scalar_one_or_none()
+
+
+async def _api_token(state: ServerState, token_id: int) -> ApiToken | None:
+    async with state.runtime.db.session(quick=True) as session:
+        return await session.get(ApiToken, token_id)
+
+
 async def _from_api_token(state: ServerState, token: str) -> Principal:
     now = utcnow()
-    async with state.runtime.db.session(quick=True) as session:
-        row = (
-            await session.execute(
-                select(ApiToken, User)
-                .join(User, col(User.id) == col(ApiToken.user_id))
-                .where(ApiToken.token_hash == token_digest(token))
-            )
-        ).one_or_none()
+
+    async def read() -> Any:
+        async with state.runtime.db.session(quick=True) as session:
+            return (
+                await session.execute(
+                    select(ApiToken, User)
+                    .join(User, col(User.id) == col(ApiToken.user_id))
+                    .where(ApiToken.token_hash == token_digest(token))
+                )
+            ).one_or_none()
+
+    row = await retry_dropped(read, "API token")
     if row is None:
         raise _unauthorized("unknown API token")
     api_token, user = row
@@ -104,8 +122,7 @@ async def _from_login_token(state: ServerState, token: str) -> Principal:
             raise _unauthorized("a stream token is taken only as ?access_token= by the stream or download it is for")
         raise _unauthorized("invalid or expired token")
     username, generation = claims
-    async with state.runtime.db.session(quick=True) as session:
-        user = (await session.execute(select(User).where(User.username == username))).scalar_one_or_none()
+    user = await retry_dropped(functools.partial(_user_named, state, username), "login token")
     if user is None:
         raise _unauthorized("unknown user")
     _refuse_barred(state, user)
@@ -148,9 +165,10 @@ async def _from_stream_token(state: ServerState, token: str, purpose: str | None
         raise _unauthorized("invalid or expired stream token: get a new one from POST /api/auth/stream-token")
     if claims.purpose != purpose:
         raise _unauthorized(f"this stream token is for '{claims.purpose}', this route needs one for '{purpose}'")
-    async with state.runtime.db.session(quick=True) as session:
-        user = (await session.execute(select(User).where(User.username == claims.username))).scalar_one_or_none()
-        api_token = await session.get(ApiToken, claims.api_token_id) if claims.api_token_id is not None else None
+    user = await retry_dropped(functools.partial(_user_named, state, claims.username), "stream token")
+    api_token = None
+    if claims.api_token_id is not None:
+        api_token = await retry_dropped(functools.partial(_api_token, state, claims.api_token_id), "stream token")
     if user is None or user.disabled:
         raise _unauthorized("the stream token's user is unknown or disabled")
     if user.token_generation != claims.generation:
