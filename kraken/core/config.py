@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     scheduler_sweep_interval: float = 5.0  # safety net only; assignment is event driven
 
     log_level: str = "info"
+    # Kraken's own logs on stderr: "text" or "json" (one JSON object a line; kraken.observability.servicelog)
+    log_format: Literal["text", "json"] = "text"
 
     # secrets (kraken.secrets): the key that encrypts them at rest, outside the database
     secrets_key: str | None = Field(None, description="Fernet key; default: generated once in <data_dir>/secrets.key")
