@@ -132,6 +132,11 @@ class DatabaseLogStore(LogStore):
         result = await session.execute(sa.delete(LogChunk).where(col(LogChunk.job_id).in_(job_ids)))
         return int(result.rowcount)  # type: ignore[attr-defined]
 
+    async def index_pending(self, db: Database) -> int:
+        from kraken.logs.indexer import index_all
+
+        return (await index_all(db)).lines
+
     async def indexed_lines(self, session: AsyncSession) -> int:
         main = _sqlite_file(session)
         if main is not None:
