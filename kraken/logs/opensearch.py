@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,7 +31,7 @@ from kraken.core.db import Database
 from kraken.logs.database import DatabaseLogStore
 from kraken.logs.query import LogQuery
 from kraken.logs.store import LogBatch, SearchHit, SearchPage
-from kraken.models import LogChunk
+from kraken.models import Job, LogChunk
 from kraken.models.logs import LogIndexState
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,10 @@ class OpenSearchLogStore(DatabaseLogStore):
         """The database's chunks of the job; lines before the first of them (indexed, then
         deleted from the database) from OpenSearch."""
         expected = after_line + 1
+        job = await session.get(Job, job_id)
+        if job is None:
+            return
+        since = _aware(job.created)
         result = await session.stream_scalars(
             select(LogChunk)
             .where(LogChunk.job_id == job_id, col(LogChunk.first_line) + col(LogChunk.line_count) > expected)
@@ -111,7 +115,7 @@ class OpenSearchLogStore(DatabaseLogStore):
         any_chunk = False
         async for chunk in result:
             if chunk.first_line > expected and not any_chunk:
-                async for batch in self._indexed(job_id, expected, chunk.first_line):
+                async for batch in self._indexed(job_id, since, expected, chunk.first_line):
                     yield batch
             any_chunk = True
             skip = max(0, expected - chunk.first_line)
@@ -119,16 +123,23 @@ class OpenSearchLogStore(DatabaseLogStore):
             yield LogBatch(chunk.first_line + skip, chunk.step_index, lines[skip:] if skip else lines)
             expected = chunk.first_line + chunk.line_count
         if not any_chunk:
-            async for batch in self._indexed(job_id, expected, None):
+            async for batch in self._indexed(job_id, since, expected, None):
                 yield batch
 
-    async def _indexed(self, job_id: int, begin: int, end: int | None) -> AsyncIterator[LogBatch]:
-        """Lines ``begin`` to ``end`` (excluded; None: all) of the job from OpenSearch, in order."""
+    async def _indexed(self, job_id: int, since: datetime, begin: int, end: int | None) -> AsyncIterator[LogBatch]:
+        """Lines ``begin`` to ``end`` (excluded; None: all) of the job from OpenSearch, in order;
+        only lines stored after the job was made (``since``): SQLite gives the id of a deleted
+        job again, whose lines may still be in OpenSearch."""
         line_range: dict[str, int] = {"gte": begin}
         if end is not None:
             line_range["lt"] = end
+        filters = [
+            {"term": {"job_id": job_id}},
+            {"range": {"line_no": line_range}},
+            {"range": {"time": {"gte": since.isoformat()}}},
+        ]
         body: dict[str, Any] = {
-            "query": {"bool": {"filter": [{"term": {"job_id": job_id}}, {"range": {"line_no": line_range}}]}},
+            "query": {"bool": {"filter": filters}},
             "sort": [{"line_no": "asc"}],
             "size": PAGE,
             "_source": ["line_no", "step_index", "text"],
@@ -194,9 +205,10 @@ class OpenSearchLogStore(DatabaseLogStore):
             )
             for s in (h["_source"] for h in found["hits"]["hits"])
         ]
-        hits = rows[: query.limit]
+        page = rows[: query.limit]
         more = len(rows) > query.limit
-        return SearchPage(hits=hits, next_cursor=hits[-1].line_id if more and hits else None)
+        cursor = page[-1].line_id if more and page else None
+        return SearchPage(hits=await _of_live_jobs(session, page), next_cursor=cursor)
 
     async def indexed_lines(self, session: AsyncSession) -> int:
         """The lines sent to OpenSearch (counted by the indexer: no request to OpenSearch)."""
@@ -253,3 +265,29 @@ class OpenSearchLogStore(DatabaseLogStore):
 
 class BulkRefused(RuntimeError):
     pass
+
+
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+async def _of_live_jobs(session: AsyncSession, hits: list[SearchHit]) -> list[SearchHit]:
+    """The hits whose job exists, in the hit's project, and was made before the line: the lines
+    of a deleted project stay in OpenSearch until retention drops their month, and SQLite gives
+    a deleted job's (and project's) id again."""
+    if not hits:
+        return hits
+    stmt = sa.text(LIVE_JOBS).bindparams(sa.bindparam("ids", expanding=True))
+    rows = await session.execute(stmt, {"ids": sorted({h.job_id for h in hits})})
+    jobs = {int(r.id): (int(r.project_id), _aware(_as_datetime(r.created))) for r in rows}
+    return [h for h in hits if h.job_id in jobs and jobs[h.job_id][0] == h.project_id and jobs[h.job_id][1] <= h.time]
+
+
+def _as_datetime(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+
+LIVE_JOBS = (
+    "SELECT j.id, j.created, b.project_id FROM job j JOIN run r ON r.id = j.run_id JOIN flow f ON f.id = r.flow_id"
+    " JOIN branch b ON b.id = f.branch_id WHERE j.id IN :ids"
+)

@@ -16,7 +16,7 @@ from kraken.logs.opensearch import OpenSearchLogStore
 from kraken.logs.opensearch_indexer import backoff_of, index_all
 from kraken.logs.query import LogQuery
 from kraken.logs.store import LogBatch
-from kraken.models import LogChunk
+from kraken.models import Job, LogChunk
 from kraken.models.base import utcnow
 from tests.logs.test_indexer import a_job, add_chunk
 from tests.support.opensearch_emulator import OpenSearchEmulator
@@ -78,6 +78,13 @@ async def test_lines_are_indexed_once_read_back_and_searched(db: Database, emula
             more = await store.search(s, LogQuery(terms=("line",), limit=2, before_id=two.next_cursor), None)
             assert [h.line_no for h in more.hits] == [7, 6]
             assert (await store.search(s, LogQuery(terms=('"to db"',)), None)).hits == []  # quotes are not syntax here
+        # the same job id made again later (SQLite gives a deleted job's id again): the old
+        # lines in OpenSearch are not its lines
+        async with db.transaction() as s:
+            await s.execute(sa.update(Job).where(Job.id == job_id).values(created=utcnow()))
+        assert await read_all(store, db, job_id) == [(13, "fresh a"), (14, "fresh b")]
+        async with db.session() as s:
+            assert (await store.search(s, LogQuery(terms=("timeout",)), None)).hits == []
         async with db.transaction() as s:
             assert await store.delete_jobs(s, [job_id]) == 1  # the fresh chunk
         assert await indexed(store, job_id) == []
