@@ -53,9 +53,10 @@ MetricsPort = Annotated[
 ]
 
 
-def settings_from(**options: Any) -> Settings:
+def settings_from(*, service: str = "kraken", **options: Any) -> Settings:
     """The settings, or the end of the command with what is wrong in each (the setting's name and
-    why; never the value given, which may be a secret)."""
+    why; never the value given, which may be a secret); logging is set up for ``service`` (the
+    role named in JSON log lines)."""
     from pydantic import ValidationError
 
     given = {k: v for k, v in options.items() if v is not None and v != []}
@@ -65,10 +66,9 @@ def settings_from(**options: Any) -> Settings:
         lines = [f"  {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()]
         typer.echo("kraken: the settings are wrong:\n" + "\n".join(lines), err=True)
         raise typer.Exit(2) from None
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from kraken.observability.servicelog import configure
+
+    configure(service, settings.log_level, settings.log_format)
     return settings
 
 
@@ -105,6 +105,8 @@ async def _serve_http(settings: Settings, role: str, *, local_agent: bool = Fals
         port=settings.port,
         log_level=settings.log_level,
         lifespan="on",
+        # JSON lines: uvicorn's own loggers go through the root handler (servicelog) like every other
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         ws_max_size=64 << 20,
         ws_per_message_deflate=False,  # agent traffic is small JSON frames: compression costs more CPU than it saves
         # live streams (server-sent events) never end by themselves: don't wait for them forever
@@ -189,6 +191,7 @@ def start_local_agent(settings: Settings, url: str, token: str) -> LocalAgentPro
             labels=settings.labels,
             heartbeat_interval=settings.heartbeat_interval,
             log_level=settings.log_level,
+            log_format=settings.log_format,
         )
     )
     local.start()
@@ -219,6 +222,7 @@ def serve(
 ) -> None:
     """Everything in one place: API, controller, background tasks, SQLite, and a local agent (its own process)."""
     settings = settings_from(
+        service="serve",
         data_dir=data_dir, host=host, port=port, database_url=database_url, admin_password=admin_password,
         agent_token=agent_token, auto_approve=auto_approve, local_agent_dir=local_agent_dir, job_user=job_user,
         log_level=log_level,
@@ -256,6 +260,7 @@ def server(
 ) -> None:
     """The REST API and agent endpoint (scale-out: run several behind a load balancer)."""
     settings = settings_from(
+        service="server",
         database_url=database_url, redis_url=redis_url, host=host, port=port, data_dir=data_dir,
         admin_password=admin_password, agent_token=agent_token, auto_approve=auto_approve, log_level=log_level,
     )
@@ -267,7 +272,7 @@ def controller(
     database_url: DbUrl = None, redis_url: RedisUrl = None, log_level: LogLevel = None, metrics_port: MetricsPort = None
 ) -> None:
     """Scheduler, watchdog and planner (scale-out)."""
-    settings = settings_from(database_url=database_url, redis_url=redis_url, log_level=log_level)
+    settings = settings_from(service="controller", database_url=database_url, redis_url=redis_url, log_level=log_level)
     metrics = _metrics_settings(metrics_port)
 
     async def main() -> None:
@@ -299,7 +304,7 @@ def worker(
     database_url: DbUrl = None, redis_url: RedisUrl = None, log_level: LogLevel = None, metrics_port: MetricsPort = None
 ) -> None:
     """Background tasks from Redis through arq (scale-out)."""
-    settings = settings_from(database_url=database_url, redis_url=redis_url, log_level=log_level)
+    settings = settings_from(service="worker", database_url=database_url, redis_url=redis_url, log_level=log_level)
     metrics = _metrics_settings(metrics_port)
     from kraken.observability.background import running
     from kraken.observability.listener import maybe_listen
@@ -360,6 +365,7 @@ def agent(
 ) -> None:
     """Run jobs on this machine for the server at --server."""
     settings = settings_from(
+        service="agent",
         server=server, agent_token=token, name=name, data_dir=data_dir, groups=group, labels=label,
         job_user=job_user, log_level=log_level,
     )
@@ -411,7 +417,6 @@ def agent(
 @app.command("local-agent", hidden=True)
 def local_agent_child() -> None:
     """``kraken serve``'s local agent (started by it; settings on stdin)."""
-    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from kraken.agent.local import run_child
 
     not_dumpable()

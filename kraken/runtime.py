@@ -14,7 +14,6 @@ from kraken.core.config import Settings
 from kraken.core.db import Database
 from kraken.core.files import private_dir, private_file
 from kraken.logs import active as logs_active
-from kraken.logs.database import DatabaseLogStore
 from kraken.models.registry import load_all_models
 from kraken.secrets import store as secrets_store
 from kraken.stage import from_repo, shutdown_sandbox
@@ -48,7 +47,7 @@ class Runtime:
         self.bus: Bus = MemoryBus() if self.embedded else RedisBus(settings.redis_url or "")
         self.queue: TaskQueue = InProcessQueue() if self.embedded else ArqQueue(settings.redis_url or "")
         self.services: list[Service] = []
-        logs_active.configure(DatabaseLogStore(self.db, self.bus))
+        logs_active.configure(logs_active.store_for(settings, self.db, self.bus))
 
     @property
     def task_context(self) -> TaskContext:
@@ -76,6 +75,7 @@ class Runtime:
         for svc in self.services:
             await svc.stop()
         await self.queue.close()
+        await logs_active.log_store().close()
         await self.bus.close()
         await self.db.dispose()
         await shutdown_sandbox()

@@ -36,6 +36,7 @@ from kraken.agent.cleanup import clean_up_after_earlier_run
 from kraken.agent.outbox import Outbox
 from kraken.agent.probe import probe_in_child
 from kraken.agent.runner import JobRunner
+from kraken.observability.servicelog import log_context
 from kraken.protocol import (
     Ack,
     Assign,
@@ -292,23 +293,23 @@ class Agent:
             job, self.outbox, self.name, str(self.data_dir), server=server, default_limits=self.limits
         )
         self.runner = runner
-        log.info("job %s (%s) assigned: accepting it", job["id"], job.get("name"))
+        with log_context(job_id=spec.id):  # the runner's task inherits it: its lines name the job
+            log.info("job %s (%s) assigned: accepting it", job["id"], job.get("name"))
+            runner.task = asyncio.create_task(self._run_job(runner))
 
-        async def go() -> None:
-            try:
-                if await self._accept(runner):
-                    log.info("running job %s (%s)", job["id"], job.get("name"))
-                    await runner.run()
-            except Exception:
-                log.exception("job %s crashed the runner", runner.job_id)
-                await runner.send(JobDone(result=Result.ERROR, reason="agent-side crash"))
-            finally:
-                self.runner = None
-                if self._next is not None:
-                    spec, self._next = self._next, None
-                    self._start_job(spec)
-
-        runner.task = asyncio.create_task(go())
+    async def _run_job(self, runner: JobRunner) -> None:
+        try:
+            if await self._accept(runner):
+                log.info("running job %s (%s)", runner.job_id, runner.job.get("name"))
+                await runner.run()
+        except Exception:
+            log.exception("job %s crashed the runner", runner.job_id)
+            await runner.send(JobDone(result=Result.ERROR, reason="agent-side crash"))
+        finally:
+            self.runner = None
+            if self._next is not None:
+                spec, self._next = self._next, None
+                self._start_job(spec)
 
     async def _accept(self, runner: JobRunner) -> bool:
         """Tell the server that this agent takes the job and wait for its acknowledgement, which

@@ -25,6 +25,7 @@ import orjson
 
 from kraken.agent.executors.base import inherited_variables
 from kraken.core.config import Settings
+from kraken.observability.servicelog import configure
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class LocalAgentConfig:
     labels: list[str] = field(default_factory=list)
     heartbeat_interval: float = 5.0
     log_level: str = "info"
+    log_format: str = "text"
 
 
 def child_environment() -> dict[str, str]:
@@ -178,7 +180,7 @@ async def run_child() -> None:
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     config = read_config(await reader.readline())
-    logging.getLogger().setLevel(config.log_level.upper())
+    configure("agent", config.log_level, config.log_format)
     user = set_job_user(config.job_user)
     if user is not None:
         log.info("the local agent runs jobs as user %s (uid %d)", user.name, user.uid)

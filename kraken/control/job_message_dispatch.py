@@ -30,6 +30,7 @@ from kraken.control.effects import Effects
 from kraken.core.db import Database
 from kraken.core.diskspace import DISK_FULL_REASON, is_disk_full
 from kraken.models import Job
+from kraken.observability.servicelog import add_to_context, log_context
 from kraken.protocol import (
     JOB_ENDING_TYPES,
     AnyJobMessage,
@@ -97,6 +98,13 @@ async def apply_job_messages(
     db: Database, agent_id: int, agent_name: str, job_id: int, msgs: Sequence[IncomingMessage], effects: Effects
 ) -> Applied:
     """Apply one job's messages (in sequence order) exactly once, in one transaction."""
+    with log_context(job_id=job_id):  # every line logged while handling them names the job
+        return await _apply_job_messages(db, agent_id, agent_name, job_id, msgs, effects)
+
+
+async def _apply_job_messages(
+    db: Database, agent_id: int, agent_name: str, job_id: int, msgs: Sequence[IncomingMessage], effects: Effects
+) -> Applied:
     top = max((m.seq or 0) for m in msgs)
     malformed = any(isinstance(m, MalformedJobMessage) for m in msgs)
     quick = not malformed and all_quick(str(m.type) for m in msgs)
@@ -112,6 +120,7 @@ async def apply_job_messages(
                 job = None
             if job is None or job.agent_id != agent_id:
                 return Applied(top, held=False)  # acknowledged, nothing applied
+            add_to_context(run_id=job.run_id)
             # one UPDATE of the job row for the whole batch instead of one per message (orchestration
             # flushes itself before it reads what it changed)
             with session.no_autoflush:

@@ -108,6 +108,8 @@ class Settings(BaseSettings):
     scheduler_sweep_interval: float = 5.0  # safety net only; assignment is event driven
 
     log_level: str = "info"
+    # Kraken's own logs on stderr: "text" or "json" (one JSON object a line; kraken.observability.servicelog)
+    log_format: Literal["text", "json"] = "text"
 
     # secrets (kraken.secrets): the key that encrypts them at rest, outside the database
     secrets_key: str | None = Field(None, description="Fernet key; default: generated once in <data_dir>/secrets.key")
@@ -133,6 +135,14 @@ class Settings(BaseSettings):
 
     # log search (kraken.logs): the index is filled this often from the stored lines
     log_index_interval: float = Field(1.0, gt=0, le=3600, description="seconds between log indexing passes")
+    # where job logs live (kraken.logs): "database", or "opensearch" (docs/logs.md)
+    logs_store: Literal["database", "opensearch"] = "database"
+    opensearch_url: str | None = Field(None, description="http(s)://host:9200 (KRAKEN_LOGS_STORE=opensearch)")
+    opensearch_index_prefix: str = Field("kraken-logs", pattern=r"^[a-z0-9][a-z0-9_-]{0,100}$")
+    opensearch_retention_months: int | None = Field(None, ge=1, le=1200, description="monthly indices kept")
+    opensearch_keep_hours: float = Field(
+        24.0, ge=0, le=24 * 365, description="indexed lines also stay in the database this long (read when down)"
+    )
 
     # planner (kraken.triggers)
     planner_sync_interval: float = Field(5.0, description="safety net: re-read the stages' triggers this often")
@@ -164,6 +174,21 @@ class Settings(BaseSettings):
     def _networks(cls, value: list[str]) -> list[str]:
         networks(value)
         return value
+
+    @model_validator(mode="after")
+    def _opensearch_complete(self) -> Settings:
+        """The OpenSearch settings are used by the OpenSearch store only: given without it, refused."""
+        if self.logs_store == "opensearch":
+            if not self.opensearch_url:
+                raise ValueError("opensearch_url: needed by logs_store=opensearch (KRAKEN_OPENSEARCH_URL)")
+            if not self.opensearch_url.startswith(("http://", "https://")):
+                raise ValueError("opensearch_url: not an http:// or https:// URL")
+            return self
+        unused = ("opensearch_url", "opensearch_retention_months", "opensearch_index_prefix", "opensearch_keep_hours")
+        given = [name for name in unused if name in self.model_fields_set]
+        if given:
+            raise ValueError(f"{given[0]}: used only with logs_store=opensearch (KRAKEN_LOGS_STORE=opensearch)")
+        return self
 
     @model_validator(mode="after")
     def _ldap_complete(self) -> Settings:

@@ -5,6 +5,7 @@ background, so the write path is one plain INSERT per message, as it always was.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from kraken.models import Job, LogChunk
 from kraken.models.enums import State
 from kraken.models.logs import LogIndexState, LogLine
 from kraken.protocol import EVENTS_CHANNEL, log_channel
+from kraken.schemas.ints import INT32_MAX
 
 
 class DatabaseLogStore(LogStore):
@@ -101,6 +103,8 @@ class DatabaseLogStore(LogStore):
     async def search(self, session: AsyncSession, query: LogQuery, projects: set[int] | None) -> SearchPage:
         if projects is not None and not projects:
             return SearchPage()
+        if query.before_id is not None and query.before_id > INT32_MAX:  # every line id is smaller
+            query = dataclasses.replace(query, before_id=None)
         main = _sqlite_file(session)
         if main is not None:
             found = await asyncio.to_thread(sqlite_index.search, main, query, projects)
@@ -131,6 +135,11 @@ class DatabaseLogStore(LogStore):
             await session.execute(sa.delete(LogLine).where(col(LogLine.job_id).in_(job_ids)))
         result = await session.execute(sa.delete(LogChunk).where(col(LogChunk.job_id).in_(job_ids)))
         return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def index_pending(self, db: Database) -> int:
+        from kraken.logs.indexer import index_all
+
+        return (await index_all(db)).lines
 
     async def indexed_lines(self, session: AsyncSession) -> int:
         main = _sqlite_file(session)

@@ -45,15 +45,17 @@ class Pass:
     lines: int = 0
 
 
-async def _state(session: AsyncSession) -> LogIndexState:
-    values = {"id": 1, "last_chunk_id": 0, "partial_line": 0, "gaps": [], "indexed_lines": 0}
+async def locked_state(session: AsyncSession, state_id: int = 1) -> LogIndexState:
+    """The mark's row (made when missing), locked until the transaction ends on PostgreSQL."""
+    values = {"id": state_id, "last_chunk_id": 0, "partial_line": 0, "gaps": [], "indexed_lines": 0}
     await insert_ignore(session, LogIndexState, values)
-    return (await session.execute(select(LogIndexState).where(LogIndexState.id == 1).with_for_update())).scalar_one()
+    stmt = select(LogIndexState).where(LogIndexState.id == state_id).with_for_update()
+    return (await session.execute(stmt)).scalar_one()
 
 
 async def _pg_pass(db: Database, batch_lines: int, settle: bool) -> Pass:
     async with db.transaction() as session:
-        state = await _state(session)
+        state = await locked_state(session)
         now = time.time()
         mark = Mark(state.last_chunk_id, state.partial_chunk_id, state.partial_line, live_gaps(state.gaps, now))
         newest = (await session.execute(sa.text(NEWEST))).one_or_none()

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kraken.core.db import Database
 from kraken.logs.query import LogQuery
 
 
@@ -73,3 +74,11 @@ class LogStore(abc.ABC):
     @abc.abstractmethod
     async def delete_jobs(self, session: AsyncSession, job_ids: list[int]) -> int:
         """Forget the logs of these jobs (retention); the number of stored records removed."""
+
+    @abc.abstractmethod
+    async def index_pending(self, db: Database) -> int:
+        """Index what was stored since the last call (the background task ``index_logs``); the
+        number of lines indexed."""
+
+    async def close(self) -> None:  # noqa: B027 - most stores hold nothing to release
+        """Release connections (the end of the process)."""

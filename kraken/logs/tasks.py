@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from kraken.logs.indexer import index_all
+from kraken.logs.active import log_store
 from kraken.workers.registry import TaskContext, task
 
 log = logging.getLogger(__name__)
@@ -14,6 +14,6 @@ log = logging.getLogger(__name__)
 async def index_logs(ctx: TaskContext) -> None:
     """Index what was stored since the last run; idempotent (the mark moves in the same
     transaction as the rows it covers)."""
-    done = await index_all(ctx.db)
-    if done.lines:
-        log.debug("log search: indexed %d lines of %d chunks", done.lines, done.chunks)
+    lines = await log_store().index_pending(ctx.db)
+    if lines:
+        log.debug("log search: indexed %d lines", lines)

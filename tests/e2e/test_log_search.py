@@ -130,6 +130,9 @@ async def test_search_finds_lines_with_roles_pages_and_refuses_bad_input(
             break
     assert pages == 5 and len(seen) == len(set(seen)) == 120
     assert seen == sorted(seen, reverse=True)
+    # a cursor past every line id (the OpenSearch store's are 64-bit): the first page again
+    far = await admin.get("/logs/search", params={"q": "step line", "limit": 25, "cursor": str(2**40)})
+    assert [(h["job_id"], h["line"]) for h in far["hits"]] == seen[:25]
 
     # roles: a viewer of alpha sees alpha's hits only; beta's never appear, even when asked for
     me = await admin.post("/users", {"username": "alpha-viewer", "password": PASSWORD}, 201)

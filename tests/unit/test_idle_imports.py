@@ -31,6 +31,7 @@ NOT_IN_IDLE_SERVER = (
     "httpx",
     "rich",
     "pygments",
+    "opensearchpy",  # the OpenSearch log store only (KRAKEN_LOGS_STORE=opensearch)
 )
 NOT_IN_IDLE_AGENT = (
     *NOT_IN_IDLE_SERVER,

@@ -14,7 +14,7 @@ from kraken.api.deps import SessionDep, UserDep
 from kraken.logs.active import log_store
 from kraken.logs.query import SYNTAX, LogQuery, QueryError, highlights, parse_terms
 from kraken.logs.store import SearchHit
-from kraken.schemas.ints import INT32_MAX, Id
+from kraken.schemas.ints import Id
 from kraken.schemas.logs import LogHitOut, LogSearchOut
 
 router = APIRouter(tags=["logs"])
@@ -87,7 +87,7 @@ async def search_logs(
         raise _refuse("q", str(exc)) from exc
     before: int | None = None
     if cursor is not None:
-        if not cursor.isdigit() or not 1 <= int(cursor) <= INT32_MAX:
+        if not cursor.isdigit() or not 1 <= int(cursor) < 2**63:
             raise _refuse("cursor", "not a cursor this search returned (next_cursor)")
         before = int(cursor)
     since, until = _utc(since), _utc(until)
