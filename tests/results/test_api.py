@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 import pytest
 
 from kraken.api.routes.results import router
@@ -140,3 +141,54 @@ async def test_summary_issues_and_history(world: World, client: httpx.AsyncClien
         (flow1, "passed", "new"),
     ]
     assert (await client.get("/api/test-cases/999999/history")).status_code == 404
+
+
+async def test_results_age_instability_and_agents_group_filters(world: World, client: httpx.AsyncClient) -> None:
+    """The ranges and the group select exactly the rows whose fields match (compared with the
+    unfiltered page), and count them; a range whose min is above its max is refused."""
+    await world.ci_flow(res(20))
+    await world.ci_flow(res(20, failing={1, 2, 3}))
+    await world.ci_flow(res(20, failing={2, 3}))
+    flow = await world.flow()
+    job = await world.job(flow)
+    other = await world.job(flow, name="gpu", run_id=await world.run_of(job))
+    async with world.db.transaction() as s:
+        await s.execute(sa.text("UPDATE job SET agents_group = 'gpu-boxes' WHERE id = :j"), {"j": other})
+    await world.send(job, res(20, failing={3}))
+    await world.send(other, [[f"gpu::test_{i}", "passed", 0.1, None, None] for i in range(4)])
+    for j in (job, other):
+        await world.finish_job(j)
+    await world.finish_flow(flow)
+    run = await world.run_of(job)
+
+    total, everything = await all_pages(client, f"/api/runs/{run}/results?limit=100")
+    assert total == 24
+    ages = {i["age"] for i in everything}
+    instabilities = {i["instability"] for i in everything}
+    assert len(ages) > 1 and len(instabilities) > 1  # the data can tell the filters apart
+
+    async def check(query: str, keep: Any) -> None:
+        n, got = await all_pages(client, f"/api/runs/{run}/results?limit=3&{query}")
+        want = {i["id"] for i in everything if keep(i)}
+        assert want and {i["id"] for i in got} == want and n == len(want), query
+
+    await check("age_min=1", lambda i: i["age"] >= 1)
+    await check("age_max=0", lambda i: i["age"] <= 0)
+    await check("age_min=1&age_max=1", lambda i: i["age"] == 1)
+    await check("instability_min=1", lambda i: i["instability"] >= 1)
+    await check("instability_max=0", lambda i: i["instability"] == 0)
+    await check("agents_group=gpu-boxes", lambda i: i["agents_group"] == "gpu-boxes")
+    await check("agents_group=all&status=failed", lambda i: i["agents_group"] == "all" and i["status"] == "failed")
+    await check("instability_min=1&agents_group=all&sort=-duration", lambda i: i["instability"] >= 1 and i["agents_group"] == "all")
+    n, none = await all_pages(client, f"/api/runs/{run}/results?agents_group=nobody")
+    assert (n, none) == (0, [])
+
+    for bad, name in (
+        ("age_min=3&age_max=2", "age_min"),
+        ("instability_min=5&instability_max=1", "instability_min"),
+        ("age_min=-1", "age_min"),
+        ("instability_max=99999999999", "instability_max"),
+        ("agents_group=" + "x" * 201, "agents_group"),
+    ):
+        r = await client.get(f"/api/runs/{run}/results?{bad}")
+        assert r.status_code == 422 and name in r.text, (bad, r.text)

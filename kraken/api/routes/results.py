@@ -36,7 +36,7 @@ from kraken.results.queries import (
 )
 from kraken.results.statuses import CHANGE_NAMES, PERF_NAMES, STATUS_NAMES, flaky_rules
 from kraken.results.summary import combine, flow_summary, job_summaries, run_summary
-from kraken.schemas.ints import Id
+from kraken.schemas.ints import Count, Id
 from kraken.schemas.results import (
     FlowSummaryOut,
     HistoryItemOut,
@@ -107,23 +107,38 @@ async def run_results(
     flaky: bool | None = None,
     q: Annotated[str | None, Query(max_length=200, description="part of the test name")] = None,
     job_id: Id | None = None,
+    age_min: Annotated[Count | None, Query(description="at least this many runs with the same status")] = None,
+    age_max: Annotated[Count | None, Query(description="at most this many runs with the same status")] = None,
+    instability_min: Annotated[Count | None, Query(description="at least this many status changes")] = None,
+    instability_max: Annotated[Count | None, Query(description="at most this many status changes")] = None,
+    agents_group: Annotated[str | None, Query(max_length=200, description="the jobs' agents group")] = None,
     sort: Annotated[Sort, Query(description="relevancy (default), id, -id, -duration")] = "relevancy",
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: str | None = None,
 ) -> ResultsPage:
     try:
-        flt = ResultFilter.parse(run_id, status=status_, change=change, flaky=flaky, job_id=job_id, name=q)
+        flt = ResultFilter.parse(
+            run_id,
+            status=status_,
+            change=change,
+            flaky=flaky,
+            job_id=job_id,
+            name=q,
+            age=(age_min, age_max),
+            instability=(instability_min, instability_max),
+            agents_group=agents_group,
+        )
     except InvalidFilter as e:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(e)) from None
     keyset = Keyset(sort)
     await _run_exists(db, run_id)
     async with db.session() as s:
         jobs = await job_summaries(s, run_id, job_id)
-        if flt.name:
+        if flt.counted_by_matrix:
+            total = flt.matrix_total(combine(jobs)["matrix"])
+        else:
             flt = replace(flt, project_id=jobs[0].project_id if jobs else 0)
             total = int((await s.execute(sa.text(flt.count_sql(db.is_sqlite)), flt.params())).scalar() or 0)
-        else:
-            total = flt.matrix_total(combine(jobs)["matrix"])
         if total == 0:
             return ResultsPage(total=0, items=[], next_cursor=None)
         try:
