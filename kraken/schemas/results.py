@@ -196,3 +196,11 @@ class FailureGroupsOut(BaseModel):
 class FailureTestsPage(BaseModel):
     items: list[FailureTestOut]
     next_after: int | None = Field(description="pass as ?after= for the next page; null on the last one")
+
+
+class ReanalysisOut(BaseModel):
+    """The jobs whose results were analysed again (jobs still waiting for their first analysis
+    are left to it)."""
+
+    run_id: int
+    jobs: list[int]

@@ -5,6 +5,8 @@
 - ``GET /runs/{id}/summary``, ``GET /flows/{id}/summary``: totals per status and change,
   flaky, performance changes, issues; ``analysis`` says whether results are still pending.
 - ``GET /runs/{id}/issues``: linter findings, new ones marked.
+- ``POST /runs/{id}/reanalyze``: analyse the run's results again (``kraken.results.reanalysis``);
+  a project member may, as for culprit searches: it costs compute, and changes no settings.
 - ``GET /test-cases/{id}/history``: a test's recent results (flows, statuses, values).
 
 The results page's SQL (filters, sort orders, cursors) is built by ``kraken.results.queries``;
@@ -21,7 +23,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from sqlalchemy import RowMapping
 
-from kraken.api.authz import viewer
+from kraken.api.authz import member, viewer
 from kraken.core.db import Database
 from kraken.results import quarantine
 from kraken.results.queries import (
@@ -34,6 +36,7 @@ from kraken.results.queries import (
     encode_cursor,
     page_sql,
 )
+from kraken.results.reanalysis import reanalyze_run
 from kraken.results.statuses import CHANGE_NAMES, PERF_NAMES, STATUS_NAMES, flaky_rules
 from kraken.results.summary import combine, flow_summary, job_summaries, run_summary
 from kraken.schemas.ints import Count, Id
@@ -42,6 +45,7 @@ from kraken.schemas.results import (
     HistoryItemOut,
     IssueOut,
     IssuesPage,
+    ReanalysisOut,
     ResultsPage,
     RunSummaryOut,
     TestCaseBrief,
@@ -154,6 +158,15 @@ async def run_results(
         items=[_result(r, r["test_case_id"] in held) for r in rows],
         next_cursor=keyset.cursor_of(rows[-1]) if more and rows else None,
     )
+
+
+@router.post("/runs/{run_id}/reanalyze", response_model=ReanalysisOut, dependencies=[member("run_id")])
+async def reanalyze(run_id: Id, db: DbDep) -> ReanalysisOut:
+    """Analyse the run's results again against their history, replacing the figures (not adding
+    rows); runs within the request, as a job's analysis does in a worker."""
+    await _run_exists(db, run_id)
+    jobs = await reanalyze_run(db, run_id)
+    return ReanalysisOut(run_id=run_id, jobs=jobs)
 
 
 @router.get("/runs/{run_id}/summary", response_model=RunSummaryOut, dependencies=[viewer("run_id")])
