@@ -180,7 +180,8 @@ async def test_results_age_instability_and_agents_group_filters(world: World, cl
     await check("agents_group=gpu-boxes", lambda i: i["agents_group"] == "gpu-boxes")
     await check("agents_group=all&status=failed", lambda i: i["agents_group"] == "all" and i["status"] == "failed")
     await check(
-        "instability_min=1&agents_group=all&sort=-duration", lambda i: i["instability"] >= 1 and i["agents_group"] == "all"
+        "instability_min=1&agents_group=all&sort=-duration",
+        lambda i: i["instability"] >= 1 and i["agents_group"] == "all",
     )
     n, none = await all_pages(client, f"/api/runs/{run}/results?agents_group=nobody")
     assert (n, none) == (0, [])
