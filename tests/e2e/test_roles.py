@@ -98,6 +98,7 @@ RULES: dict[str, str] = {
     "GET /api/branches/{branch_id}": "viewer",
     "GET /api/branches/{branch_id}/flows": "viewer",
     "GET /api/branches/{branch_id}/stages": "viewer",
+    "GET /api/branches/{branch_id}/stats": "viewer",
     "GET /api/branches/{branch_id}/security": "viewer",
     "GET /api/branches/{branch_id}/retention": "viewer",
     "GET /api/branches/{branch_id}/cache": "viewer",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -235,3 +236,44 @@ async def test_reanalyze_replaces_the_figures_without_duplicates(world: World, c
     assert (await client.get(f"/api/runs/{later}/summary")).json()["regressions"] == 0
     assert (await client.post("/api/runs/999999/reanalyze")).status_code == 404
     assert (await client.post("/api/runs/0/reanalyze")).status_code == 422
+
+
+async def test_branch_stats_over_the_last_flows(world: World, client: httpx.AsyncClient) -> None:
+    """Per CI flow, oldest first: totals, pass ratio, failures, regressions, fixes, flaky and
+    duration; ``limit`` keeps the last N; dev flows are left out."""
+    flows = [(await world.ci_flow(res(10)))[0]]
+    flows.append((await world.ci_flow(res(10, failing={1, 2})))[0])
+    flows.append((await world.ci_flow(res(10, failing={2}, error={3})))[0])
+    dev = await world.flow("dev")
+    await world.send(await world.job(dev), res(10, failing={7}))
+    empty = await world.flow()  # a CI flow still running, without results
+
+    body = (await client.get(f"/api/branches/{world.branch_id}/stats")).json()
+    assert body["branch_id"] == world.branch_id
+    got = [
+        (f["flow_id"], f["total"], f["passed"], f["failed"], f["regressions"], f["fixes"], f["pass_ratio"])
+        for f in body["flows"]
+    ]
+    assert got == [
+        (flows[0], 10, 10, 0, 0, 0, 1.0),
+        (flows[1], 10, 8, 2, 2, 0, 0.8),
+        (flows[2], 10, 8, 2, 1, 1, 0.8),
+        (empty, 0, 0, 0, 0, 0, None),
+    ]
+    assert [f["seq"] for f in body["flows"]] == [1, 2, 3, 4]
+    assert all(f["flaky"] == 0 for f in body["flows"])
+    assert body["flows"][-1]["duration"] is None and body["flows"][-1]["state"] == "running"
+
+    async with world.db.transaction() as s:
+        await s.execute(
+            sa.text("UPDATE flow SET started = :a, finished = :b WHERE id = :f"),
+            {"a": datetime(2026, 1, 1, 10, 0, 0), "b": datetime(2026, 1, 1, 10, 1, 30), "f": flows[1]},
+        )
+    body = (await client.get(f"/api/branches/{world.branch_id}/stats")).json()
+    assert body["flows"][1]["duration"] == 90.0
+
+    last2 = (await client.get(f"/api/branches/{world.branch_id}/stats?limit=2")).json()["flows"]
+    assert [f["flow_id"] for f in last2] == [flows[2], empty]
+    assert (await client.get(f"/api/branches/{world.branch_id}/stats?limit=0")).status_code == 422
+    assert "limit" in (await client.get(f"/api/branches/{world.branch_id}/stats?limit=501")).text
+    assert (await client.get("/api/branches/999999/stats")).status_code == 404

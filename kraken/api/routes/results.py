@@ -7,6 +7,7 @@
 - ``GET /runs/{id}/issues``: linter findings, new ones marked.
 - ``POST /runs/{id}/reanalyze``: analyse the run's results again (``kraken.results.reanalysis``);
   a project member may, as for culprit searches: it costs compute, and changes no settings.
+- ``GET /branches/{id}/stats``: the branch's last CI flows' figures, for its charts.
 - ``GET /test-cases/{id}/history``: a test's recent results (flows, statuses, values).
 
 The results page's SQL (filters, sort orders, cursors) is built by ``kraken.results.queries``;
@@ -26,6 +27,7 @@ from sqlalchemy import RowMapping
 from kraken.api.authz import member, viewer
 from kraken.core.db import Database
 from kraken.results import quarantine
+from kraken.results.branch_stats import branch_stats
 from kraken.results.queries import (
     InvalidCursor,
     InvalidFilter,
@@ -41,6 +43,7 @@ from kraken.results.statuses import CHANGE_NAMES, PERF_NAMES, STATUS_NAMES, flak
 from kraken.results.summary import combine, flow_summary, job_summaries, run_summary
 from kraken.schemas.ints import Count, Id
 from kraken.schemas.results import (
+    BranchStatsOut,
     FlowSummaryOut,
     HistoryItemOut,
     IssueOut,
@@ -243,6 +246,20 @@ async def run_issues(
         for r in rows
     ]
     return IssuesPage(total=total, items=items, next_cursor=encode_cursor(rows[-1]["id"]) if more and rows else None)
+
+
+@router.get("/branches/{branch_id}/stats", response_model=BranchStatsOut, dependencies=[viewer("branch_id")])
+async def get_branch_stats(
+    branch_id: Id,
+    db: DbDep,
+    limit: Annotated[int, Query(ge=1, le=500, description="the last N CI flows")] = 30,
+) -> BranchStatsOut:
+    async with db.session() as s:
+        found = (await s.execute(sa.text("SELECT 1 FROM branch WHERE id = :b"), {"b": branch_id})).scalar()
+        if not found:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"branch {branch_id} not found")
+        flows = await branch_stats(s, branch_id, limit)
+    return BranchStatsOut.model_validate({"branch_id": branch_id, "flows": flows})
 
 
 @router.get(
