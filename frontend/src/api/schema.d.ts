@@ -672,6 +672,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/branches/{branch_id}/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Branch Stats */
+        get: operations["get_branch_stats_api_branches__branch_id__stats_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/branches/{branch_id}/unarchive": {
         parameters: {
             query?: never;
@@ -1274,6 +1291,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/runs/{run_id}/reanalyze": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reanalyze
+         * @description Analyse the run's results again against their history, replacing the figures (not adding
+         *     rows); runs within the request, as a job's analysis does in a worker.
+         */
+        post: operations["reanalyze_api_runs__run_id__reanalyze_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/runs/{run_id}/results": {
         parameters: {
             query?: never;
@@ -1809,6 +1847,47 @@ export interface components {
              */
             next_before: number | null;
         };
+        /**
+         * BranchFlowStatsOut
+         * @description One CI flow's figures on the branch charts (``duration`` in seconds, None while running;
+         *     ``pass_ratio`` None without test results).
+         */
+        BranchFlowStatsOut: {
+            /**
+             * Analysis
+             * @enum {string}
+             */
+            analysis: "pending" | "done" | "none";
+            /**
+             * Created
+             * Format: date-time
+             */
+            created: string;
+            /** Duration */
+            duration: number | null;
+            /** Failed */
+            failed: number;
+            /** Fixes */
+            fixes: number;
+            /** Flaky */
+            flaky: number;
+            /** Flow Id */
+            flow_id: number;
+            /** Label */
+            label: string | null;
+            /** Pass Ratio */
+            pass_ratio: number | null;
+            /** Passed */
+            passed: number;
+            /** Regressions */
+            regressions: number;
+            /** Seq */
+            seq: number;
+            /** State */
+            state: string;
+            /** Total */
+            total: number;
+        };
         /** BranchIn */
         BranchIn: {
             /** Branch Name */
@@ -1876,6 +1955,13 @@ export interface components {
             branch_id: number;
             /** Dev Flows In Containers */
             dev_flows_in_containers: boolean;
+        };
+        /** BranchStatsOut */
+        BranchStatsOut: {
+            /** Branch Id */
+            branch_id: number;
+            /** Flows */
+            flows: components["schemas"]["BranchFlowStatsOut"][];
         };
         /**
          * BranchUpdate
@@ -2912,6 +2998,17 @@ export interface components {
             oldest_wait_seconds: number;
             /** Queued */
             queued: number;
+        };
+        /**
+         * ReanalysisOut
+         * @description The jobs whose results were analysed again (jobs still waiting for their first analysis
+         *     are left to it).
+         */
+        ReanalysisOut: {
+            /** Jobs */
+            jobs: number[];
+            /** Run Id */
+            run_id: number;
         };
         /** RepoStateOut */
         RepoStateOut: {
@@ -5203,6 +5300,40 @@ export interface operations {
             };
         };
     };
+    get_branch_stats_api_branches__branch_id__stats_get: {
+        parameters: {
+            query?: {
+                /** @description the last N CI flows */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                branch_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BranchStatsOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     unarchive_branch_api_branches__branch_id__unarchive_post: {
         parameters: {
             query?: never;
@@ -6443,13 +6574,54 @@ export interface operations {
             };
         };
     };
+    reanalyze_api_runs__run_id__reanalyze_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReanalysisOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     run_results_api_runs__run_id__results_get: {
         parameters: {
             query?: {
+                /** @description at most this many runs with the same status */
+                age_max?: number | null;
+                /** @description at least this many runs with the same status */
+                age_min?: number | null;
+                /** @description the jobs' agents group */
+                agents_group?: string | null;
                 /** @description comma-separated: new, fix, regression, none */
                 change?: string | null;
                 cursor?: string | null;
                 flaky?: boolean | null;
+                /** @description at most this many status changes */
+                instability_max?: number | null;
+                /** @description at least this many status changes */
+                instability_min?: number | null;
                 job_id?: number | null;
                 limit?: number;
                 /** @description part of the test name */

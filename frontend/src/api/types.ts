@@ -52,6 +52,7 @@ export type FailureGroups = S["FailureGroupsOut"];
 export type FailureGroup = S["FailureGroupOut"];
 export type FailureTest = S["FailureTestOut"];
 export type HistoryItem = S["HistoryItemOut"];
+export type BranchFlowStats = S["BranchFlowStatsOut"];
 export type TestHistory = S["TestHistoryOut"];
 export type TestStatus = TestResult["status"];
 export type TestChange = TestResult["change"];

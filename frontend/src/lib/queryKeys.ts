@@ -46,4 +46,6 @@ export const qk = {
   /** A branch's quarantined tests. */
   quarantine: (branchId?: number) => key("quarantine", branchId),
   quarantineSettings: (branchId?: number) => key("quarantineSettings", branchId),
+  /** A branch's figures over its last CI flows (its charts). */
+  branchStats: (branchId?: number, limit?: number) => key("branchStats", branchId, limit),
 };
