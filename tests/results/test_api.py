@@ -277,3 +277,41 @@ async def test_branch_stats_over_the_last_flows(world: World, client: httpx.Asyn
     assert (await client.get(f"/api/branches/{world.branch_id}/stats?limit=0")).status_code == 422
     assert "limit" in (await client.get(f"/api/branches/{world.branch_id}/stats?limit=501")).text
     assert (await client.get("/api/branches/999999/stats")).status_code == 404
+
+
+async def test_issues_new_first_then_by_age_in_keyset_pages(world: World, client: httpx.AsyncClient) -> None:
+    """``sort=new``: new issues, then known ones youngest first, then those not analysed yet;
+    one issue a page still gives each once, in that order; ``sort=id`` keeps the order found."""
+    a = ["a.py", 1, 1, "F401", "unused", "error"]
+    b = ["b.py", 2, 1, "E501", "long", "warning"]
+    c = ["c.py", 3, 1, "E711", "none", "warning"]
+    d = ["d.py", 4, 1, "F841", "unused var", "error"]
+    for issues in ([a, b], [a, b, c]):
+        flow = await world.flow()
+        job = await world.job(flow)
+        await world.send_issues(job, issues)
+        await world.finish_job(job)
+        await world.finish_flow(flow)
+    flow = await world.flow()
+    job = await world.job(flow)
+    await world.send_issues(job, [a, c, d])
+    await world.finish_job(job)
+    run = await world.run_of(job)
+    pending = await world.job(flow, name="lint", run_id=run)
+    await world.send_issues(pending, [["e.py", 5, 1, "W291", "space", "warning"]])
+
+    by_new = (await client.get(f"/api/runs/{run}/issues?sort=new")).json()
+    got = [(i["path"], i["new"], i["age"]) for i in by_new["items"]]
+    assert got == [("d.py", True, 0), ("c.py", False, 1), ("a.py", False, 2), ("e.py", None, None)]
+    assert by_new["total"] == 4 and by_new["next_cursor"] is None
+    total, paged = await all_pages(client, f"/api/runs/{run}/issues?sort=new&limit=1")
+    assert total == 4 and [i["path"] for i in paged] == ["d.py", "c.py", "a.py", "e.py"]
+    by_id = (await client.get(f"/api/runs/{run}/issues")).json()["items"]
+    assert [i["path"] for i in by_id] == ["a.py", "c.py", "d.py", "e.py"]
+    only_new = (await client.get(f"/api/runs/{run}/issues?sort=new&new=true")).json()["items"]
+    assert [i["path"] for i in only_new] == ["d.py"]
+
+    assert (await client.get(f"/api/runs/{run}/issues?sort=age")).status_code == 422
+    id_cursor = (await client.get(f"/api/runs/{run}/issues?limit=1")).json()["next_cursor"]
+    bad = await client.get(f"/api/runs/{run}/issues?sort=new&cursor={id_cursor}")
+    assert bad.status_code == 400 and "cursor" in bad.text

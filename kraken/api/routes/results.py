@@ -4,7 +4,7 @@
   keyset-paginated (``next_cursor``): deep pages cost what the first one does.
 - ``GET /runs/{id}/summary``, ``GET /flows/{id}/summary``: totals per status and change,
   flaky, performance changes, issues; ``analysis`` says whether results are still pending.
-- ``GET /runs/{id}/issues``: linter findings, new ones marked.
+- ``GET /runs/{id}/issues``: linter findings, new ones marked; ``sort=new``: new first, then by age.
 - ``POST /runs/{id}/reanalyze``: analyse the run's results again (``kraken.results.reanalysis``);
   a project member may, as for culprit searches: it costs compute, and changes no settings.
 - ``GET /branches/{id}/stats``: the branch's last CI flows' figures, for its charts.
@@ -17,7 +17,7 @@ the answers' shapes are in ``kraken.schemas.results``.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 import sqlalchemy as sa
@@ -57,6 +57,10 @@ from kraken.schemas.results import (
 )
 
 router = APIRouter(tags=["results"])
+
+IssueSort = Literal["id", "new"]
+UNANALYSED_AGE = 2**31 - 1
+"""The sort key of an issue the analysis has not reached (no age yet): after every real age."""
 
 
 def get_db(request: Request) -> Database:
@@ -198,7 +202,16 @@ async def run_issues(
     job_id: Id | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
+    sort: Annotated[
+        IssueSort,
+        Query(description="id: in the order found; new: new issues first, then the youngest, not yet analysed last"),
+    ] = "id",
 ) -> IssuesPage:
+    """A run's linter issues, a page at a time (``limit`` at most 1000, keyset ``next_cursor``).
+
+    ``sort=new`` puts new issues first, then the others by age, youngest first: the analysis
+    gives a new issue age 0 and a known one its predecessor's age + 1, so "new first, then by
+    age" is the order of ``age`` (issues not analysed yet have none and come last), then id."""
     await _run_exists(db, run_id)
     where = ["run_id = :run"]
     params: dict[str, Any] = {"run": run_id, "limit": limit + 1}
@@ -212,23 +225,35 @@ async def run_issues(
         total = int(
             (await s.execute(sa.text(f"SELECT count(*) FROM issue WHERE {' AND '.join(where)}"), params)).scalar() or 0
         )
+        key = f"COALESCE(age, {UNANALYSED_AGE})"
         if cursor:
             try:
-                params["c1"] = decode_cursor(cursor, 1)[0]
+                parts = [int(p) for p in decode_cursor(cursor, 2 if sort == "new" else 1)]
             except InvalidCursor as e:
                 raise HTTPException(status.HTTP_400_BAD_REQUEST, str(e)) from None
-            where.append("id > :c1")
+            if sort == "new":
+                params["c1"], params["c2"] = parts
+                where.append(f"({key} > :c1 OR ({key} = :c1 AND id > :c2))")
+            else:
+                params["c1"] = parts[0]
+                where.append("id > :c1")
+        order = f"{key}, id" if sort == "new" else "id"
         rows = (
             await s.execute(
                 sa.text(
                     "SELECT id, job_id, tool, path, line, col, symbol, message, issue_type, is_new, age "
-                    f"FROM issue WHERE {' AND '.join(where)} ORDER BY id LIMIT :limit"
+                    f"FROM issue WHERE {' AND '.join(where)} ORDER BY {order} LIMIT :limit"
                 ),
                 params,
             )
         ).mappings().all()
     more = len(rows) > limit
     rows = rows[:limit]
+    next_cursor = None
+    if more and rows:
+        last = rows[-1]
+        age = UNANALYSED_AGE if last["age"] is None else int(last["age"])
+        next_cursor = encode_cursor(age, last["id"]) if sort == "new" else encode_cursor(last["id"])
     items = [
         IssueOut(
             id=r["id"],
@@ -245,7 +270,7 @@ async def run_issues(
         )
         for r in rows
     ]
-    return IssuesPage(total=total, items=items, next_cursor=encode_cursor(rows[-1]["id"]) if more and rows else None)
+    return IssuesPage(total=total, items=items, next_cursor=next_cursor)
 
 
 @router.get("/branches/{branch_id}/stats", response_model=BranchStatsOut, dependencies=[viewer("branch_id")])
