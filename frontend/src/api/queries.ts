@@ -204,6 +204,30 @@ export const useFailureGroups = (runId: number, enabled = true, tests = 20) =>
       ),
   });
 
+/** A run's linter issues, new ones first, then by age (youngest first), page by page. */
+export const useRunIssues = (runId: number, newOnly: boolean) =>
+  useInfiniteQuery({
+    queryKey: qk.issues(runId, { sort: "new", newOnly }),
+    retry: false,
+    initialPageParam: undefined as string | undefined,
+    queryFn: ({ pageParam, signal }) =>
+      unwrap(
+        client.GET("/api/runs/{run_id}/issues", {
+          signal,
+          params: { path: { run_id: runId }, query: { sort: "new", limit: 200, cursor: pageParam, ...(newOnly ? { new: true } : {}) } },
+        }),
+      ),
+    getNextPageParam: (last) => last.next_cursor ?? undefined,
+  });
+
+/** A run's artifacts, by path. */
+export const useRunArtifacts = (runId: number) =>
+  useQuery({
+    queryKey: qk.runArtifacts(runId),
+    retry: false,
+    queryFn: () => unwrap(client.GET("/api/runs/{run_id}/artifacts", { params: { path: { run_id: runId } } })),
+  });
+
 /** All the failures of one cause, page by page (by result id). */
 export const useFailureGroupTests = (runId: number, key: string, enabled: boolean) =>
   useInfiniteQuery({

@@ -1264,7 +1264,14 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Run Issues */
+        /**
+         * Run Issues
+         * @description A run's linter issues, a page at a time (``limit`` at most 1000, keyset ``next_cursor``).
+         *
+         *     ``sort=new`` puts new issues first, then the others by age, youngest first: the analysis
+         *     gives a new issue age 0 and a known one its predecessor's age + 1, so "new first, then by
+         *     age" is the order of ``age`` (issues not analysed yet have none and come last), then id.
+         */
         get: operations["run_issues_api_runs__run_id__issues_get"];
         put?: never;
         post?: never;
@@ -6512,6 +6519,8 @@ export interface operations {
                 job_id?: number | null;
                 limit?: number;
                 new?: boolean | null;
+                /** @description id: in the order found; new: new issues first, then the youngest, not yet analysed last */
+                sort?: "id" | "new";
             };
             header?: never;
             path: {

@@ -17,6 +17,8 @@ import { useRunCrumbs } from "../components/RunCrumbs";
 import { Empty, ErrorBox, FormError, Loading, useTitle } from "../components/ui";
 import { formatCount, formatSeconds, plural } from "../lib/format";
 import FailureGroupsView from "./FailureGroups";
+import RunIssues from "../components/RunIssues";
+import RunArtifacts from "../components/RunArtifacts";
 
 const STATUSES = ["passed", "failed", "error", "skipped", "disabled", "not-run"] as const;
 const CHANGES = ["regression", "fix", "new", "none"] as const;
@@ -328,12 +330,21 @@ function DetailCulprit({ runId, test }: { runId: number; test: string }) {
   ) : null;
 }
 
+/** The results page's views: ``?view=`` value and label. */
+const VIEWS: [string, string][] = [
+  ["", "All results"],
+  ["groups", "Failures by cause"],
+  ["issues", "Linter issues"],
+  ["artifacts", "Artifacts"],
+];
+
 export default function ResultsPage({ runId }: { runId: number }) {
   const search = useSearch();
   const [, navigate] = useLocation();
   const f = useMemo(() => readFilters(search), [search]);
   const sel = Number(new URLSearchParams(search).get("sel")) || null;
-  const grouped = new URLSearchParams(search).get("view") === "groups";
+  const view = new URLSearchParams(search).get("view");
+  const grouped = view === "groups";
   const set = (nf: ResultFilters, nsel: number | null = null) => navigate(`/runs/${runId}/results${toSearch(nf, nsel)}`, { replace: true });
   const current = useRef({ f, set });
   current.current = { f, set };
@@ -424,14 +435,14 @@ export default function ResultsPage({ runId }: { runId: number }) {
       {summary.data ? <SummaryCounters s={summary.data} f={f} set={(nf) => set(nf)} /> : summary.isError ? null : <div className="counters placeholder" />}
       {summary.data && <CulpritsPanel runId={runId} regressions={summary.data.regressions} />}
       <div className="chip-group" role="group" aria-label="View">
-        <Link className={`chip toggle${grouped ? "" : " on"}`} href={`/runs/${runId}/results`} aria-pressed={!grouped} data-testid="view-all">
-          All results
-        </Link>
-        <Link className={`chip toggle${grouped ? " on" : ""}`} href={`/runs/${runId}/results?view=groups`} aria-pressed={grouped} data-testid="view-groups">
-          Failures by cause
-        </Link>
+        {VIEWS.map(([v, label]) => (
+          <Link key={v} className={`chip toggle${(view ?? "") === v ? " on" : ""}`} href={`/runs/${runId}/results${v ? `?view=${v}` : ""}`} aria-pressed={(view ?? "") === v} data-testid={`view-${v || "all"}`}>
+            {label}
+            {v === "issues" && summary.data?.issues ? ` (${formatCount(summary.data.issues)})` : ""}
+          </Link>
+        ))}
       </div>
-      {grouped ? <FailureGroupsView runId={runId} branchId={branchId} /> : <>
+      {grouped ? <FailureGroupsView runId={runId} branchId={branchId} /> : view === "issues" ? <RunIssues runId={runId} /> : view === "artifacts" ? <RunArtifacts runId={runId} /> : <>
       <Filters f={f} set={(nf) => set(nf)} jobs={jobsQ.data ?? []} />
       <div className="results-meta muted small">
         <span data-testid="results-total">
