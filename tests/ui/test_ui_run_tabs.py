@@ -27,17 +27,23 @@ STAGE = """def stage(ctx):
                 {"tool": "ruff", "exe": "RUFF", "params": "--isolated --select F401 .", "cwd": "src"},
                 {"tool": "shell", "cmd": "mkdir -p out && cp calc.py out/calc.txt", "cwd": "src"},
                 {"tool": "artifacts", "source": "out", "cwd": "src", "public": True},
+                {"tool": "artifacts", "source": "report", "cwd": "src", "report_entry": "report/index.html"},
             ],
             "environments": [{"system": "any", "agents_group": "all", "executor": "local"}],
         }],
     }
 """
 CALC = "import os\n\n\ndef add(a, b):\n    return a + b\n"
+# a report's script tries Kraken's storage: the sandbox (an opaque origin) must refuse it
+REPORT = """<html><head><link rel="stylesheet" href="style.css"></head><body><p id="t">report</p><script>
+let s; try { s = "storage: " + String(window.localStorage.length); } catch (e) { s = "sandboxed: " + e.name; }
+document.getElementById("t").textContent = s;
+</script></body></html>"""
 
 
 def test_run_issues_and_artifacts_tabs(page: Page, kraken: Kraken, tmp_path: Path) -> None:
     repo = tmp_path / "lint-repo"
-    make_repo(repo, {"calc.py": CALC})
+    make_repo(repo, {"calc.py": CALC, "report/index.html": REPORT, "report/style.css": "p { color: rgb(0, 128, 0); }"})
     project = kraken.post("/projects", {"name": "runtabs"})
     branch = kraken.post(f"/projects/{project['id']}/branches", {"name": "main", "branch_name": "main"})
     code = STAGE.replace("REPO", str(repo)).replace("RUFF", RUFF)
@@ -70,9 +76,10 @@ def test_run_issues_and_artifacts_tabs(page: Page, kraken: Kraken, tmp_path: Pat
     expect(rows).to_have_count(1)
 
     page.get_by_test_id("view-artifacts").click()
-    art = page.get_by_test_id("artifact-row")
-    expect(art).to_have_count(1)
-    expect(art).to_contain_text("out/calc.txt")
+    arts = page.get_by_test_id("artifact-row")
+    expect(arts).to_have_count(3)
+    art = arts.filter(has_text="out/calc.txt")
+    expect(art.get_by_test_id("artifact-report")).to_have_count(0)
     expect(art.get_by_test_id("artifact-size")).to_have_text(f"{len(CALC)} B")
     with page.expect_download() as info:
         art.get_by_test_id("artifact-download").click()
@@ -80,3 +87,13 @@ def test_run_issues_and_artifacts_tabs(page: Page, kraken: Kraken, tmp_path: Pat
     assert download.suggested_filename == "calc.txt"
     assert Path(download.path()).read_text() == CALC
     assert "access_token=" in download.url and kraken.token not in download.url
+
+    # the report opens in a new tab on its own path, sandboxed, its stylesheet loaded through the
+    # token in the path; its script cannot reach Kraken's storage
+    entry = arts.filter(has_text="report/index.html")
+    with page.context.expect_page() as new_tab:
+        entry.get_by_test_id("artifact-report").click()
+    report = new_tab.value
+    expect(report.locator("#t")).to_have_text("sandboxed: SecurityError")
+    expect(report.locator("#t")).to_have_css("color", "rgb(0, 128, 0)")
+    assert f"/api/runs/{run}/reports/" in report.url and kraken.token not in report.url

@@ -1319,6 +1319,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/runs/{run_id}/reports/{artifact_id}/{access_token}/{file}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Report File
+         * @description One file of the report whose entry page is artifact ``artifact_id`` of run ``run_id``:
+         *     ``file`` is relative to the entry's directory (the entry itself: its base name).
+         */
+        get: operations["report_file_api_runs__run_id__reports__artifact_id___access_token___file__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/runs/{run_id}/results": {
         parameters: {
             query?: never;
@@ -1791,6 +1812,11 @@ export interface components {
             path: string;
             /** Public */
             public: boolean;
+            /**
+             * Report Entry
+             * @description the entry page of an HTML report: GET /api/runs/{run_id}/reports/{id}/...
+             */
+            report_entry: boolean;
             /** Run Id */
             run_id: number;
             /** Sha256 */
@@ -3877,6 +3903,7 @@ export interface operations {
             query: {
                 path: string;
                 public?: boolean;
+                report_entry?: boolean;
             };
             header?: never;
             path: {
@@ -6602,6 +6629,38 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ReanalysisOut"];
                 };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    report_file_api_runs__run_id__reports__artifact_id___access_token___file__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                access_token: string;
+                artifact_id: number;
+                file: string;
+                run_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the report's file, sandboxed (Content-Security-Policy) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Validation Error */
             422: {

@@ -1,12 +1,14 @@
 /**
  * A run's artifacts (GET /api/runs/{id}/artifacts) with their sizes and downloads. A download's
  * address is made on click with a short-lived stream token (`streamUrl`, purpose "download"):
- * the login token never goes in an address.
+ * the login token never goes in an address. An HTML report's entry (the artifacts tool's
+ * `report_entry`) also gets a Report link: a new tab on the report's own path, the token in the
+ * path so that the report's relative links keep it; the server sandboxes the report (CSP).
  */
 import { useState } from "react";
 import { useRunArtifacts } from "../api/queries";
 import type { Artifact } from "../api/types";
-import { streamUrl } from "../lib/auth";
+import { streamToken, streamUrl } from "../lib/auth";
 import { download } from "../lib/download";
 import { formatBytes, formatCount, plural } from "../lib/format";
 import { Empty, ErrorBox, Loading } from "./ui";
@@ -15,9 +17,18 @@ function basename(path: string): string {
   return path.slice(path.lastIndexOf("/") + 1);
 }
 
+/** The address of a report's entry page, with a download stream token in its path. */
+export function reportUrl(a: Pick<Artifact, "id" | "run_id" | "path">, token: string | null): string {
+  return `/api/runs/${a.run_id}/reports/${a.id}/${encodeURIComponent(token ?? "-")}/${encodeURIComponent(basename(a.path))}`;
+}
+
 function ArtifactRow({ a }: { a: Artifact }) {
   const [error, setError] = useState<string | null>(null);
   const get = () => download(() => streamUrl(`/api/artifacts/${a.id}/content`, "download"), basename(a.path)).catch((e: unknown) => setError(String(e)));
+  const report = () =>
+    streamToken("download")
+      .then((t) => void window.open(reportUrl(a, t), "_blank", "noopener,noreferrer"))
+      .catch((e: unknown) => setError(String(e)));
   return (
     <tr data-testid="artifact-row">
       <td className="mono">
@@ -32,6 +43,11 @@ function ArtifactRow({ a }: { a: Artifact }) {
         <button className="btn small" onClick={() => void get()} data-testid="artifact-download">
           Download
         </button>
+        {a.report_entry && (
+          <button className="btn small" onClick={() => void report()} data-testid="artifact-report">
+            Report
+          </button>
+        )}
         {error && <span className="error small">{error}</span>}
       </td>
     </tr>
