@@ -137,7 +137,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def query_token(purpose: str) -> Callable[[F], F]:
     """Marks a route (a live stream, a download) that also takes a short-lived token of this
-    purpose as ``?access_token=`` (``POST /api/auth/stream-token``): an EventSource or a
+    purpose as ``?access_token=`` (``POST /api/auth/stream-token``), or as its path parameter
+    ``access_token`` (a report's pages, whose relative links must keep it): an EventSource or a
     download link cannot send the Authorization header.  No other route reads the address."""
     if purpose not in STREAM_PURPOSES:
         raise ValueError(f"unknown stream token purpose {purpose!r}")
@@ -195,7 +196,9 @@ async def current_principal(
             else await _from_login_token(state, token)
         )
     else:
-        token = request.query_params.get("access_token") or ""
+        # a report's pages (kraken.api.routes.reports) carry it in the path, where their relative
+        # links keep it; only routes marked @query_token accept one at all (below)
+        token = request.query_params.get("access_token") or request.path_params.get("access_token") or ""
         if not token:
             raise _unauthorized("not logged in")
         purpose = getattr(request.scope.get("endpoint"), QUERY_TOKEN_ATTR, None)

@@ -42,7 +42,15 @@ async def record_blob(session: AsyncSession, sha256: str, size: int) -> None:
 
 
 async def record_artifact(
-    session: AsyncSession, job: Job, run: Run, flow: Flow, path: str, sha256: str, size: int, public: bool
+    session: AsyncSession,
+    job: Job,
+    run: Run,
+    flow: Flow,
+    path: str,
+    sha256: str,
+    size: int,
+    public: bool,
+    report_entry: bool = False,
 ) -> Artifact:
     """The job's artifact at ``path`` (a second upload of the same path replaces the first)."""
     await record_blob(session, sha256, size)
@@ -60,10 +68,12 @@ async def record_artifact(
             size=size,
             sha256=sha256,
             public=public,
+            report_entry=report_entry,
         )
         session.add(art)
     else:
         art.size, art.sha256, art.public, art.created = size, sha256, public, utcnow()
+        art.report_entry = report_entry
     await session.flush()
     return art
 

@@ -31,6 +31,9 @@ class Artifact(SQLModel, table=True):
     size: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
     sha256: str = Field(max_length=64, index=True)
     public: bool = False
+    # the entry page of an HTML report (the artifacts tool's report_entry): served with the
+    # other artifacts of its directory in the run under GET /api/runs/{id}/reports/{this id}/
+    report_entry: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     created: datetime = created_field()
 
 

@@ -391,9 +391,10 @@ async def _analyse_issues(session: AsyncSession, rj: ResultsJob, sealed: int) ->
 # ------------------------------------------------------------------------------ one job
 
 
-async def analyse_job_tx(session: AsyncSession, job_id: int, sealed: int) -> int | None:
+async def analyse_job_tx(session: AsyncSession, job_id: int, sealed: int, after_quarantine: bool = True) -> int | None:
     """Analyse what a job has staged (results, issues), within the caller's transaction, which
-    holds the branch lock.  Returns the number of results analysed, None when nothing was to do."""
+    holds the branch lock.  Returns the number of results analysed, None when nothing was to do.
+    ``after_quarantine=False`` (a re-analysis): the quarantine's counters saw these results once."""
     pg = is_postgres(session)
     stmt = sa.select(ResultsJob).where(ResultsJob.job_id == job_id)  # type: ignore[arg-type]
     if pg:
@@ -411,7 +412,7 @@ async def analyse_job_tx(session: AsyncSession, job_id: int, sealed: int) -> int
     summary = await job_summary(session, rj.run_id, job_id)
     summary.update(await _issue_summary(session, job_id))
     rj.summary = summary
-    if done:
+    if done and after_quarantine:
         await quarantine.after_analysis(session, rj)
     rj.analysed_at = utcnow()
     rj.analysis_seconds = round(time.perf_counter() - started, 3)

@@ -5,7 +5,8 @@ The statements are tuned (see docs/benchmarks.md, "Results API"): the page is ch
 ``test_result`` alone, read in index order, and the names are joined to those rows only. Integers
 are written into the SQL rather than bound, because a prepared statement's generic plan cannot
 see that a run holds a million rows and its regressions a hundred; every value written in is an
-``int`` or a ``float`` (checked here), and the one string (part of a test name) is bound.
+``int`` or a ``float`` (checked here), and the strings (part of a test name, an agents group)
+are bound.
 """
 
 from __future__ import annotations
@@ -98,7 +99,9 @@ def _in(column: str, codes: Iterable[int]) -> str:
 @dataclass(frozen=True)
 class ResultFilter:
     """Which of a run's results a page shows. ``name`` (part of a test name, matched literally)
-    needs ``project_id``, the project whose test cases are searched."""
+    needs ``project_id``, the project whose test cases are searched. ``age`` and ``instability``
+    are inclusive ``(min, max)`` ranges (either end None: open); ``agents_group`` is matched
+    exactly against the results' environments."""
 
     run_id: int
     statuses: tuple[int, ...] | None = None
@@ -107,6 +110,9 @@ class ResultFilter:
     job_id: int | None = None
     name: str | None = None
     project_id: int = 0
+    age: tuple[int | None, int | None] = (None, None)
+    instability: tuple[int | None, int | None] = (None, None)
+    agents_group: str | None = None
 
     @classmethod
     def parse(
@@ -118,8 +124,15 @@ class ResultFilter:
         flaky: bool | None = None,
         job_id: int | None = None,
         name: str | None = None,
+        age: tuple[int | None, int | None] = (None, None),
+        instability: tuple[int | None, int | None] = (None, None),
+        agents_group: str | None = None,
     ) -> ResultFilter:
-        """The filter of the API's query parameters (comma-separated status and change names)."""
+        """The filter of the API's query parameters (comma-separated status and change names;
+        a range whose min is above its max is refused, naming its ``<what>_min`` parameter)."""
+        for what, (lo, hi) in (("age", age), ("instability", instability)):
+            if lo is not None and hi is not None and lo > hi:
+                raise InvalidFilter(f"{what}_min ({lo}) is greater than {what}_max ({hi})")
         return cls(
             run_id=run_id,
             statuses=parse_codes(status, STATUS_CODES, "status"),
@@ -127,7 +140,16 @@ class ResultFilter:
             flaky=flaky,
             job_id=job_id,
             name=name or None,
+            age=age,
+            instability=instability,
+            agents_group=agents_group or None,
         )
+
+    @property
+    def counted_by_matrix(self) -> bool:
+        """Whether the per-job summaries' matrix can count the matches (status, change and
+        flaky only); the other filters are counted by :meth:`count_sql`."""
+        return not self.name and self.age == (None, None) and self.instability == (None, None) and not self.agents_group
 
     def where(self, sqlite: bool) -> list[str]:
         """The WHERE clauses on ``test_result r`` (ANDed); :meth:`params` binds the name's."""
@@ -144,6 +166,13 @@ class ResultFilter:
             where.append(f"r.flaky = {int(self.flaky)}" if sqlite else f"r.flaky = {'TRUE' if self.flaky else 'FALSE'}")
         if self.job_id is not None:
             where.append(f"r.job_id = {int(self.job_id)}")
+        for column, (lo, hi) in (("r.age", self.age), ("r.instability", self.instability)):
+            if lo is not None:
+                where.append(f"{column} >= {int(lo)}")
+            if hi is not None:
+                where.append(f"{column} <= {int(hi)}")
+        if self.agents_group:
+            where.append("r.env_id IN (SELECT id FROM test_env WHERE agents_group = :group)")
         if self.name:
             where.append(
                 "r.test_case_id IN (SELECT id FROM test_case WHERE project_id = :project AND name LIKE :q ESCAPE '\\')"
@@ -161,14 +190,16 @@ class ResultFilter:
         return []
 
     def params(self) -> dict[str, Any]:
-        if not self.name:
-            return {}
-        escaped = self.name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return {"project": self.project_id, "q": f"%{escaped}%"}
+        out: dict[str, Any] = {}
+        if self.agents_group:
+            out["group"] = self.agents_group
+        if self.name:
+            escaped = self.name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            out |= {"project": self.project_id, "q": f"%{escaped}%"}
+        return out
 
     def count_sql(self, sqlite: bool) -> str:
-        """Counts the matching results (only needed with a name: the other filters are counted
-        from the per-job summaries' matrix, see :meth:`matrix_total`)."""
+        """Counts the matching results (only needed when not :attr:`counted_by_matrix`)."""
         return f"SELECT count(*) FROM test_result r WHERE {' AND '.join(self.where(sqlite))}"
 
     def matrix_total(self, matrix: Iterable[Iterable[int]]) -> int:

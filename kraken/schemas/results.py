@@ -3,6 +3,7 @@ linter issues and a test's history."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -196,3 +197,36 @@ class FailureGroupsOut(BaseModel):
 class FailureTestsPage(BaseModel):
     items: list[FailureTestOut]
     next_after: int | None = Field(description="pass as ?after= for the next page; null on the last one")
+
+
+class ReanalysisOut(BaseModel):
+    """The jobs whose results were analysed again (jobs still waiting for their first analysis
+    are left to it)."""
+
+    run_id: int
+    jobs: list[int]
+
+
+class BranchFlowStatsOut(BaseModel):
+    """One CI flow's figures on the branch charts (``duration`` in seconds, None while running;
+    ``pass_ratio`` None without test results)."""
+
+    flow_id: int
+    seq: int
+    label: str | None
+    state: str
+    created: datetime
+    duration: float | None
+    total: int
+    passed: int
+    failed: int
+    regressions: int
+    fixes: int
+    flaky: int
+    pass_ratio: float | None
+    analysis: Literal["pending", "done", "none"]
+
+
+class BranchStatsOut(BaseModel):
+    branch_id: int
+    flows: list[BranchFlowStatsOut]

@@ -98,6 +98,7 @@ RULES: dict[str, str] = {
     "GET /api/branches/{branch_id}": "viewer",
     "GET /api/branches/{branch_id}/flows": "viewer",
     "GET /api/branches/{branch_id}/stages": "viewer",
+    "GET /api/branches/{branch_id}/stats": "viewer",
     "GET /api/branches/{branch_id}/security": "viewer",
     "GET /api/branches/{branch_id}/retention": "viewer",
     "GET /api/branches/{branch_id}/cache": "viewer",
@@ -115,6 +116,7 @@ RULES: dict[str, str] = {
     "GET /api/runs/{run_id}/failure-groups": "viewer",
     "GET /api/runs/{run_id}/culprits": "viewer",
     "POST /api/runs/{run_id}/culprits": "member",
+    "POST /api/runs/{run_id}/reanalyze": "member",
     "GET /api/branches/{branch_id}/culprit-settings": "viewer",
     "PUT /api/branches/{branch_id}/culprit-settings": "maintainer",
     "GET /api/runs/{run_id}/failure-groups/{key}/tests": "viewer",
@@ -125,6 +127,7 @@ RULES: dict[str, str] = {
     "GET /api/jobs/{job_id}/log/stream": "viewer",
     "GET /api/artifacts/{artifact_id}": "viewer",
     "GET /api/artifacts/{artifact_id}/content": "viewer",
+    "GET /api/runs/{run_id}/reports/{artifact_id}/{access_token}/{file}": "viewer",
     "GET /api/test-cases/{test_case_id}/history": "viewer",
     "GET /api/test-cases/{test_case_id}/comments": "viewer",
     # members: running things
@@ -326,12 +329,14 @@ class World:
                 path="out.txt",
                 size=size,
                 sha256=sha,
+                report_entry=True,  # a one-page report too: GET .../reports/{artifact_id}/-/out.txt
             )
             agent = Agent(name="role-test-agent")
             case = CaseRow(project_id=self.ids["project_id"], name="suite::test_one")
             s.add_all([art, agent, case])
             await s.flush()
             self.ids |= {"artifact_id": art.id or 0, "agent_id": agent.id or 0, "test_case_id": case.id or 0}
+            self.ids |= {"access_token": "-", "file": "out.txt"}
 
     async def fresh(self, param: str, caller: str) -> int:
         """A new resource for a call that deletes or archives it."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from kraken.api.routes.results import router
 from tests.results.conftest import World, admin_client
@@ -140,3 +142,176 @@ async def test_summary_issues_and_history(world: World, client: httpx.AsyncClien
         (flow1, "passed", "new"),
     ]
     assert (await client.get("/api/test-cases/999999/history")).status_code == 404
+
+
+async def test_results_age_instability_and_agents_group_filters(world: World, client: httpx.AsyncClient) -> None:
+    """The ranges and the group select exactly the rows whose fields match (compared with the
+    unfiltered page), and count them; a range whose min is above its max is refused."""
+    await world.ci_flow(res(20))
+    await world.ci_flow(res(20, failing={1, 2, 3}))
+    await world.ci_flow(res(20, failing={2, 3}))
+    flow = await world.flow()
+    job = await world.job(flow)
+    other = await world.job(flow, name="gpu", run_id=await world.run_of(job))
+    async with world.db.transaction() as s:
+        await s.execute(sa.text("UPDATE job SET agents_group = 'gpu-boxes' WHERE id = :j"), {"j": other})
+    await world.send(job, res(20, failing={3}))
+    await world.send(other, [[f"gpu::test_{i}", "passed", 0.1, None, None] for i in range(4)])
+    for j in (job, other):
+        await world.finish_job(j)
+    await world.finish_flow(flow)
+    run = await world.run_of(job)
+
+    total, everything = await all_pages(client, f"/api/runs/{run}/results?limit=100")
+    assert total == 24
+    ages = {i["age"] for i in everything}
+    instabilities = {i["instability"] for i in everything}
+    assert len(ages) > 1 and len(instabilities) > 1  # the data can tell the filters apart
+
+    async def check(query: str, keep: Any) -> None:
+        n, got = await all_pages(client, f"/api/runs/{run}/results?limit=3&{query}")
+        want = {i["id"] for i in everything if keep(i)}
+        assert want and {i["id"] for i in got} == want and n == len(want), query
+
+    await check("age_min=1", lambda i: i["age"] >= 1)
+    await check("age_max=0", lambda i: i["age"] <= 0)
+    await check("age_min=1&age_max=1", lambda i: i["age"] == 1)
+    await check("instability_min=1", lambda i: i["instability"] >= 1)
+    await check("instability_max=0", lambda i: i["instability"] == 0)
+    await check("agents_group=gpu-boxes", lambda i: i["agents_group"] == "gpu-boxes")
+    await check("agents_group=all&status=failed", lambda i: i["agents_group"] == "all" and i["status"] == "failed")
+    await check(
+        "instability_min=1&agents_group=all&sort=-duration",
+        lambda i: i["instability"] >= 1 and i["agents_group"] == "all",
+    )
+    n, none = await all_pages(client, f"/api/runs/{run}/results?agents_group=nobody")
+    assert (n, none) == (0, [])
+
+    for bad, name in (
+        ("age_min=3&age_max=2", "age_min"),
+        ("instability_min=5&instability_max=1", "instability_min"),
+        ("age_min=-1", "age_min"),
+        ("instability_max=99999999999", "instability_max"),
+        ("agents_group=" + "x" * 201, "agents_group"),
+    ):
+        r = await client.get(f"/api/runs/{run}/results?{bad}")
+        assert r.status_code == 422 and name in r.text, (bad, r.text)
+
+
+async def test_reanalyze_replaces_the_figures_without_duplicates(world: World, client: httpx.AsyncClient) -> None:
+    """Re-analysis recomputes spoiled figures from the history the run had, keeps one row per
+    result however often it runs, and leaves later flows and earlier runs alone."""
+    await world.ci_flow(res(30))
+    _, job = await world.ci_flow(res(30, failing={4, 5}))
+    run = await world.run_of(job)
+    _, later_job = await world.ci_flow(res(30, failing={5}))
+    later = await world.run_of(later_job)
+    before = await world.results(job)
+    later_before = await world.results(later_job)
+    summary = (await client.get(f"/api/runs/{run}/summary")).json()
+
+    async with world.db.transaction() as s:  # spoil what the analysis computed
+        await s.execute(
+            sa.text("UPDATE test_result SET change = 0, age = 77, relevancy = 0 WHERE job_id = :j"), {"j": job}
+        )
+    assert (await client.get(f"/api/runs/{run}/results?change=regression")).json()["items"] == []
+
+    for _ in range(2):
+        r = await client.post(f"/api/runs/{run}/reanalyze")
+        assert r.status_code == 200, r.text
+        assert r.json() == {"run_id": run, "jobs": [job]}
+        after = await world.results(job)
+        assert len(after) == 30
+        assert {k: v | {"id": 0} for k, v in after.items()} == {k: v | {"id": 0} for k, v in before.items()}
+        async with world.db.session() as s:
+            n = (await s.execute(sa.text("SELECT count(*) FROM test_result WHERE job_id = :j"), {"j": job})).scalar()
+        assert n == 30
+    regs = (await client.get(f"/api/runs/{run}/results?change=regression")).json()
+    assert regs["total"] == 2 and {i["test"] for i in regs["items"]} == {"suite::test_0004", "suite::test_0005"}
+    def figures(sm: dict[str, Any]) -> dict[str, Any]:
+        return sm | {"jobs": [j | {"analysis_seconds": 0} for j in sm["jobs"]]}
+
+    assert figures((await client.get(f"/api/runs/{run}/summary")).json()) == figures(summary)
+    assert await world.results(later_job) == later_before
+    assert (await client.get(f"/api/runs/{later}/summary")).json()["regressions"] == 0
+    assert (await client.post("/api/runs/999999/reanalyze")).status_code == 404
+    assert (await client.post("/api/runs/0/reanalyze")).status_code == 422
+
+
+async def test_branch_stats_over_the_last_flows(world: World, client: httpx.AsyncClient) -> None:
+    """Per CI flow, oldest first: totals, pass ratio, failures, regressions, fixes, flaky and
+    duration; ``limit`` keeps the last N; dev flows are left out."""
+    flows = [(await world.ci_flow(res(10)))[0]]
+    flows.append((await world.ci_flow(res(10, failing={1, 2})))[0])
+    flows.append((await world.ci_flow(res(10, failing={2}, error={3})))[0])
+    dev = await world.flow("dev")
+    await world.send(await world.job(dev), res(10, failing={7}))
+    empty = await world.flow()  # a CI flow still running, without results
+
+    body = (await client.get(f"/api/branches/{world.branch_id}/stats")).json()
+    assert body["branch_id"] == world.branch_id
+    got = [
+        (f["flow_id"], f["total"], f["passed"], f["failed"], f["regressions"], f["fixes"], f["pass_ratio"])
+        for f in body["flows"]
+    ]
+    assert got == [
+        (flows[0], 10, 10, 0, 0, 0, 1.0),
+        (flows[1], 10, 8, 2, 2, 0, 0.8),
+        (flows[2], 10, 8, 2, 1, 1, 0.8),
+        (empty, 0, 0, 0, 0, 0, None),
+    ]
+    assert [f["seq"] for f in body["flows"]] == [1, 2, 3, 4]
+    assert all(f["flaky"] == 0 for f in body["flows"])
+    assert body["flows"][-1]["duration"] is None and body["flows"][-1]["state"] == "running"
+
+    async with world.db.transaction() as s:
+        await s.execute(
+            sa.text("UPDATE flow SET started = :a, finished = :b WHERE id = :f"),
+            {"a": datetime(2026, 1, 1, 10, 0, 0), "b": datetime(2026, 1, 1, 10, 1, 30), "f": flows[1]},
+        )
+    body = (await client.get(f"/api/branches/{world.branch_id}/stats")).json()
+    assert body["flows"][1]["duration"] == 90.0
+
+    last2 = (await client.get(f"/api/branches/{world.branch_id}/stats?limit=2")).json()["flows"]
+    assert [f["flow_id"] for f in last2] == [flows[2], empty]
+    assert (await client.get(f"/api/branches/{world.branch_id}/stats?limit=0")).status_code == 422
+    assert "limit" in (await client.get(f"/api/branches/{world.branch_id}/stats?limit=501")).text
+    assert (await client.get("/api/branches/999999/stats")).status_code == 404
+
+
+async def test_issues_new_first_then_by_age_in_keyset_pages(world: World, client: httpx.AsyncClient) -> None:
+    """``sort=new``: new issues, then known ones youngest first, then those not analysed yet;
+    one issue a page still gives each once, in that order; ``sort=id`` keeps the order found."""
+    a = ["a.py", 1, 1, "F401", "unused", "error"]
+    b = ["b.py", 2, 1, "E501", "long", "warning"]
+    c = ["c.py", 3, 1, "E711", "none", "warning"]
+    d = ["d.py", 4, 1, "F841", "unused var", "error"]
+    for issues in ([a, b], [a, b, c]):
+        flow = await world.flow()
+        job = await world.job(flow)
+        await world.send_issues(job, issues)
+        await world.finish_job(job)
+        await world.finish_flow(flow)
+    flow = await world.flow()
+    job = await world.job(flow)
+    await world.send_issues(job, [a, c, d])
+    await world.finish_job(job)
+    run = await world.run_of(job)
+    pending = await world.job(flow, name="lint", run_id=run)
+    await world.send_issues(pending, [["e.py", 5, 1, "W291", "space", "warning"]])
+
+    by_new = (await client.get(f"/api/runs/{run}/issues?sort=new")).json()
+    got = [(i["path"], i["new"], i["age"]) for i in by_new["items"]]
+    assert got == [("d.py", True, 0), ("c.py", False, 1), ("a.py", False, 2), ("e.py", None, None)]
+    assert by_new["total"] == 4 and by_new["next_cursor"] is None
+    total, paged = await all_pages(client, f"/api/runs/{run}/issues?sort=new&limit=1")
+    assert total == 4 and [i["path"] for i in paged] == ["d.py", "c.py", "a.py", "e.py"]
+    by_id = (await client.get(f"/api/runs/{run}/issues")).json()["items"]
+    assert [i["path"] for i in by_id] == ["a.py", "c.py", "d.py", "e.py"]
+    only_new = (await client.get(f"/api/runs/{run}/issues?sort=new&new=true")).json()["items"]
+    assert [i["path"] for i in only_new] == ["d.py"]
+
+    assert (await client.get(f"/api/runs/{run}/issues?sort=age")).status_code == 422
+    id_cursor = (await client.get(f"/api/runs/{run}/issues?limit=1")).json()["next_cursor"]
+    bad = await client.get(f"/api/runs/{run}/issues?sort=new&cursor={id_cursor}")
+    assert bad.status_code == 400 and "cursor" in bad.text

@@ -38,6 +38,8 @@ def _error(document: dict[str, Any]) -> StageSchemaError:
         {"tool": "rndtest", "count": "#{COUNT}"},
         {"tool": "rndtest", "count": 5, "override_result": 0},
         {"tool": "cloc", "not-match-f": "(package-lock.json|pylint.rc)", "exclude-dir": "docker-elk", "cwd": "src"},
+        {"tool": "artifacts", "source": "report", "report_entry": "report/index.html", "public": True},
+        {"tool": "artifacts", "action": "upload", "source": "r/**", "report_entry": "r/index.html"},
     ],
 )
 def test_original_tool_fields_are_accepted(step: dict[str, Any]) -> None:
@@ -93,6 +95,11 @@ def test_unknown_keys_at_every_level(document: dict[str, Any], path: str) -> Non
 def test_pylint_alias_conflict_says_what_to_do() -> None:
     err = _error(_stage({"tool": "pylint", "params": "a", "modules_or_packages": "b"}))
     assert err.message.startswith("give 'exe' or the original's 'pylint_exe'")
+
+
+def test_report_entry_goes_with_uploads_only() -> None:
+    err = _error(_stage({"tool": "artifacts", "action": "download", "report_entry": "index.html"}))
+    assert err.path == "jobs[0].steps[0]" and "goes with action 'upload'" in err.message
 
 
 def test_config_default_without_configs_is_a_label() -> None:

@@ -150,6 +150,11 @@ export interface ResultFilters {
   q?: string;
   job_id?: number;
   sort?: string;
+  age_min?: number;
+  age_max?: number;
+  instability_min?: number;
+  instability_max?: number;
+  agents_group?: string;
 }
 
 export const RESULTS_PAGE = 200;
@@ -172,6 +177,11 @@ export const useResults = (runId: number, f: ResultFilters) =>
               flaky: f.flaky,
               q: f.q || undefined,
               job_id: f.job_id,
+              age_min: f.age_min,
+              age_max: f.age_max,
+              instability_min: f.instability_min,
+              instability_max: f.instability_max,
+              agents_group: f.agents_group || undefined,
               sort: resultSort(f.sort),
               limit: pageParam ? RESULTS_PAGE : 100,
               cursor: pageParam ?? undefined,
@@ -192,6 +202,30 @@ export const useFailureGroups = (runId: number, enabled = true, tests = 20) =>
       unwrap(
         client.GET("/api/runs/{run_id}/failure-groups", { params: { path: { run_id: runId }, query: { tests, limit: 200 } } }),
       ),
+  });
+
+/** A run's linter issues, new ones first, then by age (youngest first), page by page. */
+export const useRunIssues = (runId: number, newOnly: boolean) =>
+  useInfiniteQuery({
+    queryKey: qk.issues(runId, { sort: "new", newOnly }),
+    retry: false,
+    initialPageParam: undefined as string | undefined,
+    queryFn: ({ pageParam, signal }) =>
+      unwrap(
+        client.GET("/api/runs/{run_id}/issues", {
+          signal,
+          params: { path: { run_id: runId }, query: { sort: "new", limit: 200, cursor: pageParam, ...(newOnly ? { new: true } : {}) } },
+        }),
+      ),
+    getNextPageParam: (last) => last.next_cursor ?? undefined,
+  });
+
+/** A run's artifacts, by path. */
+export const useRunArtifacts = (runId: number) =>
+  useQuery({
+    queryKey: qk.runArtifacts(runId),
+    retry: false,
+    queryFn: () => unwrap(client.GET("/api/runs/{run_id}/artifacts", { params: { path: { run_id: runId } } })),
   });
 
 /** All the failures of one cause, page by page (by result id). */
@@ -221,4 +255,12 @@ export const useTestHistory = (id: number, branchId: number | undefined, limit =
           params: { path: { test_case_id: id }, query: { branch_id: branchId, limit } },
         }),
       ),
+  });
+
+/** A branch's figures over its last ``limit`` CI flows, oldest first (the branch's charts). */
+export const useBranchStats = (branchId: number, limit: number) =>
+  useQuery({
+    queryKey: qk.branchStats(branchId, limit),
+    queryFn: ({ signal }) =>
+      unwrap(client.GET("/api/branches/{branch_id}/stats", { signal, params: { path: { branch_id: branchId }, query: { limit } } })),
   });

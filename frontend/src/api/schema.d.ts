@@ -672,6 +672,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/branches/{branch_id}/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Branch Stats */
+        get: operations["get_branch_stats_api_branches__branch_id__stats_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/branches/{branch_id}/unarchive": {
         parameters: {
             query?: never;
@@ -1247,7 +1264,14 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Run Issues */
+        /**
+         * Run Issues
+         * @description A run's linter issues, a page at a time (``limit`` at most 1000, keyset ``next_cursor``).
+         *
+         *     ``sort=new`` puts new issues first, then the others by age, youngest first: the analysis
+         *     gives a new issue age 0 and a known one its predecessor's age + 1, so "new first, then by
+         *     age" is the order of ``age`` (issues not analysed yet have none and come last), then id.
+         */
         get: operations["run_issues_api_runs__run_id__issues_get"];
         put?: never;
         post?: never;
@@ -1266,6 +1290,48 @@ export interface paths {
         };
         /** List Jobs */
         get: operations["list_jobs_api_runs__run_id__jobs_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/runs/{run_id}/reanalyze": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reanalyze
+         * @description Analyse the run's results again against their history, replacing the figures (not adding
+         *     rows); runs within the request, as a job's analysis does in a worker.
+         */
+        post: operations["reanalyze_api_runs__run_id__reanalyze_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/runs/{run_id}/reports/{artifact_id}/{access_token}/{file}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Report File
+         * @description One file of the report whose entry page is artifact ``artifact_id`` of run ``run_id``:
+         *     ``file`` is relative to the entry's directory (the entry itself: its base name).
+         */
+        get: operations["report_file_api_runs__run_id__reports__artifact_id___access_token___file__get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1746,6 +1812,11 @@ export interface components {
             path: string;
             /** Public */
             public: boolean;
+            /**
+             * Report Entry
+             * @description the entry page of an HTML report: GET /api/runs/{run_id}/reports/{id}/...
+             */
+            report_entry: boolean;
             /** Run Id */
             run_id: number;
             /** Sha256 */
@@ -1808,6 +1879,47 @@ export interface components {
              * @description pass as ?before= for the next (older) page; null at the end
              */
             next_before: number | null;
+        };
+        /**
+         * BranchFlowStatsOut
+         * @description One CI flow's figures on the branch charts (``duration`` in seconds, None while running;
+         *     ``pass_ratio`` None without test results).
+         */
+        BranchFlowStatsOut: {
+            /**
+             * Analysis
+             * @enum {string}
+             */
+            analysis: "pending" | "done" | "none";
+            /**
+             * Created
+             * Format: date-time
+             */
+            created: string;
+            /** Duration */
+            duration: number | null;
+            /** Failed */
+            failed: number;
+            /** Fixes */
+            fixes: number;
+            /** Flaky */
+            flaky: number;
+            /** Flow Id */
+            flow_id: number;
+            /** Label */
+            label: string | null;
+            /** Pass Ratio */
+            pass_ratio: number | null;
+            /** Passed */
+            passed: number;
+            /** Regressions */
+            regressions: number;
+            /** Seq */
+            seq: number;
+            /** State */
+            state: string;
+            /** Total */
+            total: number;
         };
         /** BranchIn */
         BranchIn: {
@@ -1876,6 +1988,13 @@ export interface components {
             branch_id: number;
             /** Dev Flows In Containers */
             dev_flows_in_containers: boolean;
+        };
+        /** BranchStatsOut */
+        BranchStatsOut: {
+            /** Branch Id */
+            branch_id: number;
+            /** Flows */
+            flows: components["schemas"]["BranchFlowStatsOut"][];
         };
         /**
          * BranchUpdate
@@ -2913,6 +3032,17 @@ export interface components {
             /** Queued */
             queued: number;
         };
+        /**
+         * ReanalysisOut
+         * @description The jobs whose results were analysed again (jobs still waiting for their first analysis
+         *     are left to it).
+         */
+        ReanalysisOut: {
+            /** Jobs */
+            jobs: number[];
+            /** Run Id */
+            run_id: number;
+        };
         /** RepoStateOut */
         RepoStateOut: {
             /** Branch */
@@ -3773,6 +3903,7 @@ export interface operations {
             query: {
                 path: string;
                 public?: boolean;
+                report_entry?: boolean;
             };
             header?: never;
             path: {
@@ -5203,6 +5334,40 @@ export interface operations {
             };
         };
     };
+    get_branch_stats_api_branches__branch_id__stats_get: {
+        parameters: {
+            query?: {
+                /** @description the last N CI flows */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                branch_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BranchStatsOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     unarchive_branch_api_branches__branch_id__unarchive_post: {
         parameters: {
             query?: never;
@@ -6381,6 +6546,8 @@ export interface operations {
                 job_id?: number | null;
                 limit?: number;
                 new?: boolean | null;
+                /** @description id: in the order found; new: new issues first, then the youngest, not yet analysed last */
+                sort?: "id" | "new";
             };
             header?: never;
             path: {
@@ -6443,13 +6610,86 @@ export interface operations {
             };
         };
     };
+    reanalyze_api_runs__run_id__reanalyze_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReanalysisOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    report_file_api_runs__run_id__reports__artifact_id___access_token___file__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                access_token: string;
+                artifact_id: number;
+                file: string;
+                run_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the report's file, sandboxed (Content-Security-Policy) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     run_results_api_runs__run_id__results_get: {
         parameters: {
             query?: {
+                /** @description at most this many runs with the same status */
+                age_max?: number | null;
+                /** @description at least this many runs with the same status */
+                age_min?: number | null;
+                /** @description the jobs' agents group */
+                agents_group?: string | null;
                 /** @description comma-separated: new, fix, regression, none */
                 change?: string | null;
                 cursor?: string | null;
                 flaky?: boolean | null;
+                /** @description at most this many status changes */
+                instability_max?: number | null;
+                /** @description at least this many status changes */
+                instability_min?: number | null;
                 job_id?: number | null;
                 limit?: number;
                 /** @description part of the test name */

@@ -7,6 +7,7 @@ import { memo, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useStat
 import { parseAnsi, type Segment } from "../lib/ansi";
 import type { LogStore } from "../lib/logStore";
 import { formatCount } from "../lib/format";
+import { download } from "../lib/download";
 
 export const ROW = 18;
 const OVERSCAN = 20;
@@ -107,16 +108,6 @@ function useSearch(store: LogStore, query: string, version: number): number[] {
     return s.matches;
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [store, query, version]);
-}
-
-/** Starts a download from an address made just now (a link's address cannot be fetched on click). */
-async function download(makeUrl: () => Promise<string>, name: string): Promise<void> {
-  const a = document.createElement("a");
-  a.href = await makeUrl();
-  a.download = name;
-  document.body.appendChild(a);
-  a.click();
-  a.remove();
 }
 
 export function LogView({ store, running, downloadUrl, downloadName, streamState, initialLine, height = "70vh", jumpTo }: Props) {

@@ -68,7 +68,16 @@ export type StreamPurpose = "events" | "download";
  * token, which would end up in logs and the browser history), fetched here just before use.
  */
 export async function streamUrl(path: string, purpose: StreamPurpose): Promise<string> {
-  if (!token) return path;
+  const short = await streamToken(purpose);
+  if (short === null) return path;
+  const sep = path.includes("?") ? "&" : "?";
+  return `${path}${sep}access_token=${encodeURIComponent(short)}`;
+}
+
+/** A short-lived token of this purpose (null when not logged in), for an address that carries it
+ * in its path rather than its query: a report's pages, whose relative links keep the path. */
+export async function streamToken(purpose: StreamPurpose): Promise<string | null> {
+  if (!token) return null;
   const r = await fetch("/api/auth/stream-token", {
     method: "POST",
     headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
@@ -77,6 +86,5 @@ export async function streamUrl(path: string, purpose: StreamPurpose): Promise<s
   if (r.status === 401) auth.logout("expired");
   if (!r.ok) throw new Error(`no stream token (HTTP ${r.status})`);
   const { token: short } = (await r.json()) as { token: string };
-  const sep = path.includes("?") ? "&" : "?";
-  return `${path}${sep}access_token=${encodeURIComponent(short)}`;
+  return short;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { duration, formatCount, formatSeconds, plural, timeAgo } from "./format";
+import { duration, formatBytes, formatCount, formatSeconds, plural, timeAgo } from "./format";
 
 describe("format", () => {
   it("formats seconds", () => {
@@ -24,5 +24,15 @@ describe("format", () => {
     expect(formatCount(100000)).toBe("100\u202f000");
     expect(plural(1, "test")).toBe("1 test");
     expect(plural(2, "test")).toBe("2 tests");
+  });
+});
+
+describe("formatBytes", () => {
+  it("uses binary units with one decimal below 10", () => {
+    expect(formatBytes(0)).toBe("0 B");
+    expect(formatBytes(1023)).toBe("1023 B");
+    expect(formatBytes(1536)).toBe("1.5 KiB");
+    expect(formatBytes(50 * 1024 * 1024)).toBe("50 MiB");
+    expect(formatBytes(null)).toBe("–");
   });
 });

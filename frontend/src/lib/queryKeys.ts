@@ -41,9 +41,15 @@ export const qk = {
   summary: (runId?: number) => key("summary", runId),
   /** A run's results pages, per filter. */
   results: (runId?: number, filters?: object) => key("results", runId, filters),
+  /** A run's linter issues, per order and filter. */
+  issues: (runId?: number, query?: object) => key("issues", runId, query),
+  /** A run's artifacts. */
+  runArtifacts: (runId?: number) => key("runArtifacts", runId),
   history: (testCaseId?: number, branchId?: number, limit?: number) => key("history", testCaseId, branchId, limit),
   comments: (testCaseId?: number, branchId?: number) => key("comments", testCaseId, branchId),
   /** A branch's quarantined tests. */
   quarantine: (branchId?: number) => key("quarantine", branchId),
   quarantineSettings: (branchId?: number) => key("quarantineSettings", branchId),
+  /** A branch's figures over its last CI flows (its charts). */
+  branchStats: (branchId?: number, limit?: number) => key("branchStats", branchId, limit),
 };

@@ -10,6 +10,7 @@ import { PageHeader } from "../components/Layout";
 import { Dialog, Elapsed, Empty, ErrorBox, FormError, Skeleton, StatusBadge, TimeAgo, useTitle } from "../components/ui";
 import { plural } from "../lib/format";
 import BranchSettings from "./BranchSettings";
+import BranchCharts from "../components/BranchCharts";
 import { qk } from "../lib/queryKeys";
 import { allows, useRole } from "../lib/roles";
 
@@ -323,6 +324,7 @@ export default function BranchPage({ id, tab = "ci" }: { id: number; tab?: strin
     ["ci", "CI flows", `/branches/${id}`],
     ["dev", "Dev flows", `/branches/${id}/dev`],
     ["stages", `Stages${stages.data ? ` (${stages.data.length})` : ""}`, `/branches/${id}/stages`],
+    ["charts", "Charts", `/branches/${id}/charts`],
     ...(canMaintain ? [["settings", "Settings", `/branches/${id}/settings`] as [string, string, string]] : []),
   ];
   const archived = branch.data?.archived || project.data?.archived;
@@ -376,6 +378,8 @@ export default function BranchPage({ id, tab = "ci" }: { id: number; tab?: strin
       </nav>
       {tab === "stages" ? (
         <StagesList branchId={id} />
+      ) : tab === "charts" ? (
+        <BranchCharts branchId={id} />
       ) : tab === "settings" && canMaintain ? (
         branch.data ? <BranchSettings branch={branch.data} /> : <Skeleton rows={6} />
       ) : (

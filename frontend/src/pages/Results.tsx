@@ -5,15 +5,20 @@
 import { memo, useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { Link, useLocation, useSearch } from "wouter";
 import { useVirtualizer } from "@tanstack/react-virtual";
+import { useMutation, useQueryClient } from "@tanstack/react-query";
+import { client, unwrap } from "../api/client";
+import { qk } from "../lib/queryKeys";
 import { useJobs, useResults, useRunSummary, type ResultFilters } from "../api/queries";
 import type { Job, ResultsSummary, TestResult } from "../api/types";
 import { PageHeader } from "../components/Layout";
 import { QuarantineControl } from "../components/Quarantine";
 import { CulpritLine, CulpritsPanel, culpritOf, useCulprits } from "../components/Culprits";
 import { useRunCrumbs } from "../components/RunCrumbs";
-import { Empty, ErrorBox, Loading, useTitle } from "../components/ui";
+import { Empty, ErrorBox, FormError, Loading, useTitle } from "../components/ui";
 import { formatCount, formatSeconds, plural } from "../lib/format";
 import FailureGroupsView from "./FailureGroups";
+import RunIssues from "../components/RunIssues";
+import RunArtifacts from "../components/RunArtifacts";
 
 const STATUSES = ["passed", "failed", "error", "skipped", "disabled", "not-run"] as const;
 const CHANGES = ["regression", "fix", "new", "none"] as const;
@@ -25,10 +30,26 @@ const SORTS: [string, string][] = [
 ];
 const ROW_H = 34;
 
+/** The range filters: [URL and API parameter, label]. */
+const RANGES: [RangeKey, string][] = [
+  ["age_min", "age ≥"],
+  ["age_max", "age ≤"],
+  ["instability_min", "instability ≥"],
+  ["instability_max", "instability ≤"],
+];
+type RangeKey = "age_min" | "age_max" | "instability_min" | "instability_max";
+
+/** A non-negative whole number from the URL, or undefined (anything else is not a filter). */
+function count(v: string | null): number | undefined {
+  return v !== null && /^\d{1,9}$/.test(v) ? Number(v) : undefined;
+}
+
 function readFilters(search: string): ResultFilters {
   const p = new URLSearchParams(search);
   const flaky = p.get("flaky");
   return {
+    ...Object.fromEntries(RANGES.map(([k]) => [k, count(p.get(k))])),
+    agents_group: p.get("group") ?? undefined,
     status: p.get("status") ?? undefined,
     change: p.get("change") ?? undefined,
     flaky: flaky === "true" ? true : flaky === "false" ? false : undefined,
@@ -45,6 +66,8 @@ function toSearch(f: ResultFilters, sel?: number | null): string {
   if (f.flaky !== undefined) p.set("flaky", String(f.flaky));
   if (f.q) p.set("q", f.q);
   if (f.job_id) p.set("job", String(f.job_id));
+  for (const [k] of RANGES) if (f[k] !== undefined) p.set(k, String(f[k]));
+  if (f.agents_group) p.set("group", f.agents_group);
   if (f.sort && f.sort !== "relevancy") p.set("sort", f.sort);
   if (sel) p.set("sel", String(sel));
   const s = p.toString();
@@ -110,6 +133,8 @@ function Filters({ f, set, jobs }: { f: ResultFilters; set: (f: ResultFilters) =
   const statuses = new Set((f.status ?? "").split(","));
   const changes = new Set((f.change ?? "").split(","));
   const systems = [...new Set(jobs.map((j) => j.system))];
+  const groups = [...new Set(jobs.map((j) => j.agents_group))].sort();
+  const ranged = RANGES.some(([k]) => f[k] !== undefined);
   return (
     <div className="filters" data-testid="filters">
       <input type="search" className="filter-text" placeholder="Filter by test name…" value={text} onChange={(e) => setText(e.target.value)} aria-label="Filter by test name" data-testid="filter-q" />
@@ -140,12 +165,46 @@ function Filters({ f, set, jobs }: { f: ResultFilters; set: (f: ResultFilters) =
           </option>
         ))}
       </select>
-      {(f.status || f.change || f.flaky !== undefined || f.q || f.job_id) && (
+      <select value={f.agents_group ?? ""} onChange={(e) => set({ ...f, agents_group: e.target.value || undefined })} aria-label="Agents group" data-testid="filter-group">
+        <option value="">all agents groups</option>
+        {groups.map((g) => (
+          <option key={g} value={g}>
+            {g}
+          </option>
+        ))}
+      </select>
+      <span className="chip-group" role="group" aria-label="Age and instability">
+        {RANGES.map(([k, label]) => (
+          <RangeInput key={k} label={label} value={f[k]} onChange={(n) => set({ ...f, [k]: n })} testId={`filter-${k}`} />
+        ))}
+      </span>
+      {(f.status || f.change || f.flaky !== undefined || f.q || f.job_id || f.agents_group || ranged) && (
         <button className="btn ghost small" onClick={() => set({ sort: f.sort })}>
           Clear filters
         </button>
       )}
     </div>
+  );
+}
+
+/** A small number box that sets its filter when the value is a whole number (empty: no filter). */
+function RangeInput({ label, value, onChange, testId }: { label: string; value: number | undefined; onChange: (n: number | undefined) => void; testId: string }) {
+  const [text, setText] = useState(value === undefined ? "" : String(value));
+  // the latest callback: it carries the latest filters, which another box may have changed meanwhile
+  const changed = useRef(onChange);
+  changed.current = onChange;
+  useEffect(() => setText(value === undefined ? "" : String(value)), [value]);
+  useEffect(() => {
+    const n = count(text);
+    if (n === value || (text !== "" && n === undefined)) return;
+    const t = setTimeout(() => changed.current(n), 250);
+    return () => clearTimeout(t);
+  }, [text]); // eslint-disable-line react-hooks/exhaustive-deps
+  return (
+    <label className="small muted range-input">
+      {label}{" "}
+      <input type="number" min={0} step={1} inputMode="numeric" value={text} onChange={(e) => setText(e.target.value)} style={{ width: "4.5em" }} aria-label={label} data-testid={testId} />
+    </label>
   );
 }
 
@@ -235,6 +294,33 @@ function Detail({ r, runId, jobs, branchId, onClose }: { r: TestResult; runId: n
   );
 }
 
+/** Force a re-analysis of the run's results (a project member may): the figures are computed
+ * again from the history the run had; the page's queries are refreshed when it is done. */
+function ReanalyzeButton({ runId }: { runId: number }) {
+  const qc = useQueryClient();
+  const run = useMutation({
+    mutationFn: () => unwrap(client.POST("/api/runs/{run_id}/reanalyze", { params: { path: { run_id: runId } } })),
+    onSuccess: async () => {
+      await Promise.all([qc.invalidateQueries({ queryKey: qk.results(runId) }), qc.invalidateQueries({ queryKey: qk.summary(runId) })]);
+    },
+  });
+  return (
+    <>
+      <button
+        className="btn"
+        onClick={() => run.mutate()}
+        disabled={run.isPending}
+        title="Analyse this run's results again against their history"
+        data-testid="reanalyze"
+        data-done={run.isSuccess ? String(run.data.jobs.length) : undefined}
+      >
+        {run.isPending ? "Re-analysing…" : "Re-analyse"}
+      </button>
+      <FormError error={run.error} />
+    </>
+  );
+}
+
 function DetailCulprit({ runId, test }: { runId: number; test: string }) {
   const s = culpritOf(useCulprits(runId).data, test);
   return s ? (
@@ -244,12 +330,21 @@ function DetailCulprit({ runId, test }: { runId: number; test: string }) {
   ) : null;
 }
 
+/** The results page's views: ``?view=`` value and label. */
+const VIEWS: [string, string][] = [
+  ["", "All results"],
+  ["groups", "Failures by cause"],
+  ["issues", "Linter issues"],
+  ["artifacts", "Artifacts"],
+];
+
 export default function ResultsPage({ runId }: { runId: number }) {
   const search = useSearch();
   const [, navigate] = useLocation();
   const f = useMemo(() => readFilters(search), [search]);
   const sel = Number(new URLSearchParams(search).get("sel")) || null;
-  const grouped = new URLSearchParams(search).get("view") === "groups";
+  const view = new URLSearchParams(search).get("view");
+  const grouped = view === "groups";
   const set = (nf: ResultFilters, nsel: number | null = null) => navigate(`/runs/${runId}/results${toSearch(nf, nsel)}`, { replace: true });
   const current = useRef({ f, set });
   current.current = { f, set };
@@ -334,20 +429,20 @@ export default function ResultsPage({ runId }: { runId: number }) {
 
   return (
     <>
-      <PageHeader crumbs={crumbs} title="Test results">
+      <PageHeader crumbs={crumbs} title="Test results" actions={<ReanalyzeButton runId={runId} />}>
         {summary.data?.analysis === "pending" && <div className="notice">Some results are still being analysed; the figures update when they are done.</div>}
       </PageHeader>
       {summary.data ? <SummaryCounters s={summary.data} f={f} set={(nf) => set(nf)} /> : summary.isError ? null : <div className="counters placeholder" />}
       {summary.data && <CulpritsPanel runId={runId} regressions={summary.data.regressions} />}
       <div className="chip-group" role="group" aria-label="View">
-        <Link className={`chip toggle${grouped ? "" : " on"}`} href={`/runs/${runId}/results`} aria-pressed={!grouped} data-testid="view-all">
-          All results
-        </Link>
-        <Link className={`chip toggle${grouped ? " on" : ""}`} href={`/runs/${runId}/results?view=groups`} aria-pressed={grouped} data-testid="view-groups">
-          Failures by cause
-        </Link>
+        {VIEWS.map(([v, label]) => (
+          <Link key={v} className={`chip toggle${(view ?? "") === v ? " on" : ""}`} href={`/runs/${runId}/results${v ? `?view=${v}` : ""}`} aria-pressed={(view ?? "") === v} data-testid={`view-${v || "all"}`}>
+            {label}
+            {v === "issues" && summary.data?.issues ? ` (${formatCount(summary.data.issues)})` : ""}
+          </Link>
+        ))}
       </div>
-      {grouped ? <FailureGroupsView runId={runId} branchId={branchId} /> : <>
+      {grouped ? <FailureGroupsView runId={runId} branchId={branchId} /> : view === "issues" ? <RunIssues runId={runId} /> : view === "artifacts" ? <RunArtifacts runId={runId} /> : <>
       <Filters f={f} set={(nf) => set(nf)} jobs={jobsQ.data ?? []} />
       <div className="results-meta muted small">
         <span data-testid="results-total">

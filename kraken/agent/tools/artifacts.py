@@ -4,6 +4,9 @@ artifacts earlier stages of the same flow uploaded.
 - ``action: upload``: ``source`` (a path or glob, or a list; ``**`` spans directories, a
   directory means the files below it), relative to ``cwd``; stored as ``destination/<path
   relative to cwd>``; ``public: true`` marks artifacts meant for people (listed as such).
+  ``report_entry`` names one of the uploaded files (relative to ``cwd``, as the sources are) as
+  the entry page of an HTML report: the server serves it with the files of its directory under
+  the run's reports (sandboxed, ``kraken.api.routes.reports``), and the UI links to it.
 - ``action: download``: ``source`` globs over the flow's artifact paths (default: all), written
   to ``cwd/destination/<artifact path>``.
 
@@ -57,8 +60,11 @@ class ArtifactsTool(Tool):
             "cwd": {"type": "string"},
             "destination": {"type": "string"},
             "public": {"type": "boolean"},
+            "report_entry": {"type": "string", "minLength": 1},
         },
         "additionalProperties": False,
+        "not": {"required": ["report_entry", "action"], "properties": {"action": {"const": "download"}}},
+        "x-not-hint": "'report_entry' names an uploaded file: it goes with action 'upload', not 'download'",
     }
 
     async def run(self, ctx: ToolContext, fields: dict[str, Any]) -> StepOutcome:
@@ -109,6 +115,7 @@ class ArtifactsTool(Tool):
                     matched += 1
             if not matched:
                 raise ToolError(f"no file matches {pattern!r} in {cwd!r}")
+        entry = self._report_entry(fields, cwd, files)
         server = Server(ctx)
         public = bool(fields.get("public", False))
         uploaded: list[dict[str, Any]] = []
@@ -126,7 +133,7 @@ class ArtifactsTool(Tool):
                 digest = hashlib.sha256()
                 resp = await client.put(
                     "/artifacts",
-                    params={"path": stored, "public": str(public).lower()},
+                    params={"path": stored, "public": str(public).lower(), "report_entry": str(rel == entry).lower()},
                     content=file_chunks(ctx.executor, join(cwd, rel), digest),
                     headers={"Content-Length": str(size), "Content-Type": "application/octet-stream"},
                 )
@@ -139,6 +146,20 @@ class ArtifactsTool(Tool):
                 uploaded.append({"path": stored, "size": size, "sha256": art["sha256"]})
         await ctx.info({"artifacts": uploaded[:100], "artifacts_count": len(uploaded)})
         return StepOutcome("passed", None, 0)
+
+    @staticmethod
+    def _report_entry(fields: dict[str, Any], cwd: str, files: dict[str, int]) -> str | None:
+        """The uploaded file (relative to ``cwd``) that ``report_entry`` names, or None."""
+        value = fields.get("report_entry")
+        if value is None:
+            return None
+        try:
+            entry = clean_relative(value, "report_entry")
+        except UnsafePath as exc:
+            raise ToolError(str(exc)) from None
+        if entry not in files:
+            raise ToolError(f"report_entry {value!r} is not among the files uploaded from {cwd!r}: name one of them")
+        return entry
 
     async def download(self, ctx: ToolContext, fields: dict[str, Any]) -> StepOutcome:
         cwd = await safe_dir(ctx, fields.get("cwd") or ".", "cwd")

@@ -3,7 +3,8 @@ download them (range requests); branch retention settings.
 
 Agent side (``Authorization: Bearer <job transfer token>``, issued with the job's assignment and
 bound to the job and its agent; the job must be running on that agent):
-- ``PUT /api/agent/jobs/{job_id}/artifacts?path=P&public=B``: the body is the file;
+- ``PUT /api/agent/jobs/{job_id}/artifacts?path=P&public=B&report_entry=B``: the body is the file;
+  ``report_entry``: it is the entry page of an HTML report (``kraken.api.routes.reports``);
 - ``GET /api/agent/jobs/{job_id}/artifacts``: the artifacts of the job's flow so far;
 - ``GET /api/agent/jobs/{job_id}/artifacts/{id}``: one of them (range requests work);
 - ``GET /api/agent/jobs/{job_id}/storage``: the size limits.
@@ -50,6 +51,7 @@ class ArtifactOut(BaseModel):
     size: int
     sha256: str
     public: bool
+    report_entry: bool = Field(description="the entry page of an HTML report: GET /api/runs/{run_id}/reports/{id}/...")
     created: datetime
 
 
@@ -89,7 +91,13 @@ async def agent_storage(job_id: Id, state: StateDep, agent: AgentDep) -> Storage
 
 @router.put("/agent/jobs/{job_id}/artifacts", response_model=ArtifactOut, status_code=status.HTTP_201_CREATED)
 async def agent_upload(
-    job_id: Id, request: Request, state: StateDep, agent: AgentDep, path: str, public: bool = False
+    job_id: Id,
+    request: Request,
+    state: StateDep,
+    agent: AgentDep,
+    path: str,
+    public: bool = False,
+    report_entry: bool = False,
 ) -> Artifact:
     try:
         path = clean_relative(path, "artifact path")
@@ -104,7 +112,7 @@ async def agent_upload(
     try:
         sha, size = await store.put(request.stream(), limit)
         async with state.runtime.db.transaction() as session:
-            art = await service.record_artifact(session, job, run, flow, path, sha, size, public)
+            art = await service.record_artifact(session, job, run, flow, path, sha, size, public, report_entry)
     except TooLarge as exc:
         raise HTTPException(
             status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"artifact {path!r} is {exc} (artifacts_max_size)"

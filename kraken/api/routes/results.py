@@ -4,7 +4,10 @@
   keyset-paginated (``next_cursor``): deep pages cost what the first one does.
 - ``GET /runs/{id}/summary``, ``GET /flows/{id}/summary``: totals per status and change,
   flaky, performance changes, issues; ``analysis`` says whether results are still pending.
-- ``GET /runs/{id}/issues``: linter findings, new ones marked.
+- ``GET /runs/{id}/issues``: linter findings, new ones marked; ``sort=new``: new first, then by age.
+- ``POST /runs/{id}/reanalyze``: analyse the run's results again (``kraken.results.reanalysis``);
+  a project member may, as for culprit searches: it costs compute, and changes no settings.
+- ``GET /branches/{id}/stats``: the branch's last CI flows' figures, for its charts.
 - ``GET /test-cases/{id}/history``: a test's recent results (flows, statuses, values).
 
 The results page's SQL (filters, sort orders, cursors) is built by ``kraken.results.queries``;
@@ -14,16 +17,17 @@ the answers' shapes are in ``kraken.schemas.results``.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from sqlalchemy import RowMapping
 
-from kraken.api.authz import viewer
+from kraken.api.authz import member, viewer
 from kraken.core.db import Database
 from kraken.results import quarantine
+from kraken.results.branch_stats import branch_stats
 from kraken.results.queries import (
     InvalidCursor,
     InvalidFilter,
@@ -34,14 +38,17 @@ from kraken.results.queries import (
     encode_cursor,
     page_sql,
 )
+from kraken.results.reanalysis import reanalyze_run
 from kraken.results.statuses import CHANGE_NAMES, PERF_NAMES, STATUS_NAMES, flaky_rules
 from kraken.results.summary import combine, flow_summary, job_summaries, run_summary
-from kraken.schemas.ints import Id
+from kraken.schemas.ints import Count, Id
 from kraken.schemas.results import (
+    BranchStatsOut,
     FlowSummaryOut,
     HistoryItemOut,
     IssueOut,
     IssuesPage,
+    ReanalysisOut,
     ResultsPage,
     RunSummaryOut,
     TestCaseBrief,
@@ -50,6 +57,10 @@ from kraken.schemas.results import (
 )
 
 router = APIRouter(tags=["results"])
+
+IssueSort = Literal["id", "new"]
+UNANALYSED_AGE = 2**31 - 1
+"""The sort key of an issue the analysis has not reached (no age yet): after every real age."""
 
 
 def get_db(request: Request) -> Database:
@@ -107,23 +118,38 @@ async def run_results(
     flaky: bool | None = None,
     q: Annotated[str | None, Query(max_length=200, description="part of the test name")] = None,
     job_id: Id | None = None,
+    age_min: Annotated[Count | None, Query(description="at least this many runs with the same status")] = None,
+    age_max: Annotated[Count | None, Query(description="at most this many runs with the same status")] = None,
+    instability_min: Annotated[Count | None, Query(description="at least this many status changes")] = None,
+    instability_max: Annotated[Count | None, Query(description="at most this many status changes")] = None,
+    agents_group: Annotated[str | None, Query(max_length=200, description="the jobs' agents group")] = None,
     sort: Annotated[Sort, Query(description="relevancy (default), id, -id, -duration")] = "relevancy",
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: str | None = None,
 ) -> ResultsPage:
     try:
-        flt = ResultFilter.parse(run_id, status=status_, change=change, flaky=flaky, job_id=job_id, name=q)
+        flt = ResultFilter.parse(
+            run_id,
+            status=status_,
+            change=change,
+            flaky=flaky,
+            job_id=job_id,
+            name=q,
+            age=(age_min, age_max),
+            instability=(instability_min, instability_max),
+            agents_group=agents_group,
+        )
     except InvalidFilter as e:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(e)) from None
     keyset = Keyset(sort)
     await _run_exists(db, run_id)
     async with db.session() as s:
         jobs = await job_summaries(s, run_id, job_id)
-        if flt.name:
+        if flt.counted_by_matrix:
+            total = flt.matrix_total(combine(jobs)["matrix"])
+        else:
             flt = replace(flt, project_id=jobs[0].project_id if jobs else 0)
             total = int((await s.execute(sa.text(flt.count_sql(db.is_sqlite)), flt.params())).scalar() or 0)
-        else:
-            total = flt.matrix_total(combine(jobs)["matrix"])
         if total == 0:
             return ResultsPage(total=0, items=[], next_cursor=None)
         try:
@@ -139,6 +165,15 @@ async def run_results(
         items=[_result(r, r["test_case_id"] in held) for r in rows],
         next_cursor=keyset.cursor_of(rows[-1]) if more and rows else None,
     )
+
+
+@router.post("/runs/{run_id}/reanalyze", response_model=ReanalysisOut, dependencies=[member("run_id")])
+async def reanalyze(run_id: Id, db: DbDep) -> ReanalysisOut:
+    """Analyse the run's results again against their history, replacing the figures (not adding
+    rows); runs within the request, as a job's analysis does in a worker."""
+    await _run_exists(db, run_id)
+    jobs = await reanalyze_run(db, run_id)
+    return ReanalysisOut(run_id=run_id, jobs=jobs)
 
 
 @router.get("/runs/{run_id}/summary", response_model=RunSummaryOut, dependencies=[viewer("run_id")])
@@ -167,7 +202,16 @@ async def run_issues(
     job_id: Id | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
+    sort: Annotated[
+        IssueSort,
+        Query(description="id: in the order found; new: new issues first, then the youngest, not yet analysed last"),
+    ] = "id",
 ) -> IssuesPage:
+    """A run's linter issues, a page at a time (``limit`` at most 1000, keyset ``next_cursor``).
+
+    ``sort=new`` puts new issues first, then the others by age, youngest first: the analysis
+    gives a new issue age 0 and a known one its predecessor's age + 1, so "new first, then by
+    age" is the order of ``age`` (issues not analysed yet have none and come last), then id."""
     await _run_exists(db, run_id)
     where = ["run_id = :run"]
     params: dict[str, Any] = {"run": run_id, "limit": limit + 1}
@@ -181,23 +225,35 @@ async def run_issues(
         total = int(
             (await s.execute(sa.text(f"SELECT count(*) FROM issue WHERE {' AND '.join(where)}"), params)).scalar() or 0
         )
+        key = f"COALESCE(age, {UNANALYSED_AGE})"
         if cursor:
             try:
-                params["c1"] = decode_cursor(cursor, 1)[0]
+                parts = [int(p) for p in decode_cursor(cursor, 2 if sort == "new" else 1)]
             except InvalidCursor as e:
                 raise HTTPException(status.HTTP_400_BAD_REQUEST, str(e)) from None
-            where.append("id > :c1")
+            if sort == "new":
+                params["c1"], params["c2"] = parts
+                where.append(f"({key} > :c1 OR ({key} = :c1 AND id > :c2))")
+            else:
+                params["c1"] = parts[0]
+                where.append("id > :c1")
+        order = f"{key}, id" if sort == "new" else "id"
         rows = (
             await s.execute(
                 sa.text(
                     "SELECT id, job_id, tool, path, line, col, symbol, message, issue_type, is_new, age "
-                    f"FROM issue WHERE {' AND '.join(where)} ORDER BY id LIMIT :limit"
+                    f"FROM issue WHERE {' AND '.join(where)} ORDER BY {order} LIMIT :limit"
                 ),
                 params,
             )
         ).mappings().all()
     more = len(rows) > limit
     rows = rows[:limit]
+    next_cursor = None
+    if more and rows:
+        last = rows[-1]
+        age = UNANALYSED_AGE if last["age"] is None else int(last["age"])
+        next_cursor = encode_cursor(age, last["id"]) if sort == "new" else encode_cursor(last["id"])
     items = [
         IssueOut(
             id=r["id"],
@@ -214,7 +270,21 @@ async def run_issues(
         )
         for r in rows
     ]
-    return IssuesPage(total=total, items=items, next_cursor=encode_cursor(rows[-1]["id"]) if more and rows else None)
+    return IssuesPage(total=total, items=items, next_cursor=next_cursor)
+
+
+@router.get("/branches/{branch_id}/stats", response_model=BranchStatsOut, dependencies=[viewer("branch_id")])
+async def get_branch_stats(
+    branch_id: Id,
+    db: DbDep,
+    limit: Annotated[int, Query(ge=1, le=500, description="the last N CI flows")] = 30,
+) -> BranchStatsOut:
+    async with db.session() as s:
+        found = (await s.execute(sa.text("SELECT 1 FROM branch WHERE id = :b"), {"b": branch_id})).scalar()
+        if not found:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"branch {branch_id} not found")
+        flows = await branch_stats(s, branch_id, limit)
+    return BranchStatsOut.model_validate({"branch_id": branch_id, "flows": flows})
 
 
 @router.get(
