@@ -6,7 +6,7 @@ chunks themselves (its outbox), so that the mark and the deletion of indexed chu
 together. PostgreSQL has the table since 0021; SQLite's database index keeps its own in its file.
 
 Revision ID: 0027
-Revises: 0025
+Revises: 0026
 Create Date: 2026-12-01 18:40:00.000000
 """
 
@@ -19,7 +19,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = '0027'
-down_revision: str | None = '0025'
+down_revision: str | None = '0026'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
