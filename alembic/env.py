@@ -48,9 +48,9 @@ def _include_object(dialect: str) -> Callable[[object, str | None, str, bool, ob
         # live in a file of their own (kraken/logs/sqlite_index.py)
         if name is None:
             return True
-        if type_ == "table" and (name.startswith("results_stage_") or (
-            dialect == "sqlite" and name in SQLITE_ONLY_ELSEWHERE
-        )):
+        if type_ == "table" and (
+            name.startswith("results_stage_") or (dialect == "sqlite" and name in SQLITE_ONLY_ELSEWHERE)
+        ):
             return False
         if type_ == "index" and dialect == "sqlite" and name.startswith("ix_log_line_"):
             return False

@@ -178,8 +178,16 @@ class SimAgent:
         async with contextlib.AsyncExitStack() as stack:
             async with gate:
                 ws = await stack.enter_async_context(
-                    connect(self.url, additional_headers=headers, max_size=None, ping_interval=None,
-                            open_timeout=30, close_timeout=2, compression=None))
+                    connect(
+                        self.url,
+                        additional_headers=headers,
+                        max_size=None,
+                        ping_interval=None,
+                        open_timeout=30,
+                        close_timeout=2,
+                        compression=None,
+                    )
+                )
                 await self.send(ws, Hello(name=self.name, capabilities=CAPABILITIES, pending_jobs=list(self.unacked)))
                 welcome = server_frame.validate_json(await asyncio.wait_for(ws.recv(), 30))
             if not isinstance(welcome, Welcome):  # as kraken agent: give the connection up
@@ -333,8 +341,11 @@ class Usage:
         out: dict[str, Any] = {}
         for k, r in self.roles.items():
             cpu = r.cpu() - self.cpu0[k]
-            out[k] = {"cpu_s": round(cpu, 1), "cpu_pct_of_core": round(100 * cpu / wall),
-                      "peak_rss_mb": r.peak_rss_mb()}
+            out[k] = {
+                "cpu_s": round(cpu, 1),
+                "cpu_pct_of_core": round(100 * cpu / wall),
+                "peak_rss_mb": r.peak_rss_mb(),
+            }
         return out
 
 
@@ -345,8 +356,12 @@ def pct(values: list[float], q: float) -> float:
 
 def summary_ms(values: list[float]) -> dict[str, float]:
     ms = [v * 1000 for v in values]
-    return {"n": len(ms), "p50_ms": round(statistics.median(ms), 1), "p99_ms": round(pct(ms, 0.99), 1),
-            "max_ms": round(max(ms), 1)}
+    return {
+        "n": len(ms),
+        "p50_ms": round(statistics.median(ms), 1),
+        "p99_ms": round(pct(ms, 0.99), 1),
+        "max_ms": round(max(ms), 1),
+    }
 
 
 async def create_database() -> str:
@@ -392,8 +407,9 @@ class Jobs:
             p = (await self.http.post("/projects", json={"name": f"fleet-{size}"})).json()
             branch = {"name": "main", "branch_name": "main"}
             b = (await self.http.post(f"/projects/{p['id']}/branches", json=branch)).json()
-            r = await self.http.post(f"/branches/{b['id']}/stages",
-                                     json={"name": "fan", "schema_code": FAN_OUT.replace("N", str(size))})
+            r = await self.http.post(
+                f"/branches/{b['id']}/stages", json={"name": "fan", "schema_code": FAN_OUT.replace("N", str(size))}
+            )
             assert r.status_code == 201, r.text
             self.branches[size] = b["id"]
         return self.branches[size]
@@ -409,10 +425,14 @@ class Jobs:
 
     async def rows(self, after: int) -> list[asyncpg.Record]:
         assert self.db is not None
-        return list(await self.db.fetch(
-            "SELECT id, state, result, extract(epoch FROM created) AS created,"
-            " extract(epoch FROM assigned) AS assigned, extract(epoch FROM finished) AS finished"
-            " FROM job WHERE id > $1 ORDER BY id", after))
+        return list(
+            await self.db.fetch(
+                "SELECT id, state, result, extract(epoch FROM created) AS created,"
+                " extract(epoch FROM assigned) AS assigned, extract(epoch FROM finished) AS finished"
+                " FROM job WHERE id > $1 ORDER BY id",
+                after,
+            )
+        )
 
     async def wait_done(self, after: int, count: int, timeout: float) -> list[asyncpg.Record]:
         deadline = time.monotonic() + timeout
@@ -492,8 +512,16 @@ async def part_queue(fleet: Fleet, jobs: Jobs, total: int, flow_size: int, roles
     used = usage.report()
     span = max(float(r["finished"]) for r in rows) - min(float(r["created"]) for r in rows)
     per_agent = len({a.name for a in fleet.agents if a.taken})
-    return {"jobs": total, "flows": len(sizes), "seconds": round(span, 2), "jobs_per_s": round(total / span, 1),
-            "agents_used": per_agent, **latencies(rows, fleet), **check(rows, fleet), "roles": used}
+    return {
+        "jobs": total,
+        "flows": len(sizes),
+        "seconds": round(span, 2),
+        "jobs_per_s": round(total / span, 1),
+        "agents_used": per_agent,
+        **latencies(rows, fleet),
+        **check(rows, fleet),
+        "roles": used,
+    }
 
 
 async def part_restart(fleet: Fleet, jobs: Jobs, replica: Role, roles: dict[str, Role]) -> dict[str, Any]:
@@ -512,13 +540,19 @@ async def part_restart(fleet: Fleet, jobs: Jobs, replica: Role, roles: dict[str,
     rows = await jobs.wait_done(after, 1, 120)
     job_id = rows[0]["id"]
     full = fleet.received.get(job_id, time.time()) - wall0
-    return {"agents": n, "all_agents_saw_the_loss_s": round(lost_s, 2),
-            "replica_listening_s": round(listening + lost_s, 2), "all_agents_back_s": round(all_back, 2),
-            "new_job_assigned_s": round(full, 2), "roles": usage.report()}
+    return {
+        "agents": n,
+        "all_agents_saw_the_loss_s": round(lost_s, 2),
+        "replica_listening_s": round(listening + lost_s, 2),
+        "all_agents_back_s": round(all_back, 2),
+        "new_job_assigned_s": round(full, 2),
+        "roles": usage.report(),
+    }
 
 
-async def part_replicas(fleet: Fleet, jobs: Jobs, total: int, flow_size: int, urls: list[str],
-                        roles: dict[str, Role]) -> dict[str, Any]:
+async def part_replicas(
+    fleet: Fleet, jobs: Jobs, total: int, flow_size: int, urls: list[str], roles: dict[str, Role]
+) -> dict[str, Any]:
     n = len(fleet.agents)
     await asyncio.gather(*(agent.stop() for agent in fleet.agents))
     t0 = time.perf_counter()
@@ -581,8 +615,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             if "replicas" in parts:
                 s2.start()
                 started.append(s2)
-                rep = await part_replicas(fleet, jobs, args.jobs, args.flow_size, [s1.url, s2.url],
-                                          {"server1": s1, "server2": s2, "controller": ctl})
+                rep = await part_replicas(
+                    fleet,
+                    jobs,
+                    args.jobs,
+                    args.flow_size,
+                    [s1.url, s2.url],
+                    {"server1": s1, "server2": s2, "controller": ctl},
+                )
                 out["two_replicas"] = rep
                 if "queue" in out:
                     out["two_replicas"]["throughput_ratio"] = round(rep["jobs_per_s"] / out["queue"]["jobs_per_s"], 2)

@@ -123,8 +123,12 @@ async def main() -> None:
             _, plain_branch = await api.project_with_branch("plain")
             await api.stage(plain_branch, "suite", stage.replace("PARALLEL", ""))
             out: dict[str, Any] = {
-                "suite": {"tests": args.long + args.short, "long": [args.long, args.long_s],
-                          "short": [args.short, args.short_s], "total_s": round(total, 2)},
+                "suite": {
+                    "tests": args.long + args.short,
+                    "long": [args.long, args.long_s],
+                    "short": [args.short, args.short_s],
+                    "total_s": round(total, 2),
+                },
                 "parts": args.parts,
                 "ideal_s": round(ideal, 2),
             }

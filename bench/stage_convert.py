@@ -18,13 +18,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.stage_eval import CODE as EXAMPLE
 from kraken.stage.pycompat import convert
 
-BLOCK = '''def f{i}(ctx):
+BLOCK = """def f{i}(ctx):
     x = [a for a in range(3)]
     if ctx.args.n is not None:
         x.append(2 ** 3)
     s = {{1, 2}}
     return {{"name": f"j{{len(x) + 1}}", "cmd": "echo " "a"}}
-'''
+"""
 LARGE = "".join(BLOCK.format(i=i) for i in range(170))
 
 

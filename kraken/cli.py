@@ -34,9 +34,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(client_app, name="client")  # its HTTP side is imported only when a client command runs
 
 DataDir = Annotated[Path | None, typer.Option(help="state directory [KRAKEN_DATA_DIR, default ./kraken-data]")]
-DbUrl = Annotated[
-    str | None, typer.Option(help="database URL, e.g. postgresql+asyncpg://u@h/db [KRAKEN_DATABASE_URL]")
-]
+DbUrl = Annotated[str | None, typer.Option(help="database URL, e.g. postgresql+asyncpg://u@h/db [KRAKEN_DATABASE_URL]")]
 RedisUrl = Annotated[str | None, typer.Option(help="redis://host:6379/0 [KRAKEN_REDIS_URL]")]
 Host = Annotated[str | None, typer.Option(help="listen address [KRAKEN_HOST, default 127.0.0.1]")]
 Port = Annotated[int | None, typer.Option(help="listen port [KRAKEN_PORT, default 8080]")]
@@ -207,9 +205,7 @@ def serve(
     admin_password: Annotated[str | None, typer.Option(help="[KRAKEN_ADMIN_PASSWORD]")] = None,
     agent_token: Annotated[str | None, typer.Option(help="[KRAKEN_AGENT_TOKEN]")] = None,
     auto_approve: AutoApprove = None,
-    local_agent: Annotated[
-        bool, typer.Option(help="run one agent with the direct executor in a child process")
-    ] = True,
+    local_agent: Annotated[bool, typer.Option(help="run one agent with the direct executor in a child process")] = True,
     local_agent_dir: Annotated[
         Path | None, typer.Option(help="the local agent's data dir [KRAKEN_LOCAL_AGENT_DIR, default <data-dir>-agent]")
     ] = None,
@@ -223,8 +219,15 @@ def serve(
     """Everything in one place: API, controller, background tasks, SQLite, and a local agent (its own process)."""
     settings = settings_from(
         service="serve",
-        data_dir=data_dir, host=host, port=port, database_url=database_url, admin_password=admin_password,
-        agent_token=agent_token, auto_approve=auto_approve, local_agent_dir=local_agent_dir, job_user=job_user,
+        data_dir=data_dir,
+        host=host,
+        port=port,
+        database_url=database_url,
+        admin_password=admin_password,
+        agent_token=agent_token,
+        auto_approve=auto_approve,
+        local_agent_dir=local_agent_dir,
+        job_user=job_user,
         log_level=log_level,
     )
     if local_agent:
@@ -261,8 +264,15 @@ def server(
     """The REST API and agent endpoint (scale-out: run several behind a load balancer)."""
     settings = settings_from(
         service="server",
-        database_url=database_url, redis_url=redis_url, host=host, port=port, data_dir=data_dir,
-        admin_password=admin_password, agent_token=agent_token, auto_approve=auto_approve, log_level=log_level,
+        database_url=database_url,
+        redis_url=redis_url,
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        admin_password=admin_password,
+        agent_token=agent_token,
+        auto_approve=auto_approve,
+        log_level=log_level,
     )
     _run(_serve_http(settings, "server"))
 
@@ -356,7 +366,8 @@ def agent(
     keep_workdirs: Annotated[
         int,
         typer.Option(
-            min=0, envvar="KRAKEN_KEEP_WORKDIRS",
+            min=0,
+            envvar="KRAKEN_KEEP_WORKDIRS",
             help="keep the work directories of the last N ended direct jobs for debugging (0: remove each "
             "when its job ends) [KRAKEN_KEEP_WORKDIRS]",
         ),
@@ -366,8 +377,14 @@ def agent(
     """Run jobs on this machine for the server at --server."""
     settings = settings_from(
         service="agent",
-        server=server, agent_token=token, name=name, data_dir=data_dir, groups=group, labels=label,
-        job_user=job_user, log_level=log_level,
+        server=server,
+        agent_token=token,
+        name=name,
+        data_dir=data_dir,
+        groups=group,
+        labels=label,
+        job_user=job_user,
+        log_level=log_level,
     )
     from kraken.agent.cleanup import set_keep_workdirs
     from kraken.agent.client import Agent

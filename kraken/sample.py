@@ -17,7 +17,7 @@ from kraken.models.culprits import CulpritSetting
 from kraken.sample_repo import make_sample_repo
 from kraken.stage import StageContext, check_stage_code
 
-BUILD = '''def stage(ctx):
+BUILD = """def stage(ctx):
     return {
         "parent": "root",
         "parameters": [{"name": "greeting", "type": "string", "default": "hello"}],
@@ -31,7 +31,7 @@ BUILD = '''def stage(ctx):
             "environments": [{"system": "any", "agents_group": "all", "executor": "local"}],
         }],
     }
-'''
+"""
 
 # pytest when the job's python3 has it, else the repository's stdlib runner: both write JUnit XML
 TEST_CMD = (
@@ -39,7 +39,7 @@ TEST_CMD = (
     " || test -f report.xml || python3 run_tests.py report.xml"
 )
 
-TEST = '''def stage(ctx):
+TEST = """def stage(ctx):
     return {
         "parent": "build",
         "configs": [{"name": "fast", "level": "1"}, {"name": "full", "level": "2"}],
@@ -53,7 +53,7 @@ TEST = '''def stage(ctx):
             "environments": [{"system": "any", "agents_group": "all", "executor": "local"}],
         }],
     }
-'''.replace("TEST_CMD", repr(TEST_CMD))
+""".replace("TEST_CMD", repr(TEST_CMD))
 
 
 async def ensure_sample_project(db: Database, settings: Settings) -> None:

@@ -22,7 +22,9 @@ def add(a: float, b: float) -> float:
 def sub(a: float, b: float) -> float:
     return a - b
 '''
-CALC_V2 = CALC_V1 + '''
+CALC_V2 = (
+    CALC_V1
+    + """
 
 def mul(a: float, b: float) -> float:
     return a * b
@@ -30,10 +32,11 @@ def mul(a: float, b: float) -> float:
 
 def div(a: float, b: float) -> float:
     return a / b
-'''
+"""
+)
 CALC_BROKEN = CALC_V2.replace("return a / b", "return a // b")
 
-TESTS_V1 = '''from calc import add, sub
+TESTS_V1 = """from calc import add, sub
 
 
 def test_add():
@@ -50,8 +53,10 @@ def test_sub():
 
 def test_sub_below_zero():
     assert sub(3, 5) == -2
-'''
-TESTS_V2 = TESTS_V1.replace("from calc import add, sub", "from calc import add, div, mul, sub") + '''
+"""
+TESTS_V2 = (
+    TESTS_V1.replace("from calc import add, sub", "from calc import add, div, mul, sub")
+    + """
 
 def test_mul():
     assert mul(4, 5) == 20
@@ -67,7 +72,8 @@ def test_div_fraction():
 
 def test_div_negative():
     assert div(-3, 2) == -1.5
-'''
+"""
+)
 FLAKY_TEST = '''import random
 
 
@@ -104,20 +110,33 @@ BUILD_SH = "#!/bin/sh\nset -e\necho building...\nmkdir -p out\necho 'artifact' >
 README = "# sample\nA tiny repository for Kraken's sample project.\n"
 
 HISTORY: list[tuple[str, dict[str, str]]] = [
-    ("calc: add and sub, with tests",
-     {"calc.py": CALC_V1, "tests/test_calc.py": TESTS_V1, "run_tests.py": RUNNER, "build.sh": BUILD_SH,
-      "README.md": README}),
+    (
+        "calc: add and sub, with tests",
+        {
+            "calc.py": CALC_V1,
+            "tests/test_calc.py": TESTS_V1,
+            "run_tests.py": RUNNER,
+            "build.sh": BUILD_SH,
+            "README.md": README,
+        },
+    ),
     ("calc: mul and div", {"calc.py": CALC_V2, "tests/test_calc.py": TESTS_V2}),
     ("README: how to run the tests", {"README.md": README + "\nRun the tests: `python3 -m pytest tests`.\n"}),
 ]
 
 # The next commits, in order: (step, [(message, files)]).
 NEXT: list[tuple[str, list[tuple[str, dict[str, str]]]]] = [
-    ("break", [
-        ("README: the functions", {"README.md": README + "\nFunctions: add, sub, mul, div.\n"}),
-        ("div: integer division is faster", {"calc.py": CALC_BROKEN}),
-        ("build: say when it starts", {"build.sh": BUILD_SH.replace("echo building...", "echo building at $(date)")}),
-    ]),
+    (
+        "break",
+        [
+            ("README: the functions", {"README.md": README + "\nFunctions: add, sub, mul, div.\n"}),
+            ("div: integer division is faster", {"calc.py": CALC_BROKEN}),
+            (
+                "build: say when it starts",
+                {"build.sh": BUILD_SH.replace("echo building...", "echo building at $(date)")},
+            ),
+        ],
+    ),
     ("fix", [("div: back to true division (fixes test_div_fraction, test_div_negative)", {"calc.py": CALC_V2})]),
     ("flaky", [("tests: a flaky test", {"tests/test_flaky.py": FLAKY_TEST})]),
 ]

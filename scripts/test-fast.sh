@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${KRAKEN_VENV:-.venv}/bin
-echo "== ruff"; "$bin/ruff" check .
+echo "== ruff"; "$bin/ruff" check . && "$bin/ruff" format --check .
 echo "== import contracts"; "$bin/lint-imports"
 echo "== mypy"; "$bin/mypy" kraken
 echo "== unit tests"; "$bin/python" -m pytest -q -p no:cacheprovider tests/unit -k "not postgresql" "$@"

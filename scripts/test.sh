@@ -19,7 +19,7 @@ if ! command -v cloc >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/de
 fi
 bash scripts/build-frontend.sh --require
 echo "== frontend"; (cd frontend && npm run --silent lint && npm run --silent typecheck && npm test --silent && npm run --silent check:api)
-echo "== ruff"; .venv/bin/ruff check .
+echo "== ruff"; .venv/bin/ruff check . && .venv/bin/ruff format --check .
 echo "== import contracts"; .venv/bin/lint-imports
 echo "== mypy"; .venv/bin/mypy kraken
 echo "== pip-audit"; bash scripts/audit-deps.sh

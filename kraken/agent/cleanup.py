@@ -217,6 +217,8 @@ def clean_up_after_earlier_run(data_dir: Path) -> CleanupReport:
         log.warning(
             "cleaned up after an earlier run of the agent: jobs %s were running (killed %d process(es)); "
             "removed the directories of jobs %s",
-            report.jobs, report.killed, report.removed,
+            report.jobs,
+            report.killed,
+            report.removed,
         )
     return report

@@ -176,13 +176,16 @@ class Agent:
                 raise self._refused("wrong token or unknown credential") from exc
             raise
         async with ws:
-            await self._send(ws, Hello(
-                name=self.name,
-                groups=self.groups,
-                capabilities=self._caps or {},
-                running_job=self.runner.job_id if self.runner else None,
-                pending_jobs=self.outbox.pending_jobs(),
-            ))
+            await self._send(
+                ws,
+                Hello(
+                    name=self.name,
+                    groups=self.groups,
+                    capabilities=self._caps or {},
+                    running_job=self.runner.job_id if self.runner else None,
+                    pending_jobs=self.outbox.pending_jobs(),
+                ),
+            )
             try:
                 first = server_frame.validate_json(await asyncio.wait_for(ws.recv(), 30))
             except websockets.ConnectionClosed as exc:
@@ -198,8 +201,9 @@ class Agent:
                     try:
                         credentials.save(self.credential_file, first.credential)
                     except FileExistsError as exc:
-                        raise PermissionError(f"{self.credential_file} appeared meanwhile: does another agent use "
-                                              "this data dir?") from exc
+                        raise PermissionError(
+                            f"{self.credential_file} appeared meanwhile: does another agent use this data dir?"
+                        ) from exc
                 self.credential = first.credential
             self.agent_id = first.agent_id
             self.heartbeat_interval = first.heartbeat_interval
@@ -289,9 +293,7 @@ class Agent:
         job = spec.model_dump(mode="json")
         self.outbox.start_job(spec.id, spec.last_seq)
         server = {"url": http_url(self.url), "token": spec.transfer_token}
-        runner = JobRunner(
-            job, self.outbox, self.name, str(self.data_dir), server=server, default_limits=self.limits
-        )
+        runner = JobRunner(job, self.outbox, self.name, str(self.data_dir), server=server, default_limits=self.limits)
         self.runner = runner
         with log_context(job_id=spec.id):  # the runner's task inherits it: its lines name the job
             log.info("job %s (%s) assigned: accepting it", job["id"], job.get("name"))

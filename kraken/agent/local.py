@@ -114,7 +114,10 @@ class LocalAgentProcess:
 
     async def _spawn(self) -> asyncio.subprocess.Process:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "kraken", "local-agent",
+            sys.executable,
+            "-m",
+            "kraken",
+            "local-agent",
             stdin=asyncio.subprocess.PIPE,
             env=child_environment(),
             start_new_session=True,  # the terminal's Ctrl-C reaches the server, which stops it

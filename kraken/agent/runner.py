@@ -192,13 +192,17 @@ class JobRunner:
                 break
             if attempt < attempts:
                 wait = min(pause, max(0.0, deadline - time.monotonic()))
-                await self._note(index, f"--- attempt {attempt}/{attempts} {outcome.result}: "
-                                 f"{outcome.message or ''}; next attempt in {wait:g} s ---")
+                await self._note(
+                    index,
+                    f"--- attempt {attempt}/{attempts} {outcome.result}: "
+                    f"{outcome.message or ''}; next attempt in {wait:g} s ---",
+                )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._cancelled.wait(), wait)
         if attempts > 1 and outcome.result != "passed":
-            outcome = StepOutcome(outcome.result, f"{outcome.message or outcome.result} (after {attempt} attempts)",
-                                  outcome.exit_code)
+            outcome = StepOutcome(
+                outcome.result, f"{outcome.message or outcome.result} (after {attempt} attempts)", outcome.exit_code
+            )
         return outcome
 
     async def _note(self, index: int, text: str) -> None:

@@ -203,9 +203,14 @@ class AgentHub:
         try:
             if enroll or own:  # hello's groups are only a request shown to administrators
                 agent, credential = await agent_ctl.enroll_agent(
-                    db, name=name, requested_groups=list(hello.groups),
-                    capabilities=caps, conn_id=conn_id, address=address,
-                    approve=settings.auto_approve, server_own=own,
+                    db,
+                    name=name,
+                    requested_groups=list(hello.groups),
+                    capabilities=caps,
+                    conn_id=conn_id,
+                    address=address,
+                    approve=settings.auto_approve,
+                    server_own=own,
                 )
             else:
                 agent = await agent_ctl.authenticate_agent(
@@ -223,14 +228,21 @@ class AgentHub:
         # the welcome is the first frame, before the connection is listed for pings and
         # assignments (a ping sent first made the agent give up the connection and come again).
         # The credential only right after enrolling: the agent's own from now on (the server keeps its hash)
-        conn.send(Welcome(agent_id=agent.id, heartbeat_interval=settings.heartbeat_interval,
-                          approved=agent.approved, credential=credential))
+        conn.send(
+            Welcome(
+                agent_id=agent.id,
+                heartbeat_interval=settings.heartbeat_interval,
+                approved=agent.approved,
+                credential=credential,
+            )
+        )
         self.local[agent.id] = conn
         await self.state.runtime.bus.publish(agent_channel(agent.id), {"type": REPLACED, "conn_id": conn_id})
         log.info("agent %s connected from %s%s", agent.name, address, "" if agent.approved else " (pending approval)")
         try:
-            await retry_dropped(lambda: self._resume(conn, hello.running_job, set(hello.pending_jobs)),
-                                f"agent {agent.name}: reconnect")
+            await retry_dropped(
+                lambda: self._resume(conn, hello.running_job, set(hello.pending_jobs)), f"agent {agent.name}: reconnect"
+            )
             await self.state.runtime.bus.publish(SCHED_CHANNEL, {})
             await self.state.runtime.bus.publish(EVENTS_CHANNEL, {"kind": "agent", "id": agent.id, "online": True})
             await self._receive(ws, conn)
@@ -251,10 +263,14 @@ class AgentHub:
         yet; the agent re-sends them now."""
         async with self.state.runtime.db.session(quick=True) as session:
             jobs = (
-                await session.execute(
-                    select(Job).where(Job.agent_id == conn.agent_id, col(Job.state) == State.RUNNING)
+                (
+                    await session.execute(
+                        select(Job).where(Job.agent_id == conn.agent_id, col(Job.state) == State.RUNNING)
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             payloads = {j.id: await orchestration.job_payload(session, j) for j in jobs if j.id != running_job}
         if running_job is not None and all(j.id != running_job for j in jobs):
             conn.send(Cancel(job_id=running_job))
@@ -294,8 +310,12 @@ class AgentHub:
             job_id = m.job_id
             if job_id is None:  # only a malformed message can lack one
                 error = m.error if isinstance(m, MalformedJobMessage) else ""
-                log.warning("agent %s sent a malformed %s message without a job id, dropped: %s",
-                            conn.name, m.type or "job", error)
+                log.warning(
+                    "agent %s sent a malformed %s message without a job id, dropped: %s",
+                    conn.name,
+                    m.type or "job",
+                    error,
+                )
                 continue
             by_job.setdefault(job_id, []).append(m)
         for job_id, msgs in by_job.items():
@@ -303,8 +323,13 @@ class AgentHub:
                 functools.partial(self._apply_job, conn, job_id, msgs), f"agent {conn.name}: job {job_id}"
             )
             if not applied.held:
-                log.warning("agent %s sent %d message(s) for job %s, which it does not hold: acknowledged, "
-                            "dropped, and the agent told to cancel the job", conn.name, len(msgs), job_id)
+                log.warning(
+                    "agent %s sent %d message(s) for job %s, which it does not hold: acknowledged, "
+                    "dropped, and the agent told to cancel the job",
+                    conn.name,
+                    len(msgs),
+                    job_id,
+                )
                 # cancel before the acknowledgement: an agent waiting for the acknowledgement of its
                 # ``job_accepted`` then never starts a job that was taken back from it
                 conn.send(Cancel(job_id=job_id))
@@ -317,8 +342,9 @@ class AgentHub:
             elif any(m.type in JOB_ENDING_TYPES for m in msgs):
                 # the agent is free: hand it its next job now (in a transaction of its own, so two
                 # agents finishing at once never lock each other's flows in opposite order)
-                next_effects, assigned = await retry_dropped(lambda: self._assign_next(conn.agent_id),
-                                                             f"agent {conn.name}: next job")
+                next_effects, assigned = await retry_dropped(
+                    lambda: self._assign_next(conn.agent_id), f"agent {conn.name}: next job"
+                )
                 effects.merge(next_effects)
                 if assigned:  # else the scheduler is woken for it (freed_agents): another agent may
                     # have taken that job a moment before, while older jobs still wait

@@ -22,12 +22,16 @@ async def end_local_agent_jobs(state: ServerState, agent_name: str) -> int:
     The agent is sent ``cancel`` (it stops their processes); returns how many ended."""
     async with state.runtime.db.session(quick=True) as session:
         job_ids = (
-            await session.execute(
-                select(Job.id)
-                .join(Agent, col(Agent.id) == Job.agent_id)
-                .where(col(Agent.name) == agent_name, col(Job.state) == State.RUNNING)
+            (
+                await session.execute(
+                    select(Job.id)
+                    .join(Agent, col(Agent.id) == Job.agent_id)
+                    .where(col(Agent.name) == agent_name, col(Job.state) == State.RUNNING)
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
     ended = 0
     for job_id in job_ids:
         assert job_id is not None

@@ -106,8 +106,8 @@ async def apply_retention(db: Database, settings: Settings, blob_grace: timedelt
             sa.delete(WebhookDelivery).where(col(WebhookDelivery.created) < utcnow() - timedelta(days=DELIVERY_DAYS))
         )
     store = blob_store(settings)
-    report.blobs = await collect_garbage(db, store, blob_grace) if blob_grace is not None else await collect_garbage(
-        db, store
+    report.blobs = (
+        await collect_garbage(db, store, blob_grace) if blob_grace is not None else await collect_garbage(db, store)
     )
     if report.artifacts or report.log_chunks or report.cache_entries or report.blobs or report.failed_branches:
         log.info("retention: %s", report)

@@ -170,8 +170,16 @@ async def cache_save(
     return await insert_ignore(
         session,
         CacheEntry,
-        {"branch_id": branch_id, "dev_flow_id": scope, "key": key, "sha256": sha256, "size": size, "job_id": job_id,
-         "created": now, "last_used": now},
+        {
+            "branch_id": branch_id,
+            "dev_flow_id": scope,
+            "key": key,
+            "sha256": sha256,
+            "size": size,
+            "job_id": job_id,
+            "created": now,
+            "last_used": now,
+        },
     )
 
 
@@ -208,10 +216,14 @@ async def collect_garbage(db: Database, store: BlobStore, grace: timedelta = BLO
     used = sa.union(sa.select(col(Artifact.sha256)), sa.select(col(CacheEntry.sha256)))
     async with db.session() as session:
         candidates = (
-            await session.execute(
-                select(Blob.sha256).where(col(Blob.last_used) < cutoff, col(Blob.sha256).not_in(used)).limit(10000)
+            (
+                await session.execute(
+                    select(Blob.sha256).where(col(Blob.last_used) < cutoff, col(Blob.sha256).not_in(used)).limit(10000)
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
     removed = 0
     for sha in candidates:
         async with db.transaction() as session:

@@ -175,8 +175,10 @@ async def revoke_agent(session: AsyncSession, agent_id: int, effects: Effects) -
 
     The hub holding its websocket closes it (``agent:<id>`` message ``REVOKED``)."""
     running = (
-        await session.execute(select(Job.id).where(Job.agent_id == agent_id, col(Job.state) == State.RUNNING))
-    ).scalars().all()
+        (await session.execute(select(Job.id).where(Job.agent_id == agent_id, col(Job.state) == State.RUNNING)))
+        .scalars()
+        .all()
+    )
     for job_id in running:  # jobs first: orchestration's lock order ends with the agent
         await orchestration.complete_job(session, job_id, Result.ERROR, effects, "agent revoked by an administrator")
     await session.execute(

@@ -288,8 +288,9 @@ async def start_run(db: Database, run_id: int, effects: Effects) -> None:
         run.label = evaluation.labels.get("run_label")
         if flow.label is None and evaluation.labels.get("flow_label"):
             flow.label = evaluation.labels["flow_label"]
-            effects.event("flow", id=flow.id, branch_id=flow.branch_id, state=flow.state, result=flow.result,
-                          label=flow.label)
+            effects.event(
+                "flow", id=flow.id, branch_id=flow.branch_id, state=flow.state, result=flow.result, label=flow.label
+            )
         if schema.get("timeout"):
             run.timeout = float(schema["timeout"])
             run.deadline = utcnow() + timedelta(seconds=run.timeout)
@@ -316,9 +317,7 @@ async def evaluate_pending(db: Database, effects: Effects) -> None:
             await start_run(db, int(kwargs["run_id"]), effects)
 
 
-def _context_extras(
-    project: Project | None, branch: Branch, flow: Flow, stage: Stage, run: Run
-) -> dict[str, Any]:
+def _context_extras(project: Project | None, branch: Branch, flow: Flow, stage: Stage, run: Run) -> dict[str, Any]:
     """What a run's stage context has beside the basics: the branch's environment variables,
     ids, descriptions and the original Kraken's sequences (counted when the run was added)."""
     return {
@@ -408,8 +407,6 @@ async def _add_job(session: AsyncSession, run: Run, name: str, spec: Any, effect
     return job
 
 
-
-
 # ---------------------------------------------------------------- assignment
 
 
@@ -481,9 +478,7 @@ async def job_payload(session: AsyncSession, job: Job, flow: Flow | None = None)
         flow = (
             await session.execute(select(Flow).join(Run, col(Run.flow_id) == Flow.id).where(Run.id == job.run_id))
         ).scalar_one_or_none()
-    steps = (
-        (await session.execute(select(Step).where(Step.job_id == job.id).order_by(col(Step.index)))).scalars().all()
-    )
+    steps = (await session.execute(select(Step).where(Step.job_id == job.id).order_by(col(Step.index)))).scalars().all()
     assert job.id is not None
     secrets = await secrets_store.job_secrets(session, job.id, steps)  # only those its steps refer to
     secrets_store.remember_job_secrets(job.id, secrets)
@@ -767,8 +762,10 @@ async def cancel_job(session: AsyncSession, job_id: int, effects: Effects, reaso
 
 async def _end_run(session: AsyncSession, run_id: int, result: Result, effects: Effects, reason: str) -> None:
     job_ids = (
-        await session.execute(select(Job.id).where(Job.run_id == run_id, col(Job.state) != State.COMPLETED))
-    ).scalars().all()
+        (await session.execute(select(Job.id).where(Job.run_id == run_id, col(Job.state) != State.COMPLETED)))
+        .scalars()
+        .all()
+    )
     for job_id in job_ids:
         assert job_id is not None
         await end_job(session, job_id, result, effects, reason)
@@ -795,8 +792,10 @@ async def cancel_flow(session: AsyncSession, flow_id: int, effects: Effects, rea
     if flow.state == State.COMPLETED:
         return
     run_ids = (
-        await session.execute(select(Run.id).where(Run.flow_id == flow_id, col(Run.state) != State.COMPLETED))
-    ).scalars().all()
+        (await session.execute(select(Run.id).where(Run.flow_id == flow_id, col(Run.state) != State.COMPLETED)))
+        .scalars()
+        .all()
+    )
     for run_id in run_ids:
         assert run_id is not None
         await cancel_run(session, run_id, effects, reason)
@@ -867,8 +866,14 @@ async def rerun_job(session: AsyncSession, job_id: int, effects: Effects) -> Job
     session.add_all(
         Step(
             job_id=new.id,  # type: ignore[arg-type]
-            index=s.index, tool=s.tool, name=s.name, fields=s.fields, timeout=s.timeout, when=s.when,
-            attempts=s.attempts, sleep_time_after_attempt=s.sleep_time_after_attempt,
+            index=s.index,
+            tool=s.tool,
+            name=s.name,
+            fields=s.fields,
+            timeout=s.timeout,
+            when=s.when,
+            attempts=s.attempts,
+            sleep_time_after_attempt=s.sleep_time_after_attempt,
         )
         for s in steps
     )

@@ -109,8 +109,15 @@ class Planner(Service):
                     await insert_ignore(
                         session,
                         TriggerState,
-                        {"stage_id": stage_id, "kind": kind, "spec": spec, "next_at": nxt, "data": {}, "fired": 0,
-                         "created": now},
+                        {
+                            "stage_id": stage_id,
+                            "kind": kind,
+                            "spec": spec,
+                            "next_at": nxt,
+                            "data": {},
+                            "fired": 0,
+                            "created": now,
+                        },
                     )
                 else:  # changed: only if nobody changed it meanwhile
                     await session.execute(
@@ -128,16 +135,22 @@ class Planner(Service):
         now = utcnow()
         async with self.db.transaction(quick=True) as session:
             claimed = (
-                await session.execute(
-                    sa.update(TriggerState)
-                    .where(
-                        col(TriggerState.next_at) <= now,
-                        sa.or_(col(TriggerState.lease_until).is_(None), col(TriggerState.lease_until) < now),
+                (
+                    await session.execute(
+                        sa.update(TriggerState)
+                        .where(
+                            col(TriggerState.next_at) <= now,
+                            sa.or_(col(TriggerState.lease_until).is_(None), col(TriggerState.lease_until) < now),
+                        )
+                        .values(
+                            lease_owner=self.owner, lease_until=now + timedelta(seconds=self.settings.planner_lease)
+                        )
+                        .returning(col(TriggerState.id))
                     )
-                    .values(lease_owner=self.owner, lease_until=now + timedelta(seconds=self.settings.planner_lease))
-                    .returning(col(TriggerState.id))
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
         started = 0
         for trigger_id in sorted(i for i in claimed if i is not None):
             try:

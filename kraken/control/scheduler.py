@@ -98,9 +98,15 @@ def _capabilities(raw: str | None) -> dict[str, Any]:
 async def schedulable_agents(session: AsyncSession) -> list[SchedulableAgent]:
     """Every enabled, approved agent, in id order (the scheduler's choice order)."""
     rows = await session.execute(
-        sa.select(col(Agent.id), sa.cast(col(Agent.capabilities), sa.Text), col(Agent.connected_to),
-                  col(Agent.last_seen), col(Agent.current_job_id))
-        .where(*SCHEDULABLE).order_by(col(Agent.id))
+        sa.select(
+            col(Agent.id),
+            sa.cast(col(Agent.capabilities), sa.Text),
+            col(Agent.connected_to),
+            col(Agent.last_seen),
+            col(Agent.current_job_id),
+        )
+        .where(*SCHEDULABLE)
+        .order_by(col(Agent.id))
     )
     out = []
     for agent_id, caps, conn, seen, job in rows:
@@ -179,7 +185,9 @@ class Plan:
 
 
 def plan_assignments(
-    jobs: Sequence[QueuedJob], agents: Sequence[AgentFacts], groups: Mapping[int, Sequence[str]],
+    jobs: Sequence[QueuedJob],
+    agents: Sequence[AgentFacts],
+    groups: Mapping[int, Sequence[str]],
     online_since: datetime,
 ) -> Plan:
     """Which idle agent takes which queued job, and why the others wait: no database, no clock.
@@ -270,9 +278,7 @@ class Scheduler(Service):
         async with self.db.transaction(quick=True) as session:
             for reason, ids in changed.items():
                 await session.execute(
-                    sa.update(Job)
-                    .where(col(Job.id).in_(ids), col(Job.state) == State.QUEUED)
-                    .values(reason=reason)
+                    sa.update(Job).where(col(Job.id).in_(ids), col(Job.state) == State.QUEUED).values(reason=reason)
                 )
                 for job_id in ids:
                     effects.event("job", id=job_id, state=State.QUEUED, reason=reason)

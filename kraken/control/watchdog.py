@@ -68,19 +68,27 @@ class Watchdog(PeriodicService):
                 )
             ).all()
             late_runs = (
-                await session.execute(
-                    select(Run.id).where(col(Run.state) != State.COMPLETED, col(Run.deadline) < now)
-                )
-            ).scalars().all()
-            unstarted = (
-                await session.execute(
-                    select(Run.id).where(
-                        col(Run.state) == State.QUEUED,
-                        col(Run.evaluated).is_(False),
-                        col(Run.created) < now - timedelta(seconds=LOST_START),
+                (
+                    await session.execute(
+                        select(Run.id).where(col(Run.state) != State.COMPLETED, col(Run.deadline) < now)
                     )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
+            unstarted = (
+                (
+                    await session.execute(
+                        select(Run.id).where(
+                            col(Run.state) == State.QUEUED,
+                            col(Run.evaluated).is_(False),
+                            col(Run.created) < now - timedelta(seconds=LOST_START),
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
         for run_id in late_runs:
             assert run_id is not None
             effects = Effects()
@@ -122,16 +130,20 @@ class Watchdog(PeriodicService):
         effects = Effects()
         async with self.db.session(quick=True) as session:
             jobs = (
-                await session.execute(
-                    select(Job).where(
-                        col(Job.state) == State.RUNNING,
-                        col(Job.started).is_(None),
-                        col(Job.last_seq) == 0,
-                        col(Job.agent_id).is_not(None),
-                        col(Job.assigned) < now - timedelta(seconds=resend_after),
+                (
+                    await session.execute(
+                        select(Job).where(
+                            col(Job.state) == State.RUNNING,
+                            col(Job.started).is_(None),
+                            col(Job.last_seq) == 0,
+                            col(Job.agent_id).is_not(None),
+                            col(Job.assigned) < now - timedelta(seconds=resend_after),
+                        )
                     )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             clock = time.monotonic()
             waiting: dict[int, float] = {}
             stale: list[tuple[int, str | None]] = []
@@ -144,16 +156,22 @@ class Watchdog(PeriodicService):
                 if last is not None and clock - last < resend_after:
                     waiting[job.id] = last
                     continue
-                log.info("job %s: not accepted by agent %s since it was assigned; sending the assignment again",
-                         job.id, job.agent_name)
+                log.info(
+                    "job %s: not accepted by agent %s since it was assigned; sending the assignment again",
+                    job.id,
+                    job.agent_name,
+                )
                 payload = await orchestration.job_payload(session, job)
                 effects.to_agent(job.agent_id, Assign(job=AgentJob.model_validate(payload)))
                 waiting[job.id] = clock
         self._resent = waiting
         await effects.apply(self.bus, self.queue)
         for job_id, agent_name in stale:
-            await self._requeue(job_id, f"agent {agent_name} did not accept the job within "
-                                        f"{self.settings.assignment_requeue_after:g} s; queued again")
+            await self._requeue(
+                job_id,
+                f"agent {agent_name} did not accept the job within "
+                f"{self.settings.assignment_requeue_after:g} s; queued again",
+            )
 
     async def _requeue(self, job_id: int, reason: str) -> bool:
         """Queue the job again if its agent has not accepted it (False: it did, or the job ended)."""

@@ -148,7 +148,7 @@ class RedisBus(Bus):
                 while True:
                     msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
                     if msg is not None and msg.get("type") == "pmessage":
-                        self._deliver(msg["channel"].decode()[len(self.PREFIX):], orjson.loads(msg["data"]))
+                        self._deliver(msg["channel"].decode()[len(self.PREFIX) :], orjson.loads(msg["data"]))
             except asyncio.CancelledError:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()

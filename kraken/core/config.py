@@ -72,7 +72,7 @@ class Settings(BaseSettings):
         default_factory=list, description="values of the groups claim that make system administrators"
     )
     oidc_group_roles: dict[str, dict[str, Role]] = Field(
-        default_factory=dict, description='group -> {project name: role} (re-read at each login)'
+        default_factory=dict, description="group -> {project name: role} (re-read at each login)"
     )
     oidc_display_name: str = Field(
         "OpenID Connect", min_length=1, max_length=60, description='the login button says "Log in with <this>"'
@@ -161,7 +161,7 @@ class Settings(BaseSettings):
     github_api_url: str = "https://api.github.com"
     notify_deny_networks: list[str] = Field(
         default_factory=lambda: list(DEFAULT_DENY),
-        description='networks notifications may not reach (JSON list); default loopback, link-local, 0.0.0.0/8',
+        description="networks notifications may not reach (JSON list); default loopback, link-local, 0.0.0.0/8",
     )
     notify_allow_networks: list[str] = Field(
         default_factory=list, description='networks allowed even inside a denied one, e.g. ["127.0.0.0/8"]'
@@ -216,16 +216,18 @@ class Settings(BaseSettings):
     def _oidc_complete(self) -> Settings:
         """OIDC settings without an issuer, or an issuer without what a login needs, are refused at start."""
         if self.oidc_issuer is None:
-            if self.oidc_client_id is not None or self.oidc_client_secret is not None or self.oidc_admin_groups \
-                    or self.oidc_group_roles:
+            if (
+                self.oidc_client_id is not None
+                or self.oidc_client_secret is not None
+                or self.oidc_admin_groups
+                or self.oidc_group_roles
+            ):
                 raise ValueError("oidc_issuer: needed by the other oidc_* settings (KRAKEN_OIDC_ISSUER)")
             return self
         url = urlsplit(self.oidc_issuer)
         local = url.hostname in ("127.0.0.1", "localhost", "::1")
         if (url.scheme != "https" and not (url.scheme == "http" and local)) or not url.hostname or url.query:
-            raise ValueError(
-                f"oidc_issuer: {self.oidc_issuer!r} is not an https:// URL (http:// only for localhost)"
-            )
+            raise ValueError(f"oidc_issuer: {self.oidc_issuer!r} is not an https:// URL (http:// only for localhost)")
         missing = [name for name in OIDC_NEEDS if getattr(self, name) is None]
         if missing:
             needed = ", ".join(f"KRAKEN_{m.upper()}" for m in missing)

@@ -40,8 +40,13 @@ def _server(settings: Settings) -> Server:
 
 def _connection(settings: Settings, server: Server, dn: str, password: str) -> Connection:
     return Connection(
-        server, user=dn, password=password, receive_timeout=settings.ldap_timeout, raise_exceptions=True,
-        auto_bind=False, read_only=True,
+        server,
+        user=dn,
+        password=password,
+        receive_timeout=settings.ldap_timeout,
+        raise_exceptions=True,
+        auto_bind=False,
+        read_only=True,
     )
 
 

@@ -167,16 +167,18 @@ class OidcClient:
         """A fresh state, nonce and PKCE verifier, and the provider's authorization URL."""
         found = await self.discovery()
         state, nonce, verifier = secrets.token_urlsafe(24), secrets.token_urlsafe(24), secrets.token_urlsafe(48)
-        query = urlencode({
-            "response_type": "code",
-            "client_id": self.client_id,
-            "redirect_uri": self.settings.oidc_redirect_url,
-            "scope": " ".join(self.settings.oidc_scopes),
-            "state": state,
-            "nonce": nonce,
-            "code_challenge": _challenge(verifier),
-            "code_challenge_method": "S256",
-        })
+        query = urlencode(
+            {
+                "response_type": "code",
+                "client_id": self.client_id,
+                "redirect_uri": self.settings.oidc_redirect_url,
+                "scope": " ".join(self.settings.oidc_scopes),
+                "state": state,
+                "nonce": nonce,
+                "code_challenge": _challenge(verifier),
+                "code_challenge_method": "S256",
+            }
+        )
         sep = "&" if "?" in found.authorization_endpoint else "?"
         return FlowStart(f"{found.authorization_endpoint}{sep}{query}", state, nonce, verifier)
 
@@ -193,7 +195,12 @@ class OidcClient:
         found = await self.discovery()
         try:
             claims: dict[str, Any] = jwt.decode(
-                token, key, algorithms=[alg], audience=self.client_id, issuer=found.issuer, leeway=LEEWAY,
+                token,
+                key,
+                algorithms=[alg],
+                audience=self.client_id,
+                issuer=found.issuer,
+                leeway=LEEWAY,
                 options={"require": ["iss", "aud", "exp", "iat", "sub"]},
             )
         except jwt.InvalidSignatureError as exc:
@@ -213,10 +220,14 @@ class OidcClient:
         secret = self.settings.oidc_client_secret
         assert secret is not None
         tokens = await self._json(
-            "POST", found.token_endpoint,
+            "POST",
+            found.token_endpoint,
             data={
-                "grant_type": "authorization_code", "code": code, "redirect_uri": self.settings.oidc_redirect_url,
-                "code_verifier": verifier, "client_id": self.client_id,
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": self.settings.oidc_redirect_url,
+                "code_verifier": verifier,
+                "client_id": self.client_id,
             },
             auth=(self.client_id, secret.get_secret_value()),  # HTTP Basic
             headers={"Accept": "application/json"},

@@ -37,8 +37,13 @@ def is_dropped_connection(exc: BaseException) -> bool:
     orig = exc.orig
     name = type(orig).__name__ if orig is not None else ""
     # asyncpg, wrapped by SQLAlchemy: the server closed or restarted under us
-    return name in ("ConnectionDoesNotExistError", "ConnectionFailureError", "CannotConnectNowError",
-                    "AdminShutdownError", "InterfaceError") or isinstance(orig, OSError)
+    return name in (
+        "ConnectionDoesNotExistError",
+        "ConnectionFailureError",
+        "CannotConnectNowError",
+        "AdminShutdownError",
+        "InterfaceError",
+    ) or isinstance(orig, OSError)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -56,6 +61,9 @@ async def retry_dropped(op: Callable[[], Awaitable[T]], what: str) -> T:
     except Exception as exc:
         if not is_dropped_connection(exc):
             raise
-        log.warning("%s: the database dropped the connection (%s); trying once more", what, type(exc.orig).__name__
-                    if isinstance(exc, sa.exc.DBAPIError) else type(exc).__name__)
+        log.warning(
+            "%s: the database dropped the connection (%s); trying once more",
+            what,
+            type(exc.orig).__name__ if isinstance(exc, sa.exc.DBAPIError) else type(exc).__name__,
+        )
         return await op()

@@ -33,7 +33,11 @@ async def commit_range(mirrors: Path, url: str, good: str, bad: str) -> list[dic
     if code != 0:
         raise RangeError(f"the passing commit {good} is not an ancestor of the failing commit {bad}")
     code, out = await git(
-        "log", "--first-parent", f"--max-count={MAX_RANGE + 1}", f"--format={LOG_FORMAT}", f"{good}..{bad}",
+        "log",
+        "--first-parent",
+        f"--max-count={MAX_RANGE + 1}",
+        f"--format={LOG_FORMAT}",
+        f"{good}..{bad}",
         cwd=mirror,
     )
     if code != 0:

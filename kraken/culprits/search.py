@@ -100,8 +100,13 @@ async def start(session: AsyncSession, run_id: int, effects: Effects) -> list[Cu
     out: list[CulpritSearch] = []
     for group in await regression_groups(session, run_id):
         search = CulpritSearch(
-            run_id=run_id, branch_id=flow.branch_id, stage_id=run.stage_id, tests=group.tests,
-            good_commit=group.good_commit, bad_commit=group.bad_commit, repo_url=repo_url,
+            run_id=run_id,
+            branch_id=flow.branch_id,
+            stage_id=run.stage_id,
+            tests=group.tests,
+            good_commit=group.good_commit,
+            bad_commit=group.bad_commit,
+            repo_url=repo_url,
         )
         if group.flaky:
             _finish(search, RANGE, "flaky test: not bisected")
@@ -181,8 +186,8 @@ async def flow_completed(db: Database, flow_id: int, effects: Effects) -> None:
     """A bisection flow completed: keep the half of its search's range that holds the culprit."""
     async with db.session() as s:
         search = (
-            await s.execute(select(CulpritSearch).where(CulpritSearch.current_flow_id == flow_id))
-        ).scalars().first()
+            (await s.execute(select(CulpritSearch).where(CulpritSearch.current_flow_id == flow_id))).scalars().first()
+        )
         jobs = select(Job.id).join(Run, col(Run.id) == Job.run_id).where(Run.flow_id == flow_id)
         job_ids = list((await s.execute(jobs)).scalars())
     if search is None:
@@ -201,7 +206,8 @@ async def flow_completed(db: Database, flow_id: int, effects: Effects) -> None:
         if not outcomes:
             reason = await _run_reason(s, flow_id)
             _finish(
-                search, FAILED,
+                search,
+                FAILED,
                 f"none of the tests ran in bisection flow {flow_id} on {sha[:12]} "
                 f"(it ended {flow.result if flow else 'deleted'}{reason})",
             )
@@ -211,9 +217,18 @@ async def flow_completed(db: Database, flow_id: int, effects: Effects) -> None:
         good = [t for t in search.tests if outcomes.get(t, False)]
         if bad and good:  # two causes: the passing tests broke later
             other = CulpritSearch(
-                run_id=search.run_id, branch_id=search.branch_id, stage_id=search.stage_id, tests=good,
-                good_commit=search.good_commit, bad_commit=search.bad_commit, repo_url=search.repo_url,
-                commits=search.commits, lo=mid, hi=search.hi, flows=list(search.flows), state=BISECTING,
+                run_id=search.run_id,
+                branch_id=search.branch_id,
+                stage_id=search.stage_id,
+                tests=good,
+                good_commit=search.good_commit,
+                bad_commit=search.bad_commit,
+                repo_url=search.repo_url,
+                commits=search.commits,
+                lo=mid,
+                hi=search.hi,
+                flows=list(search.flows),
+                state=BISECTING,
             )
             s.add(other)
             await s.flush()
@@ -230,8 +245,10 @@ async def flow_completed(db: Database, flow_id: int, effects: Effects) -> None:
 
 async def _run_reason(session: AsyncSession, flow_id: int) -> str:
     reasons = (
-        await session.execute(select(Run.reason).where(Run.flow_id == flow_id, col(Run.reason).is_not(None)))
-    ).scalars().all()
+        (await session.execute(select(Run.reason).where(Run.flow_id == flow_id, col(Run.reason).is_not(None))))
+        .scalars()
+        .all()
+    )
     return f": {reasons[0]}" if reasons else ""
 
 

@@ -62,8 +62,12 @@ async def _start_for_flow(ctx: TaskContext, flow_id: int, effects: Effects) -> N
             select(Run.id)
             .join(Flow, col(Flow.id) == Run.flow_id)
             .where(
-                Flow.branch_id == flow.branch_id, Flow.kind == FlowKind.CI, Flow.state == State.COMPLETED,
-                col(Flow.seq) >= flow.seq, col(Flow.seq) <= last, col(Run.state) == State.COMPLETED,
+                Flow.branch_id == flow.branch_id,
+                Flow.kind == FlowKind.CI,
+                Flow.state == State.COMPLETED,
+                col(Flow.seq) >= flow.seq,
+                col(Flow.seq) <= last,
+                col(Run.state) == State.COMPLETED,
             )
             .order_by(col(Run.id))
         )

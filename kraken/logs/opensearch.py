@@ -182,8 +182,7 @@ class OpenSearchLogStore(DatabaseLogStore):
         if query.before_id is not None:
             filters.append({"range": {"line_id": {"lt": query.before_id}}})
         terms = [
-            {"wildcard": {"text": {"value": f"*{wildcard_escape(t)}*", "case_insensitive": True}}}
-            for t in query.terms
+            {"wildcard": {"text": {"value": f"*{wildcard_escape(t)}*", "case_insensitive": True}}} for t in query.terms
         ]
         body = {
             "query": {"bool": {"filter": filters + terms}},

@@ -142,8 +142,7 @@ async def _forget_indexed(session: Any, mark: Mark, keep_hours: float) -> None:
     params: dict[str, Any] = {"mark": mark.last_chunk_id, "cutoff": cutoff}
     if mark.gaps:  # ids skipped over may still appear: they are not indexed yet
         stmt = sa.text(
-            "DELETE FROM log_chunk WHERE id <= :mark AND created IS NOT NULL AND created <= :cutoff"
-            " AND id NOT IN :gaps"
+            "DELETE FROM log_chunk WHERE id <= :mark AND created IS NOT NULL AND created <= :cutoff AND id NOT IN :gaps"
         ).bindparams(sa.bindparam("gaps", expanding=True))
         params["gaps"] = sorted(mark.gaps)
     await session.execute(stmt, params)

@@ -23,7 +23,19 @@ from kraken.models import (
 )
 
 MODEL_MODULES = (
-    core, results, secrets, triggers, artifacts, notify, comments, idempotency, tools, access, audit, logs, quarantine,
+    core,
+    results,
+    secrets,
+    triggers,
+    artifacts,
+    notify,
+    comments,
+    idempotency,
+    tools,
+    access,
+    audit,
+    logs,
+    quarantine,
     culprits,
 )
 

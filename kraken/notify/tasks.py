@@ -151,8 +151,17 @@ async def _send_one(
         await insert_ignore(
             session,
             Notification,
-            {"key": key, "flow_id": flow.id, "run_id": run.id if run else None, "event": event, "channel": channel,
-             "destination": dest, "state": "pending", "attempts": 0, "created": utcnow()},
+            {
+                "key": key,
+                "flow_id": flow.id,
+                "run_id": run.id if run else None,
+                "event": event,
+                "channel": channel,
+                "destination": dest,
+                "state": "pending",
+                "attempts": 0,
+                "created": utcnow(),
+            },
         )
         note = (await session.execute(select(Notification).where(Notification.key == key))).scalar_one()
         if note.state == "sent":
@@ -203,13 +212,25 @@ def _payload(event: str, project: Project, branch: Branch, flow: Flow, run: Run 
         "event": event,
         "project": project.name,
         "branch": branch.name,
-        "flow": {"id": flow.id, "seq": flow.seq, "kind": flow.kind, "state": flow.state, "result": flow.result,
-                 "trigger": flow.trigger},
+        "flow": {
+            "id": flow.id,
+            "seq": flow.seq,
+            "kind": flow.kind,
+            "state": flow.state,
+            "result": flow.result,
+            "trigger": flow.trigger,
+        },
         "url": url,
     }
     if run is not None:
-        body["run"] = {"id": run.id, "stage": run.stage_name, "seq": run.seq, "state": run.state, "result": run.result,
-                       "reason": run.reason}
+        body["run"] = {
+            "id": run.id,
+            "stage": run.stage_name,
+            "seq": run.seq,
+            "state": run.state,
+            "result": run.result,
+            "reason": run.reason,
+        }
     return body
 
 

@@ -33,9 +33,7 @@ _ids: ContextVar[MappingProxyType[str, int]] = ContextVar("kraken_log_ids", defa
 
 
 @contextlib.contextmanager
-def log_context(
-    *, flow_id: int | None = None, run_id: int | None = None, job_id: int | None = None
-) -> Iterator[None]:
+def log_context(*, flow_id: int | None = None, run_id: int | None = None, job_id: int | None = None) -> Iterator[None]:
     """Lines logged inside (and in tasks created inside) carry these ids."""
     token = _ids.set(MappingProxyType({**_ids.get(), **_given(flow_id, run_id, job_id)}))
     try:

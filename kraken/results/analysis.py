@@ -219,7 +219,7 @@ async def _same_commit_jobs(session: AsyncSession, rj: ResultsJob) -> list[tuple
     commit = (await _exec(session, 'SELECT "commit" FROM flow WHERE id = :f', {"f": rj.flow_id})).scalar()
     if commit:
         sql += (
-            ' UNION SELECT rj.run_id, rj.job_id FROM flow f JOIN results_job rj ON rj.flow_id = f.id'
+            " UNION SELECT rj.run_id, rj.job_id FROM flow f JOIN results_job rj ON rj.flow_id = f.id"
             ' WHERE f."commit" = :c AND f.id <> :f AND rj.project_id = :p AND rj.env_id = :e AND rj.analysed > 0'
         )
         params["c"] = commit

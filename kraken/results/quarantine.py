@@ -92,7 +92,8 @@ async def _insert_ignore(session: AsyncSession, values: list[dict[str, Any]]) ->
 async def add(session: AsyncSession, branch_id: int, test_case_id: int, reason: str, by: str) -> TestQuarantine:
     """Quarantine a test on a branch (again: its reason and who are updated, its passes restart)."""
     stmt = sa.select(TestQuarantine).where(
-        TestQuarantine.branch_id == branch_id, TestQuarantine.test_case_id == test_case_id  # type: ignore[arg-type]
+        col(TestQuarantine.branch_id) == branch_id,
+        col(TestQuarantine.test_case_id) == test_case_id,
     )
     row = (await session.execute(stmt)).scalar_one_or_none()
     if row is None:
@@ -107,7 +108,8 @@ async def add(session: AsyncSession, branch_id: int, test_case_id: int, reason: 
 async def remove(session: AsyncSession, branch_id: int, test_case_id: int) -> bool:
     res = await session.execute(
         sa.delete(TestQuarantine).where(
-            TestQuarantine.branch_id == branch_id, TestQuarantine.test_case_id == test_case_id  # type: ignore[arg-type]
+            col(TestQuarantine.branch_id) == branch_id,
+            col(TestQuarantine.test_case_id) == test_case_id,
         )
     )
     return bool(res.rowcount)  # type: ignore[attr-defined]
@@ -186,9 +188,7 @@ async def _count_passes(session: AsyncSession, rj: ResultsJob, release_after: in
         if release_after is not None and new >= release_after:
             released.append(int(qid))
         elif new != passes:
-            await session.execute(
-                sa.update(TestQuarantine).where(col(TestQuarantine.id) == qid).values(passes=new)
-            )
+            await session.execute(sa.update(TestQuarantine).where(col(TestQuarantine.id) == qid).values(passes=new))
     if released:
         await session.execute(sa.delete(TestQuarantine).where(col(TestQuarantine.id).in_(released)))
         log.info("branch %s: %d test(s) released from quarantine", rj.branch_id, len(released))

@@ -83,11 +83,7 @@ def decode_cursor(cursor: str, n: int) -> list[int | float]:
         parts = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError, orjson.JSONDecodeError):
         parts = None
-    if (
-        not isinstance(parts, list)
-        or len(parts) != n
-        or not all(_number(p) for p in parts)
-    ):
+    if not isinstance(parts, list) or len(parts) != n or not all(_number(p) for p in parts):
         raise InvalidCursor("invalid cursor")
     return parts
 

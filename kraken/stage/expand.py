@@ -88,8 +88,7 @@ def expand_jobs(
                                 config=dict(config) if config is not None else None,
                                 config_name=config["name"] if config is not None else env.get("config_label"),
                                 steps=[
-                                    _step(j, step, values, join(steps_path, j))
-                                    for j, step in enumerate(job["steps"])
+                                    _step(j, step, values, join(steps_path, j)) for j, step in enumerate(job["steps"])
                                 ],
                                 limits={**job.get("limits", {}), **env.get("limits", {})},
                                 split=split,

@@ -59,8 +59,16 @@ _REFUSED: dict[type[ast.AST], tuple[str, str]] = {
     ast.TryStar: ("'except*'", ""),
 }
 _COMPARE_OPS: dict[type[ast.cmpop], str] = {
-    ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
-    ast.In: "in", ast.NotIn: "not in", ast.Is: "==", ast.IsNot: "!=",
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.In: "in",
+    ast.NotIn: "not in",
+    ast.Is: "==",
+    ast.IsNot: "!=",
 }
 
 
@@ -361,14 +369,34 @@ class _Finder:
 
 # the node types ``_Finder.refusal`` looks at, and those with an ``on_<type>`` conversion
 _CHECKED = frozenset(_REFUSED) | {
-    ast.While, ast.For, ast.FunctionDef, ast.Constant, ast.BinOp, ast.AugAssign, ast.Delete, ast.Compare,
-    ast.FormattedValue, ast.Assert,
+    ast.While,
+    ast.For,
+    ast.FunctionDef,
+    ast.Constant,
+    ast.BinOp,
+    ast.AugAssign,
+    ast.Delete,
+    ast.Compare,
+    ast.FormattedValue,
+    ast.Assert,
 }
 _HANDLERS: dict[type[ast.AST], str] = {
     kind: f"on_{kind.__name__}"
     for kind in (
-        ast.While, ast.BinOp, ast.AugAssign, ast.Set, ast.SetComp, ast.Name, ast.JoinedStr, ast.GeneratorExp,
-        ast.Compare, ast.Expr, ast.Try, ast.Raise, ast.Assert, ast.Delete,
+        ast.While,
+        ast.BinOp,
+        ast.AugAssign,
+        ast.Set,
+        ast.SetComp,
+        ast.Name,
+        ast.JoinedStr,
+        ast.GeneratorExp,
+        ast.Compare,
+        ast.Expr,
+        ast.Try,
+        ast.Raise,
+        ast.Assert,
+        ast.Delete,
     )
 }
 

@@ -243,7 +243,9 @@ def _apply(code: str, lines: list[str], edits: list[_Edit]) -> tuple[str, list[i
     for span in spans:
         start, end, _, _, from_ast = span
         covered = (
-            o_start <= start and end <= o_end and (start, end) != (o_start, o_end)
+            o_start <= start
+            and end <= o_end
+            and (start, end) != (o_start, o_end)
             and not (start == end and start in (o_start, o_end) and not (from_ast and o_ast))
         )
         if not covered:

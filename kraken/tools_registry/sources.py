@@ -24,6 +24,7 @@ async def from_directory(path: str) -> Package:
     root = Path(path)
     if not root.is_absolute():
         raise PackageError(f"the folder {path!r} must be an absolute path on the server")
+
     def work() -> Package:
         if not root.is_dir():
             raise PackageError(f"the folder {path!r} does not exist on the server")
@@ -42,9 +43,17 @@ async def _git(*args: str, cwd: str | None = None) -> tuple[int, str]:
         "SSH_ASKPASS": "/bin/false",
     }
     proc = await asyncio.create_subprocess_exec(
-        "git", "-c", "protocol.ext.allow=never", "-c", "core.hooksPath=/dev/null", *args,
-        cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        "git",
+        "-c",
+        "protocol.ext.allow=never",
+        "-c",
+        "core.hooksPath=/dev/null",
+        *args,
+        cwd=cwd,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), GIT_TIMEOUT)

@@ -31,8 +31,15 @@ async def add_tool(session: AsyncSession, package: Package, source: str) -> Cust
     if existing is not None:
         raise ToolConflict(f"the tool '{m.name}' has a version '{m.version}' already; versions never change")
     tool = CustomTool(
-        name=m.name, version=m.version, description=m.description, fields_schema=m.fields_schema, entry=m.entry,
-        digest=package.digest, size=len(package.data), source=source[:2000], package=package.data,
+        name=m.name,
+        version=m.version,
+        description=m.description,
+        fields_schema=m.fields_schema,
+        entry=m.entry,
+        digest=package.digest,
+        size=len(package.data),
+        source=source[:2000],
+        package=package.data,
     )
     session.add(tool)
     try:

@@ -25,9 +25,7 @@ def _new_commits(items: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _entry(
-    source: str, url: Any, branch: Any, commit: Any, new_commits: Any = None
-) -> dict[str, Any] | None:
+def _entry(source: str, url: Any, branch: Any, commit: Any, new_commits: Any = None) -> dict[str, Any] | None:
     if not isinstance(commit, str) or not commit:
         return None
     return {

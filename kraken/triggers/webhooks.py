@@ -182,10 +182,7 @@ def _push(provider: str, name: str, p: Payload) -> WebhookEvent:
             "url": repo.scalar("clone_url") or project.scalar("git_http_url") or repo.scalar("git_http_url"),
             "web_url": repo.scalar("html_url") or project.scalar("web_url") or repo.scalar("homepage"),
         },
-        "pusher": pusher.scalar("name")
-        or pusher.scalar("login")
-        or pusher.scalar("username")
-        or p.scalar("user_name"),
+        "pusher": pusher.scalar("name") or pusher.scalar("login") or pusher.scalar("username") or p.scalar("user_name"),
     }
     return WebhookEvent(name, "push", branch=branch, trigger=trigger)
 

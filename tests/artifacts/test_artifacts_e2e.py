@@ -220,8 +220,11 @@ async def test_s3_store(tmp_path: Path, database_url: str, moto_s3: dict[str, st
         import boto3
 
         s3 = boto3.client(
-            "s3", endpoint_url=moto_s3["KRAKEN_S3_ENDPOINT_URL"], aws_access_key_id="testing",
-            aws_secret_access_key="testing", region_name="us-east-1",
+            "s3",
+            endpoint_url=moto_s3["KRAKEN_S3_ENDPOINT_URL"],
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
         )
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket="kraken-test").get("Contents", [])]
         assert keys == [f"ci/blobs/{art['sha256'][:2]}/{art['sha256']}"]  # content-addressed, no leftovers

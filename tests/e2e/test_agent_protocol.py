@@ -110,11 +110,16 @@ async def completed(api: Api, job_id: int) -> dict[str, Any] | None:
 async def test_step_done_with_unknown_result_ends_the_job_with_error(server: Server, api: Api) -> None:
     async with raw_agent(server) as agent:
         job_id = await assigned_job(api, agent)
-        await agent.send({"type": "batch", "messages": [
-            {"type": "step_started", "job_id": job_id, "seq": 1, "step_index": 0},
-            {"type": "log", "job_id": job_id, "seq": 2, "step_index": 0, "lines": ["before the bad one"]},
-            {"type": "step_done", "job_id": job_id, "seq": 3, "step_index": 0, "result": "so-so"},
-        ]})
+        await agent.send(
+            {
+                "type": "batch",
+                "messages": [
+                    {"type": "step_started", "job_id": job_id, "seq": 1, "step_index": 0},
+                    {"type": "log", "job_id": job_id, "seq": 2, "step_index": 0, "lines": ["before the bad one"]},
+                    {"type": "step_done", "job_id": job_id, "seq": 3, "step_index": 0, "result": "so-so"},
+                ],
+            }
+        )
         await agent.expect("ack", job_id=job_id, seq=3)
         await agent.expect("cancel", job_id=job_id)  # the agent is told to stop the job
         line = server.proc.wait_line(lambda ln: "malformed step_done" in ln, timeout=10)
@@ -124,9 +129,14 @@ async def test_step_done_with_unknown_result_ends_the_job_with_error(server: Ser
         assert job["reason"].startswith("the agent sent a malformed step_done message: step_done.result:")
         assert "before the bad one" in await api.log(job_id)  # what came before it was applied
         # re-sent after a reconnect: acknowledged again, applied no second time
-        await agent.send({"type": "batch", "messages": [
-            {"type": "step_done", "job_id": job_id, "seq": 3, "step_index": 0, "result": "so-so"},
-        ]})
+        await agent.send(
+            {
+                "type": "batch",
+                "messages": [
+                    {"type": "step_done", "job_id": job_id, "seq": 3, "step_index": 0, "result": "so-so"},
+                ],
+            }
+        )
         await agent.expect("ack", job_id=job_id, seq=3)
         await agent.alive()
     assert (await job_of(api, job_id))["reason"] == job["reason"]
@@ -149,11 +159,16 @@ async def test_frames_and_messages_nothing_can_be_acknowledged_for_keep_the_conn
         ):
             await asyncio.to_thread(server.proc.wait_line, lambda ln, text=logged: text in ln, 10)
         # the job itself is untouched and still runs normally
-        await agent.send({"type": "batch", "messages": [
-            {"type": "step_started", "job_id": job_id, "seq": 1, "step_index": 0},
-            {"type": "step_done", "job_id": job_id, "seq": 2, "step_index": 0, "result": "passed"},
-            {"type": "job_done", "job_id": job_id, "seq": 3, "result": "passed"},
-        ]})
+        await agent.send(
+            {
+                "type": "batch",
+                "messages": [
+                    {"type": "step_started", "job_id": job_id, "seq": 1, "step_index": 0},
+                    {"type": "step_done", "job_id": job_id, "seq": 2, "step_index": 0, "result": "passed"},
+                    {"type": "job_done", "job_id": job_id, "seq": 3, "result": "passed"},
+                ],
+            }
+        )
         await agent.expect("ack", job_id=job_id, seq=3)
         job = await job_of(api, job_id)
         assert job["state"] == "completed" and job["result"] == "passed", job
@@ -173,10 +188,21 @@ async def test_unknown_type_and_missing_seq_end_the_job(server: Server, api: Api
 async def test_a_message_whose_content_the_server_cannot_use_ends_the_job(server: Server, api: Api) -> None:
     async with raw_agent(server) as agent:
         job_id = await assigned_job(api, agent)
-        await agent.send({"type": "batch", "messages": [
-            {"type": "log", "job_id": job_id, "seq": 1, "step_index": 0, "lines": ["rolled back with the rest"]},
-            {"type": "test_results", "job_id": job_id, "seq": 2, "step_index": 0, "results": [["t", ["?"]]]},
-        ]})
+        await agent.send(
+            {
+                "type": "batch",
+                "messages": [
+                    {
+                        "type": "log",
+                        "job_id": job_id,
+                        "seq": 1,
+                        "step_index": 0,
+                        "lines": ["rolled back with the rest"],
+                    },
+                    {"type": "test_results", "job_id": job_id, "seq": 2, "step_index": 0, "results": [["t", ["?"]]]},
+                ],
+            }
+        )
         await agent.expect("ack", job_id=job_id, seq=2)
         await agent.expect("cancel", job_id=job_id)
         job = await api.wait_until(lambda: completed(api, job_id), 20, "job ended")
@@ -192,10 +218,15 @@ async def test_messages_for_a_job_the_agent_does_not_hold_are_acknowledged_and_d
     async with raw_agent(server, "holder") as holder:
         job_id = await assigned_job(api, holder)
         async with raw_agent(server, "other") as other:
-            await other.send({"type": "batch", "messages": [
-                {"type": "job_done", "job_id": job_id, "seq": 1, "result": "failed"},
-                {"type": "log", "job_id": 4242, "seq": 1, "lines": ["no such job"]},
-            ]})
+            await other.send(
+                {
+                    "type": "batch",
+                    "messages": [
+                        {"type": "job_done", "job_id": job_id, "seq": 1, "result": "failed"},
+                        {"type": "log", "job_id": 4242, "seq": 1, "lines": ["no such job"]},
+                    ],
+                }
+            )
             # the cancel comes before the acknowledgement (an agent waiting to start the job never starts it)
             await other.expect("cancel", job_id=job_id)
             await other.expect("ack", job_id=job_id, seq=1)
@@ -205,9 +236,14 @@ async def test_messages_for_a_job_the_agent_does_not_hold_are_acknowledged_and_d
             await other.alive()
         job = await job_of(api, job_id)
         assert job["state"] == "running" and job["agent_name"] == "holder", job  # another agent cannot end it
-        await holder.send({"type": "batch", "messages": [
-            {"type": "job_done", "job_id": job_id, "seq": 1, "result": "passed"},
-        ]})
+        await holder.send(
+            {
+                "type": "batch",
+                "messages": [
+                    {"type": "job_done", "job_id": job_id, "seq": 1, "result": "passed"},
+                ],
+            }
+        )
         await holder.expect("ack", job_id=job_id, seq=1)
         job = await job_of(api, job_id)
         assert job["state"] == "completed" and job["result"] == "passed", job
@@ -223,7 +259,9 @@ async def test_a_job_assigned_while_the_cancelled_one_is_still_ending_runs_next(
         await agent_connected(agent)
         # 30 000 files in the job's work directory: removing it keeps the runner busy after the cancel
         slow_to_clean = "mkdir many && cd many && seq 30000 | xargs touch && echo started && sleep 300"
-        code = f"SLOW_TO_CLEAN = {slow_to_clean!r}\n" + """
+        code = (
+            f"SLOW_TO_CLEAN = {slow_to_clean!r}\n"
+            + """
 def stage(ctx):
     env = [{"system": "any"}]
     return {"jobs": [
@@ -231,6 +269,7 @@ def stage(ctx):
         {"name": "next", "steps": [{"tool": "shell", "cmd": "echo next ran"}], "environments": env},
     ]}
 """
+        )
         _, branch_id = await api.project_with_branch()
         await api.stage(branch_id, "s", code)
         flow = await api.flow(branch_id)

@@ -44,41 +44,145 @@ class Change:
 
 
 CHANGES = [
-    Change("stage created", "maint", "POST", lambda i: f"/branches/{i['branch']}/stages",
-           lambda i: {"name": "s", "schema_code": STAGE}, "create_stage", True, "stage"),
-    Change("stage edited", "maint", "PATCH", lambda i: f"/stages/{i['stage']}",
-           lambda i: {"schema_code": STAGE + "\n"}, "update_stage", True),
-    Change("secret created", "maint", "POST", lambda i: f"/projects/{i['project']}/secrets",
-           lambda i: {"name": "deploy", "value": SECRET_VALUES[0]}, "create_secret", True, "secret"),
-    Change("secret changed", "maint", "PUT", lambda i: f"/secrets/{i['secret']}",
-           lambda i: {"value": SECRET_VALUES[1]}, "update_secret", True),
-    Change("members set", "admin", "PUT", lambda i: f"/projects/{i['project']}/members",
-           lambda i: [{"user_id": i["maint_id"], "role": "maintainer"}, {"user_id": i["viewer_id"], "role": "viewer"}],
-           "set_members", True),
-    Change("retention set", "maint", "PUT", lambda i: f"/branches/{i['branch']}/retention",
-           lambda i: {"keep_flows": 7}, "set_retention", True),
-    Change("project settings", "maint", "PATCH", lambda i: f"/projects/{i['project']}",
-           lambda i: {"description": "audited"}, "patch_project", True),
-    Change("webhook set", "maint", "PUT", lambda i: f"/projects/{i['project']}/webhook",
-           lambda i: {"secret": SECRET_VALUES[2], "providers": ["github"]}, "set_webhook", True),
-    Change("token made", "maint", "POST", lambda i: "/users/me/tokens",
-           lambda i: {"name": "ci", "scopes": ["read"]}, "create_token", False, "token"),
-    Change("token revoked", "maint", "DELETE", lambda i: f"/users/me/tokens/{i['token']}",
-           lambda i: None, "revoke_token", False),
-    Change("flow run", "maint", "POST", lambda i: f"/branches/{i['branch']}/flows",
-           lambda i: {"kind": "ci"}, "create_flow", True, "flow"),
+    Change(
+        "stage created",
+        "maint",
+        "POST",
+        lambda i: f"/branches/{i['branch']}/stages",
+        lambda i: {"name": "s", "schema_code": STAGE},
+        "create_stage",
+        True,
+        "stage",
+    ),
+    Change(
+        "stage edited",
+        "maint",
+        "PATCH",
+        lambda i: f"/stages/{i['stage']}",
+        lambda i: {"schema_code": STAGE + "\n"},
+        "update_stage",
+        True,
+    ),
+    Change(
+        "secret created",
+        "maint",
+        "POST",
+        lambda i: f"/projects/{i['project']}/secrets",
+        lambda i: {"name": "deploy", "value": SECRET_VALUES[0]},
+        "create_secret",
+        True,
+        "secret",
+    ),
+    Change(
+        "secret changed",
+        "maint",
+        "PUT",
+        lambda i: f"/secrets/{i['secret']}",
+        lambda i: {"value": SECRET_VALUES[1]},
+        "update_secret",
+        True,
+    ),
+    Change(
+        "members set",
+        "admin",
+        "PUT",
+        lambda i: f"/projects/{i['project']}/members",
+        lambda i: [{"user_id": i["maint_id"], "role": "maintainer"}, {"user_id": i["viewer_id"], "role": "viewer"}],
+        "set_members",
+        True,
+    ),
+    Change(
+        "retention set",
+        "maint",
+        "PUT",
+        lambda i: f"/branches/{i['branch']}/retention",
+        lambda i: {"keep_flows": 7},
+        "set_retention",
+        True,
+    ),
+    Change(
+        "project settings",
+        "maint",
+        "PATCH",
+        lambda i: f"/projects/{i['project']}",
+        lambda i: {"description": "audited"},
+        "patch_project",
+        True,
+    ),
+    Change(
+        "webhook set",
+        "maint",
+        "PUT",
+        lambda i: f"/projects/{i['project']}/webhook",
+        lambda i: {"secret": SECRET_VALUES[2], "providers": ["github"]},
+        "set_webhook",
+        True,
+    ),
+    Change(
+        "token made",
+        "maint",
+        "POST",
+        lambda i: "/users/me/tokens",
+        lambda i: {"name": "ci", "scopes": ["read"]},
+        "create_token",
+        False,
+        "token",
+    ),
+    Change(
+        "token revoked",
+        "maint",
+        "DELETE",
+        lambda i: f"/users/me/tokens/{i['token']}",
+        lambda i: None,
+        "revoke_token",
+        False,
+    ),
+    Change(
+        "flow run",
+        "maint",
+        "POST",
+        lambda i: f"/branches/{i['branch']}/flows",
+        lambda i: {"kind": "ci"},
+        "create_flow",
+        True,
+        "flow",
+    ),
     Change("job cancelled", "maint", "POST", lambda i: f"/jobs/{i['job']}/cancel", lambda i: None, "cancel_job", True),
     Change("job rerun", "maint", "POST", lambda i: f"/jobs/{i['job']}/rerun", lambda i: None, "rerun_job", True),
-    Change("flow cancelled", "maint", "POST", lambda i: f"/flows/{i['flow']}/cancel", lambda i: None,
-           "cancel_flow", True),
-    Change("agent changed", "admin", "PATCH", lambda i: f"/agents/{i['agent']}",
-           lambda i: {"enabled": False}, "patch_agent", False),
-    Change("user created", "admin", "POST", lambda i: "/users",
-           lambda i: {"username": "audit-new", "password": "new-user-password"}, "create_user", False, "new_user"),
-    Change("user role changed", "admin", "PATCH", lambda i: f"/users/{i['new_user']}",
-           lambda i: {"is_admin": True, "password": "changed-password-1"}, "patch_user", False),
-    Change("secret deleted", "maint", "DELETE", lambda i: f"/secrets/{i['secret']}", lambda i: None,
-           "delete_secret", True),
+    Change(
+        "flow cancelled", "maint", "POST", lambda i: f"/flows/{i['flow']}/cancel", lambda i: None, "cancel_flow", True
+    ),
+    Change(
+        "agent changed",
+        "admin",
+        "PATCH",
+        lambda i: f"/agents/{i['agent']}",
+        lambda i: {"enabled": False},
+        "patch_agent",
+        False,
+    ),
+    Change(
+        "user created",
+        "admin",
+        "POST",
+        lambda i: "/users",
+        lambda i: {"username": "audit-new", "password": "new-user-password"},
+        "create_user",
+        False,
+        "new_user",
+    ),
+    Change(
+        "user role changed",
+        "admin",
+        "PATCH",
+        lambda i: f"/users/{i['new_user']}",
+        lambda i: {"is_admin": True, "password": "changed-password-1"},
+        "patch_user",
+        False,
+    ),
+    Change(
+        "secret deleted", "maint", "DELETE", lambda i: f"/secrets/{i['secret']}", lambda i: None, "delete_secret", True
+    ),
 ]
 
 
@@ -100,9 +204,7 @@ async def _first_job(api: Api, flow_id: int, queue: asyncio.Queue[tuple[str, Any
                 return int(jobs[0]["id"])
 
 
-async def test_every_kind_of_change_is_audited_and_no_secret_is(
-    server: Server, api: Api, database_url: str
-) -> None:
+async def test_every_kind_of_change_is_audited_and_no_secret_is(server: Server, api: Api, database_url: str) -> None:
     project_id, branch_id = await api.project_with_branch("audited")
     maint = await api.post("/users", {"username": "audit-maint", "password": PASSWORD}, 201)
     viewer = await api.post("/users", {"username": "audit-viewer", "password": PASSWORD}, 201)
@@ -113,8 +215,13 @@ async def test_every_kind_of_change_is_audited_and_no_secret_is(
         s.add(agent)
         await s.flush()
         agent_id = agent.id or 0
-    ids = {"project": project_id, "branch": branch_id, "maint_id": maint["id"], "viewer_id": viewer["id"],
-           "agent": agent_id}
+    ids = {
+        "project": project_id,
+        "branch": branch_id,
+        "maint_id": maint["id"],
+        "viewer_id": viewer["id"],
+        "agent": agent_id,
+    }
     clients = {"admin": api.http, "maint": await _login(server, "audit-maint")}
     seen_viewer = await _login(server, "audit-viewer")
     created_ids: dict[str, int] = {}
@@ -134,7 +241,7 @@ async def test_every_kind_of_change_is_audited_and_no_secret_is(
         page = await api.get("/audit", params={"limit": 500})
         entries = list(reversed(page["items"]))
         # the setup (project, branch, users, members) came first; then one entry per change, in order
-        ours = entries[-len(CHANGES):]
+        ours = entries[-len(CHANGES) :]
         wrong = []
         for change, entry in zip(CHANGES, ours, strict=True):
             who = "admin" if change.who == "admin" else "audit-maint"

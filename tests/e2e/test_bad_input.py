@@ -27,8 +27,10 @@ ID32 = str(2**31)  # ids are 32-bit in PostgreSQL
 async def test_ids_out_of_range_get_422_naming_the_parameter(api: Api) -> None:
     _, branch_id = await api.project_with_branch()
     # run 1 exists, so that the caller may see it: an unknown run is a 404 before its parameters are read
-    code = 'def stage(ctx):\n    return {"jobs": [{"name": "j", "steps": [{"tool": "shell", "cmd": "true"}], ' \
+    code = (
+        'def stage(ctx):\n    return {"jobs": [{"name": "j", "steps": [{"tool": "shell", "cmd": "true"}], '
         '"environments": [{"system": "any"}]}]}\n'
+    )
     await api.stage(branch_id, "s", code)
     assert (await api.flow(branch_id))["runs"][0]["id"] == 1
     probes: list[tuple[str, str, dict[str, object] | None, str]] = []

@@ -84,8 +84,11 @@ def test_scale_out_role_without_redis_says_what_is_missing(tmp_path: Path) -> No
 
 def test_agent_without_token_is_told(tmp_path: Path) -> None:
     env = {k: v for k, v in base_env().items() if k != "KRAKEN_AGENT_TOKEN"}
-    r = subprocess.run([sys.executable, "-m", "kraken", "agent", "--server", "http://127.0.0.1:9"], env=env,
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "kraken", "agent", "--server", "http://127.0.0.1:9"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode != 0 and "agent token is required" in (r.stdout + r.stderr)
-
-

@@ -53,8 +53,14 @@ class Cli:
 
     async def __call__(self, *args: str, stdin: str = "", env: dict[str, str] | None = None) -> tuple[int, str, str]:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "kraken", "client", *args,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "kraken",
+            "client",
+            *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
             env={**self.env, **(env or {})},
         )
         out, err = await asyncio.wait_for(proc.communicate(stdin.encode()), 120)

@@ -148,25 +148,47 @@ async def test_commits_from_a_webhook_push(tmp_path: Path, server: Server, api: 
         "before": c1,
         "after": c2,
         "repository": {"full_name": "acme/app", "clone_url": str(repo)},
-        "commits": [{"id": c2, "message": "fix the thing", "timestamp": "2026-12-01T10:00:00Z",
-                     "author": {"name": "Alice", "email": "alice@example.com"}}],
+        "commits": [
+            {
+                "id": c2,
+                "message": "fix the thing",
+                "timestamp": "2026-12-01T10:00:00Z",
+                "author": {"name": "Alice", "email": "alice@example.com"},
+            }
+        ],
     }
 
     async def push(body: dict[str, Any]) -> httpx.Response:
         raw = json.dumps(body).encode()
-        headers = {"X-GitHub-Event": "push", "X-GitHub-Delivery": str(uuid.uuid4()),
-                   "X-Hub-Signature-256": "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()}
+        headers = {
+            "X-GitHub-Event": "push",
+            "X-GitHub-Delivery": str(uuid.uuid4()),
+            "X-Hub-Signature-256": "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest(),
+        }
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
             return await http.post(f"/api/webhooks/{project_id}/github", content=raw, headers=headers)
 
     r = await push(payload)
     assert r.status_code == 200, r.text
     [flow_id] = r.json()["flows"]
-    expected = [{
-        "repo_url": str(repo), "branch": "main", "commit": c2, "source": "webhook",
-        "new_commits": [{"id": c2, "author": "Alice", "email": "alice@example.com", "message": "fix the thing",
-                         "timestamp": "2026-12-01T10:00:00Z", "url": None}],
-    }]
+    expected = [
+        {
+            "repo_url": str(repo),
+            "branch": "main",
+            "commit": c2,
+            "source": "webhook",
+            "new_commits": [
+                {
+                    "id": c2,
+                    "author": "Alice",
+                    "email": "alice@example.com",
+                    "message": "fix the thing",
+                    "timestamp": "2026-12-01T10:00:00Z",
+                    "url": None,
+                }
+            ],
+        }
+    ]
     assert (await api.get(f"/flows/{flow_id}"))["commits"] == expected
     flow = await api.wait_flow(flow_id)
     assert flow["result"] == "passed"

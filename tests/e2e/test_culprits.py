@@ -143,8 +143,10 @@ async def test_culprits_bisected_flaky_single_commit_and_unreachable(
     bound = math.ceil(math.log2(17)) + 1
     assert 1 <= len(add["flows"]) <= bound and 1 <= len(mul["flows"]) <= bound, (add["flows"], mul["flows"])
     flows = sorted(set(add["flows"]) | set(mul["flows"]))
-    print(f"BENCH culprits: range 17 commits, 2 culprits, {len(flows)} bisection flows "
-          f"(add {len(add['flows'])}, mul {len(mul['flows'])}), wall {wall:.1f} s")
+    print(
+        f"BENCH culprits: range 17 commits, 2 culprits, {len(flows)} bisection flows "
+        f"(add {len(add['flows'])}, mul {len(mul['flows'])}), wall {wall:.1f} s"
+    )
     # the bisection flows: DEV flows marked as such, on commits inside the range, only the regressed tests
     for fid in flows:
         f = await api.get(f"/flows/{fid}")

@@ -156,10 +156,14 @@ async def test_archive_and_folder_registration_refuse_what_escapes(
     script = b"#!/bin/sh\necho arch\n"
     headers = {"content-type": "application/gzip"}
     bad = [
-        ([("kraken-tool.json", manifest, None), ("bin/run.sh", script, None), ("../escape.txt", b"x", None)],
-         "leaves the tool's folder"),
-        ([("kraken-tool.json", manifest, None), ("bin/run.sh", script, None), ("/tmp/abs.txt", b"x", None)],
-         "absolute"),
+        (
+            [("kraken-tool.json", manifest, None), ("bin/run.sh", script, None), ("../escape.txt", b"x", None)],
+            "leaves the tool's folder",
+        ),
+        (
+            [("kraken-tool.json", manifest, None), ("bin/run.sh", script, None), ("/tmp/abs.txt", b"x", None)],
+            "absolute",
+        ),
         ([("kraken-tool.json", manifest, None), ("bin/run.sh", None, "/etc/passwd")], "not a regular file"),
         ([("bin/run.sh", script, None)], "no kraken-tool.json"),
     ]

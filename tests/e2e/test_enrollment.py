@@ -292,7 +292,6 @@ async def test_approve_and_revoke_are_for_administrators_only(server: Server, ap
     assert (await api.http.post("/agents/999/revoke")).status_code == 404
 
 
-
 async def test_revoke_through_another_replica(tmp_path: Path, redis_url: str) -> None:
     """Scale-out: the agent holds its websocket on replica 2; replica 1 revokes it."""
     pg_url = await create_pg_database()

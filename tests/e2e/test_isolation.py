@@ -55,8 +55,20 @@ echo "STEP-ENV $(env | cut -d= -f1 | sort | tr '\n' ' ')"
 
 # what an unprivileged job user can never read; as the server's own user only the /proc files and
 # the environment are out of reach (docs/security.md: run kraken serve as root, or use containers)
-ALL = ["server-environ", "server-memory", "agent-environ", "agent-token", "admin-password", "secrets-key",
-       "database", "database-wal", "agent-credential", "data-dir", "agent-dir", "environment"]
+ALL = [
+    "server-environ",
+    "server-memory",
+    "agent-environ",
+    "agent-token",
+    "admin-password",
+    "secrets-key",
+    "database",
+    "database-wal",
+    "agent-credential",
+    "data-dir",
+    "agent-dir",
+    "environment",
+]
 SAME_USER = ["server-environ", "server-memory", "environment"]
 
 
@@ -114,8 +126,9 @@ async def test_a_step_reads_none_of_krakens_secrets(serve: Serve, api: Api) -> N
         .replace("DATA", str(serve.data))
         .replace("AGENT", str(serve.agent_dir))
     )
-    schema = {"jobs": [{"name": "probe", "steps": [{"tool": "shell", "script": script}],
-                        "environments": [{"system": "any"}]}]}
+    schema = {
+        "jobs": [{"name": "probe", "steps": [{"tool": "shell", "script": script}], "environments": [{"system": "any"}]}]
+    }
     code = f"def stage(ctx):\n    return {schema!r}\n"
     await api.stage(branch_id, "probe", code)
     flow = await api.wait_flow((await api.flow(branch_id))["id"], timeout=90)
@@ -247,8 +260,20 @@ def test_the_local_agent_is_supervised_and_ends_with_the_server(tmp_path: Path) 
 
 
 def test_agent_job_user_is_checked_before_it_connects(tmp_path: Path) -> None:
-    argv = [sys.executable, "-m", "kraken", "agent", "--server", "http://127.0.0.1:9", "--token", "t",
-            "--data-dir", str(tmp_path / "a"), "--job-user", "root"]
+    argv = [
+        sys.executable,
+        "-m",
+        "kraken",
+        "agent",
+        "--server",
+        "http://127.0.0.1:9",
+        "--token",
+        "t",
+        "--data-dir",
+        str(tmp_path / "a"),
+        "--job-user",
+        "root",
+    ]
     done = subprocess.run(argv, env=base_env(), capture_output=True, text=True, timeout=60, check=False)
     out = "".join(done.stderr.replace("│", "").split())
     assert done.returncode == 2

@@ -166,7 +166,8 @@ async def test_local_accounts_off_but_break_glass(tmp_path: Path, database_url: 
         assert r.status_code == 200, r.text
         async with httpx.AsyncClient(base_url=server.url + "/api", timeout=30) as c:
             r = await c.post(
-                "/users/me/tokens", json={"name": "script", "scopes": ["read"]},
+                "/users/me/tokens",
+                json={"name": "script", "scopes": ["read"]},
                 headers={"Authorization": f"Bearer {r.json()['access_token']}"},
             )
             assert r.status_code == 201, r.text

@@ -206,9 +206,14 @@ async def test_provider_down_is_503(tmp_path: Path, provider: OidcProvider, krak
 
 async def test_never_reached_provider_is_503(tmp_path: Path) -> None:
     port = free_port()
-    server = Server(tmp_path, port=port, KRAKEN_PUBLIC_URL=f"http://127.0.0.1:{port}",
-                    KRAKEN_OIDC_ISSUER=f"http://127.0.0.1:{free_port()}/openid", KRAKEN_OIDC_CLIENT_ID="c",
-                    KRAKEN_OIDC_CLIENT_SECRET="s")
+    server = Server(
+        tmp_path,
+        port=port,
+        KRAKEN_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        KRAKEN_OIDC_ISSUER=f"http://127.0.0.1:{free_port()}/openid",
+        KRAKEN_OIDC_CLIENT_ID="c",
+        KRAKEN_OIDC_CLIENT_SECRET="s",
+    )
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as kraken:
             r = await kraken.get("/api/auth/oidc/start")
@@ -220,15 +225,24 @@ async def test_never_reached_provider_is_503(tmp_path: Path) -> None:
 
 def forge(provider: OidcProvider, kid: str, key: Any = None, **claims: Any) -> str:
     now = int(time.time())
-    payload = {"iss": provider.issuer, "aud": CLIENT_ID, "sub": "1", "iat": now, "exp": now + 300, "nonce": "n1",
-               **claims}
+    payload = {
+        "iss": provider.issuer,
+        "aud": CLIENT_ID,
+        "sub": "1",
+        "iat": now,
+        "exp": now + 300,
+        "nonce": "n1",
+        **claims,
+    }
     payload = {k: v for k, v in payload.items() if v is not None}
     return jwt.encode(payload, key or provider.private_key, algorithm="RS256", headers={"kid": kid})
 
 
 async def test_id_token_checks_against_the_providers_keys(provider: OidcProvider, kraken_port: int) -> None:
     settings = Settings(  # type: ignore[call-arg]
-        oidc_issuer=provider.issuer, oidc_client_id=CLIENT_ID, oidc_client_secret=CLIENT_SECRET,
+        oidc_issuer=provider.issuer,
+        oidc_client_id=CLIENT_ID,
+        oidc_client_secret=CLIENT_SECRET,
         public_url=f"http://127.0.0.1:{kraken_port}",
     )
     client = OidcClient(settings)
@@ -238,8 +252,9 @@ async def test_id_token_checks_against_the_providers_keys(provider: OidcProvider
     other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     good = forge(provider, kid)
     head, _body, sig = good.split(".")
-    tampered_body = jwt.utils.base64url_encode(json.dumps(
-        {**jwt.decode(good, options={"verify_signature": False}), "sub": "admin"}).encode()).decode()
+    tampered_body = jwt.utils.base64url_encode(
+        json.dumps({**jwt.decode(good, options={"verify_signature": False}), "sub": "admin"}).encode()
+    ).decode()
     cases = {
         "signature is wrong": forge(provider, kid, key=other_key),
         "signature is wrong ": f"{head}.{tampered_body}.{sig}",
@@ -260,7 +275,9 @@ async def test_id_token_checks_against_the_providers_keys(provider: OidcProvider
         with pytest.raises(OidcRefused) as caught:
             await client.verify_id_token(token, "n1")
         assert expected.strip() in str(caught.value).lower() or expected.strip() in str(caught.value), (
-            expected, str(caught.value))
+            expected,
+            str(caught.value),
+        )
     provider.stop()
     with pytest.raises(OidcUnavailable):
         await OidcClient(settings).discovery()

@@ -51,7 +51,9 @@ def generate(spec: Path, into: Path) -> str:
     name = f"kraken_api_{uuid.uuid4().hex[:8]}"
     out = subprocess.run(
         [generator(), "generate", "--path", str(spec), "--meta", "none", "--output-path", str(into / name)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     return name

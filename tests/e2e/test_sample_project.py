@@ -26,8 +26,12 @@ def test_sample_repository_steps_with_real_pytest(tmp_path: Path) -> None:
     assert len(log.stdout.splitlines()) == 3
 
     def failing() -> set[str]:
-        out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rf", "tests"],
-                             cwd=repo, capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rf", "tests"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+        )
         return {line.split("::")[1].split()[0] for line in out.stdout.splitlines() if line.startswith("FAILED")}
 
     assert failing() == set()
@@ -44,8 +48,9 @@ def test_sample_repository_steps_with_real_pytest(tmp_path: Path) -> None:
 
 async def test_sample_project_first_flow_has_results_and_a_culprit_is_named(tmp_path: Path) -> None:
     port = free_port()
-    proc = kraken(["serve", "--port", str(port), "--data-dir", str(tmp_path / "data"), "--sample-project"],
-                  tmp_path, "serve")
+    proc = kraken(
+        ["serve", "--port", str(port), "--data-dir", str(tmp_path / "data"), "--sample-project"], tmp_path, "serve"
+    )
     agent_dir: Path | None = None
     try:
         line = proc.wait_line(lambda text: "created the sample project 'demo'" in text, timeout=60)

@@ -44,8 +44,13 @@ def agent(tmp_path: Path, server: Server) -> Iterator[Proc]:
 
 
 def repo_stage(repo: Path, name: str = "build", branch: str = "main", file: str = "ci/build.star") -> dict[str, Any]:
-    return {"name": name, "schema_from_repo": True, "repo_url": f"file://{repo}", "repo_branch": branch,
-            "schema_file": file}
+    return {
+        "name": name,
+        "schema_from_repo": True,
+        "repo_url": f"file://{repo}",
+        "repo_branch": branch,
+        "schema_file": file,
+    }
 
 
 async def run_of(api: Api, branch_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -107,8 +112,9 @@ async def test_a_stage_runs_the_file_of_the_branch_head(tmp_path: Path, server: 
     assert run["result"] == "error" and f"no branch 'release' in file://{repo}" in run["reason"], run["reason"]
 
     # back to code held by the stage
-    inline = await api.http.put(f"/stages/{stage.json()['id']}", json={"schema_from_repo": False,
-                                                                         "schema_code": stage_code("inline")})
+    inline = await api.http.put(
+        f"/stages/{stage.json()['id']}", json={"schema_from_repo": False, "schema_code": stage_code("inline")}
+    )
     assert inline.status_code == 200, inline.text
     assert inline.json()["schema_from_repo"] is False and inline.json()["repo_url"] is None
     assert inline.json()["schema_commit"] is None

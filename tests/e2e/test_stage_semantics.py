@@ -69,9 +69,7 @@ def runs(flow: dict[str, Any]) -> list[tuple[str, str | None]]:
     return [(r["stage_name"], r["result"]) for r in flow["runs"]]
 
 
-async def test_a_step_that_fails_stops_the_children_and_failed_tests_do_not(
-    api: Api, agent: Proc
-) -> None:
+async def test_a_step_that_fails_stops_the_children_and_failed_tests_do_not(api: Api, agent: Proc) -> None:
     branch_id = await setup(
         api,
         {
@@ -132,10 +130,38 @@ async def test_every_when_condition_and_attempts(tmp_path: Path, api: Api, agent
     code = WHEN.replace("FLAKY % (", "(" + FLAKY.replace("COUNTERS", str(counters)) + ") % (")
     branch_id = await setup(api, {"w": code})
     expected = {
-        "ci": ["passed", "skipped", "passed", "skipped", "skipped", "passed", "passed", "failed",
-               "skipped", "skipped", "passed", "passed", "skipped", "passed"],
-        "dev": ["passed", "skipped", "skipped", "passed", "skipped", "passed", "passed", "failed",
-                "skipped", "skipped", "passed", "passed", "skipped", "passed"],
+        "ci": [
+            "passed",
+            "skipped",
+            "passed",
+            "skipped",
+            "skipped",
+            "passed",
+            "passed",
+            "failed",
+            "skipped",
+            "skipped",
+            "passed",
+            "passed",
+            "skipped",
+            "passed",
+        ],
+        "dev": [
+            "passed",
+            "skipped",
+            "skipped",
+            "passed",
+            "skipped",
+            "passed",
+            "passed",
+            "failed",
+            "skipped",
+            "skipped",
+            "passed",
+            "passed",
+            "skipped",
+            "passed",
+        ],
     }
     for kind in ("ci", "dev"):
         flow = await api.wait_flow((await api.flow(branch_id, kind=kind))["id"])
@@ -171,9 +197,7 @@ def stage(ctx):
 """.replace("ENV", ENV)
 
 
-async def test_stage_timeout_ends_the_runs_jobs_and_labels_are_interpolated(
-    api: Api, agent: Proc
-) -> None:
+async def test_stage_timeout_ends_the_runs_jobs_and_labels_are_interpolated(api: Api, agent: Proc) -> None:
     branch_id = await setup(api, {"slow": SLOW, "next": child("slow")})
     flow = await api.flow(branch_id, args={"word": "pear"})
     assert flow["label"] == "release-pear" and flow["runs"][0]["label"] == "run-pear"

@@ -32,8 +32,14 @@ async def test_welcome_comes_before_any_ping(tmp_path: Path, pg_url: str) -> Non
     redis_server = RedisServer(tmp_path)
     redis_server.start()
     # the replica pings its agents every 2 ms: a ping queued before the welcome would show
-    server = Server(tmp_path, role="server", database_url=pg_url, redis_url=redis_server.url,
-                    KRAKEN_HEARTBEAT_INTERVAL="0.002", KRAKEN_AUTO_APPROVE="true")
+    server = Server(
+        tmp_path,
+        role="server",
+        database_url=pg_url,
+        redis_url=redis_server.url,
+        KRAKEN_HEARTBEAT_INTERVAL="0.002",
+        KRAKEN_AUTO_APPROVE="true",
+    )
     url = server.url.replace("http://", "ws://") + "/api/agent/ws"
     try:
         firsts = []

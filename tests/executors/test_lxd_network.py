@@ -39,7 +39,8 @@ def nic_less_profile(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     try:
         subprocess.run(
             ["lxc", "profile", "device", "add", name, "root", "disk", "path=/", "pool=default"],
-            check=True, capture_output=True,
+            check=True,
+            capture_output=True,
         )
         monkeypatch.setenv(PROFILES_ENV, name)
         yield name

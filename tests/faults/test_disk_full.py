@@ -54,7 +54,9 @@ def volume(tmp_path: Path) -> Iterator[Path]:
     vol.mkdir()
     done = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", f"size={VOLUME},mode=0700", "tmpfs", str(vol)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if done.returncode != 0:
         why = f"cannot mount a tmpfs as the data volume ({done.stderr.strip() or done.returncode}): needs root"
@@ -168,8 +170,9 @@ async def test_a_full_data_volume_is_told_ends_jobs_and_recovers(tmp_path: Path,
 def test_health_is_anonymous_and_plain(tmp_path: Path) -> None:
     """Without a tmpfs: the health check of a server with room is ``ok`` without a reason."""
     port = free_port()
-    server = kraken(["serve", "--port", str(port), "--data-dir", str(tmp_path / "d"), "--no-local-agent"],
-                    tmp_path, "server")
+    server = kraken(
+        ["serve", "--port", str(port), "--data-dir", str(tmp_path / "d"), "--no-local-agent"], tmp_path, "server"
+    )
     try:
         server.wait_line(lambda line: "listening on" in line, timeout=60)
         r = httpx.get(f"http://127.0.0.1:{port}/api/health")

@@ -38,11 +38,13 @@ async def cut_connections(db_name: str) -> int:
     """Terminate every backend of ``db_name`` (the server's connections); how many."""
     conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
     try:
-        return int(await conn.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = $1 AND pid <> pg_backend_pid()",
-            db_name,
-        ))
+        return int(
+            await conn.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = $1 AND pid <> pg_backend_pid()",
+                db_name,
+            )
+        )
     finally:
         await conn.close()
 

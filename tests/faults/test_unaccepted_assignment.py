@@ -55,8 +55,7 @@ async def test_an_assignment_never_accepted_is_queued_again_and_runs_once(
         start = len(frozen.lines)
         os.killpg(frozen.proc.pid, signal.SIGCONT)
         # the thawed agent hears it lost the job (a cancel, or its reconnect's reconciliation)
-        frozen.wait_line(lambda ln: "taken back by the server" in ln or "connected to" in ln, timeout=30,
-                         start=start)
+        frozen.wait_line(lambda ln: "taken back by the server" in ln or "connected to" in ln, timeout=30, start=start)
         assert f"running job {job['id']} " not in frozen.output, frozen.output[-3000:]
         assert (await asyncio.to_thread(marker.read_text)).count("ran") == 1
         assert (await api.log(job["id"])).count("the-line") == 1

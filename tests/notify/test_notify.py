@@ -74,8 +74,16 @@ async def setup(db: Database, tmp_path: Path, receiver: Receiver, smtp: Mailbox,
         branch = Branch(project_id=project.id, name="main", branch_name="main")  # type: ignore[arg-type]
         s.add(branch)
         await s.flush()
-        s.add(Stage(branch_id=branch.id, name="build", schema_code=code, schema_=schema, parent="root",  # type: ignore[arg-type]
-                    triggers={}))
+        s.add(
+            Stage(
+                branch_id=branch.id,
+                name="build",
+                schema_code=code,
+                schema_=schema,
+                parent="root",  # type: ignore[arg-type]
+                triggers={},
+            )
+        )
         for name, value in (("hook_token", "tok-SECRET-1"), ("gh", "ghp-SECRET-2")):
             s.add(Secret(project_id=project.id, name=name, kind="simple", data=secrets_store.encode("simple", value)))  # type: ignore[arg-type]
     queue = InProcessQueue()
@@ -138,8 +146,12 @@ async def test_started_completed_and_changes(db: Database, tmp_path: Path, recei
     assert smtp.rcpts[0] == ["godfryd@example.com"] and "run 1 passed" in str(smtp.messages[0]["Subject"])
     recorded = await notes(db, run1)
     assert {(n.event, n.channel, n.state) for n in recorded} == {
-        ("started", "webhook", "sent"), ("started", "github", "sent"), ("changes", "slack", "sent"),
-        ("changes", "email", "sent"), ("changes", "discord", "sent"), ("completed", "webhook", "sent"),
+        ("started", "webhook", "sent"),
+        ("started", "github", "sent"),
+        ("changes", "slack", "sent"),
+        ("changes", "email", "sent"),
+        ("changes", "discord", "sent"),
+        ("completed", "webhook", "sent"),
         ("completed", "github", "sent"),
     }
     assert all("SECRET" not in n.destination for n in recorded)  # ...but no record shows it

@@ -228,6 +228,7 @@ async def test_reanalyze_replaces_the_figures_without_duplicates(world: World, c
         assert n == 30
     regs = (await client.get(f"/api/runs/{run}/results?change=regression")).json()
     assert regs["total"] == 2 and {i["test"] for i in regs["items"]} == {"suite::test_0004", "suite::test_0005"}
+
     def figures(sm: dict[str, Any]) -> dict[str, Any]:
         return sm | {"jobs": [j | {"analysis_seconds": 0} for j in sm["jobs"]]}
 

@@ -16,7 +16,7 @@ from tests.results.conftest import World, admin_client
 from tests.results.test_pytest_flows import flow as run_flow
 from tests.support.gitrepo import commit, make_repo
 
-LIB = '''\
+LIB = """\
 import tempfile
 
 
@@ -35,9 +35,9 @@ def lookup(key):
 
 def ratio(a, b):
     return a / b
-'''
+"""
 
-TESTS_1 = '''\
+TESTS_1 = """\
 from lib import connect, lookup
 
 
@@ -63,14 +63,16 @@ def test_lookup_y():
 
 def test_fine():
     assert True
-'''
+"""
 
 # flow 2: the connection failures go on, the lookups are fixed, a new cause appears
 TESTS_2 = (
-    TESTS_1.replace("import connect, lookup", "import connect, lookup, ratio")
-    .replace('lookup("user-17")', "assert True")
-    .replace('lookup("user-4242")', "assert True")
-) + '''
+    (
+        TESTS_1.replace("import connect, lookup", "import connect, lookup, ratio")
+        .replace('lookup("user-17")', "assert True")
+        .replace('lookup("user-4242")', "assert True")
+    )
+    + """
 
 def test_ratio_1():
     ratio(1, 0)
@@ -78,7 +80,8 @@ def test_ratio_1():
 
 def test_ratio_2():
     ratio(7, 0)
-'''
+"""
+)
 
 
 @pytest.fixture

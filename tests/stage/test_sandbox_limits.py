@@ -1,5 +1,3 @@
-
-
 def test_large_reply_under_uvloop() -> None:
     """uvloop leaves the reply pipe non-blocking; a reply bigger than the pipe buffer must still arrive."""
     import uvloop

@@ -32,23 +32,41 @@ async def _error(body: str) -> StageSchemaError:
     [
         ("    i = 0\n    while i < 3:\n        i += 1\n", "i", 3),
         ("    i = 0\n    while i < 5: i += 1\n", "i", 5),
-        ("    i, n = 0, 0\n    while True:\n        i += 1\n        if i % 2:\n            continue\n"
-         "        n += 1\n        if i >= 8:\n            break\n", "[i, n]", [8, 4]),
-        ("    todo = [1, 2, 3]\n    out = []\n    while todo and ctx.args.stop is None:\n"
-         "        out.append(todo.pop())\n", "out", [3, 2, 1]),
+        (
+            "    i, n = 0, 0\n    while True:\n        i += 1\n        if i % 2:\n            continue\n"
+            "        n += 1\n        if i >= 8:\n            break\n",
+            "[i, n]",
+            [8, 4],
+        ),
+        (
+            "    todo = [1, 2, 3]\n    out = []\n    while todo and ctx.args.stop is None:\n"
+            "        out.append(todo.pop())\n",
+            "out",
+            [3, 2, 1],
+        ),
         ("    x = [2 ** 10, 2.0 ** -1, (1 + 2) ** 2, 2 ** 3 ** 2, -2 ** 2, 7 ** 0]\n", "x", [1024, 0.5, 9, 512, -4, 1]),
         ("    x = 3\n    x **= 2\n", "x", 9),
         ("    s = {1, 2, 1}\n", "[len(s), 2 in s, 5 in s, sorted(s)]", [2, True, False, [1, 2]]),
-        ("    s = set()\n    t = set(['a', 'b', 'a'])\n    f = frozenset([1])\n", "[sorted(s), sorted(t), list(f)]",
-         [[], ["a", "b"], [1]]),
+        (
+            "    s = set()\n    t = set(['a', 'b', 'a'])\n    f = frozenset([1])\n",
+            "[sorted(s), sorted(t), list(f)]",
+            [[], ["a", "b"], [1]],
+        ),
         ("    x = {i % 3 for i in range(9)}\n", "[len(x), sorted(x)]", [3, [0, 1, 2]]),
         ("    n = 2\n    d = {'k': 'v'}\n", "f'{n + 1}-{d[\"k\"]}-{ctx.is_dev}-{n!r}-{{x}}-{n}'", "3-v-False-2-{x}-2"),
-        ("    x = ','.join(str(i) for i in range(3))\n    y = list((i * 2 for i in range(2)))\n", "[x, y]",
-         ["0,1,2", [0, 2]]),
+        (
+            "    x = ','.join(str(i) for i in range(3))\n    y = list((i * 2 for i in range(2)))\n",
+            "[x, y]",
+            ["0,1,2", [0, 2]],
+        ),
         ("    a = 2\n", "[1 < a < 3, 1 < a <= 1, 0 == 0 != 1]", [True, False, True]),
         ("    x = [3, 1, 2]\n    y = x\n    x.sort(reverse=True)\n    y.sort(key=lambda v: -v)\n", "x", [3, 2, 1]),
-        ("    try:\n        x = 1\n    except ValueError as e:\n        x = str(e)\n    except:\n        x = -1\n"
-         "    else:\n        x += 10\n    finally:\n        x += 100\n", "x", 111),
+        (
+            "    try:\n        x = 1\n    except ValueError as e:\n        x = str(e)\n    except:\n        x = -1\n"
+            "    else:\n        x += 10\n    finally:\n        x += 100\n",
+            "x",
+            111,
+        ),
         ("    assert 1 == 1, 'never'\n    d = {'a': 1, 'b': 2}\n    del d['a']\n", "d", {"b": 2}),
     ],
 )

@@ -46,13 +46,20 @@ class OidcProvider:
             serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
         ).decode()
         spec = {
-            "users": users, "groups": groups, "rsa_key": self.key_pem, "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET, "redirect_uri": redirect_uri,
+            "users": users,
+            "groups": groups,
+            "rsa_key": self.key_pem,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "redirect_uri": redirect_uri,
         }
         (self.dir / "setup.json").write_text(json.dumps(spec))
         self.env = {
-            **os.environ, "OIDC_SITE_DIR": str(self.dir), "OIDC_SITE_URL": self.url,
-            "DJANGO_SETTINGS_MODULE": "tests.support.oidc_site.settings", "PYTHONPATH": str(ROOT),
+            **os.environ,
+            "OIDC_SITE_DIR": str(self.dir),
+            "OIDC_SITE_URL": self.url,
+            "DJANGO_SETTINGS_MODULE": "tests.support.oidc_site.settings",
+            "PYTHONPATH": str(ROOT),
         }
         self._run([sys.executable, "-m", "django", "migrate", "--noinput"])
         self._run([sys.executable, "-m", "tests.support.oidc_site.setup"])
@@ -126,10 +133,16 @@ async def authorize(authorize_url: str, username: str, password: str, allow: boo
         r = await http.get(login_url)
         csrf = CSRF.search(r.text)
         assert csrf is not None, r.text
-        r = await http.post(login_url, data={
-            "username": username, "password": password, "csrfmiddlewaretoken": csrf.group(1),
-            "next": login_url.params["next"],
-        }, headers={"Referer": str(login_url)})
+        r = await http.post(
+            login_url,
+            data={
+                "username": username,
+                "password": password,
+                "csrfmiddlewaretoken": csrf.group(1),
+                "next": login_url.params["next"],
+            },
+            headers={"Referer": str(login_url)},
+        )
         assert r.status_code == 302, f"the provider refused the login of {username}: {r.text[-500:]}"
         r = await http.get(login_url.join(r.headers["location"]))  # the consent page
         assert r.status_code == 200 and "Request for Permission" in r.text, r.text[-1000:]

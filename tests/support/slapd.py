@@ -72,8 +72,12 @@ class Slapd:
         self.config = self.dir / "slapd.conf"
         self.config.write_text(CONFIG.format(dir=self.dir, suffix=SUFFIX, root_password=ROOT_PASSWORD))
         (self.dir / "tree.ldif").write_text(_entries(users, groups))
-        subprocess.run([add, "-f", str(self.config), "-l", str(self.dir / "tree.ldif")], check=True,
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            [add, "-f", str(self.config), "-l", str(self.dir / "tree.ldif")],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         self.exe = exe
         self.port = free_port()
         self.url = f"ldap://127.0.0.1:{self.port}"
@@ -82,8 +86,9 @@ class Slapd:
     def start(self) -> None:
         log = (self.dir / "slapd.log").open("ab")
         # -d 0: stay in the foreground (a child of the test), no debug output
-        self.proc = subprocess.Popen([self.exe, "-f", str(self.config), "-h", self.url + "/", "-d", "0"],
-                                     stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [self.exe, "-f", str(self.config), "-h", self.url + "/", "-d", "0"], stdout=log, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + 20
         while True:  # slapd gives no readiness signal but its listening socket
             with socket.socket() as s:

@@ -58,16 +58,30 @@ async def test_archived_branches_and_projects_fire_no_triggers(db: Database, tmp
 
 def test_trigger_shapes() -> None:
     push = {
-        "reason": "webhook", "branch": "main", "commit": "a" * 40, "repo": {"url": "https://x/r.git"},
+        "reason": "webhook",
+        "branch": "main",
+        "commit": "a" * 40,
+        "repo": {"url": "https://x/r.git"},
         "commits": [{"id": "a" * 40, "author": "Al", "message": "m", "extra": 1}, {"message": "no id"}],
     }
-    assert from_trigger(push) == [{
-        "repo_url": "https://x/r.git", "branch": "main", "commit": "a" * 40, "source": "webhook",
-        "new_commits": [{"id": "a" * 40, "author": "Al", "email": None, "message": "m", "timestamp": None,
-                         "url": None}],
-    }]
-    pr = {"reason": "webhook", "commit": "d" * 40, "branch": "main", "repo": {"url": "u"},
-          "pull_request": {"source_branch": "feat", "source_repo_url": "fork"}}
+    assert from_trigger(push) == [
+        {
+            "repo_url": "https://x/r.git",
+            "branch": "main",
+            "commit": "a" * 40,
+            "source": "webhook",
+            "new_commits": [
+                {"id": "a" * 40, "author": "Al", "email": None, "message": "m", "timestamp": None, "url": None}
+            ],
+        }
+    ]
+    pr = {
+        "reason": "webhook",
+        "commit": "d" * 40,
+        "branch": "main",
+        "repo": {"url": "u"},
+        "pull_request": {"source_branch": "feat", "source_repo_url": "fork"},
+    }
     assert from_trigger(pr) == [
         {"repo_url": "fork", "branch": "feat", "commit": "d" * 40, "source": "webhook", "new_commits": []}
     ]

@@ -87,8 +87,11 @@ class Forge:
         body: bytes | None = None,
     ) -> httpx.Response:
         body = json.dumps(payload).encode() if body is None else body
-        headers = {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
-                   "Content-Type": "application/json"}
+        headers = {
+            "X-GitHub-Event": event,
+            "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+            "Content-Type": "application/json",
+        }
         if sign:
             headers["X-Hub-Signature-256"] = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
         return await self.http.post("/github", content=body, headers=headers)
@@ -199,8 +202,15 @@ async def test_gitlab_gitea_forgejo(server: Server, api: Api) -> None:
     assert (await forge.gitlab("Push Hook", gl_push, token="wrong")).status_code == 401
     assert (await forge.gitlab("Pipeline Hook", {}, token=generated)).status_code == 400
     mr = {
-        "object_attributes": {"iid": 3, "title": "MR", "action": "update", "oldrev": "f" * 40,
-                              "source_branch": "feat", "target_branch": "main", "last_commit": {"id": "9" * 40}},
+        "object_attributes": {
+            "iid": 3,
+            "title": "MR",
+            "action": "update",
+            "oldrev": "f" * 40,
+            "source_branch": "feat",
+            "target_branch": "main",
+            "last_commit": {"id": "9" * 40},
+        },
         "user": {"username": "dave"},
         "project": {"path_with_namespace": "acme/app"},
     }

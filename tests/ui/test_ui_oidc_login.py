@@ -31,8 +31,9 @@ def oidc_page(browser: Browser, web_build: Path, tmp_path: Path) -> Iterator[tup
     with httpx.Client(base_url=url + "/api", timeout=30) as http:
         r = http.post("/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
         r.raise_for_status()
-        r = http.post("/projects", json={"name": "sso-proj"},
-                      headers={"Authorization": f"Bearer {r.json()['access_token']}"})
+        r = http.post(
+            "/projects", json={"name": "sso-proj"}, headers={"Authorization": f"Bearer {r.json()['access_token']}"}
+        )
         assert r.is_success, r.text
         project_id = int(r.json()["id"])
     ctx = browser.new_context(base_url=url, viewport={"width": 1400, "height": 900})

@@ -43,7 +43,10 @@ def test_credentials_file_is_private_and_the_environment_wins(tmp_path: Path, mo
 
 def test_flow_arguments() -> None:
     assert parse_args(["n=3", "name=pear", "flags=[1,2]", "empty="]) == {
-        "n": 3, "name": "pear", "flags": [1, 2], "empty": ""
+        "n": 3,
+        "name": "pear",
+        "flags": [1, 2],
+        "empty": "",
     }
     with pytest.raises(typer.Exit):
         parse_args(["novalue"])

@@ -12,16 +12,31 @@ SHA = "a" * 40
 
 
 def spec(*steps: tuple[str, dict[str, object]]) -> JobSpec:
-    return JobSpec(name="j", timeout=60, executor="direct",
-                   steps=[StepSpec(index=i, tool=t, name=None, fields=dict(f), timeout=None, when=None)
-                          for i, (t, f) in enumerate(steps)])
+    return JobSpec(
+        name="j",
+        timeout=60,
+        executor="direct",
+        steps=[
+            StepSpec(index=i, tool=t, name=None, fields=dict(f), timeout=None, when=None)
+            for i, (t, f) in enumerate(steps)
+        ],
+    )
 
 
 def test_git_and_pytest_steps_are_pinned() -> None:
     trigger = {"reason": "culprit", "commit": SHA, "tests": ["tests.test_a::test_x[1]", "t.T::test_y", "test_x"]}
     assert is_bisection(trigger) and not is_bisection({"reason": "manual"}) and not is_bisection(None)
-    out = pin_specs(trigger, [spec(("git", {"checkout": "r", "depth": 1}), ("pytest", {"params": "tests"}),
-                                   ("pytest", {"params": ["-x"]}), ("shell", {"cmd": "true"}))])
+    out = pin_specs(
+        trigger,
+        [
+            spec(
+                ("git", {"checkout": "r", "depth": 1}),
+                ("pytest", {"params": "tests"}),
+                ("pytest", {"params": ["-x"]}),
+                ("shell", {"cmd": "true"}),
+            )
+        ],
+    )
     steps = out[0].steps
     assert steps[0].fields == {"checkout": "r", "commit": SHA}
     assert steps[1].fields == {"params": "tests -k 'test_x or test_y'"}

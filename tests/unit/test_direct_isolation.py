@@ -142,8 +142,10 @@ async def test_what_a_job_leaves_running_ends_with_it(open_dir: Path, job_user: 
     try:
         # setsid: its own session, out of reach of the step's process-group kill
         # (the pid file is written after setsid: then the daemon has left the step's group)
-        script = "setsid sh -c 'echo $$ > pid; exec sleep 300' > /dev/null 2>&1 &\n" \
-                 "while [ ! -s pid ]; do sleep 0.01; done; cat pid"
+        script = (
+            "setsid sh -c 'echo $$ > pid; exec sleep 300' > /dev/null 2>&1 &\n"
+            "while [ ! -s pid ]; do sleep 0.01; done; cat pid"
+        )
         lines = await run(executor, ["/bin/sh", "-c", script])
         pid = int(lines[-1])
         assert pid_alive(pid)  # it outlived its step

@@ -15,8 +15,13 @@ from kraken.models import Agent
 
 
 def enroll(db: Database, name: str, **kw: Any) -> Any:
-    args: dict[str, Any] = {"requested_groups": ["gpu"], "capabilities": {}, "conn_id": "c", "address": "a",
-                            "approve": False}
+    args: dict[str, Any] = {
+        "requested_groups": ["gpu"],
+        "capabilities": {},
+        "conn_id": "c",
+        "address": "a",
+        "approve": False,
+    }
     return ctl.enroll_agent(db, name=name, **{**args, **kw})
 
 

@@ -17,5 +17,3 @@ def test_downgrade_and_upgrade_again(database_url: str) -> None:
     command.downgrade(alembic_config(database_url), "base")
     upgrade_sync(database_url)
     command.check(alembic_config(database_url))
-
-

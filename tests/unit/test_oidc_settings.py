@@ -58,12 +58,19 @@ def test_a_server_with_bad_oidc_settings_does_not_start(tmp_path: Path) -> None:
     """``kraken serve`` reads its settings before anything else: the message names the setting."""
     root = str(Path(__file__).resolve().parents[2])
     env = {
-        "KRAKEN_OIDC_ISSUER": "https://sso.example.org", "KRAKEN_OIDC_CLIENT_ID": "kraken",
-        "KRAKEN_OIDC_SCOPES": '["profile"]', "KRAKEN_OIDC_CLIENT_SECRET": "the-client-secret", "PYTHONPATH": root,
+        "KRAKEN_OIDC_ISSUER": "https://sso.example.org",
+        "KRAKEN_OIDC_CLIENT_ID": "kraken",
+        "KRAKEN_OIDC_SCOPES": '["profile"]',
+        "KRAKEN_OIDC_CLIENT_SECRET": "the-client-secret",
+        "PYTHONPATH": root,
     }
     done = subprocess.run(
         [sys.executable, "-m", "kraken", "serve", "--data-dir", str(tmp_path), "--no-local-agent"],
-        env=env, cwd=root, capture_output=True, text=True, timeout=60,
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2, done.stderr
     assert "kraken: the settings are wrong" in done.stderr and "KRAKEN_PUBLIC_URL" in done.stderr, done.stderr

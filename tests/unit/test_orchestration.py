@@ -55,10 +55,14 @@ async def finish_jobs(db: Database, flow_id: int, results: dict[str, Result]) ->
     effects = Effects()
     async with db.transaction() as s:
         jobs = (
-            await s.execute(
-                select(Job).join(Run).where(Run.flow_id == flow_id, Job.state != "completed")  # type: ignore[arg-type]
+            (
+                await s.execute(
+                    select(Job).join(Run).where(Run.flow_id == flow_id, Job.state != "completed")  # type: ignore[arg-type]
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
     for job in jobs:
         async with db.transaction() as s:
             await orchestration.complete_job(s, job.id, results.get(job.name, Result.PASSED), effects)  # type: ignore[arg-type]

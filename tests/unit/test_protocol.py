@@ -47,21 +47,28 @@ def test_frames_round_trip() -> None:
 
 
 def test_a_bad_job_message_spoils_only_itself() -> None:
-    raw = {"type": "batch", "messages": [
-        {"type": "log", "job_id": 1, "seq": 1, "lines": ["ok"]},
-        {"type": "step_done", "job_id": 1, "seq": 2, "step_index": 0, "result": "so-so"},
-        {"type": "log", "job_id": 2, "lines": []},
-        {"type": "job_done", "job_id": 2**63, "seq": 1, "result": "passed"},
-        {"type": "log", "job_id": 3, "seq": 1, "lines": ["x"], "colour": "red"},
-        "text",
-    ]}
+    raw = {
+        "type": "batch",
+        "messages": [
+            {"type": "log", "job_id": 1, "seq": 1, "lines": ["ok"]},
+            {"type": "step_done", "job_id": 1, "seq": 2, "step_index": 0, "result": "so-so"},
+            {"type": "log", "job_id": 2, "lines": []},
+            {"type": "job_done", "job_id": 2**63, "seq": 1, "result": "passed"},
+            {"type": "log", "job_id": 3, "seq": 1, "lines": ["x"], "colour": "red"},
+            "text",
+        ],
+    }
     frame = agent_frame.validate_json(orjson.dumps(raw))
     assert isinstance(frame, Batch)
     ok, *bad = frame.messages
     assert isinstance(ok, Log) and ok.lines == ["ok"]
     assert all(isinstance(m, MalformedJobMessage) for m in bad)
     assert [(m.type, m.job_id, m.seq) for m in bad] == [
-        ("step_done", 1, 2), ("log", 2, None), ("job_done", None, 1), ("log", 3, 1), (None, None, None)
+        ("step_done", 1, 2),
+        ("log", 2, None),
+        ("job_done", None, 1),
+        ("log", 3, 1),
+        (None, None, None),
     ]
     errors = [m.error for m in bad if isinstance(m, MalformedJobMessage)]
     assert errors[0].startswith("step_done.result: Input should be 'passed'")

@@ -32,12 +32,7 @@ def untyped(op: dict[str, Any]) -> list[str]:
 
 def test_every_json_route_has_a_response_model() -> None:
     spec = create_app(Runtime(Settings(), "serve")).openapi()
-    found = {
-        (method, path)
-        for path, ops in spec["paths"].items()
-        for method, op in ops.items()
-        if untyped(op)
-    }
+    found = {(method, path) for path, ops in spec["paths"].items() for method, op in ops.items() if untyped(op)}
     assert found == STREAMS
     # the results routes' shapes are named, so that the UI's generated types are
     schemas = spec["components"]["schemas"]

@@ -13,8 +13,15 @@ CAPS = {"executors": {"direct": {}}, "systems": ["debian-12", "linux"]}
 
 
 def agent(id: int, *, seen: datetime | None = NOW, busy: int | None = None, caps: dict[str, object] = CAPS) -> Agent:
-    return Agent(id=id, name=f"a{id}", connected_to="r1" if seen else None, last_seen=seen, current_job_id=busy,
-                 capabilities=caps, approved=True)
+    return Agent(
+        id=id,
+        name=f"a{id}",
+        connected_to="r1" if seen else None,
+        last_seen=seen,
+        current_job_id=busy,
+        capabilities=caps,
+        approved=True,
+    )
 
 
 def job(id: int, *, group: str = "all", executor: str = "direct", system: str = "any") -> QueuedJob:

@@ -44,8 +44,19 @@ _job_user: JobUser | None = None
 
 def _create_user(name: str) -> bool:
     """``useradd`` a system user without a home or a login shell; True when it worked."""
-    argv = ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
-            "--shell", "/usr/sbin/nologin", "--comment", "Kraken CI jobs", name]
+    argv = [
+        "useradd",
+        "--system",
+        "--user-group",
+        "--no-create-home",
+        "--home-dir",
+        "/nonexistent",
+        "--shell",
+        "/usr/sbin/nologin",
+        "--comment",
+        "Kraken CI jobs",
+        name,
+    ]
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:

@@ -134,4 +134,3 @@ class CacheTool(Tool):
         await ctx.log(f"cache {how}: restored key {entry['key']!r} ({entry['size']} bytes)")
         await ctx.info({"cache": "hit" if entry.get("exact") else "partial", "key": entry["key"]})
         return StepOutcome("passed", None, 0)
-

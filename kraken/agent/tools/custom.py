@@ -159,6 +159,4 @@ class CustomTool(Tool):
 def custom_tool_class(key: str) -> type[Tool]:
     """The tool class of ``name@version``."""
     name, _, version = key.partition("@")
-    return type(
-        f"CustomTool_{name}_{version}", (CustomTool,), {"name": key, "tool_name": name, "version": version}
-    )
+    return type(f"CustomTool_{name}_{version}", (CustomTool,), {"name": key, "tool_name": name, "version": version})

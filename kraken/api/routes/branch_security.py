@@ -23,7 +23,8 @@ async def get_branch_security(branch_id: Id, session: SessionDep, _: UserDep) ->
 
 
 @router.put(
-    "/branches/{branch_id}/security", response_model=BranchSecurityOut,
+    "/branches/{branch_id}/security",
+    response_model=BranchSecurityOut,
     dependencies=[maintainer("branch_id")],
 )
 async def set_branch_security(

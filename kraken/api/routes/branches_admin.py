@@ -166,7 +166,8 @@ async def unarchive_branch(branch_id: Id, state: StateDep, _: UserDep) -> Branch
 
 
 @router.delete(
-    "/branches/{branch_id}", status_code=status.HTTP_204_NO_CONTENT,
+    "/branches/{branch_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
     dependencies=[maintainer("branch_id")],
 )
 async def delete_branch(branch_id: Id, state: StateDep, _: UserDep) -> Response:

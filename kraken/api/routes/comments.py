@@ -50,7 +50,9 @@ async def get_comment(test_case_id: Id, session: SessionDep, _: UserDep, branch_
 
 
 @router.post(
-    "/test-cases/{test_case_id}/comments", response_model=CommentOut, status_code=status.HTTP_201_CREATED,
+    "/test-cases/{test_case_id}/comments",
+    response_model=CommentOut,
+    status_code=status.HTTP_201_CREATED,
     dependencies=[member("test_case_id")],
 )
 async def add_comment(test_case_id: Id, body: CommentIn, state: StateDep, user: UserDep) -> CommentOut:

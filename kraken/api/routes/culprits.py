@@ -73,9 +73,7 @@ async def get_culprit_settings(branch_id: Id, session: SessionDep, _: UserDep) -
 @router.put(
     "/branches/{branch_id}/culprit-settings", response_model=CulpritSettingOut, dependencies=[maintainer("branch_id")]
 )
-async def set_culprit_settings(
-    branch_id: Id, body: CulpritSettingIn, state: StateDep, _: UserDep
-) -> CulpritSettingOut:
+async def set_culprit_settings(branch_id: Id, body: CulpritSettingIn, state: StateDep, _: UserDep) -> CulpritSettingOut:
     async with state.write() as (session, _effects):
         if await session.get(Branch, branch_id) is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"branch {branch_id} not found")

@@ -38,7 +38,9 @@ async def _read_flow(state: ServerState, flow_id: int) -> FlowOut:
 
 
 @router.post(
-    "/branches/{branch_id}/flows", response_model=FlowOut, status_code=status.HTTP_201_CREATED,
+    "/branches/{branch_id}/flows",
+    response_model=FlowOut,
+    status_code=status.HTTP_201_CREATED,
     dependencies=[member("branch_id")],
 )
 async def create_flow(
@@ -77,11 +79,15 @@ async def list_flows(
         where.append(col(Flow.kind) == kind.value)
     total = (await session.execute(select(sa.func.count()).select_from(Flow).where(*where))).scalar_one()
     flows = (
-        await session.execute(select(Flow).where(*where).order_by(col(Flow.id).desc()).limit(limit).offset(offset))
-    ).scalars().all()
+        (await session.execute(select(Flow).where(*where).order_by(col(Flow.id).desc()).limit(limit).offset(offset)))
+        .scalars()
+        .all()
+    )
     runs = (
-        await session.execute(select(Run).where(col(Run.flow_id).in_([f.id for f in flows])).order_by(col(Run.id)))
-    ).scalars().all()
+        (await session.execute(select(Run).where(col(Run.flow_id).in_([f.id for f in flows])).order_by(col(Run.id))))
+        .scalars()
+        .all()
+    )
     items = []
     for f in flows:
         fo = FlowOut.model_validate(f)
@@ -108,7 +114,9 @@ async def cancel_flow(flow_id: Id, state: StateDep, _: UserDep) -> FlowOut:
 
 
 @router.post(
-    "/flows/{flow_id}/runs", response_model=RunOut, status_code=status.HTTP_201_CREATED,
+    "/flows/{flow_id}/runs",
+    response_model=RunOut,
+    status_code=status.HTTP_201_CREATED,
     dependencies=[member("flow_id")],
 )
 async def start_stage(

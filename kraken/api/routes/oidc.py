@@ -130,13 +130,23 @@ async def start(
         return _refusal(request, state, _unavailable_error(exc))
     now = utcnow()
     payload: dict[str, Any] = {
-        "aud": FLOW_AUDIENCE, "iat": now, "exp": now + timedelta(seconds=FLOW_SECONDS),
-        "state": flow.state, "nonce": flow.nonce, "verifier": flow.verifier, "next": safe_next_path(next_path),
+        "aud": FLOW_AUDIENCE,
+        "iat": now,
+        "exp": now + timedelta(seconds=FLOW_SECONDS),
+        "state": flow.state,
+        "nonce": flow.nonce,
+        "verifier": flow.verifier,
+        "next": safe_next_path(next_path),
     }
     response = RedirectResponse(flow.url, status_code=status.HTTP_302_FOUND)
     response.set_cookie(
-        FLOW_COOKIE, jwt.encode(payload, _flow_key(state), algorithm="HS256"), max_age=FLOW_SECONDS,
-        path=FLOW_PATH, httponly=True, samesite="lax", secure=_secure(state),
+        FLOW_COOKIE,
+        jwt.encode(payload, _flow_key(state), algorithm="HS256"),
+        max_age=FLOW_SECONDS,
+        path=FLOW_PATH,
+        httponly=True,
+        samesite="lax",
+        secure=_secure(state),
     )
     return response
 
@@ -194,7 +204,11 @@ async def callback(
 
 
 async def _finish_login(
-    request: Request, state: StateDep, code: str | None, state_: str | None, error: str | None,
+    request: Request,
+    state: StateDep,
+    code: str | None,
+    state_: str | None,
+    error: str | None,
     error_description: str | None,
 ) -> Response:
     client = _client(request)
@@ -232,7 +246,12 @@ async def _finish_login(
     )
     response.delete_cookie(FLOW_COOKIE, path=FLOW_PATH, httponly=True, samesite="lax", secure=_secure(state))
     response.set_cookie(
-        TOKEN_COOKIE, token, max_age=TOKEN_SECONDS, path=TOKEN_PATH, httponly=True, samesite="strict",
+        TOKEN_COOKIE,
+        token,
+        max_age=TOKEN_SECONDS,
+        path=TOKEN_PATH,
+        httponly=True,
+        samesite="strict",
         secure=_secure(state),
     )
     return response

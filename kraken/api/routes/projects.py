@@ -26,9 +26,7 @@ def _shown(include_archived: bool) -> list[Any]:
 async def project_out(session: AsyncSession, project: Project, include_archived: bool = False) -> ProjectOut:
     branches = (
         await session.execute(
-            select(Branch)
-            .where(Branch.project_id == project.id, *_shown(include_archived))
-            .order_by(col(Branch.id))
+            select(Branch).where(Branch.project_id == project.id, *_shown(include_archived)).order_by(col(Branch.id))
         )
     ).scalars()
     out = ProjectOut.model_validate(project)
@@ -45,8 +43,10 @@ async def list_projects(session: SessionDep, user: UserDep, include_archived: bo
         where.append(col(Project.id).in_(visible))
     projects = (await session.execute(select(Project).where(*where).order_by(col(Project.name)))).scalars().all()
     branches = (
-        await session.execute(select(Branch).where(*_shown(include_archived)).order_by(col(Branch.id)))
-    ).scalars().all()
+        (await session.execute(select(Branch).where(*_shown(include_archived)).order_by(col(Branch.id))))
+        .scalars()
+        .all()
+    )
     out = []
     for p in projects:
         po = ProjectOut.model_validate(p)
@@ -77,7 +77,9 @@ async def get_project(project_id: Id, session: SessionDep, _: UserDep, include_a
 
 
 @router.post(
-    "/projects/{project_id}/branches", response_model=BranchOut, status_code=status.HTTP_201_CREATED,
+    "/projects/{project_id}/branches",
+    response_model=BranchOut,
+    status_code=status.HTTP_201_CREATED,
     dependencies=[maintainer("project_id")],
 )
 async def create_branch(project_id: Id, body: BranchIn, state: StateDep, _: UserDep) -> Branch:

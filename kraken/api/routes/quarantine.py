@@ -56,7 +56,9 @@ async def list_quarantine(branch_id: Id, session: SessionDep, _: UserDep) -> lis
 
 
 @router.post(
-    "/branches/{branch_id}/quarantine", response_model=QuarantineOut, status_code=status.HTTP_201_CREATED,
+    "/branches/{branch_id}/quarantine",
+    response_model=QuarantineOut,
+    status_code=status.HTTP_201_CREATED,
     dependencies=[member("branch_id")],
 )
 async def add_quarantine(branch_id: Id, body: QuarantineIn, state: StateDep, user: UserDep) -> QuarantineOut:
@@ -75,7 +77,8 @@ async def add_quarantine(branch_id: Id, body: QuarantineIn, state: StateDep, use
 
 
 @router.delete(
-    "/branches/{branch_id}/quarantine/{test_case_id}", response_model=QuarantineReleaseOut,
+    "/branches/{branch_id}/quarantine/{test_case_id}",
+    response_model=QuarantineReleaseOut,
     dependencies=[member("branch_id")],
 )
 async def release_quarantine(branch_id: Id, test_case_id: Id, state: StateDep, _: UserDep) -> QuarantineReleaseOut:
@@ -93,7 +96,8 @@ def _settings(branch: Branch) -> QuarantineSettingsOut:
 
 
 @router.get(
-    "/branches/{branch_id}/quarantine-settings", response_model=QuarantineSettingsOut,
+    "/branches/{branch_id}/quarantine-settings",
+    response_model=QuarantineSettingsOut,
     dependencies=[viewer("branch_id")],
 )
 async def get_quarantine_settings(branch_id: Id, session: SessionDep, _: UserDep) -> QuarantineSettingsOut:
@@ -101,7 +105,8 @@ async def get_quarantine_settings(branch_id: Id, session: SessionDep, _: UserDep
 
 
 @router.put(
-    "/branches/{branch_id}/quarantine-settings", response_model=QuarantineSettingsOut,
+    "/branches/{branch_id}/quarantine-settings",
+    response_model=QuarantineSettingsOut,
     dependencies=[maintainer("branch_id")],
 )
 async def set_quarantine_settings(

@@ -239,14 +239,18 @@ async def run_issues(
                 where.append("id > :c1")
         order = f"{key}, id" if sort == "new" else "id"
         rows = (
-            await s.execute(
-                sa.text(
-                    "SELECT id, job_id, tool, path, line, col, symbol, message, issue_type, is_new, age "
-                    f"FROM issue WHERE {' AND '.join(where)} ORDER BY {order} LIMIT :limit"
-                ),
-                params,
+            (
+                await s.execute(
+                    sa.text(
+                        "SELECT id, job_id, tool, path, line, col, symbol, message, issue_type, is_new, age "
+                        f"FROM issue WHERE {' AND '.join(where)} ORDER BY {order} LIMIT :limit"
+                    ),
+                    params,
+                )
             )
-        ).mappings().all()
+            .mappings()
+            .all()
+        )
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = None
@@ -287,9 +291,7 @@ async def get_branch_stats(
     return BranchStatsOut.model_validate({"branch_id": branch_id, "flows": flows})
 
 
-@router.get(
-    "/test-cases/{test_case_id}/history", response_model=TestHistoryOut, dependencies=[viewer("test_case_id")]
-)
+@router.get("/test-cases/{test_case_id}/history", response_model=TestHistoryOut, dependencies=[viewer("test_case_id")])
 async def test_case_history(
     test_case_id: Id,
     db: DbDep,
@@ -298,8 +300,10 @@ async def test_case_history(
 ) -> TestHistoryOut:
     async with db.session() as s:
         tc = (
-            await s.execute(sa.text("SELECT id, project_id, name FROM test_case WHERE id = :t"), {"t": test_case_id})
-        ).mappings().one_or_none()
+            (await s.execute(sa.text("SELECT id, project_id, name FROM test_case WHERE id = :t"), {"t": test_case_id}))
+            .mappings()
+            .one_or_none()
+        )
         if tc is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"test case {test_case_id} not found")
         where = "r.test_case_id = :t"
@@ -308,17 +312,21 @@ async def test_case_history(
             where += " AND r.branch_id = :b"
             params["b"] = branch_id
         rows = (
-            await s.execute(
-                sa.text(
-                    "SELECT r.id, r.flow_id, r.flow_kind, r.flow_seq, r.run_id, r.job_id, r.branch_id, r.status, "
-                    "r.change, r.age, r.instability, r.flaky, r.flaky_rule, r.duration, r.values_json, "
-                    "r.perf_change, r.perf, e.system, e.agents_group, e.config "
-                    f"FROM test_result r JOIN test_env e ON e.id = r.env_id WHERE {where} "
-                    "ORDER BY r.id DESC LIMIT :limit"
-                ),
-                params,
+            (
+                await s.execute(
+                    sa.text(
+                        "SELECT r.id, r.flow_id, r.flow_kind, r.flow_seq, r.run_id, r.job_id, r.branch_id, r.status, "
+                        "r.change, r.age, r.instability, r.flaky, r.flaky_rule, r.duration, r.values_json, "
+                        "r.perf_change, r.perf, e.system, e.agents_group, e.config "
+                        f"FROM test_result r JOIN test_env e ON e.id = r.env_id WHERE {where} "
+                        "ORDER BY r.id DESC LIMIT :limit"
+                    ),
+                    params,
+                )
             )
-        ).mappings().all()
+            .mappings()
+            .all()
+        )
     items = [
         HistoryItemOut(
             id=r["id"],

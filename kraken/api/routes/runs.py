@@ -28,8 +28,14 @@ router = APIRouter(tags=["runs"])
 async def jobs_out(session: AsyncSession, jobs: list[Job]) -> list[JobOut]:
     ids = [j.id for j in jobs]
     steps = (
-        await session.execute(select(Step).where(col(Step.job_id).in_(ids)).order_by(col(Step.job_id), col(Step.index)))
-    ).scalars().all()
+        (
+            await session.execute(
+                select(Step).where(col(Step.job_id).in_(ids)).order_by(col(Step.job_id), col(Step.index))
+            )
+        )
+        .scalars()
+        .all()
+    )
     out = []
     for j in jobs:
         jo = JobOut.model_validate(j)
@@ -89,12 +95,12 @@ async def cancel_job(job_id: Id, state: StateDep, _: UserDep) -> JobOut:
 
 
 @router.post(
-    "/jobs/{job_id}/rerun", response_model=JobOut, status_code=status.HTTP_201_CREATED,
+    "/jobs/{job_id}/rerun",
+    response_model=JobOut,
+    status_code=status.HTTP_201_CREATED,
     dependencies=[member("job_id")],
 )
-async def rerun_job(
-    job_id: Id, state: StateDep, user: UserDep, idempotency_key: IdempotencyKeyHeader = None
-) -> JobOut:
+async def rerun_job(job_id: Id, state: StateDep, user: UserDep, idempotency_key: IdempotencyKeyHeader = None) -> JobOut:
     """Run the job again (a new job).  With an ``Idempotency-Key`` header, the same request sent
     again answers with the job the first one created."""
 

@@ -41,8 +41,11 @@ class SecretIn(BaseModel):
             raise ValueError("an ssh-key secret needs 'key' (and usually 'user')")
         if self.kind == "user-password" and (self.user is None or self.password is None):
             raise ValueError("a user-password secret needs 'user' and 'password'")
-        foreign = sorted(f for f in ("value", "user", "key", "password") if getattr(self, f) is not None
-                         and f not in KIND_FIELDS[self.kind])
+        foreign = sorted(
+            f
+            for f in ("value", "user", "key", "password")
+            if getattr(self, f) is not None and f not in KIND_FIELDS[self.kind]
+        )
         if foreign:
             raise ValueError(f"a {self.kind} secret has no {', '.join(repr(f) for f in foreign)}")
         return self
@@ -91,7 +94,9 @@ def secret_out(secret: Secret) -> SecretOut:
 
 
 @router.get(
-    "/projects/{project_id}/secrets", response_model=list[SecretOut], response_model_exclude_none=True,
+    "/projects/{project_id}/secrets",
+    response_model=list[SecretOut],
+    response_model_exclude_none=True,
     dependencies=[maintainer("project_id")],
 )
 async def list_secrets(project_id: Id, session: SessionDep, _: UserDep) -> list[SecretOut]:
@@ -135,7 +140,9 @@ async def _get(session: Any, secret_id: int) -> Secret:
 
 
 @router.get(
-    "/secrets/{secret_id}", response_model=SecretOut, response_model_exclude_none=True,
+    "/secrets/{secret_id}",
+    response_model=SecretOut,
+    response_model_exclude_none=True,
     dependencies=[maintainer("secret_id")],
 )
 async def get_secret(secret_id: Id, session: SessionDep, _: UserDep) -> SecretOut:
@@ -143,7 +150,9 @@ async def get_secret(secret_id: Id, session: SessionDep, _: UserDep) -> SecretOu
 
 
 @router.put(
-    "/secrets/{secret_id}", response_model=SecretOut, response_model_exclude_none=True,
+    "/secrets/{secret_id}",
+    response_model=SecretOut,
+    response_model_exclude_none=True,
     dependencies=[maintainer("secret_id")],
 )
 async def update_secret(secret_id: Id, body: SecretUpdate, state: StateDep, _: UserDep) -> SecretOut:
@@ -158,7 +167,8 @@ async def update_secret(secret_id: Id, body: SecretUpdate, state: StateDep, _: U
             secret.name = body.name
         current = store.decode(secret)
         foreign = sorted(
-            f for f in ("value", "user", "key", "password")
+            f
+            for f in ("value", "user", "key", "password")
             if getattr(body, f) is not None and f not in KIND_FIELDS.get(secret.kind, ())
         )
         if foreign:
@@ -183,7 +193,8 @@ async def update_secret(secret_id: Id, body: SecretUpdate, state: StateDep, _: U
 
 
 @router.delete(
-    "/secrets/{secret_id}", status_code=status.HTTP_204_NO_CONTENT,
+    "/secrets/{secret_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
     dependencies=[maintainer("secret_id")],
 )
 async def delete_secret(secret_id: Id, state: StateDep, _: UserDep) -> Response:

@@ -151,7 +151,9 @@ async def list_stages(branch_id: Id, session: SessionDep, _: UserDep) -> list[St
 
 
 @router.post(
-    "/branches/{branch_id}/stages", response_model=StageOut, status_code=status.HTTP_201_CREATED,
+    "/branches/{branch_id}/stages",
+    response_model=StageOut,
+    status_code=status.HTTP_201_CREATED,
     dependencies=[maintainer("branch_id")],
 )
 async def create_stage(branch_id: Id, body: StageIn, state: StateDep, _: UserDep) -> Stage:

@@ -93,9 +93,7 @@ async def register_tool(body: ToolIn, state: StateDep, user: UserDep) -> CustomT
     return await _register(state, package, source)
 
 
-@router.post(
-    "/tools/archive", response_model=ToolOut, status_code=status.HTTP_201_CREATED, dependencies=[AdminOnly]
-)
+@router.post("/tools/archive", response_model=ToolOut, status_code=status.HTTP_201_CREATED, dependencies=[AdminOnly])
 async def register_tool_archive(request: Request, state: StateDep, user: UserDep) -> CustomTool:
     """The body is the tool's folder as a tar.gz (``Content-Type: application/gzip``)."""
     require_admin(user, "register tools")
@@ -157,6 +155,4 @@ async def agent_tool_package(
         tool = await tool_store.package_of(session, name, version)
     if tool is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"the tool {key} is not registered")
-    return Response(
-        tool.package, media_type="application/gzip", headers={"X-Kraken-Tool-Digest": tool.digest}
-    )
+    return Response(tool.package, media_type="application/gzip", headers={"X-Kraken-Tool-Digest": tool.digest})

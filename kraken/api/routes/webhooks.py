@@ -78,15 +78,19 @@ def webhook_stages(stages: Sequence[Stage]) -> list[Stage]:
 
 async def _start_flows(session: AsyncSession, project_id: int, event: WebhookEvent, effects: Any) -> list[int]:
     branches = (
-        await session.execute(
-            select(Branch)
-            .where(Branch.project_id == project_id, Branch.branch_name == event.branch, active_branch())
-            .order_by(col(Branch.id))
+        (
+            await session.execute(
+                select(Branch)
+                .where(Branch.project_id == project_id, Branch.branch_name == event.branch, active_branch())
+                .order_by(col(Branch.id))
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     started = []
     for branch in branches:
-        stages = (await session.execute(select(Stage).where(Stage.branch_id == branch.id).order_by(col(Stage.id))))
+        stages = await session.execute(select(Stage).where(Stage.branch_id == branch.id).order_by(col(Stage.id)))
         chosen = webhook_stages(stages.scalars().all())
         if not chosen:
             continue
@@ -135,8 +139,14 @@ async def receive(project_id: Id, provider: str, request: Request, state: StateD
         fresh = await insert_ignore(
             session,
             WebhookDelivery,
-            {"project_id": project_id, "provider": provider, "delivery_id": delivery, "event": name, "flows": [],
-             "created": utcnow()},
+            {
+                "project_id": project_id,
+                "provider": provider,
+                "delivery_id": delivery,
+                "event": name,
+                "flows": [],
+                "created": utcnow(),
+            },
         )
         record = (
             await session.execute(
@@ -167,7 +177,9 @@ def _urls(request: Request, project_id: int) -> dict[str, str]:
 
 
 @router.get(
-    "/projects/{project_id}/webhook", response_model=WebhookConfigOut, response_model_exclude_none=True,
+    "/projects/{project_id}/webhook",
+    response_model=WebhookConfigOut,
+    response_model_exclude_none=True,
     dependencies=[maintainer("project_id")],
 )
 async def get_webhook(project_id: Id, request: Request, state: StateDep, _: UserDep) -> dict[str, Any]:
@@ -180,7 +192,9 @@ async def get_webhook(project_id: Id, request: Request, state: StateDep, _: User
 
 
 @router.put(
-    "/projects/{project_id}/webhook", response_model=WebhookConfigOut, response_model_exclude_none=True,
+    "/projects/{project_id}/webhook",
+    response_model=WebhookConfigOut,
+    response_model_exclude_none=True,
     dependencies=[maintainer("project_id")],
 )
 async def set_webhook(

@@ -23,8 +23,14 @@ def main() -> None:
         g.user_set.set(User.objects.filter(username__in=members))
     RSAKey.objects.create(key=spec["rsa_key"])
     client = Client.objects.create(
-        name="Kraken", client_type="confidential", client_id=spec["client_id"], client_secret=spec["client_secret"],
-        jwt_alg="RS256", require_consent=True, reuse_consent=False, redirect_uris=[spec["redirect_uri"]],
+        name="Kraken",
+        client_type="confidential",
+        client_id=spec["client_id"],
+        client_secret=spec["client_secret"],
+        jwt_alg="RS256",
+        require_consent=True,
+        reuse_consent=False,
+        redirect_uris=[spec["redirect_uri"]],
         scope=["openid", "profile", "email", "groups"],
     )
     client.response_types.add(ResponseType.objects.get(value="code"))
