@@ -134,7 +134,9 @@ async def test_failed_step_fails_job_run_and_flow_and_rerun_replaces_job(
     assert "before" in log and "never" not in log
 
     new = await api.post(f"/jobs/{job['id']}/rerun", expect=201)
-    assert new["rerun_of"] == job["id"] and new["state"] == "queued"
+    # a new job; the answer reads it after the commit, when an idle agent may have taken it already
+    assert new["id"] != job["id"] and new["rerun_of"] == job["id"]
+    assert new["state"] in ("queued", "running", "completed"), new
     flow = await api.wait_flow(flow["id"])
     [current] = await api.jobs(flow["runs"][0]["id"])
     assert current["id"] == new["id"] and current["result"] == "failed"
