@@ -134,17 +134,25 @@ class Server:
         port: int | None = None,
         **env: str,
     ) -> None:
-        self.port = port or free_port()  # given: the caller needs the URL before the start (KRAKEN_PUBLIC_URL)
-        self.url = f"http://127.0.0.1:{self.port}"
-        args = [role, "--port", str(self.port), "--data-dir", str(workdir / name)]
-        if database_url:
-            args += ["--database-url", database_url]
-        if redis_url:
-            args += ["--redis-url", redis_url]
-        if role == "serve" and not local_agent:
-            args.append("--no-local-agent")
-        self.proc = kraken(args, workdir, name, **env)
-        self.proc.wait_line(lambda line: "listening on" in line, timeout=60)
+        # A free port found here can be taken before the server binds it (another test's outgoing
+        # connection gets it as its ephemeral port): a port we chose is chosen again then.
+        for attempt in range(1, 4):
+            self.port = port or free_port()  # given: the caller needs the URL before the start (KRAKEN_PUBLIC_URL)
+            self.url = f"http://127.0.0.1:{self.port}"
+            args = [role, "--port", str(self.port), "--data-dir", str(workdir / name)]
+            if database_url:
+                args += ["--database-url", database_url]
+            if redis_url:
+                args += ["--redis-url", redis_url]
+            if role == "serve" and not local_agent:
+                args.append("--no-local-agent")
+            self.proc = kraken(args, workdir, name, **env)
+            try:
+                self.proc.wait_line(lambda line: "listening on" in line, timeout=60)
+                return
+            except RuntimeError:
+                if port is not None or attempt == 3 or "address already in use" not in self.proc.output:
+                    raise
 
     def stop(self) -> None:
         self.proc.stop()

@@ -43,6 +43,9 @@ SOURCES_DIR = ".kraken/sources"
 MARKER_VAR = "KRAKEN_EXEC_ID"
 
 # sh -c WRAPPER kraken-exec CWD ARGV...
+# The clean-up scans until a pass finds no process of the exec: a process in the middle of its
+# execve has an unreadable environ for a moment and is caught by the next pass (killed ones are
+# zombies, whose environ is empty, until the container's init reaps them).
 EXEC_WRAPPER = r"""exec </dev/null 2>&1
 m=$KRAKEN_EXEC_ID
 cd "$1" 2>/dev/null || { echo "kraken: cannot start '$2': no directory $1"; exit 127; }
@@ -50,9 +53,14 @@ shift
 "$@"
 rc=$?
 unset KRAKEN_EXEC_ID
-for f in $(grep -l -z -x -F "KRAKEN_EXEC_ID=$m" /proc/[0-9]*/environ 2>/dev/null); do
-  p=${f#/proc/}; p=${p%/environ}
-  [ "$p" = "$$" ] || kill -9 "$p" 2>/dev/null
+n=0
+while [ $n -lt 20 ]; do
+  n=$((n+1)); hit=
+  for f in $(grep -l -z -x -F "KRAKEN_EXEC_ID=$m" /proc/[0-9]*/environ 2>/dev/null); do
+    p=${f#/proc/}; p=${p%/environ}
+    [ "$p" = "$$" ] || { kill -9 "$p" 2>/dev/null; hit=1; }
+  done
+  [ -n "$hit" ] || break
 done
 exit $rc
 """
