@@ -72,17 +72,23 @@ async def _pg_pass(db: Database, batch_lines: int, settle: bool) -> Pass:
         rows = lines_of(done.pieces)
         if rows:
             await session.execute(sa.text(INSERT), [dict(zip(KEYS, r, strict=True)) for r in rows])
-        m = done.mark
-        if done.pieces or len(m.gaps) != len(state.gaps):
-            state.last_chunk_id, state.partial_chunk_id, state.partial_line = (
-                m.last_chunk_id,
-                m.partial_chunk_id,
-                m.partial_line,
-            )
-            state.gaps = json.loads(json.dumps(sorted(m.gaps.items())))
-            state.indexed_lines += len(rows)
-            state.updated = utcnow()
+        save_mark(state, done.mark, bool(done.pieces), len(rows))
     return Pass(len(done.pieces), len(rows))
+
+
+def save_mark(state: LogIndexState, mark: Mark, moved: bool, lines: int) -> None:
+    """Store a pass's new mark in the locked state row (only when it moved or its gaps changed),
+    counting the ``lines`` it indexed."""
+    if not moved and len(mark.gaps) == len(state.gaps):
+        return
+    state.last_chunk_id, state.partial_chunk_id, state.partial_line = (
+        mark.last_chunk_id,
+        mark.partial_chunk_id,
+        mark.partial_line,
+    )
+    state.gaps = json.loads(json.dumps(sorted(mark.gaps.items())))
+    state.indexed_lines += lines
+    state.updated = utcnow()
 
 
 async def index_pass(db: Database, batch_lines: int = BATCH_LINES, settle: bool = True) -> Pass:

@@ -15,7 +15,6 @@ cluster is not hammered while the chunks pile up in the database.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from kraken.core.db import Database
-from kraken.logs.indexer import locked_state
+from kraken.logs.indexer import locked_state, save_mark
 from kraken.logs.opensearch import LINE_BITS, STATE_ID, OpenSearchLogStore, index_name
 from kraken.logs.plan import BATCH_CHUNKS, CHUNKS, Mark, live_gaps, plan
 from kraken.models.base import utcnow
@@ -120,17 +119,8 @@ async def index_pass(db: Database, store: OpenSearchLogStore, batch_lines: int =
             mark.partial_line,
         ):
             return 0  # another pass moved the mark meanwhile: what was sent again overwrote the same documents
-        m = done.mark
-        if done.pieces or len(m.gaps) != len(state.gaps):
-            state.last_chunk_id, state.partial_chunk_id, state.partial_line = (
-                m.last_chunk_id,
-                m.partial_chunk_id,
-                m.partial_line,
-            )
-            state.gaps = json.loads(json.dumps(sorted(m.gaps.items())))
-            state.indexed_lines += len(docs)
-            state.updated = utcnow()
-        await _forget_indexed(session, m, store.keep_hours)
+        save_mark(state, done.mark, bool(done.pieces), len(docs))
+        await _forget_indexed(session, done.mark, store.keep_hours)
     return len(docs)
 
 
