@@ -34,7 +34,7 @@ from urllib.parse import quote
 import pylxd
 from pylxd.exceptions import ClientConnectionFailed, LXDAPIException, NotFound
 from websockets.asyncio.client import ClientConnection, unix_connect
-from websockets.exceptions import ConnectionClosed, WebSocketException
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from kraken.agent.executors._container import (
     CONTAINER_WORKDIR,
@@ -63,6 +63,10 @@ from kraken.agent.executors.base import (
 
 PROBE_TIMEOUT = 2.0
 ChunkCallback = Callable[[bytes], Awaitable[None]]
+
+
+class _NotAttached(Exception):
+    """LXD refused an exec websocket before the command started (it never ran)."""
 
 
 def socket_path() -> str:
@@ -281,7 +285,27 @@ class LxdExecutor(Executor):
         on_stderr: ChunkCallback | None = None,
         stdin: AsyncIterator[bytes] | None = None,
     ) -> int | None:
-        """Run argv in the container, passing output chunks on as they come; return the exit code."""
+        """Run argv in the container, passing output chunks on as they come; return the exit code.
+
+        LXD starts the command only once all four websockets are connected; when it refuses one
+        (the operation gave up waiting for them on a loaded host: HTTP 500) the command never ran,
+        so the exec is made again (three tries)."""
+        for attempt in range(1, 4):
+            try:
+                return await self._run_once(argv, environment, on_stdout, on_stderr, stdin)
+            except _NotAttached as exc:
+                if attempt == 3:
+                    raise ExecutorError(f"LXD exec stream in {self.container_name} failed: {exc.__cause__}") from exc
+        raise AssertionError("unreachable")
+
+    async def _run_once(
+        self,
+        argv: Sequence[str],
+        environment: Mapping[str, str],
+        on_stdout: ChunkCallback | None,
+        on_stderr: ChunkCallback | None,
+        stdin: AsyncIterator[bytes] | None,
+    ) -> int | None:
         body = {
             "command": list(argv),
             "environment": dict(environment),
@@ -301,7 +325,14 @@ class LxdExecutor(Executor):
         socks: list[ClientConnection] = []
         try:
             # LXD starts the command once every websocket is connected.
-            socks = list(await asyncio.gather(*(self._ws(operation_id, fds[n]) for n in names)))
+            attached = await asyncio.gather(*(self._ws(operation_id, fds[n]) for n in names), return_exceptions=True)
+            socks = [ws for ws in attached if isinstance(ws, ClientConnection)]
+            refused = [e for e in attached if isinstance(e, InvalidStatus)]
+            if refused:
+                raise _NotAttached() from refused[0]
+            for e in attached:
+                if isinstance(e, BaseException):
+                    raise e
             ws_in, ws_out, ws_err, _control = socks
 
             async def pump(ws: ClientConnection, callback: ChunkCallback | None) -> None:
