@@ -106,6 +106,13 @@ class Settings(BaseSettings):
     )
     default_job_timeout: float = 3600.0
     scheduler_sweep_interval: float = 5.0  # safety net only; assignment is event driven
+    task_lease: float = Field(
+        15.0,
+        ge=2,
+        le=300,
+        description="kraken worker holds a task it runs for this many seconds, renewed while it runs: "
+        "a task whose worker died is run by another worker once it lapses",
+    )
 
     log_level: str = "info"
     # Kraken's own logs on stderr: "text" or "json" (one JSON object a line; kraken.observability.servicelog)

@@ -1,6 +1,14 @@
 """arq worker configuration for ``kraken worker`` (scale-out mode), and the loop that keeps it
 running through Redis outages: arq's worker ends when Redis goes away; ``run_worker`` starts a
-new one, with backoff, until it is told to stop."""
+new one, with backoff, until it is told to stop.
+
+Leases.  arq marks a task it starts with an in-progress key (``arq:in-progress:<job id>``) that
+keeps other workers off it, for the longest task timeout + 10 s (310 s): a worker killed while it
+ran a task left it untouched that long.  Here the key lives ``task_lease`` seconds (15 s by
+default) and ``keep_leases`` renews it every fifth of that while the task runs, so a task whose
+worker died (``kill -9``, a lost machine) is run by another worker within ``task_lease`` s, and a
+task that runs long keeps its worker.  Renewal runs beside arq's poll loop, not in it: that loop
+waits for a free slot when ``max_jobs`` tasks run."""
 
 from __future__ import annotations
 
@@ -14,6 +22,7 @@ from typing import Any
 
 import redis.exceptions
 from arq.connections import RedisSettings
+from arq.constants import in_progress_key_prefix
 from arq.worker import Function, Retry, Worker, func
 
 from kraken.core.backoff import Backoff
@@ -29,6 +38,7 @@ log = logging.getLogger(__name__)
 TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError, asyncio.TimeoutError)
 
 POLL_DELAY = 0.02  # seconds between arq's queue polls: the job-completion path goes through here
+RENEWALS_PER_LEASE = 5  # a running task's lease is renewed every task_lease / 5 seconds
 
 
 def _wrap(name: str, fn: TaskFn) -> Function:
@@ -71,6 +81,42 @@ def worker_settings(settings: Settings, context: TaskContext, on_connected: Call
     }
 
 
+def leased_worker(settings: Settings, context: TaskContext, on_connected: Callable[[], None]) -> Worker:
+    """An arq worker whose in-progress keys live ``settings.task_lease`` seconds (``keep_leases``
+    renews them while the task runs) instead of arq's longest task timeout + 10 s."""
+    worker = Worker(**worker_settings(settings, context, on_connected))
+    worker.in_progress_timeout_s = settings.task_lease  # what start_jobs gives the in-progress key
+    return worker
+
+
+async def keep_leases(worker: Worker, lease: float) -> None:
+    """Renew, every ``lease / RENEWALS_PER_LEASE`` s until cancelled, the in-progress key of every
+    task ``worker`` runs.  A key found gone while its task still runs means this worker was stalled
+    past its lease (another worker may have started the task): that is logged and the task goes on
+    (cancelling it would make arq delete the new holder's key; the tasks are idempotent: result
+    analysis takes the branch's lock and moves ``staged`` to ``analysed`` in one transaction, so a
+    second run finds nothing to do).  A Redis error is left to arq's poll loop, which ends on it."""
+    lost: set[str] = set()
+    while True:
+        await asyncio.sleep(lease / RENEWALS_PER_LEASE)
+        running = list(worker.job_tasks)  # the task functions under way (arq removes them before its keys)
+        if not running or worker._pool is None:
+            continue
+        try:
+            async with worker.pool.pipeline(transaction=False) as pipe:
+                for job_id in running:
+                    pipe.pexpire(in_progress_key_prefix + job_id, int(lease * 1000))
+                renewed = await pipe.execute()
+        except TRANSIENT as exc:
+            log.warning("kraken worker: task leases not renewed (%r)", exc)
+            continue
+        for job_id, ok in zip(running, renewed, strict=True):
+            if not ok and job_id in worker.job_tasks and job_id not in lost:
+                lost.add(job_id)
+                log.warning("kraken worker: task %s's lease lapsed while it ran; another worker may run it", job_id)
+        lost &= set(worker.job_tasks)
+
+
 async def run_worker(settings: Settings, ready: asyncio.Event | None = None) -> None:
     """Serve background tasks until SIGINT/SIGTERM; a Redis outage only pauses it.
 
@@ -100,7 +146,7 @@ async def run_worker(settings: Settings, ready: asyncio.Event | None = None) -> 
                 if not started:
                     await runtime.start()
                     started = True
-                worker = Worker(**worker_settings(settings, runtime.task_context, connected))
+                worker = leased_worker(settings, runtime.task_context, connected)
                 if not await _poll_until_stopped(worker, stop):
                     return  # arq ended by itself (burst mode): nothing to restart
             except TRANSIENT as exc:
@@ -123,10 +169,12 @@ async def _poll_until_stopped(worker: Worker, stop: asyncio.Event) -> bool:
     (False); what it raises (an outage) propagates."""
     polling = asyncio.create_task(worker.async_run())
     stopping = asyncio.create_task(stop.wait())
+    leasing = asyncio.create_task(keep_leases(worker, worker.in_progress_timeout_s))
     try:
         await asyncio.wait({polling, stopping}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stopping.cancel()
+        leasing.cancel()
     if polling.done():
         polling.result()  # raises the outage
         return False

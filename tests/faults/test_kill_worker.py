@@ -1,19 +1,31 @@
-"""``kill -9`` of ``kraken worker`` with a flow's result analysis to do: the analysis waits in the
-task queue (Redis) while no worker runs, and a new worker does it, once: every result analysed,
-statuses present, no result stored twice.
+"""``kill -9`` of ``kraken worker``, with real processes (PostgreSQL, the test's own Redis):
 
-(A worker killed while it *runs* a task leaves arq's in-progress lease on it: another worker runs
-the task again once the lease expires, the longest task timeout + 10 s; see docs/reliability.md.)"""
+* with a flow's result analysis to do: the analysis waits in the task queue while no worker runs,
+  and a new worker does it, once;
+* *while it runs* the analysis: the tasks' leases (``task_lease``, renewed while they run) keep a
+  second worker off them for as long as the first one lives, however long they take; once it is
+  killed, the second worker runs them within the lease, once: every result analysed, statuses
+  present, no result stored twice.
+
+To hold the first worker inside the analysis without a hook in the product, the test takes the
+branch's analysis lock (``kraken.results.locks``) itself: the worker's analysis transactions wait
+on it, seen in ``pg_locks``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
+from kraken.results.locks import LOCK_NAMESPACE
 from tests.conftest import create_pg_database, drop_pg_database
 from tests.support.api import Api
 from tests.support.procs import Proc, Server, kraken, start_agent, wait_agent_connected
@@ -21,6 +33,7 @@ from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.e2e
 
+LEASE = 4.0  # KRAKEN_TASK_LEASE of the test's workers (15 s by default)
 REPORT = (
     "<testsuite name='s' tests='3'><testcase classname='m' name='ok'/><testcase classname='m' name='ok2'/>"
     "<testcase classname='m' name='bad'><failure message='boom'/></testcase></testsuite>"
@@ -41,13 +54,28 @@ async def pg_url() -> AsyncIterator[str]:
     await drop_pg_database(url)
 
 
-def worker(tmp_path: Path, pg_url: str, redis_url: str, name: str) -> Proc:
-    proc = kraken(["worker", "--database-url", pg_url, "--redis-url", redis_url], tmp_path, name)
-    proc.wait_line(lambda line: "connected to Redis, serving tasks" in line)
-    return proc
+@dataclass
+class ScaleOut:
+    tmp_path: Path
+    pg_url: str
+    redis: RedisServer
+    api: Api
+    conn: asyncpg.Connection
+    branch_id: int = 0
+    procs: list[Any] = field(default_factory=list)
+
+    def worker(self, name: str) -> Proc:
+        args = ["worker", "--database-url", self.pg_url, "--redis-url", self.redis.url]
+        proc = kraken(args, self.tmp_path, name, KRAKEN_TASK_LEASE=str(LEASE))
+        self.procs.append(proc)
+        proc.wait_line(lambda line: "connected to Redis, serving tasks" in line)
+        return proc
 
 
-async def test_kill_9_of_the_worker_with_analysis_to_do(tmp_path: Path, pg_url: str) -> None:
+@contextlib.asynccontextmanager
+async def scale_out(tmp_path: Path, pg_url: str) -> AsyncIterator[ScaleOut]:
+    """A server, a controller, an agent, the test's Redis and a database connection; workers are
+    the test's to start."""
     redis_server = RedisServer(tmp_path)
     redis_server.start()
     procs: list[Any] = []
@@ -58,39 +86,16 @@ async def test_kill_9_of_the_worker_with_analysis_to_do(tmp_path: Path, pg_url: 
         procs.append(server)
         ctl = kraken(["controller", "--database-url", pg_url, "--redis-url", redis_server.url], tmp_path, "ctl")
         procs.append(ctl)
-        w1 = worker(tmp_path, pg_url, redis_server.url, "w1")
-        procs.append(w1)
         agent = start_agent(tmp_path, server.url, "kw-agent")
         procs.append(agent)
         ctl.wait_line(lambda line: "kraken controller: running" in line)
         wait_agent_connected(agent)
         api = Api(server.url)
         await api.login()
-        _, branch_id = await api.project_with_branch()
-        await api.stage(branch_id, "s", STAGE)
-
-        w1.kill()  # kill -9: the flow's analysis is queued while no worker runs
-        flow = await api.wait_flow((await api.flow(branch_id))["id"], timeout=90)
-        [run] = flow["runs"]
-        [job] = await api.jobs(run["id"])
         conn = await asyncpg.connect(pg_url.replace("postgresql+asyncpg://", "postgresql://"))
-        staged = await conn.fetchrow("SELECT staged, analysed FROM results_job WHERE job_id = $1", job["id"])
-        assert staged is not None and (staged["staged"], staged["analysed"]) == (3, 0), staged
-
-        procs.append(worker(tmp_path, pg_url, redis_server.url, "w2"))
-
-        async def analysed() -> dict[str, Any] | None:
-            assert api is not None
-            summary = await api.get(f"/runs/{run['id']}/summary")
-            return summary if summary["analysis"] == "done" else None
-
-        summary = await api.wait_until(analysed, 60, "results analysed by the new worker")
-        assert (summary["total"], summary["failed"]) == (3, 1), summary
-        rows = await conn.fetch("SELECT test_case_id, status, change FROM test_result WHERE job_id = $1", job["id"])
-        assert len(rows) == 3 and len({r["test_case_id"] for r in rows}) == 3, rows  # each result once
-        assert all(r["status"] is not None and r["change"] is not None for r in rows), rows
-        done = await conn.fetchrow("SELECT staged, analysed FROM results_job WHERE job_id = $1", job["id"])
-        assert done is not None and (done["staged"], done["analysed"]) == (0, 3), done
+        env = ScaleOut(tmp_path, pg_url, redis_server, api, conn, procs=procs)
+        _, env.branch_id = await api.project_with_branch()
+        yield env
     finally:
         if conn is not None:
             await conn.close()
@@ -99,3 +104,93 @@ async def test_kill_9_of_the_worker_with_analysis_to_do(tmp_path: Path, pg_url: 
         for p in reversed(procs):
             p.stop()
         redis_server.stop()
+
+
+async def analysed(env: ScaleOut, run_id: int, timeout: float) -> dict[str, Any]:
+    async def done() -> dict[str, Any] | None:
+        summary = await env.api.get(f"/runs/{run_id}/summary")
+        return summary if summary["analysis"] == "done" else None
+
+    return await env.api.wait_until(done, timeout, "results analysed by the new worker")  # type: ignore[no-any-return]
+
+
+async def assert_analysed_once(env: ScaleOut, job_id: int, summary: dict[str, Any]) -> None:
+    assert (summary["total"], summary["failed"]) == (3, 1), summary
+    rows = await env.conn.fetch("SELECT test_case_id, status, change FROM test_result WHERE job_id = $1", job_id)
+    assert len(rows) == 3 and len({r["test_case_id"] for r in rows}) == 3, rows  # each result once
+    assert all(r["status"] is not None and r["change"] is not None for r in rows), rows
+    done = await env.conn.fetchrow("SELECT staged, analysed FROM results_job WHERE job_id = $1", job_id)
+    assert done is not None and (done["staged"], done["analysed"]) == (0, 3), done
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    """Poll ``check`` (a database state, which sends no event) every 0.1 s."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not reached within {timeout}s")
+        await asyncio.sleep(0.1)
+
+
+async def test_kill_9_of_the_worker_with_analysis_to_do(tmp_path: Path, pg_url: str) -> None:
+    async with scale_out(tmp_path, pg_url) as env:
+        w1 = env.worker("w1")
+        await env.api.stage(env.branch_id, "s", STAGE)
+
+        w1.kill()  # kill -9: the flow's analysis is queued while no worker runs
+        flow = await env.api.wait_flow((await env.api.flow(env.branch_id))["id"], timeout=90)
+        [run] = flow["runs"]
+        [job] = await env.api.jobs(run["id"])
+        staged = await env.conn.fetchrow("SELECT staged, analysed FROM results_job WHERE job_id = $1", job["id"])
+        assert staged is not None and (staged["staged"], staged["analysed"]) == (3, 0), staged
+
+        env.worker("w2")
+        await assert_analysed_once(env, job["id"], await analysed(env, run["id"], 60))
+
+
+async def test_kill_9_of_the_worker_while_it_runs_the_analysis(tmp_path: Path, pg_url: str) -> None:
+    async with scale_out(tmp_path, pg_url) as env:
+        lock = (LOCK_NAMESPACE, env.branch_id)
+        await env.conn.execute("SELECT pg_advisory_lock($1, $2)", *lock)  # the worker's analysis waits on it
+
+        async def waiting() -> int:
+            sql = (
+                "SELECT count(*) FROM pg_locks"
+                " WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND NOT granted"
+            )
+            return int(await env.conn.fetchval(sql, *lock))
+
+        w1 = env.worker("w1")
+        await env.api.stage(env.branch_id, "s", STAGE)
+        flow = await env.api.wait_flow((await env.api.flow(env.branch_id))["id"], timeout=90)
+        [run] = flow["runs"]
+        [job] = await env.api.jobs(run["id"])
+
+        async def both_tasks_inside() -> bool:  # analyze_job_results and analyze_flow_results
+            return await waiting() == 2
+
+        await until(both_tasks_inside, 60, "w1's two analysis tasks waiting on the branch lock")
+        w2 = env.worker("w2")
+        # Longer than the lease, the first worker keeps its tasks (it renews their leases): the
+        # second one, polling the same queue, does not start them.
+        watch_until = time.monotonic() + 2.5 * LEASE
+        while time.monotonic() < watch_until:
+            assert await waiting() == 2, "a second worker started a task the first one still runs"
+            await asyncio.sleep(0.1)
+        assert not any(re.search(r"→ \S+:analyze_", line) for line in w2.lines), w2.output[-2000:]
+
+        w1.kill()  # kill -9 inside the analysis: PostgreSQL rolls its transactions back
+        killed = time.monotonic()
+        await env.conn.execute("SELECT pg_advisory_unlock($1, $2)", *lock)
+        summary = await analysed(env, run["id"], 60)
+        recovery = time.monotonic() - killed
+        print(f"recovery after kill -9 of the worker mid-analysis: {recovery:.1f} s (lease {LEASE} s)")
+        assert recovery <= LEASE + 5, recovery
+        await assert_analysed_once(env, job["id"], summary)
+
+        # w2 ran both tasks again (arq's try 2: the tasks w1 held, not new ones), once each.
+        for name in ("analyze_job_results", "analyze_flow_results"):
+            starts = [line for line in w2.lines if re.search(rf"→ \S+:{name}\(", line)]
+            assert len(starts) == 1 and "try=2" in starts[0], w2.output[-3000:]
+        assert sum(f"job {job['id']}: 3 results analysed" in line for line in w2.lines) == 1, w2.output[-3000:]
+        assert not any("results analysed" in line for line in w1.lines), w1.output[-3000:]
