@@ -1,6 +1,7 @@
 """Watchdog: no job, run or flow waits forever.
 
 - a running job whose agent has sent no heartbeat for ``agent_timeout`` ends ``error`` ("agent lost");
+  not within ``agent_timeout`` of the watchdog's own start (a restarted server heard nobody meanwhile);
 - a running job past its timeout (plus a grace for the agent to report it) ends ``timeout``;
 - a run past its time limit (its stage's ``timeout``) ends its open jobs ``timeout``;
 - a run whose stage code was never evaluated (its ``start_run`` task was lost) is started;
@@ -49,19 +50,28 @@ class Watchdog(PeriodicService):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._resent: dict[int, float] = {}  # job id -> when its assignment was last sent again
+        # No agent is judged lost before this watchdog could have heard it for agent_timeout: after
+        # a restart of ``kraken serve`` (or of every replica) the agents' last heartbeats are as old
+        # as the downtime, and they need a moment to reconnect.
+        self._judge_from = time.monotonic() + self.settings.agent_timeout
 
     async def tick(self) -> None:
         now = utcnow()
         await self._resend_assignments(now)
         lost_cutoff = now - timedelta(seconds=self.settings.agent_timeout)
+        judging = time.monotonic() >= self._judge_from
         async with self.db.session(quick=True) as session:
             lost = (
-                await session.execute(
-                    select(Job.id, Agent.name, Agent.last_seen)
-                    .join(Agent, col(Agent.id) == Job.agent_id)
-                    .where(col(Job.state) == State.RUNNING, col(Agent.last_seen) < lost_cutoff)
-                )
-            ).all()
+                (
+                    await session.execute(
+                        select(Job.id, Agent.name, Agent.last_seen)
+                        .join(Agent, col(Agent.id) == Job.agent_id)
+                        .where(col(Job.state) == State.RUNNING, col(Agent.last_seen) < lost_cutoff)
+                    )
+                ).all()
+                if judging
+                else []
+            )
             running = (
                 await session.execute(
                     select(Job.id, Job.assigned, Job.started, Job.timeout).where(col(Job.state) == State.RUNNING)
@@ -114,6 +124,8 @@ class Watchdog(PeriodicService):
                 continue
             if (now - begin).total_seconds() > timeout + TIMEOUT_GRACE:
                 await self._end(job_id, Result.TIMEOUT, f"job timed out after {timeout:g} s (agent did not report)")
+        if not judging:
+            return
         async with self.db.transaction(quick=True) as session:
             await session.execute(
                 sa.update(Agent)

@@ -1,10 +1,11 @@
-"""``kill -9`` of a ``kraken server`` replica and of the controller mid-flow (PostgreSQL + Redis,
-two replicas, agents behind a TCP proxy acting as the load balancer): the agents move to the
-other replica, a new controller takes over, every job runs once, every line is stored once,
-the flow ends."""
+"""``kill -9`` (and SIGTERM) of a ``kraken server`` replica and of the controller mid-flow
+(PostgreSQL + Redis, two replicas, agents behind a TCP proxy acting as the load balancer): the
+agents move to the other replica, a new controller takes over, every job runs once, every line is
+stored once, the flow ends."""
 
 from __future__ import annotations
 
+import signal
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -42,7 +43,8 @@ def controller(tmp_path: Path, pg_url: str, redis_url: str, name: str) -> Proc:
     return proc
 
 
-async def test_kill_9_of_a_replica_and_of_the_controller_mid_flow(tmp_path: Path, pg_url: str) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
+async def test_a_replica_and_the_controller_stopped_mid_flow(tmp_path: Path, pg_url: str, sig: signal.Signals) -> None:
     redis_server = RedisServer(tmp_path)
     redis_server.start()
     procs: list[Any] = []
@@ -78,13 +80,13 @@ async def test_kill_9_of_a_replica_and_of_the_controller_mid_flow(tmp_path: Path
 
         jobs = await api.wait_until(all_streaming, 60, "every job's first lines")
 
-        # the replica holding every agent dies; the load balancer sends them to the other one
+        # the replica holding every agent dies (or stops); the load balancer sends them to the other one
         starts = [len(a.lines) for a in agents]
-        s1.proc.kill()
-        proxy.target_port = s2.port
+        proxy.target_port = s2.port  # a stopping replica closes its websockets: the agents come back at once
+        s1.proc.kill(sig)
         proxy.cut()
-        # the controller dies too; a new one takes over
-        ctl.kill()
+        # the controller dies (or stops) too; a new one takes over
+        ctl.kill(sig)
         procs.append(controller(tmp_path, pg_url, redis_server.url, "ctl2"))
         for agent, start in zip(agents, starts, strict=True):
             await agent_connected(agent, start=start)

@@ -2,7 +2,7 @@
 
 * with a flow's result analysis to do: the analysis waits in the task queue while no worker runs,
   and a new worker does it, once;
-* *while it runs* the analysis: the tasks' leases (``task_lease``, renewed while they run) keep a
+* *while it runs* the analysis (and SIGTERM then): the tasks' leases (``task_lease``, renewed while they run) keep a
   second worker off them for as long as the first one lives, however long they take; once it is
   killed, the second worker runs them within the lease, once: every result analysed, statuses
   present, no result stored twice.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -148,7 +149,8 @@ async def test_kill_9_of_the_worker_with_analysis_to_do(tmp_path: Path, pg_url: 
         await assert_analysed_once(env, job["id"], await analysed(env, run["id"], 60))
 
 
-async def test_kill_9_of_the_worker_while_it_runs_the_analysis(tmp_path: Path, pg_url: str) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
+async def test_the_worker_stopped_while_it_runs_the_analysis(tmp_path: Path, pg_url: str, sig: signal.Signals) -> None:
     async with scale_out(tmp_path, pg_url) as env:
         lock = (LOCK_NAMESPACE, env.branch_id)
         await env.conn.execute("SELECT pg_advisory_lock($1, $2)", *lock)  # the worker's analysis waits on it
@@ -179,12 +181,14 @@ async def test_kill_9_of_the_worker_while_it_runs_the_analysis(tmp_path: Path, p
             await asyncio.sleep(0.1)
         assert not any(re.search(r"→ \S+:analyze_", line) for line in w2.lines), w2.output[-2000:]
 
-        w1.kill()  # kill -9 inside the analysis: PostgreSQL rolls its transactions back
+        # kill -9 inside the analysis: PostgreSQL rolls its transactions back, the leases lapse.
+        # SIGTERM: the worker cancels its tasks and gives them back to the queue (arq) at once.
         killed = time.monotonic()
+        w1.kill(sig)
         await env.conn.execute("SELECT pg_advisory_unlock($1, $2)", *lock)
         summary = await analysed(env, run["id"], 60)
         recovery = time.monotonic() - killed
-        print(f"recovery after kill -9 of the worker mid-analysis: {recovery:.1f} s (lease {LEASE} s)")
+        print(f"recovery after {sig.name} of the worker mid-analysis: {recovery:.1f} s (lease {LEASE} s)")
         assert recovery <= LEASE + 5, recovery
         await assert_analysed_once(env, job["id"], summary)
 
