@@ -39,7 +39,7 @@ async def test_kill_9_of_serve_mid_job_twice(tmp_path: Path) -> None:
         backs: list[float] = []
         for at in (20, 80):
 
-            async def streaming(at: int = at) -> bool:
+            async def streaming(at: int = at, api: Api = api) -> bool:
                 [job] = await api.jobs(run_id)
                 return bool(job["log_lines"] >= at)
 
