@@ -14,27 +14,23 @@ on it, seen in ``pg_locks``."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 from kraken.results.locks import LOCK_NAMESPACE
-from tests.conftest import create_pg_database, drop_pg_database
-from tests.support.api import Api
-from tests.support.procs import Proc, Server, kraken, start_agent, wait_agent_connected
-from tests.support.redis_server import RedisServer
+from tests.faults.scale_out import ScaleOut, analysed, pg_url, scale_out
+
+__all__ = ["pg_url"]  # the fixture
 
 pytestmark = pytest.mark.e2e
 
-LEASE = 4.0  # KRAKEN_TASK_LEASE of the test's workers (15 s by default)
+LEASE = 4.0  # KRAKEN_TASK_LEASE of the test's workers (tests/faults/scale_out.py; 15 s by default)
 REPORT = (
     "<testsuite name='s' tests='3'><testcase classname='m' name='ok'/><testcase classname='m' name='ok2'/>"
     "<testcase classname='m' name='bad'><failure message='boom'/></testcase></testsuite>"
@@ -46,73 +42,6 @@ def stage(ctx):
         {{"tool": "junit_collect", "file_glob": "report.xml"}}],
         "environments": [{{"system": "any"}}]}}]}}
 """
-
-
-@pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
-    url = await create_pg_database()
-    yield url
-    await drop_pg_database(url)
-
-
-@dataclass
-class ScaleOut:
-    tmp_path: Path
-    pg_url: str
-    redis: RedisServer
-    api: Api
-    conn: asyncpg.Connection
-    branch_id: int = 0
-    procs: list[Any] = field(default_factory=list)
-
-    def worker(self, name: str) -> Proc:
-        args = ["worker", "--database-url", self.pg_url, "--redis-url", self.redis.url]
-        proc = kraken(args, self.tmp_path, name, KRAKEN_TASK_LEASE=str(LEASE))
-        self.procs.append(proc)
-        proc.wait_line(lambda line: "connected to Redis, serving tasks" in line)
-        return proc
-
-
-@contextlib.asynccontextmanager
-async def scale_out(tmp_path: Path, pg_url: str) -> AsyncIterator[ScaleOut]:
-    """A server, a controller, an agent, the test's Redis and a database connection; workers are
-    the test's to start."""
-    redis_server = RedisServer(tmp_path)
-    redis_server.start()
-    procs: list[Any] = []
-    api: Api | None = None
-    conn: asyncpg.Connection | None = None
-    try:
-        server = Server(tmp_path, role="server", database_url=pg_url, redis_url=redis_server.url)
-        procs.append(server)
-        ctl = kraken(["controller", "--database-url", pg_url, "--redis-url", redis_server.url], tmp_path, "ctl")
-        procs.append(ctl)
-        agent = start_agent(tmp_path, server.url, "kw-agent")
-        procs.append(agent)
-        ctl.wait_line(lambda line: "kraken controller: running" in line)
-        wait_agent_connected(agent)
-        api = Api(server.url)
-        await api.login()
-        conn = await asyncpg.connect(pg_url.replace("postgresql+asyncpg://", "postgresql://"))
-        env = ScaleOut(tmp_path, pg_url, redis_server, api, conn, procs=procs)
-        _, env.branch_id = await api.project_with_branch()
-        yield env
-    finally:
-        if conn is not None:
-            await conn.close()
-        if api is not None:
-            await api.close()
-        for p in reversed(procs):
-            p.stop()
-        redis_server.stop()
-
-
-async def analysed(env: ScaleOut, run_id: int, timeout: float) -> dict[str, Any]:
-    async def done() -> dict[str, Any] | None:
-        summary = await env.api.get(f"/runs/{run_id}/summary")
-        return summary if summary["analysis"] == "done" else None
-
-    return await env.api.wait_until(done, timeout, "results analysed by the new worker")  # type: ignore[no-any-return]
 
 
 async def assert_analysed_once(env: ScaleOut, job_id: int, summary: dict[str, Any]) -> None:
@@ -135,7 +64,7 @@ async def until(check: Callable[[], Awaitable[bool]], timeout: float, what: str)
 
 async def test_kill_9_of_the_worker_with_analysis_to_do(tmp_path: Path, pg_url: str) -> None:
     async with scale_out(tmp_path, pg_url) as env:
-        w1 = env.worker("w1")
+        w1 = env.worker("w1", lease=LEASE)
         await env.api.stage(env.branch_id, "s", STAGE)
 
         w1.kill()  # kill -9: the flow's analysis is queued while no worker runs
@@ -145,7 +74,7 @@ async def test_kill_9_of_the_worker_with_analysis_to_do(tmp_path: Path, pg_url: 
         staged = await env.conn.fetchrow("SELECT staged, analysed FROM results_job WHERE job_id = $1", job["id"])
         assert staged is not None and (staged["staged"], staged["analysed"]) == (3, 0), staged
 
-        env.worker("w2")
+        env.worker("w2", lease=LEASE)
         await assert_analysed_once(env, job["id"], await analysed(env, run["id"], 60))
 
 
@@ -162,7 +91,7 @@ async def test_the_worker_stopped_while_it_runs_the_analysis(tmp_path: Path, pg_
             )
             return int(await env.conn.fetchval(sql, *lock))
 
-        w1 = env.worker("w1")
+        w1 = env.worker("w1", lease=LEASE)
         await env.api.stage(env.branch_id, "s", STAGE)
         flow = await env.api.wait_flow((await env.api.flow(env.branch_id))["id"], timeout=90)
         [run] = flow["runs"]
@@ -172,7 +101,7 @@ async def test_the_worker_stopped_while_it_runs_the_analysis(tmp_path: Path, pg_
             return await waiting() == 2
 
         await until(both_tasks_inside, 60, "w1's two analysis tasks waiting on the branch lock")
-        w2 = env.worker("w2")
+        w2 = env.worker("w2", lease=LEASE)
         # Longer than the lease, the first worker keeps its tasks (it renews their leases): the
         # second one, polling the same queue, does not start them.
         watch_until = time.monotonic() + 2.5 * LEASE
