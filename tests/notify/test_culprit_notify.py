@@ -16,7 +16,7 @@ from tests.notify.test_notify import CODE, notes, run_flow, setup
 
 GOOD, BAD, CULPRIT = "a" * 40, "b" * 40, "c0ffee" + "1" * 34
 COMMITS = [
-    {"id": "d" * 40, "author": "Ann", "email": "ann@example.com", "timestamp": "2026-01-01T00:00:00Z", "message": "docs"},
+    {"id": "d" * 40, "author": "Ann", "email": "ann@example.com", "timestamp": "2026-01-01T00:00:00Z", "message": "x"},
     {
         "id": CULPRIT,
         "author": "Bob Broke",
