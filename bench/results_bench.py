@@ -317,17 +317,16 @@ async def server_main(kind: str, sizes: list[int], flip: float, api_reps: int, k
 
 
 async def bench_api(db: Any, run_id: int, reps: int) -> dict[str, Any]:
+    from types import SimpleNamespace
+
     import httpx
     import sqlalchemy as sa
     from fastapi import FastAPI
 
-    from kraken.api.routes.results import router
-    from kraken.results.queries import encode_cursor as _encode
-
-    from types import SimpleNamespace
-
     from kraken.api.deps import SCOPES, Principal, current_principal
+    from kraken.api.routes.results import router
     from kraken.models import User
+    from kraken.results.queries import encode_cursor as _encode
 
     app = FastAPI()
     app.include_router(router, prefix="/api")
