@@ -10,6 +10,12 @@ API is timed on the flow-2 run of the largest size (>= 2 000 000 results in hist
 
     .venv/bin/python bench/results_bench.py                       # both databases, 100k and 1M
     .venv/bin/python bench/results_bench.py --db sqlite --sizes 100000
+    .venv/bin/python bench/results_bench.py --db postgresql --sizes 1000000 --keep-db   # keep it, print its URL
+    .venv/bin/python bench/results_bench.py --api-only URL RUN_ID     # the API figures only, on a kept database
+
+The API figures include the triage filters (age, instability, agents group) and the
+``quarantined`` flag of each result, with QUARANTINED of the run's tests quarantined on the
+branch (half of them regressed ones).
 
 Prints one JSON document.  PostgreSQL: KRAKEN_BENCH_PG (default
 postgresql://postgres@127.0.0.1:5432/postgres) must allow CREATE DATABASE.
@@ -157,7 +163,39 @@ async def drop_db(name: str | None) -> None:
     await conn.close()
 
 
-async def server_main(kind: str, sizes: list[int], flip: float, api_reps: int) -> dict[str, Any]:
+QUARANTINED = 1000  # tests of the measured run quarantined on its branch
+
+
+async def quarantine_some(db: Any, run_id: int) -> int:
+    """Quarantine QUARANTINED of the run's tests on its branch (half regressed ones), as the
+    triage would; returns how many are quarantined."""
+    import sqlalchemy as sa
+
+    async with db.transaction() as s:
+        branch_id = (
+            await s.execute(sa.text("SELECT branch_id FROM results_job WHERE run_id = :r LIMIT 1"), {"r": run_id})
+        ).scalar()
+        ids: list[int] = []
+        for where in ("change = 3", "change = 0"):  # regressions, then unchanged tests, the first pages' first
+            rows = await s.execute(
+                sa.text(
+                    f"SELECT test_case_id FROM test_result WHERE run_id = :r AND {where} "
+                    "ORDER BY relevancy DESC, id DESC LIMIT :n"
+                ),
+                {"r": run_id, "n": QUARANTINED // 2},
+            )
+            ids += [int(i) for i in rows.scalars()]
+        await s.execute(
+            sa.text(
+                "INSERT INTO test_quarantine (branch_id, test_case_id, reason, created_by, created, passes) "
+                "VALUES (:b, :t, 'bench', 'bench', CURRENT_TIMESTAMP, 0)"
+            ),
+            [{"b": branch_id, "t": t} for t in sorted(set(ids))],
+        )
+    return len(set(ids))
+
+
+async def server_main(kind: str, sizes: list[int], flip: float, api_reps: int, keep_db: bool = False) -> dict[str, Any]:
     import orjson
     import sqlalchemy as sa
     from sqlmodel import SQLModel
@@ -269,25 +307,38 @@ async def server_main(kind: str, sizes: list[int], flip: float, api_reps: int) -
             out["sizes"][str(n)] = figures
         async with db.session() as s:
             out["results_in_history"] = (await s.execute(sa.text("SELECT count(*) FROM test_result"))).scalar()
+        out["quarantined"] = await quarantine_some(db, last_run)
         out["api"] = await bench_api(db, last_run, api_reps)
         out["server_peak_rss_mb_lifetime"] = round(peak_rss_mb(), 1)
+        if keep_db:
+            out["kept"] = {"url": url, "run_id": last_run}
     finally:
         await db.dispose()
-        await drop_db(pg_name)
+        if not keep_db:
+            await drop_db(pg_name)
     return out
 
 
 async def bench_api(db: Any, run_id: int, reps: int) -> dict[str, Any]:
+    from types import SimpleNamespace
+
     import httpx
     import sqlalchemy as sa
     from fastapi import FastAPI
 
+    from kraken.api.deps import SCOPES, Principal, current_principal
     from kraken.api.routes.results import router
+    from kraken.models import User
     from kraken.results.queries import encode_cursor as _encode
 
     app = FastAPI()
     app.include_router(router, prefix="/api")
     app.state.db = db
+    app.state.kraken = SimpleNamespace(runtime=SimpleNamespace(db=db))
+    # the caller is an administrator (the routes check roles since #13: an administrator needs no read)
+    app.dependency_overrides[current_principal] = lambda: Principal(
+        User(id=1, username="bench", password_hash="", is_admin=True), frozenset(SCOPES)
+    )
     async with db.session() as s:
         total = (await s.execute(sa.text("SELECT count(*) FROM test_result WHERE run_id = :r"), {"r": run_id})).scalar()
         deep = (
@@ -299,13 +350,33 @@ async def bench_api(db: Any, run_id: int, reps: int) -> dict[str, Any]:
                 {"r": run_id, "o": int(total * 0.9)},
             )
         ).one()
+        group = (
+            await s.execute(
+                sa.text(
+                    "SELECT e.agents_group FROM test_env e JOIN results_job j ON j.env_id = e.id WHERE j.run_id = :r"
+                ),
+                {"r": run_id},
+            )
+        ).scalar()
     deep_cursor = _encode(deep[0], deep[1])
+    results = f"/api/runs/{run_id}/results?limit=50"
     queries = {
         "first_page": f"/api/runs/{run_id}/results?limit=50",
         "regressions": f"/api/runs/{run_id}/results?change=regression&limit=50",
         "failed_regressions": f"/api/runs/{run_id}/results?status=failed&change=regression&limit=50",
         "deep_page_90pct": f"/api/runs/{run_id}/results?limit=50&cursor={deep_cursor}",
         "summary": f"/api/runs/{run_id}/summary",
+        # the triage filters (issue #15): counted with SQL, not from the summaries' matrix
+        "age_min_1": f"{results}&age_min=1",
+        "age_0": f"{results}&age_min=0&age_max=0",
+        "age_min_1_failed": f"{results}&age_min=1&status=failed",
+        "instability_min_1": f"{results}&instability_min=1",
+        "instability_0_regressions": f"{results}&instability_max=0&change=regression",
+        "agents_group": f"{results}&agents_group={group}",
+        "agents_group_none": f"{results}&agents_group=nobody",
+        "agents_group_regressions": f"{results}&agents_group={group}&change=regression",
+        "age_instability_group_sort_duration": f"{results}&age_min=1&instability_max=0&agents_group={group}"
+        "&sort=-duration",
     }
     out: dict[str, Any] = {"run_results": total}
     transport = httpx.ASGITransport(app=app)
@@ -324,12 +395,63 @@ async def bench_api(db: Any, run_id: int, reps: int) -> dict[str, Any]:
                 times.append((time.perf_counter() - t) * 1000)
                 r.raise_for_status()
             times.sort()
+            body = r.json()
             out[name] = {
                 "p50_ms": round(statistics.median(times), 2),
                 "p95_ms": round(times[max(0, int(len(times) * 0.95) - 1)], 2),
-                "items": len(r.json().get("items", [])) if "items" in r.json() else None,
+                "items": len(body["items"]) if "items" in body else None,
+                "total": body.get("total"),
+                "quarantined_items": sum(1 for i in body["items"] if i["quarantined"]) if "items" in body else None,
             }
     return out
+
+
+async def api_only(url: str, run_id: int, reps: int) -> dict[str, Any]:
+    """The API figures on a kept database; tables added since it was built are created, and each
+    job's summary (with its histogram) is written again, timed against the summary's former query."""
+    import sqlalchemy as sa
+    from sqlmodel import SQLModel
+
+    import kraken.models.results  # noqa: F401
+    from kraken.core.db import Database
+    from kraken.results.analysis import job_summary
+
+    db = Database(url)
+    out: dict[str, Any] = {"summaries": []}
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(SQLModel.metadata.create_all)
+        async with db.session() as s:
+            jobs = (await s.execute(sa.text("SELECT run_id, job_id FROM results_job ORDER BY job_id"))).all()
+        for run, job in jobs:
+            async with db.transaction() as s:
+                t = time.perf_counter()
+                await s.execute(
+                    sa.text(
+                        "SELECT status, change, flaky, perf_change, count(*) FROM test_result "
+                        "WHERE run_id = :r AND job_id = :j GROUP BY status, change, flaky, perf_change"
+                    ),
+                    {"r": run, "j": job},
+                )
+                former = time.perf_counter() - t
+                t = time.perf_counter()
+                await job_summary(s, run, job)
+                now = time.perf_counter() - t
+                hist = (
+                    await s.execute(sa.text("SELECT count(*) FROM results_hist WHERE job_id = :j"), {"j": job})
+                ).scalar()
+            out["summaries"].append(
+                {
+                    "job": job,
+                    "former_summary_query_s": round(former, 3),
+                    "summary_and_hist_s": round(now, 3),
+                    "hist_rows": hist,
+                }
+            )
+        out |= await bench_api(db, run_id, reps)
+        return out
+    finally:
+        await db.dispose()
 
 
 def main() -> None:
@@ -338,15 +460,21 @@ def main() -> None:
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--flip", type=float, default=0.01)
     ap.add_argument("--api-reps", type=int, default=40)
+    ap.add_argument("--keep-db", action="store_true", help="keep the database; its URL and run id are printed")
+    ap.add_argument("--api-only", nargs=2, metavar=("URL", "RUN_ID"), help="only the API figures, on a kept database")
     ap.add_argument("--agent", nargs=2, metavar=("XML", "OUT"), help=argparse.SUPPRESS)
     ap.add_argument("--server", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.agent:
         asyncio.run(agent_main(*args.agent))
         return
+    if args.api_only:
+        url, run = args.api_only
+        print(json.dumps(asyncio.run(api_only(url, int(run), args.api_reps)), indent=2))
+        return
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.server:
-        print(json.dumps(asyncio.run(server_main(args.server, sizes, args.flip, args.api_reps))))
+        print(json.dumps(asyncio.run(server_main(args.server, sizes, args.flip, args.api_reps, args.keep_db))))
         return
     kinds = ["postgresql", "sqlite"] if args.db == "both" else [args.db]
     report: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "runs": []}
@@ -363,6 +491,7 @@ def main() -> None:
                 str(args.flip),
                 "--api-reps",
                 str(args.api_reps),
+                *(["--keep-db"] if args.keep_db else []),
             ],
             capture_output=True,
             text=True,

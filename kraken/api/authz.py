@@ -210,6 +210,10 @@ EVENT_RESOURCE = {
     "run": ("run_id", "id"),
     "job": ("job_id", "id"),
     "step": ("job_id", "job_id"),
+    # a run's results analysed, its culprit searches and re-analysis: its project's viewers see them
+    "results": ("run_id", "run_id"),
+    "culprit": ("run_id", "run_id"),
+    "reanalysis": ("run_id", "run_id"),
 }
 EVENT_CACHE_SIZE = 10_000
 

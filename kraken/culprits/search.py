@@ -31,6 +31,8 @@ from kraken.control import orchestration
 from kraken.control.effects import Effects
 from kraken.core.db import Database
 from kraken.culprits.history import MAX_RANGE, RangeError, commit_range
+from kraken.culprits.known import FINISHED
+from kraken.culprits.known import commit_info as commit_info  # the API reads it from here
 from kraken.culprits.pin import CULPRIT_REASON
 from kraken.culprits.ranges import regression_groups, test_outcomes
 from kraken.models import Branch, Flow, Job, Run, Stage
@@ -42,6 +44,7 @@ from kraken.results.analysis import analyze_job
 log = logging.getLogger(__name__)
 
 PREPARE_TASK = "culprit_prepare"
+NOTIFY_TASK = "notify_culprit"  # kraken.notify.tasks: the run's channels hear how the search ended
 PENDING, BISECTING, FOUND, RANGE, FAILED = "pending", "bisecting", "found", "range", "failed"
 
 
@@ -66,8 +69,11 @@ async def auto_enabled(session: AsyncSession, branch_id: int) -> bool:
 
 
 def _announce(search: CulpritSearch, effects: Effects) -> None:
-    """Live pages (and waiting clients) hear of the search's new state (event ``culprit``)."""
+    """Live pages (and waiting clients) hear of the search's new state (event ``culprit``); a
+    finished search is also told to the run's notification channels (once: the task's key)."""
     effects.event("culprit", id=search.id, run_id=search.run_id, state=search.state, culprit=search.culprit)
+    if search.state in FINISHED:
+        effects.enqueue(NOTIFY_TASK, key=f"{NOTIFY_TASK}:{search.id}", search_id=search.id)
 
 
 def _finish(search: CulpritSearch, state: str, reason: str | None = None, culprit: str | None = None) -> None:
@@ -250,11 +256,3 @@ async def _run_reason(session: AsyncSession, flow_id: int) -> str:
         .all()
     )
     return f": {reasons[0]}" if reasons else ""
-
-
-def commit_info(search: CulpritSearch) -> dict[str, Any] | None:
-    """The culprit's ``{id, author, email, timestamp, message}`` from the range."""
-    for c in search.commits:
-        if c.get("id") == search.culprit:
-            return dict(c)
-    return None

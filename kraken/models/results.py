@@ -148,6 +148,43 @@ class ResultsJob(SQLModel, table=True):
     summary: dict[str, Any] = json_field(dict)
 
 
+class ResultsHist(SQLModel, table=True):
+    """Per job: how many of its analysed results have each (status, change, flaky, instability,
+    age). The results page counts its triage filters (age, instability, agents group) from these
+    few rows instead of the run's million results; written with the job's summary
+    (``kraken.results.analysis.job_summary``), by the same pass over its results."""
+
+    __tablename__ = "results_hist"
+    __table_args__ = (sa.Index("ix_results_hist_run", "run_id", "job_id"),)
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
+    job_id: int = Field(foreign_key="job.id", index=True, ondelete="CASCADE")
+    run_id: int
+    status: int = Field(sa_column=sa.Column(sa.SmallInteger, nullable=False))
+    change: int = Field(sa_column=sa.Column(sa.SmallInteger, nullable=False))
+    flaky: bool
+    instability: int = Field(sa_column=sa.Column(sa.SmallInteger, nullable=False))
+    age: int
+    n: int
+
+
+class ResultsReanalysis(SQLModel, table=True):
+    """Per run: its latest forced re-analysis (``POST /runs/{id}/reanalyze``), a background task
+    (``kraken.results.reanalysis``). ``generation`` counts the requests that started one, ``version``
+    the re-analyses that completed; ``touched`` is the task's last sign of life."""
+
+    __tablename__ = "results_reanalysis"
+    run_id: int = Field(primary_key=True, foreign_key="run.id", ondelete="CASCADE")
+    state: str = Field(max_length=16)  # queued | running | done | failed
+    generation: int = 0
+    version: int = 0
+    requested: datetime
+    touched: datetime
+    started: datetime | None = None
+    finished: datetime | None = None
+    jobs: list[int] = json_field(list)  # the jobs the last completed re-analysis analysed again
+    error: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+
+
 class ResultsBranch(SQLModel, table=True):
     """CI flows of the branch up to ``sealed_seq`` are complete and analysed: the history
     later flows are compared with."""

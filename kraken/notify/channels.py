@@ -23,7 +23,7 @@ class NotifyError(Exception):
 
 @dataclass
 class Message:
-    event: str  # run_started | run_completed | flow_completed | flow_started
+    event: str  # run_started | run_completed | flow_completed | flow_started | culprit
     subject: str
     text: str
     url: str

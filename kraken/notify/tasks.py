@@ -7,6 +7,12 @@ the branch, same flow kind).  A group maps channels to their settings, e.g.
 apply to the flow instead (flow start, flow end, the flow's result against the branch's
 previous flow).  Fields may use ``#{secrets.NAME}``.
 
+When a culprit search ends (``kraken.culprits``), the channels that heard about the end of its
+run or flow (``completed``, and ``changes`` when that end was a change) get a message naming the
+culprit commit and the tests it broke, or saying why none was named (``notify_culprit``; GitHub
+commit statuses are about results, not messages: not told).  A run's or flow's end message names
+the culprits already known for its failing tests (``kraken.culprits.known``).
+
 Each message is recorded in ``notification`` (its key makes a re-run task send it once); a
 failure is retried ``notify_attempts`` times with a doubling delay and logged; it never
 changes the run's result.
@@ -25,9 +31,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from kraken.core.sql import insert_ignore
+from kraken.culprits.known import FINISHED, FOUND, KnownCulprit, candidate_searches, commit_info, known_culprits
 from kraken.models import Branch, Flow, Job, Project, Run, Step
 from kraken.models.base import utcnow
-from kraken.models.enums import State
+from kraken.models.culprits import CulpritSearch
+from kraken.models.enums import Result, State
 from kraken.models.notify import Notification
 from kraken.notify.channels import CHANNELS, Message, destination, send
 from kraken.secrets import store as secrets_store
@@ -116,9 +124,12 @@ async def _deliver(
     run: Run | None,
     labeled: list[tuple[str, dict[str, Any]]],
     msg: Message,
+    about: str | None = None,
+    skip: tuple[str, ...] = (),
 ) -> None:
-    """Send ``msg`` to every channel of the (event, group) pairs, once per channel settings."""
-    wanted = [(event, ch, conf) for event, g in labeled for ch, conf in channels_of(g)]
+    """Send ``msg`` to every channel of the (event, group) pairs, once per channel settings, but
+    the ``skip`` channels. ``about`` keys the message (default: its run, else its flow)."""
+    wanted = [(event, ch, conf) for event, g in labeled for ch, conf in channels_of(g) if ch not in skip]
     if not wanted:
         return
     async with ctx.db.session() as session:
@@ -131,7 +142,7 @@ async def _deliver(
         if ident in seen:
             continue
         seen.add(ident)
-        key = f"{msg.event}:{run.id if run else flow.id}:{ident}"
+        key = f"{msg.event}:{about or (run.id if run else flow.id)}:{ident}"
         await _send_one(ctx, key, flow, run, event, channel, substitute(conf, secrets), masker, msg)
 
 
@@ -234,6 +245,48 @@ def _payload(event: str, project: Project, branch: Branch, flow: Flow, run: Run 
     return body
 
 
+MAX_TESTS_LISTED = 20  # tests named in a message's text (the webhook's JSON has them all)
+
+
+def _tests_text(tests: list[str], indent: str = "  ") -> str:
+    shown = [f"{indent}{t}" for t in tests[:MAX_TESTS_LISTED]]
+    if len(tests) > MAX_TESTS_LISTED:
+        shown.append(f"{indent}... and {len(tests) - MAX_TESTS_LISTED} more")
+    return "\n".join(shown)
+
+
+def _commit_line(sha: str, commit: dict[str, Any] | None) -> str:
+    c = commit or {}
+    who = f"{c.get('author')} <{c.get('email')}>" if c.get("author") else "author unknown"
+    return f"{sha} {c.get('message') or ''}".rstrip() + f" ({who})"
+
+
+async def _known(ctx: TaskContext, flow: Flow, runs: list[Run]) -> list[KnownCulprit]:
+    """The culprits already known for the failing tests of ``runs`` (a CI flow's); their
+    results are analysed first when some search could name them (idempotent)."""
+    if all(r.result == Result.PASSED for r in runs):
+        return []
+    async with ctx.db.session() as session:
+        searches = await candidate_searches(session, flow, {r.stage_name for r in runs})
+    if not searches:
+        return []
+    from kraken.results.analysis import advance_branch
+
+    await advance_branch(ctx.db, flow.branch_id)
+    async with ctx.db.session() as session:
+        return await known_culprits(session, flow, runs, searches)
+
+
+def _known_text(known: list[KnownCulprit]) -> str:
+    if not known:
+        return ""
+    parts = ["", "Known culprits of failing tests:"]
+    for k in known:
+        parts.append(f"- {_commit_line(k.culprit, k.commit)} broke:")
+        parts.append(_tests_text(k.tests, "    "))
+    return "\n".join(parts)
+
+
 async def _notify_run(ctx: TaskContext, run_id: int, started: bool) -> None:
     async with ctx.db.session(quick=True) as session:
         run = await session.get(Run, run_id)
@@ -287,6 +340,8 @@ async def _notify_run(ctx: TaskContext, run_id: int, started: bool) -> None:
     text = f"{flow.kind} flow {flow.seq}: {run.result}" + (f" (was {previous})" if previous else "")
     if run.reason:
         text += f"\n{run.reason}"
+    known = await _known(ctx, flow, [run])
+    text += _known_text(known)
     payload = _payload("run_completed", project, branch, flow, run, url)
     msg = Message(
         event="run_completed",
@@ -296,7 +351,12 @@ async def _notify_run(ctx: TaskContext, run_id: int, started: bool) -> None:
         result=run.result,
         previous_result=previous,
         changed=changed,
-        payload={**payload, "previous_result": previous, "changed": changed},
+        payload={
+            **payload,
+            "previous_result": previous,
+            "changed": changed,
+            "culprits": [k.as_json() for k in known],
+        },
         commit=commit,
         repo=_repo(flow),
         context=f"kraken/{run.stage_name}",
@@ -339,11 +399,12 @@ async def notify_flow_completed(ctx: TaskContext, flow_id: int) -> None:
     url = f"{_base_url(ctx)}/flows/{flow.id}"
     lines = "\n".join(f"{r.stage_name}: {r.result}" for r in runs)
     was = f" (was {previous})" if previous else ""
+    known = await _known(ctx, flow, runs)
     payload = _payload("flow_completed", project, branch, flow, None, url)
     msg = Message(
         event="flow_completed",
         subject=f"{project.name} / {branch.name}: flow {flow.seq} {flow.result}",
-        text=f"{flow.kind} flow {flow.seq}: {flow.result}{was}\n{lines}",
+        text=f"{flow.kind} flow {flow.seq}: {flow.result}{was}\n{lines}{_known_text(known)}",
         url=url,
         result=flow.result,
         previous_result=previous,
@@ -353,8 +414,83 @@ async def notify_flow_completed(ctx: TaskContext, flow_id: int) -> None:
             "previous_result": previous,
             "changed": changed,
             "runs": [{"stage": r.stage_name, "result": r.result} for r in runs],
+            "culprits": [k.as_json() for k in known],
         },
         commit=commit,
         repo=_repo(flow),
     )
     await _deliver(ctx, project.id, flow, None, completed + (changes if changed else []), msg)
+
+
+@task
+async def notify_culprit(ctx: TaskContext, search_id: int) -> None:
+    """A culprit search ended: the channels told about its run's (or flow's) end hear which commit
+    broke which tests, or why no commit was named."""
+    async with ctx.db.session(quick=True) as session:
+        search = await session.get(CulpritSearch, search_id)
+        run = await session.get(Run, search.run_id) if search is not None else None
+    if search is None or run is None or search.state not in FINISHED:
+        return
+    schema = run.schema_ or {}
+    if not any(groups(schema, e, scope) for e in ("completed", "changes") for scope in ("run", "flow")):
+        return
+    loaded = await _load(ctx, run.flow_id)
+    if loaded is None:
+        return
+    flow, branch, project, _runs = loaded
+    assert project.id is not None
+    async with ctx.db.session() as session:
+        run_changed = await _previous_run_result(session, run, flow) != run.result
+        flow_changed = await _previous_flow_result(session, flow) != flow.result
+    labeled = [("completed", g) for scope in ("run", "flow") for g in groups(schema, "completed", scope)]
+    if run_changed:
+        labeled += [("changes", g) for g in groups(schema, "changes", "run")]
+    if flow_changed:
+        labeled += [("changes", g) for g in groups(schema, "changes", "flow")]
+    base = _base_url(ctx)
+    url = f"{base}/runs/{run.id}/results?change=regression"
+    where = f"{project.name} / {branch.name} / {run.stage_name}"
+    tests = list(search.tests)
+    n = f"{len(tests)} test{'s' if len(tests) != 1 else ''}"
+    of_run = f"run {run.seq} of {flow.kind} flow {flow.seq} ({base}/flows/{flow.id})"
+    commit = commit_info(search)
+    if search.state == FOUND and search.culprit:
+        subject = f"{where}: commit {search.culprit[:12]} broke {n}"
+        head = f"Culprit: {_commit_line(search.culprit, commit)}\nIt broke {n} of {of_run}:"
+    else:
+        subject = f"{where}: no culprit named for {n} ({search.state})"
+        head = f"No culprit named ({search.state}): {search.reason or 'no reason recorded'}\nTests of {of_run}:"
+    bisected = f"{len(search.flows)} bisection flow{'s' if len(search.flows) != 1 else ''}"
+    text = (
+        f"{head}\n{_tests_text(tests)}\n"
+        f"Range: {search.good_commit or '?'}..{search.bad_commit or '?'} ({len(search.commits)} commits), {bisected}"
+    )
+    payload = _payload("culprit", project, branch, flow, run, url)
+    payload["culprit"] = {
+        "search_id": search.id,
+        "state": search.state,
+        "reason": search.reason,
+        "commit": search.culprit,
+        "author": (commit or {}).get("author"),
+        "email": (commit or {}).get("email"),
+        "subject": (commit or {}).get("message"),
+        "tests": tests,
+        "good_commit": search.good_commit,
+        "bad_commit": search.bad_commit,
+        "range_commits": len(search.commits),
+        "flows": search.flows,
+    }
+    msg = Message(
+        event="culprit",
+        subject=subject,
+        text=text,
+        url=url,
+        result=run.result,
+        previous_result=None,
+        changed=False,
+        payload=payload,
+        commit=search.culprit,
+        repo=_repo(flow),
+    )
+    # a GitHub commit status is about a run's result: a culprit is no status
+    await _deliver(ctx, project.id, flow, run, labeled, msg, about=f"search-{search.id}", skip=("github",))

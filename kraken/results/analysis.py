@@ -49,7 +49,7 @@ from sqlmodel import col, select
 from kraken.core.db import Database
 from kraken.models import Job, Run
 from kraken.models.base import utcnow
-from kraken.models.results import ResultsBranch, ResultsJob
+from kraken.models.results import ResultsBranch, ResultsHist, ResultsJob
 from kraken.observability import metrics
 from kraken.results import quarantine
 from kraken.results.comments import root_caused_clause
@@ -227,17 +227,40 @@ async def _same_commit_jobs(session: AsyncSession, rj: ResultsJob) -> list[tuple
 
 
 async def job_summary(session: AsyncSession, run_id: int, job_id: int) -> dict[str, Any]:
+    """The job's summary (counts, the filter matrix); its ``results_hist`` rows are rewritten
+    from the same pass over its results (inside the caller's write transaction)."""
     rows = (
         await _exec(
             session,
-            "SELECT status, change, flaky, perf_change, count(*) FROM test_result WHERE run_id = :r AND job_id = :j "
-            "GROUP BY status, change, flaky, perf_change",
+            "SELECT status, change, flaky, perf_change, instability, age, count(*) FROM test_result "
+            "WHERE run_id = :r AND job_id = :j GROUP BY status, change, flaky, perf_change, instability, age",
             {"r": run_id, "j": job_id},
         )
     ).all()
+    hist: Counter[tuple[int, int, bool, int, int]] = Counter()
+    for status, change, flaky, _perf, instability, age, n in rows:
+        hist[(int(status), int(change), bool(flaky), int(instability), int(age))] += int(n)
+    await _exec(session, "DELETE FROM results_hist WHERE job_id = :j", {"j": job_id})
+    if hist:
+        await session.execute(
+            sa.insert(ResultsHist),
+            [
+                {
+                    "job_id": job_id,
+                    "run_id": run_id,
+                    "status": s,
+                    "change": c,
+                    "flaky": f,
+                    "instability": i,
+                    "age": a,
+                    "n": n,
+                }
+                for (s, c, f, i, a), n in sorted(hist.items())
+            ],
+        )
     counts: Counter[str] = Counter()
     matrix: Counter[tuple[int, int, int]] = Counter()
-    for status, change, flaky, perf, n in rows:
+    for status, change, flaky, perf, _instability, _age, n in rows:
         counts["total"] += n
         counts[STATUS_NAMES[status]] += n
         counts[CHANGE_NAMES[change]] += n

@@ -195,8 +195,32 @@ class ResultFilter:
         return out
 
     def count_sql(self, sqlite: bool) -> str:
-        """Counts the matching results (only needed when not :attr:`counted_by_matrix`)."""
-        return f"SELECT count(*) FROM test_result r WHERE {' AND '.join(self.where(sqlite))}"
+        """Counts the matching results (only needed when not :attr:`counted_by_matrix`): from the
+        jobs' histograms (``results_hist``, a few rows per job) unless a name is searched, which
+        only the results themselves can say."""
+        if self.name:
+            return f"SELECT count(*) FROM test_result r WHERE {' AND '.join(self.where(sqlite))}"
+        where = [f"h.run_id = {int(self.run_id)}"]
+        if self.statuses is not None:
+            where.append(_in("h.status", self.statuses))
+        if self.changes is not None:
+            where.append(_in("h.change", self.changes))
+        if self.flaky is not None:
+            where.append(f"h.flaky = {int(self.flaky)}" if sqlite else f"h.flaky = {'TRUE' if self.flaky else 'FALSE'}")
+        if self.job_id is not None:
+            where.append(f"h.job_id = {int(self.job_id)}")
+        for column, (lo, hi) in (("h.age", self.age), ("h.instability", self.instability)):
+            if lo is not None:
+                where.append(f"{column} >= {int(lo)}")
+            if hi is not None:
+                where.append(f"{column} <= {int(hi)}")
+        if self.agents_group:
+            # a job's results all have its environment (results_job.env_id)
+            where.append(
+                "h.job_id IN (SELECT rj.job_id FROM results_job rj JOIN test_env e ON e.id = rj.env_id "
+                f"WHERE rj.run_id = {int(self.run_id)} AND e.agents_group = :group)"
+            )
+        return f"SELECT COALESCE(SUM(h.n), 0) FROM results_hist h WHERE {' AND '.join(where)}"
 
     def matrix_total(self, matrix: Iterable[Iterable[int]]) -> int:
         """The number of matching results from a summary's ``[status, change, flaky, n]`` rows."""

@@ -200,11 +200,20 @@ class FailureTestsPage(BaseModel):
 
 
 class ReanalysisOut(BaseModel):
-    """The jobs whose results were analysed again (jobs still waiting for their first analysis
-    are left to it)."""
+    """A run's forced re-analysis, a background task: ``queued``, ``running``, ``done`` or
+    ``failed`` (``none``: never asked for). ``generation`` counts the requests that started one,
+    ``version`` the re-analyses done; ``jobs``: those the last one analysed again (jobs still
+    waiting for their first analysis are left to it)."""
 
     run_id: int
-    jobs: list[int]
+    state: Literal["none", "queued", "running", "done", "failed"]
+    generation: int
+    version: int
+    requested: datetime | None = None
+    started: datetime | None = None
+    finished: datetime | None = None
+    jobs: list[int] = []
+    error: str | None = None
 
 
 class BranchFlowStatsOut(BaseModel):

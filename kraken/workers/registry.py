@@ -47,5 +47,6 @@ def tasks() -> dict[str, TaskFn]:
         import kraken.logs.tasks
         import kraken.notify.tasks
         import kraken.results.analysis
+        import kraken.results.reanalysis
         import kraken.workers.tasks  # noqa: F401
     return dict(_TASKS)

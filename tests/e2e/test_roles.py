@@ -117,6 +117,7 @@ RULES: dict[str, str] = {
     "GET /api/runs/{run_id}/culprits": "viewer",
     "POST /api/runs/{run_id}/culprits": "member",
     "POST /api/runs/{run_id}/reanalyze": "member",
+    "GET /api/runs/{run_id}/reanalysis": "viewer",
     "GET /api/branches/{branch_id}/culprit-settings": "viewer",
     "PUT /api/branches/{branch_id}/culprit-settings": "maintainer",
     "GET /api/runs/{run_id}/failure-groups/{key}/tests": "viewer",

@@ -160,6 +160,15 @@ def stage(ctx):
 """
 
 
+async def next_event(events: Any, kind: str) -> dict[str, Any]:
+    import asyncio
+
+    while True:
+        got, data = await asyncio.wait_for(events.get(), 30)
+        if got == kind:
+            return data  # type: ignore[no-any-return]
+
+
 async def next_flow_event(events: Any) -> dict[str, Any]:
     import asyncio
 
@@ -188,3 +197,10 @@ async def test_event_stream_shows_only_visible_projects(server: Server, api: Api
         assert (await next_flow_event(member_events))["id"] == private_flow["id"]
         assert (await next_flow_event(member_events))["id"] == public_flow["id"]
         assert (await next_flow_event(outsider_events))["id"] == public_flow["id"]
+        # a run's events that are not about the run itself (its re-analysis) follow its project too
+        runs = []
+        for flow in (private_flow, public_flow):
+            runs.append((await api.get(f"/flows/{flow['id']}"))["runs"][0]["id"])
+            assert (await api.post(f"/runs/{runs[-1]}/reanalyze", expect=202))["state"] == "queued"
+        assert (await next_event(member_events, "reanalysis"))["run_id"] == runs[0]
+        assert (await next_event(outsider_events, "reanalysis"))["run_id"] == runs[1]

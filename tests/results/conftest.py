@@ -166,9 +166,10 @@ async def world(rdb: Database) -> World:
 
 
 @contextlib.asynccontextmanager
-async def admin_client(db: Database, router: Any) -> AsyncIterator[Any]:
+async def admin_client(db: Database, router: Any, runtime: Any = None) -> AsyncIterator[Any]:
     """An HTTP client of a bare app holding ``router`` on ``db``, whose caller is an administrator
-    (the routes check the caller's role in the project: kraken.api.authz)."""
+    (the routes check the caller's role in the project: kraken.api.authz). ``runtime``: what the
+    routes that write through the server state use (``db``, ``bus``, ``queue``), else only ``db``."""
     from types import SimpleNamespace
 
     import httpx
@@ -180,7 +181,12 @@ async def admin_client(db: Database, router: Any) -> AsyncIterator[Any]:
     app = FastAPI()
     app.include_router(router, prefix="/api")
     app.state.db = db
-    app.state.kraken = SimpleNamespace(runtime=SimpleNamespace(db=db))
+    if runtime is None:
+        app.state.kraken = SimpleNamespace(runtime=SimpleNamespace(db=db))
+    else:
+        from kraken.api.state import ServerState
+
+        app.state.kraken = ServerState(runtime=runtime)
     app.dependency_overrides[current_principal] = lambda: Principal(
         User(id=1, username="admin", password_hash="", is_admin=True), frozenset(SCOPES)
     )

@@ -198,47 +198,6 @@ async def test_results_age_instability_and_agents_group_filters(world: World, cl
         assert r.status_code == 422 and name in r.text, (bad, r.text)
 
 
-async def test_reanalyze_replaces_the_figures_without_duplicates(world: World, client: httpx.AsyncClient) -> None:
-    """Re-analysis recomputes spoiled figures from the history the run had, keeps one row per
-    result however often it runs, and leaves later flows and earlier runs alone."""
-    await world.ci_flow(res(30))
-    _, job = await world.ci_flow(res(30, failing={4, 5}))
-    run = await world.run_of(job)
-    _, later_job = await world.ci_flow(res(30, failing={5}))
-    later = await world.run_of(later_job)
-    before = await world.results(job)
-    later_before = await world.results(later_job)
-    summary = (await client.get(f"/api/runs/{run}/summary")).json()
-
-    async with world.db.transaction() as s:  # spoil what the analysis computed
-        await s.execute(
-            sa.text("UPDATE test_result SET change = 0, age = 77, relevancy = 0 WHERE job_id = :j"), {"j": job}
-        )
-    assert (await client.get(f"/api/runs/{run}/results?change=regression")).json()["items"] == []
-
-    for _ in range(2):
-        r = await client.post(f"/api/runs/{run}/reanalyze")
-        assert r.status_code == 200, r.text
-        assert r.json() == {"run_id": run, "jobs": [job]}
-        after = await world.results(job)
-        assert len(after) == 30
-        assert {k: v | {"id": 0} for k, v in after.items()} == {k: v | {"id": 0} for k, v in before.items()}
-        async with world.db.session() as s:
-            n = (await s.execute(sa.text("SELECT count(*) FROM test_result WHERE job_id = :j"), {"j": job})).scalar()
-        assert n == 30
-    regs = (await client.get(f"/api/runs/{run}/results?change=regression")).json()
-    assert regs["total"] == 2 and {i["test"] for i in regs["items"]} == {"suite::test_0004", "suite::test_0005"}
-
-    def figures(sm: dict[str, Any]) -> dict[str, Any]:
-        return sm | {"jobs": [j | {"analysis_seconds": 0} for j in sm["jobs"]]}
-
-    assert figures((await client.get(f"/api/runs/{run}/summary")).json()) == figures(summary)
-    assert await world.results(later_job) == later_before
-    assert (await client.get(f"/api/runs/{later}/summary")).json()["regressions"] == 0
-    assert (await client.post("/api/runs/999999/reanalyze")).status_code == 404
-    assert (await client.post("/api/runs/0/reanalyze")).status_code == 422
-
-
 async def test_branch_stats_over_the_last_flows(world: World, client: httpx.AsyncClient) -> None:
     """Per CI flow, oldest first: totals, pass ratio, failures, regressions, fixes, flaky and
     duration; ``limit`` keeps the last N; dev flows are left out."""

@@ -59,8 +59,13 @@ def test_triage_filters_reanalysis_and_branch_charts(page: Page, kraken: Kraken,
 
     page.goto(f"/runs/{run2}/results")
     expect(rows.first).to_contain_text("test_mul")
-    page.get_by_test_id("reanalyze").click()
-    expect(page.get_by_test_id("reanalyze")).to_have_attribute("data-done", "1")
+    button = page.get_by_test_id("reanalyze")
+    expect(button).to_have_attribute("data-state", "none")
+    button.click()  # a background task: the button waits for the event "reanalysis" (done)
+    expect(button).to_have_attribute("data-state", "done")
+    expect(button).to_have_attribute("data-version", "1")
+    expect(button).to_have_text("Re-analyse")
+    assert kraken.get(f"/runs/{run2}/reanalysis")["jobs"] != []
     expect(rows.first).to_contain_text("regression")
     expect(total).to_contain_text("4 results")
     assert kraken.get(f"/runs/{run2}/summary")["total"] == 4  # replaced, not added

@@ -125,6 +125,14 @@ export const useAgents = () =>
 export const useAgentGroups = () =>
   useQuery({ queryKey: qk.agentGroups(), queryFn: () => unwrap<string[]>(client.GET("/api/agent-groups")) });
 
+/** A run's forced re-analysis: the event "reanalysis" refreshes it. */
+export const useReanalysis = (runId: number) =>
+  useQuery({
+    queryKey: qk.reanalysis(runId),
+    retry: false,
+    queryFn: () => unwrap(client.GET("/api/runs/{run_id}/reanalysis", { params: { path: { run_id: runId } } })),
+  });
+
 export const useRunSummary = (runId: number, enabled = true) =>
   useQuery({
     queryKey: qk.summary(runId),

@@ -1298,6 +1298,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/runs/{run_id}/reanalysis": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Reanalysis */
+        get: operations["get_reanalysis_api_runs__run_id__reanalysis_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/runs/{run_id}/reanalyze": {
         parameters: {
             query?: never;
@@ -1310,7 +1327,9 @@ export interface paths {
         /**
          * Reanalyze
          * @description Analyse the run's results again against their history, replacing the figures (not adding
-         *     rows); runs within the request, as a job's analysis does in a worker.
+         *     rows), in a background task: the answer is the queued re-analysis, or the one already queued
+         *     or running (no second one starts). ``GET /runs/{id}/reanalysis`` and the event ``reanalysis``
+         *     say when it is ``done`` (``version`` + 1) or ``failed``.
          */
         post: operations["reanalyze_api_runs__run_id__reanalyze_post"];
         delete?: never;
@@ -3034,14 +3053,36 @@ export interface components {
         };
         /**
          * ReanalysisOut
-         * @description The jobs whose results were analysed again (jobs still waiting for their first analysis
-         *     are left to it).
+         * @description A run's forced re-analysis, a background task: ``queued``, ``running``, ``done`` or
+         *     ``failed`` (``none``: never asked for). ``generation`` counts the requests that started one,
+         *     ``version`` the re-analyses done; ``jobs``: those the last one analysed again (jobs still
+         *     waiting for their first analysis are left to it).
          */
         ReanalysisOut: {
-            /** Jobs */
+            /** Error */
+            error?: string | null;
+            /** Finished */
+            finished?: string | null;
+            /** Generation */
+            generation: number;
+            /**
+             * Jobs
+             * @default []
+             */
             jobs: number[];
+            /** Requested */
+            requested?: string | null;
             /** Run Id */
             run_id: number;
+            /** Started */
+            started?: string | null;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "none" | "queued" | "running" | "done" | "failed";
+            /** Version */
+            version: number;
         };
         /** RepoStateOut */
         RepoStateOut: {
@@ -6610,7 +6651,7 @@ export interface operations {
             };
         };
     };
-    reanalyze_api_runs__run_id__reanalyze_post: {
+    get_reanalysis_api_runs__run_id__reanalysis_get: {
         parameters: {
             query?: never;
             header?: never;
@@ -6623,6 +6664,37 @@ export interface operations {
         responses: {
             /** @description Successful Response */
             200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReanalysisOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    reanalyze_api_runs__run_id__reanalyze_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -56,6 +56,7 @@ export type FailureTest = S["FailureTestOut"];
 export type HistoryItem = S["HistoryItemOut"];
 export type BranchFlowStats = S["BranchFlowStatsOut"];
 export type TestHistory = S["TestHistoryOut"];
+export type Reanalysis = S["ReanalysisOut"];
 export type TestStatus = TestResult["status"];
 export type TestChange = TestResult["change"];
 
@@ -67,4 +68,6 @@ export type LiveEvent =
   | { kind: "step"; job_id: number; index: number; state: State; result: Outcome | null }
   | { kind: "agent"; id: number; online?: boolean; enabled?: boolean }
   /** a job's test results are analysed (kraken/results/analysis.py) */
-  | { kind: "results"; job_id: number; run_id: number; flow_id: number };
+  | { kind: "results"; job_id: number; run_id: number; flow_id: number }
+  /** a run's forced re-analysis changed state (kraken/results/reanalysis.py) */
+  | { kind: "reanalysis"; run_id: number; state: Reanalysis["state"]; generation: number; version: number };

@@ -56,4 +56,20 @@ describe("Live", () => {
     expect(qc.getQueryState([...qk.summary(7)])!.isInvalidated).toBe(true);
     expect(qc.getQueryState(other)!.isInvalidated).toBe(false);
   });
+
+  it("re-reads a run's re-analysis on each change, and its results and summary once it is done", async () => {
+    const qc = new QueryClient();
+    qc.setQueryData([...qk.reanalysis(7)], { state: "queued" });
+    qc.setQueryData([...qk.results(7, { status: "failed" })], { total: 1 });
+    qc.setQueryData([...qk.summary(7)], { total: 1 });
+    const live = new Live(qc);
+    live.handle({ kind: "reanalysis", run_id: 7, state: "running", generation: 1, version: 0 });
+    await vi.advanceTimersByTimeAsync(150);
+    expect(qc.getQueryState([...qk.reanalysis(7)])!.isInvalidated).toBe(true);
+    expect(qc.getQueryState([...qk.results(7, { status: "failed" })])!.isInvalidated).toBe(false);
+    live.handle({ kind: "reanalysis", run_id: 7, state: "done", generation: 1, version: 1 });
+    await vi.advanceTimersByTimeAsync(150);
+    expect(qc.getQueryState([...qk.results(7, { status: "failed" })])!.isInvalidated).toBe(true);
+    expect(qc.getQueryState([...qk.summary(7)])!.isInvalidated).toBe(true);
+  });
 });

@@ -14,7 +14,7 @@ import { qk } from "./queryKeys";
 
 export type LiveStatus = "off" | "connecting" | "live" | "reconnecting";
 
-const KINDS = ["flow", "run", "job", "step", "agent", "results"] as const;
+const KINDS = ["flow", "run", "job", "step", "agent", "results", "reanalysis"] as const;
 
 type Listener = () => void;
 
@@ -176,6 +176,11 @@ export class Live {
         this.invalidate(qk.summary(e.run_id), qk.results(e.run_id), qk.flowSummary(e.flow_id), qk.latest());
         break;
       }
+      case "reanalysis":
+        // a run's forced re-analysis moved on; once done its figures are new (kraken/results/reanalysis.py)
+        this.invalidate(qk.reanalysis(e.run_id));
+        if (e.state === "done") this.invalidate(qk.summary(e.run_id), qk.results(e.run_id), qk.flowSummary(), qk.latest());
+        break;
     }
   }
 

@@ -39,6 +39,8 @@ export const qk = {
   agentGroups: () => key("agentGroups"),
   /** A run's results summary. */
   summary: (runId?: number) => key("summary", runId),
+  /** A run's forced re-analysis (queued, running, done, failed). */
+  reanalysis: (runId?: number) => key("reanalysis", runId),
   /** A run's results pages, per filter. */
   results: (runId?: number, filters?: object) => key("results", runId, filters),
   /** A run's linter issues, per order and filter. */

@@ -8,8 +8,8 @@ import { useVirtualizer } from "@tanstack/react-virtual";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { client, unwrap } from "../api/client";
 import { qk } from "../lib/queryKeys";
-import { useJobs, useResults, useRunSummary, type ResultFilters } from "../api/queries";
-import type { Job, ResultsSummary, TestResult } from "../api/types";
+import { useJobs, useReanalysis, useResults, useRunSummary, type ResultFilters } from "../api/queries";
+import type { Job, Reanalysis, ResultsSummary, TestResult } from "../api/types";
 import { PageHeader } from "../components/Layout";
 import { QuarantineControl } from "../components/Quarantine";
 import { CulpritLine, CulpritsPanel, culpritOf, useCulprits } from "../components/Culprits";
@@ -295,27 +295,38 @@ function Detail({ r, runId, jobs, branchId, onClose }: { r: TestResult; runId: n
 }
 
 /** Force a re-analysis of the run's results (a project member may): the figures are computed
- * again from the history the run had; the page's queries are refreshed when it is done. */
+ * again from the history the run had, in a background task. The button says "Re-analysing…"
+ * until the event "reanalysis" says it is done (or failed); the page's queries are then re-read
+ * (kraken/results/reanalysis.py, src/lib/live.ts). */
 function ReanalyzeButton({ runId }: { runId: number }) {
   const qc = useQueryClient();
+  const current = useReanalysis(runId);
   const run = useMutation({
     mutationFn: () => unwrap(client.POST("/api/runs/{run_id}/reanalyze", { params: { path: { run_id: runId } } })),
-    onSuccess: async () => {
-      await Promise.all([qc.invalidateQueries({ queryKey: qk.results(runId) }), qc.invalidateQueries({ queryKey: qk.summary(runId) })]);
-    },
+    // the answer is the queued (or already running) re-analysis; an event may have brought a later state first
+    onSuccess: (r) =>
+      qc.setQueryData<Reanalysis>(qk.reanalysis(runId), (old) => (old && old.generation >= r.generation ? old : r)),
   });
+  const state = current.data?.state;
+  const busy = run.isPending || state === "queued" || state === "running";
   return (
     <>
       <button
         className="btn"
         onClick={() => run.mutate()}
-        disabled={run.isPending}
+        disabled={busy}
         title="Analyse this run's results again against their history"
         data-testid="reanalyze"
-        data-done={run.isSuccess ? String(run.data.jobs.length) : undefined}
+        data-state={state}
+        data-version={current.data ? String(current.data.version) : undefined}
       >
-        {run.isPending ? "Re-analysing…" : "Re-analyse"}
+        {busy ? "Re-analysing…" : "Re-analyse"}
       </button>
+      {state === "failed" && (
+        <span className="error small" role="alert" data-testid="reanalyze-error">
+          The re-analysis failed: {current.data?.error}
+        </span>
+      )}
       <FormError error={run.error} />
     </>
   );

@@ -5,8 +5,10 @@
 - ``GET /runs/{id}/summary``, ``GET /flows/{id}/summary``: totals per status and change,
   flaky, performance changes, issues; ``analysis`` says whether results are still pending.
 - ``GET /runs/{id}/issues``: linter findings, new ones marked; ``sort=new``: new first, then by age.
-- ``POST /runs/{id}/reanalyze``: analyse the run's results again (``kraken.results.reanalysis``);
+- ``POST /runs/{id}/reanalyze``: analyse the run's results again (``kraken.results.reanalysis``)
+  in the background: 202 with the re-analysis (queued, or the one already queued or running);
   a project member may, as for culprit searches: it costs compute, and changes no settings.
+- ``GET /runs/{id}/reanalysis``: where the run's re-analysis stands (event ``reanalysis`` on change).
 - ``GET /branches/{id}/stats``: the branch's last CI flows' figures, for its charts.
 - ``GET /test-cases/{id}/history``: a test's recent results (flows, statuses, values).
 
@@ -25,8 +27,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from sqlalchemy import RowMapping
 
 from kraken.api.authz import member, viewer
+from kraken.api.deps import StateDep
 from kraken.core.db import Database
-from kraken.results import quarantine
+from kraken.models.results import ResultsReanalysis
+from kraken.results import quarantine, reanalysis
 from kraken.results.branch_stats import branch_stats
 from kraken.results.queries import (
     InvalidCursor,
@@ -38,7 +42,6 @@ from kraken.results.queries import (
     encode_cursor,
     page_sql,
 )
-from kraken.results.reanalysis import reanalyze_run
 from kraken.results.statuses import CHANGE_NAMES, PERF_NAMES, STATUS_NAMES, flaky_rules
 from kraken.results.summary import combine, flow_summary, job_summaries, run_summary
 from kraken.schemas.ints import Count, Id
@@ -167,13 +170,35 @@ async def run_results(
     )
 
 
-@router.post("/runs/{run_id}/reanalyze", response_model=ReanalysisOut, dependencies=[member("run_id")])
-async def reanalyze(run_id: Id, db: DbDep) -> ReanalysisOut:
+def _reanalysis(run_id: int, row: ResultsReanalysis | None) -> ReanalysisOut:
+    if row is None:
+        return ReanalysisOut(run_id=run_id, state="none", generation=0, version=0)
+    return ReanalysisOut.model_validate(row, from_attributes=True)
+
+
+@router.post(
+    "/runs/{run_id}/reanalyze",
+    response_model=ReanalysisOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[member("run_id")],
+)
+async def reanalyze(run_id: Id, db: DbDep, state: StateDep) -> ReanalysisOut:
     """Analyse the run's results again against their history, replacing the figures (not adding
-    rows); runs within the request, as a job's analysis does in a worker."""
+    rows), in a background task: the answer is the queued re-analysis, or the one already queued
+    or running (no second one starts). ``GET /runs/{id}/reanalysis`` and the event ``reanalysis``
+    say when it is ``done`` (``version`` + 1) or ``failed``."""
     await _run_exists(db, run_id)
-    jobs = await reanalyze_run(db, run_id)
-    return ReanalysisOut(run_id=run_id, jobs=jobs)
+    async with state.write() as (session, effects):
+        row, _ = await reanalysis.request(session, run_id, effects)
+        out = _reanalysis(run_id, row)
+    return out
+
+
+@router.get("/runs/{run_id}/reanalysis", response_model=ReanalysisOut, dependencies=[viewer("run_id")])
+async def get_reanalysis(run_id: Id, db: DbDep) -> ReanalysisOut:
+    await _run_exists(db, run_id)
+    async with db.session() as s:
+        return _reanalysis(run_id, await reanalysis.state_of(s, run_id))
 
 
 @router.get("/runs/{run_id}/summary", response_model=RunSummaryOut, dependencies=[viewer("run_id")])
