@@ -13,7 +13,7 @@ ratio to the ideal: the suite's total test time / 4. The long tests are placed (
 name) where a split by count puts them all in one part. Prints JSON.
 
     .venv/bin/python bench/split_bench.py [--long 4 --long-s 20 --short 64 --short-s 1.25] [--parts 4] [--no-plain]
-        [--time-pytest]
+        [--time-pytest] [--no-plugin-autoload]
 
 Each flow also says where its parts' time went (``phases_s``, one value per part, the slowest part
 first: see ``PHASES``) and the load average after it.
@@ -42,7 +42,7 @@ STAGE = """
 def stage(ctx):
     return {"jobs": [{"name": "suite", PARALLEL "steps": [
         {"tool": "git", "checkout": "REPO", "branch": "main", "destination": "src"},
-        {"tool": "pytest", "cwd": "src", "params": "tests -q -p no:cacheprovider", "pytest_exe": "PYTEST"},
+        {"tool": "pytest", "cwd": "src", "params": "tests -q -p no:cacheprovider", "pytest_exe": "PYTEST"STEP_ENV},
     ], "environments": [{"system": "any", "agents_group": "all"}]}]}
 """
 
@@ -149,6 +149,11 @@ async def main() -> None:
         action="store_true",
         help="run pytest through a shell wrapper that records each pytest process's start and end (diagnosis)",
     )
+    ap.add_argument(
+        "--no-plugin-autoload",
+        action="store_true",
+        help="the suite's pytest loads no installed plugins (PYTEST_DISABLE_PLUGIN_AUTOLOAD=1): a cheaper pytest start",
+    )
     ap.add_argument("--no-plain", action="store_true", help="skip the run without a split (the longest)")
     args = ap.parse_args()
     code, total = suite(args.long, args.long_s, args.short, args.short_s)
@@ -176,7 +181,8 @@ async def main() -> None:
                 )
                 wrapper.chmod(0o755)
                 pytest_exe = str(wrapper)
-            stage = STAGE.replace("REPO", str(repo)).replace("PYTEST", pytest_exe)
+            pytest_env = ', "env": {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}' if args.no_plugin_autoload else ""
+            stage = STAGE.replace("REPO", str(repo)).replace("PYTEST", pytest_exe).replace("STEP_ENV", pytest_env)
             _, split_branch = await api.project_with_branch("split")
             await api.stage(split_branch, "suite", stage.replace("PARALLEL", f'"parallel": {args.parts},'))
             _, plain_branch = await api.project_with_branch("plain")
