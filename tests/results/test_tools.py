@@ -407,6 +407,23 @@ async def test_pytest_part_starts_pytest_once_and_its_reruns_keep_to_its_share(e
     assert got[2] == [(1, [("test_flaky", "failed")]), (2, [("test_flaky", "passed")])]
 
 
+async def test_pytest_parts_with_xdist_workers_run_each_test_once(env: Env) -> None:
+    # every xdist worker collects and picks the same share; the first to finish writes the file
+    env.write(
+        "proj/tests/test_x.py", "import pytest\n\n@pytest.mark.parametrize('n', range(6))\ndef test_n(n):\n    pass\n"
+    )
+    seen = []
+    for part in (1, 2):
+        env.sent.clear()
+        fields = {"params": "tests -n 2 -p no:cacheprovider", "cwd": "proj", "pytest_exe": PYTEST}
+        out = await env.run("pytest", fields, {"split": {"part": part, "parts": 2, "durations": {}}})
+        assert out.result == "passed", (out, env.lines[-5:])
+        seen += [r[0] for r in env.results()]
+        info = next(m for m in env.sent if m["type"] == "step_info")["data"]["split"]
+        assert (info["tests"], info["of"]) == (3, 6)
+    assert sorted(seen) == sorted(f"tests.test_x::test_n[{i}]" for i in range(6))
+
+
 async def test_pytest_part_with_an_empty_share_passes(env: Env) -> None:
     env.write("proj/tests/test_t.py", "def test_one():\n    pass\n\ndef test_two():\n    pass\n")
     durations = {"tests.test_t::test_one": 2.0, "tests.test_t::test_two": 1.0}
