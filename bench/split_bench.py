@@ -13,6 +13,10 @@ ratio to the ideal: the suite's total test time / 4. The long tests are placed (
 name) where a split by count puts them all in one part. Prints JSON.
 
     .venv/bin/python bench/split_bench.py [--long 4 --long-s 20 --short 64 --short-s 1.25] [--parts 4] [--no-plain]
+        [--time-pytest] [--no-plugin-autoload]
+
+Each flow also says where its parts' time went (``phases_s``, one value per part, the slowest part
+first: see ``PHASES``) and the load average after it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import time
@@ -37,7 +42,7 @@ STAGE = """
 def stage(ctx):
     return {"jobs": [{"name": "suite", PARALLEL "steps": [
         {"tool": "git", "checkout": "REPO", "branch": "main", "destination": "src"},
-        {"tool": "pytest", "cwd": "src", "params": "tests -q -p no:cacheprovider", "pytest_exe": "PYTEST"},
+        {"tool": "pytest", "cwd": "src", "params": "tests -q -p no:cacheprovider", "pytest_exe": "PYTEST"STEP_ENV},
     ], "environments": [{"system": "any", "agents_group": "all"}]}]}
 """
 
@@ -58,6 +63,42 @@ def suite(n_long: int, long_s: float, n_short: int, short_s: float) -> tuple[str
 
 def _ts(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+PHASES = (
+    ("queued", "flow's created -> job's created"),
+    ("assign", "job's created -> assigned to an agent"),
+    ("start", "assigned -> started on the agent"),
+    ("git", "the git step"),
+    ("between", "git step's end -> pytest step's start"),
+    ("pytest_overhead", "the pytest step less its tests' durations (interpreter, plugins, collection, report)"),
+    ("tests", "the sum of the part's test durations"),
+    ("finish", "pytest step's end -> job's finished"),
+    ("flow_end", "the last job's finished -> the flow's finished"),
+)
+
+
+def phases(flow: dict[str, Any], jobs: list[dict[str, Any]], tests: dict[int, float]) -> dict[str, list[float]]:
+    """Where each part's time went (``PHASES``), one value per part, the slowest part first."""
+    out: dict[str, list[float]] = {name: [] for name, _ in PHASES}
+    last = max(_ts(j["finished"]) for j in jobs)
+    for job in sorted(jobs, key=lambda j: -(_ts(j["finished"]) - _ts(flow["created"]))):
+        git = next(s for s in job["steps"] if s["tool"] == "git")
+        py = next(s for s in job["steps"] if s["tool"] == "pytest")
+        spans = {
+            "queued": (flow["created"], job["created"]),
+            "assign": (job["created"], job["assigned"]),
+            "start": (job["assigned"], job["started"]),
+            "git": (git["started"], git["finished"]),
+            "between": (git["finished"], py["started"]),
+            "finish": (py["finished"], job["finished"]),
+        }
+        for name, (a, b) in spans.items():
+            out[name].append(round(_ts(b) - _ts(a), 2))
+        out["tests"].append(round(tests[job["id"]], 2))
+        out["pytest_overhead"].append(round(_ts(py["finished"]) - _ts(py["started"]) - tests[job["id"]], 2))
+        out["flow_end"].append(round(_ts(flow["finished"]) - last, 2))
+    return out
 
 
 async def one_flow(api: Api, branch_id: int) -> dict[str, Any]:
@@ -87,6 +128,7 @@ async def one_flow(api: Api, branch_id: int) -> dict[str, Any]:
             break
     wall = _ts(flow["finished"]) - _ts(flow["created"])
     return {
+        "phases_s": phases(flow, jobs, parts),
         "wall_s": round(wall, 2),
         "wall_client_s": round(wall_client, 2),
         "parts_test_s": sorted((round(v, 2) for v in parts.values()), reverse=True),
@@ -102,6 +144,16 @@ async def main() -> None:
     ap.add_argument("--short-s", type=float, default=1.25)
     ap.add_argument("--parts", type=int, default=4)
     ap.add_argument("--database-url", default=None)
+    ap.add_argument(
+        "--time-pytest",
+        action="store_true",
+        help="run pytest through a shell wrapper that records each pytest process's start and end (diagnosis)",
+    )
+    ap.add_argument(
+        "--no-plugin-autoload",
+        action="store_true",
+        help="the suite's pytest loads no installed plugins (PYTEST_DISABLE_PLUGIN_AUTOLOAD=1): a cheaper pytest start",
+    )
     ap.add_argument("--no-plain", action="store_true", help="skip the run without a split (the longest)")
     args = ap.parse_args()
     code, total = suite(args.long, args.long_s, args.short, args.short_s)
@@ -117,7 +169,20 @@ async def main() -> None:
             for a in agents:
                 wait_agent_connected(a, timeout=60)
             await api.login()
-            stage = STAGE.replace("REPO", str(repo)).replace("PYTEST", f"{sys.executable} -m pytest")
+            pytest_exe = f"{sys.executable} -m pytest"
+            trace = work / "pytest-times.txt"
+            if args.time_pytest:
+                wrapper = work / "pytest-timed.sh"
+                wrapper.write_text(
+                    "#!/bin/sh\n"
+                    f'a=$(date +%s.%N); {sys.executable} -m pytest "$@"; rc=$?\n'
+                    f'echo "$a $(date +%s.%N) $rc $*" >> {trace}\n'
+                    "exit $rc\n"
+                )
+                wrapper.chmod(0o755)
+                pytest_exe = str(wrapper)
+            pytest_env = ', "env": {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}' if args.no_plugin_autoload else ""
+            stage = STAGE.replace("REPO", str(repo)).replace("PYTEST", pytest_exe).replace("STEP_ENV", pytest_env)
             _, split_branch = await api.project_with_branch("split")
             await api.stage(split_branch, "suite", stage.replace("PARALLEL", f'"parallel": {args.parts},'))
             _, plain_branch = await api.project_with_branch("plain")
@@ -132,12 +197,19 @@ async def main() -> None:
                 "parts": args.parts,
                 "ideal_s": round(ideal, 2),
             }
-            runs = {
-                "split_by_count": await one_flow(api, split_branch),
-                "split_by_timing": await one_flow(api, split_branch),
-            }
-            if not args.no_plain:
-                runs["no_split"] = await one_flow(api, plain_branch)
+            out["load_before"] = os.getloadavg()
+            runs: dict[str, dict[str, Any]] = {}
+            for name, branch in [("split_by_count", split_branch), ("split_by_timing", split_branch)] + (
+                [] if args.no_plain else [("no_split", plain_branch)]
+            ):
+                runs[name] = await one_flow(api, branch)
+                runs[name]["load_after"] = os.getloadavg()
+                if trace.exists():  # each pytest process: seconds, exit code, whether it only collected
+                    runs[name]["pytest_processes"] = [
+                        [round(float(b) - float(a), 2), int(rc), "--collect-only" in " ".join(rest)]
+                        for a, b, rc, *rest in (line.split(" ", 3) for line in trace.read_text().splitlines())
+                    ]
+                    trace.unlink()
             for name, r in runs.items():
                 r["wall_to_ideal"] = round(r["wall_s"] / ideal, 3)
                 r["slowest_part_to_ideal"] = round(r["parts_test_s"][0] / ideal, 3)

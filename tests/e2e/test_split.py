@@ -97,3 +97,7 @@ async def test_parts_by_count_then_by_timing(tmp_path: Path, server: Server, api
     assert 0.5 < second[1]["expected_seconds"] < 1.5 and 0.5 < second[2]["expected_seconds"] < 1.5, second
     logs = [await api.log(j["id"]) for j in jobs]
     assert all("with a history" in log for log in logs)
+    # each part starts pytest once: the share is picked inside that process, no collection run
+    for log in logs:
+        commands = [ln for ln in log.splitlines() if ln.startswith("$ ") and "-m pytest" in ln]
+        assert len(commands) == 1 and "-p kraken_share" in commands[0] and "--collect-only" not in log, log

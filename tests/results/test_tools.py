@@ -376,6 +376,82 @@ async def test_pytest_parts_run_their_share_and_cover_the_suite(env: Env) -> Non
     assert [len(s) for s in seen] == [3, 3, 3]
 
 
+def _pytest_commands(env: Env) -> list[str]:
+    return [ln for ln in env.lines if ln.startswith("$ ") and "-m pytest" in ln]
+
+
+async def test_pytest_part_starts_pytest_once_and_its_reruns_keep_to_its_share(env: Env) -> None:
+    env.write("proj/tests/test_f.py", FLAKY)
+    fields = {
+        "params": "tests",
+        "cwd": "proj",
+        "pytest_exe": PYTEST,
+        "env": {"MARKER": str(env.workdir / "marker")},
+        "rerun_failed": 1,
+    }
+    # no history: by name, test_broken and test_ok to part 1, test_flaky to part 2
+    got = {}
+    for part in (1, 2):
+        env.sent.clear()
+        env.lines.clear()
+        out = await env.run("pytest", fields, {"split": {"part": part, "parts": 2, "durations": {}}})
+        assert out.result == "passed", (out, env.lines[-5:])
+        got[part] = _attempts(env)
+        # one pytest process per attempt, none only to collect
+        assert len(_pytest_commands(env)) == 2 and not any("--collect-only" in ln for ln in env.lines)
+        info = next(m for m in env.sent if m["type"] == "step_info")["data"]["split"]
+        assert (info["part"], info["tests"], info["of"]) == (part, 3 - part, 3)
+    assert got[1] == [(1, [("test_ok", "passed"), ("test_broken", "failed")]), (2, [("test_broken", "failed")])]
+    # the rerun runs the share the first run picked: picked again from its one failed test, part 2
+    # of 2 would be empty
+    assert got[2] == [(1, [("test_flaky", "failed")]), (2, [("test_flaky", "passed")])]
+
+
+async def test_pytest_parts_with_xdist_workers_run_each_test_once(env: Env) -> None:
+    # every xdist worker collects and picks the same share; the first to finish writes the file
+    env.write(
+        "proj/tests/test_x.py", "import pytest\n\n@pytest.mark.parametrize('n', range(6))\ndef test_n(n):\n    pass\n"
+    )
+    seen = []
+    for part in (1, 2):
+        env.sent.clear()
+        fields = {"params": "tests -n 2 -p no:cacheprovider", "cwd": "proj", "pytest_exe": PYTEST}
+        out = await env.run("pytest", fields, {"split": {"part": part, "parts": 2, "durations": {}}})
+        assert out.result == "passed", (out, env.lines[-5:])
+        seen += [r[0] for r in env.results()]
+        info = next(m for m in env.sent if m["type"] == "step_info")["data"]["split"]
+        assert (info["tests"], info["of"]) == (3, 6)
+    assert sorted(seen) == sorted(f"tests.test_x::test_n[{i}]" for i in range(6))
+
+
+async def test_pytest_part_with_an_empty_share_passes(env: Env) -> None:
+    env.write("proj/tests/test_t.py", "def test_one():\n    pass\n\ndef test_two():\n    pass\n")
+    durations = {"tests.test_t::test_one": 2.0, "tests.test_t::test_two": 1.0}
+    fields = {"params": "tests", "cwd": "proj", "pytest_exe": PYTEST}
+    out = await env.run("pytest", fields, {"split": {"part": 3, "parts": 3, "durations": durations}})
+    assert out.result == "passed" and out.message == "no tests were collected", (out, env.lines[-5:])
+    assert env.results() == []
+    info = next(m for m in env.sent if m["type"] == "step_info")["data"]["split"]
+    assert info == {"part": 3, "parts": 3, "tests": 0, "of": 2, "expected_seconds": 0.0}
+    assert any("part 3 of 3: 0 of 2 tests (0 with a history, 0.0s expected)" in ln for ln in env.lines)
+
+
+async def test_pytest_part_that_ran_without_the_share_plugin_is_an_error(env: Env) -> None:
+    # a "pytest" that reports a passed test but never loads plugins: every part would run everything
+    fake = env.write("fake_pytest.py", FAKE_PYTEST)
+    fields = {"params": "tests", "pytest_exe": f"{sys.executable} {fake}"}
+    out = await env.run("pytest", fields, {"split": {"part": 1, "parts": 2, "durations": {}}})
+    assert out.result == "error" and "did not pick this part's share" in (out.message or ""), out
+
+
+FAKE_PYTEST = """
+import sys
+report = next(a.split("=", 1)[1] for a in sys.argv if a.startswith("--junitxml="))
+with open(report, "w") as f:
+    f.write('<testsuite><testcase classname="tests.test_t" name="test_one" time="0.1"/></testsuite>')
+"""
+
+
 async def test_shell_steps_read_their_share_from_kk_tests_file(env: Env) -> None:
     listing = "printf 'a\\nb\\nc\\nd\\ne\\n'"
     got = []

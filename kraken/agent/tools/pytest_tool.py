@@ -7,23 +7,23 @@ Test failures do not fail the step (the results carry them); a pytest that canno
 directory of the step's own, so the failed node ids pass through a file, never a command line),
 up to N times while some fail (``kraken.agent.tools.reruns``).
 
-A part of a job split by timing (``"parallel": N``) collects the selection (``--collect-only``),
-keeps its share (``kraken.agent.tools.split``) as node ids in a file and runs only those
-(a plugin of its own, ``-p kraken_share``, reads the file).
+A part of a job split by timing (``"parallel": N``) still starts pytest once: a plugin of its own
+(``-p kraken_share``, ``kraken.agent.tools.split``) keeps the part's share of what pytest collects
+and writes it as node ids to a file, which a rerun of the failed tests keeps to.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import shlex
 import uuid
-from collections import deque
 from typing import Any
 
 from kraken.agent.tools import reruns
 from kraken.agent.tools.base import StepOutcome, Tool, ToolContext
 from kraken.agent.tools.registry import register
-from kraken.agent.tools.split import PLUGIN_NAME, install_plugin, pytest_result_name, share, split_of, write_list
+from kraken.agent.tools.split import PLUGIN_NAME, install_plugin, split_of, write_split
 from kraken.results.collect import ResultSender, stream_junit
 
 _EXIT = {
@@ -79,11 +79,13 @@ class PytestTool(Tool):
         run = _Run(ctx, exe, params, fields, sender, deadline)
         split = split_of(ctx)
         if split is not None:
-            problem = await run.take_share(split)
-            if problem is not None:
-                return problem
+            await run.take_share(split)
             extra += ["-p", PLUGIN_NAME]
         outcome = await run.once(extra)
+        if split is not None and outcome.result != "cancelled":
+            problem = await run.report_share(split)
+            if problem is not None and outcome.result == "passed":  # else pytest's own error says more
+                return problem
         if outcome.result != "passed" or not times:
             return outcome
 
@@ -118,7 +120,9 @@ class _Run:
             deadline,
         )
         self.plugins: str | None = None  # a directory put first on PYTHONPATH
-        self.tests_file: str | None = None  # this part's node ids (KK_TESTS_FILE)
+        self.tests_file: str | None = None  # this part's node ids (KK_TESTS_FILE), written by the plugin
+        self.split_file: str | None = None  # the part's place and durations (KK_SPLIT_FILE)
+        self.summary_file: str | None = None  # the plugin's figures of the share (KK_SPLIT_SUMMARY)
 
     def env(self) -> dict[str, str]:
         env = {k: str(v) for k, v in (self.fields.get("env") or {}).items()}
@@ -128,8 +132,8 @@ class _Run:
             paths = [self.plugins, *paths]
         if paths:
             env["PYTHONPATH"] = ":".join(paths)
-        if self.tests_file:
-            env["KK_TESTS_FILE"] = self.tests_file
+        if self.tests_file and self.split_file and self.summary_file:
+            env.update(KK_TESTS_FILE=self.tests_file, KK_SPLIT_FILE=self.split_file, KK_SPLIT_SUMMARY=self.summary_file)
         return env
 
     def timeout(self) -> float | None:
@@ -137,60 +141,38 @@ class _Run:
             return self.ctx.timeout
         return max(1.0, self.deadline - asyncio.get_running_loop().time())
 
-    async def take_share(self, split: dict[str, Any]) -> StepOutcome | None:
-        """Collect the selection's node ids, keep this part's share (``kraken.agent.tools.split``) in
-        a file, and have pytest run only those (plugin ``kraken_share``); an outcome when it cannot."""
+    async def take_share(self, split: dict[str, Any]) -> None:
+        """Have the one pytest process keep this part's share of what it collects: the plugin
+        ``kraken_share`` (``kraken.agent.tools.split``), its input and output files."""
         ctx = self.ctx
         self.plugins = await install_plugin(ctx)
-        listing = f"{ctx.executor.workdir}/.kraken/collected-{ctx.step_index}-{uuid.uuid4().hex[:8]}.txt"
-        argv = [*self.exe, *self.params, "--collect-only", "-p", PLUGIN_NAME]
-        await ctx.log("$ " + shlex.join(argv))
-        tail: deque[str] = deque(maxlen=100)
+        self.split_file = await write_split(ctx, split)
+        self.summary_file = f"{self.split_file}.out"
+        self.tests_file = f"{ctx.executor.workdir}/.kraken/tests-{ctx.step_index}-{uuid.uuid4().hex[:8]}.txt"
 
-        async def keep(line: str) -> None:
-            tail.append(line)
-
-        res = await ctx.executor.exec(
-            argv,
-            cwd=self.fields.get("cwd"),
-            env={**self.env(), "KK_COLLECT_FILE": listing},
-            timeout=self.timeout(),
-            on_line=keep,
-        )
-        if res.cancelled:
-            return StepOutcome("cancelled", "cancelled", res.exit_code)
-        for line in tail if res.exit_code not in (0, 5) else list(tail)[-1:]:  # the listing itself is long
-            await ctx.log(line)
-        if res.exit_code not in (0, 5):
-            return StepOutcome(
-                "error", f"parallel: pytest --collect-only failed (exit code {res.exit_code})", res.exit_code
-            )
-        ids: list[str] = []
-        if res.exit_code == 0:
-            try:
-                text = b"".join([chunk async for chunk in ctx.executor.read_file(listing)]).decode()
-            except Exception as exc:  # the plugin did not run (an old pytest, a plugin disabled)
-                return StepOutcome("error", f"parallel: pytest listed no tests ({exc})", res.exit_code)
-            ids = [line for line in text.splitlines() if line]
+    async def report_share(self, split: dict[str, Any]) -> StepOutcome | None:
+        """After the first run: log and record the share the plugin picked; an outcome when it
+        picked none (the plugin did not run, so every collected test did)."""
+        ctx = self.ctx
+        assert self.summary_file is not None
+        try:
+            text = b"".join([chunk async for chunk in ctx.executor.read_file(self.summary_file)]).decode()
+            figures = json.loads(text)
+        except Exception as exc:  # pytest stopped before collecting (see its output), or a plugin disabled
+            return StepOutcome("error", f"parallel: pytest did not pick this part's share ({exc})")
         part, parts = int(split["part"]), int(split["parts"])
-        known = {str(k): float(v) for k, v in (split.get("durations") or {}).items()}
-        durations = {n: known[r] for n in ids if (r := pytest_result_name(n)) in known}
-        mine = share(ids, durations, part, parts)
-        self.tests_file = await write_list(ctx, mine, "tests")
-        expected = sum(durations.get(n, 0.0) for n in mine)
-        timed = sum(1 for n in mine if n in durations)
         await ctx.log(
-            f"part {part} of {parts}: {len(mine)} of {len(ids)} tests ({timed} with a history, "
-            f"{expected:.1f}s expected)"
+            f"part {part} of {parts}: {figures['tests']} of {figures['of']} tests ({figures['timed']} with a "
+            f"history, {figures['expected_seconds']:.1f}s expected)"
         )
         await ctx.info(
             {
                 "split": {
                     "part": part,
                     "parts": parts,
-                    "tests": len(mine),
-                    "of": len(ids),
-                    "expected_seconds": round(expected, 3),
+                    "tests": int(figures["tests"]),
+                    "of": int(figures["of"]),
+                    "expected_seconds": float(figures["expected_seconds"]),
                 }
             }
         )

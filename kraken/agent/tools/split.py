@@ -1,59 +1,25 @@
 """A job's share of a suite split by timing (job key ``"parallel": N``, ``docs/stages.md``).
 
-Each of the N parts of a split job gets the same inputs: the whole list of tests (collected on
-the agent: ``pytest --collect-only``, or the job's ``tests_list`` command), and the durations the
-branch's history gives for them (sent with the job, ``JobSpec.split``). Every part computes the
-same deterministic assignment and keeps its own share, so the parts need no coordination and
-together run every test exactly once:
-
-- tests with a history, longest first (ties by name), each to the part with the least expected
-  time so far (ties: the lowest part): longest-processing-time first;
-- then tests without a history, by name, each to the part with the fewest of them so far (ties:
-  the least expected time, then the lowest part): spread by count.
+Each of the N parts of a split job gets the same inputs: the whole list of tests (collected by
+pytest itself in the part's one pytest process, or printed by the job's ``tests_list`` command),
+and the durations the branch's history gives for them (sent with the job, ``JobSpec.split``).
+Every part computes the same deterministic assignment (``kraken.agent.tools.split_assign``) and
+keeps its own share, so the parts need no coordination and together run every test exactly once.
 """
 
 from __future__ import annotations
 
+import json
 import posixpath
-import re
 import uuid
+from pathlib import Path
 from typing import Any
 
+from kraken.agent.tools import split_assign
 from kraken.agent.tools.base import ToolContext
+from kraken.agent.tools.split_assign import assign, pytest_result_name, pytest_share, share
 
-
-def assign(names: list[str], durations: dict[str, float], parts: int) -> list[list[str]]:
-    """Every test's part (a list of names per part), deterministic for the given inputs."""
-    unique = sorted(set(names))
-    load = [0.0] * parts
-    shares: list[list[str]] = [[] for _ in range(parts)]
-    known = sorted((n for n in unique if n in durations), key=lambda n: (-durations[n], n))
-    for name in known:
-        i = min(range(parts), key=lambda p: (load[p], p))
-        shares[i].append(name)
-        load[i] += max(0.0, durations[name])
-    counts = [0] * parts
-    for name in (n for n in unique if n not in durations):
-        i = min(range(parts), key=lambda p: (counts[p], load[p], p))
-        shares[i].append(name)
-        counts[i] += 1
-    return shares
-
-
-def share(names: list[str], durations: dict[str, float], part: int, parts: int) -> list[str]:
-    """The tests of part ``part`` (1-based) of ``parts``, in the order they were listed."""
-    mine = set(assign(names, durations, parts)[part - 1])
-    return [n for n in dict.fromkeys(names) if n in mine]
-
-
-def pytest_result_name(nodeid: str) -> str:
-    """The name pytest's JUnit report gives a node id (``tests/test_a.py::TestX::test_y[1]`` ->
-    ``tests.test_a.TestX::test_y[1]``), the name its results and durations are stored under."""
-    path, bracket, params = nodeid.partition("[")
-    names = path.split("::")
-    names[0] = re.sub(r"\.py$", "", names[0].replace("/", "."))
-    names[-1] += bracket + params
-    return ".".join(names[:-1]) + "::" + names[-1] if len(names) > 1 else names[0]
+__all__ = ["assign", "pytest_result_name", "pytest_share", "share"]
 
 
 def split_of(ctx: ToolContext) -> dict[str, Any] | None:
@@ -69,26 +35,45 @@ async def write_list(ctx: ToolContext, names: list[str], what: str) -> str:
     return path
 
 
-# A pytest plugin (``-p kraken_share``): writes the collected node ids, one a line, to the file
-# named by KK_COLLECT_FILE (whatever the verbosity); keeps only the collected tests whose node ids
-# the file named by KK_TESTS_FILE lists, after every other selection (the others are deselected).
-PLUGIN = '''"""Kraken: list the collected tests ($KK_COLLECT_FILE); run only this part's share ($KK_TESTS_FILE)."""
+# A pytest plugin (``-p kraken_share``), run in the part's one pytest process: once the selection is
+# collected (after every other selection: -k, -m, --last-failed, ...), it keeps only this part's
+# share and reports the others deselected. The share is picked from the collected node ids and
+# the durations of $KK_SPLIT_FILE ({"part", "parts", "durations"}) and written, one node id a line,
+# to $KK_TESTS_FILE; when that file already exists (a rerun of the failed tests, an xdist worker
+# after another), the share it lists is kept as it is. The figures go to $KK_SPLIT_SUMMARY.
+PLUGIN = '''"""Kraken: run only this part's share of the collected tests ($KK_SPLIT_FILE -> $KK_TESTS_FILE)."""
+import json
 import os
 
 import pytest
 
+import kraken_split_assign  # a name pytest_* here would be taken for a hook
+
+
+def _write(path, text):
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
-    listing = os.environ.get("KK_COLLECT_FILE")
-    if listing:
-        with open(listing, "w", encoding="utf-8") as f:
-            f.writelines(item.nodeid + "\\n" for item in items)
     path = os.environ.get("KK_TESTS_FILE")
     if not path:
         return
-    with open(path, encoding="utf-8") as f:
-        keep = {line.rstrip("\\n") for line in f if line.strip()}
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            keep = {line.rstrip("\\n") for line in f if line.strip()}
+    else:
+        with open(os.environ["KK_SPLIT_FILE"], encoding="utf-8") as f:
+            split = json.load(f)
+        picked = kraken_split_assign.pytest_share(
+            [item.nodeid for item in items], split["durations"], split["part"], split["parts"]
+        )
+        keep = set(picked.pop("share"))
+        _write(os.environ["KK_SPLIT_SUMMARY"], json.dumps(picked))
+        _write(path, "".join(item.nodeid + "\\n" for item in items if item.nodeid in keep))
     selected = [item for item in items if item.nodeid in keep]
     deselected = [item for item in items if item.nodeid not in keep]
     if deselected:
@@ -96,13 +81,26 @@ def pytest_collection_modifyitems(config, items):
     items[:] = selected
 '''
 PLUGIN_NAME = "kraken_share"
+ASSIGN_MODULE = "kraken_split_assign"  # split_assign.py as it is, imported by the plugin
+ASSIGN_SOURCE = Path(split_assign.__file__).read_bytes()
 
 
 async def install_plugin(ctx: ToolContext) -> str:
-    """Write the plugin into the job's environment; the directory to put on PYTHONPATH."""
+    """Write the plugin (and the assignment it imports) into the job's environment; the directory
+    to put on PYTHONPATH."""
     folder = posixpath.join(ctx.executor.workdir, ".kraken", "pytest-plugins")
     await ctx.executor.write_file(posixpath.join(folder, f"{PLUGIN_NAME}.py"), PLUGIN.encode())
+    await ctx.executor.write_file(posixpath.join(folder, f"{ASSIGN_MODULE}.py"), ASSIGN_SOURCE)
     return folder
+
+
+async def write_split(ctx: ToolContext, split: dict[str, Any]) -> str:
+    """Write the part's place and durations (``{"part", "parts", "durations"}``) for the plugin; its path."""
+    known = {str(k): float(v) for k, v in (split.get("durations") or {}).items()}
+    data = {"part": int(split["part"]), "parts": int(split["parts"]), "durations": known}
+    path = posixpath.join(ctx.executor.workdir, ".kraken", f"split-{ctx.step_index}-{uuid.uuid4().hex[:8]}.json")
+    await ctx.executor.write_file(path, json.dumps(data).encode())
+    return path
 
 
 TESTS_FILE_VAR = "KK_TESTS_FILE"
