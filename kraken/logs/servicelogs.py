@@ -115,7 +115,7 @@ class ServiceLogFlusher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        with storing(), contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):
             await self.flush()
         stop_buffer()
 
@@ -155,6 +155,10 @@ class ServiceLogFlusher:
     async def flush(self) -> int:
         """Store what waits in the buffer, in batches; the number of records stored. On a failure
         the batch goes back to the buffer (as far as it has room) for the next flush."""
+        with storing():  # what is logged here (a failure) never enters the buffer
+            return await self._flush()
+
+    async def _flush(self) -> int:
         done = 0
         while True:
             taken, dropped = self.buffer.take(BATCH)

@@ -225,7 +225,7 @@ REDACTED = "***"
 # key=value / key: value where the key names a secret, and the password of a URL (scheme://user:password@)
 _SECRET_PAIR = re.compile(
     r"(?i)((?:password|passwd|secret|token|credential|api[_-]?key|authorization)[\"']?\s*[:=]\s*[\"']?(?:bearer\s+)?)"
-    r"([^\s\"',;&]+)"
+    r"([^\s\"',;&)\]}]+)"
 )
 _URL_PASSWORD = re.compile(r"(?i)([a-z][a-z0-9+.-]*://[^\s:/@]+:)([^\s@/]+)(@)")
 _BEARER = re.compile(r"(?i)(\bbearer\s+)([A-Za-z0-9._~+/=-]{8,})")
