@@ -34,7 +34,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from kraken.agent import credentials
 from kraken.agent.cleanup import clean_up_after_earlier_run
-from kraken.agent.logship import LogShipper, job_secret_values
+from kraken.agent.logship import LogShipper
 from kraken.agent.outbox import Outbox
 from kraken.agent.probe import probe_in_child
 from kraken.agent.runner import JobRunner
@@ -136,12 +136,9 @@ class Agent:
             self.shipper = LogShipper(start_buffer(ship_logs.buffer, ship_logs.level), self._log_secrets)
 
     def _log_secrets(self) -> list[str]:
-        """What the shipped log records must not show: this agent's token and credential, and
-        the secrets of the job it runs."""
-        values = [v for v in (self.token, self.credential) if v]
-        if self.runner is not None:
-            values += job_secret_values(self.runner.job)
-        return values
+        """What the shipped log records must not show: this agent's token and credential (the
+        server masks a job's secrets in the records that name it)."""
+        return [v for v in (self.token, self.credential) if v]
 
     async def run_forever(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -8,8 +8,10 @@ own sends what waits every ``SHIP_INTERVAL`` seconds in ``service_logs`` frames 
 agent is not connected, records wait in the buffer (bounded). What the shipper itself logs never
 enters the buffer (``servicelog.storing``).
 
-Masked before they leave: the agent's token and credential and the secrets of the job it runs
-(the job logs' ``Masker``), then whatever looks secret (``servicelog.redact_text``).
+Masked before they leave: the agent's token and credential (``******``), then whatever looks
+secret (``servicelog.redact_text``). The secrets of a job a record names are masked by the server
+as it stores the record, with that job's ``Masker`` (as its log lines are): the agent never imports
+the server's secrets package.
 """
 
 from __future__ import annotations
@@ -22,12 +24,12 @@ from typing import Any
 
 from kraken.observability.servicelog import ServiceLogBuffer, redact_text, storing
 from kraken.protocol import MAX_SERVICE_RECORDS, ServiceLogRecord, ServiceLogs
-from kraken.secrets.refs import Masker, secret_values
 
 log = logging.getLogger(__name__)
 
 SHIP_INTERVAL = 1.0
 MAX_TEXT = 16_000
+MASK = "******"  # as kraken.secrets.refs.MASK
 
 
 def _id(value: Any) -> int | None:
@@ -37,21 +39,17 @@ def _id(value: Any) -> int | None:
 class LogShipper:
     def __init__(self, buffer: ServiceLogBuffer, secrets: Callable[[], list[str]]) -> None:
         self.buffer = buffer
-        self.secrets = secrets  # the values to mask now (token, credential, the running job's secrets)
+        self.secrets = secrets  # the values to mask now (the agent's token and credential)
         self.sent = 0
-        self._masker_of: tuple[tuple[str, ...], Masker] | None = None
-
-    def _masker(self) -> Masker:
-        values = tuple(self.secrets())
-        if self._masker_of is None or self._masker_of[0] != values:
-            self._masker_of = (values, Masker(values))
-        return self._masker_of[1]
 
     def frame(self, taken: list[dict[str, Any]], dropped: int) -> ServiceLogs:
-        masker = self._masker()
+        values = sorted((v for v in self.secrets() if len(v) >= 8), key=len, reverse=True)
 
         def clean(text: object) -> str:
-            return redact_text(masker.text(str(text)))[:MAX_TEXT]
+            masked = str(text)
+            for value in values:
+                masked = masked.replace(value, MASK)
+            return redact_text(masked)[:MAX_TEXT]
 
         records = [
             ServiceLogRecord(
@@ -93,9 +91,3 @@ class LogShipper:
                     self.sent += len(taken)
                     if len(taken) < MAX_SERVICE_RECORDS:
                         break
-
-
-def job_secret_values(job: dict[str, Any]) -> list[str]:
-    """The values of the secrets a job was given (its ``secrets``: name -> secret)."""
-    secrets = job.get("secrets") or {}
-    return [v for s in secrets.values() if isinstance(s, dict) for v in secret_values(s) if v]

@@ -1,8 +1,8 @@
 """The service log buffer and flusher against real databases (SQLite's search file, PostgreSQL):
 a storm of records stays within the buffer's bound and logging never waits for the store; a
 store that fails keeps the records (bounded) and its own failure never enters the buffer;
-records are masked before they are stored; the agent's shipper masks its token and the running
-job's secrets and gives back what it could not send."""
+records are masked before they are stored; the agent's shipper masks its token and credential
+and gives back what it could not send."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from kraken.agent.logship import LogShipper, job_secret_values
+from kraken.agent.logship import LogShipper
 from kraken.core.config import Settings
 from kraken.core.db import Database
 from kraken.logs.active import log_store
@@ -97,10 +97,9 @@ async def test_records_are_masked_and_kept_for_the_retention(db: Database) -> No
 async def test_the_agent_shipper_masks_and_gives_back_what_it_could_not_send() -> None:
     buffer = ServiceLogBuffer(5000, "info")
     logging.getLogger().addHandler(buffer)
-    job = {"secrets": {"deploy": {"kind": "simple", "value": "job-secret-value-9"}}}
-    shipper = LogShipper(buffer, lambda: [AGENT_TOKEN, *job_secret_values(job)])
+    shipper = LogShipper(buffer, lambda: [AGENT_TOKEN, "agent-credential-77aa"])
     try:
-        log.info("running with job-secret-value-9 and %s", AGENT_TOKEN)
+        log.info("enrolled with %s, then agent-credential-77aa (password=hunter2222)", AGENT_TOKEN)
         for i in range(MAX_SERVICE_RECORDS + 10):
             log.info("line %d", i)
         frames: list[ServiceLogs] = []
@@ -115,7 +114,7 @@ async def test_the_agent_shipper_masks_and_gives_back_what_it_could_not_send() -
         await asyncio.wait_for(sent.wait(), 10)
         task.cancel()
         assert [len(f.records) for f in frames] == [MAX_SERVICE_RECORDS, 11]
-        assert frames[0].records[0].message == "running with ****** and ******"
+        assert frames[0].records[0].message == "enrolled with ******, then ****** (password=***)"
         assert len(buffer) == 0  # the shipper's own lines never entered it
 
         async def broken(frame: ServiceLogs) -> None:
