@@ -38,7 +38,7 @@ def _url() -> str:
     return str(url)
 
 
-SQLITE_ONLY_ELSEWHERE = ("log_line", "log_index_state")  # on SQLite, in the log search's own file
+SQLITE_ONLY_ELSEWHERE = ("log_line", "log_index_state", "service_log")  # on SQLite, in the log search's own file
 
 
 def _include_object(dialect: str) -> Callable[[object, str | None, str, bool, object], bool]:
@@ -52,9 +52,9 @@ def _include_object(dialect: str) -> Callable[[object, str | None, str, bool, ob
             name.startswith("results_stage_") or (dialect == "sqlite" and name in SQLITE_ONLY_ELSEWHERE)
         ):
             return False
-        if type_ == "index" and dialect == "sqlite" and name.startswith("ix_log_line_"):
+        if type_ == "index" and dialect == "sqlite" and name.startswith(("ix_log_line_", "ix_service_log_")):
             return False
-        return not (type_ == "index" and name == "ix_log_line_text_trgm")
+        return not (type_ == "index" and name in ("ix_log_line_text_trgm", "ix_service_log_text_trgm"))
 
     return include
 

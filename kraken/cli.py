@@ -190,6 +190,9 @@ def start_local_agent(settings: Settings, url: str, token: str) -> LocalAgentPro
             heartbeat_interval=settings.heartbeat_interval,
             log_level=settings.log_level,
             log_format=settings.log_format,
+            service_logs=settings.service_logs_store,
+            service_logs_level=settings.service_logs_level,
+            service_logs_buffer=settings.service_logs_buffer,
         )
     )
     local.start()
@@ -387,7 +390,7 @@ def agent(
         log_level=log_level,
     )
     from kraken.agent.cleanup import set_keep_workdirs
-    from kraken.agent.client import Agent
+    from kraken.agent.client import Agent, ShipLogs
     from kraken.agent.credentials import credential_path
     from kraken.agent.executors.job_user import set_job_user
     from kraken.agent.limits import parse_limits
@@ -418,6 +421,9 @@ def agent(
         executors=executor or None,
         limits=limits,
         heartbeat_interval=settings.heartbeat_interval,
+        ship_logs=(
+            ShipLogs(settings.service_logs_level, settings.service_logs_buffer) if settings.service_logs_store else None
+        ),
     )
 
     async def main() -> None:

@@ -7,7 +7,8 @@ Frames are JSON text frames of the agents' websocket (``/api/agent/ws``), each o
 with a ``type``:
 
 - agent -> server (``AgentFrame``): ``hello`` (first frame), ``ping``, ``pong``, ``batch``
-  {messages: [job message, ...]}.  A job message (``JobMessage``) carries the job's id and
+  {messages: [job message, ...]}, ``service_logs`` {records, dropped} (the agent's own log).
+  A job message (``JobMessage``) carries the job's id and
   the job's next sequence number (set by the agent's outbox): ``step_started``, ``log``,
   ``step_done``, ``step_info``, ``test_results``, ``issues``, ``job_done``.
 - server -> agent (``ServerFrame``): ``welcome`` (answer to hello), ``assign`` {job},
@@ -21,6 +22,7 @@ server ends that job with ``error`` (see ``docs/architecture.md``).
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, get_args
 
@@ -276,7 +278,34 @@ class Batch(Message):
     messages: list[BatchItem]
 
 
-AgentFrame = Annotated[Hello | Ping | Pong | Batch, Discriminator("type")]
+MAX_SERVICE_RECORDS = 500  # records in one ``service_logs`` frame
+
+
+class ServiceLogRecord(Message):
+    """One log record of the agent process (``kraken.observability.servicelog``), masked already."""
+
+    time: datetime
+    level: Literal["debug", "info", "warning", "error", "critical"]
+    logger: str = Field(max_length=200)
+    message: str = Field(max_length=16_000)
+    exception: str | None = Field(default=None, max_length=16_000)
+    pid: int = Field(default=0, ge=0, le=2**31 - 1)
+    flow_id: Id | None = None
+    run_id: Id | None = None
+    job_id: Id | None = None
+
+
+class ServiceLogs(Message):
+    """The agent's own log records (with ``KRAKEN_SERVICE_LOGS_STORE=true``), sent in batches
+    by ``kraken.agent.logship``; the server stores them as the ``agent`` service's, named by the
+    agent's name. ``dropped``: records the agent dropped since its last frame (its buffer was full)."""
+
+    type: Literal["service_logs"] = "service_logs"
+    records: list[ServiceLogRecord] = Field(max_length=MAX_SERVICE_RECORDS)
+    dropped: int = Field(default=0, ge=0, le=MAX_ID)
+
+
+AgentFrame = Annotated[Hello | Ping | Pong | Batch | ServiceLogs, Discriminator("type")]
 agent_frame = TypeAdapter[AgentFrame](AgentFrame, config=ConfigDict(defer_build=True))
 
 

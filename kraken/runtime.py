@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from kraken.control.service import Service
 from kraken.core.bus import Bus, MemoryBus, RedisBus
@@ -20,6 +21,9 @@ from kraken.stage import from_repo, shutdown_sandbox
 from kraken.stage.sandbox import start_sandbox
 from kraken.workers.queue import ArqQueue, InProcessQueue, TaskQueue
 from kraken.workers.registry import TaskContext
+
+if TYPE_CHECKING:
+    from kraken.logs.servicelogs import ServiceLogFlusher
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,7 @@ class Runtime:
         self.queue: TaskQueue = InProcessQueue() if self.embedded else ArqQueue(settings.redis_url or "")
         self.services: list[Service] = []
         logs_active.configure(logs_active.store_for(settings, self.db, self.bus))
+        self.service_logs: ServiceLogFlusher | None = None
 
     @property
     def task_context(self) -> TaskContext:
@@ -58,6 +63,14 @@ class Runtime:
         await self.bus.start()
         if isinstance(self.queue, InProcessQueue):
             self.queue.bind(self.task_context)
+        if self.settings.service_logs_store and self.service_logs is None:
+            from kraken.logs.servicelogs import ServiceLogFlusher
+
+            # retention by the process that runs the controller (serve, controller)
+            self.service_logs = ServiceLogFlusher(
+                self.settings, self.db, self.role, retention=self.role in ("serve", "controller")
+            )
+            self.service_logs.start()
 
     def start_controller(self) -> None:
         from kraken.artifacts.retention import Janitor
@@ -75,6 +88,9 @@ class Runtime:
         for svc in self.services:
             await svc.stop()
         await self.queue.close()
+        if self.service_logs is not None:
+            await self.service_logs.stop()
+            self.service_logs = None
         await logs_active.log_store().close()
         await self.bus.close()
         await self.db.dispose()

@@ -23,6 +23,7 @@ import contextlib
 import logging
 import random
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,11 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from kraken.agent import credentials
 from kraken.agent.cleanup import clean_up_after_earlier_run
+from kraken.agent.logship import LogShipper
 from kraken.agent.outbox import Outbox
 from kraken.agent.probe import probe_in_child
 from kraken.agent.runner import JobRunner
-from kraken.observability.servicelog import log_context
+from kraken.observability.servicelog import log_context, start_buffer
 from kraken.protocol import (
     Ack,
     Assign,
@@ -60,6 +62,15 @@ BACKOFF_MAX = 5.0  # the longest wait between two attempts (jitter included)
 TAKEN_REMEMBERED = 256  # job ids remembered to recognise a re-sent assignment
 SILENT_INTERVALS = 2  # heartbeat intervals without a word from the server before giving up on the link
 CLOSE_TIMEOUT = 2.0  # at most this long for the closing handshake of a link given up
+
+
+@dataclass(frozen=True)
+class ShipLogs:
+    """``KRAKEN_SERVICE_LOGS_STORE=true``: the agent ships its records at ``level`` and above,
+    ``buffer`` of them waiting at most."""
+
+    level: str = "info"
+    buffer: int = 10_000
 
 
 def ws_url(server: str) -> str:
@@ -95,6 +106,7 @@ class Agent:
         limits: dict[str, Any] | None = None,
         heartbeat_interval: float = 5.0,
         keep_credential: bool = True,
+        ship_logs: ShipLogs | None = None,
     ) -> None:
         self.url = ws_url(server)
         self.token = token  # the shared enrollment token (used until the agent has its own credential)
@@ -118,6 +130,15 @@ class Agent:
         self._next: JobSpec | None = None  # assigned while the previous job was still ending
         # jobs this agent took, newest last: an assignment re-sent for one of them is a no-op
         self._taken: collections.deque[int] = collections.deque(maxlen=TAKEN_REMEMBERED)
+        # KRAKEN_SERVICE_LOGS_STORE: this agent's own log records go to the server
+        self.shipper: LogShipper | None = None
+        if ship_logs is not None:
+            self.shipper = LogShipper(start_buffer(ship_logs.buffer, ship_logs.level), self._log_secrets)
+
+    def _log_secrets(self) -> list[str]:
+        """What the shipped log records must not show: this agent's token and credential (the
+        server masks a job's secrets in the records that name it)."""
+        return [v for v in (self.token, self.credential) if v]
 
     async def run_forever(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -212,13 +233,17 @@ class Agent:
             log.info("connected to %s as agent %s (%s)%s", self.url, self.name, self.agent_id, pending)
             await self.outbox.connected(lambda m: self._send(ws, m))
             self.connected.set()
-            pinger = asyncio.create_task(self._ping(ws))
+            tasks = [asyncio.create_task(self._ping(ws))]
+            if self.shipper is not None:
+                tasks.append(asyncio.create_task(self.shipper.run(lambda m: self._send(ws, m))))
             try:
                 await self._receive(ws)
             finally:
-                pinger.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await pinger
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError, OSError, websockets.WebSocketException):
+                        await task
 
     async def _send(self, ws: ClientConnection, msg: BaseModel) -> None:
         await ws.send(msg.model_dump_json())

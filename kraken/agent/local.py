@@ -46,6 +46,9 @@ class LocalAgentConfig:
     heartbeat_interval: float = 5.0
     log_level: str = "info"
     log_format: str = "text"
+    service_logs: bool = False  # KRAKEN_SERVICE_LOGS_STORE: ship its own records to the server
+    service_logs_level: str = "info"
+    service_logs_buffer: int = 10_000
 
 
 def child_environment() -> dict[str, str]:
@@ -176,7 +179,7 @@ def read_config(line: bytes) -> LocalAgentConfig:
 
 async def run_child() -> None:
     """``kraken local-agent``: read the settings from stdin, run the agent until stdin ends."""
-    from kraken.agent.client import Agent
+    from kraken.agent.client import Agent, ShipLogs
     from kraken.agent.executors.job_user import set_job_user
 
     loop = asyncio.get_running_loop()
@@ -197,6 +200,7 @@ async def run_child() -> None:
         executors=["direct"],
         heartbeat_interval=config.heartbeat_interval,
         keep_credential=False,  # the server vouches for it with a token of its own at each start
+        ship_logs=ShipLogs(config.service_logs_level, config.service_logs_buffer) if config.service_logs else None,
     )
     task = asyncio.create_task(agent.run_forever())
 

@@ -52,6 +52,7 @@ from kraken.protocol import (
     Pong,
     Result,
     ServerFrame,
+    ServiceLogs,
     State,
     Welcome,
     agent_channel,
@@ -73,6 +74,7 @@ class AgentConnection:
         self.agent_id = agent_id
         self.conn_id = conn_id
         self.name = name or str(agent_id)
+        self.told_logs_dropped = False
         self.outbox: asyncio.Queue[ServerFrame | None] = asyncio.Queue()
         self.sender = asyncio.create_task(self._send_loop())
 
@@ -183,7 +185,7 @@ class AgentHub:
             await ws.close(code=status.WS_1008_POLICY_VIOLATION, reason="wrong agent token")
             return
         await ws.accept()
-        first: Hello | Ping | Pong | Batch | None = None
+        first: Hello | Ping | Pong | Batch | ServiceLogs | None = None
         try:
             first = agent_frame.validate_json(await asyncio.wait_for(ws.receive_text(), 30))
             why = f"got {first.type}"
@@ -300,8 +302,24 @@ class AgentHub:
                 self._seen[conn.agent_id] = conn.conn_id  # stored with the others' (_flush_heartbeats)
             elif isinstance(frame, Batch):
                 await self._apply(conn, frame)
+            elif isinstance(frame, ServiceLogs):
+                self._service_logs(conn, frame)
             elif isinstance(frame, Hello):
                 log.warning("agent %s sent a second hello, ignored", conn.name)
+
+    def _service_logs(self, conn: AgentConnection, frame: ServiceLogs) -> None:
+        """The agent's own log records: into this process's service log buffer (stored by its
+        flusher), or, when this server does not store service logs, dropped (said once)."""
+        flusher = self.state.runtime.service_logs
+        if flusher is not None:
+            flusher.accept_agent(conn.name, frame)
+        elif not conn.told_logs_dropped:
+            conn.told_logs_dropped = True
+            log.warning(
+                "agent %s ships its log records, but this server does not store service logs"
+                " (KRAKEN_SERVICE_LOGS_STORE is off): dropped",
+                conn.name,
+            )
 
     async def _apply(self, conn: AgentConnection, batch: Batch) -> None:
         """Apply a batch of job messages: one transaction and one ack per job."""

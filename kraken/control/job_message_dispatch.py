@@ -111,16 +111,18 @@ async def _apply_job_messages(
     ending = malformed or any(m.type in JOB_ENDING_TYPES for m in msgs)
     try:
         async with db.transaction(quick=quick) as session:
+            flow_id: int | None = None  # known when the flow is locked too (stored service records get it anyway)
             try:
                 if ending:
-                    _, _, job = await orchestration.lock_job(session, job_id)
+                    flow, _, job = await orchestration.lock_job(session, job_id)
+                    flow_id = flow.id
                 else:
                     job = await orchestration.lock_row(session, Job, job_id)
             except sa.exc.NoResultFound:
                 job = None
             if job is None or job.agent_id != agent_id:
                 return Applied(top, held=False)  # acknowledged, nothing applied
-            add_to_context(run_id=job.run_id)
+            add_to_context(run_id=job.run_id, flow_id=flow_id)
             # one UPDATE of the job row for the whole batch instead of one per message (orchestration
             # flushes itself before it reads what it changed)
             with session.no_autoflush:

@@ -150,6 +150,15 @@ class Settings(BaseSettings):
     opensearch_keep_hours: float = Field(
         24.0, ge=0, le=24 * 365, description="indexed lines also stay in the database this long (read when down)"
     )
+    # Kraken's own logs into the log store too, searchable with service= (kraken.logs.servicelogs, docs/logs.md)
+    service_logs_store: bool = Field(False, description="every role stores its own log records in the log store")
+    service_logs_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="the least level of the records stored"
+    )
+    service_logs_retention_days: float = Field(14.0, gt=0, le=36_500, description="stored records older are deleted")
+    service_logs_buffer: int = Field(
+        10_000, ge=100, le=1_000_000, description="records waiting in memory at most; past it the oldest are dropped"
+    )
 
     # planner (kraken.triggers)
     planner_sync_interval: float = Field(5.0, description="safety net: re-read the stages' triggers this often")
@@ -195,6 +204,16 @@ class Settings(BaseSettings):
         given = [name for name in unused if name in self.model_fields_set]
         if given:
             raise ValueError(f"{given[0]}: used only with logs_store=opensearch (KRAKEN_LOGS_STORE=opensearch)")
+        return self
+
+    @model_validator(mode="after")
+    def _service_logs_complete(self) -> Settings:
+        """The service_logs_* settings without the option would do nothing: refused."""
+        if not self.service_logs_store:
+            unused = ("service_logs_level", "service_logs_retention_days", "service_logs_buffer")
+            given = [name for name in unused if name in self.model_fields_set]
+            if given:
+                raise ValueError(f"{given[0]}: used only with service_logs_store=true (KRAKEN_SERVICE_LOGS_STORE)")
         return self
 
     @model_validator(mode="after")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -17,11 +19,11 @@ from kraken.core.bus import Bus
 from kraken.core.db import Database
 from kraken.logs import sqlite_index
 from kraken.logs.query import LogQuery
-from kraken.logs.search_sql import search_statement
-from kraken.logs.store import LogBatch, LogStore, SearchHit, SearchPage
+from kraken.logs.search_sql import search_statement, service_search_statement
+from kraken.logs.store import LogBatch, LogStore, SearchHit, SearchPage, ServiceHit, ServicePage, ServiceRecord
 from kraken.models import Job, LogChunk
 from kraken.models.enums import State
-from kraken.models.logs import LogIndexState, LogLine
+from kraken.models.logs import LogIndexState, LogLine, ServiceLog
 from kraken.protocol import EVENTS_CHANNEL, log_channel
 from kraken.schemas.ints import INT32_MAX
 
@@ -146,6 +148,45 @@ class DatabaseLogStore(LogStore):
         if main is not None:
             return await asyncio.to_thread(sqlite_index.indexed_lines, main)
         return (await session.execute(select(col(LogIndexState.indexed_lines)))).scalar_one_or_none() or 0
+
+    # ---------------------------------------------------------------- service logs
+
+    async def store_service_records(self, db: Database, records: list[ServiceRecord]) -> None:
+        if db.is_sqlite:  # in the search index's own file: the main file's writers never wait for it
+            await asyncio.to_thread(sqlite_index.insert_service_records, sqlite_index.main_path(db.url), records)
+            return
+        rows = [{**asdict(r), "created": r.time} for r in records]
+        for row in rows:
+            del row["time"]
+        async with db.transaction() as session:
+            await session.execute(sa.insert(ServiceLog), rows)
+
+    async def search_service_records(self, session: AsyncSession, query: LogQuery) -> ServicePage:
+        if query.before_id is not None and query.before_id > INT32_MAX:  # every record id is smaller
+            query = dataclasses.replace(query, before_id=None)
+        main = _sqlite_file(session)
+        if main is not None:
+            found = await asyncio.to_thread(sqlite_index.search_service_records, main, query)
+        else:
+            found = [
+                ServiceHit(
+                    r.id,
+                    ServiceRecord(
+                        r.created, r.service, r.host, r.pid, r.level, r.logger, r.text, r.flow_id, r.run_id, r.job_id
+                    ),
+                )
+                for r in (await session.execute(service_search_statement(query))).all()
+            ]
+        hits = found[: query.limit]
+        more = len(found) > query.limit
+        return ServicePage(hits=hits, next_cursor=hits[-1].record_id if more and hits else None)
+
+    async def purge_service_records(self, db: Database, before: datetime) -> int:
+        if db.is_sqlite:
+            return await asyncio.to_thread(sqlite_index.purge_service_records, sqlite_index.main_path(db.url), before)
+        async with db.transaction() as session:
+            result = await session.execute(sa.delete(ServiceLog).where(col(ServiceLog.created) < before))
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def _sqlite_file(session: AsyncSession) -> Path | None:

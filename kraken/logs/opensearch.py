@@ -17,6 +17,7 @@ every line is there once.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -30,7 +31,7 @@ from kraken.core.bus import Bus
 from kraken.core.db import Database
 from kraken.logs.database import DatabaseLogStore
 from kraken.logs.query import LogQuery
-from kraken.logs.store import LogBatch, SearchHit, SearchPage
+from kraken.logs.store import LogBatch, SearchHit, SearchPage, ServiceHit, ServicePage, ServiceRecord
 from kraken.models import Job, LogChunk
 from kraken.models.logs import LogIndexState
 
@@ -53,6 +54,24 @@ MAPPINGS: dict[str, Any] = {
         "line_no": {"type": "long"},
         "time": {"type": "date"},
         "text": {"type": "wildcard"},  # substrings in any case, as the database store's trigrams
+    },
+}
+
+
+SERVICE_MAPPINGS: dict[str, Any] = {
+    "dynamic": "strict",
+    "properties": {
+        "record_id": {"type": "long"},  # the keyset: milliseconds << 20 | random bits
+        "time": {"type": "date"},
+        "service": {"type": "keyword"},
+        "host": {"type": "keyword"},
+        "pid": {"type": "long"},
+        "level": {"type": "integer"},
+        "logger": {"type": "keyword"},
+        "text": {"type": "wildcard"},
+        "flow_id": {"type": "long"},
+        "run_id": {"type": "long"},
+        "job_id": {"type": "long"},
     },
 }
 
@@ -81,7 +100,11 @@ class OpenSearchLogStore(DatabaseLogStore):
         self.keep_hours, self.retention_months = keep_hours, retention_months
         self.client = AsyncOpenSearch(hosts=[url], timeout=TIMEOUT_S, max_retries=0)
         self.pattern = f"{prefix}-*"
+        # service logs: indices of their own, which the job logs' pattern does not match
+        self.service_prefix = f"service-{prefix}"
+        self.service_pattern = f"{self.service_prefix}-*"
         self.template_ready = False  # put again after a failure: a new cluster has none
+        self.service_template_ready = False
 
     async def close(self) -> None:
         await self.client.close()
@@ -181,11 +204,8 @@ class OpenSearchLogStore(DatabaseLogStore):
             filters.append({"range": {"time": span}})
         if query.before_id is not None:
             filters.append({"range": {"line_id": {"lt": query.before_id}}})
-        terms = [
-            {"wildcard": {"text": {"value": f"*{wildcard_escape(t)}*", "case_insensitive": True}}} for t in query.terms
-        ]
         body = {
-            "query": {"bool": {"filter": filters + terms}},
+            "query": {"bool": {"filter": filters + _wildcards(query)}},
             "sort": [{"line_id": "desc"}],
             "size": query.limit + 1,
         }
@@ -260,6 +280,106 @@ class OpenSearchLogStore(DatabaseLogStore):
             await self.client.indices.delete(index=name)
             log.info("log retention: deleted the index %s", name)
         return old
+
+    # ---------------------------------------------------------------- service logs
+
+    async def store_service_records(self, db: Database, records: list[ServiceRecord]) -> None:
+        """Straight to OpenSearch in one bulk request (the flusher keeps the records and tries again
+        when it fails; they are not kept in the database)."""
+        if not self.service_template_ready:
+            template = {
+                "index_patterns": [self.service_pattern],
+                "template": {
+                    "settings": {"number_of_shards": 1, "refresh_interval": "1s"},
+                    "mappings": SERVICE_MAPPINGS,
+                },
+            }
+            await self.client.indices.put_index_template(name=self.service_prefix, body=template)
+            self.service_template_ready = True
+        body: list[dict[str, Any]] = []
+        for r in records:
+            doc = {
+                "record_id": (int(r.time.timestamp() * 1000) << 20) | secrets.randbits(20),
+                "time": r.time.isoformat(),
+                "service": r.service,
+                "host": r.host,
+                "pid": r.pid,
+                "level": r.level,
+                "logger": r.logger,
+                "text": r.text,
+                "flow_id": r.flow_id,
+                "run_id": r.run_id,
+                "job_id": r.job_id,
+            }
+            body.append({"index": {"_index": index_name(self.service_prefix, r.time)}})
+            body.append(doc)
+        try:
+            answer = await self.client.bulk(body=body)
+        except Exception:
+            self.service_template_ready = False  # a restarted cluster may have lost it
+            raise
+        if answer.get("errors"):
+            failed = [i["index"] for i in answer["items"] if i.get("index", {}).get("error")]
+            raise BulkRefused(
+                f"{len(failed)} of {len(records)} service records refused; first: {failed[0].get('error')}"
+            )
+
+    async def search_service_records(self, session: AsyncSession, query: LogQuery) -> ServicePage:
+        filters: list[dict[str, Any]] = []
+        if query.service not in (None, "all"):
+            filters.append({"term": {"service": query.service}})
+        if query.min_level is not None:
+            filters.append({"range": {"level": {"gte": query.min_level}}})
+        for key in ("flow_id", "job_id"):
+            value = getattr(query, key)
+            if value is not None:
+                filters.append({"term": {key: value}})
+        if query.since is not None or query.until is not None:
+            span = {k: v.isoformat() for k, v in (("gte", query.since), ("lt", query.until)) if v is not None}
+            filters.append({"range": {"time": span}})
+        if query.before_id is not None:
+            filters.append({"range": {"record_id": {"lt": query.before_id}}})
+        body = {
+            "query": {"bool": {"filter": filters + _wildcards(query)}},
+            "sort": [{"record_id": "desc"}],
+            "size": query.limit + 1,
+        }
+        found = await self.client.search(index=self.service_pattern, body=body, ignore_unavailable=True)
+        rows = [
+            ServiceHit(
+                s["record_id"],
+                ServiceRecord(
+                    datetime.fromisoformat(s["time"]),
+                    s["service"],
+                    s["host"],
+                    s["pid"],
+                    s["level"],
+                    s["logger"],
+                    s["text"],
+                    s.get("flow_id"),
+                    s.get("run_id"),
+                    s.get("job_id"),
+                ),
+            )
+            for s in (h["_source"] for h in found["hits"]["hits"])
+        ]
+        page = rows[: query.limit]
+        more = len(rows) > query.limit
+        return ServicePage(hits=page, next_cursor=page[-1].record_id if more and page else None)
+
+    async def purge_service_records(self, db: Database, before: datetime) -> int:
+        answer = await self.client.delete_by_query(
+            index=self.service_pattern,
+            body={"query": {"range": {"time": {"lt": before.isoformat()}}}},
+            ignore_unavailable=True,
+            conflicts="proceed",
+        )
+        return int(answer.get("deleted", 0))
+
+
+def _wildcards(query: LogQuery) -> list[dict[str, Any]]:
+    """Every term occurs in ``text``, in any case (the database store's substring semantics)."""
+    return [{"wildcard": {"text": {"value": f"*{wildcard_escape(t)}*", "case_insensitive": True}}} for t in query.terms]
 
 
 class BulkRefused(RuntimeError):

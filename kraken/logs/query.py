@@ -38,6 +38,8 @@ class LogQuery:
     until: datetime | None = None
     limit: int = 50
     before_id: int | None = None  # keyset: hits with a smaller line id than this
+    service: str | None = None  # service logs: this role's ("all": every role's)
+    min_level: int | None = None  # service logs: records at this level (logging's number) or above
 
 
 def parse_terms(q: str) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 from kraken.logs.query import LogQuery
-from kraken.models.logs import LogLine
+from kraken.models.logs import LogLine, ServiceLog
 
 COLUMNS = ("id", "job_id", "project_id", "branch_id", "flow_id", "step_index", "line_no", "created", "text")
 
@@ -47,3 +47,40 @@ def search_statement(query: LogQuery, projects: set[int] | None) -> sa.TextualSe
     sql = f"SELECT {cols} FROM log_line l WHERE {' AND '.join(where)} ORDER BY l.id DESC LIMIT :n"
     table = LogLine.__table__  # type: ignore[attr-defined]
     return sa.text(sql).bindparams(*binds, **params).columns(*(table.c[c] for c in COLUMNS))
+
+
+SERVICE_COLUMNS = ("id", "created", "service", "host", "pid", "level", "logger", "text", "flow_id", "run_id", "job_id")
+
+
+def service_search_statement(query: LogQuery) -> sa.TextualSelect:
+    """The service logs' search (``service_log``): the same ILIKE terms, keyset and time range."""
+    where: list[str] = []
+    params: dict[str, Any] = {"n": query.limit + 1}
+    binds: list[sa.BindParameter[Any]] = []
+    for i, term in enumerate(query.terms):
+        where.append(f"l.text ILIKE :t{i} ESCAPE '\\'")
+        params[f"t{i}"] = like_pattern(term)
+    if query.before_id is not None:
+        where.append("l.id < :before")
+        params["before"] = query.before_id
+    if query.service not in (None, "all"):
+        where.append("l.service = :service")
+        params["service"] = query.service
+    if query.min_level is not None:
+        where.append("l.level >= :level")
+        params["level"] = query.min_level
+    for name in ("flow_id", "job_id"):
+        value = getattr(query, name)
+        if value is not None:
+            where.append(f"l.{name} = :{name}")
+            params[name] = value
+    if query.since is not None:
+        where.append("l.created >= :since")
+        binds.append(sa.bindparam("since", query.since, type_=UTCDateTime))
+    if query.until is not None:
+        where.append("l.created < :until")
+        binds.append(sa.bindparam("until", query.until, type_=UTCDateTime))
+    cols = ", ".join(f"l.{c}" for c in SERVICE_COLUMNS)
+    sql = f"SELECT {cols} FROM service_log l WHERE {' AND '.join(where)} ORDER BY l.id DESC LIMIT :n"
+    table = ServiceLog.__table__  # type: ignore[attr-defined]
+    return sa.text(sql).bindparams(*binds, **params).columns(*(table.c[c] for c in SERVICE_COLUMNS))

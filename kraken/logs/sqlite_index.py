@@ -25,7 +25,7 @@ from urllib.parse import quote
 from kraken.core.files import private_file
 from kraken.logs.plan import BATCH_CHUNKS, CHUNKS, Mark, lines_of, live_gaps, plan, settling
 from kraken.logs.query import LogQuery
-from kraken.logs.store import SearchHit
+from kraken.logs.store import SearchHit, ServiceHit, ServiceRecord
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS log_line (
@@ -41,6 +41,20 @@ CREATE TRIGGER IF NOT EXISTS log_line_ai AFTER INSERT ON log_line BEGIN
 END;
 CREATE TRIGGER IF NOT EXISTS log_line_ad AFTER DELETE ON log_line BEGIN
     INSERT INTO log_line_fts(log_line_fts, rowid, text) VALUES ('delete', old.id, old.text);
+END;
+CREATE TABLE IF NOT EXISTS service_log (
+    id INTEGER PRIMARY KEY, created TEXT NOT NULL, service TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
+    level INTEGER NOT NULL, logger TEXT NOT NULL, text TEXT NOT NULL, flow_id INTEGER, run_id INTEGER, job_id INTEGER
+);
+CREATE INDEX IF NOT EXISTS ix_service_log_created ON service_log (created);
+CREATE VIRTUAL TABLE IF NOT EXISTS service_log_fts USING fts5(
+    text, content='service_log', content_rowid='id', tokenize='trigram'
+);
+CREATE TRIGGER IF NOT EXISTS service_log_ai AFTER INSERT ON service_log BEGIN
+    INSERT INTO service_log_fts(rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS service_log_ad AFTER DELETE ON service_log BEGIN
+    INSERT INTO service_log_fts(service_log_fts, rowid, text) VALUES ('delete', old.id, old.text);
 END;
 CREATE TABLE IF NOT EXISTS log_index_state (
     id INTEGER PRIMARY KEY, last_chunk_id INTEGER NOT NULL, partial_chunk_id INTEGER, partial_line INTEGER NOT NULL,
@@ -190,5 +204,78 @@ def delete_jobs(main: Path, job_ids: list[int]) -> None:
     conn = _connect(main, attach=False)
     try:
         conn.execute(f"DELETE FROM log_line WHERE job_id IN ({','.join(str(int(j)) for j in job_ids)})")
+    finally:
+        conn.close()
+
+
+# ---------------------------------------------------------------- service logs (KRAKEN_SERVICE_LOGS_STORE)
+
+SERVICE_COLUMNS = "created, service, host, pid, level, logger, text, flow_id, run_id, job_id"
+
+
+def insert_service_records(main: Path, records: list[ServiceRecord]) -> None:
+    """One transaction on this file (a worker thread): the main file's writers never wait."""
+    rows = [
+        (_time(r.time), r.service, r.host, r.pid, r.level, r.logger, r.text, r.flow_id, r.run_id, r.job_id)
+        for r in records
+    ]
+    conn = _connect(main, attach=False)
+    try:
+        conn.execute("BEGIN")
+        conn.executemany(f"INSERT INTO service_log ({SERVICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def search_service_records(main: Path, query: LogQuery) -> list[ServiceHit]:
+    """As ``search``: the FTS5 table drives, newest first."""
+    where = ["service_log_fts MATCH :m"]
+    params: dict[str, Any] = {
+        "n": query.limit + 1,
+        "m": " AND ".join('"' + t.replace('"', '""') + '"' for t in query.terms),
+    }
+    if query.before_id is not None:
+        where.append("f.rowid < :before")
+        params["before"] = query.before_id
+    if query.service not in (None, "all"):
+        where.append("l.service = :service")
+        params["service"] = query.service
+    if query.min_level is not None:
+        where.append("l.level >= :level")
+        params["level"] = query.min_level
+    for name in ("flow_id", "job_id"):
+        if getattr(query, name) is not None:
+            where.append(f"l.{name} = :{name}")
+            params[name] = getattr(query, name)
+    if query.since is not None:
+        where.append("l.created >= :since")
+        params["since"] = _time(query.since)
+    if query.until is not None:
+        where.append("l.created < :until")
+        params["until"] = _time(query.until)
+    sql = (
+        f"SELECT l.id, {', '.join('l.' + c.strip() for c in SERVICE_COLUMNS.split(','))}"
+        f" FROM service_log_fts f CROSS JOIN service_log l ON l.id = f.rowid WHERE {' AND '.join(where)}"
+        " ORDER BY f.rowid DESC LIMIT :n"
+    )
+    conn = _connect(main, attach=False)
+    try:
+        rows = conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+    return [
+        ServiceHit(
+            r[0],
+            ServiceRecord(datetime.fromisoformat(r[1]).replace(tzinfo=UTC), r[2], r[3], r[4], r[5], r[6], r[7], *r[8:]),
+        )
+        for r in rows
+    ]
+
+
+def purge_service_records(main: Path, before: datetime) -> int:
+    conn = _connect(main, attach=False)
+    try:
+        return conn.execute("DELETE FROM service_log WHERE created < ?", (_time(before),)).rowcount
     finally:
         conn.close()

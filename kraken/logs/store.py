@@ -39,6 +39,34 @@ class SearchHit:
     text: str
 
 
+@dataclass(frozen=True)
+class ServiceRecord:
+    """One log record of a Kraken process (``KRAKEN_SERVICE_LOGS_STORE``), masked already."""
+
+    time: datetime
+    service: str  # serve, server, controller, worker, agent
+    host: str  # the machine; for an agent, its name
+    pid: int
+    level: int  # logging's number: 10 debug ... 50 critical
+    logger: str
+    text: str  # the message, and the exception's traceback after a newline
+    flow_id: int | None = None
+    run_id: int | None = None
+    job_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ServiceHit:
+    record_id: int  # the keyset of pagination
+    record: ServiceRecord
+
+
+@dataclass
+class ServicePage:
+    hits: list[ServiceHit] = field(default_factory=list)
+    next_cursor: int | None = None
+
+
 @dataclass
 class SearchPage:
     hits: list[SearchHit] = field(default_factory=list)
@@ -79,6 +107,18 @@ class LogStore(abc.ABC):
     async def index_pending(self, db: Database) -> int:
         """Index what was stored since the last call (the background task ``index_logs``); the
         number of lines indexed."""
+
+    @abc.abstractmethod
+    async def store_service_records(self, db: Database, records: list[ServiceRecord]) -> None:
+        """Store Kraken's own log records (the background flusher of ``kraken.logs.servicelogs``)."""
+
+    @abc.abstractmethod
+    async def search_service_records(self, session: AsyncSession, query: LogQuery) -> ServicePage:
+        """Service log records matching ``query`` (its ``service`` and ``min_level``), newest first."""
+
+    @abc.abstractmethod
+    async def purge_service_records(self, db: Database, before: datetime) -> int:
+        """Retention: delete the service log records older than ``before``; how many."""
 
     async def close(self) -> None:  # noqa: B027 - most stores hold nothing to release
         """Release connections (the end of the process)."""

@@ -46,3 +46,22 @@ class LogIndexState(SQLModel, table=True):
     gaps: list[Any] = json_field(list)  # [[chunk id, unix time first missed], ...]
     indexed_lines: int = 0
     updated: datetime | None = None
+
+
+class ServiceLog(SQLModel, table=True):
+    """One log record of a Kraken process (``KRAKEN_SERVICE_LOGS_STORE``): PostgreSQL only, with a
+    ``pg_trgm`` GIN index on ``text`` (migration 0028) as ``log_line``; on SQLite the table lives
+    in the log search's own file (``kraken.logs.sqlite_index``)."""
+
+    __tablename__ = "service_log"
+    id: int | None = Field(default=None, primary_key=True)
+    created: datetime = Field(index=True)
+    service: str
+    host: str
+    pid: int
+    level: int
+    logger: str
+    text: str
+    flow_id: int | None = None
+    run_id: int | None = None
+    job_id: int | None = None

@@ -15,8 +15,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import socket
 import sys
+import threading
+from collections import deque
 from collections.abc import Iterator
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -66,28 +69,132 @@ class JsonFormatter(logging.Formatter):
         self.host = socket.gethostname()
 
     def format(self, record: logging.LogRecord) -> str:
-        data: dict[str, object] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-            "service": self.service,
-            "host": self.host,
-            "pid": record.process,
-        }
-        # formatted in the logging call's own task, so the context is that of the code that logged
-        data.update(_ids.get())
-        for key in ID_KEYS:  # logging.info(..., extra={"job_id": 7}) wins over the context
-            value = record.__dict__.get(key)
-            if isinstance(value, int):
-                data[key] = value
-        if record.exc_info:
-            data["exception"] = self.formatException(record.exc_info)
-        elif record.exc_text:
-            data["exception"] = record.exc_text
-        if record.stack_info:
-            data["stack"] = self.formatStack(record.stack_info)
+        data = record_fields(record, self)
+        data["service"], data["host"], data["pid"] = self.service, self.host, record.process
         return json.dumps(data, ensure_ascii=False, default=str)
+
+
+def record_fields(record: logging.LogRecord, formatter: logging.Formatter) -> dict[str, object]:
+    """time, level, logger, message, the context's ids, exception and stack of a record: what a
+    JSON line and a stored service log record have in common."""
+    data: dict[str, object] = {
+        "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+        "level": record.levelname.lower(),
+        "logger": record.name,
+        "message": record.getMessage(),
+    }
+    # formatted in the logging call's own task, so the context is that of the code that logged
+    data.update(_ids.get())
+    for key in ID_KEYS:  # logging.info(..., extra={"job_id": 7}) wins over the context
+        value = record.__dict__.get(key)
+        if isinstance(value, int):
+            data[key] = value
+    if record.exc_info:
+        data["exception"] = formatter.formatException(record.exc_info)
+    elif record.exc_text:
+        data["exception"] = record.exc_text
+    if record.stack_info:
+        data["stack"] = formatter.formatStack(record.stack_info)
+    return data
+
+
+# ---------------------------------------------------------------- records kept for the log store
+
+LEVELS = ("debug", "info", "warning", "error", "critical")
+NOT_STORED = ("uvicorn.access",)  # one line per HTTP request: the metrics count those
+_storing: ContextVar[bool] = ContextVar("kraken_storing_service_logs", default=False)
+
+
+@contextlib.contextmanager
+def storing() -> Iterator[None]:
+    """Around the code that stores or ships service log records: what it logs (a failure to store
+    them) goes to stderr only, never into the buffer, so that it cannot feed itself."""
+    token = _storing.set(True)
+    try:
+        yield
+    finally:
+        _storing.reset(token)
+
+
+def level_name(levelno: int) -> str:
+    """The standard level at or below ``levelno`` (custom levels fall to the one beneath)."""
+    for name in reversed(LEVELS):
+        if levelno >= logging.getLevelName(name.upper()):
+            return name
+    return "debug"
+
+
+class ServiceLogBuffer(logging.Handler):
+    """Keeps this process's log records (as dicts) for the log store, in a bounded queue: when
+    the flusher (server side) or the shipper (agents) falls behind, the oldest records are
+    dropped and counted, so a storm of records never grows the memory. ``emit`` only appends:
+    it never waits for the store."""
+
+    def __init__(self, capacity: int, level: str = "info") -> None:
+        super().__init__(logging.getLevelName(level.upper()))
+        self.records: deque[dict[str, object]] = deque(maxlen=capacity)
+        self.dropped = 0
+        self._fmt = logging.Formatter()
+        self._guard = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if _storing.get() or record.name.startswith(NOT_STORED):
+            return
+        try:
+            data = record_fields(record, self._fmt)
+            data["level"] = level_name(record.levelno)
+            data["pid"] = record.process
+            self.add([data])
+        except Exception:  # a log handler must never raise
+            self.handleError(record)
+
+    def add(self, records: list[dict[str, object]]) -> None:
+        """Records made elsewhere (an agent's, on the server): the oldest go past the bound."""
+        with self._guard:
+            maxlen = self.records.maxlen or 0
+            self.dropped += max(0, len(self.records) + len(records) - maxlen)
+            self.records.extend(records)
+
+    def count_dropped(self, n: int) -> None:
+        with self._guard:
+            self.dropped += n
+
+    def take(self, n: int) -> tuple[list[dict[str, object]], int]:
+        """Up to ``n`` of the oldest records, and how many were dropped since the last call."""
+        with self._guard:
+            out = [self.records.popleft() for _ in range(min(n, len(self.records)))]
+            dropped, self.dropped = self.dropped, 0
+        return out, dropped
+
+    def put_back(self, records: list[dict[str, object]]) -> None:
+        """Records taken but not stored (the store failed): first again, as far as room remains."""
+        with self._guard:
+            room = (self.records.maxlen or 0) - len(self.records)
+            keep = records[-room:] if room > 0 else []
+            self.dropped += len(records) - len(keep)
+            self.records.extendleft(reversed(keep))
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+_buffer: ServiceLogBuffer | None = None
+
+
+def start_buffer(capacity: int, level: str) -> ServiceLogBuffer:
+    """Keep this process's records from now on (on the root logger; idempotent)."""
+    global _buffer
+    if _buffer is None:
+        _buffer = ServiceLogBuffer(capacity, level)
+        logging.getLogger().addHandler(_buffer)
+    return _buffer
+
+
+def stop_buffer() -> None:
+    global _buffer
+    if _buffer is not None:
+        logging.getLogger().removeHandler(_buffer)
+        _buffer = None
 
 
 def check_format(value: str) -> LogFormat:
@@ -104,8 +211,30 @@ def configure(service: str, level: str, fmt: str) -> None:
     handler.setFormatter(JsonFormatter(service) if check_format(fmt) == "json" else logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
     for old in list(root.handlers):
-        root.removeHandler(old)
+        if old is not _buffer:
+            root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.captureWarnings(True)  # Python's warnings as records too: no other format on stderr
+
+
+# ---------------------------------------------------------------- redaction (before a record is stored or shipped)
+
+REDACTED = "***"
+# key=value / key: value where the key names a secret, and the password of a URL (scheme://user:password@)
+_SECRET_PAIR = re.compile(
+    r"(?i)((?:password|passwd|secret|token|credential|api[_-]?key|authorization)[\"']?\s*[:=]\s*[\"']?(?:bearer\s+)?)"
+    r"([^\s\"',;&)\]}]+)"
+)
+_URL_PASSWORD = re.compile(r"(?i)([a-z][a-z0-9+.-]*://[^\s:/@]+:)([^\s@/]+)(@)")
+_BEARER = re.compile(r"(?i)(\bbearer\s+)([A-Za-z0-9._~+/=-]{8,})")
+
+
+def redact_text(text: str) -> str:
+    """``text`` with what looks secret blanked (``***``): values after password=, token: ...,
+    a URL's password, a bearer token. The known secret values themselves are masked by the
+    caller (``kraken.secrets.refs.Masker``), as in job logs."""
+    text = _URL_PASSWORD.sub(lambda m: m.group(1) + REDACTED + m.group(3), text)
+    text = _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
+    return _SECRET_PAIR.sub(lambda m: m.group(1) + REDACTED, text)

@@ -65,9 +65,9 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 class Kraken:
     """A real ``kraken serve`` (no in-process agent) and one real agent process."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, **env: str) -> None:
         self.workdir = workdir
-        self.server = Server(workdir)
+        self.server = Server(workdir, **env)
         self.url = self.server.url
         self.agent: Proc = start_agent(workdir, self.url, "ui-agent")
         wait_agent_connected(self.agent)

@@ -5,6 +5,8 @@ query's reason."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +21,14 @@ STAGE = """def stage(ctx):
                       "environments": [{"system": "any"}]}]}
 """
 SCRIPT = 'for i in $(seq 1 70); do echo "noise line $i"; done\necho "ERROR: ConnectTimeoutError in db-7f3a"\n'
+
+
+@pytest.fixture
+def kraken(web_build: Path, tmp_path: Path) -> Iterator[Kraken]:
+    """As conftest's, with service logs stored too (job search works as without them)."""
+    k = Kraken(tmp_path, KRAKEN_SERVICE_LOGS_STORE="true")
+    yield k
+    k.stop()
 
 
 def indexed(kraken: Kraken, q: str, want: int) -> dict[str, Any]:
@@ -71,3 +81,24 @@ def test_log_search_page(page: Page, kraken: Kraken) -> None:
     # a refused query shows the server's reason
     page.goto("/logs?q=ab")
     expect(page.get_by_role("alert")).to_contain_text("shorter than 3 characters")
+
+
+def test_service_log_search(page: Page, kraken: Kraken) -> None:
+    """An administrator picks "Service logs": Kraken's own records (here the server's line about
+    the agent that connected), with service, host and level."""
+    deadline = time.monotonic() + 30
+    while not kraken.get("/logs/search", params={"q": "ui-agent connected", "service": "serve"})["service_hits"]:
+        assert time.monotonic() < deadline, "the server's record was never stored"
+        time.sleep(0.2)
+    login(page)
+    page.goto("/logs")
+    page.get_by_label("Logs").select_option("serve")
+    page.get_by_label("Level").select_option("info")
+    page.get_by_label("Search the job logs").fill("ui-agent connected")
+    page.get_by_role("button", name="Search").click()
+    page.wait_for_url("**/logs?q=ui-agent+connected&service=serve&level=info")
+    hits = page.get_by_test_id("service-hit")
+    expect(hits.first).to_contain_text("serve on")
+    expect(hits.first).to_contain_text("info")
+    expect(hits.first.locator("mark")).to_have_text("ui-agent connected")
+    expect(page.get_by_test_id("log-hit")).to_have_count(0)

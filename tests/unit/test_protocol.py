@@ -10,6 +10,7 @@ from kraken.control.job_message_dispatch import handler_for
 from kraken.models import enums
 from kraken.protocol import (
     JOB_MESSAGE_TYPES,
+    MAX_SERVICE_RECORDS,
     Ack,
     Assign,
     Batch,
@@ -18,6 +19,7 @@ from kraken.protocol import (
     Log,
     MalformedJobMessage,
     Result,
+    ServiceLogs,
     StepDone,
     StepResult,
     Welcome,
@@ -95,3 +97,18 @@ def test_job_done_needs_a_known_result() -> None:
     assert JobDone(result=Result.ERROR, reason="x").result == "error"
     with pytest.raises(ValidationError):
         JobDone.model_validate({"result": "meh"})
+
+
+def test_service_logs_frames_are_bounded_and_typed() -> None:
+    record = {"time": "2026-12-01T21:00:00+00:00", "level": "error", "logger": "kraken.agent", "message": "boom"}
+    frame = agent_frame.validate_json(orjson.dumps({"type": "service_logs", "records": [record], "dropped": 3}))
+    assert isinstance(frame, ServiceLogs) and frame.records[0].level == "error" and frame.dropped == 3
+    for bad in (
+        {"type": "service_logs", "records": [record] * (MAX_SERVICE_RECORDS + 1)},  # too many at once
+        {"type": "service_logs", "records": [{**record, "level": "loud"}]},
+        {"type": "service_logs", "records": [{**record, "message": "x" * 16_001}]},
+        {"type": "service_logs", "records": [{**record, "job_id": 0}]},
+        {"type": "service_logs", "records": [], "dropped": -1},
+    ):
+        with pytest.raises(ValidationError):
+            agent_frame.validate_json(orjson.dumps(bad))

@@ -985,6 +985,11 @@ export interface paths {
          * @description Lines of job logs containing every term of ``q`` (syntax in ``syntax``), newest first,
          *     in the projects the caller can see; ``cursor`` (the previous page's ``next_cursor``) pages on.
          *     Lines are searchable once the background indexer took them in (within about a second).
+         *
+         *     ``service=`` (``all`` or a role: serve, server, controller, worker, agent) searches Kraken's
+         *     own log records instead (``service_hits``; administrators only, with
+         *     ``KRAKEN_SERVICE_LOGS_STORE=true``), ``level=`` (debug ... critical) keeping records at that
+         *     level or above.
          */
         get: operations["search_logs_api_logs_search_get"];
         put?: never;
@@ -2813,6 +2818,11 @@ export interface components {
             indexed_lines: number;
             /** Next Cursor */
             next_cursor: string | null;
+            /**
+             * Service Hits
+             * @default []
+             */
+            service_hits: components["schemas"]["ServiceLogHitOut"][];
             /** Syntax */
             syntax: string;
         };
@@ -3359,6 +3369,39 @@ export interface components {
             dev_flow_seq?: number | null;
             /** Run Seq */
             run_seq?: number | null;
+        };
+        /**
+         * ServiceLogHitOut
+         * @description A log record of a Kraken process (``service=``; administrators only).
+         */
+        ServiceLogHitOut: {
+            /** Flow Id */
+            flow_id: number | null;
+            /** Highlights */
+            highlights: number[][];
+            /** Host */
+            host: string;
+            /** Job Id */
+            job_id: number | null;
+            /** Level */
+            level: string;
+            /** Logger */
+            logger: string;
+            /** Pid */
+            pid: number;
+            /** Run Id */
+            run_id: number | null;
+            /** Service */
+            service: string;
+            /** Text */
+            text: string;
+            /** Text Offset */
+            text_offset: number;
+            /**
+             * Time
+             * Format: date-time
+             */
+            time: string;
         };
         /** SkippedStage */
         SkippedStage: {

@@ -1,21 +1,25 @@
 /** Search across the logs of every job the caller may see (GET /api/logs/search): each hit links
- * to its line in the job's log (/jobs/:id#L<n>). The query lives in the address, so a search can
- * be shared. */
+ * to its line in the job's log (/jobs/:id#L<n>). Administrators may search Kraken's own service
+ * logs instead (service=, level=; stored with KRAKEN_SERVICE_LOGS_STORE=true). The query lives in
+ * the address, so a search can be shared. */
 import { useState } from "react";
 import { Link, useLocation, useSearch } from "wouter";
 import { keepPreviousData, useInfiniteQuery } from "@tanstack/react-query";
 import { client, unwrap } from "../api/client";
-import { useProjects } from "../api/queries";
+import { useMe, useProjects } from "../api/queries";
 import type { components } from "../api/schema";
 import { PageHeader } from "../components/Layout";
 import { Empty, ErrorBox, Skeleton, TimeAgo, useTitle } from "../components/ui";
 import { segments } from "../lib/highlight";
 
 type Hit = components["schemas"]["LogSearchOut"]["hits"][number];
+type ServiceHit = components["schemas"]["ServiceLogHitOut"];
 
 const PAGE = 50;
+export const SERVICES = ["all", "serve", "server", "controller", "worker", "agent"] as const;
+export const LEVELS = ["debug", "info", "warning", "error", "critical"] as const;
 
-function HitText({ hit }: { hit: Hit }) {
+function HitText({ hit }: { hit: Hit | ServiceHit }) {
   return (
     <code className="log-hit-text">
       {hit.text_offset > 0 && "…"}
@@ -41,17 +45,59 @@ function HitRow({ hit }: { hit: Hit }) {
   );
 }
 
+type Paged = { hasNextPage: boolean; isFetchingNextPage: boolean; fetchNextPage: () => unknown };
+
+function More({ search }: { search: Paged }) {
+  if (!search.hasNextPage) return null;
+  return (
+    <button className="btn" onClick={() => search.fetchNextPage()} disabled={search.isFetchingNextPage}>
+      {search.isFetchingNextPage ? "Loading…" : "More"}
+    </button>
+  );
+}
+
+function ServiceHitRow({ hit }: { hit: ServiceHit }) {
+  return (
+    <li className="log-hit" data-testid="service-hit">
+      <div className="log-hit-where muted">
+        <span className={`badge level-${hit.level}`}>{hit.level}</span> {hit.service} on {hit.host} (pid {hit.pid}) · {hit.logger}
+        {hit.flow_id !== null && (
+          <>
+            {" "}
+            · <Link href={`/flows/${hit.flow_id}`}>flow {hit.flow_id}</Link>
+          </>
+        )}
+        {hit.job_id !== null && (
+          <>
+            {" "}
+            · <Link href={`/jobs/${hit.job_id}`}>job {hit.job_id}</Link>
+          </>
+        )}{" "}
+        · <TimeAgo value={hit.time} />
+      </div>
+      <div className="log-hit-line">
+        <HitText hit={hit} />
+      </div>
+    </li>
+  );
+}
+
 export default function LogSearchPage() {
   useTitle("Log search");
   const params = new URLSearchParams(useSearch());
   const [, navigate] = useLocation();
   const q = params.get("q") ?? "";
   const projectId = params.get("project_id") ? Number(params.get("project_id")) : undefined;
+  const service = params.get("service") ?? undefined;
+  const level = service ? (params.get("level") ?? undefined) : undefined;
   const [draft, setDraft] = useState(q);
   const [draftProject, setDraftProject] = useState(projectId ? String(projectId) : "");
+  const [draftService, setDraftService] = useState(service ?? "");
+  const [draftLevel, setDraftLevel] = useState(level ?? "");
   const projects = useProjects();
+  const me = useMe();
   const search = useInfiniteQuery({
-    queryKey: ["log-search", q, projectId],
+    queryKey: ["log-search", q, projectId, service, level],
     enabled: q.trim() !== "",
     retry: false,
     placeholderData: keepPreviousData,
@@ -60,17 +106,25 @@ export default function LogSearchPage() {
       unwrap(
         client.GET("/api/logs/search", {
           signal,
-          params: { query: { q, project_id: projectId, limit: PAGE, cursor: pageParam ?? undefined } },
+          params: {
+            query: service
+              ? { q, service, level, limit: PAGE, cursor: pageParam ?? undefined }
+              : { q, project_id: projectId, limit: PAGE, cursor: pageParam ?? undefined },
+          },
         }),
       ),
     getNextPageParam: (last) => last.next_cursor,
   });
   const hits = search.data?.pages.flatMap((p) => p.hits) ?? [];
+  const serviceHits = search.data?.pages.flatMap((p) => p.service_hits ?? []) ?? [];
   const submit = (e: React.FormEvent) => {
     e.preventDefault();
     const next = new URLSearchParams();
     if (draft.trim()) next.set("q", draft.trim());
-    if (draftProject) next.set("project_id", draftProject);
+    if (draftService) {
+      next.set("service", draftService);
+      if (draftLevel) next.set("level", draftLevel);
+    } else if (draftProject) next.set("project_id", draftProject);
     navigate(`/logs?${next.toString()}`);
   };
   return (
@@ -86,14 +140,35 @@ export default function LogSearchPage() {
             onChange={(e) => setDraft(e.target.value)}
             autoFocus
           />
-          <select aria-label="Project" value={draftProject} onChange={(e) => setDraftProject(e.target.value)}>
-            <option value="">All projects</option>
-            {(projects.data ?? []).map((p) => (
-              <option key={p.id} value={p.id}>
-                {p.name}
-              </option>
-            ))}
-          </select>
+          {me.data?.is_admin && (
+            <select aria-label="Logs" value={draftService} onChange={(e) => setDraftService(e.target.value)}>
+              <option value="">Job logs</option>
+              {SERVICES.map((s) => (
+                <option key={s} value={s}>
+                  {s === "all" ? "Service logs: every service" : `Service logs: ${s}`}
+                </option>
+              ))}
+            </select>
+          )}
+          {draftService ? (
+            <select aria-label="Level" value={draftLevel} onChange={(e) => setDraftLevel(e.target.value)}>
+              <option value="">Any level</option>
+              {LEVELS.map((l) => (
+                <option key={l} value={l}>
+                  {l} and above
+                </option>
+              ))}
+            </select>
+          ) : (
+            <select aria-label="Project" value={draftProject} onChange={(e) => setDraftProject(e.target.value)}>
+              <option value="">All projects</option>
+              {(projects.data ?? []).map((p) => (
+                <option key={p.id} value={p.id}>
+                  {p.name}
+                </option>
+              ))}
+            </select>
+          )}
           <button className="btn primary" type="submit">
             Search
           </button>
@@ -102,6 +177,7 @@ export default function LogSearchPage() {
           Every word must occur in the line, anywhere and in any case (<code>timeout</code> finds <code>ConnectTimeoutError</code>);
           <code>"quoted text"</code> matches exactly, spaces included; each term needs at least 3 characters. Newest lines first;
           lines are searchable about a second after a job printed them.
+          {me.data?.is_admin && " Service logs: Kraken's own log records (stored when the server runs with KRAKEN_SERVICE_LOGS_STORE=true)."}
         </p>
       </section>
       {q.trim() === "" ? (
@@ -112,6 +188,19 @@ export default function LogSearchPage() {
         <ErrorBox error={search.error} title="The search was refused" />
       ) : search.isPending ? (
         <Skeleton rows={6} />
+      ) : service ? (
+        serviceHits.length === 0 ? (
+          <Empty title="No record matches">Nothing in the service logs contains {q}.</Empty>
+        ) : (
+          <section className="card">
+            <ul className="log-hits">
+              {serviceHits.map((h, i) => (
+                <ServiceHitRow key={`${h.time}:${i}`} hit={h} />
+              ))}
+            </ul>
+            <More search={search} />
+          </section>
+        )
       ) : hits.length === 0 ? (
         <Empty title="No line matches">
           Nothing in the logs you can see contains {q}. {search.data?.pages[0]?.indexed_lines ?? 0} lines are indexed.
@@ -123,11 +212,7 @@ export default function LogSearchPage() {
               <HitRow key={`${h.job_id}:${h.line}`} hit={h} />
             ))}
           </ul>
-          {search.hasNextPage && (
-            <button className="btn" onClick={() => search.fetchNextPage()} disabled={search.isFetchingNextPage}>
-              {search.isFetchingNextPage ? "Loading…" : "More"}
-            </button>
-          )}
+          <More search={search} />
         </section>
       )}
     </>

@@ -10,12 +10,15 @@ from annotated_types import Interval
 from fastapi import APIRouter, HTTPException, status
 
 from kraken.api.authz import LoggedInOnly, visible_projects
-from kraken.api.deps import SessionDep, UserDep
+from kraken.api.deps import SessionDep, StateDep, UserDep
+from kraken.api.state import ServerState
 from kraken.logs.active import log_store
 from kraken.logs.query import SYNTAX, LogQuery, QueryError, highlights, parse_terms
-from kraken.logs.store import SearchHit
+from kraken.logs.servicelogs import LEVEL_NUMBERS, SERVICES
+from kraken.logs.store import ServicePage
+from kraken.observability.servicelog import level_name
 from kraken.schemas.ints import Id
-from kraken.schemas.logs import LogHitOut, LogSearchOut
+from kraken.schemas.logs import LogHitOut, LogSearchOut, ServiceLogHitOut
 
 router = APIRouter(tags=["logs"])
 
@@ -42,12 +45,12 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.utcoffset() is None else value.astimezone(UTC)
 
 
-def _fragment(hit: SearchHit, terms: tuple[str, ...]) -> tuple[str, int, list[tuple[int, int]]]:
-    spans = highlights(hit.text, terms)
-    if len(hit.text) <= FRAGMENT:
-        return hit.text, 0, spans
+def _fragment(line: str, terms: tuple[str, ...]) -> tuple[str, int, list[tuple[int, int]]]:
+    spans = highlights(line, terms)
+    if len(line) <= FRAGMENT:
+        return line, 0, spans
     start = max(0, (spans[0][0] if spans else 0) - FRAGMENT // 4)
-    text = hit.text[start : start + FRAGMENT]
+    text = line[start : start + FRAGMENT]
     return (
         text,
         start,
@@ -59,10 +62,62 @@ def _fragment(hit: SearchHit, terms: tuple[str, ...]) -> tuple[str, int, list[tu
     )
 
 
+def _service_query(
+    state: ServerState,
+    is_admin: bool,
+    service: str | None,
+    level: str | None,
+    project_id: int | None,
+    branch_id: int | None,
+) -> tuple[str | None, int | None]:
+    """``service=`` and ``level=`` checked: (the service, the least level), or a clear refusal."""
+    if service is None:
+        if level is not None:
+            raise _refuse("level", "level= filters service logs: give service= too (service=all for every service)")
+        return None, None
+    if not state.runtime.settings.service_logs_store:
+        raise _refuse("service", "service logs are not stored by this server (KRAKEN_SERVICE_LOGS_STORE is off)")
+    if service not in ("all", *SERVICES):
+        raise _refuse("service", f"service must be all or one of {', '.join(SERVICES)}, not {service!r}")
+    if level is not None and level not in LEVEL_NUMBERS:
+        raise _refuse("level", f"level must be one of {', '.join(LEVEL_NUMBERS)}, not {level!r}")
+    for key, value in (("project_id", project_id), ("branch_id", branch_id)):
+        if value is not None:
+            raise _refuse(key, f"{key}= filters job logs; service log records name flows and jobs only")
+    if not is_admin:  # a service's record may name any project
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only an administrator may search the service logs")
+    return service, LEVEL_NUMBERS[level] if level is not None else None
+
+
+def _service_hits(page: ServicePage, terms: tuple[str, ...]) -> list[ServiceLogHitOut]:
+    hits = []
+    for h in page.hits:
+        r = h.record
+        text, offset, spans = _fragment(r.text, terms)
+        hits.append(
+            ServiceLogHitOut(
+                service=r.service,
+                host=r.host,
+                pid=r.pid,
+                level=level_name(r.level),
+                logger=r.logger,
+                time=r.time,
+                flow_id=r.flow_id,
+                run_id=r.run_id,
+                job_id=r.job_id,
+                text=text,
+                text_offset=offset,
+                highlights=[list(span) for span in spans],
+            )
+        )
+    return hits
+
+
 @router.get("/logs/search", response_model=LogSearchOut, dependencies=[LoggedInOnly])
 async def search_logs(
     session: SessionDep,
     user: UserDep,
+    state: StateDep,
     q: str,
     project_id: Id | None = None,
     branch_id: Id | None = None,
@@ -77,10 +132,13 @@ async def search_logs(
 ) -> LogSearchOut:
     """Lines of job logs containing every term of ``q`` (syntax in ``syntax``), newest first,
     in the projects the caller can see; ``cursor`` (the previous page's ``next_cursor``) pages on.
-    Lines are searchable once the background indexer took them in (within about a second)."""
-    for key, value in (("service", service), ("level", level)):
-        if value is not None:
-            raise _refuse(key, f"{key}= filters service logs, which this server does not store (job logs only)")
+    Lines are searchable once the background indexer took them in (within about a second).
+
+    ``service=`` (``all`` or a role: serve, server, controller, worker, agent) searches Kraken's
+    own log records instead (``service_hits``; administrators only, with
+    ``KRAKEN_SERVICE_LOGS_STORE=true``), ``level=`` (debug ... critical) keeping records at that
+    level or above."""
+    service, min_level = _service_query(state, user.is_admin, service, level, project_id, branch_id)
     try:
         terms = parse_terms(q)
     except QueryError as exc:
@@ -103,7 +161,18 @@ async def search_logs(
         until=until,
         limit=limit,
         before_id=before,
+        service=service,
+        min_level=min_level,
     )
+    if service is not None:
+        found = await log_store().search_service_records(session, query)
+        return LogSearchOut(
+            hits=[],
+            service_hits=_service_hits(found, terms),
+            next_cursor=str(found.next_cursor) if found.next_cursor is not None else None,
+            syntax=SYNTAX,
+            indexed_lines=await log_store().indexed_lines(session),
+        )
     page = await log_store().search(session, query, await visible_projects(session, user))
     names = {}
     if page.hits:
@@ -115,7 +184,7 @@ async def search_logs(
         n = names.get(h.job_id)
         if n is None:  # the job was deleted since the line was indexed
             continue
-        text, offset, spans = _fragment(h, terms)
+        text, offset, spans = _fragment(h.text, terms)
         hits.append(
             LogHitOut(
                 project_id=h.project_id,
