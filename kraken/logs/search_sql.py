@@ -29,7 +29,7 @@ def search_statement(query: LogQuery, projects: set[int] | None) -> sa.TextualSe
 
     A caller who sees some of the projects only (and asks for none in particular) gets one
     branch per visible project, each reading its project's lines newest first (the index on
-    ``(project_id, id)``) and stopping at the limit, merged by a ``UNION ALL`` (a Merge Append):
+    ``(project_id, id)``) and stopping at the limit, merged by a ``UNION ALL``:
     one statement over every project's lines would read the newest lines of every project
     backwards and drop those of the projects not visible, most of them for a common word.
     Each branch is planned on its own: a rare word goes through the trigram index instead.
@@ -57,10 +57,15 @@ def search_statement(query: LogQuery, projects: set[int] | None) -> sa.TextualSe
     cols = ", ".join(f"l.{c}" for c in COLUMNS)
     if projects is not None and 1 < len(projects) <= MAX_BRANCHES and query.project_id is None:
         branches = []
-        for i, project in enumerate(sorted(projects)):
-            params[f"p{i}"] = project
-            branch = " AND ".join([*where, f"l.project_id = :p{i}"])
-            branches.append(f"(SELECT {cols} FROM log_line l WHERE {branch} ORDER BY l.id DESC LIMIT :n)")
+        for project in sorted(projects):
+            # ``= ANY(ARRAY[p])``, not ``= p``: with an equality the planner drops ``project_id``
+            # from the order and takes the primary key backwards (filtering out the other
+            # projects' lines, 140 000 of them for a common word at 10 M lines) instead of
+            # ``ix_log_line_project_id_id`` (0.3 ms)
+            branch = " AND ".join([*where, f"l.project_id = ANY(ARRAY[{int(project)}])"])
+            branches.append(
+                f"(SELECT {cols} FROM log_line l WHERE {branch} ORDER BY l.project_id DESC, l.id DESC LIMIT :n)"
+            )
         sql = f"SELECT * FROM ({' UNION ALL '.join(branches)}) l ORDER BY l.id DESC LIMIT :n"
     else:
         if projects is not None:
