@@ -1,4 +1,4 @@
-"""The ``kraken`` command: serve, server, controller, worker, agent, db upgrade, client.
+"""The ``kraken`` command: serve, server, controller, worker, agent, db upgrade, logs copy, client.
 
 Every option can also come from a ``KRAKEN_<OPTION>`` environment variable; an
 option on the command line wins.
