@@ -150,6 +150,7 @@ async def bulk_index(db: Database) -> None:
             "unnest(string_to_array(c.text, E'\\n')) WITH ORDINALITY AS l(text, n) "
             f"WHERE c.id > {int(last)} AND l.text <> '' ORDER BY c.id, l.n"
         )
+        await conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '1GB'")
         await conn.exec_driver_sql("CREATE INDEX ix_log_line_text_trgm ON log_line USING gin (text gin_trgm_ops)")
         await conn.exec_driver_sql(
             "UPDATE log_index_state SET last_chunk_id = (SELECT max(id) FROM log_chunk), partial_chunk_id = NULL, "
@@ -210,13 +211,13 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, round(q * (len(values) - 1)))]
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
-    load_all_models()
-    tmp = tempfile.mkdtemp()
-    url = args.database_url or f"sqlite+aiosqlite:///{tmp}/kraken.db"
-    await upgrade(url)
-    db = Database(url)
-    out: dict[str, Any] = {"database": "sqlite" if db.is_sqlite else "postgresql", "lines": args.lines}
+SEEDED_JOBS = (
+    "SELECT j.id, b.project_id FROM job j JOIN run r ON r.id = j.run_id JOIN flow f ON f.id = r.flow_id"
+    " JOIN branch b ON b.id = f.branch_id"
+)
+
+
+async def seed(db: Database, args: argparse.Namespace, out: dict[str, Any]) -> list[tuple[int, int]]:
     jobs = await seed_jobs(db, args.projects)
     t0 = time.perf_counter()
     await store_chunks(db, gen_chunks(args.lines, [j for j, _ in jobs]))
@@ -232,6 +233,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     await bulk_index(db)
     out["bulk_index_rest_s"] = round(time.perf_counter() - t0, 1)
+    return jobs
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    load_all_models()
+    tmp = args.keep or tempfile.mkdtemp()
+    url = args.database_url or f"sqlite+aiosqlite:///{tmp}/kraken.db"
+    db = Database(url)
+    out: dict[str, Any] = {"database": "sqlite" if db.is_sqlite else "postgresql"}
+    if args.reuse:  # a database an earlier run seeded and kept (``--keep``, or --database-url)
+        async with db.session() as s:
+            found = await s.execute(sa.text(SEEDED_JOBS))
+            jobs = [(int(j), int(p)) for j, p in found.all()]
+            out["lines"] = (await s.execute(sa.text("SELECT count(*) FROM log_line"))).scalar_one()
+    else:
+        await upgrade(url)
+        out["lines"] = args.lines
+        jobs = await seed(db, args, out)
 
     store = DatabaseLogStore(db)
     projects = sorted({p for _, p in jobs})
@@ -264,7 +283,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if db.is_sqlite:
         out["index_file_mb"] = round(sqlite_index.index_path(Path(f"{tmp}/kraken.db")).stat().st_size / 2**20)
     await db.dispose()
-    shutil.rmtree(tmp, ignore_errors=True)
+    if not args.keep:
+        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
@@ -276,7 +296,11 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=40)
     ap.add_argument("--database-url", default=None)
     ap.add_argument("--tsvector", action="store_true")
+    ap.add_argument("--keep", metavar="DIR", help="SQLite: make (and keep) the database in DIR")
+    ap.add_argument("--reuse", action="store_true", help="query the database seeded before (--keep or --database-url)")
     args = ap.parse_args()
+    if args.keep:
+        Path(args.keep).mkdir(parents=True, exist_ok=True)
     print(json.dumps(asyncio.run(run(args)), indent=2))
 
 

@@ -1,4 +1,4 @@
-"""The ``kraken`` command: serve, server, controller, worker, agent, db upgrade, client.
+"""The ``kraken`` command: serve, server, controller, worker, agent, db upgrade, logs copy, client.
 
 Every option can also come from a ``KRAKEN_<OPTION>`` environment variable; an
 option on the command line wins.
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Kraken CI")
 db_app = typer.Typer(no_args_is_help=True, help="Database maintenance")
 app.add_typer(db_app, name="db")
+logs_app = typer.Typer(no_args_is_help=True, help="Job log stores")
+app.add_typer(logs_app, name="logs")
 app.add_typer(client_app, name="client")  # its HTTP side is imported only when a client command runs
 
 DataDir = Annotated[Path | None, typer.Option(help="state directory [KRAKEN_DATA_DIR, default ./kraken-data]")]
@@ -495,6 +497,41 @@ def db_restore(
         typer.echo(f"kraken db restore: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(f"restored {file} (revision {revision}) into {settings.effective_database_url}")
+
+
+@logs_app.command("copy")
+def logs_copy(
+    source: Annotated[str, typer.Option("--from", help="the store to read: database or opensearch")],
+    target: Annotated[str, typer.Option("--to", help="the store to write: opensearch or database")],
+    since: Annotated[str, typer.Option(help="lines stored from this ISO date or time on (UTC unless given)")],
+    until: Annotated[str, typer.Option(help="lines stored before this ISO date or time")],
+    project: Annotated[list[int] | None, typer.Option(help="only this project's lines (id; repeatable)")] = None,
+    after: Annotated[str | None, typer.Option(help="go on after this cursor (printed by an interrupted copy)")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="count the lines of the range, copy nothing")] = False,
+    opensearch_url: Annotated[str | None, typer.Option(help="http(s)://host:9200 [KRAKEN_OPENSEARCH_URL]")] = None,
+    index_prefix: Annotated[
+        str | None, typer.Option(help="[KRAKEN_OPENSEARCH_INDEX_PREFIX, default kraken-logs]")
+    ] = None,
+    database_url: DbUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Copy the job log lines stored in a time range from one log store to the other (idempotent)."""
+    from kraken.logs.copy import CopyError, TimeRange, copy_logs, parse_time
+
+    stores = {"database", "opensearch"}
+    if source not in stores or target not in stores or source == target:
+        raise typer.BadParameter("--from and --to: one is database, the other opensearch")
+    settings = settings_from(database_url=database_url, data_dir=data_dir)
+    url = opensearch_url or settings.opensearch_url
+    if not url:
+        raise typer.BadParameter("--opensearch-url (or KRAKEN_OPENSEARCH_URL) is required")
+    prefix = index_prefix or settings.opensearch_index_prefix
+    try:
+        rng = TimeRange(parse_time("--since", since), parse_time("--until", until), tuple(sorted(set(project or []))))
+        run_async(copy_logs(settings.effective_database_url, url, prefix, source, rng, after, dry_run, typer.echo))
+    except CopyError as exc:
+        typer.echo(f"kraken logs copy: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 def main() -> None:

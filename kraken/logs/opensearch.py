@@ -210,24 +210,11 @@ class OpenSearchLogStore(DatabaseLogStore):
             "size": query.limit + 1,
         }
         found = await self.client.search(index=self.pattern, body=body, ignore_unavailable=True)
-        rows = [
-            SearchHit(
-                line_id=s["line_id"],
-                job_id=s["job_id"],
-                project_id=s["project_id"],
-                branch_id=s["branch_id"],
-                flow_id=s["flow_id"],
-                step_index=s.get("step_index"),
-                line_no=s["line_no"],
-                time=datetime.fromisoformat(s["time"]),
-                text=s["text"],
-            )
-            for s in (h["_source"] for h in found["hits"]["hits"])
-        ]
+        rows = [hit_of(h["_source"]) for h in found["hits"]["hits"]]
         page = rows[: query.limit]
         more = len(rows) > query.limit
         cursor = page[-1].line_id if more and page else None
-        return SearchPage(hits=await _of_live_jobs(session, page), next_cursor=cursor)
+        return SearchPage(hits=await of_live_jobs(session, page), next_cursor=cursor)
 
     async def indexed_lines(self, session: AsyncSession) -> int:
         """The lines sent to OpenSearch (counted by the indexer: no request to OpenSearch)."""
@@ -390,7 +377,22 @@ def _aware(when: datetime) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
-async def _of_live_jobs(session: AsyncSession, hits: list[SearchHit]) -> list[SearchHit]:
+def hit_of(s: dict[str, Any]) -> SearchHit:
+    """A line as this store keeps it (a document's source)."""
+    return SearchHit(
+        line_id=s["line_id"],
+        job_id=s["job_id"],
+        project_id=s["project_id"],
+        branch_id=s["branch_id"],
+        flow_id=s["flow_id"],
+        step_index=s.get("step_index"),
+        line_no=s["line_no"],
+        time=datetime.fromisoformat(s["time"]),
+        text=s["text"],
+    )
+
+
+async def of_live_jobs(session: AsyncSession, hits: list[SearchHit]) -> list[SearchHit]:
     """The hits whose job exists, in the hit's project, and was made before the line: the lines
     of a deleted project stay in OpenSearch until retention drops their month, and SQLite gives
     a deleted job's (and project's) id again."""

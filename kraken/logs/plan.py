@@ -22,13 +22,22 @@ MAX_LAG_CHUNKS = 1000
 MAX_GAPS = 10_000
 BATCH_CHUNKS = 500
 
-# columns of a chunk as the indexer reads it (with where its job belongs)
-CHUNKS = """
-SELECT c.id, c.job_id, c.step_index, c.first_line, c.line_count, c.text,
-       COALESCE(c.created, j.started, j.created) AS created, r.flow_id, f.branch_id, b.project_id
+# when a chunk's lines were stored (chunks stored before migration 0021 have no time of their own)
+CHUNK_TIME = "COALESCE(c.created, j.started, j.created)"
+# where a chunk's job belongs
+CHUNK_JOINS = """
 FROM {p}log_chunk c JOIN {p}job j ON j.id = c.job_id JOIN {p}run r ON r.id = j.run_id
 JOIN {p}flow f ON f.id = r.flow_id JOIN {p}branch b ON b.id = f.branch_id
 """
+# columns of a chunk as the indexer reads it (with where its job belongs)
+CHUNKS = (
+    """
+SELECT c.id, c.job_id, c.step_index, c.first_line, c.line_count, c.text,
+       """
+    + CHUNK_TIME
+    + """ AS created, r.flow_id, f.branch_id, b.project_id"""
+    + CHUNK_JOINS
+)
 
 
 @dataclass

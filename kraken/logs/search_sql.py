@@ -19,7 +19,21 @@ def like_pattern(term: str) -> str:
     return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+# a caller who sees at most this many projects (and more than one) is searched one project at a
+# time, newest first in each, merged: see ``search_statement``
+MAX_BRANCHES = 32
+
+
 def search_statement(query: LogQuery, projects: set[int] | None) -> sa.TextualSelect:
+    """Newest matching lines first, ``query.limit + 1`` of them.
+
+    A caller who sees some of the projects only (and asks for none in particular) gets one
+    branch per visible project, each reading its project's lines newest first (the index on
+    ``(project_id, id)``) and stopping at the limit, merged by a ``UNION ALL``:
+    one statement over every project's lines would read the newest lines of every project
+    backwards and drop those of the projects not visible, most of them for a common word.
+    Each branch is planned on its own: a rare word goes through the trigram index instead.
+    """
     where: list[str] = []
     params: dict[str, Any] = {"n": query.limit + 1}
     binds: list[sa.BindParameter[Any]] = []
@@ -29,9 +43,6 @@ def search_statement(query: LogQuery, projects: set[int] | None) -> sa.TextualSe
     if query.before_id is not None:
         where.append("l.id < :before")
         params["before"] = query.before_id
-    if projects is not None:
-        where.append("l.project_id IN :projects")
-        binds.append(sa.bindparam("projects", sorted(projects), expanding=True))
     for name in ("project_id", "branch_id", "flow_id", "job_id"):
         value = getattr(query, name)
         if value is not None:
@@ -44,7 +55,23 @@ def search_statement(query: LogQuery, projects: set[int] | None) -> sa.TextualSe
         where.append("l.created < :until")
         binds.append(sa.bindparam("until", query.until, type_=UTCDateTime))
     cols = ", ".join(f"l.{c}" for c in COLUMNS)
-    sql = f"SELECT {cols} FROM log_line l WHERE {' AND '.join(where)} ORDER BY l.id DESC LIMIT :n"
+    if projects is not None and 1 < len(projects) <= MAX_BRANCHES and query.project_id is None:
+        branches = []
+        for project in sorted(projects):
+            # ``= ANY(ARRAY[p])``, not ``= p``: with an equality the planner drops ``project_id``
+            # from the order and takes the primary key backwards (filtering out the other
+            # projects' lines, 140 000 of them for a common word at 10 M lines) instead of
+            # ``ix_log_line_project_id_id`` (0.3 ms)
+            branch = " AND ".join([*where, f"l.project_id = ANY(ARRAY[{int(project)}])"])
+            branches.append(
+                f"(SELECT {cols} FROM log_line l WHERE {branch} ORDER BY l.project_id DESC, l.id DESC LIMIT :n)"
+            )
+        sql = f"SELECT * FROM ({' UNION ALL '.join(branches)}) l ORDER BY l.id DESC LIMIT :n"
+    else:
+        if projects is not None:
+            where.append("l.project_id IN :projects")
+            binds.append(sa.bindparam("projects", sorted(projects), expanding=True))
+        sql = f"SELECT {cols} FROM log_line l WHERE {' AND '.join(where)} ORDER BY l.id DESC LIMIT :n"
     table = LogLine.__table__  # type: ignore[attr-defined]
     return sa.text(sql).bindparams(*binds, **params).columns(*(table.c[c] for c in COLUMNS))
 

@@ -31,10 +31,10 @@ def stage(ctx):
 """
 
 
-async def a_job(db: Database) -> int:
+async def a_job(db: Database, project: str = "p") -> int:
     schema = await check_stage_code(CODE)
     async with db.transaction() as s:
-        p = Project(name="p")
+        p = Project(name=project)
         s.add(p)
         await s.flush()
         b = Branch(project_id=p.id, name="main", branch_name="main")  # type: ignore[arg-type]
