@@ -20,12 +20,13 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-import jwt
-
 from kraken.core.config import Settings
+
+if TYPE_CHECKING:
+    import jwt
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,8 @@ class OidcClient:
             raise OidcUnavailable(f"{url}: {exc}") from exc
 
     async def _key_set(self, refresh: bool) -> jwt.PyJWKSet:
+        import jwt  # PyJWT loads cryptography (RS256...): only where OIDC is used (tests/unit/test_idle_imports.py)
+
         cached = self._keys
         if cached is not None and not refresh and time.monotonic() - cached[0] < DISCOVERY_TTL:
             return cached[1]
@@ -184,6 +187,8 @@ class OidcClient:
 
     async def verify_id_token(self, token: str, nonce: str) -> dict[str, Any]:
         """The ID token's claims once every check passes, else ``OidcRefused`` saying which failed."""
+        import jwt  # PyJWT loads cryptography (RS256...): only where OIDC is used (tests/unit/test_idle_imports.py)
+
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:

@@ -24,7 +24,6 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +75,8 @@ class Worker:
         finally:
             os.close(req_r)
             os.close(rep_w)
+        from multiprocessing.connection import Connection  # here: an idle server does not load it
+
         self._requests = Connection(req_w, readable=False)
         self._replies = Connection(rep_r, writable=False)
 

@@ -14,7 +14,6 @@ import io
 import os
 import posixpath
 import stat
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +66,8 @@ def pack_dir(root: Path) -> Package:
     files = _files(root)
     if manifest.entry not in {rel for rel, _ in files}:
         raise PackageError(f"{MANIFEST}: the entry point {manifest.entry!r} is not a file of the tool")
+    import tarfile  # here: an idle server does not load it (tests/unit/test_idle_imports.py)
+
     total = 0
     raw = io.BytesIO()
     with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as tar:
@@ -100,6 +101,8 @@ def unpack(data: bytes, dest: Path) -> None:
     every path inside ``dest``, sizes capped."""
     if len(data) > MAX_PACKAGE_SIZE:
         raise PackageError(f"the archive has {len(data)} bytes, more than {MAX_PACKAGE_SIZE}")
+    import tarfile  # here: an idle server does not load it (tests/unit/test_idle_imports.py)
+
     total = count = 0
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:

@@ -27,13 +27,15 @@ import io
 import os
 import posixpath
 import re
-import tarfile
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kraken.agent.executors.base import ExecutorError, JobEnvironment, LineCallback
+
+if TYPE_CHECKING:
+    import tarfile
 
 # The job's working directory inside a container (kept inside the container: no bind mount).
 CONTAINER_WORKDIR = "/kraken/job"
@@ -252,6 +254,8 @@ async def tar_stream(host_path: str, arcname: str) -> AsyncIterator[bytes]:
     """
     if not await asyncio.to_thread(os.path.exists, host_path):
         raise FileNotFoundError(host_path)
+    import tarfile  # here: the server imports this module (through kraken.agent.tools.git), it never tars
+
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=4)
     error: list[BaseException] = []
