@@ -261,6 +261,7 @@ class Scheduler(Service):
         assigned = 0
         effects = Effects()
         async with self.db.transaction(quick=True) as session:
+            await orchestration.lock_for_assignment(session, [job_id for job_id, _ in plan.assignments])
             for job_id, agent_id in plan.assignments:
                 assigned += await orchestration.assign_job(session, job_id, agent_id, effects)
         await effects.apply(self.bus, self.queue)
