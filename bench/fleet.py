@@ -349,6 +349,84 @@ class Usage:
         return out
 
 
+class PgWaits:
+    """What the bench database's sessions do, sampled from ``pg_stat_activity`` every ``every`` s:
+    the share of samples per (state, wait event), the busiest first (``Lock``: row or transaction
+    locks; ``Client``: idle in a transaction, the role holding it is busy elsewhere)."""
+
+    def __init__(self, dsn: str, dbname: str, every: float = 0.25) -> None:
+        self.dsn, self.dbname, self.every = dsn, dbname, every
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.samples = 0
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._sample())
+
+    async def _sample(self) -> None:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            while True:
+                rows = await conn.fetch(
+                    "SELECT state, coalesce(wait_event_type || ':' || wait_event, 'on CPU') AS w, count(*) AS n"
+                    " FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()"
+                    " AND state <> 'idle' GROUP BY 1, 2",
+                    self.dbname,
+                )
+                self.samples += 1
+                for r in rows:
+                    self.counts[f"{r['state']} / {r['w']}"] += r["n"]
+                await asyncio.sleep(self.every)
+        finally:
+            await conn.close()
+
+    async def report(self) -> dict[str, Any]:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(BaseException):
+                await self.task
+        n = max(1, self.samples)
+        top = {k: round(v / n, 2) for k, v in self.counts.most_common(8)}
+        return {"samples": self.samples, "mean_sessions_per_sample": top}
+
+
+class PySpy:
+    """``py-spy record`` of some roles over a part (``--py-spy DIR``): raw folded stacks per role."""
+
+    def __init__(self, out: Path | None, part: str, roles: dict[str, Role]) -> None:
+        self.procs: list[asyncio.subprocess.Process] = []
+        self.out, self.part, self.roles = out, part, roles
+
+    async def start(self) -> None:
+        if self.out is None:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        for name, role in self.roles.items():
+            path = self.out / f"{self.part}-{name}.txt"
+            cmd = ["py-spy", "record", "--pid", str(role.ps.pid), "--rate", "50", "--format", "raw"]
+            cmd += ["--nonblocking", "-o", str(path)]
+            exe = Path(sys.executable).parent / "py-spy"
+            if exe.exists():
+                cmd[0] = str(exe)
+            self.procs.append(
+                await asyncio.create_subprocess_exec(
+                    *cmd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+                )
+            )
+
+    async def stop(self) -> None:
+        for proc in self.procs:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGINT)
+        for proc in self.procs:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), 30)
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, round(q * (len(values) - 1)))]
@@ -390,6 +468,7 @@ class Jobs:
         self.http = httpx.AsyncClient(base_url=api_base + "/api", timeout=120)
         self.branches: dict[int, int] = {}  # jobs per flow -> branch id
         self.db: asyncpg.Connection | None = None
+        self.profile_dir: Path | None = None
 
     async def open(self) -> None:
         r = await self.http.post("/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
@@ -489,8 +568,15 @@ async def part_idle(fleet: Fleet, jobs: Jobs, count: int, interval: float) -> di
     for _ in range(count):
         await jobs.trigger(1)
         await asyncio.sleep(interval)
+    load0 = load_average()
     rows = await jobs.wait_done(after, count, 120)
-    return {"jobs": count, "interval_s": interval, **latencies(rows, fleet), **check(rows, fleet)}
+    return {
+        "jobs": count,
+        "interval_s": interval,
+        **latencies(rows, fleet),
+        **check(rows, fleet),
+        "load_average_before_after": [load0, load_average()],
+    }
 
 
 async def part_queue(fleet: Fleet, jobs: Jobs, total: int, flow_size: int, roles: dict[str, Role]) -> dict[str, Any]:
@@ -500,6 +586,11 @@ async def part_queue(fleet: Fleet, jobs: Jobs, total: int, flow_size: int, roles
         agent.last_done = None
     fleet.idle_gaps.clear()
     usage = Usage(roles)
+    waits = PgWaits(jobs.dsn, jobs.dsn.rsplit("/", 1)[1])
+    waits.start()
+    spy = PySpy(jobs.profile_dir, f"queue-{len(roles)}", roles)
+    await spy.start()
+    load0 = load_average()
     sizes = [flow_size] * (total // flow_size) + ([total % flow_size] if total % flow_size else [])
     sem = asyncio.Semaphore(4)
 
@@ -508,7 +599,11 @@ async def part_queue(fleet: Fleet, jobs: Jobs, total: int, flow_size: int, roles
             await jobs.trigger(size)
 
     await asyncio.gather(*(trigger(s) for s in sizes))
-    rows = await jobs.wait_done(after, total, max(600, total / 5))
+    try:
+        rows = await jobs.wait_done(after, total, max(600, total / 5))
+    finally:
+        await spy.stop()
+        pg = await waits.report()
     used = usage.report()
     span = max(float(r["finished"]) for r in rows) - min(float(r["created"]) for r in rows)
     per_agent = len({a.name for a in fleet.agents if a.taken})
@@ -521,6 +616,8 @@ async def part_queue(fleet: Fleet, jobs: Jobs, total: int, flow_size: int, roles
         **latencies(rows, fleet),
         **check(rows, fleet),
         "roles": used,
+        "postgresql": pg,
+        "load_average_before_after": [load0, load_average()],
     }
 
 
@@ -541,6 +638,7 @@ async def part_restart(fleet: Fleet, jobs: Jobs, replica: Role, roles: dict[str,
     job_id = rows[0]["id"]
     full = fleet.received.get(job_id, time.time()) - wall0
     return {
+        "load_average": load_average(),
         "agents": n,
         "all_agents_saw_the_loss_s": round(lost_s, 2),
         "replica_listening_s": round(listening + lost_s, 2),
@@ -599,6 +697,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         wrk = Role(work, "worker", "wrk", db_url, redis.url)
         started: list[Role] = []
         jobs = Jobs(s1.url, dsn)
+        jobs.profile_dir = args.py_spy
         try:
             for role in (s1, ctl, wrk):
                 role.start()
@@ -626,6 +725,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 out["two_replicas"] = rep
                 if "queue" in out:
                     out["two_replicas"]["throughput_ratio"] = round(rep["jobs_per_s"] / out["queue"]["jobs_per_s"], 2)
+        except Exception as exc:  # what was measured so far is still printed, with what went wrong
+            out["failed"] = f"{type(exc).__name__}: {exc}"
         finally:
             out["agent_errors"] = dict(fleet.errors)
             await asyncio.gather(*(agent.stop() for agent in fleet.agents))
@@ -647,8 +748,13 @@ def main() -> None:
     ap.add_argument("--trickle-interval", type=float, default=0.2)
     ap.add_argument("--parts", default="idle,queue,restart,replicas")
     ap.add_argument("--keep-db", action="store_true", help="leave the database for a look afterwards")
+    ap.add_argument("--py-spy", metavar="DIR", help="record py-spy profiles of the roles in the queue parts here")
     args = ap.parse_args()
-    print(json.dumps(asyncio.run(run(args)), indent=2))
+    args.py_spy = Path(args.py_spy).resolve() if args.py_spy else None
+    out = asyncio.run(run(args))
+    print(json.dumps(out, indent=2))
+    if "failed" in out:
+        raise SystemExit(f"fleet: failed: {out['failed']}")
 
 
 if __name__ == "__main__":

@@ -153,16 +153,27 @@ class AgentHub:
         """Store the agents' heartbeats (``last_seen``) in one statement every ``HEARTBEAT_FLUSH``
         of a heartbeat interval, instead of a transaction per ping: a thousand agents pinging every
         5 s were 200 transactions a second, which took the database pool from everything else.
-        ``last_seen`` is then at most that much late, far within ``agent_timeout``."""
+        ``last_seen`` is then at most that much late, far within ``agent_timeout`` (an agent busy
+        in a transaction at the flush is stored at the next one: ``touch_agents``)."""
         runtime = self.state.runtime
         while True:
             await asyncio.sleep(runtime.settings.heartbeat_interval * HEARTBEAT_FLUSH)
             seen, self._seen = self._seen, {}
             try:
-                await retry_dropped(functools.partial(agent_ctl.touch_agents, runtime.db, seen), "agents' heartbeats")
+                stored = await retry_dropped(
+                    functools.partial(agent_ctl.touch_agents, runtime.db, seen), "agents' heartbeats"
+                )
             except Exception:
                 log.exception("agents' heartbeats not stored (%d agents); kept for the next flush", len(seen))
-                self._seen = {**seen, **self._seen}
+                stored = set()
+            # the others (busy in a transaction at that moment, or gone) at the next flush, while
+            # they are still connected here on the same connection
+            left = {a: c for a, c in seen.items() if a not in stored and self._connected_here(a, c)}
+            self._seen = {**left, **self._seen}
+
+    def _connected_here(self, agent_id: int, conn_id: str) -> bool:
+        conn = self.local.get(agent_id)
+        return conn is not None and conn.conn_id == conn_id
 
     async def _ping(self) -> None:
         while True:

@@ -187,19 +187,32 @@ async def revoke_agent(session: AsyncSession, agent_id: int, effects: Effects) -
     effects.publish.append((agent_channel(agent_id), {"type": REVOKED}))  # for the hub, not the agent
 
 
-async def touch_agents(db: Database, seen: dict[int, str]) -> None:
+async def touch_agents(db: Database, seen: dict[int, str]) -> set[int]:
     """Heartbeats: ``last_seen`` of each agent (id -> the connection it pinged on) is now, in one
-    statement for all (an agent that has connected elsewhere since is left alone)."""
+    statement for all (an agent that has connected elsewhere since is left alone).
+
+    An agent row locked at that moment (a transaction of its job in progress: an assignment, a
+    ``job_done``) is skipped, not waited for (PostgreSQL's ``SKIP LOCKED``): one statement over a
+    thousand rows that waited for each busy agent's transaction, and made every later one that
+    touches an agent it had updated wait for it, queued the whole fleet's job messages behind it.
+    Returns the ids stored; the caller stores the others at its next flush."""
     if not seen:
-        return
+        return set()
     pairs = list(seen.items())
+    free = (
+        sa.select(col(Agent.id))
+        .where(sa.tuple_(col(Agent.id), col(Agent.connected_to)).in_(pairs))
+        .with_for_update(skip_locked=True)
+    )
     async with db.transaction(quick=True) as session:
-        await session.execute(
+        stored = await session.execute(
             sa.update(Agent)
-            .where(sa.tuple_(col(Agent.id), col(Agent.connected_to)).in_(pairs))
+            .where(col(Agent.id).in_(free.scalar_subquery()))
             .values(last_seen=utcnow())
+            .returning(col(Agent.id))
             .execution_options(synchronize_session=False)
         )
+        return {int(agent_id or 0) for agent_id in stored.scalars()}
 
 
 async def agent_disconnected(db: Database, agent_id: int, conn_id: str) -> None:

@@ -25,6 +25,9 @@ class Effects:
     # agents a completed job freed: the scheduler looks for work for them, unless the caller
     # already did (the agent hub gives an agent its next job in the same round trip)
     freed_agents: set[int] = field(default_factory=set)
+    # runs a job ended in without their lock (``orchestration.lock_job_shared``): whoever ran the
+    # transaction settles them after the commit (``orchestration.settle_runs``)
+    settle_runs: set[int] = field(default_factory=set)
 
     def merge(self, other: Effects) -> None:
         """Add what another (committed) transaction asked for."""
@@ -32,6 +35,7 @@ class Effects:
         self.tasks.extend(other.tasks)
         self.wake_scheduler = self.wake_scheduler or other.wake_scheduler
         self.freed_agents |= other.freed_agents
+        self.settle_runs |= other.settle_runs
 
     def enqueue(self, name: str, key: str | None = None, **kwargs: Any) -> None:
         self.tasks.append((name, key, kwargs))

@@ -29,6 +29,7 @@ from kraken.control import orchestration
 from kraken.control.effects import Effects
 from kraken.core.db import Database
 from kraken.core.diskspace import DISK_FULL_REASON, is_disk_full
+from kraken.core.transient import retry_dropped
 from kraken.models import Job
 from kraken.observability.servicelog import add_to_context, log_context
 from kraken.protocol import (
@@ -109,11 +110,16 @@ async def _apply_job_messages(
     malformed = any(isinstance(m, MalformedJobMessage) for m in msgs)
     quick = not malformed and all_quick(str(m.type) for m in msgs)
     ending = malformed or any(m.type in JOB_ENDING_TYPES for m in msgs)
+    # a batch that ends its job with only the usual messages locks no flow (its run is settled after
+    # the commit); others, rarer, may change the flow (a git step's commit): flow, run and job locked
+    shared = ending and not malformed and all(m.type in ENDS_WITHOUT_FLOW_LOCK for m in msgs)
     try:
         async with db.transaction(quick=quick) as session:
             flow_id: int | None = None  # known when the flow is locked too (stored service records get it anyway)
             try:
-                if ending:
+                if shared:
+                    job = await orchestration.lock_job_shared(session, job_id)
+                elif ending:
                     flow, _, job = await orchestration.lock_job(session, job_id)
                     flow_id = flow.id
                 else:
@@ -138,6 +144,7 @@ async def _apply_job_messages(
         effects.publish.clear()
         effects.tasks.clear()
         effects.freed_agents.clear()
+        effects.settle_runs.clear()
         effects.wake_scheduler = False
         log.warning("agent %s: job %s: %s", agent_name, job_id, exc.reason)
         async with db.transaction(quick=True) as session:
@@ -145,7 +152,15 @@ async def _apply_job_messages(
             job.last_seq = max(job.last_seq, top)
             await orchestration.complete_job(session, job_id, Result.ERROR, effects, exc.reason)
         return Applied(top, held=True, ended_by_error=exc.reason)
+    if effects.settle_runs:  # committed: the job's run finishes now if that was its last open job
+        run_ids = sorted(effects.settle_runs)
+        effects.settle_runs.clear()
+        await retry_dropped(lambda: orchestration.settle_runs(db, run_ids, effects), f"job {job_id}: settle its run")
     return Applied(top, held=True, ended_by_error=error)
+
+
+# Message types whose handlers lock nothing above their job (``orchestration.lock_job_shared``).
+ENDS_WITHOUT_FLOW_LOCK = frozenset({"job_accepted", "step_started", "step_done", "log", "job_done"})
 
 
 class _Unusable(Exception):

@@ -4,7 +4,19 @@ Each function works inside the caller's write transaction (``Database.transactio
 and records what must follow the commit (bus messages, background tasks, a
 scheduler wake-up) in an ``Effects``.  Lock order, to keep PostgreSQL free of
 deadlocks: flow, then run, then job, then agent (``lock_job`` takes the first three);
-a branch is locked for its sequence counters, after its flow or before a new one.
+a branch is locked for its sequence counters, after its flow or before a new one; the
+jobs of one transaction in id order.
+
+The hot paths of a busy fleet take no flow lock (every job of a flow would wait for it):
+
+- assigning a job of a run and flow that already run locks the job alone (``assign_job``);
+- an agent's messages that end its job lock the job and hold its run ``FOR KEY SHARE``
+  (``lock_job_shared``): the run cannot finish meanwhile, the other jobs of the run go on.  The
+  run is then settled after the commit, in a short transaction of its own that locks flow and
+  run (``settle_runs``), only when an unlocked read shows that none of its jobs is open.  Of two
+  jobs ending at once, the later commit sees the other's; a transaction that finishes the run
+  in place (``lock_run``: ``FOR UPDATE``) waits for the shared holders, so it sees their jobs
+  completed too.  The watchdog settles a run whose settling was lost (a crash after the commit).
 
 States: queued -> running -> completed (``transitions.TRANSITIONS``); once completed a
 result is set: passed, failed, error, cancelled or timeout.  A run takes the result that wins
@@ -22,7 +34,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -411,8 +423,11 @@ async def _add_job(session: AsyncSession, run: Run, name: str, spec: Any, effect
 
 
 async def assign_job(session: AsyncSession, job_id: int, agent_id: int, effects: Effects) -> bool:
-    """Give a queued job to an idle agent; False when either changed meanwhile."""
-    flow, run, job = await lock_job(session, job_id)
+    """Give a queued job to an idle agent; False when either changed meanwhile.
+
+    The job's flow and run are locked only when one of them is still queued (it starts now);
+    a transaction that assigns several jobs takes those locks first (``lock_for_assignment``)."""
+    flow, run, job = await _lock_for_assignment(session, job_id)
     if job.state != State.QUEUED or job.covered:
         return False
     # claim the agent in one statement (it locks the agent's row, last in the lock order)
@@ -437,12 +452,54 @@ async def assign_job(session: AsyncSession, job_id: int, agent_id: int, effects:
     job.reason = None
     set_state(job, State.RUNNING, effects, now=now, agent_name=agent_name)
     metrics.job_assigned(job.agents_group, job.created, now)
-    if run.state == State.QUEUED:
-        set_state(run, State.RUNNING, effects, now=now)
-    if flow.state == State.QUEUED:
-        set_state(flow, State.RUNNING, effects, now=now)
+    if run is not None:  # locked: the run or the flow starts now
+        if run.state == State.QUEUED:
+            set_state(run, State.RUNNING, effects, now=now)
+        if flow.state == State.QUEUED:
+            set_state(flow, State.RUNNING, effects, now=now)
     effects.to_agent(agent_id, Assign(job=AgentJob.model_validate(await job_payload(session, job, flow))))
     return True
+
+
+async def lock_for_assignment(session: AsyncSession, job_ids: Sequence[int]) -> None:
+    """Before assigning several jobs in one transaction: lock (flow, run, job, in job order) those
+    whose flow or run is still queued, so that no flow lock is taken after a job's."""
+    if not job_ids or _is_sqlite(session):
+        return
+    starting = await session.execute(
+        sa.select(col(Job.id))
+        .join(Run, col(Run.id) == Job.run_id)
+        .join(Flow, col(Flow.id) == Run.flow_id)
+        .where(col(Job.id).in_(job_ids), sa.or_(col(Run.state) != State.RUNNING, col(Flow.state) != State.RUNNING))
+        .order_by(col(Job.id))
+    )
+    for starting_id in starting.scalars().all():
+        await lock_job(session, int(starting_id or 0))
+
+
+async def _lock_for_assignment(session: AsyncSession, job_id: int) -> tuple[Flow, Run | None, Job]:
+    """The job locked, with its flow; its run too (and the flow locked) when either is not running yet.
+
+    A queued job keeps its run open (a run finishes only when all its jobs have), and a run never
+    goes back to queued: once both run, the job's own lock is enough to assign it."""
+    locked = _locked(session)
+    if (Job, job_id) in locked or _is_sqlite(session):
+        return await lock_job(session, job_id)
+    row = (
+        await session.execute(
+            sa.select(col(Run.flow_id), col(Run.state), col(Flow.state))
+            .join(Job, col(Job.run_id) == Run.id)
+            .join(Flow, col(Flow.id) == Run.flow_id)
+            .where(col(Job.id) == job_id)
+        )
+    ).one()
+    flow_id, run_state, flow_state = row
+    if run_state != State.RUNNING or flow_state != State.RUNNING:
+        return await lock_job(session, job_id)
+    job = await lock_row(session, Job, job_id)
+    flow = locked.get((Flow, flow_id)) or await session.get(Flow, flow_id)
+    assert flow is not None
+    return flow, None, job
 
 
 async def requeue_unaccepted(session: AsyncSession, job_id: int, effects: Effects, reason: str) -> bool:
@@ -595,11 +652,82 @@ async def lock_job(session: AsyncSession, job_id: int) -> tuple[Flow, Run, Job]:
     return flow, run, await lock_row(session, Job, job_id)
 
 
+def _shared_runs(session: AsyncSession) -> set[int]:
+    """The runs this transaction holds ``FOR KEY SHARE`` (``lock_job_shared``) and not ``FOR UPDATE``."""
+    shared: set[int] = session.info.setdefault("kraken_shared_runs", set())
+    return shared
+
+
+async def lock_job_shared(session: AsyncSession, job_id: int) -> Job:
+    """Lock a job for its agent's messages, its run held ``FOR KEY SHARE`` and its flow not at all.
+
+    Ending the job here (``complete_job``) does not finish its run: the caller settles the runs
+    listed in ``Effects.settle_runs`` after the commit (``settle_runs``).  Only for handlers that
+    lock nothing above the job.  On SQLite (one writer at a time) this is ``lock_job``."""
+    locked = _locked(session)
+    if (Job, job_id) in locked or _is_sqlite(session):
+        return (await lock_job(session, job_id))[2]
+    run_id = (await session.execute(sa.select(col(Job.run_id)).where(col(Job.id) == job_id))).scalar_one()
+    if (Run, run_id) not in locked:
+        await session.execute(sa.select(col(Run.id)).where(col(Run.id) == run_id).with_for_update(key_share=True))
+        _shared_runs(session).add(run_id)
+    return await lock_row(session, Job, job_id)
+
+
+async def settle_runs(db: Database, run_ids: Sequence[int], effects: Effects) -> None:
+    """Finish the runs (and their flows) among ``run_ids`` whose jobs have all ended, each in a
+    short transaction that locks its flow and run; after the commit of a transaction whose job
+    ended under ``lock_job_shared``.  Safe to run again: a finished run is left as it is."""
+    if not run_ids:
+        return
+    async with db.session(quick=True) as session:
+        open_job = sa.exists().where(col(Job.run_id) == Run.id, col(Job.state) != State.COMPLETED, ~col(Job.covered))
+        ready = (
+            (
+                await session.execute(
+                    sa.select(col(Run.id))
+                    .where(col(Run.id).in_(sorted(set(run_ids))), col(Run.state) != State.COMPLETED, ~open_job)
+                    .order_by(col(Run.id))
+                )
+            )
+            .scalars()
+            .all()
+        )
+    for run_id in ready:
+        settled = Effects()
+        async with db.transaction(quick=True) as session:
+            flow, run = await lock_run(session, int(run_id or 0))
+            await _maybe_finish_run(session, flow, run, settled)
+        effects.merge(settled)
+
+
+async def unsettled_runs(session: AsyncSession, ended_before: datetime) -> list[int]:
+    """Running runs none of whose jobs is open, the last one ended before ``ended_before``: their
+    settling after the commit was lost (the process died between the two)."""
+    open_or_recent = sa.exists().where(
+        col(Job.run_id) == Run.id,
+        ~col(Job.covered),
+        sa.or_(col(Job.state) != State.COMPLETED, col(Job.finished) >= ended_before),
+    )
+    rows = await session.execute(
+        sa.select(col(Run.id)).where(col(Run.state) == State.RUNNING, col(Run.evaluated).is_(True), ~open_or_recent)
+    )
+    return [int(r or 0) for r in rows.scalars()]
+
+
 async def complete_job(
     session: AsyncSession, job_id: int, result: Result, effects: Effects, reason: str | None = None
 ) -> bool:
-    """Finish a job (from the agent's report, the watchdog or a cancel).  False if already completed."""
-    flow, run, job = await lock_job(session, job_id)
+    """Finish a job (from the agent's report, the watchdog or a cancel).  False if already completed.
+
+    Its run finishes here when this transaction holds the run's lock; under ``lock_job_shared``
+    the run is listed in ``effects.settle_runs`` instead, for ``settle_runs`` after the commit."""
+    locked = _locked(session)
+    shared = locked.get((Job, job_id))
+    if shared is not None and shared.run_id in _shared_runs(session) and (Run, shared.run_id) not in locked:
+        flow, run, job = None, None, shared
+    else:
+        flow, run, job = await lock_job(session, job_id)
     if job.state == State.COMPLETED:
         return False
     now = utcnow()
@@ -630,7 +758,10 @@ async def complete_job(
         )
         effects.freed_agents.add(job.agent_id)
     effects.enqueue("job_completed", key=f"job_completed:{job_id}", job_id=job_id)
-    await _maybe_finish_run(session, flow, run, effects)
+    if flow is None or run is None:
+        effects.settle_runs.add(job.run_id)
+    else:
+        await _maybe_finish_run(session, flow, run, effects)
     return True
 
 
@@ -762,7 +893,11 @@ async def cancel_job(session: AsyncSession, job_id: int, effects: Effects, reaso
 
 async def _end_run(session: AsyncSession, run_id: int, result: Result, effects: Effects, reason: str) -> None:
     job_ids = (
-        (await session.execute(select(Job.id).where(Job.run_id == run_id, col(Job.state) != State.COMPLETED)))
+        (
+            await session.execute(
+                select(Job.id).where(Job.run_id == run_id, col(Job.state) != State.COMPLETED).order_by(col(Job.id))
+            )
+        )
         .scalars()
         .all()
     )

@@ -198,19 +198,19 @@ def plan_assignments(
     online = {a.id for a in agents if a.connected_to and a.last_seen and a.last_seen >= online_since}
     idle = [a for a in agents if a.id in online and a.current_job_id is None]
     plan = Plan([], {})
-    capable_of: dict[tuple[str, str, str], list[AgentFacts]] = {}  # jobs have few distinct needs
+    # jobs have few distinct needs: the ids of the agents capable of each, once per pass
+    capable_of: dict[tuple[str, str, str], set[int | None]] = {}
     for job in jobs:
         need = (job.agents_group, job.executor, job.system)
         capable = capable_of.get(need)
         if capable is None:
-            capable = [a for a in agents if agent_can_run(job, a, groups[a.id or 0]) is None]
+            capable = {a.id for a in agents if agent_can_run(job, a, groups[a.id or 0]) is None}
             capable_of[need] = capable
         plan.reasons[job.id] = None if capable else no_agent_reason(job)
-        pick = next((a for a in idle if a in capable), None)
+        pick = next((i for i, a in enumerate(idle) if a.id in capable), None)
         if pick is not None:
-            idle.remove(pick)
-            plan.assignments.append((job.id, pick.id))  # type: ignore[arg-type]
-        elif capable and not any(a.id in online for a in capable):
+            plan.assignments.append((job.id, idle.pop(pick).id))  # type: ignore[arg-type]
+        elif capable and not (capable & online):
             plan.reasons[job.id] = f"waiting: every capable agent is offline ({len(capable)})"
     return plan
 
@@ -261,6 +261,7 @@ class Scheduler(Service):
         assigned = 0
         effects = Effects()
         async with self.db.transaction(quick=True) as session:
+            await orchestration.lock_for_assignment(session, [job_id for job_id, _ in plan.assignments])
             for job_id, agent_id in plan.assignments:
                 assigned += await orchestration.assign_job(session, job_id, agent_id, effects)
         await effects.apply(self.bus, self.queue)

@@ -5,6 +5,8 @@
 - a running job past its timeout (plus a grace for the agent to report it) ends ``timeout``;
 - a run past its time limit (its stage's ``timeout``) ends its open jobs ``timeout``;
 - a run whose stage code was never evaluated (its ``start_run`` task was lost) is started;
+- a run whose jobs have all ended ``UNSETTLED_AFTER`` seconds ago but which is still running (its
+  settling after the last job's commit was lost, ``orchestration.settle_runs``) is finished;
 - an assignment its agent has not accepted (no ``job_accepted``, nor any other message from it)
   ``assignment_resend_after`` seconds after it was committed is sent again (its first sending
   may have been lost: Redis away between the commit and the publish), every as many seconds; the
@@ -37,6 +39,7 @@ from kraken.protocol import JobSpec as AgentJob
 log = logging.getLogger(__name__)
 
 TIMEOUT_GRACE = 30.0  # the agent enforces the job timeout itself; this catches silent agents
+UNSETTLED_AFTER = 10.0  # seconds after its last job ended that a run still open is finished here
 LOST_START = 60.0  # seconds after which a run still waiting for its evaluation is started here
 
 
@@ -99,6 +102,12 @@ class Watchdog(PeriodicService):
                 .scalars()
                 .all()
             )
+            unsettled = await orchestration.unsettled_runs(session, now - timedelta(seconds=UNSETTLED_AFTER))
+        if unsettled:  # their last job ended, and the settling after that commit was lost
+            log.warning("runs %s: every job ended but the run did not; finishing them now", unsettled[:10])
+            effects = Effects()
+            await orchestration.settle_runs(self.db, unsettled, effects)
+            await effects.apply(self.bus, self.queue)
         for run_id in late_runs:
             assert run_id is not None
             effects = Effects()

@@ -27,9 +27,35 @@ async def test_touch_agents_updates_every_agent_on_the_connection_that_pinged(db
     assert a is not None and b is not None and c is not None
     before = utcnow()
     # b pinged on a connection it has since left (it connected elsewhere as c9); c did not ping
-    await touch_agents(db, {a: "c0", b: "old"})
-    await touch_agents(db, {})  # nothing to store: no statement
+    assert await touch_agents(db, {a: "c0", b: "old"}) == {a}
+    assert await touch_agents(db, {}) == set()  # nothing to store: no statement
     async with db.session() as s:
         seen = {x.name: _aware(x.last_seen) for x in (await s.execute(select(Agent))).scalars()}
     assert seen["hb-0"] >= before
     assert seen["hb-1"] == _aware(long_ago) and seen["hb-2"] == _aware(long_ago)
+
+
+async def test_an_agent_busy_in_a_transaction_is_skipped_not_waited_for(db: Database) -> None:
+    """PostgreSQL: the flush does not wait for an agent row that a job's transaction holds (nor
+    make that transaction's next statements wait for it); the agent is stored at the next flush."""
+    import asyncio
+
+    import sqlalchemy as sa
+
+    long_ago = utcnow() - timedelta(minutes=10)
+    async with db.transaction() as s:
+        agents = [Agent(name=f"hb-{n}", approved=True, connected_to=f"c{n}", last_seen=long_ago) for n in range(2)]
+        s.add_all(agents)
+    a, b = (agent.id for agent in agents)
+    assert a is not None and b is not None
+    if db.is_sqlite:  # one writer at a time: nothing is held by another transaction meanwhile
+        assert await touch_agents(db, {a: "c0", b: "c1"}) == {a, b}
+        return
+    async with db.transaction() as busy:  # as an assignment does: the agent's row locked
+        await busy.execute(sa.update(Agent).where(Agent.id == b).values(current_job_id=None))  # type: ignore[arg-type]
+        stored = await asyncio.wait_for(touch_agents(db, {a: "c0", b: "c1"}), 10)
+    assert stored == {a}
+    assert await touch_agents(db, {b: "c1"}) == {b}  # the next flush
+    async with db.session() as s:
+        seen = {x.name: _aware(x.last_seen) for x in (await s.execute(select(Agent))).scalars()}
+    assert seen["hb-0"] > _aware(long_ago) and seen["hb-1"] > _aware(long_ago)

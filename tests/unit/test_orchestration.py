@@ -10,6 +10,7 @@ from sqlmodel import select
 
 from kraken.control import orchestration
 from kraken.control.effects import Effects
+from kraken.control.transitions import combine
 from kraken.core.db import Database
 from kraken.models import Agent, Branch, Flow, Job, Project, Run, Stage
 from kraken.models.enums import FlowKind, Result
@@ -319,3 +320,98 @@ async def test_watchdog_ends_a_run_past_its_time_limit_and_starts_a_lost_evaluat
     assert [(j.result, j.reason) for j in jobs] == [("timeout", "the run's time limit of 5 s passed")] * 2
     assert (await read(db, Flow, flow.id)).result == Result.TIMEOUT  # type: ignore[arg-type]
     await queue.drain()
+
+
+async def agent_ends(db: Database, job: Job, agent: Agent, result: Result, effects: Effects) -> None:
+    """The agent's ``job_accepted`` and ``job_done``, as the agent hub applies them."""
+    from kraken.control.job_message_dispatch import IncomingMessage, apply_job_messages
+    from kraken.protocol import JobAccepted, JobDone
+
+    assert job.id is not None and agent.id is not None
+    msgs: list[IncomingMessage] = [JobAccepted(job_id=job.id, seq=1), JobDone(job_id=job.id, seq=2, result=result)]
+    applied = await apply_job_messages(db, agent.id, agent.name, job.id, msgs, effects)
+    assert applied.held and applied.seq == 2
+
+
+async def server_ends(db: Database, job: Job, result: Result, effects: Effects) -> None:
+    """The server ends the job (a cancel, a time limit): flow, run and job locked."""
+    assert job.id is not None
+    async with db.transaction() as s:
+        assert await orchestration.end_job(s, job.id, result, effects, "ended by the server")
+
+
+async def test_jobs_of_a_run_ending_at_once_finish_the_run_and_the_flow_once(db: Database) -> None:
+    """Both jobs of a run end at the same moment: through the agents' messages (their run settled
+    after the commit, no flow lock) or one of them from the server's side (cancel, time limit: flow
+    and run locked). Every time the run and the flow finish once, with the result that wins."""
+    branch_id = await make_branch(db, {"build": "root"})
+    async with db.transaction() as s:
+        agents = [Agent(name=f"x{i}", approved=True, capabilities={"executors": {"direct": {}}}) for i in range(2)]
+        s.add_all(agents)
+    cases = [
+        (Result.PASSED, Result.PASSED, False),
+        (Result.PASSED, Result.FAILED, False),
+        (Result.ERROR, Result.FAILED, False),
+        (Result.PASSED, Result.TIMEOUT, True),  # the second ended by the server (end_job) meanwhile
+        (Result.PASSED, Result.PASSED, False),
+        (Result.FAILED, Result.CANCELLED, True),
+    ]
+    for first, second, by_server in cases:
+        flow_id, _ = await start(db, branch_id)
+        async with db.session() as s:
+            in_flow = select(Job).join(Run).where(Run.flow_id == flow_id).order_by(Job.id)  # type: ignore[arg-type]
+            jobs = list((await s.execute(in_flow)).scalars())
+        async with db.transaction() as s:
+            for job, agent in zip(jobs, agents, strict=True):
+                assert await orchestration.assign_job(s, job.id, agent.id, Effects())  # type: ignore[arg-type]
+        effects = [Effects(), Effects()]
+        if by_server:
+            other = server_ends(db, jobs[1], second, effects[1])
+        else:
+            other = agent_ends(db, jobs[1], agents[1], second, effects[1])
+        await asyncio.gather(agent_ends(db, jobs[0], agents[0], first, effects[0]), other)
+        tasks = [name for e in effects for name, _, _ in e.tasks]
+        assert tasks.count("run_completed") == 1 and tasks.count("flow_completed") == 1, (first, second, tasks)
+        assert not any(e.settle_runs for e in effects)  # settled after each commit
+        expected = combine([first, second])
+        [run] = await runs_of(db, flow_id)
+        flow = await read(db, Flow, flow_id)
+        assert (run.state, run.result, flow.state, flow.result) == ("completed", expected, "completed", expected)
+
+
+async def test_a_run_whose_settling_was_lost_is_found_and_finished(db: Database) -> None:
+    """The process died between the commit of a run's last job (ended under ``lock_job_shared``)
+    and the run's settling: the watchdog's query finds the run, ``settle_runs`` finishes it once."""
+    from datetime import timedelta
+
+    from kraken.models.base import utcnow
+
+    branch_id = await make_branch(db, {"build": "root"})
+    flow_id, _ = await start(db, branch_id)
+    async with db.transaction() as s:
+        agent = Agent(name="x", approved=True, capabilities={"executors": {"direct": {}}})
+        s.add(agent)
+    async with db.session() as s:
+        jobs = list((await s.execute(select(Job).order_by(Job.id))).scalars())  # type: ignore[arg-type]
+    for job in jobs:
+        async with db.transaction() as s:
+            assert await orchestration.assign_job(s, job.id, agent.id, Effects())  # type: ignore[arg-type]
+        lost = Effects()
+        async with db.transaction() as s:
+            await orchestration.lock_job_shared(s, job.id)  # type: ignore[arg-type]
+            assert await orchestration.complete_job(s, job.id, Result.PASSED, lost)  # type: ignore[arg-type]
+    [run] = await runs_of(db, flow_id)
+    if db.is_sqlite:  # one writer at a time: the run finished in place, nothing to settle
+        assert run.state == "completed" and not lost.settle_runs
+        return
+    assert run.state == "running" and lost.settle_runs == {run.id}  # never settled
+    async with db.session() as s:
+        assert await orchestration.unsettled_runs(s, utcnow() - timedelta(seconds=60)) == []  # ended just now
+        found = await orchestration.unsettled_runs(s, utcnow() + timedelta(seconds=1))
+    assert found == [run.id]
+    effects = Effects()
+    await orchestration.settle_runs(db, found, effects)
+    await orchestration.settle_runs(db, found, effects)  # again: nothing more
+    assert [name for name, _, _ in effects.tasks].count("flow_completed") == 1
+    flow = await read(db, Flow, flow_id)
+    assert (flow.state, flow.result) == ("completed", Result.PASSED)
