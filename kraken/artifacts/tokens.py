@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from kraken.core import jwt_hs256
+import jwt
+
 from kraken.models.base import utcnow
 
-ALGORITHM = jwt_hs256.ALGORITHM
+ALGORITHM = "HS256"
 PURPOSE = "kraken-job-transfer"
 SLACK_SECONDS = 300.0  # beyond the job's timeout: the watchdog ends the job by then anyway
 MAX_SECONDS = 31 * 24 * 3600.0  # however long a job's timeout
@@ -42,14 +43,14 @@ def issue(secret_key: str, job_id: int, agent_id: int, job_timeout: float, now: 
         "iat": now,
         "exp": now + timedelta(seconds=min(max(job_timeout, 0.0), MAX_SECONDS) + SLACK_SECONDS),
     }
-    return jwt_hs256.encode(claims, _key(secret_key))
+    return jwt.encode(claims, _key(secret_key), algorithm=ALGORITHM)
 
 
 def read(token: str, secret_key: str) -> JobTransfer | None:
     """The job and agent of a valid, unexpired transfer token, else None."""
     try:
-        claims = jwt_hs256.decode(token, _key(secret_key))
-    except jwt_hs256.TokenError:
+        claims: dict[str, Any] = jwt.decode(token, _key(secret_key), algorithms=[ALGORITHM])
+    except jwt.PyJWTError:
         return None
     job, agent = claims.get("job"), claims.get("agent")
     if claims.get("typ") != PURPOSE or not isinstance(job, int) or not isinstance(agent, int):

@@ -20,13 +20,12 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
-from kraken.core.config import Settings
+import jwt
 
-if TYPE_CHECKING:
-    import jwt
+from kraken.core.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +143,6 @@ class OidcClient:
             raise OidcUnavailable(f"{url}: {exc}") from exc
 
     async def _key_set(self, refresh: bool) -> jwt.PyJWKSet:
-        import jwt  # PyJWT loads cryptography (RS256...): only where OIDC is used (tests/unit/test_idle_imports.py)
-
         cached = self._keys
         if cached is not None and not refresh and time.monotonic() - cached[0] < DISCOVERY_TTL:
             return cached[1]
@@ -187,8 +184,6 @@ class OidcClient:
 
     async def verify_id_token(self, token: str, nonce: str) -> dict[str, Any]:
         """The ID token's claims once every check passes, else ``OidcRefused`` saying which failed."""
-        import jwt  # PyJWT loads cryptography (RS256...): only where OIDC is used (tests/unit/test_idle_imports.py)
-
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:

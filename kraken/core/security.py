@@ -1,4 +1,4 @@
-"""Passwords (argon2), login tokens (JWT, HS256: ``kraken.core.jwt_hs256``) and constant-time token comparison.
+"""Passwords (argon2), login tokens (JWT) and constant-time token comparison.
 
 argon2 takes about 180 ms of CPU per check: checks run in a small thread pool, never on the
 event loop, and no more of them wait at once than the pool can run (the rest wait in asyncio).
@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
+import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from kraken.core import jwt_hs256
 from kraken.core.clock import utcnow
 
 _hasher = PasswordHasher()
-ALGORITHM = jwt_hs256.ALGORITHM
+ALGORITHM = "HS256"
 HASH_THREADS = 2
 _pool = ThreadPoolExecutor(max_workers=HASH_THREADS, thread_name_prefix="argon2")
 _slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
@@ -77,15 +77,15 @@ def create_access_token(username: str, key: str, minutes: int, generation: int =
     """A login token: the user's name and token generation (raising it ends the token), with an expiry."""
     now = utcnow()
     payload = {"sub": username, "gen": generation, "iat": now, "exp": now + timedelta(minutes=minutes)}
-    return jwt_hs256.encode(payload, key)
+    return jwt.encode(payload, key, algorithm=ALGORITHM)
 
 
 def read_access_token(token: str, key: str) -> tuple[str, int] | None:
     """The username and token generation of a valid, unexpired login token, else None.
     A token without ``exp`` is refused."""
     try:
-        payload = jwt_hs256.decode(token, key, require=("exp", "sub"))
-    except jwt_hs256.TokenError:
+        payload = jwt.decode(token, key, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]})
+    except jwt.PyJWTError:
         return None
     if "pur" in payload:  # a stream/download token is for the address of its purpose only
         return None
@@ -105,12 +105,14 @@ def create_stream_token(
     """A token for the address (``?access_token=``) of one purpose, valid ``seconds``: an
     EventSource or a download link cannot send a header, and an address ends up in logs and
     histories, so what it carries must be short-lived and good for nothing else."""
+    import jwt  # here, not at the top: PyJWT loads cryptography, which an idle process does not need
+
     now = utcnow()
     expires = now + timedelta(seconds=seconds)
     payload: dict[str, object] = {"sub": username, "gen": generation, "pur": purpose, "iat": now, "exp": expires}
     if api_token_id is not None:
         payload["pat"] = api_token_id
-    return jwt_hs256.encode(payload, key), expires
+    return jwt.encode(payload, key, algorithm=ALGORITHM), expires
 
 
 @dataclass(frozen=True)
@@ -123,9 +125,11 @@ class StreamClaims:
 
 def read_stream_token(token: str, key: str) -> StreamClaims | None:
     """The claims of a valid, unexpired stream token, else None (a login token is not one)."""
+    import jwt  # here, not at the top: PyJWT loads cryptography, which an idle process does not need
+
     try:
-        payload = jwt_hs256.decode(token, key, require=("exp", "sub", "pur"))
-    except jwt_hs256.TokenError:
+        payload = jwt.decode(token, key, algorithms=[ALGORITHM], options={"require": ["exp", "sub", "pur"]})
+    except jwt.PyJWTError:
         return None
     sub, gen, pur, pat = payload.get("sub"), payload.get("gen", 0), payload.get("pur"), payload.get("pat")
     if not isinstance(sub, str) or not isinstance(gen, int) or pur not in STREAM_PURPOSES:

@@ -32,12 +32,11 @@ NOT_IN_IDLE_SERVER = (
     "rich",
     "pygments",
     "opensearchpy",  # the OpenSearch log store only (KRAKEN_LOGS_STORE=opensearch)
-    "jwt",  # PyJWT verifies OpenID Connect ID tokens only; Kraken's own HS256 tokens: kraken.core.jwt_hs256
-    "cryptography",  # PyJWT's RS256 and the secrets' Fernet, where used (+11 MB)
     "tarfile",  # tool packages and container copies, where made or unpacked
 )
 NOT_IN_IDLE_AGENT = (
     *NOT_IN_IDLE_SERVER,
+    "cryptography",  # the server's PyJWT loads it (RS256 for OpenID Connect); the agent verifies no tokens
     "sqlalchemy",
     "sqlmodel",
     "fastapi",

@@ -20,12 +20,12 @@ from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
 
+import jwt
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from kraken.api.deps import StateDep
 from kraken.control.provider_users import GroupMapping, NameTaken, sync_provider_user
-from kraken.core import jwt_hs256
 from kraken.core.clock import utcnow
 from kraken.core.oidc import OidcClient, OidcRefused, OidcUnavailable
 from kraken.core.security import create_access_token, read_access_token
@@ -141,7 +141,7 @@ async def start(
     response = RedirectResponse(flow.url, status_code=status.HTTP_302_FOUND)
     response.set_cookie(
         FLOW_COOKIE,
-        jwt_hs256.encode(payload, _flow_key(state)),
+        jwt.encode(payload, _flow_key(state), algorithm="HS256"),
         max_age=FLOW_SECONDS,
         path=FLOW_PATH,
         httponly=True,
@@ -159,10 +159,12 @@ def _read_flow(request: Request, state: StateDep, returned_state: str | None) ->
             "no OpenID Connect login was started in this browser, or it took more than 10 minutes: log in again",
         )
     try:
-        flow = jwt_hs256.decode(cookie, _flow_key(state), audience=FLOW_AUDIENCE, require=("exp",))
-    except jwt_hs256.TokenExpired as exc:
+        flow: dict[str, Any] = jwt.decode(
+            cookie, _flow_key(state), algorithms=["HS256"], audience=FLOW_AUDIENCE, options={"require": ["exp"]}
+        )
+    except jwt.ExpiredSignatureError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "the login took more than 10 minutes: log in again") from exc
-    except jwt_hs256.TokenError as exc:
+    except jwt.PyJWTError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "the login's cookie is not Kraken's: log in again") from exc
     if not returned_state or returned_state != flow.get("state"):
         raise HTTPException(
