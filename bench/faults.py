@@ -8,7 +8,7 @@ times they print.
   flow ends, analysis done): a repeat that fails is counted, with its first error line.
 
 Prints one JSON document: per test, its passes and failures, and per figure printed by the test
-("recovery after ...: N s", "agent back ... after N s", "job ended N s ...") the values, min,
+(lines "[figure] <what> N s") the values, min,
 median and max, with the load average before and after.
 
     PYTHONPATH=$PWD .venv/bin/python bench/faults.py [--repeat 3] [--lease 15] [-k EXPR]
@@ -35,8 +35,8 @@ CASES = [
     "tests/faults/test_redis_restart_mid_flow.py",
     "tests/faults/test_pg_connections_cut.py",
 ]
-FIGURE = re.compile(r"^(?P<what>[a-zA-Z][^\d\n]*?)(?P<value>\d+\.\d+) s\b")
-RESULT = re.compile(r"^(?P<outcome>PASSED|FAILED|ERROR) (?P<test>tests/faults/\S+::\S+)")
+FIGURE = re.compile(r"\[figure\] (?P<what>.*?)(?P<value>\d+\.\d+) s\b")  # what the tests print
+RESULT = re.compile(r"^(?P<outcome>PASSED|FAILED|ERROR) (?P<test>tests/faults/\S+::\S+)")  # -rA summary
 
 
 def run_once(case: str, lease: float, expr: str | None) -> tuple[dict[str, str], list[tuple[str, float]], str]:
@@ -48,10 +48,9 @@ def run_once(case: str, lease: float, expr: str | None) -> tuple[dict[str, str],
     outcomes: dict[str, str] = {}
     figures: list[tuple[str, float]] = []
     for line in proc.stdout.splitlines():
-        line = line.lstrip(".FE")
         if m := RESULT.match(line):
             outcomes[m["test"]] = m["outcome"]
-        elif m := FIGURE.match(line):
+        elif m := FIGURE.search(line):
             figures.append((m["what"].strip(" :(,"), float(m["value"])))
     errors = [ln for ln in proc.stdout.splitlines() if ln.startswith("E ")][:1]
     return outcomes, figures, errors[0] if errors else ""

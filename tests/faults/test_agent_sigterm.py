@@ -67,7 +67,7 @@ async def test_sigterm_of_the_agent_mid_job(tmp_path: Path) -> None:
         assert not alive(step_pid), "the step outlived its agent"
         job = await api.wait_until(ended, 60, "the job ended")
         ended_after = time.monotonic() - termed
-        print(f"SIGTERM of the agent: job ended {ended_after:.1f} s after (agent exited in {exited_after:.1f} s)")
+        print(f"[figure] SIGTERM of the agent: job ended {ended_after:.1f} s after (exit: {exited_after:.1f} s)")
         assert job["result"] == "error" and job["reason"].startswith("agent lost"), job
         assert ended_after < exited_after + AGENT_TIMEOUT + 4, ended_after
         lines = [ln for ln in (await api.log(job["id"])).splitlines() if ln.startswith("line-")]

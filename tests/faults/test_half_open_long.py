@@ -61,7 +61,7 @@ async def test_half_open_link_longer_than_the_window_ends_the_job_once(tmp_path:
         assert job["result"] == "error" and job["reason"].startswith("agent lost"), job
         proxy.refusing = False
         await agent_connected(agent, timeout=30, start=start)
-        print(f"half-open link: job ended {ended_after:.1f} s after it went silent (agent_timeout {AGENT_TIMEOUT} s)")
+        print(f"[figure] half-open link: job ended {ended_after:.1f} s after the silence began")
         assert ended_after < AGENT_TIMEOUT + 6, ended_after
 
         # the agent runs the next job: it stopped the lost one (else it would be busy for 20 s)

@@ -62,7 +62,7 @@ async def test_kill_9_of_serve_mid_job_twice(tmp_path: Path) -> None:
             assert log.count(f"line-{i}\n") == 1, (i, log[-1500:])
         assert agent.output.count(f"running job {job['id']} ") == 1, agent.output[-3000:]
         for n, back in enumerate(backs, 1):
-            print(f"kill -9 of serve #{n}: agent back on the restarted server after {back:.1f} s")
+            print(f"[figure] kill -9 of serve #{n}: agent back on the restarted server after {back:.1f} s")
     finally:
         await api.close()
         agent.stop()

@@ -119,7 +119,7 @@ async def test_the_worker_stopped_while_it_runs_the_analysis(tmp_path: Path, pg_
         await env.conn.execute("SELECT pg_advisory_unlock($1, $2)", *lock)
         summary = await analysed(env, run["id"], 60)
         recovery = time.monotonic() - killed
-        print(f"recovery after {sig.name} of the worker mid-analysis: {recovery:.1f} s (lease {LEASE} s)")
+        print(f"[figure] recovery after {sig.name} of the worker mid-analysis: {recovery:.1f} s (lease {LEASE} s)")
         assert recovery <= LEASE + 5, recovery
         await assert_analysed_once(env, job["id"], summary)
 

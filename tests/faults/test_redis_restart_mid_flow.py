@@ -77,4 +77,4 @@ async def test_redis_restarted_mid_flow(tmp_path: Path, pg_url: str) -> None:
         rows = await env.conn.fetchval("SELECT count(*) FROM test_result WHERE job_id = $1", job["id"])
         assert rows == 2, rows
         after = time.monotonic() - stopped
-        print(f"Redis restart mid-flow: analysed {after:.1f} s after it stopped ({outage:.1f} s away)")
+        print(f"[figure] Redis restart mid-flow: analysed {after:.1f} s after it stopped ({outage:.1f} s away)")
