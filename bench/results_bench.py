@@ -375,6 +375,7 @@ async def bench_api(db: Any, run_id: int, reps: int) -> dict[str, Any]:
         "agents_group": f"{results}&agents_group={group}",
         "agents_group_none": f"{results}&agents_group=nobody",
         "agents_group_regressions": f"{results}&agents_group={group}&change=regression",
+        "sort_duration": f"{results}&sort=-duration",  # no filter: what the sort alone costs
         "age_instability_group_sort_duration": f"{results}&age_min=1&instability_max=0&agents_group={group}"
         "&sort=-duration",
     }

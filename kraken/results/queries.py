@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, get_args
 
 import orjson
@@ -109,6 +109,7 @@ class ResultFilter:
     age: tuple[int | None, int | None] = (None, None)
     instability: tuple[int | None, int | None] = (None, None)
     agents_group: str | None = None
+    env_ids: tuple[int, ...] | None = None  # the agents group's environments among the run's (see narrowed)
 
     @classmethod
     def parse(
@@ -167,7 +168,9 @@ class ResultFilter:
                 where.append(f"{column} >= {int(lo)}")
             if hi is not None:
                 where.append(f"{column} <= {int(hi)}")
-        if self.agents_group:
+        if self.env_ids is not None:
+            where.append(_in("r.env_id", self.env_ids) if self.env_ids else "1 = 0")
+        elif self.agents_group:
             where.append("r.env_id IN (SELECT id FROM test_env WHERE agents_group = :group)")
         if self.name:
             where.append(
@@ -187,7 +190,7 @@ class ResultFilter:
 
     def params(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        if self.agents_group:
+        if self.agents_group and self.env_ids is None:
             out["group"] = self.agents_group
         if self.name:
             escaped = self.name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -200,6 +203,38 @@ class ResultFilter:
         only the results themselves can say."""
         if self.name:
             return f"SELECT count(*) FROM test_result r WHERE {' AND '.join(self.where(sqlite))}"
+        return f"SELECT COALESCE(SUM(h.n), 0) FROM results_hist h WHERE {self._hist_where(sqlite)}"
+
+    def combos_sql(self, sqlite: bool) -> str:
+        """The (status, change) pairs that matching results have, from the histograms (no name)."""
+        return f"SELECT DISTINCT h.status, h.change FROM results_hist h WHERE {self._hist_where(sqlite)}"
+
+    def envs_sql(self) -> str:
+        """The environments of the run's jobs: ``env_id``, whether it is in the agents group."""
+        return (
+            "SELECT DISTINCT rj.env_id, CASE WHEN e.agents_group = :group THEN 1 ELSE 0 END "
+            f"FROM results_job rj JOIN test_env e ON e.id = rj.env_id WHERE rj.run_id = {int(self.run_id)}"
+        )
+
+    def narrowed(self, combos: Iterable[tuple[int, int]], envs: Iterable[tuple[int, int]] = ()) -> ResultFilter:
+        """The same results, said so that the page's indexes serve it: the statuses and changes
+        the matching results have (``combos``, from :meth:`combos_sql`) when the filter gives none
+        (a sparse age or instability filter then reads the changed or the failing results only,
+        not the whole run), and the agents group as the run's environments in it (``envs``, from
+        :meth:`envs_sql`), or no condition when all of them are."""
+        out = self
+        pairs = set(combos)
+        if pairs and self.statuses is None:
+            out = replace(out, statuses=tuple(sorted({int(st) for st, _ in pairs})))
+        if pairs and self.changes is None and CHANGE_NONE not in {int(ch) for _, ch in pairs}:
+            out = replace(out, changes=tuple(sorted({int(ch) for _, ch in pairs})))
+        groups = list(envs)
+        if self.agents_group and groups:
+            inside = tuple(sorted(int(e) for e, yes in groups if yes))
+            out = replace(out, agents_group=None) if len(inside) == len(groups) else replace(out, env_ids=inside)
+        return out
+
+    def _hist_where(self, sqlite: bool) -> str:
         where = [f"h.run_id = {int(self.run_id)}"]
         if self.statuses is not None:
             where.append(_in("h.status", self.statuses))
@@ -220,7 +255,7 @@ class ResultFilter:
                 "h.job_id IN (SELECT rj.job_id FROM results_job rj JOIN test_env e ON e.id = rj.env_id "
                 f"WHERE rj.run_id = {int(self.run_id)} AND e.agents_group = :group)"
             )
-        return f"SELECT COALESCE(SUM(h.n), 0) FROM results_hist h WHERE {' AND '.join(where)}"
+        return " AND ".join(where)
 
     def matrix_total(self, matrix: Iterable[Iterable[int]]) -> int:
         """The number of matching results from a summary's ``[status, change, flaky, n]`` rows."""

@@ -44,6 +44,7 @@ async def spoiled_run(world: World) -> tuple[int, int, int, dict[str, Any], dict
         await s.execute(
             sa.text("UPDATE test_result SET change = 0, age = 77, relevancy = 0 WHERE job_id = :j"), {"j": job}
         )
+        await s.execute(sa.text("UPDATE results_hist SET change = 0, age = 77 WHERE job_id = :j"), {"j": job})
     return run, job, later_job, before, later_before
 
 
@@ -106,6 +107,10 @@ async def test_reanalysis_runs_in_the_background_and_replaces_the_figures(world:
                 ).scalar()
             assert n == 30
         assert await regressions(client, run) == {"suite::test_0004", "suite::test_0005"}
+        # the histogram the triage filters are counted from was written again too (no age 77 left)
+        for query, total in (("age_min=77", 0), ("age_max=0", 2), ("age_min=0&instability_max=9", 30)):
+            body = (await client.get(f"/api/runs/{run}/results?{query}")).json()
+            assert body["total"] == total == len(body["items"]), (query, body["total"])
 
         def figures(sm: dict[str, Any]) -> dict[str, Any]:
             return sm | {"jobs": [j | {"analysis_seconds": 0} for j in sm["jobs"]]}

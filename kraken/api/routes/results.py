@@ -155,6 +155,10 @@ async def run_results(
             total = int((await s.execute(sa.text(flt.count_sql(db.is_sqlite)), flt.params())).scalar() or 0)
         if total == 0:
             return ResultsPage(total=0, items=[], next_cursor=None)
+        if not flt.counted_by_matrix and not flt.name:  # the triage filters: said the indexes' way
+            combos = (await s.execute(sa.text(flt.combos_sql(db.is_sqlite)), flt.params())).all()
+            envs = (await s.execute(sa.text(flt.envs_sql()), flt.params())).all() if flt.agents_group else []
+            flt = flt.narrowed([(int(a), int(b)) for a, b in combos], [(int(a), int(b)) for a, b in envs])
         try:
             sql = page_sql(flt, keyset, cursor, limit, db.is_sqlite)
         except InvalidCursor as e:
