@@ -436,19 +436,31 @@ async def test_pytest_part_with_an_empty_share_passes(env: Env) -> None:
     assert any("part 3 of 3: 0 of 2 tests (0 with a history, 0.0s expected)" in ln for ln in env.lines)
 
 
-async def test_pytest_part_that_ran_without_the_share_plugin_is_an_error(env: Env) -> None:
+async def test_pytest_part_that_ran_without_picking_its_share_is_an_error(env: Env) -> None:
     # a "pytest" that reports a passed test but never loads plugins: every part would run everything
     fake = env.write("fake_pytest.py", FAKE_PYTEST)
     fields = {"params": "tests", "pytest_exe": f"{sys.executable} {fake}"}
     out = await env.run("pytest", fields, {"split": {"part": 1, "parts": 2, "durations": {}}})
     assert out.result == "error" and "did not pick this part's share" in (out.message or ""), out
+    # figures the job's code wrote are checked: too long, or not the figures
+    for summary, why in (("x" * 5000, "more than 4096 bytes"), ('{"tests": "many"}', "ValueError")):
+        out = await env.run(
+            "pytest",
+            {**fields, "env": {"FAKE_SUMMARY": summary}},
+            {"split": {"part": 1, "parts": 2, "durations": {}}},
+        )
+        assert out.result == "error" and why in (out.message or ""), out
 
 
 FAKE_PYTEST = """
+import os
 import sys
 report = next(a.split("=", 1)[1] for a in sys.argv if a.startswith("--junitxml="))
 with open(report, "w") as f:
     f.write('<testsuite><testcase classname="tests.test_t" name="test_one" time="0.1"/></testsuite>')
+if "FAKE_SUMMARY" in os.environ:
+    with open(os.environ["KK_SPLIT_SUMMARY"], "w") as f:
+        f.write(os.environ["FAKE_SUMMARY"])
 """
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 from kraken.agent.tools.split import assign, pytest_result_name, share
+from kraken.agent.tools.split_assign import pytest_share
 
 
 def test_longest_first_balances_and_every_test_runs_once() -> None:
@@ -41,3 +42,13 @@ def test_pytest_node_ids_map_to_their_junit_names() -> None:
     assert pytest_result_name("tests/test_a.py::test_x") == "tests.test_a::test_x"
     assert pytest_result_name("tests/test_a.py::TestK::test_y[1-a::b]") == "tests.test_a.TestK::test_y[1-a::b]"
     assert pytest_result_name("test_b.py::test_z[x/y.py]") == "test_b::test_z[x/y.py]"
+
+
+def test_a_pytest_share_balances_by_result_names_and_counts_its_figures() -> None:
+    ids = ["tests/test_a.py::test_x", "tests/test_a.py::test_y[1]", "tests/test_b.py::TestK::test_z", "new.py::test_n"]
+    known = {"tests.test_a::test_x": 5.0, "tests.test_a::test_y[1]": 3.0, "tests.test_b.TestK::test_z": 1.0}
+    first, second = (pytest_share(ids, known, part, 2) for part in (1, 2))
+    assert first == {"share": [ids[0]], "tests": 1, "of": 4, "timed": 1, "expected_seconds": 5.0}
+    # the test without a history goes to the part with fewer of them (none each), then less time
+    assert second == {"share": ids[1:], "tests": 3, "of": 4, "timed": 2, "expected_seconds": 4.0}
+    assert pytest_share([], known, 1, 2) == {"share": [], "tests": 0, "of": 0, "timed": 0, "expected_seconds": 0}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import shlex
 import uuid
 from typing import Any
@@ -25,6 +26,8 @@ from kraken.agent.tools.base import StepOutcome, Tool, ToolContext
 from kraken.agent.tools.registry import register
 from kraken.agent.tools.split import PLUGIN_NAME, install_plugin, split_of, write_split
 from kraken.results.collect import ResultSender, stream_junit
+
+_SUMMARY_MAX = 4096  # the plugin's figures of a part's share (a few numbers in JSON)
 
 _EXIT = {
     2: "pytest was interrupted",
@@ -155,27 +158,31 @@ class _Run:
         picked none (the plugin did not run, so every collected test did)."""
         ctx = self.ctx
         assert self.summary_file is not None
-        try:
-            text = b"".join([chunk async for chunk in ctx.executor.read_file(self.summary_file)]).decode()
-            figures = json.loads(text)
-        except Exception as exc:  # pytest stopped before collecting (see its output), or a plugin disabled
-            return StepOutcome("error", f"parallel: pytest did not pick this part's share ({exc})")
         part, parts = int(split["part"]), int(split["parts"])
-        await ctx.log(
-            f"part {part} of {parts}: {figures['tests']} of {figures['of']} tests ({figures['timed']} with a "
-            f"history, {figures['expected_seconds']:.1f}s expected)"
-        )
-        await ctx.info(
-            {
-                "split": {
-                    "part": part,
-                    "parts": parts,
-                    "tests": int(figures["tests"]),
-                    "of": int(figures["of"]),
-                    "expected_seconds": float(figures["expected_seconds"]),
-                }
+        try:  # written in the job's environment: read as untrusted (bounded, checked)
+            text = b""
+            async for chunk in ctx.executor.read_file(self.summary_file):
+                text += chunk
+                if len(text) > _SUMMARY_MAX:
+                    raise ValueError(f"more than {_SUMMARY_MAX} bytes")
+            data = json.loads(text)
+            figures = {
+                "part": part,
+                "parts": parts,
+                "tests": int(data["tests"]),
+                "of": int(data["of"]),
+                "expected_seconds": float(data["expected_seconds"]),
             }
+            timed = int(data["timed"])
+            if not math.isfinite(figures["expected_seconds"]):
+                raise ValueError("expected_seconds is not a number")
+        except Exception as exc:  # pytest stopped before collecting (see its output), or a plugin disabled
+            return StepOutcome("error", f"parallel: pytest did not pick this part's share ({exc!r})")
+        await ctx.log(
+            f"part {part} of {parts}: {figures['tests']} of {figures['of']} tests ({timed} with a history, "
+            f"{figures['expected_seconds']:.1f}s expected)"
         )
+        await ctx.info({"split": figures})
         return None
 
     async def once(self, extra: list[str]) -> StepOutcome:

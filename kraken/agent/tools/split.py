@@ -17,9 +17,9 @@ from typing import Any
 
 from kraken.agent.tools import split_assign
 from kraken.agent.tools.base import ToolContext
-from kraken.agent.tools.split_assign import assign, pytest_result_name, pytest_share, share
+from kraken.agent.tools.split_assign import assign, pytest_result_name, share
 
-__all__ = ["assign", "pytest_result_name", "pytest_share", "share"]
+__all__ = ["assign", "pytest_result_name", "share"]
 
 
 def split_of(ctx: ToolContext) -> dict[str, Any] | None:
