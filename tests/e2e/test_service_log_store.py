@@ -109,6 +109,10 @@ async def test_errors_of_the_server_and_the_agent_are_found_by_service_and_level
     assert hit["service"] == "serve" and hit["level"] == "error" and hit["logger"].startswith("kraken")
     assert hit["host"] and hit["pid"] > 0 and page["hits"] == []
     assert hit["highlights"] and hit["text"][slice(*hit["highlights"][0])].lower() == "openid connect provider"
+    # the diagnostics page's last errors of each service still come from the process's memory
+    diagnostics = await admin.get("/diagnostics")
+    errors = [e["message"] for p in diagnostics["processes"] for e in p["errors"]]
+    assert any(m.startswith("OpenID Connect provider") for m in errors), errors
 
     # the agent's error, while it ran a job: named by the job, its run and its flow
     _, branch_id = await admin.project_with_branch("svc")
