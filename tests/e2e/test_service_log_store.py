@@ -16,7 +16,8 @@ import pytest
 
 from tests.support.api import Api
 from tests.support.opensearch_emulator import OpenSearchEmulator
-from tests.support.procs import Proc, Server, free_port, start_agent, wait_agent_connected
+from tests.conftest import create_pg_database, drop_pg_database
+from tests.support.procs import Proc, Server, free_port, kraken, start_agent, wait_agent_connected
 
 pytestmark = pytest.mark.e2e
 
@@ -45,6 +46,15 @@ def _env(port: int, **extra: str) -> dict[str, str]:
         "KRAKEN_PUBLIC_URL": f"http://127.0.0.1:{port}",
         **extra,
     }
+
+
+# a line each role logs at the start (info)
+WHAT_EACH_ROLE_SAYS = {
+    "server": "connected from",
+    "controller": "controller running its services",
+    "worker": "serving tasks",
+    "agent": '"connected to"',
+}
 
 
 async def found(api: Api, want: int, timeout: float = 30.0, **params: Any) -> dict[str, Any]:
@@ -194,8 +204,6 @@ async def test_with_the_option_off_service_search_is_refused_and_agent_records_d
 
 
 def test_service_log_settings_without_the_option_are_refused(tmp_path: Path) -> None:
-    from tests.support.procs import kraken
-
     proc = kraken(
         ["serve", "--no-local-agent", "--data-dir", str(tmp_path / "d")],
         tmp_path,
@@ -204,3 +212,39 @@ def test_service_log_settings_without_the_option_are_refused(tmp_path: Path) -> 
     )
     assert proc.proc.wait(60) == 2
     assert "service_logs_retention_days: used only with service_logs_store=true" in proc.output
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    url = await create_pg_database()
+    yield url
+    await drop_pg_database(url)
+
+
+async def test_scale_out_every_role_stores_its_own_records(tmp_path: Path, pg_url: str, redis_url: str) -> None:
+    """kraken server + controller + worker on PostgreSQL and Redis, and an agent: each role's
+    records are stored under its own service name."""
+    common = ["--database-url", pg_url, "--redis-url", redis_url]
+    env = {"KRAKEN_SERVICE_LOGS_STORE": "true", "KRAKEN_LOG_INDEX_INTERVAL": "0.2"}
+    server = Server(tmp_path, role="server", database_url=pg_url, redis_url=redis_url, **env)
+    controller = kraken(["controller", *common], tmp_path, "controller", **env)
+    worker = kraken(["worker", *common], tmp_path, "worker", **env)
+    agent = start_agent(tmp_path, server.url, f"scale-{tmp_path.name}", **env)
+    api = Api(server.url)
+    try:
+        controller.wait_line(lambda line: "kraken controller: running" in line)
+        worker.wait_line(lambda line: "kraken worker: running" in line)
+        wait_agent_connected(agent)
+        await api.login()
+        for service, q in WHAT_EACH_ROLE_SAYS.items():
+            page = await found(api, 1, q=q, service=service)
+            assert page["service_hits"], (service, q)
+            assert {h["service"] for h in page["service_hits"]} == {service}
+        # the worker runs index_logs every 0.2 s: arq's two info lines per task are not stored
+        assert (await api.get("/logs/search", params={"q": "index_logs", "service": "worker"}))["service_hits"] == []
+    finally:
+        await api.close()
+        agent.stop()
+        worker.stop()
+        controller.stop()
+        server.stop()
