@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import create_pg_database, drop_pg_database
 from tests.support.api import Api
 from tests.support.opensearch_emulator import OpenSearchEmulator
-from tests.conftest import create_pg_database, drop_pg_database
 from tests.support.procs import Proc, Server, free_port, kraken, start_agent, wait_agent_connected
 
 pytestmark = pytest.mark.e2e
