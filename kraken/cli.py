@@ -308,6 +308,8 @@ def controller(
             loop.add_signal_handler(sig, stop.set)
         async with running("controller", settings.redis_url), maybe_listen(metrics, "controller"):
             print("kraken controller: running", flush=True)
+            names = ", ".join(svc.name for svc in runtime.services)
+            logging.getLogger("kraken.controller").info("controller running its services: %s", names)
             await stop.wait()
         await runtime.stop()
 

@@ -88,6 +88,11 @@ def _text(data: dict[str, Any]) -> str:
     return text[:MAX_TEXT]
 
 
+def _aware(when: datetime) -> datetime:
+    """An agent's time without an offset is UTC."""
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
@@ -214,7 +219,7 @@ class ServiceLogFlusher:
             level = str(d.get("level", "info"))
             out.append(
                 ServiceRecord(
-                    time=datetime.fromisoformat(str(d["time"])),
+                    time=_aware(datetime.fromisoformat(str(d["time"]))),
                     service=str(d.get("service") or self.service)[:MAX_FIELD],
                     host=str(d.get("host") or self.host)[:MAX_FIELD],
                     pid=int(d.get("pid") or 0),

@@ -101,7 +101,8 @@ def record_fields(record: logging.LogRecord, formatter: logging.Formatter) -> di
 # ---------------------------------------------------------------- records kept for the log store
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
-NOT_STORED = ("uvicorn.access",)  # one line per HTTP request: the metrics count those
+# one line per HTTP request, two per background task: below WARNING not stored (the metrics count them)
+QUIET_BELOW_WARNING = ("uvicorn.access", "arq.worker")
 _storing: ContextVar[bool] = ContextVar("kraken_storing_service_logs", default=False)
 
 
@@ -138,7 +139,7 @@ class ServiceLogBuffer(logging.Handler):
         self._guard = threading.Lock()
 
     def emit(self, record: logging.LogRecord) -> None:
-        if _storing.get() or record.name.startswith(NOT_STORED):
+        if _storing.get() or (record.levelno < logging.WARNING and record.name.startswith(QUIET_BELOW_WARNING)):
             return
         try:
             data = record_fields(record, self._fmt)

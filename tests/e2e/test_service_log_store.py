@@ -14,9 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import create_pg_database, drop_pg_database
 from tests.support.api import Api
 from tests.support.opensearch_emulator import OpenSearchEmulator
-from tests.support.procs import Proc, Server, free_port, start_agent, wait_agent_connected
+from tests.support.procs import Proc, Server, free_port, kraken, start_agent, wait_agent_connected
 
 pytestmark = pytest.mark.e2e
 
@@ -47,6 +48,15 @@ def _env(port: int, **extra: str) -> dict[str, str]:
     }
 
 
+# a line each role logs at the start (info)
+WHAT_EACH_ROLE_SAYS = {
+    "server": "connected from",
+    "controller": "controller running its services",
+    "worker": "serving tasks",
+    "agent": '"connected to"',
+}
+
+
 async def found(api: Api, want: int, timeout: float = 30.0, **params: Any) -> dict[str, Any]:
     """Searches until ``want`` hits are there: records are stored by a background flusher and
     nothing tells when (asks again every 0.2 s)."""
@@ -60,14 +70,11 @@ async def found(api: Api, want: int, timeout: float = 30.0, **params: Any) -> di
 
 
 @pytest.fixture(params=["database", "opensearch"])
-def store_env(request: pytest.FixtureRequest, database_url: str) -> Iterator[dict[str, str]]:
-    """The database store on each database; the OpenSearch store on SQLite (its service records
-    go to OpenSearch whatever the database)."""
+def store_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """The database store, or the OpenSearch store against the emulator (on each database)."""
     if request.param == "database":
         yield {}
         return
-    if not database_url.startswith("sqlite"):
-        pytest.skip("the OpenSearch store's service logs do not touch the database: SQLite covers it")
     em = OpenSearchEmulator()
     em.start()
     try:
@@ -109,6 +116,10 @@ async def test_errors_of_the_server_and_the_agent_are_found_by_service_and_level
     assert hit["service"] == "serve" and hit["level"] == "error" and hit["logger"].startswith("kraken")
     assert hit["host"] and hit["pid"] > 0 and page["hits"] == []
     assert hit["highlights"] and hit["text"][slice(*hit["highlights"][0])].lower() == "openid connect provider"
+    # the diagnostics page's last errors of each service still come from the process's memory
+    diagnostics = await admin.get("/diagnostics")
+    errors = [e["message"] for p in diagnostics["processes"] for e in p["errors"]]
+    assert any(m.startswith("OpenID Connect provider") for m in errors), errors
 
     # the agent's error, while it ran a job: named by the job, its run and its flow
     _, branch_id = await admin.project_with_branch("svc")
@@ -190,8 +201,6 @@ async def test_with_the_option_off_service_search_is_refused_and_agent_records_d
 
 
 def test_service_log_settings_without_the_option_are_refused(tmp_path: Path) -> None:
-    from tests.support.procs import kraken
-
     proc = kraken(
         ["serve", "--no-local-agent", "--data-dir", str(tmp_path / "d")],
         tmp_path,
@@ -200,3 +209,39 @@ def test_service_log_settings_without_the_option_are_refused(tmp_path: Path) -> 
     )
     assert proc.proc.wait(60) == 2
     assert "service_logs_retention_days: used only with service_logs_store=true" in proc.output
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    url = await create_pg_database()
+    yield url
+    await drop_pg_database(url)
+
+
+async def test_scale_out_every_role_stores_its_own_records(tmp_path: Path, pg_url: str, redis_url: str) -> None:
+    """kraken server + controller + worker on PostgreSQL and Redis, and an agent: each role's
+    records are stored under its own service name."""
+    common = ["--database-url", pg_url, "--redis-url", redis_url]
+    env = {"KRAKEN_SERVICE_LOGS_STORE": "true", "KRAKEN_LOG_INDEX_INTERVAL": "0.2"}
+    server = Server(tmp_path, role="server", database_url=pg_url, redis_url=redis_url, **env)
+    controller = kraken(["controller", *common], tmp_path, "controller", **env)
+    worker = kraken(["worker", *common], tmp_path, "worker", **env)
+    agent = start_agent(tmp_path, server.url, f"scale-{tmp_path.name}", **env)
+    api = Api(server.url)
+    try:
+        controller.wait_line(lambda line: "kraken controller: running" in line)
+        worker.wait_line(lambda line: "kraken worker: running" in line)
+        wait_agent_connected(agent)
+        await api.login()
+        for service, q in WHAT_EACH_ROLE_SAYS.items():
+            page = await found(api, 1, q=q, service=service)
+            assert page["service_hits"], (service, q)
+            assert {h["service"] for h in page["service_hits"]} == {service}
+        # the worker runs index_logs every 0.2 s: arq's two info lines per task are not stored
+        assert (await api.get("/logs/search", params={"q": "index_logs", "service": "worker"}))["service_hits"] == []
+    finally:
+        await api.close()
+        agent.stop()
+        worker.stop()
+        controller.stop()
+        server.stop()
