@@ -246,7 +246,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         async with db.session() as s:
             found = await s.execute(sa.text(SEEDED_JOBS))
             jobs = [(int(j), int(p)) for j, p in found.all()]
-            out["lines"] = (await s.execute(sa.text("SELECT count(*) FROM log_line"))).scalar_one()
+            out["lines"] = await DatabaseLogStore(db).indexed_lines(s)
     else:
         await upgrade(url)
         out["lines"] = args.lines
