@@ -158,7 +158,10 @@ class AgentHub:
         runtime = self.state.runtime
         while True:
             await asyncio.sleep(runtime.settings.heartbeat_interval * HEARTBEAT_FLUSH)
-            seen, self._seen = self._seen, {}
+            # only agents still here on the connection they pinged on (a heartbeat may bring an agent
+            # marked offline back online: not one that has gone)
+            seen = {a: c for a, c in self._seen.items() if self._connected_here(a, c)}
+            self._seen = {}
             try:
                 stored = await retry_dropped(
                     functools.partial(agent_ctl.touch_agents, runtime.db, seen), "agents' heartbeats"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -189,7 +189,8 @@ async def revoke_agent(session: AsyncSession, agent_id: int, effects: Effects) -
 
 async def touch_agents(db: Database, seen: dict[int, str]) -> set[int]:
     """Heartbeats: ``last_seen`` of each agent (id -> the connection it pinged on) is now, in one
-    statement for all (an agent that has connected elsewhere since is left alone).
+    statement for all (an agent that has connected elsewhere since is left alone; one marked
+    offline while it was still on that connection is online again).
 
     An agent row locked at that moment (a transaction of its job in progress: an assignment, a
     ``job_done``) is skipped, not waited for (PostgreSQL's ``SKIP LOCKED``): one statement over a
@@ -199,20 +200,31 @@ async def touch_agents(db: Database, seen: dict[int, str]) -> set[int]:
     if not seen:
         return set()
     pairs = list(seen.items())
-    free = (
-        sa.select(col(Agent.id))
-        .where(sa.tuple_(col(Agent.id), col(Agent.connected_to)).in_(pairs))
-        .with_for_update(skip_locked=True)
-    )
     async with db.transaction(quick=True) as session:
-        stored = await session.execute(
-            sa.update(Agent)
-            .where(col(Agent.id).in_(free.scalar_subquery()))
-            .values(last_seen=utcnow())
-            .returning(col(Agent.id))
-            .execution_options(synchronize_session=False)
-        )
-        return {int(agent_id or 0) for agent_id in stored.scalars()}
+        on_it = sa.tuple_(col(Agent.id), col(Agent.connected_to)).in_(pairs)
+        stored = await _touch(session, on_it, utcnow())
+        # marked offline meanwhile (by the watchdog, when a flush came later than ``agent_timeout``:
+        # a busy replica) while still on that connection: a heartbeat brings it back online (it
+        # stayed offline, connected, until it reconnected)
+        rest = [(agent_id, conn_id) for agent_id, conn_id in pairs if agent_id not in stored]
+        if rest:
+            offline = sa.and_(col(Agent.id).in_([a for a, _ in rest]), col(Agent.connected_to).is_(None))
+            back = sa.case(*((col(Agent.id) == a, c) for a, c in rest), else_=col(Agent.connected_to))
+            stored |= await _touch(session, offline, utcnow(), connected_to=back)
+        return stored
+
+
+async def _touch(session: AsyncSession, which: Any, now: datetime, **values: Any) -> set[int]:
+    """``last_seen`` (and ``values``) of the agents ``which`` selects that no transaction holds."""
+    free = sa.select(col(Agent.id)).where(which).with_for_update(skip_locked=True)
+    stored = await session.execute(
+        sa.update(Agent)
+        .where(col(Agent.id).in_(free.scalar_subquery()))
+        .values(last_seen=now, **values)
+        .returning(col(Agent.id))
+        .execution_options(synchronize_session=False)
+    )
+    return {int(agent_id or 0) for agent_id in stored.scalars()}
 
 
 async def agent_disconnected(db: Database, agent_id: int, conn_id: str) -> None:

@@ -56,7 +56,10 @@ class Database:
                 self.quick_engine = create_async_engine(url, async_creator=creator, **kwargs)
                 _sqlite_setup(self.quick_engine)
         else:
-            quick_pool = {"pool_size": max(1, pool_size // 2), "max_overflow": 10, "pool_pre_ping": False}
+            # as many kept as may be open (15): a pool that closed every connection above 5 as soon as
+            # it came back opened and closed connections all the time under a fleet's load (a
+            # connect and a close, TLS attempt included, per transaction above the 5th)
+            quick_pool = {"pool_size": pool_size + 5, "max_overflow": 0, "pool_pre_ping": False}
             self.quick_engine = create_async_engine(url, **{**kwargs, **quick_pool})
             _ping_when_idle(self.quick_engine, idle_ping)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, class_=AsyncSession)

@@ -59,3 +59,23 @@ async def test_an_agent_busy_in_a_transaction_is_skipped_not_waited_for(db: Data
     async with db.session() as s:
         seen = {x.name: _aware(x.last_seen) for x in (await s.execute(select(Agent))).scalars()}
     assert seen["hb-0"] > _aware(long_ago) and seen["hb-1"] > _aware(long_ago)
+
+
+async def test_a_heartbeat_brings_back_online_an_agent_marked_offline_on_that_connection(db: Database) -> None:
+    """The watchdog marked the agent offline (its heartbeats were stored too late: a busy replica)
+    while it stayed on its connection: its next heartbeat makes it online again on that connection;
+    one that connected elsewhere meanwhile is left alone."""
+    long_ago = utcnow() - timedelta(minutes=10)
+    async with db.transaction() as s:
+        agents = [
+            Agent(name="hb-off", approved=True, connected_to=None, last_seen=long_ago),
+            Agent(name="hb-moved", approved=True, connected_to="elsewhere", last_seen=long_ago),
+        ]
+        s.add_all(agents)
+    off, moved = (agent.id for agent in agents)
+    assert off is not None and moved is not None
+    assert await touch_agents(db, {off: "c0", moved: "c1"}) == {off}
+    async with db.session() as s:
+        rows = {x.name: x for x in (await s.execute(select(Agent))).scalars()}
+    assert rows["hb-off"].connected_to == "c0" and _aware(rows["hb-off"].last_seen) > _aware(long_ago)
+    assert rows["hb-moved"].connected_to == "elsewhere" and _aware(rows["hb-moved"].last_seen) == _aware(long_ago)
