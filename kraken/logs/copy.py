@@ -15,11 +15,13 @@ cursor (the last chunk id, or ``job:line``) and ``after`` starts past it.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import sqlalchemy as sa
@@ -34,6 +36,9 @@ from kraken.models import LogChunk
 
 BATCH_LINES = 5000
 CHUNKS_PER_READ = 200
+RETRY_DELAYS_S = (1.0, 2.0)
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class CopyError(RuntimeError):
@@ -70,6 +75,17 @@ def parse_time(option: str, value: str) -> datetime:
     except ValueError:
         raise CopyError(f"{option}: {value!r} is not an ISO date or time (2026-01-31, 2026-01-31T12:00)") from None
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+async def _retrying(call: Callable[[], Awaitable[T]]) -> T:
+    """``call()``, again after 1 s and 2 s when it fails (a busy cluster, a timeout)."""
+    for delay in RETRY_DELAYS_S:
+        try:
+            return await call()
+        except Exception as exc:
+            log.warning("OpenSearch request failed (%s), again in %.0f s", exc, delay)
+            await asyncio.sleep(delay)
+    return await call()
 
 
 # ------------------------------------------------------------------ database -> OpenSearch
@@ -122,7 +138,7 @@ async def database_to_opensearch(
                 docs = documents([(c, 0, c.line_count) for c in batch], store.prefix)
                 try:
                     if docs:
-                        await store.bulk(docs)
+                        await _retrying(functools.partial(store.bulk, docs))
                 except Exception as exc:  # unreachable, refusing: say where to go on from
                     raise CopyError(f"OpenSearch failed after chunk {last} ({exc}); go on with --after {last}") from exc
                 last = int(batch[-1].id)
@@ -231,7 +247,9 @@ async def opensearch_to_database(
         body["search_after"] = start
     while True:
         try:
-            found = await store.client.search(index=store.pattern, body=body, ignore_unavailable=True)
+            found = await _retrying(
+                lambda: store.client.search(index=store.pattern, body=body, ignore_unavailable=True)
+            )
         except Exception as exc:
             where = f"; go on with --after {progress.cursor}" if progress.cursor else ""
             raise CopyError(f"OpenSearch failed ({exc}){where}") from exc
@@ -329,11 +347,21 @@ async def copy_logs(
             return Progress(total=total)
         copy = database_to_opensearch if to_opensearch else opensearch_to_database
 
+        cursor = after
+
         def report(p: Progress) -> None:
+            nonlocal cursor
+            cursor = p.cursor
             share = f" ({100 * p.done // p.total}%)" if p.total else ""
             echo(f"{p.done}/{p.total} lines read{share}: {p.copied} copied, {p.skipped} skipped; cursor {p.cursor}")
 
-        done = await copy(db, store, rng, after, report)
+        try:
+            done = await copy(db, store, rng, after, report)
+        except CopyError:
+            raise
+        except Exception as exc:  # the database went away midway, ...: what was copied stays copied
+            again = f"; go on with --after {cursor}" if cursor else "; run it again"
+            raise CopyError(f"stopped: {type(exc).__name__}: {exc}{again}") from exc
         echo(f"done: {done.copied} lines copied to {target}, {done.skipped} already there or of deleted jobs")
         return done
     finally:

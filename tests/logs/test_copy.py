@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from kraken.core.db import Database
 from kraken.core.migrate import upgrade
+from kraken.logs.copy import CHUNKS_PER_READ, CopyError, TimeRange, copy_logs
 from kraken.logs.database import DatabaseLogStore
 from kraken.logs.indexer import index_all as index_database
 from kraken.logs.opensearch import OpenSearchLogStore
@@ -201,3 +202,43 @@ async def test_bad_input_is_refused(tmp_path: Path) -> None:
     assert down.returncode == 2
     assert "the database at postgresql+asyncpg://postgres:***@127.0.0.1:" in down.stderr
     assert "cannot be read" in down.stderr
+
+
+async def test_a_copy_stopped_midway_says_where_to_go_on(
+    database_url: str, db: Database, emulator: OpenSearchEmulator
+) -> None:
+    """OpenSearch goes away after the first bulk request: the copy (after its retries) stops
+    naming the cursor, and a copy ``--after`` it (OpenSearch back, empty: the emulator keeps
+    nothing) sends the rest."""
+    job = await a_job(db, "big")
+    async with db.transaction() as s:
+        await s.execute(sa.update(Job).values(created=datetime(2025, 12, 1, tzinfo=UTC)))
+        when = datetime(2026, 1, 5, tzinfo=UTC)
+        s.add_all(  # one read of chunks more than a bulk request takes
+            LogChunk(job_id=job, seq=n, first_line=n, line_count=1, text=f"line {n}", created=when)
+            for n in range(CHUNKS_PER_READ + 1)
+        )
+    rng = TimeRange(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC))
+    said: list[str] = []
+
+    def echo(line: str) -> None:
+        said.append(line)
+        if len(said) == 1:
+            emulator.kill()
+
+    with pytest.raises(CopyError) as stopped:
+        await copy_logs(database_url, emulator.url, PREFIX, "database", rng, None, False, echo)
+    async with db.session() as s:
+        ids = (await s.execute(sa.select(LogChunk.id).order_by(LogChunk.id))).scalars().all()
+    cursor = ids[CHUNKS_PER_READ - 1]
+    n = CHUNKS_PER_READ
+    assert said == [f"{n}/{n + 1} lines read (99%): {n} copied, 0 skipped; cursor {cursor}"], stopped.value
+    assert f"go on with --after {cursor}" in str(stopped.value)
+    emulator.start()
+    done = await copy_logs(database_url, emulator.url, PREFIX, "database", rng, str(cursor), False, said.append)
+    assert done.copied == 1
+    store = OpenSearchLogStore(emulator.url, PREFIX, db=db)
+    try:
+        assert await documents(store) == [(job, n)]  # the last chunk's line only
+    finally:
+        await store.close()
