@@ -22,13 +22,12 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from kraken.observability.servicelog import ServiceLogBuffer, redact_text, storing
+from kraken.observability.servicelog import MAX_RECORD_TEXT, ServiceLogBuffer, redact_text, storing
 from kraken.protocol import MAX_SERVICE_RECORDS, ServiceLogRecord, ServiceLogs
 
 log = logging.getLogger(__name__)
 
 SHIP_INTERVAL = 1.0
-MAX_TEXT = 16_000
 MASK = "******"  # as kraken.secrets.refs.MASK
 
 
@@ -49,7 +48,7 @@ class LogShipper:
             masked = str(text)
             for value in values:
                 masked = masked.replace(value, MASK)
-            return redact_text(masked)[:MAX_TEXT]
+            return redact_text(masked)[:MAX_RECORD_TEXT]
 
         records = [
             ServiceLogRecord(

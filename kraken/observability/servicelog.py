@@ -101,6 +101,7 @@ def record_fields(record: logging.LogRecord, formatter: logging.Formatter) -> di
 # ---------------------------------------------------------------- records kept for the log store
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
+MAX_RECORD_TEXT = 16_000  # characters of a message (and of a traceback) kept
 # one line per HTTP request, two per background task: below WARNING not stored (the metrics count them)
 QUIET_BELOW_WARNING = ("uvicorn.access", "arq.worker")
 _storing: ContextVar[bool] = ContextVar("kraken_storing_service_logs", default=False)
@@ -145,6 +146,10 @@ class ServiceLogBuffer(logging.Handler):
             data = record_fields(record, self._fmt)
             data["level"] = level_name(record.levelno)
             data["pid"] = record.process
+            for key in ("message", "exception", "stack"):  # each record's size is bounded too
+                value = data.get(key)
+                if isinstance(value, str) and len(value) > MAX_RECORD_TEXT:
+                    data[key] = value[:MAX_RECORD_TEXT]
             self.add([data])
         except Exception:  # a log handler must never raise
             self.handleError(record)

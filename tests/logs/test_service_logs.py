@@ -62,6 +62,10 @@ async def test_a_storm_stays_within_the_bound_and_logging_never_waits(db: Databa
     assert found[0].service == "worker" and found[0].level == logging.WARNING
     assert await search(db, "storm record 18999") == []  # dropped
     assert len(await search(db, "storm record", limit=200)) == 200
+    # each record's size is bounded too: a huge message is cut
+    log.error("huge %s", "x" * 1_000_000)
+    [kept] = f.buffer.records
+    assert len(str(kept["message"])) == 16_000
 
 
 async def test_a_failing_store_keeps_the_records_and_never_feeds_itself(tmp_path: Any) -> None:
