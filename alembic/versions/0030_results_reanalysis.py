@@ -8,7 +8,7 @@
   answers with it instead of starting another (kraken.results.reanalysis).
 
 Revision ID: 0030
-Revises: 0027
+Revises: 0028
 Create Date: 2026-12-01 21:40:00.000000
 '''
 
@@ -21,7 +21,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = '0030'
-down_revision: str | None = '0027'
+down_revision: str | None = '0028'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
