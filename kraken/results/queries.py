@@ -217,15 +217,18 @@ class ResultFilter:
         )
 
     def narrowed(self, combos: Iterable[tuple[int, int]], envs: Iterable[tuple[int, int]] = ()) -> ResultFilter:
-        """The same results, said so that the page's indexes serve it: the statuses and changes
-        the matching results have (``combos``, from :meth:`combos_sql`) when the filter gives none
-        (a sparse age or instability filter then reads the changed or the failing results only,
-        not the whole run), and the agents group as the run's environments in it (``envs``, from
-        :meth:`envs_sql`), or no condition when all of them are."""
+        """The same results, said so that the page's indexes serve it: when the filter gives none,
+        the changes the matching results have (``combos``, from :meth:`combos_sql`) if none of them
+        is unchanged, and their statuses if all fail (a sparse age or instability filter then reads
+        the changed or the failing results only, not the whole run; a condition that would not
+        narrow the index range is not added: it only misleads the planner), and the agents group as
+        the run's environments in it (``envs``, from :meth:`envs_sql`), or no condition when all
+        of them are."""
         out = self
         pairs = set(combos)
-        if pairs and self.statuses is None:
-            out = replace(out, statuses=tuple(sorted({int(st) for st, _ in pairs})))
+        statuses = {int(st) for st, _ in pairs}
+        if pairs and self.statuses is None and statuses <= _FAILING:  # then relevancy >= 1: an index range
+            out = replace(out, statuses=tuple(sorted(statuses)))
         if pairs and self.changes is None and CHANGE_NONE not in {int(ch) for _, ch in pairs}:
             out = replace(out, changes=tuple(sorted({int(ch) for _, ch in pairs})))
         groups = list(envs)

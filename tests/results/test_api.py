@@ -148,8 +148,14 @@ async def test_results_age_instability_and_agents_group_filters(world: World, cl
     """The ranges and the group select exactly the rows whose fields match (compared with the
     unfiltered page), and count them; a range whose min is above its max is refused."""
     await world.ci_flow(res(20))
-    await world.ci_flow(res(20, failing={1, 2, 3}))
+    _, second_job = await world.ci_flow(res(20, failing={1, 2, 3}))
     await world.ci_flow(res(20, failing={2, 3}))
+    # a run whose every job is in the group: the page needs no condition for it, the total is all
+    second = await world.run_of(second_job)
+    n, items = await all_pages(client, f"/api/runs/{second}/results?limit=7&agents_group=all")
+    assert n == 20 == len({i["id"] for i in items})
+    n, items = await all_pages(client, f"/api/runs/{second}/results?limit=2&agents_group=all&age_max=0")
+    assert n == 3 and {i["test"] for i in items} == {f"suite::test_{k:04d}" for k in (1, 2, 3)}
     flow = await world.flow()
     job = await world.job(flow)
     other = await world.job(flow, name="gpu", run_id=await world.run_of(job))
