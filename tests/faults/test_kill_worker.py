@@ -108,7 +108,9 @@ async def test_the_worker_stopped_while_it_runs_the_analysis(tmp_path: Path, pg_
         # second one, polling the same queue, does not start them.
         watch_until = time.monotonic() + 2.5 * LEASE
         while time.monotonic() < watch_until:
-            assert await waiting() == 2, "a second worker started a task the first one still runs"
+            n = await waiting()
+            started = [line for line in w1.lines + w2.lines if re.search(r"→ \S+:analyze_", line)]
+            assert n == 2, f"{n} tasks wait on the branch lock; analysis starts: {started}"
             await asyncio.sleep(0.1)
         assert not any(re.search(r"→ \S+:analyze_", line) for line in w2.lines), w2.output[-2000:]
 
