@@ -669,7 +669,9 @@ async def lock_job_shared(session: AsyncSession, job_id: int) -> Job:
         return (await lock_job(session, job_id))[2]
     run_id = (await session.execute(sa.select(col(Job.run_id)).where(col(Job.id) == job_id))).scalar_one()
     if (Run, run_id) not in locked:
-        await session.execute(sa.select(col(Run.id)).where(col(Run.id) == run_id).with_for_update(key_share=True))
+        await session.execute(
+            sa.select(col(Run.id)).where(col(Run.id) == run_id).with_for_update(read=True, key_share=True)
+        )
         _shared_runs(session).add(run_id)
     return await lock_row(session, Job, job_id)
 

@@ -415,3 +415,29 @@ async def test_a_run_whose_settling_was_lost_is_found_and_finished(db: Database)
     assert [name for name, _, _ in effects.tasks].count("flow_completed") == 1
     flow = await read(db, Flow, flow_id)
     assert (flow.state, flow.result) == ("completed", Result.PASSED)
+
+
+async def test_the_jobs_of_a_run_end_without_waiting_for_each_other(db: Database) -> None:
+    """PostgreSQL: while a transaction ends one job of a run (its run held ``FOR KEY SHARE``, not
+    locked), another ends the other job of the run at once; one that locks the run (to finish it
+    in place) waits for the first."""
+    branch_id = await make_branch(db, {"build": "root"})
+    flow_id, _ = await start(db, branch_id)
+    async with db.session() as s:
+        a, b = list((await s.execute(select(Job.id).order_by(Job.id))).scalars())  # type: ignore[arg-type]
+    [run] = await runs_of(db, flow_id)
+    if db.is_sqlite:  # one writer at a time: nothing to overlap
+        return
+    async with db.transaction() as first:
+        await orchestration.lock_job_shared(first, a)
+        async with db.transaction() as second:  # not blocked by the first
+            await asyncio.wait_for(orchestration.lock_job_shared(second, b), 10)
+        locking = asyncio.ensure_future(_lock_run_alone(db, run.id))  # type: ignore[arg-type]
+        done, _ = await asyncio.wait({locking}, timeout=1)
+        assert not done  # FOR UPDATE waits for the shared holder
+    await asyncio.wait_for(locking, 10)
+
+
+async def _lock_run_alone(db: Database, run_id: int) -> None:
+    async with db.transaction() as s:
+        await orchestration.lock_run(s, run_id)
