@@ -185,12 +185,13 @@ class Agent:
         if runner is None:
             return
         log.warning("stopping (%s): ending job %s", why, runner.job_id)
-        await runner.cancel(STOPPED.format(why=why))
         loop = asyncio.get_running_loop()
         until = loop.time() + wait
+        # bounded, never raising: however the step's stop and the job's end go, the agent exits
+        cancelling = asyncio.ensure_future(runner.cancel(STOPPED.format(why=why)))
+        await asyncio.wait({cancelling}, timeout=wait)
         if runner.task is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(runner.task), wait)
+            await asyncio.wait({runner.task}, timeout=max(0.0, until - loop.time()))
         drained = asyncio.ensure_future(self.outbox.drained())
         offline = asyncio.ensure_future(self._offline.wait())
         try:

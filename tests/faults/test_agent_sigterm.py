@@ -105,3 +105,41 @@ async def test_sigterm_of_the_agent_mid_job(tmp_path: Path, database_url: str) -
         await api.close()
         agent.stop()
         server.stop()
+
+
+async def test_sigterm_of_the_agent_with_its_link_down(tmp_path: Path) -> None:
+    """The server gone (killed) when the agent gets SIGTERM: the agent stops the step and exits
+    0 without waiting for a link that cannot come back within ``STOP_WAIT``."""
+    server = Server(tmp_path)
+    api = Api(server.url)
+    agent = start_agent(tmp_path, server.url, "term-agent")
+    pidfile = tmp_path / "step.pid"
+    try:
+        await agent_connected(agent)
+        await api.login()
+        _, branch_id = await api.project_with_branch()
+        await api.stage(branch_id, "s", STEP)
+        flow = await api.flow(branch_id, args={"lines": 600, "pidfile": str(pidfile)})
+        run_id = flow["runs"][0]["id"]
+
+        async def streaming() -> bool:
+            [job] = await api.jobs(run_id)
+            return bool(job["log_lines"] > 10)
+
+        await api.wait_until(streaming, 60, "first lines")
+        step_pid = int(pidfile.read_text())
+        mark = len(agent.lines)
+        server.proc.kill()
+        agent.wait_line(lambda line: "lost" in line, timeout=30, start=mark)
+        termed = time.monotonic()
+        agent.kill(signal.SIGTERM)
+        exited_after = time.monotonic() - termed
+        print(f"[figure] SIGTERM of the agent, its link down: exit {exited_after:.1f} s after the signal")
+        assert agent.proc.returncode == 0, agent.output[-3000:]
+        assert exited_after < STOP_WAIT, exited_after  # not the whole bound: no link to wait for
+        assert not group_members(step_pid), "processes of the step's group outlived its agent"
+        assert "its end was not acknowledged by the server" in agent.output, agent.output[-3000:]
+    finally:
+        await api.close()
+        agent.stop()
+        server.stop()
