@@ -433,8 +433,20 @@ def agent(
     async def main() -> None:
         loop = asyncio.get_running_loop()
         task = asyncio.create_task(a.run_forever())
+        stopping: list[asyncio.Task[None]] = []
+
+        async def stop(why: str) -> None:
+            await a.stop(why)  # the running job ends, told to the server (bounded)
+            task.cancel()
+
+        def on_signal(sig: signal.Signals) -> None:
+            if stopping:  # a second signal: at once
+                task.cancel()
+            else:
+                stopping.append(loop.create_task(stop(sig.name)))
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
+            loop.add_signal_handler(sig, on_signal, sig)
         with contextlib.suppress(asyncio.CancelledError):
             await task
 

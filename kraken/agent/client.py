@@ -62,6 +62,8 @@ BACKOFF_MAX = 5.0  # the longest wait between two attempts (jitter included)
 TAKEN_REMEMBERED = 256  # job ids remembered to recognise a re-sent assignment
 SILENT_INTERVALS = 2  # heartbeat intervals without a word from the server before giving up on the link
 CLOSE_TIMEOUT = 2.0  # at most this long for the closing handshake of a link given up
+STOP_WAIT = 5.0  # a stopping agent waits at most this long for its job's end to be acknowledged
+STOPPED = "the agent was stopped ({why}) while the job ran"
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,8 @@ class Agent:
         self.runner: JobRunner | None = None
         self.agent_id: int | None = None
         self.connected = asyncio.Event()
+        self._offline = asyncio.Event()  # the opposite of ``connected``
+        self._offline.set()
         self._stopping = False
         self._caps: dict[str, Any] | None = None
         self._welcomed = False  # the current connection got its welcome
@@ -161,6 +165,7 @@ class Agent:
                 log.warning("connection to %s lost: %s; reconnecting in %.1f s", self.url, exc, backoff)
             finally:
                 self.connected.clear()
+                self._offline.set()
                 self.outbox.disconnected()
             if self._stopping:
                 break
@@ -169,10 +174,33 @@ class Agent:
             await asyncio.sleep(reconnect_delay(backoff))
             backoff = min(backoff * 2, BACKOFF_MAX)
 
-    async def stop(self) -> None:
+    async def stop(self, why: str = "SIGTERM", wait: float = STOP_WAIT) -> None:
+        """Stop taking jobs and end the running one: its processes are stopped and it ends
+        ``cancelled`` with the reason ``STOPPED`` (``why`` the stop came), told to the server like
+        any job's end; returns once the server has acknowledged it, the link is down (no new
+        connection is tried: the server's watchdog then ends the job) or ``wait`` seconds have
+        passed.  The caller then cancels ``run_forever``."""
         self._stopping = True
-        if self.runner is not None:
-            await self.runner.cancel()
+        runner = self.runner
+        if runner is None:
+            return
+        log.warning("stopping (%s): ending job %s", why, runner.job_id)
+        loop = asyncio.get_running_loop()
+        until = loop.time() + wait
+        # bounded, never raising: however the step's stop and the job's end go, the agent exits
+        cancelling = asyncio.ensure_future(runner.cancel(STOPPED.format(why=why)))
+        await asyncio.wait({cancelling}, timeout=wait)
+        if runner.task is not None:
+            await asyncio.wait({runner.task}, timeout=max(0.0, until - loop.time()))
+        drained = asyncio.ensure_future(self.outbox.drained())
+        offline = asyncio.ensure_future(self._offline.wait())
+        try:
+            await asyncio.wait({drained, offline}, timeout=max(0.0, until - loop.time()), return_when="FIRST_COMPLETED")
+        finally:
+            drained.cancel()
+            offline.cancel()
+        if self.outbox.pending:
+            log.warning("job %s: its end was not acknowledged by the server before the exit", runner.job_id)
 
     def _refused(self, reason: str) -> PermissionError:
         if self.credential is None:
@@ -233,6 +261,7 @@ class Agent:
             log.info("connected to %s as agent %s (%s)%s", self.url, self.name, self.agent_id, pending)
             await self.outbox.connected(lambda m: self._send(ws, m))
             self.connected.set()
+            self._offline.clear()
             tasks = [asyncio.create_task(self._ping(ws))]
             if self.shipper is not None:
                 tasks.append(asyncio.create_task(self.shipper.run(lambda m: self._send(ws, m))))
@@ -299,6 +328,9 @@ class Agent:
             await self.outbox.put(job_id, JobDone(result=Result.ERROR, reason=reason))
 
     async def _assigned(self, spec: JobSpec) -> None:
+        if self._stopping:  # not accepted: the server's watchdog gives it to another agent
+            log.info("job %s assigned while stopping: not taken", spec.id)
+            return
         if spec.id in self._taken or (self._next is not None and self._next.id == spec.id):
             # the same assignment again (the server re-sends one that has not started yet)
             log.debug("job %s: assignment received again; already taken", spec.id)
@@ -334,7 +366,7 @@ class Agent:
             await runner.send(JobDone(result=Result.ERROR, reason="agent-side crash"))
         finally:
             self.runner = None
-            if self._next is not None:
+            if self._next is not None and not self._stopping:
                 spec, self._next = self._next, None
                 self._start_job(spec)
 

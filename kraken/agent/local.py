@@ -207,7 +207,7 @@ async def run_child() -> None:
     async def until_eof() -> None:
         while await reader.read(4096):
             pass
-        await agent.stop()  # kills a running job's processes
+        await agent.stop("its server stops")  # kills a running job's processes, tells the server (bounded)
         task.cancel()
 
     watcher = asyncio.create_task(until_eof())

@@ -73,6 +73,7 @@ class JobRunner:
         self.data_dir = data_dir
         self.executor: Executor | None = None
         self.cancelled = False
+        self.cancel_reason = "cancelled"  # the job's and its step's reason once cancelled
         self._cancelled = asyncio.Event()  # wakes a pause between attempts
         self.task: asyncio.Task[None] | None = None
 
@@ -83,7 +84,10 @@ class JobRunner:
     def cancelled_event(self) -> asyncio.Event:
         return self._cancelled
 
-    async def cancel(self) -> None:
+    async def cancel(self, reason: str = "cancelled") -> None:
+        """Stop the job: it ends ``cancelled`` with ``reason`` (the first one given)."""
+        if not self.cancelled:
+            self.cancel_reason = reason
         self.cancelled = True
         self._cancelled.set()
         if self.executor is not None:
@@ -140,7 +144,7 @@ class JobRunner:
         for step in self.job["steps"]:
             index = int(step["index"])
             if self.cancelled:
-                return "cancelled", "cancelled"
+                return "cancelled", self.cancel_reason
             condition = step.get("when") or DEFAULT_WHEN
             run_it = self._when(condition, prev_ok, failed is not None)
             if run_it is False:
@@ -167,7 +171,7 @@ class JobRunner:
                 failed = outcome.result
                 reason = f"step {index} ({step['tool']}): {outcome.message or outcome.result}"
         if self.cancelled:
-            return "cancelled", "cancelled"
+            return "cancelled", self.cancel_reason
         return (failed or "passed"), reason
 
     async def _attempts(self, step: dict[str, Any], index: int, deadline: float) -> StepOutcome:
@@ -178,7 +182,7 @@ class JobRunner:
         outcome = StepOutcome("error", "not run")
         for attempt in range(1, attempts + 1):
             if self.cancelled:
-                return StepOutcome("cancelled", "cancelled")
+                return StepOutcome("cancelled", self.cancel_reason)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return StepOutcome("timeout", f"job timed out after {self.job.get('timeout'):g} s")
@@ -255,7 +259,7 @@ class JobRunner:
                 await slog.line(f"internal error in tool {step['tool']}: {exc!r}")
                 outcome = StepOutcome("error", f"internal error: {exc!r}")
             if self.cancelled:
-                outcome = StepOutcome("cancelled", "cancelled", outcome.exit_code)
+                outcome = StepOutcome("cancelled", self.cancel_reason, outcome.exit_code)
             return outcome
         finally:
             await slog.flush()
