@@ -195,20 +195,7 @@ class OpenSearchLogStore(DatabaseLogStore):
         filters: list[dict[str, Any]] = []
         if projects is not None:
             filters.append({"terms": {"project_id": sorted(projects)}})
-        for key in ("project_id", "branch_id", "flow_id", "job_id"):
-            value = getattr(query, key)
-            if value is not None:
-                filters.append({"term": {key: value}})
-        if query.since is not None or query.until is not None:
-            span = {k: v.isoformat() for k, v in (("gte", query.since), ("lt", query.until)) if v is not None}
-            filters.append({"range": {"time": span}})
-        if query.before_id is not None:
-            filters.append({"range": {"line_id": {"lt": query.before_id}}})
-        body = {
-            "query": {"bool": {"filter": filters + _wildcards(query)}},
-            "sort": [{"line_id": "desc"}],
-            "size": query.limit + 1,
-        }
+        body = _search_body(query, filters, ("project_id", "branch_id", "flow_id", "job_id"), "line_id")
         found = await self.client.search(index=self.pattern, body=body, ignore_unavailable=True)
         rows = [hit_of(h["_source"]) for h in found["hits"]["hits"]]
         page = rows[: query.limit]
@@ -317,20 +304,7 @@ class OpenSearchLogStore(DatabaseLogStore):
             filters.append({"term": {"service": query.service}})
         if query.min_level is not None:
             filters.append({"range": {"level": {"gte": query.min_level}}})
-        for key in ("flow_id", "job_id"):
-            value = getattr(query, key)
-            if value is not None:
-                filters.append({"term": {key: value}})
-        if query.since is not None or query.until is not None:
-            span = {k: v.isoformat() for k, v in (("gte", query.since), ("lt", query.until)) if v is not None}
-            filters.append({"range": {"time": span}})
-        if query.before_id is not None:
-            filters.append({"range": {"record_id": {"lt": query.before_id}}})
-        body = {
-            "query": {"bool": {"filter": filters + _wildcards(query)}},
-            "sort": [{"record_id": "desc"}],
-            "size": query.limit + 1,
-        }
+        body = _search_body(query, filters, ("flow_id", "job_id"), "record_id")
         found = await self.client.search(index=self.service_pattern, body=body, ignore_unavailable=True)
         rows = [
             ServiceHit(
@@ -367,6 +341,25 @@ class OpenSearchLogStore(DatabaseLogStore):
 def _wildcards(query: LogQuery) -> list[dict[str, Any]]:
     """Every term occurs in ``text``, in any case (the database store's substring semantics)."""
     return [{"wildcard": {"text": {"value": f"*{wildcard_escape(t)}*", "case_insensitive": True}}} for t in query.terms]
+
+
+def _search_body(
+    query: LogQuery, filters: list[dict[str, Any]], keys: tuple[str, ...], id_field: str
+) -> dict[str, Any]:
+    """A search request, newest first by `id_field`: the caller's filters, a term for each of
+    `keys` the query sets, its time range, its cursor and its words."""
+    filters = list(filters)
+    filters += [{"term": {key: getattr(query, key)}} for key in keys if getattr(query, key) is not None]
+    if query.since is not None or query.until is not None:
+        span = {k: v.isoformat() for k, v in (("gte", query.since), ("lt", query.until)) if v is not None}
+        filters.append({"range": {"time": span}})
+    if query.before_id is not None:
+        filters.append({"range": {id_field: {"lt": query.before_id}}})
+    return {
+        "query": {"bool": {"filter": filters + _wildcards(query)}},
+        "sort": [{id_field: "desc"}],
+        "size": query.limit + 1,
+    }
 
 
 class BulkRefused(RuntimeError):

@@ -34,26 +34,7 @@ def search_statement(query: LogQuery, projects: set[int] | None) -> sa.TextualSe
     backwards and drop those of the projects not visible, most of them for a common word.
     Each branch is planned on its own: a rare word goes through the trigram index instead.
     """
-    where: list[str] = []
-    params: dict[str, Any] = {"n": query.limit + 1}
-    binds: list[sa.BindParameter[Any]] = []
-    for i, term in enumerate(query.terms):
-        where.append(f"l.text ILIKE :t{i} ESCAPE '\\'")
-        params[f"t{i}"] = like_pattern(term)
-    if query.before_id is not None:
-        where.append("l.id < :before")
-        params["before"] = query.before_id
-    for name in ("project_id", "branch_id", "flow_id", "job_id"):
-        value = getattr(query, name)
-        if value is not None:
-            where.append(f"l.{name} = :{name}")
-            params[name] = value
-    if query.since is not None:
-        where.append("l.created >= :since")
-        binds.append(sa.bindparam("since", query.since, type_=UTCDateTime))
-    if query.until is not None:
-        where.append("l.created < :until")
-        binds.append(sa.bindparam("until", query.until, type_=UTCDateTime))
+    where, params, binds = _conditions(query, ("project_id", "branch_id", "flow_id", "job_id"))
     cols = ", ".join(f"l.{c}" for c in COLUMNS)
     if projects is not None and 1 < len(projects) <= MAX_BRANCHES and query.project_id is None:
         branches = []
@@ -81,6 +62,24 @@ SERVICE_COLUMNS = ("id", "created", "service", "host", "pid", "level", "logger",
 
 def service_search_statement(query: LogQuery) -> sa.TextualSelect:
     """The service logs' search (``service_log``): the same ILIKE terms, keyset and time range."""
+    where, params, binds = _conditions(query, ("flow_id", "job_id"))
+    if query.service not in (None, "all"):
+        where.append("l.service = :service")
+        params["service"] = query.service
+    if query.min_level is not None:
+        where.append("l.level >= :level")
+        params["level"] = query.min_level
+    cols = ", ".join(f"l.{c}" for c in SERVICE_COLUMNS)
+    sql = f"SELECT {cols} FROM service_log l WHERE {' AND '.join(where)} ORDER BY l.id DESC LIMIT :n"
+    table = ServiceLog.__table__  # type: ignore[attr-defined]
+    return sa.text(sql).bindparams(*binds, **params).columns(*(table.c[c] for c in SERVICE_COLUMNS))
+
+
+def _conditions(
+    query: LogQuery, keys: tuple[str, ...]
+) -> tuple[list[str], dict[str, Any], list[sa.BindParameter[Any]]]:
+    """The WHERE conditions both searches share (on alias ``l``): each word as an ILIKE, the
+    keyset cursor, an equality for each of `keys` the query sets, and the time range."""
     where: list[str] = []
     params: dict[str, Any] = {"n": query.limit + 1}
     binds: list[sa.BindParameter[Any]] = []
@@ -90,13 +89,7 @@ def service_search_statement(query: LogQuery) -> sa.TextualSelect:
     if query.before_id is not None:
         where.append("l.id < :before")
         params["before"] = query.before_id
-    if query.service not in (None, "all"):
-        where.append("l.service = :service")
-        params["service"] = query.service
-    if query.min_level is not None:
-        where.append("l.level >= :level")
-        params["level"] = query.min_level
-    for name in ("flow_id", "job_id"):
+    for name in keys:
         value = getattr(query, name)
         if value is not None:
             where.append(f"l.{name} = :{name}")
@@ -107,7 +100,4 @@ def service_search_statement(query: LogQuery) -> sa.TextualSelect:
     if query.until is not None:
         where.append("l.created < :until")
         binds.append(sa.bindparam("until", query.until, type_=UTCDateTime))
-    cols = ", ".join(f"l.{c}" for c in SERVICE_COLUMNS)
-    sql = f"SELECT {cols} FROM service_log l WHERE {' AND '.join(where)} ORDER BY l.id DESC LIMIT :n"
-    table = ServiceLog.__table__  # type: ignore[attr-defined]
-    return sa.text(sql).bindparams(*binds, **params).columns(*(table.c[c] for c in SERVICE_COLUMNS))
+    return where, params, binds
