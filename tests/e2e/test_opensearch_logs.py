@@ -48,7 +48,8 @@ def emulator() -> Iterator[OpenSearchEmulator]:
 
 
 async def documents(url: str, prefix: str, job_id: int) -> list[dict[str, Any]]:
-    client = AsyncOpenSearch(hosts=[url], timeout=5, max_retries=0)
+    # 30 s: the emulator shares two loaded cores with the server that writes to it
+    client = AsyncOpenSearch(hosts=[url], timeout=30, max_retries=0)
     try:
         await client.indices.refresh(index=f"{prefix}-*", ignore_unavailable=True)
         found = await client.search(
