@@ -129,6 +129,11 @@ async def _apply_job_messages(
             if job is None or job.agent_id != agent_id:
                 return Applied(top, held=False)  # acknowledged, nothing applied
             add_to_context(run_id=job.run_id, flow_id=flow_id)
+            if db.disk.full_since is not None and any(m.type == "log" for m in msgs):
+                # the volume is known full (whichever write found it: a heartbeat, another job):
+                # this job's output has nowhere to go; it ends now with the reason, in the room the
+                # released reserve gives, instead of writing on until it hits the wall itself
+                raise _Unusable(DISK_FULL_REASON)
             # one UPDATE of the job row for the whole batch instead of one per message (orchestration
             # flushes itself before it reads what it changed)
             with session.no_autoflush:
