@@ -244,7 +244,8 @@ class SimAgent:
                     self.fleet.idle_gaps.append(now - self.last_done)
                     self.last_done = None
                 self.taken.add(job.id)
-                self.seq[job.id] = job.last_seq
+                # numbered on from its earlier acceptance, if any (as kraken agent's outbox does)
+                self.seq[job.id] = max(self.seq.get(job.id, 0), job.last_seq)
                 self.steps[job.id] = [s.index for s in job.steps]
                 self.accepting[job.id] = await self.put(ws, job.id, [JobAccepted()])
             elif isinstance(msg, Ack):

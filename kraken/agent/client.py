@@ -132,6 +132,7 @@ class Agent:
         self._caps: dict[str, Any] | None = None
         self._welcomed = False  # the current connection got its welcome
         self._next: JobSpec | None = None  # assigned while the previous job was still ending
+        self._accepting: int | None = None  # the job whose ``job_accepted`` waits for its acknowledgement
         # jobs this agent took, newest last: an assignment re-sent for one of them is a no-op
         self._taken: collections.deque[int] = collections.deque(maxlen=TAKEN_REMEMBERED)
         # KRAKEN_SERVICE_LOGS_STORE: this agent's own log records go to the server
@@ -303,6 +304,11 @@ class Agent:
             elif isinstance(msg, Assign):
                 await self._assigned(msg.job)
             elif isinstance(msg, Cancel):
+                if self._accepting == msg.job_id:
+                    # taken back before it started: forgotten at once, so that an assignment of
+                    # it here again, which may follow this cancel in the same read, is taken anew
+                    with contextlib.suppress(ValueError):
+                        self._taken.remove(msg.job_id)
                 if self.runner is not None and self.runner.job_id == msg.job_id:
                     log.info("job %s cancelled by the server", msg.job_id)
                     await self.runner.cancel()
@@ -337,7 +343,13 @@ class Agent:
             return
         if self.runner is None:
             self._start_job(spec)
-        elif self.runner.job_id != spec.id:  # (the same job: a re-sent assignment)
+        elif self.runner.job_id == spec.id:
+            # taken back before it started (``cancel``, not a re-sent assignment: that one was
+            # still remembered as taken), and assigned here again: accepted anew once the first
+            # acceptance is over (its messages numbered after the first one's)
+            log.info("job %s assigned again after it was taken back: taking it anew", spec.id)
+            self._next = spec
+        else:
             # The server gives this agent a job only when it considers the agent's job over
             # (cancelled, ended for a malformed message, declared lost): stop what is left of
             # it, then run the new one.
@@ -347,6 +359,7 @@ class Agent:
 
     def _start_job(self, spec: JobSpec) -> None:
         self._taken.append(spec.id)
+        self._accepting = spec.id
         job = spec.model_dump(mode="json")
         self.outbox.start_job(spec.id, spec.last_seq)
         server = {"url": http_url(self.url), "token": spec.transfer_token}
@@ -383,6 +396,8 @@ class Agent:
         finally:
             acked.cancel()
             cancelled.cancel()
+            if self._accepting == runner.job_id:
+                self._accepting = None
         if runner.cancelled:
             log.info("job %s: taken back by the server before it started; not run", runner.job_id)
             with contextlib.suppress(ValueError):

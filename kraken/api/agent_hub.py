@@ -362,9 +362,6 @@ class AgentHub:
                     len(msgs),
                     job_id,
                 )
-                # cancel before the acknowledgement: an agent waiting for the acknowledgement of its
-                # ``job_accepted`` then never starts a job that was taken back from it
-                conn.send(Cancel(job_id=job_id))
             if applied.seq:
                 conn.send(Ack(job_id=job_id, seq=applied.seq))
             if not applied.held:
@@ -389,7 +386,18 @@ class AgentHub:
         """One job's messages in one transaction, with the effects of that transaction alone (a
         transaction run again after a dropped connection starts from fresh effects)."""
         effects = Effects()
-        applied = await apply_job_messages(self.state.runtime.db, conn.agent_id, conn.name, job_id, msgs, effects)
+        # the job is not this agent's: ``cancel`` (sent while the job's row is locked, so before any
+        # new assignment of the job to this agent, and before the acknowledgement: an agent waiting
+        # for the acknowledgement of its ``job_accepted`` then never starts a job taken back from it)
+        applied = await apply_job_messages(
+            self.state.runtime.db,
+            conn.agent_id,
+            conn.name,
+            job_id,
+            msgs,
+            effects,
+            not_held=lambda: conn.send(Cancel(job_id=job_id)),
+        )
         return effects, applied
 
     async def _assign_next(self, agent_id: int) -> tuple[Effects, bool]:

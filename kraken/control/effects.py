@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kraken.protocol import EVENTS_CHANNEL, SCHED_CHANNEL, ServerFrame, agent_channel
+from kraken.protocol import AGENT_CHANNELS, EVENTS_CHANNEL, SCHED_CHANNEL, ServerFrame, agent_channel
 
 if TYPE_CHECKING:
     from kraken.core.bus import Bus
@@ -48,6 +48,18 @@ class Effects:
         """A frame for the agent, sent by the server replica that holds its websocket."""
         self.publish.append((agent_channel(agent_id), message.model_dump(mode="json")))
 
+    async def send_to_agents(self, bus: Bus) -> None:
+        """Publish the frames for agents now, inside the transaction (before the rest is applied
+        after its commit): they reach the agents before anything a later transaction on the rows
+        this one locks sends them.  Never raises (a frame not published is tried again)."""
+        frames = [(c, m) for c, m in self.publish if c.startswith(_AGENT_PREFIX)]
+        self.publish = [(c, m) for c, m in self.publish if not c.startswith(_AGENT_PREFIX)]
+        failed: list[str] = []
+        for channel, message in frames:
+            await _attempt(failed, f"publish on {channel}", _publisher(bus, channel, message), True)
+        if failed:
+            log.warning("frames for agents not delivered (%d): %s", len(failed), "; ".join(failed[:5]))
+
     async def apply(self, bus: Bus, queue: TaskQueue) -> None:
         """Publish and enqueue what the committed transaction asked for.  The change is committed
         already, so a failure here (Redis away) is logged and never raised: the caller must not
@@ -73,6 +85,7 @@ class Effects:
         self.freed_agents.clear()
 
 
+_AGENT_PREFIX = AGENT_CHANNELS.removesuffix("*")  # "agent:"
 RETRY_FOR = 300.0  # seconds a frame for an agent or a background task is tried again
 _retrying: set[asyncio.Task[None]] = set()
 

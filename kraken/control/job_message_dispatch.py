@@ -96,15 +96,31 @@ class Applied:
 
 
 async def apply_job_messages(
-    db: Database, agent_id: int, agent_name: str, job_id: int, msgs: Sequence[IncomingMessage], effects: Effects
+    db: Database,
+    agent_id: int,
+    agent_name: str,
+    job_id: int,
+    msgs: Sequence[IncomingMessage],
+    effects: Effects,
+    not_held: Callable[[], None] | None = None,
 ) -> Applied:
-    """Apply one job's messages (in sequence order) exactly once, in one transaction."""
+    """Apply one job's messages (in sequence order) exactly once, in one transaction.
+
+    ``not_held`` is called when the job is not this agent's, while its row is still locked: a
+    ``cancel`` it sends to the agent then goes out before any new assignment of the job can be
+    committed (to this same agent, whose next ``assign`` of the job must come after the ``cancel``)."""
     with log_context(job_id=job_id):  # every line logged while handling them names the job
-        return await _apply_job_messages(db, agent_id, agent_name, job_id, msgs, effects)
+        return await _apply_job_messages(db, agent_id, agent_name, job_id, msgs, effects, not_held)
 
 
 async def _apply_job_messages(
-    db: Database, agent_id: int, agent_name: str, job_id: int, msgs: Sequence[IncomingMessage], effects: Effects
+    db: Database,
+    agent_id: int,
+    agent_name: str,
+    job_id: int,
+    msgs: Sequence[IncomingMessage],
+    effects: Effects,
+    not_held: Callable[[], None] | None,
 ) -> Applied:
     top = max((m.seq or 0) for m in msgs)
     malformed = any(isinstance(m, MalformedJobMessage) for m in msgs)
@@ -127,6 +143,8 @@ async def _apply_job_messages(
             except sa.exc.NoResultFound:
                 job = None
             if job is None or job.agent_id != agent_id:
+                if not_held is not None:
+                    not_held()
                 return Applied(top, held=False)  # acknowledged, nothing applied
             add_to_context(run_id=job.run_id, flow_id=flow_id)
             if db.disk.full_since is not None and any(m.type == "log" for m in msgs):

@@ -199,6 +199,10 @@ class Watchdog(PeriodicService):
         effects = Effects()
         async with self.db.transaction(quick=True) as session:
             requeued = await orchestration.requeue_unaccepted(session, job_id, effects, reason)
+            if requeued:
+                # the agent hears ``cancel`` before any new assignment of the job (to it again,
+                # perhaps) can be committed and sent: the job's row is locked until this commit
+                await effects.send_to_agents(self.bus)
         if requeued:
             log.warning("job %s: %s", job_id, reason)
         await effects.apply(self.bus, self.queue)
