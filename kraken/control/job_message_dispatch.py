@@ -18,6 +18,7 @@ to cancel that job.  Either way the agent gets its acknowledgement and stops re-
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -147,10 +148,7 @@ async def _apply_job_messages(
                     not_held()
                 return Applied(top, held=False)  # acknowledged, nothing applied
             add_to_context(run_id=job.run_id, flow_id=flow_id)
-            if db.disk.full_since is not None and any(m.type == "log" for m in msgs):
-                # the volume is known full (whichever write found it: a heartbeat, another job):
-                # this job's output has nowhere to go; it ends now with the reason, in the room the
-                # released reserve gives, instead of writing on until it hits the wall itself
+            if _output_has_no_room(db, msgs):
                 raise _Unusable(DISK_FULL_REASON)
             # one UPDATE of the job row for the whole batch instead of one per message (orchestration
             # flushes itself before it reads what it changed)
@@ -180,6 +178,20 @@ async def _apply_job_messages(
         effects.settle_runs.clear()
         await retry_dropped(lambda: orchestration.settle_runs(db, run_ids, effects), f"job {job_id}: settle its run")
     return Applied(top, held=True, ended_by_error=error)
+
+
+FULL_GRACE = 5.0  # seconds a full volume is given before the output of running jobs ends them
+
+
+def _output_has_no_room(db: Database, msgs: Sequence[IncomingMessage]) -> bool:
+    """Whether these messages are only more output while the volume has been full for a while
+    (whichever write found it full: a heartbeat, another job).  The job then ends with the reason
+    in the room the released reserve gives, instead of writing on into that room until it hits
+    the wall itself.  Steps that end meanwhile still say why (their messages are not only output)."""
+    since = db.disk.full_since
+    if since is None or time.time() - since < FULL_GRACE:
+        return False
+    return all(m.type == "log" for m in msgs)
 
 
 # Message types whose handlers lock nothing above their job (``orchestration.lock_job_shared``).
